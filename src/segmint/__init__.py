@@ -1,0 +1,21 @@
+"""segmint: fast, trustworthy customer segmentation over Arrow data.
+
+The data layer is :func:`segmint.open` (files, tables, DataFrames, arrays) and the atomic
+writers; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
+synthetic customer base for demos, tests and benchmarks.
+"""
+from . import datasets, errors, io
+from .datasets import make_customers, write_customers
+from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputError, SegmintError,
+                     SourceConsumedError, SourceNotFoundError, UnknownColumnError,
+                     UnsupportedTypeError)
+from .io import ResultWriter, Source, open, write_table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open", "Source", "ResultWriter", "write_table", "make_customers", "write_customers",
+    "SegmintError", "DataError", "SourceNotFoundError", "CorruptFileError",
+    "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
+    "OutputError", "datasets", "errors", "io", "__version__",
+]

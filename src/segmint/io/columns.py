@@ -1,0 +1,278 @@
+"""Column views: one contiguous Arrow array seen as numpy arrays that kernels can read.
+
+A :class:`ColumnView` never unpacks what Arrow packs. Numeric and temporal values are numpy
+views on the Arrow buffers (zero-copy; read-only when the buffer is, as for memory-mapped
+files); validity stays the Arrow bitmap (bit ``validity_offset + i`` is row ``i``); booleans
+stay bit-packed the same way; strings are dictionary codes plus a dictionary.
+
+Kinds and what ``values`` holds:
+
+=============  =====================================================  ==========
+kind           values                                                 copy?
+=============  =====================================================  ==========
+``numeric``    the values, the Arrow dtype (int8..uint64, float32/64)  never
+``temporal``   int64 counts of ``unit`` (``s ms us ns`` or ``D``)       date32 only
+``boolean``    packed bits, uint8; row i is bit ``values_offset + i``  never
+``dictionary`` int32 codes into ``dictionary`` (a pyarrow string array) see below
+=============  =====================================================  ==========
+
+Dictionary codes are zero-copy when the Arrow data is already dictionary-encoded with int32
+indices and the dictionary is the one the column started with; otherwise they are remapped
+(one small gather) so that a code means the same string in every batch of one pass.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UnsupportedTypeError
+
+NUMERIC, TEMPORAL, BOOLEAN, DICTIONARY = "numeric", "temporal", "boolean", "dictionary"
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnView:
+    """One column of one batch, as numpy arrays over the Arrow memory.
+
+    Attributes
+    ----------
+    name : str
+    kind : {'numeric', 'temporal', 'boolean', 'dictionary'}
+    arrow_type : pyarrow.DataType
+        The column's type in the source (before any dictionary encoding).
+    values : numpy.ndarray
+        See the module docstring: values, int64 time counts, packed bits or int32 codes.
+    validity : numpy.ndarray of uint8 or None
+        The Arrow validity bitmap (packed, least significant bit first), or None when the
+        column has no nulls in this batch.
+    validity_offset : int
+        Bit position of row 0 in ``validity`` (0..7).
+    null_count : int
+    values_offset : int
+        Bit position of row 0 in ``values`` for booleans; 0 for the other kinds.
+    dictionary : pyarrow.Array or None
+        The strings that codes point into (dictionary kind only).
+    unit : str or None
+        Time unit of temporal values: 's', 'ms', 'us', 'ns' or 'D' (days).
+    tz : str or None
+        Time zone of timestamps, when the column has one.
+    """
+
+    name: str
+    kind: str
+    arrow_type: pa.DataType
+    values: np.ndarray
+    length: int
+    validity: np.ndarray | None = None
+    validity_offset: int = 0
+    null_count: int = 0
+    values_offset: int = 0
+    dictionary: pa.Array | None = None
+    unit: str | None = None
+    tz: str | None = None
+
+    def __len__(self):
+        return self.length
+
+    def is_valid(self):
+        """Unpacked validity: a bool array, True where the row is not null (a copy)."""
+        if self.validity is None:
+            return np.ones(self.length, dtype=bool)
+        return unpack_bits(self.validity, self.validity_offset, self.length)
+
+    def to_numpy(self):
+        """The values as a plain numpy array (booleans unpacked; null slots hold arbitrary data)."""
+        if self.kind == BOOLEAN:
+            return unpack_bits(self.values, self.values_offset, self.length)
+        return self.values
+
+    def to_pylist(self):
+        """Python values with None for nulls; slow, for inspection and tests."""
+        valid = self.is_valid()
+        if self.kind == DICTIONARY:
+            strings = self.dictionary.to_pylist()
+            return [strings[c] if v else None for c, v in zip(self.values.tolist(), valid)]
+        return [x if v else None for x, v in zip(self.to_numpy().tolist(), valid)]
+
+
+def unpack_bits(bitmap, offset, length):
+    """Bits ``offset .. offset+length`` of an Arrow (LSB-first) bitmap as a bool array."""
+    if length == 0:
+        return np.zeros(0, dtype=bool)
+    bits = np.unpackbits(bitmap, count=offset + length, bitorder="little")
+    return bits[offset:].view(bool)
+
+
+def _bitmap_view(buf, offset, length):
+    """The bytes of ``buf`` covering bits ``offset .. offset+length``, and the bit offset in them."""
+    first = offset // 8
+    last = (offset + length + 7) // 8
+    data = np.frombuffer(buf, dtype=np.uint8, count=last)
+    return data[first:last], offset % 8
+
+
+def _values_view(buf, dtype, offset, length):
+    if length == 0 or buf is None:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype, count=offset + length)[offset:]
+
+
+def check_supported(name, arrow_type):
+    """Raise :class:`UnsupportedTypeError` unless segmint can view a column of this type."""
+    if column_kind(arrow_type) is None:
+        raise UnsupportedTypeError(
+            f"column {name!r} has type {arrow_type}, which segmint does not read; supported are "
+            "integers, float32/float64, booleans, strings (plain or dictionary-encoded), dates, "
+            "timestamps and durations. Cast it (e.g. with pyarrow.compute.cast) or leave it out."
+        )
+
+
+def column_kind(t):
+    """The :class:`ColumnView` kind for an Arrow type, or None when it is unsupported."""
+    if pa.types.is_integer(t) or pa.types.is_float32(t) or pa.types.is_float64(t):
+        return NUMERIC
+    if pa.types.is_boolean(t):
+        return BOOLEAN
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_duration(t):
+        return TEMPORAL
+    if _is_string(t):
+        return DICTIONARY
+    if pa.types.is_dictionary(t):
+        if _is_string(t.value_type):
+            return DICTIONARY
+        return column_kind(t.value_type)  # dictionary of numbers: decoded
+    return None
+
+
+def _is_string(t):
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def view_of(name, array, unifier=None):
+    """A :class:`ColumnView` of one contiguous pyarrow array.
+
+    Parameters
+    ----------
+    name : str
+    array : pyarrow.Array
+        Any supported type (see :func:`column_kind`); may be a slice (non-zero offset).
+    unifier : DictionaryUnifier, optional
+        Keeps string codes consistent across the batches of one pass; a fresh one is used
+        when None.
+    """
+    t = array.type
+    kind = column_kind(t)
+    if kind is None:
+        check_supported(name, t)
+    if pa.types.is_dictionary(t) and kind != DICTIONARY:
+        array = array.dictionary_decode()
+        t = array.type
+    if kind == DICTIONARY:
+        if unifier is None:
+            unifier = DictionaryUnifier()
+        codes_array, dictionary = unifier.unify(array)
+        return _make_view(name, DICTIONARY, array.type, codes_array, np.int32, dictionary=dictionary)
+    if kind == BOOLEAN:
+        validity, voff = _validity(array)
+        bits, boff = _bitmap_view(array.buffers()[1], array.offset, len(array)) if len(array) else (
+            np.zeros(0, np.uint8), 0)
+        return ColumnView(name, BOOLEAN, t, bits, len(array), validity, voff, array.null_count, boff)
+    if kind == TEMPORAL:
+        unit = "D" if pa.types.is_date32(t) else ("ms" if pa.types.is_date64(t) else t.unit)
+        tz = getattr(t, "tz", None)
+        if pa.types.is_date32(t):
+            # int32 days widened to int64 (one small copy) so kernels see one time dtype
+            raw = _values_view(array.buffers()[1], np.int32, array.offset, len(array))
+            validity, voff = _validity(array)
+            return ColumnView(name, TEMPORAL, t, raw.astype(np.int64), len(array), validity, voff,
+                              array.null_count, unit=unit, tz=tz)
+        return _make_view(name, TEMPORAL, t, array, np.int64, unit=unit, tz=tz)
+    return _make_view(name, NUMERIC, t, array, np.dtype(t.to_pandas_dtype()))
+
+
+def _validity(array):
+    if array.null_count == 0 or array.buffers()[0] is None:
+        return None, 0
+    return _bitmap_view(array.buffers()[0], array.offset, len(array))
+
+
+def _make_view(name, kind, arrow_type, array, dtype, **extra):
+    validity, voff = _validity(array)
+    values = _values_view(array.buffers()[1], dtype, array.offset, len(array))
+    return ColumnView(name, kind, arrow_type, values, len(array), validity, voff, array.null_count,
+                      **extra)
+
+
+class DictionaryUnifier:
+    """Gives a string column one stable set of codes across the batches of one pass.
+
+    The first dictionary seen becomes the global one; strings met later are appended, so a
+    code never changes meaning within a pass, and a pass over the same data in the same order
+    gives the same codes. Batches whose dictionary is the global one (an Arrow IPC file, a
+    table encoded once) keep their int32 codes zero-copy.
+    """
+
+    def __init__(self):
+        self._index = {}
+        self._strings = []
+        self._dictionary = pa.array([], type=pa.string())
+        self._last_batch_dictionary = None
+        self._last_mapping = None
+
+    @property
+    def dictionary(self):
+        """The global dictionary so far (a pyarrow string array)."""
+        return self._dictionary
+
+    def unify(self, array):
+        """Return ``(int32 indices array, global dictionary)`` for a string or dictionary array."""
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        if array.dictionary.null_count:
+            # a null inside the dictionary: re-encode so nulls live in the validity bitmap
+            array = pc.dictionary_encode(array.dictionary_decode())
+        batch_dictionary = array.dictionary
+        indices = array.indices
+        if indices.type != pa.int32():
+            indices = indices.cast(pa.int32())
+        if (self._last_batch_dictionary is not None
+                and (batch_dictionary is self._last_batch_dictionary
+                     or batch_dictionary.equals(self._last_batch_dictionary))):
+            mapping = self._last_mapping
+        else:
+            mapping = self._mapping_for(batch_dictionary)
+            self._last_batch_dictionary, self._last_mapping = batch_dictionary, mapping
+        if mapping is not None:
+            codes = _values_view(indices.buffers()[1], np.int32, indices.offset, len(indices))
+            # null slots may hold any index: clip keeps the gather in bounds
+            remapped = np.take(mapping, codes, mode="clip")
+            mask = None if indices.null_count == 0 else ~_valid_mask(indices)
+            indices = pa.array(remapped, mask=mask)
+        return indices, self._dictionary
+
+    def _mapping_for(self, batch_dictionary):
+        """int32 array mapping batch codes to global codes, or None when they are the same."""
+        strings = batch_dictionary.to_pylist()
+        mapping = np.empty(len(strings), dtype=np.int32)
+        grew = False
+        for i, s in enumerate(strings):
+            code = self._index.get(s)
+            if code is None:
+                code = len(self._strings)
+                self._index[s] = code
+                self._strings.append(s)
+                grew = True
+            mapping[i] = code
+        if grew:
+            self._dictionary = pa.array(self._strings, type=pa.string())
+        if np.array_equal(mapping, np.arange(len(strings), dtype=np.int32)):
+            return None
+        return mapping
+
+
+def _valid_mask(array):
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    validity, off = _bitmap_view(array.buffers()[0], array.offset, len(array))
+    return unpack_bits(validity, off, len(array))

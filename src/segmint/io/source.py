@@ -1,0 +1,588 @@
+"""``segmint.open``: one way in for every kind of customer data.
+
+A :class:`Source` knows its schema and row count without reading data, and streams
+:class:`Batch` objects of at most ``batch_size`` rows whose columns are
+:class:`~segmint.io.columns.ColumnView` objects. What reading costs depends on the input:
+
+- uncompressed Arrow IPC (Feather v2) file: memory-mapped; views point into the mapping;
+- compressed IPC file: memory-mapped, each record batch decompressed as it is reached
+  (only the projected columns);
+- IPC stream file: read front to back on every pass;
+- Parquet file or directory of Parquet files: read row group by row group with column
+  projection, files in sorted path order, strings read dictionary-encoded;
+- pyarrow Table / RecordBatch, pandas or polars DataFrame, dict of arrays, 2-D numpy array:
+  held in memory as a pyarrow Table (zero-copy where pyarrow allows);
+- pyarrow RecordBatchReader: one pass only.
+
+Memory stays bounded by one batch (one record batch or row group for compressed files) plus,
+per string column, its dictionary.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ..errors import (CorruptFileError, DataError, DuplicateColumnError, SourceConsumedError,
+                      SourceNotFoundError, unknown_column)
+from .columns import DictionaryUnifier, check_supported, view_of
+
+DEFAULT_BATCH_SIZE = 131_072
+
+_IPC_MAGIC = b"ARROW1"
+_PARQUET_MAGIC = b"PAR1"
+_FEATHER_V1_MAGIC = b"FEA1"
+_STREAM_CONTINUATION = b"\xff\xff\xff\xff"
+
+
+def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / pyarrow's open_*
+    """Open customer data for segmint.
+
+    Parameters
+    ----------
+    data : str, os.PathLike or in-memory data
+        A path to an Arrow IPC / Feather v2 file (compressed or not), an IPC stream file, a
+        Parquet file or a directory of Parquet files; or a pyarrow Table, RecordBatch or
+        RecordBatchReader, a pandas or polars DataFrame, a dict of 1-D arrays, or a 2-D numpy
+        array (columns named ``x0, x1, ...``). An already open :class:`Source` is returned as is.
+    columns : list of str, optional
+        Restrict the source to these columns (checked now: an unknown name raises).
+    name : str, optional
+        A label for messages; defaults to the path or the input's type.
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    SourceNotFoundError
+        The path does not exist.
+    CorruptFileError
+        The file is truncated, corrupt or of another format.
+    DuplicateColumnError, UnknownColumnError, UnsupportedTypeError
+        Column names repeat, ``columns`` names a missing column, or a selected column has a
+        type segmint cannot read.
+    """
+    if isinstance(data, Source):
+        return data if columns is None else data.select(columns)
+    if isinstance(data, (str, os.PathLike)):
+        source = _open_path(Path(data), name)
+    else:
+        source = _open_memory(data, name)
+    return source if columns is None else source.select(columns)
+
+
+class Batch:
+    """A slice of consecutive rows of a source.
+
+    Attributes
+    ----------
+    start : int
+        Index of the batch's first row in the source.
+    num_rows : int
+    record_batch : pyarrow.RecordBatch
+        The Arrow data behind the views.
+    """
+
+    def __init__(self, record_batch, start, unifiers):
+        self.record_batch = record_batch
+        self.start = start
+        self.num_rows = record_batch.num_rows
+        self._unifiers = unifiers
+        self._views = {}
+
+    @property
+    def column_names(self):
+        return self.record_batch.schema.names
+
+    def __len__(self):
+        return self.num_rows
+
+    def __getitem__(self, name):
+        """The :class:`~segmint.io.columns.ColumnView` of column ``name``."""
+        view = self._views.get(name)
+        if view is None:
+            index = self.record_batch.schema.get_field_index(name)
+            if index < 0:
+                raise unknown_column(name, self.column_names, "this batch")
+            view = view_of(name, self.record_batch.column(index), self._unifiers.get(name))
+            self._views[name] = view
+        return view
+
+    def __repr__(self):
+        return f"<segmint Batch rows {self.start}..{self.start + self.num_rows - 1} of {self.column_names}>"
+
+
+class Column:
+    """A whole column: its views, one per batch of one pass over the source."""
+
+    def __init__(self, name, views):
+        self.name = name
+        self.chunks = views
+
+    def __len__(self):
+        return sum(len(v) for v in self.chunks)
+
+    @property
+    def null_count(self):
+        return sum(v.null_count for v in self.chunks)
+
+    @property
+    def dictionary(self):
+        """For strings: the dictionary of the whole column (the last chunk's holds all)."""
+        return self.chunks[-1].dictionary if self.chunks else None
+
+    def to_numpy(self):
+        """All values in one numpy array (a copy when there is more than one chunk)."""
+        if len(self.chunks) == 1:
+            return self.chunks[0].to_numpy()
+        if not self.chunks:
+            return np.zeros(0)
+        return np.concatenate([v.to_numpy() for v in self.chunks])
+
+    def is_valid(self):
+        """Unpacked validity of the whole column (a bool copy)."""
+        if not self.chunks:
+            return np.zeros(0, dtype=bool)
+        return np.concatenate([v.is_valid() for v in self.chunks])
+
+
+class Source:
+    """Customer data opened by :func:`segmint.open`. Iterate with :meth:`batches`."""
+
+    kind = "abstract"
+    one_shot = False
+
+    def __init__(self, schema, label):
+        _check_duplicates(schema, label)
+        self._schema = schema
+        self.label = label
+        self._columns = None  # projection; None means all
+
+    # -- what it holds -------------------------------------------------------------------
+    @property
+    def schema(self):
+        """The pyarrow schema of the selected columns."""
+        if self._columns is None:
+            return self._schema
+        return pa.schema([self._schema.field(c) for c in self._columns], metadata=self._schema.metadata)
+
+    @property
+    def column_names(self):
+        return list(self.schema.names)
+
+    @property
+    def num_rows(self):
+        """Number of rows, from metadata where the format keeps it (None for a one-shot reader)."""
+        raise NotImplementedError
+
+    @property
+    def zero_copy(self):
+        """True when column views point into the source's own memory (no copy on read)."""
+        return False
+
+    def select(self, columns):
+        """A source restricted to ``columns`` (checked: unknown names and types raise)."""
+        columns = self._check_columns(columns)
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other._columns = columns
+        return other
+
+    def _check_columns(self, columns):
+        if isinstance(columns, str):
+            columns = [columns]
+        columns = list(columns)
+        available = self.column_names
+        for c in columns:
+            if c not in available:
+                raise unknown_column(c, available, self.label)
+            check_supported(c, self._schema.field(c).type)
+        if len(set(columns)) != len(columns):
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            raise DuplicateColumnError(f"columns {repeated} are asked for more than once")
+        return columns
+
+    # -- reading -------------------------------------------------------------------------
+    def batches(self, columns=None, batch_size=DEFAULT_BATCH_SIZE):
+        """Stream the rows as :class:`Batch` objects of at most ``batch_size`` rows.
+
+        Batches never straddle the source's own chunks (record batches, row groups), so some
+        may be shorter than ``batch_size``. String codes are consistent across the batches of
+        one call.
+        """
+        if batch_size is None or int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        names = self._check_columns(columns) if columns is not None else self.column_names
+        for c in names:
+            check_supported(c, self._schema.field(c).type)
+        unifiers = {c: DictionaryUnifier() for c in names
+                    if _is_string_like(self._schema.field(c).type)}
+        start = 0
+        for record_batch in self._record_batches(names, int(batch_size)):
+            for offset in range(0, record_batch.num_rows, int(batch_size)):
+                piece = record_batch.slice(offset, batch_size)
+                yield Batch(piece, start, unifiers)
+                start += piece.num_rows
+
+    def column(self, name):
+        """One whole column as a :class:`Column` (one pass over the source)."""
+        views = [b[name] for b in self.batches([name])]
+        return Column(name, views)
+
+    def read(self, columns=None):
+        """Materialise the selected columns as one pyarrow Table (in memory: mind the size)."""
+        names = self._check_columns(columns) if columns is not None else self.column_names
+        batches = list(self._record_batches(names, DEFAULT_BATCH_SIZE))
+        schema = pa.schema([self._schema.field(c) for c in names], metadata=self._schema.metadata)
+        return pa.Table.from_batches(batches, schema=schema)
+
+    def _record_batches(self, names, batch_size):
+        raise NotImplementedError
+
+    def close(self):
+        """Release files and mappings; views handed out stay valid while referenced."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        rows = self.num_rows if not self.one_shot else "?"
+        return (f"<segmint Source {self.kind} {self.label}: {rows} rows x "
+                f"{len(self.column_names)} columns>")
+
+
+def _is_string_like(t):
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _check_duplicates(schema, label):
+    names = schema.names
+    if len(set(names)) != len(names):
+        seen, repeated = set(), []
+        for n in names:
+            if n in seen and n not in repeated:
+                repeated.append(n)
+            seen.add(n)
+        raise DuplicateColumnError(
+            f"{label} has more than one column named {', '.join(repr(n) for n in repeated)}; "
+            "rename them so each name says which column is meant")
+
+
+def _corrupt(label, exc):
+    return CorruptFileError(f"cannot read {label}: {exc}")
+
+
+# ---------------------------------------------------------------------------- files
+class IpcFileSource(Source):
+    """An Arrow IPC (Feather v2) file, memory-mapped."""
+
+    kind = "ipc"
+
+    def __init__(self, path, label):
+        self.path = path
+        try:
+            self.memory_map = pa.memory_map(str(path), "r")
+            reader = ipc.open_file(self.memory_map)
+            schema = reader.schema
+            self._num_rows = reader.count_rows()
+            self._num_record_batches = reader.num_record_batches
+            self._zero_copy = self._probe_zero_copy(reader)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise _corrupt(label, exc) from None
+        super().__init__(schema, label)
+
+    def _probe_zero_copy(self, reader):
+        if reader.num_record_batches == 0 or reader.schema.names == []:
+            return True
+        column = reader.get_batch(0).column(0)
+        buffers = [b for b in column.buffers() if b is not None]
+        return all(self._in_mapping(b.address) for b in buffers)
+
+    def _in_mapping(self, address):
+        base, size = self.mapped_range()
+        return base <= address < base + size
+
+    def mapped_range(self):
+        """``(start address, size)`` of the file's memory mapping (for zero-copy checks)."""
+        self.memory_map.seek(0)
+        whole = self.memory_map.read_buffer(self.memory_map.size())
+        return whole.address, whole.size
+
+    @property
+    def num_rows(self):
+        return self._num_rows
+
+    @property
+    def zero_copy(self):
+        return self._zero_copy
+
+    def _record_batches(self, names, batch_size):
+        indices = sorted(self._schema.get_field_index(n) for n in names)
+        try:
+            if self._zero_copy or not names:
+                # projecting with included_fields makes Arrow copy out of the mapping: on an
+                # uncompressed file read whole batches (free) and select columns afterwards
+                reader = ipc.open_file(self.memory_map)
+            else:  # compressed: decompress only the columns asked for (in schema order)
+                reader = ipc.open_file(self.memory_map, options=ipc.IpcReadOptions(included_fields=indices))
+            for i in range(reader.num_record_batches):
+                batch = reader.get_batch(i)
+                batch.validate()  # cheap structural check: catches bodies shorter than declared
+                yield batch.select(names) if names else _empty_batch(batch.num_rows)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise _corrupt(self.label, exc) from None
+
+    def close(self):
+        self.memory_map.close()
+
+
+class IpcStreamSource(Source):
+    """An Arrow IPC stream file: no footer, so every pass reads front to back."""
+
+    kind = "ipc-stream"
+
+    def __init__(self, path, label):
+        self.path = path
+        try:
+            with pa.memory_map(str(path), "r") as mm:
+                schema = ipc.open_stream(mm).schema
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise _corrupt(label, exc) from None
+        self._num_rows = None
+        super().__init__(schema, label)
+
+    @property
+    def num_rows(self):
+        if self._num_rows is None:  # the format keeps no count: one pass, batch by batch
+            self._num_rows = sum(b.num_rows for b in self._record_batches([], DEFAULT_BATCH_SIZE))
+        return self._num_rows
+
+    def _record_batches(self, names, batch_size):
+        try:
+            with pa.memory_map(str(self.path), "r") as mm:
+                for batch in ipc.open_stream(mm):
+                    batch.validate()
+                    yield batch.select(names)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise _corrupt(self.label, exc) from None
+
+
+class ParquetSource(Source):
+    """A Parquet file or a directory of Parquet files (read in sorted path order)."""
+
+    kind = "parquet"
+
+    def __init__(self, files, label):
+        self.files = files
+        try:
+            self._metadata = [pq.read_metadata(str(f)) for f in files]
+            schema = pq.read_schema(str(files[0]))
+            for f in files[1:]:
+                other = pq.read_schema(str(f))
+                if not other.equals(schema, check_metadata=False):
+                    raise CorruptFileError(
+                        f"{label}: {f.name} has schema {other} but {files[0].name} has {schema}; "
+                        "every file of a dataset must have the same columns and types")
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise _corrupt(label, exc) from None
+        super().__init__(schema, label)
+
+    @property
+    def num_rows(self):
+        return sum(m.num_rows for m in self._metadata)
+
+    def _record_batches(self, names, batch_size):
+        strings = [n for n in names if _is_string_like(self._schema.field(n).type)]
+        try:
+            for f in self.files:
+                pf = pq.ParquetFile(str(f), read_dictionary=strings)
+                if not names:
+                    for rg in range(pf.num_row_groups):
+                        yield _empty_batch(pf.metadata.row_group(rg).num_rows)
+                    continue
+                for batch in pf.iter_batches(batch_size=batch_size, columns=names, use_threads=True):
+                    yield batch
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise _corrupt(self.label, exc) from None
+
+
+def _empty_batch(num_rows):
+    """A record batch with no columns and ``num_rows`` rows."""
+    return pa.record_batch([pa.nulls(num_rows)], names=["_"]).select([])
+
+
+def _open_path(path, name):
+    label = name or repr(str(path))
+    if not path.exists():
+        parent = path.parent if str(path.parent) else Path(".")
+        hint = ""
+        if parent.is_dir():
+            from ..errors import closest_names
+            near = closest_names(path.name, [p.name for p in parent.iterdir()])
+            if near:
+                hint = "; did you mean " + " or ".join(repr(str(parent / n)) for n in near) + "?"
+        raise SourceNotFoundError(f"no such file or directory: {str(path)!r}{hint}")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)
+                       and p.suffix.lower() in (".parquet", ".pq", ".parq"))
+        if not files:
+            raise CorruptFileError(f"directory {str(path)!r} holds no .parquet files")
+        return ParquetSource(files, label)
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        tail = b""
+        if size >= 6:
+            fh.seek(size - 6)
+            tail = fh.read(6)
+    if head[:6] == _IPC_MAGIC:
+        if tail != _IPC_MAGIC:
+            raise CorruptFileError(f"{label} is truncated: an Arrow IPC file must end with its footer")
+        return IpcFileSource(path, label)
+    if head[:4] == _PARQUET_MAGIC:
+        if tail[-4:] != _PARQUET_MAGIC:
+            raise CorruptFileError(f"{label} is truncated: a Parquet file must end with its footer")
+        return ParquetSource([path], label)
+    if head[:4] == _FEATHER_V1_MAGIC:
+        raise CorruptFileError(f"{label} is a Feather v1 file; rewrite it as Feather v2 / Arrow IPC "
+                               "(pyarrow.feather.write_feather(table, path, version=2))")
+    if head[:4] == _STREAM_CONTINUATION:
+        return IpcStreamSource(path, label)
+    if size == 0:
+        raise CorruptFileError(f"{label} is empty")
+    raise CorruptFileError(f"{label} is neither an Arrow IPC / Feather v2 file nor a Parquet file "
+                           "(its first bytes are not a known magic number)")
+
+
+def _hidden(p, root):
+    return any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+
+
+# ---------------------------------------------------------------------------- memory
+class TableSource(Source):
+    """Data held in memory as a pyarrow Table. String columns are dictionary-encoded once."""
+
+    kind = "table"
+
+    def __init__(self, table, label):
+        super().__init__(table.schema, label)
+        self.table = table
+        self._encoded = {}
+
+    @property
+    def num_rows(self):
+        return self.table.num_rows
+
+    @property
+    def zero_copy(self):
+        return True
+
+    def _chunked(self, name):
+        column = self.table.column(name)
+        if not _is_string_like(column.type):
+            return column
+        encoded = self._encoded.get(name)
+        if encoded is None:
+            # one encoding of the whole column: every chunk shares one dictionary
+            encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) \
+                else column.unify_dictionaries()
+            self._encoded[name] = encoded
+        return encoded
+
+    def _record_batches(self, names, batch_size):
+        if not names:
+            yield from (_empty_batch(b.num_rows) for b in self.table.select([]).to_batches(batch_size))
+            return
+        table = pa.Table.from_arrays([self._chunked(n) for n in names], names=names)
+        yield from table.to_batches(max_chunksize=batch_size)
+
+
+class ReaderSource(Source):
+    """A pyarrow RecordBatchReader: it can be read once."""
+
+    kind = "reader"
+    one_shot = True
+
+    def __init__(self, reader, label):
+        super().__init__(reader.schema, label)
+        self._reader = reader
+        self._consumed = False
+
+    @property
+    def num_rows(self):
+        return None
+
+    def _record_batches(self, names, batch_size):
+        if self._consumed:
+            raise SourceConsumedError(
+                f"{self.label} is a RecordBatchReader and was already read once; open the data "
+                "again, or pass a Table or a file to read it several times")
+        self._consumed = True
+        for batch in self._reader:
+            yield batch.select(names) if names else _empty_batch(batch.num_rows)
+
+
+def _open_memory(data, name):
+    if isinstance(data, pa.Table):
+        return TableSource(data, name or "a pyarrow Table")
+    if isinstance(data, pa.RecordBatch):
+        return TableSource(pa.Table.from_batches([data]), name or "a pyarrow RecordBatch")
+    if isinstance(data, pa.RecordBatchReader):
+        return ReaderSource(data, name or "a pyarrow RecordBatchReader")
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas" and hasattr(data, "columns"):
+        names = [str(c) for c in data.columns]
+        _check_duplicates(pa.schema([(n, pa.null()) for n in names]), name or "the DataFrame")
+        try:
+            table = pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"cannot convert the pandas DataFrame to Arrow: {exc}") from None
+        return TableSource(table, name or "a pandas DataFrame")
+    if module == "polars" and hasattr(data, "to_arrow"):
+        return TableSource(data.to_arrow(), name or "a polars DataFrame")
+    if isinstance(data, dict):
+        return TableSource(_table_from_dict(data), name or "a dict of arrays")
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2:
+            raise DataError(f"a numpy array source must be 2-D (rows x features), got shape {data.shape}")
+        arrays = {f"x{j}": data[:, j] for j in range(data.shape[1])}
+        return TableSource(_table_from_dict(arrays), name or "a 2-D numpy array")
+    raise DataError(
+        f"segmint.open cannot read an object of type {type(data).__name__}; give a path, a "
+        "pyarrow Table/RecordBatch/RecordBatchReader, a pandas or polars DataFrame, a dict of "
+        "arrays or a 2-D numpy array")
+
+
+def _table_from_dict(data):
+    arrays, names = [], []
+    length = None
+    for key, value in data.items():
+        name = str(key)
+        try:
+            if isinstance(value, (pa.Array, pa.ChunkedArray)):
+                array = value
+            elif isinstance(value, np.ma.MaskedArray):
+                array = pa.array(np.ma.getdata(value), mask=np.ma.getmaskarray(value))
+            else:
+                value = np.asarray(value) if not isinstance(value, list) else value
+                if isinstance(value, np.ndarray) and value.ndim != 1:
+                    raise DataError(f"column {name!r} must be 1-D, got shape {value.shape}")
+                array = pa.array(value)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"column {name!r} cannot be converted to Arrow: {exc}") from None
+        if length is not None and len(array) != length:
+            raise DataError(f"column {name!r} has {len(array)} rows but {names[0]!r} has {length}")
+        length = len(array)
+        arrays.append(array)
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)

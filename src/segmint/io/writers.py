@@ -1,0 +1,248 @@
+"""Writing results (customer id, segment, scores) to Arrow IPC or Parquet, atomically.
+
+Everything is written to a hidden temporary file (or folder) beside the destination, flushed
+to disk, then renamed over the destination. An interrupted job (an exception, Ctrl-C, a
+killed process) therefore never leaves a truncated file under the destination's name: at
+worst a ``.NAME.tmp-*`` file that says what it is. Exceptions inside a ``with ResultWriter``
+block remove the temporary file.
+"""
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ..errors import DataError, OutputError
+
+FORMATS = ("ipc", "parquet", "parquet-dataset")
+_SUFFIXES = {".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".parquet": "parquet", ".pq": "parquet"}
+DEFAULT_ROWS_PER_FILE = 4_000_000
+
+
+def resolve_format(path, format=None):
+    """The output format for ``path``: explicit, or from the suffix (.arrow .feather .ipc .parquet)."""
+    if format is not None:
+        fmt = {"arrow": "ipc", "feather": "ipc"}.get(format, format)
+        if fmt not in FORMATS:
+            raise OutputError(f"unknown output format {format!r}; use one of {', '.join(FORMATS)}")
+        return fmt
+    path = str(path)
+    if path.endswith(("/", os.sep)):
+        return "parquet-dataset"
+    fmt = _SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise OutputError(f"cannot tell the format of {path!r} from its suffix; name it .arrow, "
+                          ".feather or .parquet, end it with '/' for a Parquet dataset folder, "
+                          "or pass format=")
+    return fmt
+
+
+class ResultWriter:
+    """Stream record batches into one output, committed atomically by :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file (``.arrow``/``.feather``/``.ipc`` or ``.parquet``) or folder (Parquet
+        dataset: a trailing ``/`` or ``format='parquet-dataset'``). Its parent folder must exist.
+    schema : pyarrow.Schema
+    format : {'ipc', 'parquet', 'parquet-dataset'}, optional
+        Defaults from the suffix.
+    compression : str, optional
+        IPC: None (default; the file can be memory-mapped zero-copy), 'lz4' or 'zstd'.
+        Parquet: pyarrow's default ('snappy') unless given.
+    overwrite : bool, default True
+        Replace an existing destination (atomically, for a file). False raises instead.
+    rows_per_file : int, optional
+        Parquet dataset only: rows per part file.
+
+    Examples
+    --------
+    >>> with ResultWriter("segments.parquet", schema) as out:   # doctest: +SKIP
+    ...     for batch in scored_batches:
+    ...         out.write(batch)
+    """
+
+    def __init__(self, path, schema, *, format=None, compression=None, overwrite=True,
+                 rows_per_file=None):
+        self.path = Path(path)
+        self.format = resolve_format(path, format)
+        self.schema = schema
+        self.compression = compression
+        self.rows_per_file = int(rows_per_file or DEFAULT_ROWS_PER_FILE)
+        self.rows_written = 0
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {str(self.path)!r}: folder {str(parent)!r} does not exist")
+        if self.path.exists():
+            if not overwrite:
+                raise OutputError(f"{str(self.path)!r} exists; pass overwrite=True to replace it")
+            if self.path.is_dir() != (self.format == "parquet-dataset"):
+                kind = "a folder" if self.path.is_dir() else "a file"
+                raise OutputError(f"{str(self.path)!r} is {kind}; it cannot be replaced by a "
+                                  f"{self.format} output")
+        self._tmp = parent / f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._writer = None
+        self._part = 0
+        self._rows_in_part = 0
+        self._done = False
+        try:
+            if self.format == "parquet-dataset":
+                self._tmp.mkdir()
+            self._writer = self._new_writer()
+        except BaseException:
+            self._remove_tmp()
+            raise
+
+    def _new_writer(self):
+        try:
+            if self.format == "ipc":
+                options = ipc.IpcWriteOptions(compression=self.compression)
+                return ipc.new_file(str(self._tmp), self.schema, options=options)
+            target = self._tmp if self.format == "parquet" else self._tmp / f"part-{self._part:05d}.parquet"
+            kwargs = {} if self.compression is None else {"compression": self.compression}
+            return pq.ParquetWriter(str(target), self.schema, **kwargs)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from None
+
+    def write(self, data):
+        """Append a pyarrow RecordBatch or Table (its schema must be the writer's)."""
+        if self._done:
+            raise OutputError(f"the writer of {str(self.path)!r} is already closed")
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        if not isinstance(data, pa.Table):
+            raise TypeError(f"write takes a pyarrow RecordBatch or Table, got {type(data).__name__}")
+        if not data.schema.equals(self.schema, check_metadata=False):
+            raise DataError(f"cannot write to {str(self.path)!r}: the data's schema\n{data.schema}\n"
+                            f"differs from the writer's\n{self.schema}")
+        try:
+            if self.format == "parquet-dataset":
+                self._write_parts(data)
+            else:
+                self._writer.write_table(data)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from None
+        self.rows_written += data.num_rows
+
+    def _write_parts(self, table):
+        offset = 0
+        while offset < table.num_rows:
+            if self._rows_in_part >= self.rows_per_file:
+                self._writer.close()
+                self._part += 1
+                self._rows_in_part = 0
+                self._writer = self._new_writer()
+            take = min(self.rows_per_file - self._rows_in_part, table.num_rows - offset)
+            self._writer.write_table(table.slice(offset, take))
+            self._rows_in_part += take
+            offset += take
+
+    def close(self):
+        """Finish the output and move it to its destination atomically."""
+        if self._done:
+            return
+        try:
+            self._writer.close()
+            _fsync_tree(self._tmp)
+            if self.format == "parquet-dataset":
+                self._replace_folder()
+            else:
+                os.replace(self._tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+
+    def _replace_folder(self):
+        old = None
+        if self.path.exists():
+            old = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(self.path, old)
+        os.rename(self._tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self):
+        """Drop everything written; the destination is left as it was."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        except Exception:  # the output is dropped anyway
+            pass
+        self._remove_tmp()
+
+    def _remove_tmp(self):
+        if self._tmp.is_dir():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        elif self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):
+        if getattr(self, "_done", True) is False:
+            self.abort()
+
+
+def write_table(data, path, *, format=None, compression=None, overwrite=True, rows_per_file=None):
+    """Write a pyarrow Table, RecordBatch or iterable of RecordBatches to ``path`` atomically.
+
+    Returns the number of rows written. See :class:`ResultWriter` for the parameters.
+    """
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        schema, pieces = data.schema, [data]
+    else:
+        iterator = iter(data)
+        first = next(iterator, None)
+        if first is None:
+            raise DataError("write_table got no batches, so there is no schema to write")
+        schema = first.schema
+        pieces = _chain(first, iterator)
+    with ResultWriter(path, schema, format=format, compression=compression, overwrite=overwrite,
+                      rows_per_file=rows_per_file) as out:
+        for piece in pieces:
+            out.write(piece)
+    return out.rows_written
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _fsync_tree(path):
+    paths = [p for p in Path(path).rglob("*") if p.is_file()] if Path(path).is_dir() else [Path(path)]
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync folders
+        pass
+    finally:
+        os.close(fd)
