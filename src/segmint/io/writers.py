@@ -29,6 +29,8 @@ def resolve_format(path, format=None):
         if fmt not in FORMATS:
             raise OutputError(f"unknown output format {format!r}; use one of {', '.join(FORMATS)}")
         return fmt
+    if Path(path).is_dir() and not Path(path).suffix:
+        return "parquet-dataset"
     path = str(path)
     if path.endswith(("/", os.sep)):
         return "parquet-dataset"
