@@ -4,7 +4,9 @@ The data layer is :func:`segmint.open` (files, tables, DataFrames, arrays) and t
 writers; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
 synthetic customer base for demos, tests and benchmarks.
 """
-from . import datasets, errors, io
+from . import cluster, datasets, errors, io
+from ._parallel import get_num_threads, set_num_threads, threads
+from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
 from .datasets import make_customers, write_customers
 from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputError, SegmintError,
                      SourceConsumedError, SourceNotFoundError, UnknownColumnError,
@@ -17,5 +19,6 @@ __all__ = [
     "open", "Source", "ResultWriter", "write_table", "make_customers", "write_customers",
     "SegmintError", "DataError", "SourceNotFoundError", "CorruptFileError",
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
-    "OutputError", "datasets", "errors", "io", "__version__",
+    "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
+    "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads",
 ]

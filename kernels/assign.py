@@ -1,0 +1,180 @@
+"""Nearest-center assignment: labels and squared distances, blocked for cache and SIMD.
+
+Distances use the expanded form ``|x|^2 + |c|^2 - 2 x.c``. Rows are processed in tiles of
+``TILE`` rows copied feature-major into a small buffer (so any input layout works and the
+inner loops run over contiguous rows, which the compiler vectorises), and centers four at a
+time with features four at a time, so every load of the tile feeds sixteen multiply-adds.
+Ties go to the lowest center index, like ``numpy.argmin``.
+
+Centers are given prepared by :func:`prepare_centers`: ``C2 = -2 * centers`` zero-padded to a
+multiple of four features and four centers, and ``cn = |c|^2`` with ``+inf`` on padding rows,
+so padding never wins.
+"""
+import numpy as np
+
+from .settings import kernel
+
+TILE = 128
+
+
+@kernel
+def prepare_centers(centers, C2, cn):
+    """Fill the padded center arrays the assignment kernels read.
+
+    Parameters
+    ----------
+    centers : (k, d) float32/float64, IN
+    C2 : (kp, dp) same dtype, OUT, ``kp = ceil(k/4)*4``, ``dp = ceil(d/4)*4``: ``-2 * centers``, zero-padded
+    cn : (kp,) same dtype, OUT: squared norms of the centers, ``+inf`` for padding rows
+    """
+    k, d = centers.shape
+    C2[:, :] = 0
+    cn[:] = np.inf
+    for c in range(k):
+        s = 0.0
+        for j in range(d):
+            v = centers[c, j]
+            C2[c, j] = -2 * v
+            s += v * v
+        cn[c] = s
+
+
+@kernel
+def _fill_tile(X, lo, m, tile):
+    """Copy rows ``lo..lo+m`` of X feature-major into ``tile`` (dp, TILE), zero elsewhere."""
+    d = X.shape[1]
+    if m < TILE or tile.shape[0] > d:
+        tile[:, :] = 0
+    for i in range(m):
+        for j in range(d):
+            tile[j, i] = X[lo + i, j]
+
+
+@kernel
+def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l):
+    """For the TILE rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c of it)."""
+    kp, dp = C2.shape
+    for i in range(TILE):
+        best_d[i] = np.inf
+        best_l[i] = 0
+    for c in range(0, kp, 4):
+        for i in range(TILE):
+            a0[i] = cn[c]
+            a1[i] = cn[c + 1]
+            a2[i] = cn[c + 2]
+            a3[i] = cn[c + 3]
+        for g in range(0, dp, 4):
+            x0 = tile[g]
+            x1 = tile[g + 1]
+            x2 = tile[g + 2]
+            x3 = tile[g + 3]
+            p0, p1, p2, p3 = C2[c, g], C2[c, g + 1], C2[c, g + 2], C2[c, g + 3]
+            q0, q1, q2, q3 = C2[c + 1, g], C2[c + 1, g + 1], C2[c + 1, g + 2], C2[c + 1, g + 3]
+            r0, r1, r2, r3 = C2[c + 2, g], C2[c + 2, g + 1], C2[c + 2, g + 2], C2[c + 2, g + 3]
+            s0, s1, s2, s3 = C2[c + 3, g], C2[c + 3, g + 1], C2[c + 3, g + 2], C2[c + 3, g + 3]
+            for i in range(TILE):
+                v0 = x0[i]
+                v1 = x1[i]
+                v2 = x2[i]
+                v3 = x3[i]
+                a0[i] += p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3
+                a1[i] += q0 * v0 + q1 * v1 + q2 * v2 + q3 * v3
+                a2[i] += r0 * v0 + r1 * v1 + r2 * v2 + r3 * v3
+                a3[i] += s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3
+        for i in range(TILE):
+            v = a0[i]
+            lab = c
+            if a1[i] < v:
+                v = a1[i]
+                lab = c + 1
+            if a2[i] < v:
+                v = a2[i]
+                lab = c + 2
+            if a3[i] < v:
+                v = a3[i]
+                lab = c + 3
+            better = v < best_d[i]
+            best_d[i] = v if better else best_d[i]
+            best_l[i] = lab if better else best_l[i]
+
+
+@kernel
+def _add_row_norms(tile, d, best_d):
+    """best_d[i] += |x_i|^2 over the first d features of the tile (INOUT best_d)."""
+    for j in range(d):
+        t = tile[j]
+        for i in range(TILE):
+            best_d[i] += t[i] * t[i]
+
+
+@kernel
+def assign_rows(X, lo, hi, C2, cn, labels, dist):
+    """Nearest center of rows ``lo..hi`` of X.
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64, any memory layout, IN
+    lo, hi : int, the rows to assign (``0 <= lo <= hi <= n``)
+    C2, cn : prepared centers from :func:`prepare_centers` (same dtype as X), IN
+    labels : (n,) int32, OUT at ``lo..hi``: index of the nearest center
+    dist : (n,) float of X's dtype, OUT at ``lo..hi``: squared distance to it (clipped at 0)
+    """
+    d = X.shape[1]
+    dp = C2.shape[1]
+    dtype = X.dtype
+    tile = np.empty((dp, TILE), dtype)
+    a0 = np.empty(TILE, dtype)
+    a1 = np.empty(TILE, dtype)
+    a2 = np.empty(TILE, dtype)
+    a3 = np.empty(TILE, dtype)
+    best_d = np.empty(TILE, dtype)
+    best_l = np.empty(TILE, np.int32)
+    for start in range(lo, hi, TILE):
+        m = min(TILE, hi - start)
+        _fill_tile(X, start, m, tile)
+        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
+        _add_row_norms(tile, d, best_d)
+        for i in range(m):
+            labels[start + i] = best_l[i]
+            dist[start + i] = max(best_d[i], 0.0)
+
+
+@kernel
+def assign_rows_sums(X, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
+    """Assign rows ``lo..hi`` and add them to per-center weighted sums (one Lloyd pass, one chunk).
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64, any layout, IN
+    lo, hi : int
+    weights : (n,) same dtype as X, or empty for unit weights, IN
+    C2, cn : prepared centers, IN
+    labels : (n,) int32, OUT at ``lo..hi``
+    dist : (n,) X's dtype, OUT at ``lo..hi``
+    sums : (k, d) float64, INOUT: weighted sums of the rows of each center are added, in row order
+    wsums : (k,) float64, INOUT: total weight of each center is added, in row order
+    """
+    d = X.shape[1]
+    dp = C2.shape[1]
+    dtype = X.dtype
+    unit = weights.shape[0] == 0
+    tile = np.empty((dp, TILE), dtype)
+    a0 = np.empty(TILE, dtype)
+    a1 = np.empty(TILE, dtype)
+    a2 = np.empty(TILE, dtype)
+    a3 = np.empty(TILE, dtype)
+    best_d = np.empty(TILE, dtype)
+    best_l = np.empty(TILE, np.int32)
+    for start in range(lo, hi, TILE):
+        m = min(TILE, hi - start)
+        _fill_tile(X, start, m, tile)
+        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
+        _add_row_norms(tile, d, best_d)
+        for i in range(m):
+            lab = best_l[i]
+            labels[start + i] = lab
+            dist[start + i] = max(best_d[i], 0.0)
+            w = 1.0 if unit else weights[start + i]
+            wsums[lab] += w
+            for j in range(d):
+                sums[lab, j] += w * tile[j, i]

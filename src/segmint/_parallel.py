@@ -1,0 +1,86 @@
+"""Threads for segmint's kernels: one place decides how many and runs the chunks.
+
+Kernels are serial, ``nogil`` Numba functions over one chunk of rows; this module runs
+chunks on a shared pool of Python threads. Work is always split into chunks whose number and
+bounds depend on the data size only, each chunk writes its own partial result, and callers
+combine partials in chunk order, so results are bit-identical whatever the thread count.
+Using Python threads rather than Numba's ``parallel=True`` keeps every call safe when several
+Python threads use segmint at once (Numba's default ``workqueue`` layer aborts on concurrent
+parallel calls) and needs no OpenMP or TBB runtime.
+
+The thread count is ``os.cpu_count()`` unless ``SEGMINT_NUM_THREADS`` is set or
+:func:`set_num_threads` is called.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+_lock = threading.Lock()
+_pool = None
+_pool_size = 0
+_threads = None
+
+
+def _default_threads():
+    value = os.environ.get("SEGMINT_NUM_THREADS")
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ValueError(f"SEGMINT_NUM_THREADS must be a positive integer, got {value!r}") from None
+    return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Threads segmint's kernels use."""
+    return _threads if _threads is not None else _default_threads()
+
+
+def set_num_threads(n):
+    """Set the threads segmint's kernels use (results do not depend on it)."""
+    global _threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    _threads = n
+
+
+class threads:
+    """Context manager: ``with segmint.threads(1): ...`` runs the block with that many threads."""
+
+    def __init__(self, n):
+        self.n = int(n)
+
+    def __enter__(self):
+        global _threads
+        self._old = _threads
+        set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        global _threads
+        _threads = self._old
+
+
+def _get_pool(n):
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < n:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="segmint")
+            _pool_size = n
+        return _pool
+
+
+def chunk_bounds(n, chunk):
+    """``[(lo, hi), ...]`` covering ``0..n`` in pieces of ``chunk`` rows (the last may be shorter)."""
+    return [(lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
+
+
+def run_chunks(func, items, n_threads=None):
+    """``[func(item) for item in items]``, on up to ``n_threads`` threads, results in item order."""
+    items = list(items)
+    n = get_num_threads() if n_threads is None else n_threads
+    if n <= 1 or len(items) <= 1 or threading.current_thread().name.startswith("segmint"):
+        return [func(item) for item in items]
+    pool = _get_pool(n)
+    return list(pool.map(func, items))

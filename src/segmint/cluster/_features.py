@@ -1,0 +1,230 @@
+"""The feature matrix a clustering estimator reads, whatever the input.
+
+:class:`Features` wraps a 2-D numpy array (used as is, no copy when its dtype is float32 or
+float64) or the named numeric columns of any source :func:`segmint.open` accepts. Columns
+stay columnar: blocks of rows are copied into a small feature-major buffer as kernels need
+them; no row-major copy of the whole table is ever made.
+
+Access patterns:
+
+- :meth:`Features.blocks` streams ``(start, X_block)`` with ``X_block`` of shape (m, d);
+- :meth:`Features.take` returns rows by index; it gathers directly where the data allow
+  random access (arrays, in-memory tables, uncompressed memory-mapped IPC files) and with
+  one streaming pass otherwise (Parquet, compressed IPC), with identical results.
+"""
+import numpy as np
+
+from ..errors import DataError, SegmintError, unknown_column
+from ..io import open as open_source
+from ..io.columns import BOOLEAN, NUMERIC, column_kind
+from ..kernels.validate import count_nonfinite
+
+BLOCK_ROWS = 131_072
+
+
+class FeatureError(SegmintError, ValueError):
+    """Feature columns that cannot be clustered: nulls, NaN or infinities, wrong types."""
+
+
+class Features:
+    """Rows x features for clustering.
+
+    Parameters
+    ----------
+    X : 2-D array-like or any source accepted by :func:`segmint.open`
+    features : list of str, optional
+        Columns to use (sources only); default all numeric and boolean columns.
+    dtype : numpy dtype, optional
+        float32 or float64; default float32 when every feature is float32, else float64.
+    batch_size : int, optional
+        Rows per block when streaming a source (default ``BLOCK_ROWS``): with one block and
+        the chunk partials, it bounds the memory a pass needs.
+    """
+
+    def __init__(self, X, features=None, dtype=None, batch_size=None):
+        self.batch_size = int(batch_size or BLOCK_ROWS)
+        self.array = None
+        self.source = None
+        if _is_sparse(X):
+            raise TypeError("sparse input is not supported: segmint's k-means needs dense data; "
+                            "convert with X.toarray() if it fits in memory")
+        if _is_array_like(X):
+            arr = np.asarray(X)
+            if arr.dtype.kind == "c":
+                raise FeatureError("Complex data not supported: k-means needs real numbers")
+            if arr.dtype.kind == "O":
+                arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises TypeError
+            if arr.ndim != 2:
+                raise FeatureError(
+                    f"expected a 2-D array (rows x features), got shape {arr.shape}. Reshape your "
+                    "data either using X.reshape(-1, 1) if your data has a single feature or "
+                    "X.reshape(1, -1) if it contains a single sample.")
+            if arr.shape[1] == 0:
+                raise FeatureError(f"0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+            if features is not None:
+                raise FeatureError("features= names columns of a table or file; a numpy array has none "
+                                "(select columns with X[:, [...]] instead)")
+            if arr.dtype.kind not in "fiub":
+                raise FeatureError(f"expected a numeric array, got dtype {arr.dtype}")
+            target = np.dtype(dtype) if dtype is not None else (
+                arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+            _check_float_dtype(target)
+            self.array = arr if arr.dtype == target else arr.astype(target)
+            self.n_rows, self.n_features = self.array.shape
+            self.names = None
+            self.dtype = target
+            self.random_access = True
+            return
+        source = open_source(X)
+        names = list(features) if features is not None else [
+            f.name for f in source.schema if column_kind(f.type) in (NUMERIC, BOOLEAN)]
+        if not names:
+            raise DataError(f"{source.label} has no numeric columns to cluster; name them with features=[...]")
+        for name in names:
+            if name not in source.column_names:
+                raise unknown_column(name, source.column_names, source.label)
+            kind = column_kind(source.schema.field(name).type)
+            if kind not in (NUMERIC, BOOLEAN):
+                t = source.schema.field(name).type
+                raise FeatureError(
+                    f"feature column {name!r} has type {t} ({kind or 'unsupported'}); clustering needs "
+                    "numbers: encode strings (e.g. one-hot) or turn dates into day counts first")
+        self.source = source.select(names)
+        self.names = names
+        types = [self.source.schema.field(n).type for n in names]
+        if dtype is None:
+            dtype = np.float32 if all(str(t) == "float" for t in types) else np.float64
+        self.dtype = np.dtype(dtype)
+        _check_float_dtype(self.dtype)
+        self.n_features = len(names)
+        self.n_rows = self.source.num_rows
+        if self.n_rows is None:
+            raise DataError(f"{source.label} is read once only and its size is unknown; clustering "
+                            "reads its data several times: pass a file, a Table or a DataFrame")
+        self.random_access = self.source.kind == "table" or (
+            self.source.kind == "ipc" and self.source.zero_copy)
+        self._chunks = None
+
+    # -- streaming -----------------------------------------------------------------------
+    def blocks(self, batch_size=None):
+        """Yield ``(start, X_block)`` over all rows in order; X_block is (m, d) of ``dtype``."""
+        if self.array is not None:
+            step = batch_size or max(self.batch_size, 1 << 20)
+            for lo in range(0, self.n_rows, step):
+                yield lo, self.array[lo:lo + step]
+            return
+        buf = None
+        for batch in self.source.batches(batch_size=batch_size or self.batch_size):
+            m = batch.num_rows
+            if buf is None or buf.shape[1] < m:
+                buf = np.empty((self.n_features, m), dtype=self.dtype)
+            block = buf[:, :m]
+            for j, name in enumerate(self.names):
+                view = batch[name]
+                if view.null_count:
+                    raise self._null_error()
+                block[j] = view.to_numpy()
+            yield batch.start, block.T
+
+    def _null_error(self):
+        counts = {n: self.source.column(n).null_count for n in self.names}
+        bad = {n: c for n, c in counts.items() if c}
+        detail = ", ".join(f"{n!r} has {c:,} null{'s' if c != 1 else ''}" for n, c in bad.items())
+        return FeatureError(f"feature columns hold nulls: {detail}; impute them first "
+                            "(e.g. fill with the median) or leave those rows out")
+
+    # -- validation ----------------------------------------------------------------------
+    def check_finite(self):
+        """Raise :class:`FeatureError` naming every column with nulls, NaN or infinities and their counts."""
+        counts = np.zeros(self.n_features, dtype=np.int64)
+        if self.array is not None:
+            from .._parallel import chunk_bounds, run_chunks
+            parts = run_chunks(lambda b: _count(self.array, *b),
+                               chunk_bounds(self.n_rows, 1 << 18))
+            for p in parts:
+                counts += p
+        else:
+            for _, block in self.blocks():
+                counts += _count(block, 0, block.shape[0])
+        self.raise_nonfinite(counts)
+
+    def nonfinite_counts(self):
+        """Per-feature counts of NaN and infinite values (one pass)."""
+        counts = np.zeros(self.n_features, dtype=np.int64)
+        for _, block in self.blocks():
+            counts += _count(block, 0, block.shape[0])
+        return counts
+
+    def raise_nonfinite(self, counts):
+        if not counts.any():
+            return
+        names = self.names or [f"x{j}" for j in range(self.n_features)]
+        what = "feature columns" if self.names else "feature columns of the array"
+        detail = ", ".join(f"{names[j]!r} has {c:,}" for j, c in enumerate(counts) if c)
+        raise FeatureError(f"{what} hold NaN or infinite values: {detail}; impute or drop them first")
+
+    # -- random rows ---------------------------------------------------------------------
+    def take(self, indices):
+        """Rows at ``indices`` (any order, repeats allowed) as a C-ordered (len, d) array."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.array is not None:
+            return np.ascontiguousarray(self.array[indices])
+        out = np.empty((indices.size, self.n_features), dtype=self.dtype)
+        if indices.size == 0:
+            return out
+        if self.random_access:
+            starts, views = self._column_chunks()
+            which = np.searchsorted(starts, indices, side="right") - 1
+            for c in np.unique(which):
+                sel = which == c
+                local = indices[sel] - starts[c]
+                for j, name in enumerate(self.names):
+                    view = views[c][j]
+                    if view.null_count:
+                        raise self._null_error()
+                    out[sel, j] = view.to_numpy()[local]
+            return out
+        order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
+        for start, block in self.blocks():
+            lo, hi = np.searchsorted(ordered, [start, start + block.shape[0]])
+            if hi > lo:
+                out[order[lo:hi]] = block[ordered[lo:hi] - start]
+        return out
+
+    def _column_chunks(self):
+        """Per source chunk: (start row, [ColumnView per feature]); zero-copy views, built once."""
+        if self._chunks is None:
+            starts, views = [], []
+            for batch in self.source.batches(batch_size=1 << 62):
+                starts.append(batch.start)
+                views.append([batch[n] for n in self.names])
+            self._chunks = (np.asarray(starts, dtype=np.int64), views)
+        return self._chunks
+
+
+def _count(X, lo, hi):
+    counts = np.zeros(X.shape[1], dtype=np.int64)
+    count_nonfinite(X, lo, hi, counts)
+    return counts
+
+
+def _check_float_dtype(dtype):
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise FeatureError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+
+
+def _is_array_like(X):
+    """Arrays, nested lists and objects exposing ``__array__`` (not tables: they have column names)."""
+    if isinstance(X, (np.ndarray, list, tuple)):
+        return True
+    module = type(X).__module__.split(".")[0]
+    return hasattr(X, "__array__") and module not in ("pandas", "polars", "pyarrow")
+
+
+def _is_sparse(X):
+    try:
+        import scipy.sparse
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        return False
+    return scipy.sparse.issparse(X)

@@ -1,0 +1,129 @@
+"""Full passes over the data: assignment (predict, inertia) and Lloyd's sums.
+
+Rows are split into global chunks of ``CHUNK`` rows. Each chunk owns its partial results
+(inertia, per-center sums), accumulated in row order; partials are combined in chunk order.
+A streamed source whose batches do not line up with the chunks continues a chunk's
+accumulators across batches, so the bits are the same for an array, an in-memory table or
+a Parquet dataset read in tiny batches, and for any number of threads.
+"""
+import numpy as np
+
+from .._parallel import run_chunks
+from ..kernels.assign import assign_rows, assign_rows_sums, prepare_centers
+from ..kernels.reduce import weighted_sum
+
+CHUNK = 65_536
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def prepare(centers):
+    """Padded center arrays for the assignment kernels."""
+    k, d = centers.shape
+    kp, dp = (k + 3) // 4 * 4, (d + 3) // 4 * 4
+    C2 = np.empty((kp, dp), dtype=centers.dtype)
+    cn = np.empty(kp, dtype=centers.dtype)
+    prepare_centers(centers, C2, cn)
+    return C2, cn
+
+
+def _pieces(start, m):
+    """Split rows ``start..start+m`` at global chunk bounds: [(local lo, local hi, chunk index)]."""
+    out = []
+    lo = start
+    end = start + m
+    while lo < end:
+        chunk = lo // CHUNK
+        hi = min(end, (chunk + 1) * CHUNK)
+        out.append((lo - start, hi - start, chunk))
+        lo = hi
+    return out
+
+
+def _weights_for(sample_weight, dtype):
+    if sample_weight is None:
+        return None
+    return np.ascontiguousarray(sample_weight, dtype=dtype)
+
+
+def assign_pass(features, centers, sample_weight=None, want_labels=True, want_distances=False):
+    """Nearest center of every row.
+
+    Returns
+    -------
+    labels : (n,) int32 or None
+    distances : (n,) squared distances or None
+    inertia : float, the weighted sum of squared distances
+    nonfinite : bool, True when some value was NaN or infinite (results then meaningless)
+    """
+    n = features.n_rows
+    dtype = features.dtype
+    C2, cn = prepare(centers.astype(dtype, copy=False))
+    labels = np.empty(n, dtype=np.int32) if want_labels else None
+    dist = np.empty(n, dtype=dtype) if want_distances else None
+    w_all = _weights_for(sample_weight, dtype)
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    partial = np.zeros((n_chunks, 1), dtype=np.float64)
+    for start, X in features.blocks():
+        m = X.shape[0]
+        lab = labels[start:start + m] if labels is not None else np.empty(m, dtype=np.int32)
+        dis = dist[start:start + m] if dist is not None else np.empty(m, dtype=dtype)
+        w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
+
+        def piece(p, X=X, lab=lab, dis=dis, w=w):
+            lo, hi, chunk = p
+            assign_rows(X, lo, hi, C2, cn, lab, dis)
+            weighted_sum(dis, w, lo, hi, partial[chunk])
+
+        run_chunks(piece, _pieces(start, m))
+    inertia = _ordered_total(partial[:, 0])
+    return labels, dist, inertia, not np.isfinite(inertia)
+
+
+def lloyd_pass(features, centers, sample_weight=None, labels=None):
+    """One Lloyd iteration's data pass: assign every row and sum the rows of each center.
+
+    Returns
+    -------
+    sums : (k, d) float64, weighted sums of the rows assigned to each center
+    wsums : (k,) float64, their weights
+    inertia : float, weighted sum of squared distances to ``centers``
+    labels : (n,) int32, written into ``labels`` when given
+    dist : (n,) squared distances
+    """
+    n = features.n_rows
+    dtype = features.dtype
+    k, d = centers.shape
+    C2, cn = prepare(centers.astype(dtype, copy=False))
+    if labels is None:
+        labels = np.empty(n, dtype=np.int32)
+    dist = np.empty(n, dtype=dtype)
+    w_all = _weights_for(sample_weight, dtype)
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    sums = np.zeros((n_chunks, k, d), dtype=np.float64)
+    wsums = np.zeros((n_chunks, k), dtype=np.float64)
+    partial = np.zeros((n_chunks, 1), dtype=np.float64)
+    for start, X in features.blocks():
+        m = X.shape[0]
+        lab = labels[start:start + m]
+        dis = dist[start:start + m]
+        w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
+
+        def piece(p, X=X, lab=lab, dis=dis, w=w):
+            lo, hi, chunk = p
+            assign_rows_sums(X, lo, hi, w, C2, cn, lab, dis, sums[chunk], wsums[chunk])
+            weighted_sum(dis, w, lo, hi, partial[chunk])
+
+        run_chunks(piece, _pieces(start, m))
+    total_sums = np.zeros((k, d), dtype=np.float64)
+    total_w = np.zeros(k, dtype=np.float64)
+    for c in range(n_chunks):  # fixed order: the same bits for any thread count
+        total_sums += sums[c]
+        total_w += wsums[c]
+    return total_sums, total_w, _ordered_total(partial[:, 0]), labels, dist
+
+
+def _ordered_total(values):
+    total = 0.0
+    for v in values.tolist():
+        total += v
+    return total

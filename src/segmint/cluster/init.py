@@ -1,0 +1,65 @@
+"""Choosing the initial centers: greedy k-means++, random rows, or given centers.
+
+Greedy k-means++ (Arthur & Vassilvitskii 2007, as in scikit-learn): each new center is the
+best of ``2 + log(k)`` candidates drawn with probability proportional to the weighted squared
+distance to the nearest chosen center, "best" meaning the one that lowers the potential most.
+
+Scalable init: on tens of millions of rows, k-means++ runs on a uniform random sample of
+``init_size`` rows (gathered without a full copy; one streaming pass for Parquet), which is
+how scikit-learn's MiniBatchKMeans seeds too. A sample of a few thousand rows per center
+places the seeds as well as the full data would for the cluster sizes segmentation uses.
+"""
+import numpy as np
+
+from ..kernels.kmeanspp import sq_dist_to_point, trial_potentials
+
+
+def kmeans_plusplus(X, n_clusters, rng, sample_weight=None, n_local_trials=None):
+    """Greedy k-means++ on the rows of X (already a sample).
+
+    Parameters
+    ----------
+    X : (n, d) float array, n >= n_clusters
+    n_clusters : int
+    rng : numpy.random.Generator
+    sample_weight : (n,) array or None
+    n_local_trials : int, default ``2 + int(log(k))``
+
+    Returns
+    -------
+    centers : (k, d) array of X's dtype
+    indices : (k,) int64, the rows of X chosen
+    """
+    n, d = X.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if n_local_trials is None:
+        n_local_trials = 2 + int(np.log(n_clusters))
+    centers = np.empty((n_clusters, d), dtype=X.dtype)
+    indices = np.empty(n_clusters, dtype=np.int64)
+    first = _weighted_choice(rng, w, 1)[0]
+    centers[0] = X[first]
+    indices[0] = first
+    closest = np.empty(n, dtype=np.float64)
+    sq_dist_to_point(X, centers[0], closest)
+    trial_dist = np.empty((n_local_trials, n), dtype=np.float64)
+    potentials = np.empty(n_local_trials, dtype=np.float64)
+    for c in range(1, n_clusters):
+        weight = w * closest
+        total = weight.sum()
+        if total <= 0:  # every row sits on a chosen center: duplicates; take any remaining row
+            candidates = rng.integers(0, n, size=n_local_trials)
+        else:
+            candidates = _weighted_choice(rng, weight, n_local_trials)
+        trial_potentials(X, w, closest, candidates, trial_dist, potentials)
+        best = int(np.argmin(potentials))
+        closest[:] = trial_dist[best]
+        centers[c] = X[candidates[best]]
+        indices[c] = candidates[best]
+    return centers, indices
+
+
+def _weighted_choice(rng, weights, size):
+    """Row indices drawn with probability proportional to ``weights`` (with replacement)."""
+    cumulative = np.cumsum(weights, dtype=np.float64)
+    u = rng.random(size) * cumulative[-1]
+    return np.minimum(np.searchsorted(cumulative, u, side="right"), weights.size - 1).astype(np.int64)

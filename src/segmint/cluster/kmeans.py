@@ -1,0 +1,193 @@
+"""Full k-means (Lloyd's algorithm) over arrays or any segmint source."""
+import numbers
+
+import numpy as np
+
+from ..kernels.reassign import relocate_empty
+from ._base import KMeansBase, check_positive_int, check_random_state, check_sample_weight
+from .init import kmeans_plusplus
+from ._passes import assign_pass, lloyd_pass
+
+DEFAULT_INIT_SAMPLE = 100_000
+
+
+class KMeans(KMeansBase):
+    """K-means clustering with Lloyd's algorithm.
+
+    Each iteration is one pass over the data (parallel over fixed chunks, partial sums
+    combined in a fixed order): results are bit-identical for any number of threads, and the
+    same for an array, a table or a Parquet dataset streamed in batches.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+    init : {'k-means++', 'random'}, callable or (n_clusters, n_features) array, default 'k-means++'
+        'k-means++' is greedy k-means++ on a random sample of ``init_size`` rows; a callable is
+        called as ``init(sample, n_clusters, rng)`` and returns the centers.
+    n_init : int or 'auto', default 'auto'
+        Runs from different seeds; the one with the lowest inertia is kept. 'auto' is 1 for
+        'k-means++' and for given centers, 10 for 'random'.
+    max_iter : int, default 300
+    tol : float, default 1e-4
+        Stop when the squared center shift is at most ``tol`` times the mean feature variance
+        (estimated on the init sample); iterations also stop when no label changes.
+    init_size : int, optional
+        Rows sampled for seeding; default all rows up to 100,000.
+    random_state : int, numpy Generator or None
+
+    Attributes
+    ----------
+    cluster_centers_ : (n_clusters, n_features) array, float32 or float64 like the data
+    labels_ : (n_samples,) int32
+    inertia_ : float, weighted sum of squared distances to the nearest center
+    n_iter_ : int, Lloyd iterations run
+    n_features_in_ : int
+    feature_names_in_ : (n_features,) array of str, when fitted on named columns
+
+    Examples
+    --------
+    >>> import numpy as np, segmint
+    >>> X = np.r_[np.zeros((5, 2)), np.ones((5, 2))].astype(np.float32)
+    >>> km = segmint.KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(np.bincount(km.labels_).tolist())
+    [5, 5]
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
+                 init_size=None, random_state=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.init_size = init_size
+        self.random_state = random_state
+
+    def fit(self, X, y=None, sample_weight=None, features=None):
+        """Compute the clustering.
+
+        Parameters
+        ----------
+        X : (n, d) array or any source :func:`segmint.open` accepts
+        y : ignored
+        sample_weight : (n,) array, optional
+        features : list of str, optional
+            Columns of a source to cluster on (default: every numeric column).
+
+        Returns
+        -------
+        self
+        """
+        k = check_positive_int("n_clusters", self.n_clusters)
+        max_iter = check_positive_int("max_iter", self.max_iter)
+        n_init = _check_n_init(self.n_init, self.init, default_random=10)
+        tol = _check_tol(self.tol)
+        data = self._features(X, features, reset=True)
+        _check_size(data, k)
+        data.check_finite()
+        w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
+        rng = check_random_state(self.random_state)
+        init_size = min(data.n_rows, self.init_size or DEFAULT_INIT_SAMPLE)
+        best = None
+        for _ in range(n_init):
+            sample_idx, sample = _init_sample(data, init_size, rng)
+            sample_w = None if w is None else (w if sample_idx is None else w[sample_idx])
+            centers = initial_centers(self.init, sample, k, rng, sample_w, data.dtype)
+            tol_abs = tol * float(np.mean(np.var(sample, axis=0, dtype=np.float64))) if tol > 0 else 0.0
+            run = _lloyd(data, centers, w, max_iter, tol_abs)
+            if best is None or run[2] < best[2]:
+                best = run
+        self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
+        return self
+
+
+def _lloyd(data, centers, w, max_iter, tol_abs):
+    """Lloyd iterations from ``centers``: (centers, labels, inertia, n_iter)."""
+    k = centers.shape[0]
+    labels = np.empty(data.n_rows, dtype=np.int32)
+    previous = None
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        sums, wsums, _, labels, dist = lloyd_pass(data, centers, w, labels)
+        empty = np.flatnonzero(wsums == 0)
+        if empty.size:
+            _relocate(data, empty, labels, dist, w, sums, wsums)
+        new = centers.copy()
+        filled = wsums > 0
+        new[filled] = (sums[filled] / wsums[filled, None]).astype(centers.dtype)
+        shift = float(np.sum((new.astype(np.float64) - centers) ** 2))
+        centers = new
+        if previous is not None and np.array_equal(labels, previous):
+            break  # strict convergence: the assignment no longer changes
+        if shift <= tol_abs:
+            break
+        previous = labels.copy()
+    labels, _, inertia, _ = assign_pass(data, centers, w, want_labels=True)
+    return centers, labels, inertia, n_iter
+
+
+def _relocate(data, empty, labels, dist, w, sums, wsums):
+    """Move empty centers onto the rows farthest from their centers (farthest first)."""
+    m = empty.size
+    far = np.argpartition(-dist, m - 1)[:m] if m < dist.size else np.arange(dist.size)
+    far = far[np.lexsort((far, -dist[far].astype(np.float64)))]
+    rows = data.take(far)
+    weights = np.ones(m) if w is None else w[far].astype(np.float64)
+    relocate_empty(rows, weights, labels[far].astype(np.int32), empty.astype(np.int64), sums, wsums)
+
+
+def initial_centers(init, sample, k, rng, sample_weight, dtype):
+    """Centers from an init spec ('k-means++', 'random', callable or array) on a sample."""
+    if isinstance(init, str):
+        if init == "k-means++":
+            centers, _ = kmeans_plusplus(sample, k, rng, sample_weight)
+            return centers.astype(dtype, copy=False)
+        if init == "random":
+            idx = rng.choice(sample.shape[0], size=k, replace=False)
+            return np.array(sample[np.sort(idx)], dtype=dtype)
+        raise ValueError(f"init must be 'k-means++', 'random', a callable or an array, got {init!r}")
+    if callable(init):
+        centers = np.asarray(init(sample, k, rng), dtype=dtype)
+    else:
+        centers = np.array(init, dtype=dtype)
+    if centers.shape != (k, sample.shape[1]):
+        raise ValueError(f"init centers must have shape ({k}, {sample.shape[1]}), got {centers.shape}")
+    if not np.all(np.isfinite(centers)):
+        raise ValueError("init centers hold NaN or infinite values")
+    return centers
+
+
+def _init_sample(data, size, rng):
+    """(indices or None, rows): a uniform sample of ``size`` rows without replacement, in row order."""
+    if size >= data.n_rows:
+        if data.array is not None:
+            return None, data.array
+        return None, data.take(np.arange(data.n_rows))
+    idx = np.sort(rng.choice(data.n_rows, size=size, replace=False))
+    return idx, data.take(idx)
+
+
+def _check_size(data, k):
+    if data.n_rows == 0:
+        raise ValueError("cannot cluster 0 rows: the data are empty")
+    if data.n_rows < k:
+        raise ValueError(f"n_samples={data.n_rows} should be >= n_clusters={k}: there are fewer "
+                         "rows than clusters")
+
+
+def _check_n_init(n_init, init, default_random):
+    if isinstance(n_init, str):
+        if n_init != "auto":
+            raise ValueError(f"n_init must be 'auto' or a positive integer, got {n_init!r}")
+        return default_random if isinstance(init, str) and init == "random" else 1
+    n = check_positive_int("n_init", n_init)
+    if not isinstance(init, str) and not callable(init):
+        return 1  # given centers: every run would be the same
+    return n
+
+
+def _check_tol(tol):
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or tol < 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    return float(tol)
+

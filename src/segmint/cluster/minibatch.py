@@ -1,0 +1,261 @@
+"""Mini-batch k-means (Sculley 2010) over arrays or any segmint source, in bounded memory."""
+import numpy as np
+
+from ._base import KMeansBase, check_positive_int, check_random_state, check_sample_weight
+from ._passes import assign_pass, prepare
+from .kmeans import _check_n_init, _check_size, _check_tol, _init_sample, initial_centers
+from ..kernels.assign import assign_rows
+from ..kernels.minibatch import minibatch_update
+
+# Rows of mini-batches drawn at once. A source without random access (Parquet, compressed
+# IPC) gathers them in one streaming pass, so this bounds memory; the draws do not depend on
+# the source, so every source gives the same model.
+ROUND_ROWS = 1 << 20
+
+
+class MiniBatchKMeans(KMeansBase):
+    """K-means on random mini-batches, then one pass for labels and inertia.
+
+    Follows scikit-learn's ``MiniBatchKMeans`` (same parameters, the same per-center learning
+    rate, early stopping on an exponentially weighted batch inertia, random reassignment of
+    low-count centers), with these differences: mini-batch rows are drawn in rounds of
+    ``2**20`` rows so a Parquet dataset needs one streaming pass per round and bounded memory;
+    ``refine_iter`` full Lloyd passes may polish the centers at the end; results are
+    bit-identical for any thread count.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+    init : {'k-means++', 'random'}, callable or array, default 'k-means++'
+        Seeding on a random sample of ``init_size`` rows.
+    max_iter : int, default 100
+        Upper bound on passes over the data (epochs), counted in mini-batch rows.
+    batch_size : int, default 1024
+    compute_labels : bool, default True
+        Store ``labels_`` of every row after fitting (``inertia_`` is computed either way).
+    random_state : int, numpy Generator or None
+    tol : float, default 0.0
+        Stop when the squared center shift of a step is at most ``tol`` times the mean feature
+        variance (of the init sample); 0 disables it.
+    max_no_improvement : int or None, default 10
+        Stop after this many steps without improvement of the smoothed batch inertia.
+    init_size : int, optional
+        Rows sampled for seeding; default ``max(3 * batch_size, 3 * n_clusters)``.
+    n_init : int or 'auto', default 'auto'
+        Seedings tried (1 for 'k-means++', 3 for 'random'); the best on a validation sample is kept.
+    reassignment_ratio : float, default 0.01
+        Centers whose weight falls below this fraction of the heaviest center's are moved to
+        random batch rows (checked every ``10 * n_clusters`` rows and whenever one is empty).
+    refine_iter : int, default 0
+        Full Lloyd passes after the mini-batch phase (each is one pass over the data); a few
+        bring the inertia to that of full k-means.
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_features_in_, feature_names_in_ : as in :class:`KMeans`
+    n_iter_ : int, passes over the data the mini-batch phase amounts to (rounded up)
+    n_steps_ : int, mini-batch steps run
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
+                 compute_labels=True, random_state=None, tol=0.0, max_no_improvement=10,
+                 init_size=None, n_init="auto", reassignment_ratio=0.01, refine_iter=0):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+        self.refine_iter = refine_iter
+
+    # -- parameters -------------------------------------------------------------------------
+    def _check_params(self):
+        self._k = check_positive_int("n_clusters", self.n_clusters)
+        self._max_iter = check_positive_int("max_iter", self.max_iter)
+        self._batch = check_positive_int("batch_size", self.batch_size)
+        self._n_init = _check_n_init(self.n_init, self.init, default_random=3)
+        self._tol = _check_tol(self.tol)
+        if self.max_no_improvement is not None:
+            check_positive_int("max_no_improvement", self.max_no_improvement, minimum=0)
+        if not (0 <= float(self.reassignment_ratio)):
+            raise ValueError(f"reassignment_ratio must be >= 0, got {self.reassignment_ratio!r}")
+        check_positive_int("refine_iter", self.refine_iter, minimum=0)
+
+    def _init_size(self, n):
+        size = self.init_size if self.init_size is not None else max(3 * self._batch, 3 * self._k)
+        size = check_positive_int("init_size", size)
+        return min(n, max(size, self._k))
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None, features=None):
+        """Compute the clustering from mini-batches of X.
+
+        Parameters
+        ----------
+        X : (n, d) array or any source :func:`segmint.open` accepts (streamed, bounded memory)
+        y : ignored
+        sample_weight : (n,) array, optional
+        features : list of str, optional
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        data = self._features(X, features, reset=True)
+        _check_size(data, self._k)
+        data.check_finite()
+        n = data.n_rows
+        w = check_sample_weight(sample_weight, n, data.dtype)
+        rng = check_random_state(self.random_state)
+        self._rng = rng  # partial_fit after fit continues the same random stream
+        init_size = self._init_size(n)
+
+        centers = self._best_seeding(data, w, rng, init_size)
+        tol_abs = 0.0
+        if self._tol > 0:
+            _, sample = _init_sample(data, init_size, rng)
+            tol_abs = self._tol * float(np.mean(np.var(sample, axis=0, dtype=np.float64)))
+
+        self._counts = np.zeros(self._k, dtype=np.float64)
+        self._n_since_last_reassign = 0
+        n_steps = max(1, (self._max_iter * n) // self._batch)
+        ewa, ewa_min, no_improvement = None, None, 0
+        step = 0
+        steps_per_round = max(1, ROUND_ROWS // self._batch)
+        done = False
+        while step < n_steps and not done:
+            todo = min(steps_per_round, n_steps - step)
+            draws = rng.integers(0, n, size=(todo, self._batch))
+            rows = data.take(draws.ravel()) if not data.random_access else None
+            for s in range(todo):
+                idx = draws[s]
+                Xb = rows[s * self._batch:(s + 1) * self._batch] if rows is not None else data.take(idx)
+                wb = w[idx] if w is not None else None
+                inertia, moved = self._step(Xb, wb, centers, rng)
+                step += 1
+                # early stopping, as scikit-learn: smoothed batch inertia and center shift
+                batch_inertia = inertia / self._batch
+                if ewa is None:
+                    ewa = batch_inertia
+                else:
+                    alpha = min(1.0, self._batch * 2.0 / (n + 1))
+                    ewa = ewa * (1 - alpha) + batch_inertia * alpha
+                if self._tol > 0 and moved <= tol_abs:
+                    done = True
+                    break
+                if ewa_min is None or ewa < ewa_min:
+                    ewa_min, no_improvement = ewa, 0
+                else:
+                    no_improvement += 1
+                if self.max_no_improvement is not None and no_improvement >= self.max_no_improvement:
+                    done = True
+                    break
+        self.n_steps_ = step
+        self.n_iter_ = int(np.ceil(step * self._batch / n))
+        if self.refine_iter:
+            from .kmeans import _lloyd
+            centers, labels, inertia, _ = _lloyd(data, centers, w, self.refine_iter, 0.0)
+            self.cluster_centers_, self.inertia_ = centers, inertia
+            self.labels_ = labels if self.compute_labels else None
+            if not self.compute_labels:
+                del self.labels_
+            return self
+        self.cluster_centers_ = centers
+        labels, _, self.inertia_, _ = assign_pass(data, centers, w, want_labels=self.compute_labels)
+        if self.compute_labels:
+            self.labels_ = labels
+        return self
+
+    def _best_seeding(self, data, w, rng, init_size):
+        """Seed ``n_init`` times; keep the centers with the lowest inertia on a validation sample."""
+        valid = None
+        if self._n_init > 1:
+            vidx = rng.integers(0, data.n_rows, size=init_size)
+            valid = (data.take(vidx), None if w is None else w[vidx])
+        best, best_inertia = None, np.inf
+        for _ in range(self._n_init):
+            idx, sample = _init_sample(data, init_size, rng)
+            sw = None if w is None else (w if idx is None else w[idx])
+            centers = initial_centers(self.init, sample, self._k, rng, sw, data.dtype)
+            if valid is None:
+                return centers
+            inertia = _batch_assign(valid[0], valid[1], centers)[2]
+            if inertia < best_inertia:
+                best, best_inertia = centers, inertia
+        return best
+
+    def _step(self, Xb, wb, centers, rng):
+        """One mini-batch step on rows Xb: assign, update centers in place, maybe reassign."""
+        labels, dist, inertia = _batch_assign(Xb, wb, centers)
+        empty_w = np.empty(0, dtype=Xb.dtype)
+        moved = minibatch_update(Xb, wb if wb is not None else empty_w, labels, centers, self._counts)
+        if self.reassignment_ratio > 0 and self._random_reassign():
+            self._reassign(Xb, centers, rng)
+        return inertia, moved
+
+    def _random_reassign(self):
+        self._n_since_last_reassign += self._batch
+        if (self._counts == 0).any() or self._n_since_last_reassign >= 10 * self._k:
+            self._n_since_last_reassign = 0
+            return True
+        return False
+
+    def _reassign(self, Xb, centers, rng):
+        counts = self._counts
+        to_reassign = counts < self.reassignment_ratio * counts.max()
+        limit = int(0.5 * Xb.shape[0])
+        if to_reassign.sum() > limit:  # never move more centers than half the batch
+            keep = np.argsort(counts, kind="stable")[limit:]
+            to_reassign[keep] = False
+        n_moves = int(to_reassign.sum())
+        if n_moves:
+            picked = rng.choice(Xb.shape[0], size=n_moves, replace=False)
+            centers[to_reassign] = Xb[picked]
+            rest = counts[~to_reassign]
+            counts[to_reassign] = rest.min() if rest.size else 0.0
+
+    # -- partial_fit ------------------------------------------------------------------------
+    def partial_fit(self, X, y=None, sample_weight=None, features=None):
+        """Update the model with one mini-batch X (the first call also seeds it from X).
+
+        The random state carries over between calls, so the same sequence of calls with the
+        same seed gives the same model.
+        """
+        first = not hasattr(self, "cluster_centers_")
+        if first:
+            self._check_params()
+        data = self._features(X, features, reset=first)
+        data.check_finite()
+        n = data.n_rows
+        w = check_sample_weight(sample_weight, n, data.dtype)
+        if first:
+            _check_size(data, self._k)
+            self._rng = check_random_state(self.random_state)
+            self.cluster_centers_ = self._best_seeding(data, w, self._rng, self._init_size(n))
+            self._counts = np.zeros(self._k, dtype=np.float64)
+            self._n_since_last_reassign = 0
+            self.n_steps_ = 0
+        Xb = data.array if data.array is not None else data.take(np.arange(n))
+        self._batch = Xb.shape[0]
+        self._step(Xb, w, self.cluster_centers_, self._rng)
+        self.n_steps_ += 1
+        if self.compute_labels:
+            self.labels_, _, self.inertia_ = _batch_assign(Xb, w, self.cluster_centers_)
+        return self
+
+
+def _batch_assign(Xb, wb, centers):
+    """Labels, squared distances and weighted inertia of an in-memory batch (one thread)."""
+    C2, cn = prepare(centers)
+    b = Xb.shape[0]
+    labels = np.empty(b, dtype=np.int32)
+    dist = np.empty(b, dtype=Xb.dtype)
+    assign_rows(Xb, 0, b, C2, cn, labels, dist)
+    inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
+    return labels, dist, inertia

@@ -1,0 +1,163 @@
+"""Every clustering kernel against its slow twin on random inputs."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive_kmeans as naive
+from segmint.kernels.assign import TILE, assign_rows, assign_rows_sums
+from segmint.kernels.kmeanspp import sq_dist_to_point, trial_potentials
+from segmint.kernels.minibatch import minibatch_update
+from segmint.kernels.reassign import relocate_empty
+from segmint.kernels.reduce import weighted_sum
+from segmint.kernels.validate import count_nonfinite
+from segmint.cluster._passes import prepare
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+def _layouts(X):
+    yield "C", np.ascontiguousarray(X)
+    yield "F", np.asfortranarray(X)
+    big = np.zeros((X.shape[0] * 2, X.shape[1] + 3), dtype=X.dtype)
+    big[::2, 1:X.shape[1] + 1] = X
+    yield "strided", big[::2, 1:X.shape[1] + 1]
+
+
+def _check_assignment(X, C, labels, dist, dtype):
+    D = naive.sq_distances(X, C)
+    best = D.min(axis=1) if len(X) else np.zeros(0)
+    chosen = D[np.arange(len(X)), labels]
+    scale = 1.0 + (X.astype(np.float64) ** 2).sum(axis=1) + (C.astype(np.float64) ** 2).sum(axis=1).max()
+    tol = RTOL[dtype] * scale
+    # the chosen center is nearest up to rounding, and its distance is right
+    assert np.all(chosen <= best + tol)
+    np.testing.assert_allclose(dist, chosen, rtol=0, atol=np.max(tol) if len(X) else 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 5, TILE - 1, TILE, TILE + 1, 1000])
+@pytest.mark.parametrize("d,k", [(1, 1), (1, 3), (3, 2), (4, 4), (5, 7), (16, 8), (17, 33)])
+def test_assign_rows_matches_naive(dtype, n, d, k):
+    rng = np.random.default_rng(n * 100 + d * 10 + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    C = rng.normal(size=(k, d)).astype(dtype)
+    C2, cn = prepare(C)
+    for _, Xl in _layouts(X):
+        labels = np.full(n, -1, dtype=np.int32)
+        dist = np.full(n, -1, dtype=dtype)
+        assign_rows(Xl, 0, n, C2, cn, labels, dist)
+        _check_assignment(X, C, labels, dist, dtype)
+        assert np.all((labels >= 0) & (labels < k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_assign_partial_range_and_ties(dtype):
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [5.0, 5.0]], dtype=dtype)
+    C = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [5.0, 5.0]], dtype=dtype)
+    C2, cn = prepare(C)
+    labels = np.full(4, -7, dtype=np.int32)
+    dist = np.full(4, -7, dtype=dtype)
+    assign_rows(X, 1, 3, C2, cn, labels, dist)
+    assert labels.tolist() == [-7, 0, 0, -7]  # exact ties go to the lowest index; rows outside untouched
+    assert dist.tolist() == [-7, 0, 2, -7]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_assign_rows_sums_matches_naive(dtype, weighted):
+    rng = np.random.default_rng(3)
+    n, d, k = 777, 6, 9
+    X = rng.normal(size=(n, d)).astype(dtype)
+    C = rng.normal(size=(k, d)).astype(dtype)
+    w = rng.random(n).astype(dtype) if weighted else np.empty(0, dtype=dtype)
+    C2, cn = prepare(C)
+    labels = np.empty(n, np.int32)
+    dist = np.empty(n, dtype)
+    sums = np.zeros((k, d))
+    wsums = np.zeros(k)
+    assign_rows_sums(X, 0, 400, w, C2, cn, labels, dist, sums, wsums)
+    assign_rows_sums(X, 400, n, w, C2, cn, labels, dist, sums, wsums)  # continues the sums
+    _check_assignment(X, C, labels, dist, dtype)
+    ref_s, ref_w = naive.lloyd_sums(X, w if weighted else np.ones(n), labels, k)
+    np.testing.assert_allclose(sums, ref_s, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(wsums, ref_w, rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("b,k", [(1, 1), (1, 5), (50, 3), (1023, 16)])
+def test_minibatch_update_matches_naive(dtype, b, k):
+    rng = np.random.default_rng(b + k)
+    d = 5
+    Xb = rng.normal(size=(b, d)).astype(dtype)
+    w = rng.random(b).astype(dtype)
+    labels = rng.integers(0, k, b).astype(np.int32)
+    centers = rng.normal(size=(k, d)).astype(dtype)
+    counts = rng.integers(0, 3, k).astype(np.float64)
+    ref_c, ref_n, ref_moved = naive.minibatch_update(Xb, w.astype(np.float64), labels, centers, counts)
+    moved = minibatch_update(Xb, w, labels, centers, counts)
+    np.testing.assert_allclose(centers, ref_c, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+    np.testing.assert_allclose(counts, ref_n)
+    assert moved == pytest.approx(ref_moved, rel=1e-3, abs=1e-6)
+    # unit weights: an empty weight array
+    c2 = rng.normal(size=(k, d)).astype(dtype)
+    n2 = np.zeros(k)
+    ref_c2, _, _ = naive.minibatch_update(Xb, np.ones(b), labels, c2, n2)
+    minibatch_update(Xb, np.empty(0, dtype), labels, c2, n2)
+    np.testing.assert_allclose(c2, ref_c2, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kmeanspp_kernels_match_naive(dtype):
+    rng = np.random.default_rng(5)
+    n, d = 301, 7
+    X = rng.normal(size=(n, d)).astype(dtype)
+    w = rng.random(n)
+    closest = np.empty(n)
+    sq_dist_to_point(X, X[3], closest)
+    np.testing.assert_allclose(closest, naive.sq_distances(X, X[3:4])[:, 0], rtol=1e-6)
+    cands = np.array([0, 17, 300, 17], dtype=np.int64)
+    td = np.empty((4, n))
+    pots = np.empty(4)
+    trial_potentials(X, w, closest, cands, td, pots)
+    ref_d, ref_p = naive.trial_potentials(X, w, closest, cands)
+    np.testing.assert_allclose(td, ref_d, rtol=1e-6)
+    np.testing.assert_allclose(pots, ref_p, rtol=1e-9 if dtype == np.float64 else 1e-6)
+
+
+def test_relocate_empty_moves_weight():
+    rows = np.array([[10.0, 10.0], [20.0, 20.0]])
+    sums = np.array([[30.0, 30.0], [0.0, 0.0], [0.0, 0.0], [5.0, 5.0]])
+    wsums = np.array([3.0, 0.0, 0.0, 1.0])
+    relocate_empty(rows, np.array([1.0, 1.0]), np.array([0, 3], np.int32), np.array([1, 2]), sums, wsums)
+    # center 1 takes the row from center 0; center 2 would empty center 3, so it is skipped
+    np.testing.assert_array_equal(sums, [[20.0, 20.0], [10.0, 10.0], [0.0, 0.0], [5.0, 5.0]])
+    np.testing.assert_array_equal(wsums, [2.0, 1.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_count_nonfinite(dtype):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(333, 5)).astype(dtype)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[rng.random(X.shape) < 0.02] = np.inf
+    X[0, 0] = -np.inf
+    counts = np.zeros(5, dtype=np.int64)
+    count_nonfinite(X, 0, 333, counts)
+    np.testing.assert_array_equal(counts, (~np.isfinite(X)).sum(axis=0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, width=32), min_size=0, max_size=300), st.data())
+def test_weighted_sum_is_the_same_in_pieces(values, data):
+    v = np.asarray(values, dtype=np.float32)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(v)), max_size=5)))
+    whole = np.zeros(1)
+    weighted_sum(v, np.empty(0, np.float32), 0, len(v), whole)
+    pieces = np.zeros(1)
+    bounds = [0, *cuts, len(v)]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        weighted_sum(v, np.empty(0, np.float32), lo, hi, pieces)
+    assert whole[0] == pieces[0]  # bit for bit
+    assert whole[0] == pytest.approx(float(np.sum(v, dtype=np.float64)), rel=1e-9, abs=1e-6)
