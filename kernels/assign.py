@@ -108,7 +108,7 @@ def _add_row_norms(tile, d, best_d):
 
 
 @kernel
-def assign_rows(X, lo, hi, C2, cn, labels, dist):
+def assign_rows(X, lo, hi, C2, cn, labels, dist, out_lo):
     """Nearest center of rows ``lo..hi`` of X.
 
     Parameters
@@ -116,8 +116,10 @@ def assign_rows(X, lo, hi, C2, cn, labels, dist):
     X : (n, d) float32/float64, any memory layout, IN
     lo, hi : int, the rows to assign (``0 <= lo <= hi <= n``)
     C2, cn : prepared centers from :func:`prepare_centers` (same dtype as X), IN
-    labels : (n,) int32, OUT at ``lo..hi``: index of the nearest center
-    dist : (n,) float of X's dtype, OUT at ``lo..hi``: squared distance to it (clipped at 0)
+    labels : int32 array, OUT: row ``i`` goes to ``labels[i - out_lo]``: index of the nearest center
+    dist : float array of X's dtype, OUT: row ``i`` goes to ``dist[i - out_lo]``: squared distance
+        to it (clipped at 0)
+    out_lo : int, 0 when labels/dist cover all rows of X, ``lo`` for a scratch of ``hi - lo`` rows
     """
     d = X.shape[1]
     dp = C2.shape[1]
@@ -134,9 +136,13 @@ def assign_rows(X, lo, hi, C2, cn, labels, dist):
         _fill_tile(X, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
         _add_row_norms(tile, d, best_d)
+        o = start - out_lo
         for i in range(m):
-            labels[start + i] = best_l[i]
-            dist[start + i] = max(best_d[i], 0.0)
+            v = best_d[i]
+            if v < 0:  # rounding of the expanded form; NaN stays NaN so bad input is seen
+                v = 0
+            labels[o + i] = best_l[i]
+            dist[o + i] = v
 
 
 @kernel
@@ -172,8 +178,11 @@ def assign_rows_sums(X, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
         _add_row_norms(tile, d, best_d)
         for i in range(m):
             lab = best_l[i]
+            v = best_d[i]
+            if v < 0:
+                v = 0
             labels[start + i] = lab
-            dist[start + i] = max(best_d[i], 0.0)
+            dist[start + i] = v
             w = 1.0 if unit else weights[start + i]
             wsums[lab] += w
             for j in range(d):

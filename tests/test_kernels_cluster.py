@@ -47,7 +47,7 @@ def test_assign_rows_matches_naive(dtype, n, d, k):
     for _, Xl in _layouts(X):
         labels = np.full(n, -1, dtype=np.int32)
         dist = np.full(n, -1, dtype=dtype)
-        assign_rows(Xl, 0, n, C2, cn, labels, dist)
+        assign_rows(Xl, 0, n, C2, cn, labels, dist, 0)
         _check_assignment(X, C, labels, dist, dtype)
         assert np.all((labels >= 0) & (labels < k))
 
@@ -59,9 +59,22 @@ def test_assign_partial_range_and_ties(dtype):
     C2, cn = prepare(C)
     labels = np.full(4, -7, dtype=np.int32)
     dist = np.full(4, -7, dtype=dtype)
-    assign_rows(X, 1, 3, C2, cn, labels, dist)
+    assign_rows(X, 1, 3, C2, cn, labels, dist, 0)
     assert labels.tolist() == [-7, 0, 0, -7]  # exact ties go to the lowest index; rows outside untouched
     assert dist.tolist() == [-7, 0, 2, -7]
+    scratch_l = np.full(2, -7, dtype=np.int32)
+    scratch_d = np.full(2, -7, dtype=dtype)
+    assign_rows(X, 1, 3, C2, cn, scratch_l, scratch_d, 1)  # outputs offset to a scratch of 2 rows
+    assert scratch_l.tolist() == [0, 0] and scratch_d.tolist() == [0, 2]
+
+
+def test_nan_rows_give_nan_distances():
+    X = np.array([[np.nan, 1.0], [1.0, 1.0], [np.inf, 0.0]])
+    C2, cn = prepare(np.array([[0.0, 0.0], [1.0, 1.0]]))
+    labels = np.empty(3, np.int32)
+    dist = np.empty(3)
+    assign_rows(X, 0, 3, C2, cn, labels, dist, 0)
+    assert np.isnan(dist[0]) and dist[1] == 0 and not np.isfinite(dist[2])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

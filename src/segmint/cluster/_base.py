@@ -110,15 +110,15 @@ class KMeansBase(ParamsMixin):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                                  "with appropriate arguments before using this estimator.")
 
-    def _assign(self, X, features=None, sample_weight=None, want_labels=True, want_distances=False):
+    def _assign(self, X, features=None, sample_weight=None, want_labels=True, want_inertia=True):
         self._check_fitted()
         data = self._features(X, features)
         w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
-        labels, dist, inertia, nonfinite = assign_pass(data, self.cluster_centers_, w, want_labels,
-                                                        want_distances)
+        labels, _, inertia, nonfinite = assign_pass(data, self.cluster_centers_, w, want_labels,
+                                                    want_inertia=want_inertia)
         if nonfinite:
             data.raise_nonfinite(data.nonfinite_counts() if data.array is None else _counts(data))
-        return labels, dist, inertia
+        return labels, inertia
 
     def predict(self, X, features=None):
         """Index of the nearest center for each row.
@@ -133,7 +133,7 @@ class KMeansBase(ParamsMixin):
         -------
         labels : (n,) int32
         """
-        labels, _, _ = self._assign(X, features)
+        labels, _ = self._assign(X, features, want_inertia=False)
         return labels
 
     def fit_predict(self, X, y=None, sample_weight=None, features=None):
@@ -164,7 +164,7 @@ class KMeansBase(ParamsMixin):
 
     def score(self, X, y=None, sample_weight=None, features=None):
         """Minus the weighted sum of squared distances of X to its nearest centers."""
-        _, _, inertia = self._assign(X, features, sample_weight, want_labels=False)
+        _, inertia = self._assign(X, features, sample_weight, want_labels=False)
         return -inertia
 
     def __sklearn_tags__(self):

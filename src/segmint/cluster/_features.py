@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import DataError, SegmintError, unknown_column
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, NUMERIC, column_kind
+from ..kernels.gather import gather_rows
 from ..kernels.validate import count_nonfinite
 
 BLOCK_ROWS = 131_072
@@ -166,9 +167,13 @@ class Features:
     # -- random rows ---------------------------------------------------------------------
     def take(self, indices):
         """Rows at ``indices`` (any order, repeats allowed) as a C-ordered (len, d) array."""
-        indices = np.asarray(indices, dtype=np.int64)
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
         if self.array is not None:
-            return np.ascontiguousarray(self.array[indices])
+            from .._parallel import chunk_bounds, run_chunks
+            out = np.empty((indices.size, self.n_features), dtype=self.dtype)
+            run_chunks(lambda b: gather_rows(self.array, indices, b[0], b[1], out),
+                       chunk_bounds(indices.size, 1 << 16))
+            return out
         out = np.empty((indices.size, self.n_features), dtype=self.dtype)
         if indices.size == 0:
             return out

@@ -45,14 +45,15 @@ def _weights_for(sample_weight, dtype):
     return np.ascontiguousarray(sample_weight, dtype=dtype)
 
 
-def assign_pass(features, centers, sample_weight=None, want_labels=True, want_distances=False):
+def assign_pass(features, centers, sample_weight=None, want_labels=True, want_distances=False,
+                want_inertia=True):
     """Nearest center of every row.
 
     Returns
     -------
     labels : (n,) int32 or None
     distances : (n,) squared distances or None
-    inertia : float, the weighted sum of squared distances
+    inertia : float (the weighted sum of squared distances) or None
     nonfinite : bool, True when some value was NaN or infinite (results then meaningless)
     """
     n = features.n_rows
@@ -63,20 +64,30 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
     w_all = _weights_for(sample_weight, dtype)
     n_chunks = (n + CHUNK - 1) // CHUNK
     partial = np.zeros((n_chunks, 1), dtype=np.float64)
+    bad = np.zeros(n_chunks, dtype=bool)
     for start, X in features.blocks():
         m = X.shape[0]
-        lab = labels[start:start + m] if labels is not None else np.empty(m, dtype=np.int32)
-        dis = dist[start:start + m] if dist is not None else np.empty(m, dtype=dtype)
         w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
 
-        def piece(p, X=X, lab=lab, dis=dis, w=w):
+        def piece(p, X=X, start=start, w=w):
             lo, hi, chunk = p
-            assign_rows(X, lo, hi, C2, cn, lab, dis)
-            weighted_sum(dis, w, lo, hi, partial[chunk])
+            lab = np.empty(hi - lo, dtype=np.int32)  # per-piece scratch, copied out if wanted
+            dis = np.empty(hi - lo, dtype=dtype)
+            assign_rows(X, lo, hi, C2, cn, lab, dis, lo)
+            if labels is not None:
+                labels[start + lo:start + hi] = lab
+            if dist is not None:
+                dist[start + lo:start + hi] = dis
+            if want_inertia:
+                weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
+            else:
+                bad[chunk] = not np.isfinite(dis).all()
 
         run_chunks(piece, _pieces(start, m))
-    inertia = _ordered_total(partial[:, 0])
-    return labels, dist, inertia, not np.isfinite(inertia)
+    if want_inertia:
+        inertia = _ordered_total(partial[:, 0])
+        return labels, dist, inertia, not np.isfinite(inertia)
+    return labels, dist, None, bool(bad.any())
 
 
 def lloyd_pass(features, centers, sample_weight=None, labels=None):

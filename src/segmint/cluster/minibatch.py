@@ -12,6 +12,11 @@ from ..kernels.minibatch import minibatch_update
 # the source, so every source gives the same model.
 ROUND_ROWS = 1 << 20
 
+# scikit-learn smooths the batch inertia over about one epoch (alpha = 2 * batch / n), so on
+# millions of rows early stopping needs thousands of steps. The floor bounds the smoothing
+# window to about 2 / EWA_MIN_ALPHA steps, enough to average out batch noise.
+EWA_MIN_ALPHA = 0.02
+
 
 class MiniBatchKMeans(KMeansBase):
     """K-means on random mini-batches, then one pass for labels and inertia.
@@ -132,10 +137,10 @@ class MiniBatchKMeans(KMeansBase):
         while step < n_steps and not done:
             todo = min(steps_per_round, n_steps - step)
             draws = rng.integers(0, n, size=(todo, self._batch))
-            rows = data.take(draws.ravel()) if not data.random_access else None
+            rows = data.take(draws.ravel())  # one gather (or one streaming pass) per round
             for s in range(todo):
                 idx = draws[s]
-                Xb = rows[s * self._batch:(s + 1) * self._batch] if rows is not None else data.take(idx)
+                Xb = rows[s * self._batch:(s + 1) * self._batch]
                 wb = w[idx] if w is not None else None
                 inertia, moved = self._step(Xb, wb, centers, rng)
                 step += 1
@@ -144,7 +149,7 @@ class MiniBatchKMeans(KMeansBase):
                 if ewa is None:
                     ewa = batch_inertia
                 else:
-                    alpha = min(1.0, self._batch * 2.0 / (n + 1))
+                    alpha = min(1.0, max(self._batch * 2.0 / (n + 1), EWA_MIN_ALPHA))
                     ewa = ewa * (1 - alpha) + batch_inertia * alpha
                 if self._tol > 0 and moved <= tol_abs:
                     done = True
@@ -256,6 +261,6 @@ def _batch_assign(Xb, wb, centers):
     b = Xb.shape[0]
     labels = np.empty(b, dtype=np.int32)
     dist = np.empty(b, dtype=Xb.dtype)
-    assign_rows(Xb, 0, b, C2, cn, labels, dist)
+    assign_rows(Xb, 0, b, C2, cn, labels, dist, 0)
     inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
     return labels, dist, inertia
