@@ -1,11 +1,14 @@
 """segmint: fast, trustworthy customer segmentation over Arrow data.
 
 The data layer is :func:`segmint.open` (files, tables, DataFrames, arrays) and the atomic
-writers; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
-synthetic customer base for demos, tests and benchmarks.
+writers; :class:`segmint.KMeans` and :class:`segmint.MiniBatchKMeans` cluster arrays or any
+source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
+synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
+kernels ahead of time.
 """
 from . import cluster, datasets, errors, io
 from ._parallel import get_num_threads, set_num_threads, threads
+from ._warmup import warmup
 from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
 from .datasets import make_customers, write_customers
 from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputError, SegmintError,
@@ -20,5 +23,5 @@ __all__ = [
     "SegmintError", "DataError", "SourceNotFoundError", "CorruptFileError",
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
     "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
-    "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads",
+    "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
 ]

@@ -28,14 +28,33 @@ def customer_features(n_customers, *, seed=0, dtype=np.float32, threads=2):
     start = 0
     for customers, _ in iter_customer_blocks(n_customers, seed=seed, threads=threads):
         m = customers.num_rows
-        for j, name in enumerate(names):
-            col = customers.column(name)
-            values = col.to_numpy(zero_copy_only=False).astype(np.float64)
-            if col.null_count:
-                values = np.where(np.asarray(col.is_valid()), values, np.nan)
-            X[start:start + m, j] = values
+        _fill(X[start:start + m], customers, names)
         truth[start:start + m] = customers.column("true_segment").to_numpy()
         start += m
+    _impute_scale(X, names)
+    return X, names, truth
+
+
+def feature_matrix(source, names=NUMERIC_FEATURES, dtype=np.float32):
+    """The prepared (imputed, log-scaled, standardised) features of an opened customer source."""
+    names = list(names)
+    table = source.read(names)
+    X = np.empty((table.num_rows, len(names)), dtype=dtype)
+    _fill(X, table, names)
+    _impute_scale(X, names)
+    return X
+
+
+def _fill(X, table, names):
+    for j, name in enumerate(names):
+        col = table.column(name)
+        values = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        if col.null_count:
+            values = np.where(np.asarray(col.is_valid()), values, np.nan)
+        X[:, j] = values
+
+
+def _impute_scale(X, names):
     for j, name in enumerate(names):
         col = X[:, j]
         missing = np.isnan(col)
@@ -48,4 +67,3 @@ def customer_features(n_customers, *, seed=0, dtype=np.float32, threads=2):
         col -= mean
         if std > 0:
             col /= std
-    return X, names, truth
