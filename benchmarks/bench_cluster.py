@@ -65,7 +65,7 @@ def test_minibatch_step(benchmark, features, warm):
     counts = np.zeros(K)
 
     def step():
-        assign_rows(Xb, 0, len(Xb), C2, cn, labels, dist, 0)
+        assign_rows(Xb, 0, len(Xb), C2, cn, labels, 0, dist, 0, True)
         return minibatch_update(Xb, np.empty(0, np.float32), labels, centers, counts)
 
     benchmark(step)

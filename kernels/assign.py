@@ -108,7 +108,7 @@ def _add_row_norms(tile, d, best_d):
 
 
 @kernel
-def assign_rows(X, lo, hi, C2, cn, labels, dist, out_lo):
+def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """Nearest center of rows ``lo..hi`` of X.
 
     Parameters
@@ -116,10 +116,18 @@ def assign_rows(X, lo, hi, C2, cn, labels, dist, out_lo):
     X : (n, d) float32/float64, any memory layout, IN
     lo, hi : int, the rows to assign (``0 <= lo <= hi <= n``)
     C2, cn : prepared centers from :func:`prepare_centers` (same dtype as X), IN
-    labels : int32 array, OUT: row ``i`` goes to ``labels[i - out_lo]``: index of the nearest center
-    dist : float array of X's dtype, OUT: row ``i`` goes to ``dist[i - out_lo]``: squared distance
+    labels : int32 array, OUT: row ``i`` goes to ``labels[i - labels_lo]``: its nearest center
+    labels_lo : int, 0 when ``labels`` covers all rows of X, ``lo`` for a scratch of ``hi - lo`` rows
+    dist : float array of X's dtype, OUT: row ``i`` goes to ``dist[i - dist_lo]``: squared distance
         to it (clipped at 0)
-    out_lo : int, 0 when labels/dist cover all rows of X, ``lo`` for a scratch of ``hi - lo`` rows
+    dist_lo : int, as ``labels_lo`` for ``dist``
+    with_dist : bool, False to skip distances (``dist`` is then not touched; labels need no
+        row norms, since ``|x|^2`` is the same for every center)
+
+    Returns
+    -------
+    int
+        Rows whose values were not all finite (their label and distance are meaningless).
     """
     d = X.shape[1]
     dp = C2.shape[1]
@@ -131,18 +139,28 @@ def assign_rows(X, lo, hi, C2, cn, labels, dist, out_lo):
     a3 = np.empty(TILE, dtype)
     best_d = np.empty(TILE, dtype)
     best_l = np.empty(TILE, np.int32)
+    bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
-        _add_row_norms(tile, d, best_d)
-        o = start - out_lo
+        ol = start - labels_lo
+        for i in range(m):
+            labels[ol + i] = best_l[i]
+        if with_dist:
+            _add_row_norms(tile, d, best_d)
+            od = start - dist_lo
+            for i in range(m):
+                v = best_d[i]
+                if v < 0:  # rounding of the expanded form; NaN stays NaN so bad input is seen
+                    v = 0
+                dist[od + i] = v
+        # a NaN or infinity in a row leaves its best value non-finite (finite rows never do)
         for i in range(m):
             v = best_d[i]
-            if v < 0:  # rounding of the expanded form; NaN stays NaN so bad input is seen
-                v = 0
-            labels[o + i] = best_l[i]
-            dist[o + i] = v
+            if not (v > -np.inf and v < np.inf):
+                bad += 1
+    return bad
 
 
 @kernel

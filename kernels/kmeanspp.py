@@ -28,8 +28,8 @@ def sq_dist_to_point(X, point, out):
 
 
 @kernel
-def trial_potentials(X, weights, closest, candidates, trial_dist, potentials):
-    """For each candidate center: the weighted potential if it were added.
+def trial_potentials(X, weights, closest, candidates, lo, hi, trial_dist, potentials):
+    """For each candidate center: the weighted potential of rows ``lo..hi`` if it were added.
 
     Parameters
     ----------
@@ -37,14 +37,15 @@ def trial_potentials(X, weights, closest, candidates, trial_dist, potentials):
     weights : (n,) float64, IN
     closest : (n,) float64, IN: squared distance of each row to its nearest chosen center
     candidates : (t,) int64, IN: row indices of X proposed as the next center
-    trial_dist : (t, n) float64, OUT: ``min(closest, |x - candidate|^2)`` per row
-    potentials : (t,) float64, OUT: ``sum(weights * trial_dist[t])``, summed in row order
+    lo, hi : int, the rows this call covers (callers split rows into fixed chunks)
+    trial_dist : (t, n) float64, OUT at columns ``lo..hi``: ``min(closest, |x - candidate|^2)``
+    potentials : (t,) float64, OUT: ``sum(weights * trial_dist[t, lo:hi])``, in row order
     """
-    n, d = X.shape
+    d = X.shape[1]
     for t in range(candidates.shape[0]):
         cand = candidates[t]
         pot = 0.0
-        for i in range(n):
+        for i in range(lo, hi):
             s = 0.0
             for j in range(d):
                 diff = X[i, j] - X[cand, j]

@@ -47,9 +47,12 @@ def test_assign_rows_matches_naive(dtype, n, d, k):
     for _, Xl in _layouts(X):
         labels = np.full(n, -1, dtype=np.int32)
         dist = np.full(n, -1, dtype=dtype)
-        assign_rows(Xl, 0, n, C2, cn, labels, dist, 0)
+        assert assign_rows(Xl, 0, n, C2, cn, labels, 0, dist, 0, True) == 0
         _check_assignment(X, C, labels, dist, dtype)
         assert np.all((labels >= 0) & (labels < k))
+        only = np.full(n, -1, dtype=np.int32)
+        assign_rows(Xl, 0, n, C2, cn, only, 0, np.empty(0, dtype), 0, False)
+        assert np.array_equal(only, labels)  # labels without distances are the same labels
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -59,12 +62,15 @@ def test_assign_partial_range_and_ties(dtype):
     C2, cn = prepare(C)
     labels = np.full(4, -7, dtype=np.int32)
     dist = np.full(4, -7, dtype=dtype)
-    assign_rows(X, 1, 3, C2, cn, labels, dist, 0)
+    assign_rows(X, 1, 3, C2, cn, labels, 0, dist, 0, True)
     assert labels.tolist() == [-7, 0, 0, -7]  # exact ties go to the lowest index; rows outside untouched
     assert dist.tolist() == [-7, 0, 2, -7]
     scratch_l = np.full(2, -7, dtype=np.int32)
     scratch_d = np.full(2, -7, dtype=dtype)
-    assign_rows(X, 1, 3, C2, cn, scratch_l, scratch_d, 1)  # outputs offset to a scratch of 2 rows
+    assign_rows(X, 1, 3, C2, cn, scratch_l, 1, scratch_d, 1, True)  # outputs offset to scratches of 2 rows
+    mixed = np.full(4, -7, dtype=np.int32)
+    assign_rows(X, 1, 3, C2, cn, mixed, 0, scratch_d, 1, True)  # labels whole-data, distances scratch
+    assert mixed.tolist() == [-7, 0, 0, -7]
     assert scratch_l.tolist() == [0, 0] and scratch_d.tolist() == [0, 2]
 
 
@@ -73,8 +79,9 @@ def test_nan_rows_give_nan_distances():
     C2, cn = prepare(np.array([[0.0, 0.0], [1.0, 1.0]]))
     labels = np.empty(3, np.int32)
     dist = np.empty(3)
-    assign_rows(X, 0, 3, C2, cn, labels, dist, 0)
+    assert assign_rows(X, 0, 3, C2, cn, labels, 0, dist, 0, True) == 2
     assert np.isnan(dist[0]) and dist[1] == 0 and not np.isfinite(dist[2])
+    assert assign_rows(X, 0, 3, C2, cn, labels, 0, np.empty(0), 0, False) == 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -132,8 +139,11 @@ def test_kmeanspp_kernels_match_naive(dtype):
     np.testing.assert_allclose(closest, naive.sq_distances(X, X[3:4])[:, 0], rtol=1e-6)
     cands = np.array([0, 17, 300, 17], dtype=np.int64)
     td = np.empty((4, n))
-    pots = np.empty(4)
-    trial_potentials(X, w, closest, cands, td, pots)
+    pots = np.zeros(4)
+    part = np.empty(4)
+    for lo, hi in ((0, 100), (100, 101), (101, n)):  # in row chunks, partials added
+        trial_potentials(X, w, closest, cands, lo, hi, td, part)
+        pots += part
     ref_d, ref_p = naive.trial_potentials(X, w, closest, cands)
     np.testing.assert_allclose(td, ref_d, rtol=1e-6)
     np.testing.assert_allclose(pots, ref_p, rtol=1e-9 if dtype == np.float64 else 1e-6)

@@ -71,23 +71,22 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
 
         def piece(p, X=X, start=start, w=w):
             lo, hi, chunk = p
-            lab = np.empty(hi - lo, dtype=np.int32)  # per-piece scratch, copied out if wanted
-            dis = np.empty(hi - lo, dtype=dtype)
-            assign_rows(X, lo, hi, C2, cn, lab, dis, lo)
+            need_dist = want_inertia or dist is not None
+            # distances go to a per-piece scratch unless kept; labels straight to the output
+            dis = np.empty(hi - lo if need_dist else 0, dtype=dtype)
             if labels is not None:
-                labels[start + lo:start + hi] = lab
+                lab, lab_lo = labels[start:start + m], 0
+            else:
+                lab, lab_lo = np.empty(hi - lo, dtype=np.int32), lo
+            bad[chunk] = assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
             if dist is not None:
                 dist[start + lo:start + hi] = dis
             if want_inertia:
                 weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
-            else:
-                bad[chunk] = not np.isfinite(dis).all()
 
         run_chunks(piece, _pieces(start, m))
-    if want_inertia:
-        inertia = _ordered_total(partial[:, 0])
-        return labels, dist, inertia, not np.isfinite(inertia)
-    return labels, dist, None, bool(bad.any())
+    inertia = _ordered_total(partial[:, 0]) if want_inertia else None
+    return labels, dist, inertia, bool(bad.any())
 
 
 def lloyd_pass(features, centers, sample_weight=None, labels=None):

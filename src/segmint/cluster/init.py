@@ -11,7 +11,10 @@ places the seeds as well as the full data would for the cluster sizes segmentati
 """
 import numpy as np
 
+from .._parallel import chunk_bounds, run_chunks
 from ..kernels.kmeanspp import sq_dist_to_point, trial_potentials
+
+CHUNK = 16_384
 
 
 def kmeans_plusplus(X, n_clusters, rng, sample_weight=None, n_local_trials=None):
@@ -42,7 +45,8 @@ def kmeans_plusplus(X, n_clusters, rng, sample_weight=None, n_local_trials=None)
     closest = np.empty(n, dtype=np.float64)
     sq_dist_to_point(X, centers[0], closest)
     trial_dist = np.empty((n_local_trials, n), dtype=np.float64)
-    potentials = np.empty(n_local_trials, dtype=np.float64)
+    bounds = chunk_bounds(n, CHUNK)
+    partial = np.empty((len(bounds), n_local_trials), dtype=np.float64)
     for c in range(1, n_clusters):
         weight = w * closest
         total = weight.sum()
@@ -50,7 +54,11 @@ def kmeans_plusplus(X, n_clusters, rng, sample_weight=None, n_local_trials=None)
             candidates = rng.integers(0, n, size=n_local_trials)
         else:
             candidates = _weighted_choice(rng, weight, n_local_trials)
-        trial_potentials(X, w, closest, candidates, trial_dist, potentials)
+        run_chunks(lambda ch: trial_potentials(X, w, closest, candidates, bounds[ch][0], bounds[ch][1],
+                                               trial_dist, partial[ch]), range(len(bounds)))
+        potentials = partial[0].copy()
+        for ch in range(1, len(bounds)):  # chunk order: the same bits for any thread count
+            potentials += partial[ch]
         best = int(np.argmin(potentials))
         closest[:] = trial_dist[best]
         centers[c] = X[candidates[best]]

@@ -261,6 +261,6 @@ def _batch_assign(Xb, wb, centers):
     b = Xb.shape[0]
     labels = np.empty(b, dtype=np.int32)
     dist = np.empty(b, dtype=Xb.dtype)
-    assign_rows(Xb, 0, b, C2, cn, labels, dist, 0)
+    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
     inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
     return labels, dist, inertia
