@@ -6,7 +6,7 @@ source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generat
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
 kernels ahead of time.
 """
-from . import cluster, datasets, errors, io
+from . import cluster, datasets, errors, io, rules
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
 from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
@@ -15,6 +15,7 @@ from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputEr
                      SourceConsumedError, SourceNotFoundError, UnknownColumnError,
                      UnsupportedTypeError)
 from .io import ResultWriter, Source, open, write_table
+from .rules import RuleError, RuleSet, RuleSetError, RuleSyntaxError, RuleTypeError, Segment
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
     "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
     "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
+    "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
 ]

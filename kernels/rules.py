@@ -1,0 +1,345 @@
+"""The rule-engine virtual machine: one compiled interpreter for every rule set.
+
+A rule set is compiled (in ``segmint.rules.compile``) into a *program*: rows of
+``(op, dst, a, b, c)`` int64 instructions plus float64 constants and uint8 lookup tables.
+The interpreter runs the program over sub-blocks of ``SUB`` rows, each instruction a tight
+loop the compiler vectorises, so a new rule set is data: nothing is compiled for it.
+
+Values:
+
+- numbers (and dates/timestamps/durations as microseconds) are float64 with a validity byte;
+- booleans follow SQL's three-valued logic encoded ``0 = false, 1 = null, 2 = true``, so that
+  Kleene ``and`` is ``min``, ``or`` is ``max`` and ``not`` is ``2 - x``.
+
+Operands: a value ``>= 0`` is a temporary register, ``-(j + 1)`` is input column ``j``
+(numeric columns for numeric operands, boolean columns for boolean operands).
+"""
+import numpy as np
+
+from .settings import kernel
+
+SUB = 2048
+
+# numeric results (dst is a numeric temporary)
+N_ADD, N_SUB, N_MUL, N_DIV = 1, 2, 3, 4
+N_NEG, N_ABS, N_FLOOR = 5, 6, 7
+N_ADDK, N_SUBK, N_KSUB, N_MULK, N_DIVK, N_KDIV = 8, 9, 10, 11, 12, 13
+N_COALESCE, N_CONST, N_NULL = 14, 15, 16
+# boolean results (dst is a boolean temporary)
+CMP, CMPK = 20, 21            # c = comparison code
+B_AND, B_OR, B_NOT = 30, 31, 32
+B_ISNULL, N_ISNULL = 33, 34   # is null of a boolean / numeric operand
+B_CONST, B_COALESCE, B_EQ, LUT = 35, 36, 37, 38
+# sinks
+SINK_WATERFALL, SINK_MULTI = 40, 41
+
+EQ, NE, LT, LE, GT, GE = 0, 1, 2, 3, 4, 5
+
+
+@kernel
+def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
+    """Numbers of any dtype to float64 (times ``scale``) and validity bytes.
+
+    Parameters
+    ----------
+    values : (n,) any numeric dtype, IN
+    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
+    bit_offset : int, bit of row 0 in ``bits``
+    scale : float, multiplier (time units to microseconds; 1 for plain numbers)
+    out_v : (n,) float64, OUT
+    out_m : (n,) uint8, OUT: 1 valid, 0 null
+    """
+    n = values.shape[0]
+    if scale == 1.0:
+        for i in range(n):
+            out_v[i] = values[i]
+    else:
+        for i in range(n):
+            out_v[i] = values[i] * scale
+    if bits.shape[0] == 0:
+        for i in range(n):
+            out_m[i] = 1
+    else:
+        for i in range(n):
+            k = bit_offset + i
+            out_m[i] = (bits[k >> 3] >> (k & 7)) & 1
+
+
+@kernel
+def load_bool(bits, bit_offset, vbits, vbit_offset, n, out):
+    """Arrow booleans (bit-packed, with validity) to three-valued bytes (0 false, 1 null, 2 true).
+
+    Parameters
+    ----------
+    bits : uint8 bitmap of the values, IN
+    bit_offset : int
+    vbits : uint8 validity bitmap, IN; empty when every row is valid
+    vbit_offset : int
+    n : int, rows
+    out : (n,) uint8, OUT
+    """
+    for i in range(n):
+        k = bit_offset + i
+        out[i] = ((bits[k >> 3] >> (k & 7)) & 1) * 2
+    if vbits.shape[0] != 0:
+        for i in range(n):
+            k = vbit_offset + i
+            if ((vbits[k >> 3] >> (k & 7)) & 1) == 0:
+                out[i] = 1
+
+
+@kernel
+def load_codes(codes, vbits, vbit_offset, null_index, out):
+    """Dictionary codes to lookup-table indices: the code, or ``null_index`` for null rows.
+
+    Parameters
+    ----------
+    codes : (n,) int32, IN
+    vbits : uint8 validity bitmap, IN; empty when every row is valid
+    vbit_offset : int
+    null_index : int, the table entry that holds the result for null
+    out : (n,) int32, OUT
+    """
+    n = codes.shape[0]
+    for i in range(n):
+        out[i] = codes[i]
+    if vbits.shape[0] != 0:
+        for i in range(n):
+            k = vbit_offset + i
+            if ((vbits[k >> 3] >> (k & 7)) & 1) == 0:
+                out[i] = null_index
+
+
+@kernel
+def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool,
+                assign, member, matched, unknown):
+    """Run a compiled rule program over ``n`` rows.
+
+    Parameters
+    ----------
+    prog : (p, 5) int64, IN: instructions ``(op, dst, a, b, c)``
+    consts : (q,) float64, IN
+    luts : (r,) uint8, IN: concatenated three-valued lookup tables of string predicates
+    col_v, col_m : (cn, n) float64 / uint8, IN: numeric columns and their validity
+    col_b : (cb, n) uint8, IN: boolean columns, three-valued
+    col_i : (ci, n) int32, IN: string columns as lookup-table indices
+    n : int, rows
+    n_num, n_bool : int, temporaries the program uses
+    assign : (n,) int32, INOUT: waterfall result, -1 until a segment matches (unused for multi)
+    member : (s, n) uint8, OUT for multi when not empty: 1 where the segment's rule is true
+    matched, unknown : (s,) int64, INOUT: per segment, rows counted true / null
+    """
+    nv = np.empty((max(n_num, 1), SUB), np.float64)
+    nm = np.empty((max(n_num, 1), SUB), np.uint8)
+    bv = np.empty((max(n_bool, 1), SUB), np.uint8)
+    has_member = member.shape[0] > 0
+    for s in range(0, n, SUB):
+        m = min(SUB, n - s)
+        for p in range(prog.shape[0]):
+            op = prog[p, 0]
+            dst = prog[p, 1]
+            a = prog[p, 2]
+            b = prog[p, 3]
+            c = prog[p, 4]
+            if op < 20:
+                _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m)
+            elif op < 40:
+                _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_b, col_i, nv, nm, bv, s, m)
+            elif op == SINK_WATERFALL:
+                x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
+                hit = 0
+                unk = 0
+                for i in range(m):
+                    if assign[s + i] < 0:
+                        if x[i] == 2:
+                            assign[s + i] = dst
+                            hit += 1
+                        elif x[i] == 1:
+                            unk += 1
+                matched[dst] += hit
+                unknown[dst] += unk
+            else:  # SINK_MULTI
+                x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
+                hit = 0
+                unk = 0
+                for i in range(m):
+                    hit += x[i] == 2
+                    unk += x[i] == 1
+                matched[dst] += hit
+                unknown[dst] += unk
+                if has_member:
+                    row = member[dst]
+                    for i in range(m):
+                        row[s + i] = x[i] == 2
+
+
+@kernel
+def _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m):
+    ov = nv[dst]
+    om = nm[dst]
+    if op == N_CONST:
+        k = consts[a]
+        for i in range(m):
+            ov[i] = k
+            om[i] = 1
+        return
+    if op == N_NULL:
+        for i in range(m):
+            ov[i] = 0.0
+            om[i] = 0
+        return
+    xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
+    xm = nm[a] if a >= 0 else col_m[-a - 1, s:s + m]
+    if op == N_NEG:
+        for i in range(m):
+            ov[i] = -xv[i]
+            om[i] = xm[i]
+    elif op == N_ABS:
+        for i in range(m):
+            ov[i] = abs(xv[i])
+            om[i] = xm[i]
+    elif op == N_FLOOR:
+        for i in range(m):
+            ov[i] = np.floor(xv[i])
+            om[i] = xm[i]
+    elif op >= N_ADDK and op <= N_KDIV:
+        k = consts[b]
+        if op == N_ADDK:
+            for i in range(m):
+                ov[i] = xv[i] + k
+                om[i] = xm[i]
+        elif op == N_SUBK:
+            for i in range(m):
+                ov[i] = xv[i] - k
+                om[i] = xm[i]
+        elif op == N_KSUB:
+            for i in range(m):
+                ov[i] = k - xv[i]
+                om[i] = xm[i]
+        elif op == N_MULK:
+            for i in range(m):
+                ov[i] = xv[i] * k
+                om[i] = xm[i]
+        elif op == N_DIVK:
+            if k == 0.0:
+                for i in range(m):
+                    ov[i] = 0.0
+                    om[i] = 0
+            else:
+                for i in range(m):
+                    ov[i] = xv[i] / k
+                    om[i] = xm[i]
+        else:  # N_KDIV
+            for i in range(m):
+                zero = xv[i] == 0.0
+                ov[i] = 0.0 if zero else k / xv[i]
+                om[i] = 0 if zero else xm[i]
+    else:
+        yv = nv[b] if b >= 0 else col_v[-b - 1, s:s + m]
+        ym = nm[b] if b >= 0 else col_m[-b - 1, s:s + m]
+        if op == N_ADD:
+            for i in range(m):
+                ov[i] = xv[i] + yv[i]
+                om[i] = xm[i] & ym[i]
+        elif op == N_SUB:
+            for i in range(m):
+                ov[i] = xv[i] - yv[i]
+                om[i] = xm[i] & ym[i]
+        elif op == N_MUL:
+            for i in range(m):
+                ov[i] = xv[i] * yv[i]
+                om[i] = xm[i] & ym[i]
+        elif op == N_DIV:
+            for i in range(m):
+                zero = yv[i] == 0.0
+                ov[i] = 0.0 if zero else xv[i] / yv[i]
+                om[i] = 0 if zero else xm[i] & ym[i]
+        else:  # N_COALESCE
+            for i in range(m):
+                use_x = xm[i] == 1
+                ov[i] = xv[i] if use_x else yv[i]
+                om[i] = 1 if use_x else ym[i]
+
+
+@kernel
+def _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_b, col_i, nv, nm, bv, s, m):
+    out = bv[dst]
+    if op == CMP or op == CMPK:
+        xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
+        xm = nm[a] if a >= 0 else col_m[-a - 1, s:s + m]
+        if op == CMPK:
+            k = consts[b]
+            if c == EQ:
+                for i in range(m):
+                    out[i] = 1 if xm[i] == 0 else (2 if xv[i] == k else 0)
+            elif c == NE:
+                for i in range(m):
+                    out[i] = 1 if xm[i] == 0 else (2 if xv[i] != k else 0)
+            elif c == LT:
+                for i in range(m):
+                    out[i] = 1 if xm[i] == 0 else (2 if xv[i] < k else 0)
+            elif c == LE:
+                for i in range(m):
+                    out[i] = 1 if xm[i] == 0 else (2 if xv[i] <= k else 0)
+            elif c == GT:
+                for i in range(m):
+                    out[i] = 1 if xm[i] == 0 else (2 if xv[i] > k else 0)
+            else:
+                for i in range(m):
+                    out[i] = 1 if xm[i] == 0 else (2 if xv[i] >= k else 0)
+            return
+        yv = nv[b] if b >= 0 else col_v[-b - 1, s:s + m]
+        ym = nm[b] if b >= 0 else col_m[-b - 1, s:s + m]
+        for i in range(m):
+            x = xv[i]
+            y = yv[i]
+            if c == EQ:
+                r = x == y
+            elif c == NE:
+                r = x != y
+            elif c == LT:
+                r = x < y
+            elif c == LE:
+                r = x <= y
+            elif c == GT:
+                r = x > y
+            else:
+                r = x >= y
+            out[i] = 1 if (xm[i] & ym[i]) == 0 else (2 if r else 0)
+        return
+    if op == B_CONST:
+        for i in range(m):
+            out[i] = a
+        return
+    if op == N_ISNULL:
+        xm = nm[a] if a >= 0 else col_m[-a - 1, s:s + m]
+        for i in range(m):
+            out[i] = 2 if xm[i] == 0 else 0
+        return
+    if op == LUT:
+        idx = col_i[a, s:s + m]
+        for i in range(m):
+            out[i] = luts[b + idx[i]]
+        return
+    x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
+    if op == B_NOT:
+        for i in range(m):
+            out[i] = 2 - x[i]
+        return
+    if op == B_ISNULL:
+        for i in range(m):
+            out[i] = 2 if x[i] == 1 else 0
+        return
+    y = bv[b] if b >= 0 else col_b[-b - 1, s:s + m]
+    if op == B_AND:
+        for i in range(m):
+            out[i] = min(x[i], y[i])
+    elif op == B_OR:
+        for i in range(m):
+            out[i] = max(x[i], y[i])
+    elif op == B_COALESCE:
+        for i in range(m):
+            out[i] = y[i] if x[i] == 1 else x[i]
+    else:  # B_EQ: Kleene equality of two booleans
+        for i in range(m):
+            out[i] = 1 if (x[i] == 1 or y[i] == 1) else (2 if x[i] == y[i] else 0)

@@ -1,0 +1,499 @@
+"""Rule sets: named segments, evaluated over any source in one streaming pass.
+
+A :class:`RuleSet` is data: parsing it takes microseconds per rule and evaluating it compiles
+nothing (the kernels are compiled once per machine), so a service can load or swap rule sets
+at run time.
+"""
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .._parallel import get_num_threads, run_chunks
+from ..errors import DataError
+from ..io import ResultWriter
+from ..io import open as open_source
+from ..kernels import rules as vm
+from .compile import K_AS_OF_DAY_US, K_AS_OF_US, Compiler, column_type, time_scale
+from .errors import RuleError, RuleSetError
+from .parse import parse
+from .pyeval import evaluate as py_evaluate
+
+MODES = ("waterfall", "multi")
+EVAL_BATCH = 65_536
+_EXACT_INT = 2 ** 53
+
+
+@dataclass
+class Segment:
+    """One named segment: a rule and what the team knows about it."""
+    name: str
+    rule: str
+    description: str = None
+    owner: str = None
+    purpose: str = None
+
+    def to_dict(self):
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class RuleResult:
+    """What :meth:`RuleSet.evaluate` returns.
+
+    Attributes
+    ----------
+    table : pyarrow.Table or None
+        The per-customer result (None when written to ``out``).
+    counts : pyarrow.Table
+        Per segment: ``matched`` (rule true), ``unknown`` (rule null: left out because a value
+        was missing), ``share`` of all rows. Waterfall counts only rows not taken by an earlier
+        segment, and ends with the default segment.
+    overlaps : pyarrow.Table or None
+        Multi mode: rows in both segments, for every pair (a square table).
+    rows : int
+    """
+    table: object
+    counts: pa.Table
+    overlaps: object = None
+    rows: int = 0
+
+
+class RuleSet:
+    """Named segments defined by rules over the columns of a customer table.
+
+    Parameters
+    ----------
+    segments : list or dict
+        A list of dicts (``name``, ``rule`` and optionally ``description``, ``owner``,
+        ``purpose``), :class:`Segment` objects or ``(name, rule)`` pairs; or a dict from name to
+        rule (or to such a dict without ``name``).
+    mode : {'waterfall', 'multi'}
+        waterfall: the first segment whose rule is true wins, others get ``default``; multi: a
+        customer is in every segment whose rule is true.
+    default : str
+        Waterfall: the segment of customers no rule matched.
+    name : str, optional
+
+    Examples
+    --------
+    >>> rs = RuleSet({"vip": "monetary >= 1000 and frequency >= 10",
+    ...               "lapsed": "days_since(last_order_date) > 180"})
+    >>> rs.names
+    ['vip', 'lapsed']
+    """
+
+    def __init__(self, segments, *, mode="waterfall", default="unassigned", name=None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'waterfall' or 'multi', got {mode!r}")
+        self.mode = mode
+        self.default = default
+        self.name = name
+        self.segments = _segments(segments)
+        names = [s.name for s in self.segments]
+        if not names:
+            raise RuleSetError("a rule set needs at least one segment")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise RuleSetError(f"segment names must be unique; repeated: {', '.join(map(repr, dupes))}")
+        if mode == "waterfall" and default in names:
+            raise RuleSetError(f"the default segment {default!r} is also a rule's name")
+        self._asts = {}
+        for seg in self.segments:
+            try:
+                self._asts[seg.name] = (parse(seg.rule), seg.rule)
+            except RuleError as exc:
+                raise exc.with_segment(seg.name) from None
+        self._programs = {}
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data):
+        """From ``{"mode": ..., "default": ..., "name": ..., "segments": [...]}``."""
+        if not isinstance(data, dict) or "segments" not in data:
+            raise RuleSetError("a rule set document needs a 'segments' list")
+        unknown = set(data) - {"segments", "mode", "default", "name", "description"}
+        if unknown:
+            raise RuleSetError(f"unknown keys in the rule set: {', '.join(sorted(unknown))}")
+        return cls(data["segments"], mode=data.get("mode", "waterfall"),
+                   default=data.get("default", "unassigned"), name=data.get("name"))
+
+    @classmethod
+    def from_json(cls, path_or_text):
+        """From a JSON file (or JSON text)."""
+        text = _read_text(path_or_text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RuleSetError(f"the rule set is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_yaml(cls, path_or_text):
+        """From a YAML file (or YAML text); needs PyYAML (``pip install segmint[yaml]``)."""
+        try:
+            import yaml
+        except ImportError:
+            raise ImportError("reading YAML rule sets needs PyYAML: pip install 'segmint[yaml]' "
+                              "(or write the rule set as JSON)") from None
+        text = _read_text(path_or_text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RuleSetError(f"the rule set is not valid YAML: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path):
+        """From a ``.json``, ``.yaml`` or ``.yml`` file."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".json":
+            return cls.from_json(path)
+        if suffix in (".yaml", ".yml"):
+            return cls.from_yaml(path)
+        raise RuleSetError(f"cannot tell the format of {str(path)!r}: name it .json, .yaml or .yml")
+
+    def to_dict(self):
+        out = {"mode": self.mode, "segments": [s.to_dict() for s in self.segments]}
+        if self.mode == "waterfall":
+            out["default"] = self.default
+        if self.name:
+            out["name"] = self.name
+        return out
+
+    @property
+    def names(self):
+        return [s.name for s in self.segments]
+
+    def __repr__(self):
+        return f"RuleSet({len(self.segments)} segments, mode={self.mode!r})"
+
+    # -- compilation ---------------------------------------------------------------------------
+    def prepare(self, schema):
+        """Type-check against ``schema`` and compile (cached per schema). No Numba compile."""
+        key = tuple((f.name, str(f.type)) for f in schema)
+        program = self._programs.get(key)
+        if program is None:
+            types = {f.name: column_type(f.type) for f in schema}
+            scales = {f.name: time_scale(f.type) for f in schema}
+            program = Compiler(types, scales, self._asts).compile(self.mode)
+            self._programs[key] = program
+        return program
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, source, as_of=None, *, id_column=None, out=None, output="columns",
+                 batch_size=EVAL_BATCH):
+        """Evaluate every segment for every row of ``source``.
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts (streamed in batches)
+        as_of : datetime, date or ISO string, optional
+            The instant ``days_since`` and ``within_last`` count from. Naive datetimes are UTC;
+            a date means its midnight UTC; default: now (UTC).
+        id_column : str, optional
+            A column copied into the result beside the segments (e.g. the customer id).
+        out : path, optional
+            Write the result there (Arrow IPC or Parquet by suffix, atomically) instead of
+            returning it in memory.
+        output : {'columns', 'bitmask'}
+            Multi mode: one boolean column per segment, or one uint64 ``segments`` bitmask
+            (bit i = segment i; at most 64 segments).
+
+        Returns
+        -------
+        RuleResult
+        """
+        if output not in ("columns", "bitmask"):
+            raise ValueError(f"output must be 'columns' or 'bitmask', got {output!r}")
+        if output == "bitmask" and len(self.segments) > 64:
+            raise ValueError("a bitmask holds at most 64 segments; use output='columns'")
+        src = open_source(source)
+        if id_column is not None and id_column not in src.column_names:
+            from ..errors import unknown_column
+            raise unknown_column(id_column, src.column_names, src.label)
+        writer = None
+        pieces = []
+        overlaps = np.zeros((len(self.segments),) * 2, dtype=np.int64) if self.mode == "multi" else None
+        try:
+            for batch, assign, member in self._stream(src, as_of, True, batch_size, id_column, self._counts_acc()):
+                result = self._result_batch(batch, assign, member, id_column, output)
+                if overlaps is not None and member.size:
+                    mf = member.astype(np.float32)
+                    overlaps += np.rint(mf @ mf.T).astype(np.int64)
+                if out is not None:
+                    if writer is None:
+                        writer = ResultWriter(out, result.schema)
+                    writer.write(result)
+                else:
+                    pieces.append(result)
+            if out is not None:
+                if writer is None:
+                    writer = ResultWriter(out, self._empty_result_schema(src, id_column, output))
+                writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        counts = self._last_counts
+        table = None
+        if out is None:
+            schema = pieces[0].schema if pieces else self._empty_result_schema(src, id_column, output)
+            table = pa.Table.from_batches(pieces, schema=schema)
+        overlap_table = None
+        if overlaps is not None:
+            overlap_table = pa.table({"segment": self.names,
+                                      **{n: overlaps[:, i] for i, n in enumerate(self.names)}})
+        return RuleResult(table, counts, overlap_table, self._rows)
+
+    def counts(self, source, as_of=None, batch_size=EVAL_BATCH):
+        """Segment sizes (matched, unknown, share) without materialising per-row results."""
+        src = open_source(source)
+        for _ in self._stream(src, as_of, False, batch_size, None, self._counts_acc()):
+            pass
+        return self._last_counts
+
+    def _counts_acc(self):
+        k = len(self.segments)
+        return {"matched": np.zeros(k, np.int64), "unknown": np.zeros(k, np.int64), "default": 0}
+
+    def _stream(self, src, as_of, keep, batch_size, id_column, acc):
+        program = self.prepare(src.schema)
+        consts = program.consts.copy()
+        consts[K_AS_OF_US], consts[K_AS_OF_DAY_US] = _as_of(as_of)
+        names = [n for n, _ in program.num_columns] + program.bool_columns + program.str_columns
+        read = list(dict.fromkeys(names + ([id_column] if id_column else [])))
+        luts = _LutCache(program)
+        k = len(self.segments)
+        waterfall = self.mode == "waterfall"
+        self._rows = 0
+        group = []
+        threads = max(1, get_num_threads())
+
+        def work(item):
+            batch, lut_array, code = item
+            return _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep)
+
+        def flush():
+            results = run_chunks(work, group)
+            for (batch, _, _), (assign, member, matched, unknown) in zip(group, results):
+                acc["matched"] += matched
+                acc["unknown"] += unknown
+                if waterfall:
+                    acc["default"] += int(np.count_nonzero(assign < 0))
+                self._rows += batch.num_rows
+                yield batch, assign, member
+            group.clear()
+
+        for batch in src.batches(columns=read, batch_size=batch_size):
+            lut_array, code = luts.for_batch(batch)
+            group.append((batch, lut_array, code))
+            if len(group) >= 2 * threads:
+                yield from flush()
+        if group:
+            yield from flush()
+        self._last_counts = self._counts_table(acc)
+
+    def _counts_table(self, acc):
+        rows = max(self._rows, 1)
+        names = list(self.names)
+        matched = acc["matched"].tolist()
+        unknown = acc["unknown"].tolist()
+        if self.mode == "waterfall":
+            names.append(self.default)
+            matched.append(acc["default"])
+            unknown.append(0)
+        return pa.table({"segment": names, "matched": pa.array(matched, pa.int64()),
+                         "unknown": pa.array(unknown, pa.int64()),
+                         "share": pa.array([m / rows for m in matched], pa.float64())})
+
+    def _result_batch(self, batch, assign, member, id_column, output):
+        arrays, names = [], []
+        if id_column is not None:
+            arrays.append(batch.record_batch.column(id_column))
+            names.append(id_column)
+        if self.mode == "waterfall":
+            codes = np.where(assign < 0, len(self.segments), assign).astype(np.int32)
+            dictionary = pa.array(self.names + [self.default], pa.string())
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes), dictionary))
+            names.append("segment")
+        elif output == "bitmask":
+            weights = (np.uint64(1) << np.arange(len(self.segments), dtype=np.uint64))
+            mask = np.zeros(batch.num_rows, dtype=np.uint64)
+            for s in range(len(self.segments)):
+                mask |= member[s].astype(np.uint64) * weights[s]
+            arrays.append(pa.array(mask))
+            names.append("segments")
+        else:
+            for s, name in enumerate(self.names):
+                arrays.append(pa.array(member[s].view(bool)))
+                names.append(name)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _empty_result_schema(self, src, id_column, output):
+        fields = [src.schema.field(id_column)] if id_column else []
+        if self.mode == "waterfall":
+            fields.append(pa.field("segment", pa.dictionary(pa.int32(), pa.string())))
+        elif output == "bitmask":
+            fields.append(pa.field("segments", pa.uint64()))
+        else:
+            fields.extend(pa.field(n, pa.bool_()) for n in self.names)
+        return pa.schema(fields)
+
+
+class _LutCache:
+    """Lookup tables of string predicates, grown as dictionaries grow (append-only per pass)."""
+
+    def __init__(self, program):
+        self.program = program
+        self.values = [[] for _ in program.luts]     # results for dictionary entries seen so far
+        self.null_value = [None] * len(program.luts)
+
+    def for_batch(self, batch):
+        program = self.program
+        if not program.luts:
+            return np.zeros(1, np.uint8), program.code
+        parts, offsets, total = [], [], 0
+        for lut_id, (node, col, text, segments, _stack) in enumerate(program.luts):
+            view = batch[program.str_columns[col]]
+            strings = view.dictionary.to_pylist()
+            name = program.str_columns[col]
+            known = self.values[lut_id]
+            for s in strings[len(known):]:
+                known.append(_three(py_evaluate(node, {name: s}, segments)))
+            if self.null_value[lut_id] is None:
+                self.null_value[lut_id] = _three(py_evaluate(node, {name: None}, segments))
+            table = np.empty(len(strings) + 1, dtype=np.uint8)
+            table[:len(strings)] = known[:len(strings)]
+            table[len(strings)] = self.null_value[lut_id]
+            parts.append(table)
+            offsets.append(total)
+            total += table.size
+        code = program.code.copy()
+        for row in program.lut_patch:
+            code[row, 3] = offsets[code[row, 3]]
+        return np.concatenate(parts), code
+
+
+def _three(value):
+    return 1 if value is None else (2 if value else 0)
+
+
+def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
+    """Load one batch's columns and run the program over it (runs on a worker thread)."""
+    n = batch.num_rows
+    col_v = np.empty((len(program.num_columns), n), dtype=np.float64)
+    col_m = np.empty((len(program.num_columns), n), dtype=np.uint8)
+    for j, (name, scale) in enumerate(program.num_columns):
+        view = batch[name]
+        values = view.values
+        if values.dtype.kind in "iu" and values.dtype.itemsize == 8 and n:
+            big = np.abs(values.view(np.int64)) > _EXACT_INT if values.dtype.kind == "i" else values > _EXACT_INT
+            if big.any():
+                raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
+                                "as float64 and could get wrong; compare such ids as strings")
+        bits = view.validity if view.validity is not None else _NO_BITS
+        vm.load_numeric(values, bits, view.validity_offset, scale, col_v[j], col_m[j])
+    col_b = np.empty((len(program.bool_columns), n), dtype=np.uint8)
+    for j, name in enumerate(program.bool_columns):
+        view = batch[name]
+        vbits = view.validity if view.validity is not None else _NO_BITS
+        vm.load_bool(view.values, view.values_offset, vbits, view.validity_offset, n, col_b[j])
+    col_i = np.empty((len(program.str_columns), n), dtype=np.int32)
+    for j, name in enumerate(program.str_columns):
+        view = batch[name]
+        vbits = view.validity if view.validity is not None else _NO_BITS
+        vm.load_codes(view.values, vbits, view.validity_offset, len(view.dictionary), col_i[j])
+    assign = np.full(n if waterfall else 0, -1, dtype=np.int32)
+    member = np.zeros((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
+    matched = np.zeros(k, dtype=np.int64)
+    unknown = np.zeros(k, dtype=np.int64)
+    vm.run_program(code, consts, lut_array, col_v, col_m, col_b, col_i, n, program.n_num,
+                   program.n_bool, assign if waterfall else np.empty(0, np.int32), member, matched, unknown)
+    return assign, member, matched, unknown
+
+
+_NO_BITS = np.zeros(0, dtype=np.uint8)
+
+
+def _as_of(as_of):
+    """``(as_of in microseconds since the epoch, midnight UTC of its date in microseconds)``."""
+    if as_of is None:
+        moment = _dt.datetime.now(_dt.timezone.utc)
+    elif isinstance(as_of, _dt.datetime):
+        moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=_dt.timezone.utc)
+    elif isinstance(as_of, _dt.date):
+        moment = _dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=_dt.timezone.utc)
+    elif isinstance(as_of, str):
+        try:
+            text = as_of.strip()
+            moment = _dt.datetime.fromisoformat(text) if ("T" in text or " " in text or ":" in text) \
+                else _dt.datetime.combine(_dt.date.fromisoformat(text), _dt.time())
+        except ValueError:
+            raise ValueError(f"as_of {as_of!r} is not an ISO date or datetime") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_dt.timezone.utc)
+    else:
+        raise TypeError(f"as_of must be a datetime, a date or an ISO string, got {type(as_of).__name__}")
+    moment = moment.astimezone(_dt.timezone.utc)
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    delta = moment - epoch
+    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    day_us = delta.days * 86_400 * 1_000_000
+    return float(us), float(day_us)
+
+
+def _segments(spec):
+    if isinstance(spec, dict):
+        items = []
+        for name, value in spec.items():
+            if isinstance(value, str):
+                items.append(Segment(str(name), value))
+            elif isinstance(value, dict):
+                items.append(_segment_from_dict({"name": name, **value}))
+            else:
+                raise RuleSetError(f"segment {name!r}: expected a rule string or a dict, got "
+                                   f"{type(value).__name__}")
+        return items
+    if isinstance(spec, (list, tuple)):
+        items = []
+        for entry in spec:
+            if isinstance(entry, Segment):
+                items.append(entry)
+            elif isinstance(entry, dict):
+                items.append(_segment_from_dict(entry))
+            elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+                items.append(Segment(str(entry[0]), entry[1]))
+            else:
+                raise RuleSetError(f"cannot read segment {entry!r}: give a dict with 'name' and "
+                                   "'rule', a Segment or a (name, rule) pair")
+        return items
+    raise RuleSetError(f"segments must be a list or a dict, got {type(spec).__name__}")
+
+
+def _segment_from_dict(entry):
+    allowed = {"name", "rule", "description", "owner", "purpose"}
+    unknown = set(entry) - allowed
+    if unknown:
+        raise RuleSetError(f"segment {entry.get('name')!r}: unknown keys {', '.join(sorted(unknown))} "
+                           f"(allowed: {', '.join(sorted(allowed))})")
+    if "name" not in entry or "rule" not in entry:
+        raise RuleSetError(f"segment {entry!r} needs a 'name' and a 'rule'")
+    if not isinstance(entry["rule"], str):
+        raise RuleSetError(f"segment {entry['name']!r}: the rule must be a string")
+    return Segment(str(entry["name"]), entry["rule"], entry.get("description"), entry.get("owner"),
+                   entry.get("purpose"))
+
+
+def _read_text(path_or_text):
+    if isinstance(path_or_text, Path) or (isinstance(path_or_text, str) and "\n" not in path_or_text
+                                          and Path(path_or_text).suffix.lower() in (".json", ".yaml", ".yml")):
+        path = Path(path_or_text)
+        if not path.exists():
+            from ..errors import SourceNotFoundError
+            raise SourceNotFoundError(f"no such rule set file: {str(path)!r}")
+        return path.read_text(encoding="utf-8")
+    return path_or_text
