@@ -16,7 +16,7 @@ Operands: a value ``>= 0`` is a temporary register, ``-(j + 1)`` is input column
 """
 import numpy as np
 
-from .settings import kernel
+from .settings import EXACT, kernel
 
 SUB = 2048
 
@@ -36,7 +36,7 @@ SINK_WATERFALL, SINK_MULTI = 40, 41
 EQ, NE, LT, LE, GT, GE = 0, 1, 2, 3, 4, 5
 
 
-@kernel
+@kernel(fastmath=set(EXACT))
 def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
     """Numbers of any dtype to float64 (times ``scale``) and validity bytes.
 
@@ -65,7 +65,7 @@ def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
             out_m[i] = (bits[k >> 3] >> (k & 7)) & 1
 
 
-@kernel
+@kernel(fastmath=set(EXACT))
 def load_bool(bits, bit_offset, vbits, vbit_offset, n, out):
     """Arrow booleans (bit-packed, with validity) to three-valued bytes (0 false, 1 null, 2 true).
 
@@ -88,7 +88,7 @@ def load_bool(bits, bit_offset, vbits, vbit_offset, n, out):
                 out[i] = 1
 
 
-@kernel
+@kernel(fastmath=set(EXACT))
 def load_codes(codes, vbits, vbit_offset, null_index, out):
     """Dictionary codes to lookup-table indices: the code, or ``null_index`` for null rows.
 
@@ -110,7 +110,7 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
                 out[i] = null_index
 
 
-@kernel
+@kernel(fastmath=set(EXACT))
 def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool,
                 assign, member, matched, unknown):
     """Run a compiled rule program over ``n`` rows.
@@ -173,7 +173,7 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
                         row[s + i] = x[i] == 2
 
 
-@kernel
+@kernel(fastmath=set(EXACT))
 def _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m):
     ov = nv[dst]
     om = nm[dst]
@@ -261,7 +261,7 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m):
                 om[i] = 1 if use_x else ym[i]
 
 
-@kernel
+@kernel(fastmath=set(EXACT))
 def _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_b, col_i, nv, nm, bv, s, m):
     out = bv[dst]
     if op == CMP or op == CMPK:

@@ -2,7 +2,7 @@
 
 - ``FASTMATH``: the LLVM fast-math flags kernels compile with. ``nnan`` and ``ninf`` are
   deliberately absent: NaN and null are real data here, and under those flags NaN checks
-  are folded away.
+  are folded away. ``EXACT`` (no flags) is for kernels that must round like IEEE/SQL.
 - ``CACHE``: on-disk caching of compiled kernels, on unless the environment variable
   ``SEGMINT_NUMBA_CACHE`` is ``0``/``false``/``no``/``off``. Numba writes the cache next to
   the installed sources, or below ``NUMBA_CACHE_DIR`` when that is set.
@@ -14,6 +14,11 @@ import os
 import numba
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+# For kernels whose arithmetic must be exactly IEEE (the rule VM: ``x / 10 > 0.7`` must not
+# turn into ``x * 0.1 > 0.7``, nor ``a * b + c`` into a fused multiply-add, or comparisons at
+# boundaries would flip). Their loops are elementwise and vectorise without fast-math.
+EXACT = frozenset()
 
 
 def _env_flag(name, default):

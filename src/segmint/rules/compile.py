@@ -453,7 +453,7 @@ class Compiler:
 
     def is_null(self, op, node):
         if op.kind == "const":
-            return self.as_bool(Operand("constbool", 2 if op.type == NULL else 0, BOOL), node)
+            return self.as_bool(Operand("constbool", 2 if op.ref is None else 0, BOOL), node)
         if op.kind == "constbool":
             return self.as_bool(Operand("constbool", 0, BOOL), node)
         if op.type == BOOL:
@@ -538,7 +538,7 @@ class Compiler:
         if not _comparable(x.type, y.type):
             raise self.type_error(f"cannot compare {self.describe(left_node)} ({x.type}) with "
                                   f"{self.describe(right_node)} ({y.type})", node)
-        if NULL in (x.type, y.type):
+        if NULL in (x.type, y.type) or _null_const(x) or _null_const(y):
             self._release(x)
             self._release(y)
             return self.as_bool(Operand("const", None, NULL), node)
@@ -689,6 +689,10 @@ class Compiler:
         row = self.emit(vm.LUT, dst, col, lut_id)
         self.lut_patch.append(row)
         return Operand("bool", dst, BOOL)
+
+
+def _null_const(op):
+    return op.kind == "const" and op.ref is None
 
 
 def _children(n):

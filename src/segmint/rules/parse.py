@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from .errors import RuleSyntaxError
 from .lexer import tokenize
 
-MAX_DEPTH = 200
+MAX_DEPTH = 64          # nesting of parentheses / not / unary minus
+MAX_TREE_DEPTH = 100    # depth of the whole tree (long and/or chains are balanced)
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 
 
@@ -91,7 +92,50 @@ def parse(text):
     RuleSyntaxError
         With the position of the problem and a caret under it.
     """
-    return _Parser(text).parse()
+    tree = _Parser(text).parse()
+    depth = _depth(tree)
+    if depth > MAX_TREE_DEPTH:
+        raise RuleSyntaxError(f"the rule nests deeper than {MAX_TREE_DEPTH} levels ({depth}); split it "
+                              "into segments and combine them with segment('name')", text, 0)
+    return tree
+
+
+def _depth(tree):
+    """Depth of the tree, computed without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        for child in _kids(node):
+            stack.append((child, d + 1))
+    return deepest
+
+
+def _kids(n):
+    if isinstance(n, Unary):
+        return [n.arg]
+    if isinstance(n, Binary):
+        return [n.left, n.right]
+    if isinstance(n, IsNull):
+        return [n.arg]
+    if isinstance(n, Between):
+        return [n.arg, n.low, n.high]
+    if isinstance(n, InList):
+        return [n.arg, *n.items]
+    if isinstance(n, Call):
+        return list(n.args)
+    return []
+
+
+def _balanced(op, items):
+    """``a op b op c ...`` as a balanced tree: same result (Kleene and/or are associative),
+    logarithmic depth however long the chain."""
+    if len(items) == 1:
+        return items[0]
+    mid = len(items) // 2
+    left, right = _balanced(op, items[:mid]), _balanced(op, items[mid:])
+    return Binary(left.pos, right.end, op, left, right)
 
 
 class _Parser:
@@ -144,21 +188,19 @@ class _Parser:
 
     def expr(self):
         self.enter()
-        node = self.and_expr()
+        items = [self.and_expr()]
         while self.at("keyword", "or"):
             self.advance()
-            right = self.and_expr()
-            node = Binary(node.pos, right.end, "or", node, right)
+            items.append(self.and_expr())
         self.leave()
-        return node
+        return _balanced("or", items)
 
     def and_expr(self):
-        node = self.not_expr()
+        items = [self.not_expr()]
         while self.at("keyword", "and"):
             self.advance()
-            right = self.not_expr()
-            node = Binary(node.pos, right.end, "and", node, right)
-        return node
+            items.append(self.not_expr())
+        return _balanced("and", items)
 
     def not_expr(self):
         if self.at("keyword", "not"):

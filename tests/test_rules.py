@@ -1,0 +1,319 @@
+"""The rule engine against its slow twin (naive_rules), the parser, errors and rule sets."""
+import datetime as dt
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import naive_rules as naive
+import segmint
+from segmint.kernels import rules as vm
+from segmint.rules import RuleSet, RuleSyntaxError, RuleTypeError, parse
+from segmint.rules.errors import RuleError, RuleSetError
+
+
+def random_table(n, seed):
+    rng = np.random.default_rng(seed)
+
+    def mask(rate=0.2):
+        return rng.random(n) < rate
+
+    words = np.array(naive.WORDS, dtype=object)
+    day0 = (naive.AS_OF.date() - dt.date(1970, 1, 1)).days
+    as_of_us = int(naive.AS_OF.timestamp() * 1e6)
+    return pa.table({
+        "i": pa.array(rng.integers(-10, 11, n), mask=mask()),
+        "f": pa.array(rng.integers(-20, 21, n) / 2.0, mask=mask()),
+        "s": pa.array(words[rng.integers(0, len(words), n)].tolist(), mask=mask(), type=pa.string()),
+        "b": pa.array(rng.random(n) < 0.5, mask=mask()),
+        "d": pa.array((day0 - rng.integers(-5, 400, n)).astype(np.int32), mask=mask()).cast(pa.date32()),
+        "t": pa.array(as_of_us - rng.integers(-3 * 86_400_000_000, 9 * 86_400_000_000, n),
+                      mask=mask()).cast(pa.timestamp("us", tz="UTC")),
+    })
+
+
+def rows_of(table):
+    return table.to_pylist()
+
+
+def three_valued(rule, table):
+    """Per row True / False / None from the engine: segments 'e' (rule) and 'n' (not rule)."""
+    rs = RuleSet([("e", rule), ("n", f"not ({rule})")], mode="multi")
+    res = rs.evaluate(table, as_of=naive.AS_OF).table
+    e = res.column("e").to_pylist()
+    nn = res.column("n").to_pylist()
+    return [True if a else (False if b else None) for a, b in zip(e, nn)], rs
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(naive.bool_terms(), st.integers(0, 10_000), st.sampled_from([0, 1, 7, 300]))
+def test_random_rules_match_the_slow_twin(tree, seed, n):
+    table = random_table(n, seed)
+    rule = naive.render(tree)
+    got, _ = three_valued(rule, table)
+    expected = [naive.value(tree, row) for row in rows_of(table)]
+    assert got == expected, rule
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(naive.bool_terms(), min_size=1, max_size=5), st.integers(0, 1000))
+def test_waterfall_and_counts_match_the_slow_twin(trees, seed):
+    table = random_table(250, seed)
+    rules = [(f"s{i}", naive.render(t)) for i, t in enumerate(trees)]
+    result = RuleSet(rules, default="rest").evaluate(table, as_of=naive.AS_OF)
+    got = result.table.column("segment").to_pylist()
+    expected, matched, unknown = [], [0] * len(trees), [0] * len(trees)
+    for row in rows_of(table):
+        label = "rest"
+        for i, t in enumerate(trees):
+            v = naive.value(t, row)
+            if v is True:
+                label = f"s{i}"
+                matched[i] += 1
+                break
+            if v is None:
+                unknown[i] += 1
+        expected.append(label)
+    assert got == expected
+    counts = result.counts.to_pydict()
+    assert counts["matched"][:-1] == matched and counts["unknown"][:-1] == unknown
+    assert counts["matched"][-1] == expected.count("rest") and sum(counts["matched"]) == 250
+    multi = RuleSet(rules, mode="multi")
+    assert multi.counts(table, as_of=naive.AS_OF).column("matched").to_pylist() == [
+        sum(naive.value(t, r) is True for r in rows_of(table)) for t in trees]
+
+
+def test_precedence_and_keywords():
+    table = pa.table({"a": [True, False, True, None], "b": [False, True, True, True], "x": [1, 2, 3, 4]})
+    cases = {
+        "a or b and not a": [True, True, True, None],  # not > and > or
+        "NOT a AND b": [False, True, False, None],
+        "x + 2 * 3 = 7": [True, False, False, False],
+        "-x * 2 < -5": [False, False, True, True],
+        "x between 2 and 3 or x in (1)": [True, True, True, False],
+        "(a or b) and x > 1": [False, True, True, True],
+    }
+    for rule, expected in cases.items():
+        assert three_valued(rule, table)[0] == expected, rule
+
+
+def test_literals_names_and_durations():
+    table = pa.table({"first name": ["it's", "bob", None],
+                      "seen": pa.array([0, 86_400_000_000 * 3, 10], type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))})
+    assert three_valued('"first name" = \'it\'\'s\'', table)[0] == [True, False, None]
+    assert three_valued("seen < timestamp '1970-01-02 00:00:00'", table)[0] == [True, False, True]
+    assert three_valued("seen - timestamp '1970-01-01 00:00:00' >= 2d + 12h", table)[0] == [False, True, False]
+    assert three_valued("seen >= date '1970-01-04'", table)[0] == [False, True, False]
+    assert three_valued("1 / 0 is null and (null = null) is null", table)[0] == [True, True, True]
+
+
+def test_division_by_zero_is_null_and_nan_is_not_null():
+    table = pa.table({"x": [1.0, 0.0, float("nan"), None]})
+    assert three_valued("10 / x > 1", table)[0] == [True, None, False, None]
+    assert three_valued("x is null", table)[0] == [False, False, False, True]
+    assert three_valued("x / 10 > 0.1", table)[0] == [False, False, False, None]  # exact: 1/10 is 0.1
+
+
+def test_syntax_errors_point_at_the_position():
+    cases = {
+        "frequency >= ": 13, "a and or b": 6, "region in ('NY', 'CA'": 21, "x = 'abc": 4,
+        "x $ 3": 2, "(a": 2, "a b": 2, "x not like 3": 2, "date '2026-13-01' < d": 5, "": 0,
+    }
+    for text, pos in cases.items():
+        with pytest.raises(RuleSyntaxError) as info:
+            parse(text)
+        assert info.value.position == pos, (text, info.value)
+        assert "^" in str(info.value) or text == ""
+
+
+def test_too_deep_or_too_long_is_a_clear_error():
+    deep = "(" * 5000 + "x" + ")" * 5000
+    with pytest.raises(RuleSyntaxError, match="nests deeper"):
+        parse(deep)
+    with pytest.raises(RuleSyntaxError, match="nests deeper"):
+        parse("not " * 5000 + "x")
+    with pytest.raises(RuleSyntaxError, match="limit"):
+        parse("x = 1 or " * 20_000 + "x = 2")
+    with pytest.raises(RuleSyntaxError, match="nests deeper"):
+        parse("x" + " + 1" * 500 + " > 0")  # a long arithmetic chain stays left to right
+    wide = "x = 1 or " * 10_000 + "x = 2"  # long and/or chains are fine
+    table = pa.table({"x": [1, 2, 3]})
+    assert three_valued(wide, table)[0] == [True, True, False]
+
+
+def test_type_and_name_errors():
+    table = pa.table({"region": ["NY"], "monetary": [1.0], "last_order": pa.array([1], pa.int32()).cast(pa.date32())})
+    cases = [
+        ("region > 5", RuleTypeError, "region (string) with 5 (number)"),
+        ("monetery > 3", RuleError, "did you mean 'monetary'"),
+        ("days_snce(last_order) > 3", RuleError, "did you mean days_since"),
+        ("days_since(monetary) > 3", RuleTypeError, "date or timestamp"),
+        ("monetary + region > 1", RuleTypeError, "cannot apply '+'"),
+        ("monetary", RuleTypeError, "true/false"),
+        ("abs(1, 2) > 0", RuleError, "takes 1 argument"),
+        ("last_order > 5", RuleTypeError, "(date) with 5 (number)"),
+        ("region = monetary", RuleTypeError, "string"),
+        ("within_last(last_order, 5) ", RuleTypeError, "duration literal"),
+    ]
+    for rule, cls, message in cases:
+        with pytest.raises(cls, match=re.escape(message)) as info:
+            RuleSet({"seg": rule}).evaluate(table, as_of="2026-01-01")
+        assert "segment 'seg'" in str(info.value) and "^" in str(info.value)
+
+
+def test_segment_references_and_cycles():
+    table = pa.table({"x": [1, 5, 10]})
+    rs = RuleSet({"big": "x > 3", "huge": "segment('big') and x > 7", "small": "not segment('big')"}, mode="multi")
+    res = rs.evaluate(table).table.to_pydict()
+    assert res == {"big": [False, True, True], "huge": [False, False, True], "small": [True, False, False]}
+    with pytest.raises(RuleSetError, match="cycle: a -> b -> a"):
+        RuleSet({"a": "segment('b')", "b": "segment('a') or x > 1"}).evaluate(table)
+    with pytest.raises(RuleSetError, match="did you mean 'big'"):
+        RuleSet({"big": "x > 1", "c": "segment('bgi')"}).evaluate(table)
+
+
+def test_rule_set_forms_and_files(tmp_path):
+    spec = {"mode": "waterfall", "default": "others", "segments": [
+        {"name": "vip", "rule": "monetary >= 100", "description": "big spenders", "owner": "crm",
+         "purpose": "early access"},
+        {"name": "rest_of_ny", "rule": "region = 'NY'"}]}
+    (tmp_path / "rules.json").write_text(json.dumps(spec))
+    yaml = pytest.importorskip("yaml")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(spec))
+    a = RuleSet.load(tmp_path / "rules.json")
+    b = RuleSet.load(tmp_path / "rules.yaml")
+    c = RuleSet.from_dict(spec)
+    assert a.to_dict() == b.to_dict() == c.to_dict() == spec
+    assert a.segments[0].owner == "crm"
+    d = RuleSet([("vip", "monetary >= 100"), segmint.Segment("rest_of_ny", "region = 'NY'")], default="others")
+    table = pa.table({"monetary": [150.0, 5.0, 1.0], "region": ["CA", "NY", "TX"]})
+    assert d.evaluate(table).table.column("segment").to_pylist() == ["vip", "rest_of_ny", "others"]
+    with pytest.raises(RuleSetError, match="unique"):
+        RuleSet([("a", "x > 1"), ("a", "x > 2")])
+    with pytest.raises(RuleSetError, match="default"):
+        RuleSet([("others", "x > 1")], default="others")
+    with pytest.raises(RuleSetError, match="unknown keys"):
+        RuleSet([{"name": "a", "rule": "x > 1", "colour": "red"}])
+    with pytest.raises(RuleSyntaxError, match="segment 'a'"):
+        RuleSet({"a": "x >"})
+    with pytest.raises(ValueError, match="mode"):
+        RuleSet({"a": "x > 1"}, mode="first")
+    with pytest.raises(RuleSetError, match="JSON"):
+        RuleSet.from_json("{not json")
+
+
+def test_a_new_rule_set_compiles_nothing():
+    table = segmint.make_customers(500, seed=3)
+    RuleSet({"warm": "frequency > 1 and region = 'NY' and email_opt_in"}).evaluate(table)
+    kernels = [vm.run_program, vm.load_numeric, vm.load_bool, vm.load_codes]
+    before = [len(k.signatures) for k in kernels]
+    rules = {f"s{i}": f"frequency >= {i % 7} and (monetary > {i * 13} or region in ('NY', 'CA')) "
+                      f"and days_since(last_order_date) <= {30 + i}" for i in range(100)}
+    result = RuleSet(rules, mode="multi").evaluate(table, as_of="2026-10-01")
+    assert result.table.num_columns == 100
+    assert [len(k.signatures) for k in kernels] == before
+
+
+def test_streaming_with_growing_dictionaries_equals_in_memory(tmp_path):
+    table = random_table(3000, seed=11)
+    # each file sees different strings first, so the dictionary grows across batches
+    for i, order in enumerate([slice(0, 1000), slice(1000, 2000), slice(2000, 3000)]):
+        pq.write_table(table.slice(order.start, order.stop - order.start), tmp_path / f"p{i}.parquet",
+                       row_group_size=97)
+    rs = RuleSet({"ny": "s = 'NY' and i > 0", "quote": "contains(s, '''') or s is null",
+                  "recent": "within_last(t, 3d)"}, mode="multi")
+    streamed = rs.evaluate(segmint.open(tmp_path), as_of=naive.AS_OF, batch_size=113)
+    in_memory = rs.evaluate(table, as_of=naive.AS_OF)
+    assert streamed.table.equals(in_memory.table)
+    assert streamed.counts.equals(in_memory.counts)
+    assert streamed.overlaps.equals(in_memory.overlaps)
+
+
+def test_output_to_file_and_bitmask(tmp_path):
+    table = segmint.make_customers(2000, seed=5)
+    rs = RuleSet({"a": "frequency > 3", "b": "region = 'CA'"}, mode="multi")
+    result = rs.evaluate(table, as_of="2026-10-01", id_column="customer_id", out=tmp_path / "seg.parquet")
+    assert result.table is None and result.rows == 2000
+    back = pq.read_table(tmp_path / "seg.parquet")
+    assert back.column_names == ["customer_id", "a", "b"]
+    mask = rs.evaluate(table, output="bitmask").table.column("segments").to_numpy()
+    a = back.column("a").to_numpy(zero_copy_only=False)
+    b = back.column("b").to_numpy(zero_copy_only=False)
+    assert np.array_equal(mask, a.astype(np.uint64) | (b.astype(np.uint64) << np.uint64(1)))
+    overlaps = rs.evaluate(table).overlaps.to_pydict()
+    assert overlaps["a"][1] == int(np.sum(a & b))
+
+
+def test_large_integers_are_refused():
+    table = pa.table({"id": pa.array([2**60, 1], pa.int64())})
+    with pytest.raises(segmint.DataError, match="2\\*\\*53"):
+        RuleSet({"x": "id > 0"}).evaluate(table)
+
+
+def test_as_of_forms():
+    table = pa.table({"d": pa.array([20_000], pa.int32()).cast(pa.date32())})  # 2024-10-04
+    rs = RuleSet({"x": "days_since(d) = 10"}, mode="multi")
+    for as_of in ("2024-10-14", dt.date(2024, 10, 14), dt.datetime(2024, 10, 14, 23, 59),
+                  "2024-10-14T05:00:00+00:00"):
+        assert rs.evaluate(table, as_of=as_of).table.column("x").to_pylist() == [True], as_of
+    with pytest.raises(ValueError, match="ISO"):
+        rs.evaluate(table, as_of="yesterday")
+
+
+# -- an independent engine --------------------------------------------------------------------
+def to_sql(t):
+    op = t[0]
+    asof = "TIMESTAMPTZ '2026-10-01 15:30:00+00'"
+    if op == "days_since":
+        if t[1] == "d":
+            return "CAST(DATE '2026-10-01' - d AS DOUBLE)"
+        return f"((epoch_us({asof}) - epoch_us(t)) / 86400000000.0)"
+    if op == "within":
+        col = "CAST(d AS TIMESTAMPTZ)" if t[1] == "d" else "t"
+        return f"({col} BETWEEN {asof} - INTERVAL {t[2]} DAY AND {asof})"
+    if op == "tscmp":
+        return f"(t {t[1]} TIMESTAMPTZ '{t[2]}+00')"
+    if op == "num":
+        return f"CAST({t[1]!r} AS DOUBLE)" if t[1] >= 0 else f"CAST(({t[1]!r}) AS DOUBLE)"
+    if op == "col" and t[1] == "i":
+        return "CAST(i AS DOUBLE)"
+    children = {"arith": (2, 3), "abs": (1,), "neg": (1,), "coalesce": (1, 2), "cmp": (2, 3),
+                "between": (1, 2, 3), "isnull": (1,), "logic": (2, 3), "not": (1,)}
+    if op in children:
+        t = list(t)
+        for k in children[op]:
+            t[k] = ("sql", to_sql(t[k]))
+        t = tuple(t)
+    if op == "in":
+        t = (t[0], ("sql", to_sql(t[1])), tuple(("sql", to_sql(x)) for x in t[2]), t[3])
+    return _render_sql(t)
+
+
+def _render_sql(t):
+    if t[0] == "sql":
+        return t[1]
+    original = naive.render
+    try:
+        naive.render = lambda x: x[1] if x[0] == "sql" else original(x)
+        return original(t)
+    finally:
+        naive.render = original
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(naive.bool_terms(), st.integers(0, 1000))
+def test_random_rules_match_duckdb(tree, seed):
+    duckdb = pytest.importorskip("duckdb")
+    table = random_table(200, seed)
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    con.register("tbl", table)
+    sql = to_sql(tree)
+    theirs = [r[0] for r in con.execute(f"SELECT {sql} FROM tbl").fetchall()]
+    ours, _ = three_valued(naive.render(tree), table)
+    assert ours == theirs, (naive.render(tree), sql)
