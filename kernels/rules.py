@@ -56,13 +56,30 @@ def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
     else:
         for i in range(n):
             out_v[i] = values[i] * scale
+    _unpack_validity(bits, bit_offset, n, out_m)
+
+
+@kernel(fastmath=set(EXACT))
+def _unpack_validity(bits, bit_offset, n, out_m):
+    """Validity bitmap to bytes (1 valid, 0 null); all 1 when ``bits`` is empty."""
     if bits.shape[0] == 0:
         for i in range(n):
             out_m[i] = 1
-    else:
-        for i in range(n):
+        return
+    if bit_offset & 7 == 0:  # aligned: a byte at a time
+        first = bit_offset >> 3
+        full = n >> 3
+        for j in range(full):
+            byte = bits[first + j]
+            for b in range(8):
+                out_m[8 * j + b] = (byte >> b) & 1
+        for i in range(full * 8, n):
             k = bit_offset + i
             out_m[i] = (bits[k >> 3] >> (k & 7)) & 1
+        return
+    for i in range(n):
+        k = bit_offset + i
+        out_m[i] = (bits[k >> 3] >> (k & 7)) & 1
 
 
 @kernel(fastmath=set(EXACT))
@@ -112,7 +129,7 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
 
 @kernel(fastmath=set(EXACT))
 def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool,
-                assign, member, matched, unknown):
+                assign, default, member, matched, unknown):
     """Run a compiled rule program over ``n`` rows.
 
     Parameters
@@ -125,7 +142,8 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
     col_i : (ci, n) int32, IN: string columns as lookup-table indices
     n : int, rows
     n_num, n_bool : int, temporaries the program uses
-    assign : (n,) int32, INOUT: waterfall result, -1 until a segment matches (unused for multi)
+    assign : (n,) int32, INOUT: waterfall result, -1 until a segment matches (empty for multi)
+    default : int, the waterfall label of rows no segment matched (written at the end)
     member : (s, n) uint8, OUT for multi when not empty: 1 where the segment's rule is true
     matched, unknown : (s,) int64, INOUT: per segment, rows counted true / null
     """
@@ -149,13 +167,14 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
                 x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
                 hit = 0
                 unk = 0
-                for i in range(m):
-                    if assign[s + i] < 0:
-                        if x[i] == 2:
-                            assign[s + i] = dst
-                            hit += 1
-                        elif x[i] == 1:
-                            unk += 1
+                target = assign[s:s + m]
+                for i in range(m):  # branch-free: random data would mispredict every branch
+                    current = target[i]
+                    free = current < 0
+                    take = free & (x[i] == 2)
+                    hit += take
+                    unk += free & (x[i] == 1)
+                    target[i] = dst if take else current
                 matched[dst] += hit
                 unknown[dst] += unk
             else:  # SINK_MULTI
@@ -171,6 +190,9 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
                     row = member[dst]
                     for i in range(m):
                         row[s + i] = x[i] == 2
+    for i in range(assign.shape[0]):
+        if assign[i] < 0:
+            assign[i] = default
 
 
 @kernel(fastmath=set(EXACT))

@@ -288,6 +288,8 @@ def to_sql(t):
         t = list(t)
         for k in children[op]:
             t[k] = ("sql", to_sql(t[k]))
+        if op == "arith" and t[1] == "/":  # our division by zero is null; DuckDB's double division is IEEE
+            t[3] = ("sql", f"NULLIF({t[3][1]}, 0)")
         t = tuple(t)
     if op == "in":
         t = (t[0], ("sql", to_sql(t[1])), tuple(("sql", to_sql(x)) for x in t[2]), t[3])

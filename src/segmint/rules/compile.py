@@ -108,6 +108,7 @@ class Compiler:
         self.text = None
         self.current = None
         self.stack = []
+        self._columns_cache = {}
 
     # -- registers and constants ------------------------------------------------------------
     def _num(self):
@@ -146,9 +147,7 @@ class Compiler:
             ast, text = self.segments[name]
             self.text, self.current, self.stack = text, name, [name]
             try:
-                if self.check(ast) not in (BOOL, NULL):
-                    raise self.type_error(f"a segment rule must be a true/false condition, but this is "
-                                          f"a {self.check(ast)}", ast)
+                # code generation type-checks as it goes; lookup-table parts are checked in lut()
                 result = self.as_bool(self.expr(ast), ast)
             except RuleError as exc:
                 raise exc if exc.segment else exc.with_segment(name)
@@ -172,7 +171,23 @@ class Compiler:
 
     # -- typing -----------------------------------------------------------------------------
     def columns_of(self, node, seen=None):
-        """Column names a sub-expression reads (segment() references followed)."""
+        """Column names a sub-expression reads (segment() references followed), memoised."""
+        key = id(node)
+        cached = self._columns_cache.get(key)
+        if cached is not None:
+            return cached
+        if isinstance(node, Column):
+            out = {node.name}
+        elif isinstance(node, Call) and node.name == "segment":
+            out = self._columns_walk(node, seen)
+        else:
+            out = set()
+            for child in _children(node):
+                out |= self.columns_of(child, seen)
+        self._columns_cache[key] = out
+        return out
+
+    def _columns_walk(self, node, seen=None):
         out = set()
         stack = [node]
         seen = set(seen or ())
@@ -682,6 +697,7 @@ class Compiler:
 
     # -- lookup tables ----------------------------------------------------------------------
     def lut(self, node, column):
+        self.check(node)  # evaluated in Python per dictionary entry: types must be right first
         col = self._col(self.str_cols, column)
         lut_id = len(self.luts)
         self.luts.append((node, col, self.text, dict(self.segments), list(self.stack)))

@@ -1,6 +1,6 @@
 """Tokens of the segment rule language."""
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import RuleSyntaxError
 
@@ -19,8 +19,7 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str      # number, duration, string, ident, keyword, op, end
     value: object  # the number / microseconds / string / name / keyword / operator
     pos: int
@@ -35,44 +34,36 @@ def tokenize(text):
         raise RuleSyntaxError(f"the rule is {len(text):,} characters long; the limit is {MAX_LENGTH:,}",
                               text, MAX_LENGTH)
     tokens = []
+    append = tokens.append
     pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        start, end = m.span()
+        if start != pos:  # finditer skipped characters no token matches
             raise RuleSyntaxError(f"unexpected character {text[pos]!r}", text, pos)
-        kind = m.lastgroup if m.lastgroup != "unit" else "number"
-        start, end = m.start(), m.end()
-        if m.group("ws"):
-            pass
-        elif m.group("number") is not None:
-            raw = m.group("number")
-            unit = m.group("unit")
-            if unit:
-                tokens.append(Token("duration", float(raw) * DURATION_UNITS[unit], start, end))
-            elif re.fullmatch(r"\d+", raw):
-                tokens.append(Token("number", int(raw), start, end))
-            else:
-                tokens.append(Token("number", float(raw), start, end))
-        elif m.group("string") is not None:
-            raw = m.group("string")
+        pos = end
+        if kind == "ws":
+            continue
+        raw = m.group()
+        if kind == "ident":
+            low = raw.lower()
+            append(Token("keyword", low, start, end) if low in KEYWORDS else Token("ident", raw, start, end))
+        elif kind == "op":
+            append(Token("op", "!=" if raw == "<>" else raw, start, end))
+        elif kind == "unit":  # a number with a duration unit: 90d, 12h
+            append(Token("duration", float(raw[:-1]) * DURATION_UNITS[raw[-1]], start, end))
+        elif kind == "number":
+            append(Token("number", int(raw) if raw.isdigit() else float(raw), start, end))
+        elif kind == "string":
             if len(raw) < 2 or not raw.endswith("'") or _odd_trailing_quotes(raw):
                 raise RuleSyntaxError("unterminated string: add a closing '", text, start)
-            tokens.append(Token("string", raw[1:-1].replace("''", "'"), start, end))
-        elif m.group("qident") is not None:
-            raw = m.group("qident")
+            append(Token("string", raw[1:-1].replace("''", "'"), start, end))
+        else:  # qident
             if len(raw) < 2 or not raw.endswith('"') or raw == '"':
                 raise RuleSyntaxError('unterminated quoted name: add a closing "', text, start)
-            tokens.append(Token("ident", raw[1:-1].replace('""', '"'), start, end))
-        elif m.group("ident") is not None:
-            word = m.group("ident")
-            if word.lower() in KEYWORDS:
-                tokens.append(Token("keyword", word.lower(), start, end))
-            else:
-                tokens.append(Token("ident", word, start, end))
-        else:
-            op = m.group("op")
-            tokens.append(Token("op", "!=" if op == "<>" else op, start, end))
-        pos = end
+            append(Token("ident", raw[1:-1].replace('""', '"'), start, end))
+    if pos < len(text):
+        raise RuleSyntaxError(f"unexpected character {text[pos]!r}", text, pos)
     tokens.append(Token("end", None, len(text), len(text)))
     return tokens
 

@@ -143,21 +143,19 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.tok = self.tokens[0]
         self.depth = 0
 
     # -- helpers ---------------------------------------------------------------------------
-    @property
-    def tok(self):
-        return self.tokens[self.i]
-
     def advance(self):
-        tok = self.tokens[self.i]
+        tok = self.tok
         self.i += 1
+        self.tok = self.tokens[self.i] if self.i < len(self.tokens) else tok
         return tok
 
     def at(self, kind, value=None):
         tok = self.tok
-        return tok.kind == kind and (value is None or tok.value == value)
+        return tok[0] == kind and (value is None or tok[1] == value)
 
     def expect(self, kind, value, what):
         if not self.at(kind, value):
@@ -189,7 +187,7 @@ class _Parser:
     def expr(self):
         self.enter()
         items = [self.and_expr()]
-        while self.at("keyword", "or"):
+        while self.tok[1] == "or" and self.tok[0] == "keyword":
             self.advance()
             items.append(self.and_expr())
         self.leave()
@@ -197,13 +195,13 @@ class _Parser:
 
     def and_expr(self):
         items = [self.not_expr()]
-        while self.at("keyword", "and"):
+        while self.tok[1] == "and" and self.tok[0] == "keyword":
             self.advance()
             items.append(self.not_expr())
         return _balanced("and", items)
 
     def not_expr(self):
-        if self.at("keyword", "not"):
+        if self.tok[1] == "not" and self.tok[0] == "keyword":
             tok = self.advance()
             self.enter()
             arg = self.not_expr()
@@ -214,7 +212,10 @@ class _Parser:
     def predicate(self):
         left = self.sum()
         tok = self.tok
-        if tok.kind == "op" and tok.value in COMPARISONS:
+        kind = tok[0]
+        if kind == "end" or (kind == "keyword" and tok[1] in ("and", "or")) or (kind == "op" and tok[1] == ")"):
+            return left  # the common case: nothing follows the value here
+        if kind == "op" and tok[1] in COMPARISONS:
             self.advance()
             right = self.sum()
             return Binary(left.pos, right.end, tok.value, left, right)
@@ -252,7 +253,7 @@ class _Parser:
 
     def sum(self):
         node = self.product()
-        while self.tok.kind == "op" and self.tok.value in ("+", "-"):
+        while self.tok[0] == "op" and self.tok[1] in ("+", "-"):
             op = self.advance().value
             right = self.product()
             node = Binary(node.pos, right.end, op, node, right)
@@ -260,14 +261,14 @@ class _Parser:
 
     def product(self):
         node = self.unary()
-        while self.tok.kind == "op" and self.tok.value in ("*", "/"):
+        while self.tok[0] == "op" and self.tok[1] in ("*", "/"):
             op = self.advance().value
             right = self.unary()
             node = Binary(node.pos, right.end, op, node, right)
         return node
 
     def unary(self):
-        if self.at("op", "-"):
+        if self.tok[1] == "-" and self.tok[0] == "op":
             tok = self.advance()
             self.enter()
             arg = self.unary()

@@ -6,6 +6,7 @@ at run time.
 """
 import datetime as _dt
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .parse import parse
 from .pyeval import evaluate as py_evaluate
 
 MODES = ("waterfall", "multi")
-EVAL_BATCH = 65_536
+EVAL_BATCH = 131_072
 _EXACT_INT = 2 ** 53
 
 
@@ -108,6 +109,7 @@ class RuleSet:
             except RuleError as exc:
                 raise exc.with_segment(seg.name) from None
         self._programs = {}
+        self._labels = None
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -283,7 +285,7 @@ class RuleSet:
                 acc["matched"] += matched
                 acc["unknown"] += unknown
                 if waterfall:
-                    acc["default"] += int(np.count_nonzero(assign < 0))
+                    acc["default"] += batch.num_rows - int(matched.sum())
                 self._rows += batch.num_rows
                 yield batch, assign, member
             group.clear()
@@ -316,9 +318,10 @@ class RuleSet:
             arrays.append(batch.record_batch.column(id_column))
             names.append(id_column)
         if self.mode == "waterfall":
-            codes = np.where(assign < 0, len(self.segments), assign).astype(np.int32)
-            dictionary = pa.array(self.names + [self.default], pa.string())
-            arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes), dictionary))
+            if self._labels is None:
+                self._labels = pa.array(self.names + [self.default], pa.string())
+            # the kernel wrote the default label's index itself; indices are known in range
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign), self._labels, safe=False))
             names.append("segment")
         elif output == "bitmask":
             weights = (np.uint64(1) << np.arange(len(self.segments), dtype=np.uint64))
@@ -382,11 +385,31 @@ def _three(value):
     return 1 if value is None else (2 if value else 0)
 
 
+_workspace = threading.local()
+
+
+def _buffer(name, shape, dtype):
+    """A per-thread scratch array, reused across batches.
+
+    Fresh large arrays cost a page fault per 4 KiB on first touch, which on some machines
+    (virtual machines especially) costs more than the evaluation itself.
+    """
+    store = getattr(_workspace, "arrays", None)
+    if store is None:
+        store = _workspace.arrays = {}
+    size = int(np.prod(shape))
+    buf = store.get((name, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype=dtype)
+        store[(name, np.dtype(dtype))] = buf
+    return buf[:size].reshape(shape)
+
+
 def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
     """Load one batch's columns and run the program over it (runs on a worker thread)."""
     n = batch.num_rows
-    col_v = np.empty((len(program.num_columns), n), dtype=np.float64)
-    col_m = np.empty((len(program.num_columns), n), dtype=np.uint8)
+    col_v = _buffer("col_v", (len(program.num_columns), n), np.float64)
+    col_m = _buffer("col_m", (len(program.num_columns), n), np.uint8)
     for j, (name, scale) in enumerate(program.num_columns):
         view = batch[name]
         values = view.values
@@ -397,22 +420,27 @@ def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
                                 "as float64 and could get wrong; compare such ids as strings")
         bits = view.validity if view.validity is not None else _NO_BITS
         vm.load_numeric(values, bits, view.validity_offset, scale, col_v[j], col_m[j])
-    col_b = np.empty((len(program.bool_columns), n), dtype=np.uint8)
+    col_b = _buffer("col_b", (len(program.bool_columns), n), np.uint8)
     for j, name in enumerate(program.bool_columns):
         view = batch[name]
         vbits = view.validity if view.validity is not None else _NO_BITS
         vm.load_bool(view.values, view.values_offset, vbits, view.validity_offset, n, col_b[j])
-    col_i = np.empty((len(program.str_columns), n), dtype=np.int32)
+    col_i = _buffer("col_i", (len(program.str_columns), n), np.int32)
     for j, name in enumerate(program.str_columns):
         view = batch[name]
         vbits = view.validity if view.validity is not None else _NO_BITS
         vm.load_codes(view.values, vbits, view.validity_offset, len(view.dictionary), col_i[j])
-    assign = np.full(n if waterfall else 0, -1, dtype=np.int32)
-    member = np.zeros((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
+    # results that leave this function are fresh arrays; counting alone reuses scratch
+    if waterfall:
+        assign = np.empty(n, dtype=np.int32) if keep else _buffer("assign", (n,), np.int32)
+        assign.fill(-1)
+    else:
+        assign = np.empty(0, dtype=np.int32)
+    member = np.empty((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
     vm.run_program(code, consts, lut_array, col_v, col_m, col_b, col_i, n, program.n_num,
-                   program.n_bool, assign if waterfall else np.empty(0, np.int32), member, matched, unknown)
+                   program.n_bool, assign, k, member, matched, unknown)
     return assign, member, matched, unknown
 
 
