@@ -165,16 +165,24 @@ class Features:
         raise FeatureError(f"{what} hold NaN or infinite values: {detail}; impute or drop them first")
 
     # -- random rows ---------------------------------------------------------------------
-    def take(self, indices):
-        """Rows at ``indices`` (any order, repeats allowed) as a C-ordered (len, d) array."""
+    def take(self, indices, out=None):
+        """Rows at ``indices`` (any order, repeats allowed) as a C-ordered (len, d) array.
+
+        ``out``, when given, is a C-ordered buffer of at least that many rows to fill (callers
+        that gather repeatedly reuse it: fresh large arrays cost page faults).
+        """
         indices = np.ascontiguousarray(indices, dtype=np.int64)
+        if out is not None:
+            out = out[:indices.size]
         if self.array is not None:
             from .._parallel import chunk_bounds, run_chunks
-            out = np.empty((indices.size, self.n_features), dtype=self.dtype)
+            if out is None:
+                out = np.empty((indices.size, self.n_features), dtype=self.dtype)
             run_chunks(lambda b: gather_rows(self.array, indices, b[0], b[1], out),
                        chunk_bounds(indices.size, 1 << 16))
             return out
-        out = np.empty((indices.size, self.n_features), dtype=self.dtype)
+        if out is None:
+            out = np.empty((indices.size, self.n_features), dtype=self.dtype)
         if indices.size == 0:
             return out
         if self.random_access:

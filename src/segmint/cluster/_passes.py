@@ -89,7 +89,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
     return labels, dist, inertia, bool(bad.any())
 
 
-def lloyd_pass(features, centers, sample_weight=None, labels=None):
+def lloyd_pass(features, centers, sample_weight=None, labels=None, dist=None):
     """One Lloyd iteration's data pass: assign every row and sum the rows of each center.
 
     Returns
@@ -98,7 +98,8 @@ def lloyd_pass(features, centers, sample_weight=None, labels=None):
     wsums : (k,) float64, their weights
     inertia : float, weighted sum of squared distances to ``centers``
     labels : (n,) int32, written into ``labels`` when given
-    dist : (n,) squared distances
+    dist : (n,) squared distances, written into ``dist`` when given (callers iterating reuse
+        both arrays: fresh large arrays cost page faults)
     """
     n = features.n_rows
     dtype = features.dtype
@@ -106,7 +107,8 @@ def lloyd_pass(features, centers, sample_weight=None, labels=None):
     C2, cn = prepare(centers.astype(dtype, copy=False))
     if labels is None:
         labels = np.empty(n, dtype=np.int32)
-    dist = np.empty(n, dtype=dtype)
+    if dist is None:
+        dist = np.empty(n, dtype=dtype)
     w_all = _weights_for(sample_weight, dtype)
     n_chunks = (n + CHUNK - 1) // CHUNK
     sums = np.zeros((n_chunks, k, d), dtype=np.float64)

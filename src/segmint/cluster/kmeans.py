@@ -105,10 +105,12 @@ def _lloyd(data, centers, w, max_iter, tol_abs):
     """Lloyd iterations from ``centers``: (centers, labels, inertia, n_iter)."""
     k = centers.shape[0]
     labels = np.empty(data.n_rows, dtype=np.int32)
-    previous = None
+    dist = np.empty(data.n_rows, dtype=data.dtype)
+    previous = np.empty(data.n_rows, dtype=np.int32)
+    have_previous = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        sums, wsums, _, labels, dist = lloyd_pass(data, centers, w, labels)
+        sums, wsums, _, labels, dist = lloyd_pass(data, centers, w, labels, dist)
         empty = np.flatnonzero(wsums == 0)
         if empty.size:
             _relocate(data, empty, labels, dist, w, sums, wsums)
@@ -117,11 +119,12 @@ def _lloyd(data, centers, w, max_iter, tol_abs):
         new[filled] = (sums[filled] / wsums[filled, None]).astype(centers.dtype)
         shift = float(np.sum((new.astype(np.float64) - centers) ** 2))
         centers = new
-        if previous is not None and np.array_equal(labels, previous):
+        if have_previous and np.array_equal(labels, previous):
             break  # strict convergence: the assignment no longer changes
         if shift <= tol_abs:
             break
-        previous = labels.copy()
+        np.copyto(previous, labels)
+        have_previous = True
     labels, _, inertia, _ = assign_pass(data, centers, w, want_labels=True)
     return centers, labels, inertia, n_iter
 

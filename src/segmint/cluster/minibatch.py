@@ -134,10 +134,13 @@ class MiniBatchKMeans(KMeansBase):
         step = 0
         steps_per_round = max(1, ROUND_ROWS // self._batch)
         done = False
+        round_buffer = None
         while step < n_steps and not done:
             todo = min(steps_per_round, n_steps - step)
             draws = rng.integers(0, n, size=(todo, self._batch))
-            rows = data.take(draws.ravel())  # one gather (or one streaming pass) per round
+            if round_buffer is None:
+                round_buffer = np.empty((todo * self._batch, data.n_features), dtype=data.dtype)
+            rows = data.take(draws.ravel(), out=round_buffer)  # one gather (or streaming pass) per round
             for s in range(todo):
                 idx = draws[s]
                 Xb = rows[s * self._batch:(s + 1) * self._batch]
