@@ -128,7 +128,7 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
 
 
 @kernel(fastmath=set(EXACT))
-def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool,
+def run_program(prog, consts, luts, col_v, col_m, col_nn, col_b, col_i, n, n_num, n_bool,
                 assign, default, member, matched, unknown):
     """Run a compiled rule program over ``n`` rows.
 
@@ -138,6 +138,7 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
     consts : (q,) float64, IN
     luts : (r,) uint8, IN: concatenated three-valued lookup tables of string predicates
     col_v, col_m : (cn, n) float64 / uint8, IN: numeric columns and their validity
+    col_nn : (cn,) uint8, IN: 1 where a numeric column has no null in these rows (faster loops)
     col_b : (cb, n) uint8, IN: boolean columns, three-valued
     col_i : (ci, n) int32, IN: string columns as lookup-table indices
     n : int, rows
@@ -162,7 +163,7 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
             if op < 20:
                 _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m)
             elif op < 40:
-                _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_b, col_i, nv, nm, bv, s, m)
+                _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_nn, col_b, col_i, nv, nm, bv, s, m)
             elif op == SINK_WATERFALL:
                 x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
                 hit = 0
@@ -193,6 +194,29 @@ def run_program(prog, consts, luts, col_v, col_m, col_b, col_i, n, n_num, n_bool
     for i in range(assign.shape[0]):
         if assign[i] < 0:
             assign[i] = default
+
+
+@kernel(fastmath=set(EXACT))
+def _cmp_const_no_nulls(xv, k, c, out, m):
+    """``out = 2 if xv op k else 0`` for a column without nulls (no validity to read)."""
+    if c == EQ:
+        for i in range(m):
+            out[i] = (xv[i] == k) * 2
+    elif c == NE:
+        for i in range(m):
+            out[i] = (xv[i] != k) * 2
+    elif c == LT:
+        for i in range(m):
+            out[i] = (xv[i] < k) * 2
+    elif c == LE:
+        for i in range(m):
+            out[i] = (xv[i] <= k) * 2
+    elif c == GT:
+        for i in range(m):
+            out[i] = (xv[i] > k) * 2
+    else:
+        for i in range(m):
+            out[i] = (xv[i] >= k) * 2
 
 
 @kernel(fastmath=set(EXACT))
@@ -284,11 +308,14 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m):
 
 
 @kernel(fastmath=set(EXACT))
-def _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_b, col_i, nv, nm, bv, s, m):
+def _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_nn, col_b, col_i, nv, nm, bv, s, m):
     out = bv[dst]
     if op == CMP or op == CMPK:
         xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
         xm = nm[a] if a >= 0 else col_m[-a - 1, s:s + m]
+        if op == CMPK and a < 0 and col_nn[-a - 1] == 1:
+            _cmp_const_no_nulls(xv, consts[b], c, out, m)
+            return
         if op == CMPK:
             k = consts[b]
             if c == EQ:

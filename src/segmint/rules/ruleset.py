@@ -410,6 +410,7 @@ def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
     n = batch.num_rows
     col_v = _buffer("col_v", (len(program.num_columns), n), np.float64)
     col_m = _buffer("col_m", (len(program.num_columns), n), np.uint8)
+    col_nn = np.empty(len(program.num_columns), dtype=np.uint8)
     for j, (name, scale) in enumerate(program.num_columns):
         view = batch[name]
         values = view.values
@@ -420,6 +421,7 @@ def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
                                 "as float64 and could get wrong; compare such ids as strings")
         bits = view.validity if view.validity is not None else _NO_BITS
         vm.load_numeric(values, bits, view.validity_offset, scale, col_v[j], col_m[j])
+        col_nn[j] = view.null_count == 0
     col_b = _buffer("col_b", (len(program.bool_columns), n), np.uint8)
     for j, name in enumerate(program.bool_columns):
         view = batch[name]
@@ -439,7 +441,7 @@ def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
     member = np.empty((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
-    vm.run_program(code, consts, lut_array, col_v, col_m, col_b, col_i, n, program.n_num,
+    vm.run_program(code, consts, lut_array, col_v, col_m, col_nn, col_b, col_i, n, program.n_num,
                    program.n_bool, assign, k, member, matched, unknown)
     return assign, member, matched, unknown
 
