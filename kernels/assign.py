@@ -108,6 +108,18 @@ def _add_row_norms(tile, d, best_d):
 
 
 @kernel
+def _tile_buffers(dp, like):
+    """Scratch of one tile: the feature-major rows, four accumulators, best distance and label.
+
+    ``like`` is any array of the data's dtype (only its dtype is used).
+    """
+    dtype = like.dtype
+    return (np.empty((dp, TILE), dtype), np.empty(TILE, dtype), np.empty(TILE, dtype),
+            np.empty(TILE, dtype), np.empty(TILE, dtype), np.empty(TILE, dtype),
+            np.empty(TILE, np.int32))
+
+
+@kernel
 def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """Nearest center of rows ``lo..hi`` of X.
 
@@ -131,14 +143,7 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """
     d = X.shape[1]
     dp = C2.shape[1]
-    dtype = X.dtype
-    tile = np.empty((dp, TILE), dtype)
-    a0 = np.empty(TILE, dtype)
-    a1 = np.empty(TILE, dtype)
-    a2 = np.empty(TILE, dtype)
-    a3 = np.empty(TILE, dtype)
-    best_d = np.empty(TILE, dtype)
-    best_l = np.empty(TILE, np.int32)
+    tile, a0, a1, a2, a3, best_d, best_l = _tile_buffers(dp, X[lo:lo + 1, :1])
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
@@ -180,15 +185,8 @@ def assign_rows_sums(X, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     """
     d = X.shape[1]
     dp = C2.shape[1]
-    dtype = X.dtype
     unit = weights.shape[0] == 0
-    tile = np.empty((dp, TILE), dtype)
-    a0 = np.empty(TILE, dtype)
-    a1 = np.empty(TILE, dtype)
-    a2 = np.empty(TILE, dtype)
-    a3 = np.empty(TILE, dtype)
-    best_d = np.empty(TILE, dtype)
-    best_l = np.empty(TILE, np.int32)
+    tile, a0, a1, a2, a3, best_d, best_l = _tile_buffers(dp, X[lo:lo + 1, :1])
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)

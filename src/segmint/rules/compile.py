@@ -18,7 +18,7 @@ import pyarrow as pa
 from ..errors import closest_names
 from ..kernels import rules as vm
 from .errors import RuleError, RuleSetError, RuleTypeError
-from .parse import COMPARISONS, Between, Binary, Call, Column, InList, IsNull, Literal, Unary
+from .parse import COMPARISONS, Between, Binary, Call, Column, InList, IsNull, Literal, Unary, children
 
 NUM, BOOL, STR, DATE, TS, DUR, NULL = "number", "boolean", "string", "date", "timestamp", "duration", "null"
 US_PER_DAY = 86_400_000_000
@@ -182,7 +182,7 @@ class Compiler:
             out = self._columns_walk(node, seen)
         else:
             out = set()
-            for child in _children(node):
+            for child in children(node):
                 out |= self.columns_of(child, seen)
         self._columns_cache[key] = out
         return out
@@ -202,7 +202,7 @@ class Compiler:
                     seen.add(ref)
                     stack.append(self.segments[ref][0])
             else:
-                stack.extend(_children(n))
+                stack.extend(children(n))
         return out
 
     def column_type_of(self, node):
@@ -267,7 +267,8 @@ class Compiler:
             return self.check_call(node)
         raise RuleError(f"unsupported expression {self.describe(node)!r}", self.text, node.pos)
 
-    def check_call(self, node):
+    def check_signature(self, node):
+        """Known function, right number of arguments."""
         name = node.name
         if name not in FUNCTIONS:
             near = difflib.get_close_matches(name, list(FUNCTIONS), n=2, cutoff=0.5)
@@ -278,19 +279,28 @@ class Compiler:
         if arity is not None and len(node.args) != arity:
             raise RuleError(f"{name}() takes {arity} argument{'s' if arity > 1 else ''}, got "
                             f"{len(node.args)}", self.text, node.pos)
+
+    def resolve_segment(self, node):
+        """The segment a ``segment('name')`` call refers to: known, and not in a cycle."""
+        arg = node.args[0]
+        if not (isinstance(arg, Literal) and arg.kind == "string"):
+            raise RuleError("segment() takes the name of a segment as a quoted string",
+                            self.text, arg.pos)
+        ref = arg.value
+        if ref not in self.segments:
+            near = closest_names(ref, list(self.segments))
+            hint = f"; did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
+            raise RuleSetError(f"segment() refers to unknown segment {ref!r}{hint}", self.text, arg.pos)
+        if ref in self.stack:
+            cycle = " -> ".join(self.stack[self.stack.index(ref):] + [ref])
+            raise RuleSetError(f"segments refer to each other in a cycle: {cycle}", self.text, node.pos)
+        return ref
+
+    def check_call(self, node):
+        name = node.name
+        self.check_signature(node)
         if name == "segment":
-            arg = node.args[0]
-            if not (isinstance(arg, Literal) and arg.kind == "string"):
-                raise RuleError("segment() takes the name of a segment as a quoted string",
-                                self.text, arg.pos)
-            ref = arg.value
-            if ref not in self.segments:
-                near = closest_names(ref, list(self.segments))
-                hint = f"; did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
-                raise RuleSetError(f"segment() refers to unknown segment {ref!r}{hint}", self.text, arg.pos)
-            if ref in self.stack:
-                cycle = " -> ".join(self.stack[self.stack.index(ref):] + [ref])
-                raise RuleSetError(f"segments refer to each other in a cycle: {cycle}", self.text, node.pos)
+            ref = self.resolve_segment(node)
             saved = self.text
             self.stack.append(ref)
             self.text = self.segments[ref][1]
@@ -582,15 +592,7 @@ class Compiler:
     # -- functions --------------------------------------------------------------------------
     def call(self, node):
         name = node.name
-        if name not in FUNCTIONS:
-            near = difflib.get_close_matches(name, list(FUNCTIONS), n=2, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(near)}?" if near else \
-                f"; functions are {', '.join(sorted(FUNCTIONS))}"
-            raise RuleError(f"unknown function {name!r}{hint}", self.text, node.pos)
-        arity = FUNCTIONS[name]
-        if arity is not None and len(node.args) != arity:
-            raise RuleError(f"{name}() takes {arity} argument{'s' if arity > 1 else ''}, got "
-                            f"{len(node.args)}", self.text, node.pos)
+        self.check_signature(node)
         if name == "segment":
             return self.segment_ref(node)
         if name == "coalesce":
@@ -672,18 +674,7 @@ class Compiler:
         return Operand("bool", dst, BOOL)
 
     def segment_ref(self, node):
-        arg = node.args[0]
-        if not (isinstance(arg, Literal) and arg.kind == "string"):
-            raise RuleError("segment() takes the name of a segment as a quoted string",
-                            self.text, arg.pos)
-        ref = arg.value
-        if ref not in self.segments:
-            near = closest_names(ref, list(self.segments))
-            hint = f"; did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
-            raise RuleSetError(f"segment() refers to unknown segment {ref!r}{hint}", self.text, arg.pos)
-        if ref in self.stack:
-            cycle = " -> ".join(self.stack[self.stack.index(ref):] + [ref])
-            raise RuleSetError(f"segments refer to each other in a cycle: {cycle}", self.text, node.pos)
+        ref = self.resolve_segment(node)
         ast, text = self.segments[ref]
         saved = (self.text, self.current)
         self.stack.append(ref)
@@ -709,22 +700,6 @@ class Compiler:
 
 def _null_const(op):
     return op.kind == "const" and op.ref is None
-
-
-def _children(n):
-    if isinstance(n, Unary):
-        return [n.arg]
-    if isinstance(n, Binary):
-        return [n.left, n.right]
-    if isinstance(n, IsNull):
-        return [n.arg]
-    if isinstance(n, Between):
-        return [n.arg, n.low, n.high]
-    if isinstance(n, InList):
-        return [n.arg, *n.items]
-    if isinstance(n, Call):
-        return list(n.args)
-    return []
 
 
 def _arith_type(op, a, b):

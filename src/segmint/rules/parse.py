@@ -107,12 +107,13 @@ def _depth(tree):
     while stack:
         node, d = stack.pop()
         deepest = max(deepest, d)
-        for child in _kids(node):
+        for child in children(node):
             stack.append((child, d + 1))
     return deepest
 
 
-def _kids(n):
+def children(n):
+    """The sub-expressions of a node."""
     if isinstance(n, Unary):
         return [n.arg]
     if isinstance(n, Binary):
