@@ -18,7 +18,7 @@ import numpy as np
 
 from .settings import EXACT, kernel
 
-SUB = 2048
+SUB = 4096
 
 # numeric results (dst is a numeric temporary)
 N_ADD, N_SUB, N_MUL, N_DIV = 1, 2, 3, 4
@@ -27,9 +27,10 @@ N_ADDK, N_SUBK, N_KSUB, N_MULK, N_DIVK, N_KDIV = 8, 9, 10, 11, 12, 13
 N_COALESCE, N_CONST, N_NULL = 14, 15, 16
 # boolean results (dst is a boolean temporary)
 CMP, CMPK = 20, 21            # c = comparison code
+CMPK_AND = 22                 # b = 8 * constant + comparison code, c = boolean operand to 'and' with
 B_AND, B_OR, B_NOT = 30, 31, 32
 B_ISNULL, N_ISNULL = 33, 34   # is null of a boolean / numeric operand
-B_CONST, B_COALESCE, B_EQ, LUT = 35, 36, 37, 38
+B_CONST, B_COALESCE, B_EQ, LUT, LUT64 = 35, 36, 37, 38, 39
 # sinks
 SINK_WATERFALL, SINK_MULTI = 40, 41
 
@@ -128,7 +129,7 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
 
 
 @kernel(fastmath=set(EXACT))
-def run_program(prog, consts, luts, col_v, col_m, col_nn, col_b, col_i, n, n_num, n_bool,
+def run_program(prog, consts, luts, lut_masks, col_v, col_m, col_nn, col_b, col_i, n, n_num, n_bool,
                 assign, default, member, matched, unknown):
     """Run a compiled rule program over ``n`` rows.
 
@@ -137,6 +138,7 @@ def run_program(prog, consts, luts, col_v, col_m, col_nn, col_b, col_i, n, n_num
     prog : (p, 5) int64, IN: instructions ``(op, dst, a, b, c)``
     consts : (q,) float64, IN
     luts : (r,) uint8, IN: concatenated three-valued lookup tables of string predicates
+    lut_masks : (2 t,) uint64, IN: small tables (<= 64 entries) as (true bits, null bits) pairs
     col_v, col_m : (cn, n) float64 / uint8, IN: numeric columns and their validity
     col_nn : (cn,) uint8, IN: 1 where a numeric column has no null in these rows (faster loops)
     col_b : (cb, n) uint8, IN: boolean columns, three-valued
@@ -163,7 +165,8 @@ def run_program(prog, consts, luts, col_v, col_m, col_nn, col_b, col_i, n, n_num
             if op < 20:
                 _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m)
             elif op < 40:
-                _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_nn, col_b, col_i, nv, nm, bv, s, m)
+                _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_m, col_nn, col_b, col_i,
+                         nv, nm, bv, s, m)
             elif op == SINK_WATERFALL:
                 x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
                 hit = 0
@@ -217,6 +220,49 @@ def _cmp_const_no_nulls(xv, k, c, out, m):
     else:
         for i in range(m):
             out[i] = (xv[i] >= k) * 2
+
+
+@kernel(fastmath=set(EXACT))
+def _cmp_const_and(xv, xm, no_nulls, k, c, y, out, m):
+    """``out = min(xv op k, y)`` in three-valued logic (null where xm is 0 unless y is false)."""
+    if no_nulls:
+        if c == EQ:
+            for i in range(m):
+                out[i] = min((xv[i] == k) * 2, y[i])
+        elif c == NE:
+            for i in range(m):
+                out[i] = min((xv[i] != k) * 2, y[i])
+        elif c == LT:
+            for i in range(m):
+                out[i] = min((xv[i] < k) * 2, y[i])
+        elif c == LE:
+            for i in range(m):
+                out[i] = min((xv[i] <= k) * 2, y[i])
+        elif c == GT:
+            for i in range(m):
+                out[i] = min((xv[i] > k) * 2, y[i])
+        else:
+            for i in range(m):
+                out[i] = min((xv[i] >= k) * 2, y[i])
+        return
+    if c == EQ:
+        for i in range(m):
+            out[i] = min(1 if xm[i] == 0 else (xv[i] == k) * 2, y[i])
+    elif c == NE:
+        for i in range(m):
+            out[i] = min(1 if xm[i] == 0 else (xv[i] != k) * 2, y[i])
+    elif c == LT:
+        for i in range(m):
+            out[i] = min(1 if xm[i] == 0 else (xv[i] < k) * 2, y[i])
+    elif c == LE:
+        for i in range(m):
+            out[i] = min(1 if xm[i] == 0 else (xv[i] <= k) * 2, y[i])
+    elif c == GT:
+        for i in range(m):
+            out[i] = min(1 if xm[i] == 0 else (xv[i] > k) * 2, y[i])
+    else:
+        for i in range(m):
+            out[i] = min(1 if xm[i] == 0 else (xv[i] >= k) * 2, y[i])
 
 
 @kernel(fastmath=set(EXACT))
@@ -308,8 +354,16 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_m, nv, nm, s, m):
 
 
 @kernel(fastmath=set(EXACT))
-def _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_nn, col_b, col_i, nv, nm, bv, s, m):
+def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_m, col_nn, col_b, col_i, nv, nm,
+             bv, s, m):
     out = bv[dst]
+    if op == CMPK_AND:  # a comparison with a constant, 'and'-ed with another condition in one pass
+        y = bv[c] if c >= 0 else col_b[-c - 1, s:s + m]
+        xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
+        xm = nm[a] if a >= 0 else col_m[-a - 1, s:s + m]
+        no_nulls = a < 0 and col_nn[-a - 1] == 1
+        _cmp_const_and(xv, xm, no_nulls, consts[b >> 3], b & 7, y, out, m)
+        return
     if op == CMP or op == CMPK:
         xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
         xm = nm[a] if a >= 0 else col_m[-a - 1, s:s + m]
@@ -369,6 +423,14 @@ def _bool_op(op, dst, a, b, c, consts, luts, col_v, col_m, col_nn, col_b, col_i,
         idx = col_i[a, s:s + m]
         for i in range(m):
             out[i] = luts[b + idx[i]]
+        return
+    if op == LUT64:  # a shift per row vectorises; a table gather does not
+        idx = col_i[a, s:s + m]
+        true_bits = lut_masks[2 * b]
+        null_bits = lut_masks[2 * b + 1]
+        for i in range(m):
+            sh = np.uint64(idx[i])
+            out[i] = ((true_bits >> sh) & np.uint64(1)) * np.uint64(2) + ((null_bits >> sh) & np.uint64(1))
         return
     x = bv[a] if a >= 0 else col_b[-a - 1, s:s + m]
     if op == B_NOT:

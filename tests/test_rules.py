@@ -319,3 +319,17 @@ def test_random_rules_match_duckdb(tree, seed):
     theirs = [r[0] for r in con.execute(f"SELECT {sql} FROM tbl").fetchall()]
     ours, _ = three_valued(naive.render(tree), table)
     assert ours == theirs, (naive.render(tree), sql)
+
+
+@pytest.mark.parametrize("distinct", [5, 63, 64, 150])
+def test_string_predicates_small_and_large_dictionaries(distinct):
+    """Dictionaries of up to 64 entries (null included) use bit masks, larger ones a table."""
+    rng = np.random.default_rng(distinct)
+    words = [f"w{i}" for i in range(distinct)]
+    values = [words[i] if rng.random() > 0.1 else None for i in rng.integers(0, distinct, 2000)]
+    table = pa.table({"s": pa.array(values, pa.string())})
+    rule = "s in ('w1', 'w3', 'w62', 'w63', 'w149') or starts_with(s, 'w10')"
+    got, _ = three_valued(rule, table)
+    picked = {"w1", "w3", "w62", "w63", "w149"}
+    expected = [None if v is None else (v in picked or v.startswith("w10")) for v in values]
+    assert got == expected

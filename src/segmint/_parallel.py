@@ -84,3 +84,26 @@ def run_chunks(func, items, n_threads=None):
         return [func(item) for item in items]
     pool = _get_pool(n)
     return list(pool.map(func, items))
+
+
+def ordered_map(func, items, n_threads=None, in_flight=None):
+    """Yield ``func(item)`` for each item, in order, computing ahead on the thread pool.
+
+    Items are taken from the iterable as results are consumed, with at most ``in_flight``
+    (default twice the thread count) under way, so the caller's own work of producing the
+    next item overlaps the workers' computing of earlier ones, and memory stays bounded.
+    """
+    n = get_num_threads() if n_threads is None else n_threads
+    if n <= 1 or threading.current_thread().name.startswith("segmint"):
+        for item in items:
+            yield func(item)
+        return
+    pool = _get_pool(n)
+    window = in_flight or 2 * n
+    pending = []
+    for item in items:
+        pending.append(pool.submit(func, item))
+        if len(pending) >= window:
+            yield pending.pop(0).result()
+    for fut in pending:
+        yield fut.result()

@@ -154,13 +154,14 @@ class Compiler:
             sink = vm.SINK_WATERFALL if mode == "waterfall" else vm.SINK_MULTI
             self.emit(sink, seg_index, self._bool_ref(result))
             self._release(result)
+        fused, new_row = _fuse(self.code)
         return Program(
-            code=np.asarray(self.code, dtype=np.int64).reshape(-1, 5),
+            code=np.asarray(fused, dtype=np.int64).reshape(-1, 5),
             consts=np.asarray(self.consts, dtype=np.float64),
             num_columns=[(n, self.num_scales[n]) for n in self.num_cols],
             bool_columns=list(self.bool_cols), str_columns=list(self.str_cols),
             luts=self.luts, segments=list(self.segments), n_num=self.n_num, n_bool=self.n_bool,
-            lut_patch=self.lut_patch)
+            lut_patch=[new_row[r] for r in self.lut_patch])
 
     # -- errors -----------------------------------------------------------------------------
     def type_error(self, message, node):
@@ -696,6 +697,37 @@ class Compiler:
         row = self.emit(vm.LUT, dst, col, lut_id)
         self.lut_patch.append(row)
         return Operand("bool", dst, BOOL)
+
+
+def _fuse(code):
+    """Peephole: ``CMPK t ...; B_AND d, t, x`` (or ``x, t``) becomes one ``CMPK_AND``.
+
+    Safe because the register allocator frees ``t`` at the ``and`` that consumes it, so no
+    later instruction reads it. Returns the new code and, for each old row, its new row.
+    """
+    out = []
+    new_row = {}
+    i = 0
+    while i < len(code):
+        op = code[i]
+        if i + 1 < len(code) and op[0] == vm.CMPK and code[i + 1][0] == vm.B_AND:
+            nxt = code[i + 1]
+            t = op[1]
+            if nxt[2] == t and nxt[3] != t:
+                other = nxt[3]
+            elif nxt[3] == t and nxt[2] != t:
+                other = nxt[2]
+            else:
+                other = None
+            if other is not None:
+                new_row[i] = new_row[i + 1] = len(out)
+                out.append((vm.CMPK_AND, nxt[1], op[2], op[3] * 8 + op[4], other))
+                i += 2
+                continue
+        new_row[i] = len(out)
+        out.append(op)
+        i += 1
+    return out, new_row
 
 
 def _null_const(op):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .._parallel import get_num_threads, run_chunks
+from .._parallel import ordered_map
 from ..errors import DataError
 from ..io import ResultWriter
 from ..io import open as open_source
@@ -24,7 +24,7 @@ from .parse import parse
 from .pyeval import evaluate as py_evaluate
 
 MODES = ("waterfall", "multi")
-EVAL_BATCH = 131_072
+EVAL_BATCH = 131_072  # rows per batch
 _EXACT_INT = 2 ** 53
 
 
@@ -272,31 +272,22 @@ class RuleSet:
         k = len(self.segments)
         waterfall = self.mode == "waterfall"
         self._rows = 0
-        group = []
-        threads = max(1, get_num_threads())
 
         def work(item):
-            batch, lut_array, code = item
-            return _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep)
+            batch, tables, masks, code = item
+            return batch, _run_batch(program, code, consts, tables, masks, batch, k, waterfall, keep)
 
-        def flush():
-            results = run_chunks(work, group)
-            for (batch, _, _), (assign, member, matched, unknown) in zip(group, results):
-                acc["matched"] += matched
-                acc["unknown"] += unknown
-                if waterfall:
-                    acc["default"] += batch.num_rows - int(matched.sum())
-                self._rows += batch.num_rows
-                yield batch, assign, member
-            group.clear()
+        def prepared():  # lookup tables grow with the dictionaries: built here, in order
+            for batch in src.batches(columns=read, batch_size=batch_size):
+                yield (batch, *luts.for_batch(batch))
 
-        for batch in src.batches(columns=read, batch_size=batch_size):
-            lut_array, code = luts.for_batch(batch)
-            group.append((batch, lut_array, code))
-            if len(group) >= 2 * threads:
-                yield from flush()
-        if group:
-            yield from flush()
+        for batch, (assign, member, matched, unknown) in ordered_map(work, prepared()):
+            acc["matched"] += matched
+            acc["unknown"] += unknown
+            if waterfall:
+                acc["default"] += batch.num_rows - int(matched.sum())
+            self._rows += batch.num_rows
+            yield batch, assign, member
         self._last_counts = self._counts_table(acc)
 
     def _counts_table(self, acc):
@@ -356,10 +347,12 @@ class _LutCache:
         self.null_value = [None] * len(program.luts)
 
     def for_batch(self, batch):
+        """``(tables, masks, code)`` for this batch: tables of up to 64 entries become bit masks."""
         program = self.program
         if not program.luts:
-            return np.zeros(1, np.uint8), program.code
-        parts, offsets, total = [], [], 0
+            return _NO_TABLES, _NO_MASKS, program.code
+        parts, masks, total = [], [], 0
+        code = program.code.copy()
         for lut_id, (node, col, text, segments, _stack) in enumerate(program.luts):
             view = batch[program.str_columns[col]]
             strings = view.dictionary.to_pylist()
@@ -369,16 +362,24 @@ class _LutCache:
                 known.append(_three(py_evaluate(node, {name: s}, segments)))
             if self.null_value[lut_id] is None:
                 self.null_value[lut_id] = _three(py_evaluate(node, {name: None}, segments))
-            table = np.empty(len(strings) + 1, dtype=np.uint8)
-            table[:len(strings)] = known[:len(strings)]
-            table[len(strings)] = self.null_value[lut_id]
-            parts.append(table)
-            offsets.append(total)
-            total += table.size
-        code = program.code.copy()
-        for row in program.lut_patch:
-            code[row, 3] = offsets[code[row, 3]]
-        return np.concatenate(parts), code
+            table = known[:len(strings)] + [self.null_value[lut_id]]
+            row = program.lut_patch[lut_id]
+            if len(table) <= 64:
+                true_bits = sum(1 << i for i, v in enumerate(table) if v == 2)
+                null_bits = sum(1 << i for i, v in enumerate(table) if v == 1)
+                code[row, 0] = vm.LUT64
+                code[row, 3] = len(masks) // 2
+                masks.extend((true_bits, null_bits))
+            else:
+                code[row, 3] = total
+                parts.append(np.asarray(table, dtype=np.uint8))
+                total += len(table)
+        tables = np.concatenate(parts) if parts else _NO_TABLES
+        return tables, (np.asarray(masks, dtype=np.uint64) if masks else _NO_MASKS), code
+
+
+_NO_TABLES = np.zeros(1, dtype=np.uint8)
+_NO_MASKS = np.zeros(2, dtype=np.uint64)
 
 
 def _three(value):
@@ -405,7 +406,7 @@ def _buffer(name, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
+def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall, keep):
     """Load one batch's columns and run the program over it (runs on a worker thread)."""
     n = batch.num_rows
     col_v = _buffer("col_v", (len(program.num_columns), n), np.float64)
@@ -434,14 +435,17 @@ def _run_batch(program, code, consts, lut_array, batch, k, waterfall, keep):
         vm.load_codes(view.values, vbits, view.validity_offset, len(view.dictionary), col_i[j])
     # results that leave this function are fresh arrays; counting alone reuses scratch
     if waterfall:
-        assign = np.empty(n, dtype=np.int32) if keep else _buffer("assign", (n,), np.int32)
+        # a kept result comes from Arrow's memory pool, which recycles freed memory: fresh
+        # pages from the OS cost a fault each, more than the evaluation on some machines
+        assign = np.frombuffer(pa.allocate_buffer(4 * n), dtype=np.int32) if keep and n \
+            else _buffer("assign", (n,), np.int32)
         assign.fill(-1)
     else:
         assign = np.empty(0, dtype=np.int32)
     member = np.empty((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
-    vm.run_program(code, consts, lut_array, col_v, col_m, col_nn, col_b, col_i, n, program.n_num,
+    vm.run_program(code, consts, lut_array, lut_masks, col_v, col_m, col_nn, col_b, col_i, n, program.n_num,
                    program.n_bool, assign, k, member, matched, unknown)
     return assign, member, matched, unknown
 
