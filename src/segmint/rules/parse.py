@@ -92,7 +92,10 @@ def parse(text):
     RuleSyntaxError
         With the position of the problem and a caret under it.
     """
-    tree = _Parser(text).parse()
+    parser = _Parser(text)
+    tree = parser.parse()
+    if len(parser.tokens) <= MAX_TREE_DEPTH:
+        return tree  # fewer tokens than levels: the tree cannot be too deep
     depth = _depth(tree)
     if depth > MAX_TREE_DEPTH:
         raise RuleSyntaxError(f"the rule nests deeper than {MAX_TREE_DEPTH} levels ({depth}); split it "
