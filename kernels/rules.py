@@ -96,14 +96,27 @@ def load_bool(bits, bit_offset, vbits, vbit_offset, n, out):
     n : int, rows
     out : (n,) uint8, OUT
     """
+    _unpack_validity(bits, bit_offset, n, out)  # the values as 0/1, a byte at a time if aligned
     for i in range(n):
-        k = bit_offset + i
-        out[i] = ((bits[k >> 3] >> (k & 7)) & 1) * 2
+        out[i] = out[i] * 2
     if vbits.shape[0] != 0:
-        for i in range(n):
-            k = vbit_offset + i
-            if ((vbits[k >> 3] >> (k & 7)) & 1) == 0:
-                out[i] = 1
+        if vbit_offset & 7 == 0:
+            first = vbit_offset >> 3
+            full = n >> 3
+            for j in range(full):
+                byte = vbits[first + j]
+                for b in range(8):
+                    i = 8 * j + b
+                    out[i] = out[i] if (byte >> b) & 1 else 1
+            for i in range(full * 8, n):
+                k = vbit_offset + i
+                if ((vbits[k >> 3] >> (k & 7)) & 1) == 0:
+                    out[i] = 1
+        else:
+            for i in range(n):
+                k = vbit_offset + i
+                if ((vbits[k >> 3] >> (k & 7)) & 1) == 0:
+                    out[i] = 1
 
 
 @kernel(fastmath=set(EXACT))

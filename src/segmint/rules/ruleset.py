@@ -313,6 +313,7 @@ class RuleSet:
                 self._labels = pa.array(self.names + [self.default], pa.string())
             # the kernel wrote the default label's index itself; indices are known in range
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign), self._labels, safe=False))
+            # (assign is int8/int16/int32 by the number of segments: see _label_dtype)
             names.append("segment")
         elif output == "bitmask":
             weights = (np.uint64(1) << np.arange(len(self.segments), dtype=np.uint64))
@@ -330,7 +331,8 @@ class RuleSet:
     def _empty_result_schema(self, src, id_column, output):
         fields = [src.schema.field(id_column)] if id_column else []
         if self.mode == "waterfall":
-            fields.append(pa.field("segment", pa.dictionary(pa.int32(), pa.string())))
+            index = pa.from_numpy_dtype(_label_dtype(len(self.segments)))
+            fields.append(pa.field("segment", pa.dictionary(index, pa.string())))
         elif output == "bitmask":
             fields.append(pa.field("segments", pa.uint64()))
         else:
@@ -435,10 +437,7 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         vm.load_codes(view.values, vbits, view.validity_offset, len(view.dictionary), col_i[j])
     # results that leave this function are fresh arrays; counting alone reuses scratch
     if waterfall:
-        # a kept result comes from Arrow's memory pool, which recycles freed memory: fresh
-        # pages from the OS cost a fault each, more than the evaluation on some machines
-        assign = np.frombuffer(pa.allocate_buffer(4 * n), dtype=np.int32) if keep and n \
-            else _buffer("assign", (n,), np.int32)
+        assign = _buffer("assign", (n,), np.int32)
         assign.fill(-1)
     else:
         assign = np.empty(0, dtype=np.int32)
@@ -447,7 +446,19 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
     unknown = np.zeros(k, dtype=np.int64)
     vm.run_program(code, consts, lut_array, lut_masks, col_v, col_m, col_nn, col_b, col_i, n, program.n_num,
                    program.n_bool, assign, k, member, matched, unknown)
+    if waterfall and keep:
+        # the kept labels: the narrowest integer that holds them, in memory from Arrow's pool
+        # (which recycles freed memory: fresh pages from the OS cost a fault each)
+        dtype = _label_dtype(k)
+        labels = np.frombuffer(pa.allocate_buffer(max(n, 1) * dtype.itemsize), dtype=dtype)[:n]
+        np.copyto(labels, assign, casting="unsafe")
+        assign = labels
     return assign, member, matched, unknown
+
+
+def _label_dtype(k):
+    """Index type for ``k`` segments plus the default."""
+    return np.dtype(np.int8 if k < 127 else (np.int16 if k < 32_767 else np.int32))
 
 
 _NO_BITS = np.zeros(0, dtype=np.uint8)
