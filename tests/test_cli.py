@@ -30,6 +30,7 @@ def test_demo_runs_in_a_fresh_process(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Generated 3,000 synthetic customers" in result.stdout
     assert "champions" in result.stdout and "memory-mapped" in result.stdout
+    assert "Rules (waterfall" in result.stdout and "everyone_else" in result.stdout
 
 
 def test_usage_error_exit_code_2():

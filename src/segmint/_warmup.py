@@ -8,8 +8,37 @@ installed package, or below ``NUMBA_CACHE_DIR``. Run ``segmint.warmup()`` (or
 import numpy as np
 
 
+def _warm_rules():
+    """The rule VM and its loaders for the column types customer tables usually hold."""
+    import pyarrow as pa
+
+    from .rules import RuleSet
+
+    n = 200
+    idx = np.arange(n)
+    table = pa.table({
+        "i8": pa.array((idx % 100).astype(np.int8)), "i16": pa.array((idx % 90).astype(np.int16)),
+        "i32": pa.array(idx.astype(np.int32), mask=idx % 7 == 0), "i64": pa.array(idx.astype(np.int64)),
+        "u8": pa.array((idx % 200).astype(np.uint8)), "f32": pa.array(idx.astype(np.float32)),
+        "f64": pa.array(idx / 3.0), "flag": pa.array(idx % 2 == 0, mask=idx % 5 == 0),
+        "day": pa.array((19_000 + idx).astype(np.int32)).cast(pa.date32()),
+        "ts": pa.array(idx.astype(np.int64) * 10**6).cast(pa.timestamp("us", tz="UTC")),
+        "small": pa.array(["a", "b", None, "c"] * (n // 4)).dictionary_encode(),
+        "large": pa.array([f"v{i}" for i in idx]),
+    })
+    rules = [("a", "i8 > 3 and i16 < 50 and i32 >= 1 and i64 != 5 and u8 <= 9"),
+             ("b", "(f32 + f64) / 2 > 10 or coalesce(i32, 0) = 0 or abs(-f64) between 1 and 2"),
+             ("c", "flag and days_since(day) > 30 and within_last(ts, 90d) and i32 is not null"),
+             ("d", "small in ('a', 'b') or starts_with(large, 'v1') or not segment('a')")]
+    for mode in ("waterfall", "multi"):
+        rs = RuleSet(rules, mode=mode)
+        rs.evaluate(table, as_of="2026-01-01")
+        rs.counts(table, as_of="2026-01-01")
+
+
 def warmup(verbose=False):
-    """Compile the kernels for float32 and float64, for arrays and for columnar sources.
+    """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
+    the rule VM and its loaders for the usual column types.
 
     Returns
     -------
@@ -35,6 +64,7 @@ def warmup(verbose=False):
             mb = MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64, max_iter=2).fit(data)
             mb.predict(data)
         MiniBatchKMeans(n_clusters=3, random_state=0).partial_fit(X)
+    _warm_rules()
     elapsed = time.perf_counter() - t0
     if verbose:
         print(f"segmint kernels ready in {elapsed:.2f} s")

@@ -422,19 +422,19 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
             if big.any():
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
-        bits = view.validity if view.validity is not None else _NO_BITS
-        vm.load_numeric(values, bits, view.validity_offset, scale, col_v[j], col_m[j])
+        bits = _ro(view.validity) if view.validity is not None else _NO_BITS
+        vm.load_numeric(_ro(values), bits, view.validity_offset, scale, col_v[j], col_m[j])
         col_nn[j] = view.null_count == 0
     col_b = _buffer("col_b", (len(program.bool_columns), n), np.uint8)
     for j, name in enumerate(program.bool_columns):
         view = batch[name]
-        vbits = view.validity if view.validity is not None else _NO_BITS
-        vm.load_bool(view.values, view.values_offset, vbits, view.validity_offset, n, col_b[j])
+        vbits = _ro(view.validity) if view.validity is not None else _NO_BITS
+        vm.load_bool(_ro(view.values), view.values_offset, vbits, view.validity_offset, n, col_b[j])
     col_i = _buffer("col_i", (len(program.str_columns), n), np.int32)
     for j, name in enumerate(program.str_columns):
         view = batch[name]
-        vbits = view.validity if view.validity is not None else _NO_BITS
-        vm.load_codes(view.values, vbits, view.validity_offset, len(view.dictionary), col_i[j])
+        vbits = _ro(view.validity) if view.validity is not None else _NO_BITS
+        vm.load_codes(_ro(view.values), vbits, view.validity_offset, len(view.dictionary), col_i[j])
     # results that leave this function are fresh arrays; counting alone reuses scratch
     if waterfall:
         assign = _buffer("assign", (n,), np.int32)
@@ -462,6 +462,16 @@ def _label_dtype(k):
 
 
 _NO_BITS = np.zeros(0, dtype=np.uint8)
+_NO_BITS.flags.writeable = False
+
+
+def _ro(array):
+    """A read-only view: memory-mapped and in-memory columns then share one compiled variant."""
+    if not array.flags.writeable:
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _as_of(as_of):
