@@ -38,7 +38,7 @@ EQ, NE, LT, LE, GT, GE = 0, 1, 2, 3, 4, 5
 
 
 @kernel(fastmath=set(EXACT))
-def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
+def load_numeric(values, bits, bit_offset, scale, out_v, out_m, need_mask):
     """Numbers of any dtype to float64 (times ``scale``) and validity bytes.
 
     Parameters
@@ -48,7 +48,9 @@ def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
     bit_offset : int, bit of row 0 in ``bits``
     scale : float, multiplier (time units to microseconds; 1 for plain numbers)
     out_v : (n,) float64, OUT
-    out_m : (n,) uint8, OUT: 1 valid, 0 null
+    out_m : (n,) uint8, OUT: 1 valid, 0 null (left untouched when ``need_mask`` is False
+        and every row is valid: comparisons with constants then never read it)
+    need_mask : bool
     """
     n = values.shape[0]
     if scale == 1.0:
@@ -57,7 +59,8 @@ def load_numeric(values, bits, bit_offset, scale, out_v, out_m):
     else:
         for i in range(n):
             out_v[i] = values[i] * scale
-    _unpack_validity(bits, bit_offset, n, out_m)
+    if need_mask or bits.shape[0] != 0:
+        _unpack_validity(bits, bit_offset, n, out_m)
 
 
 @kernel(fastmath=set(EXACT))
@@ -158,7 +161,7 @@ def run_program(prog, consts, luts, lut_masks, col_v, col_m, col_nn, col_b, col_
     col_i : (ci, n) int32, IN: string columns as lookup-table indices
     n : int, rows
     n_num, n_bool : int, temporaries the program uses
-    assign : (n,) int32, INOUT: waterfall result, -1 until a segment matches (empty for multi)
+    assign : (n,) int16, INOUT: waterfall result, -1 until a segment matches (empty for multi)
     default : int, the waterfall label of rows no segment matched (written at the end)
     member : (s, n) uint8, OUT for multi when not empty: 1 where the segment's rule is true
     matched, unknown : (s,) int64, INOUT: per segment, rows counted true / null

@@ -333,3 +333,23 @@ def test_string_predicates_small_and_large_dictionaries(distinct):
     picked = {"w1", "w3", "w62", "w63", "w149"}
     expected = [None if v is None else (v in picked or v.startswith("w10")) for v in values]
     assert got == expected
+
+
+def test_null_free_columns_in_comparisons_and_arithmetic():
+    """Null-free columns skip validity bytes where only comparisons read them; arithmetic still works."""
+    x = np.arange(-3, 7, dtype=np.int32)
+    table = pa.table({"x": x, "y": pa.array(x, mask=x % 3 == 0)})
+    cases = {
+        "x > 2": [v > 2 for v in x.tolist()],
+        "x + 1 > 2 and x > 0": [v + 1 > 2 and v > 0 for v in x.tolist()],
+        "x > 0 and coalesce(y, 100) > 50": [v > 0 and (100 if v % 3 == 0 else v) > 50 for v in x.tolist()],
+        "x = y": [None if v % 3 == 0 else True for v in x.tolist()],
+        "x is null or x < -2": [v < -2 for v in x.tolist()],
+    }
+    for rule, expected in cases.items():
+        for batch_size in (3, 1000):
+            rs = RuleSet([("e", rule), ("n", f"not ({rule})")], mode="multi")
+            res = rs.evaluate(table, batch_size=batch_size).table
+            got = [True if a else (False if b else None)
+                   for a, b in zip(res.column("e").to_pylist(), res.column("n").to_pylist())]
+            assert got == expected, rule

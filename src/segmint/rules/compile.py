@@ -86,6 +86,7 @@ class Program:
     n_num: int
     n_bool: int
     lut_patch: list = field(default_factory=list)  # instruction rows whose b is a LUT id
+    mask_columns: set = field(default_factory=set)  # numeric columns some instruction reads the validity of
 
 
 class Compiler:
@@ -161,7 +162,8 @@ class Compiler:
             num_columns=[(n, self.num_scales[n]) for n in self.num_cols],
             bool_columns=list(self.bool_cols), str_columns=list(self.str_cols),
             luts=self.luts, segments=list(self.segments), n_num=self.n_num, n_bool=self.n_bool,
-            lut_patch=[new_row[r] for r in self.lut_patch])
+            lut_patch=[new_row[r] for r in self.lut_patch],
+            mask_columns=_mask_readers(fused))
 
     # -- errors -----------------------------------------------------------------------------
     def type_error(self, message, node):
@@ -728,6 +730,22 @@ def _fuse(code):
         out.append(op)
         i += 1
     return out, new_row
+
+
+def _mask_readers(code):
+    """Numeric columns whose validity bytes an instruction reads. Comparisons with a constant
+    (CMPK, CMPK_AND) check the column's no-null flag first and read no bytes when it is set."""
+    readers = set()
+    numeric_operands = {vm.N_ADD: (2, 3), vm.N_SUB: (2, 3), vm.N_MUL: (2, 3), vm.N_DIV: (2, 3),
+                        vm.N_NEG: (2,), vm.N_ABS: (2,), vm.N_FLOOR: (2,), vm.N_ADDK: (2,),
+                        vm.N_SUBK: (2,), vm.N_KSUB: (2,), vm.N_MULK: (2,), vm.N_DIVK: (2,),
+                        vm.N_KDIV: (2,), vm.N_COALESCE: (2, 3), vm.CMP: (2, 3), vm.N_ISNULL: (2,)}
+    for row in code:
+        for field_index in numeric_operands.get(row[0], ()):
+            ref = row[field_index]
+            if ref < 0:
+                readers.add(-ref - 1)
+    return readers
 
 
 def _null_const(op):

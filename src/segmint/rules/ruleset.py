@@ -102,6 +102,8 @@ class RuleSet:
             raise RuleSetError(f"segment names must be unique; repeated: {', '.join(map(repr, dupes))}")
         if mode == "waterfall" and default in names:
             raise RuleSetError(f"the default segment {default!r} is also a rule's name")
+        if mode == "waterfall" and len(names) >= 32_767:
+            raise RuleSetError(f"a waterfall holds at most 32,766 segments, got {len(names):,}")
         self._asts = {}
         for seg in self.segments:
             try:
@@ -423,7 +425,8 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
         bits = _ro(view.validity) if view.validity is not None else _NO_BITS
-        vm.load_numeric(_ro(values), bits, view.validity_offset, scale, col_v[j], col_m[j])
+        vm.load_numeric(_ro(values), bits, view.validity_offset, scale, col_v[j], col_m[j],
+                        j in program.mask_columns)
         col_nn[j] = view.null_count == 0
     col_b = _buffer("col_b", (len(program.bool_columns), n), np.uint8)
     for j, name in enumerate(program.bool_columns):
@@ -437,10 +440,10 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         vm.load_codes(_ro(view.values), vbits, view.validity_offset, len(view.dictionary), col_i[j])
     # results that leave this function are fresh arrays; counting alone reuses scratch
     if waterfall:
-        assign = _buffer("assign", (n,), np.int32)
+        assign = _buffer("assign", (n,), np.int16)  # 2 bytes a row: each segment's sink rewrites it
         assign.fill(-1)
     else:
-        assign = np.empty(0, dtype=np.int32)
+        assign = np.empty(0, dtype=np.int16)
     member = np.empty((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
