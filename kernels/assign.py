@@ -152,6 +152,8 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
         ol = start - labels_lo
         for i in range(m):
             labels[ol + i] = best_l[i]
+            v = best_d[i]  # a NaN or infinity in a row leaves its best value non-finite
+            bad += not (v > -np.inf and v < np.inf)
         if with_dist:
             _add_row_norms(tile, d, best_d)
             od = start - dist_lo
@@ -160,11 +162,6 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
                 if v < 0:  # rounding of the expanded form; NaN stays NaN so bad input is seen
                     v = 0
                 dist[od + i] = v
-        # a NaN or infinity in a row leaves its best value non-finite (finite rows never do)
-        for i in range(m):
-            v = best_d[i]
-            if not (v > -np.inf and v < np.inf):
-                bad += 1
     return bad
 
 
