@@ -3,7 +3,6 @@
 The seeding loop itself lives in ``segmint.cluster.init``: it draws candidates with numpy's
 Generator and uses these kernels for the arithmetic, so the kernels need no random state.
 """
-import numpy as np
 
 from .settings import kernel
 

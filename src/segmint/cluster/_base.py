@@ -117,7 +117,7 @@ class KMeansBase(ParamsMixin):
         labels, _, inertia, nonfinite = assign_pass(data, self.cluster_centers_, w, want_labels,
                                                     want_inertia=want_inertia)
         if nonfinite:
-            data.raise_nonfinite(data.nonfinite_counts() if data.array is None else _counts(data))
+            data.raise_nonfinite(data.nonfinite_counts())
         return labels, inertia
 
     def predict(self, X, features=None):
@@ -173,7 +173,3 @@ class KMeansBase(ParamsMixin):
                     transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
                     input_tags=InputTags(two_d_array=True))
 
-
-def _counts(data):
-    from ._features import _count
-    return _count(data.array, 0, data.n_rows)

@@ -137,21 +137,16 @@ class Features:
     # -- validation ----------------------------------------------------------------------
     def check_finite(self):
         """Raise :class:`FeatureError` naming every column with nulls, NaN or infinities and their counts."""
+        self.raise_nonfinite(self.nonfinite_counts())
+
+    def nonfinite_counts(self):
+        """Per-feature counts of NaN and infinite values (one pass; nulls raise on the way)."""
         counts = np.zeros(self.n_features, dtype=np.int64)
         if self.array is not None:
             from .._parallel import chunk_bounds, run_chunks
-            parts = run_chunks(lambda b: _count(self.array, *b),
-                               chunk_bounds(self.n_rows, 1 << 18))
-            for p in parts:
-                counts += p
-        else:
-            for _, block in self.blocks():
-                counts += _count(block, 0, block.shape[0])
-        self.raise_nonfinite(counts)
-
-    def nonfinite_counts(self):
-        """Per-feature counts of NaN and infinite values (one pass)."""
-        counts = np.zeros(self.n_features, dtype=np.int64)
+            for part in run_chunks(lambda b: _count(self.array, *b), chunk_bounds(self.n_rows, 1 << 18)):
+                counts += part
+            return counts
         for _, block in self.blocks():
             counts += _count(block, 0, block.shape[0])
         return counts

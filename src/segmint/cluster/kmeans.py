@@ -103,7 +103,6 @@ class KMeans(KMeansBase):
 
 def _lloyd(data, centers, w, max_iter, tol_abs):
     """Lloyd iterations from ``centers``: (centers, labels, inertia, n_iter)."""
-    k = centers.shape[0]
     labels = np.empty(data.n_rows, dtype=np.int32)
     dist = np.empty(data.n_rows, dtype=data.dtype)
     previous = np.empty(data.n_rows, dtype=np.int32)

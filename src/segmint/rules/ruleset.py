@@ -7,7 +7,7 @@ at run time.
 import datetime as _dt
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
