@@ -353,3 +353,24 @@ def test_null_free_columns_in_comparisons_and_arithmetic():
             got = [True if a else (False if b else None)
                    for a, b in zip(res.column("e").to_pylist(), res.column("n").to_pylist())]
             assert got == expected, rule
+
+
+def test_one_rule_set_evaluated_from_several_threads():
+    import threading
+    rs = RuleSet({"big": "frequency >= 5", "ny": "region = 'NY'"}, default="rest")
+    tables = [segmint.make_customers(n, seed=n) for n in (3000, 5000, 7000, 9000)]
+    expected = [rs.counts(t).column("matched").to_pylist() for t in tables]
+    errors = []
+
+    def worker(i):
+        for _ in range(5):
+            result = rs.evaluate(tables[i])
+            if result.counts.column("matched").to_pylist() != expected[i] or result.rows != tables[i].num_rows:
+                errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -223,7 +223,8 @@ class RuleSet:
         pieces = []
         overlaps = np.zeros((len(self.segments),) * 2, dtype=np.int64) if self.mode == "multi" else None
         try:
-            for batch, assign, member in self._stream(src, as_of, True, batch_size, id_column, self._counts_acc()):
+            acc = self._counts_acc()
+            for batch, assign, member in self._stream(src, as_of, True, batch_size, id_column, acc):
                 result = self._result_batch(batch, assign, member, id_column, output)
                 if overlaps is not None and member.size:
                     mf = member.astype(np.float32)
@@ -242,7 +243,7 @@ class RuleSet:
             if writer is not None:
                 writer.abort()
             raise
-        counts = self._last_counts
+        counts = self._counts_table(acc)
         table = None
         if out is None:
             schema = pieces[0].schema if pieces else self._empty_result_schema(src, id_column, output)
@@ -251,18 +252,21 @@ class RuleSet:
         if overlaps is not None:
             overlap_table = pa.table({"segment": self.names,
                                       **{n: overlaps[:, i] for i, n in enumerate(self.names)}})
-        return RuleResult(table, counts, overlap_table, self._rows)
+        return RuleResult(table, counts, overlap_table, acc["rows"])
 
     def counts(self, source, as_of=None, batch_size=EVAL_BATCH):
         """Segment sizes (matched, unknown, share) without materialising per-row results."""
         src = open_source(source)
-        for _ in self._stream(src, as_of, False, batch_size, None, self._counts_acc()):
+        acc = self._counts_acc()
+        for _ in self._stream(src, as_of, False, batch_size, None, acc):
             pass
-        return self._last_counts
+        return self._counts_table(acc)
 
     def _counts_acc(self):
         k = len(self.segments)
-        return {"matched": np.zeros(k, np.int64), "unknown": np.zeros(k, np.int64), "default": 0}
+        # everything one evaluation accumulates lives here, not on self: a RuleSet may be
+        # evaluated from several threads at once
+        return {"matched": np.zeros(k, np.int64), "unknown": np.zeros(k, np.int64), "default": 0, "rows": 0}
 
     def _stream(self, src, as_of, keep, batch_size, id_column, acc):
         program = self.prepare(src.schema)
@@ -273,7 +277,6 @@ class RuleSet:
         luts = _LutCache(program)
         k = len(self.segments)
         waterfall = self.mode == "waterfall"
-        self._rows = 0
 
         def work(item):
             batch, tables, masks, code = item
@@ -288,12 +291,11 @@ class RuleSet:
             acc["unknown"] += unknown
             if waterfall:
                 acc["default"] += batch.num_rows - int(matched.sum())
-            self._rows += batch.num_rows
+            acc["rows"] += batch.num_rows
             yield batch, assign, member
-        self._last_counts = self._counts_table(acc)
 
     def _counts_table(self, acc):
-        rows = max(self._rows, 1)
+        rows = max(acc["rows"], 1)
         names = list(self.names)
         matched = acc["matched"].tolist()
         unknown = acc["unknown"].tolist()
