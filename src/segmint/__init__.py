@@ -6,7 +6,8 @@ source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generat
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
 kernels ahead of time.
 """
-from . import cluster, datasets, errors, io, rules
+from . import cluster, datasets, errors, events, io, rules
+from .events import aggregate
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
 from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
@@ -25,5 +26,5 @@ __all__ = [
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
     "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
     "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
-    "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
+    "events", "aggregate", "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
 ]

@@ -1,0 +1,120 @@
+"""Event aggregation against a slow pandas reference on random logs."""
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import segmint
+
+AS_OF = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc)
+US_DAY = 86_400_000_000
+WINDOWS = {"buys_30d": {"agg": "count", "last": "30d", "type": "purchase"},
+           "spend_90d": {"agg": "sum", "last": "90d", "type": ["purchase"]},
+           "any_60_120d": {"agg": "count", "between": ["60d", "120d"]}}
+
+
+def random_log(n, seed, string_ids=False):
+    rng = np.random.default_rng(seed)
+    as_of_us = int(AS_OF.timestamp() * 1e6)
+    customers = rng.integers(1, max(2, n // 4), n) * 7919  # repeats, scattered ids
+    ts = as_of_us - rng.integers(-5 * US_DAY, 400 * US_DAY, n)  # some after as_of
+    ts[: n // 10] = ts[n // 10: 2 * (n // 10)]  # duplicate timestamps (same-moment events)
+    types = rng.choice(["purchase", "view", "email_open"], n, p=[0.4, 0.4, 0.2])
+    amount = np.where(types == "purchase", np.round(rng.gamma(2, 30, n), 2), np.nan)
+    ids = pa.array([f"c{c}" for c in customers] if string_ids else customers, mask=rng.random(n) < 0.03)
+    return pa.table({
+        "customer_id": ids,
+        "ts": pa.array(ts, mask=rng.random(n) < 0.03).cast(pa.timestamp("us", tz="UTC")),
+        "event_type": pa.array(types.tolist(), mask=rng.random(n) < 0.02),
+        "amount": pa.array(amount, mask=np.isnan(amount) | (rng.random(n) < 0.05)),
+    })
+
+
+def reference(log):
+    """The slow twin: plain pandas."""
+    pd = pytest.importorskip("pandas")
+    df = log.to_pandas()
+    as_of = pd.Timestamp(AS_OF)
+    n_null_id = int(df["customer_id"].isna().sum())
+    df = df[df["customer_id"].notna()]
+    n_null_ts = int(df["ts"].isna().sum())
+    df = df[df["ts"].notna()]
+    n_after = int((df["ts"] > as_of).sum())
+    df = df[df["ts"] <= as_of]
+    day0 = as_of.normalize()
+    rows = []
+    for cid, g in df.groupby("customer_id", sort=True):
+        buys = g[g["event_type"] == "purchase"]
+        age = as_of - g["ts"]
+        amounts = buys["amount"].dropna()
+        last_buy = buys["ts"].max() if len(buys) else None
+        rows.append({
+            "customer_id": cid, "frequency": len(buys), "monetary": float(amounts.sum()),
+            "monetary_mean": float(amounts.mean()) if len(amounts) else None,
+            "recency_days": (day0 - last_buy.normalize()).days if last_buy is not None else None,
+            "tenure_days": (day0 - g["ts"].min().normalize()).days,
+            "buys_30d": int(((g["event_type"] == "purchase") & (age < pd.Timedelta(days=30))).sum()),
+            "spend_90d": float(g.loc[(g["event_type"] == "purchase") & (age < pd.Timedelta(days=90)), "amount"].dropna().sum()),
+            "any_60_120d": int(((age >= pd.Timedelta(days=60)) & (age < pd.Timedelta(days=120))).sum()),
+        })
+    return rows, (n_null_id, n_null_ts, n_after)
+
+
+@pytest.mark.parametrize("string_ids", [False, True])
+@pytest.mark.parametrize("n,seed,batch_size", [(1, 0, 10), (2, 1, 1), (50, 2, 7), (3000, 3, 1 << 20), (3000, 4, 333)])
+def test_aggregate_matches_pandas(n, seed, batch_size, string_ids):
+    log = random_log(n, seed, string_ids)
+    result = segmint.aggregate(log, amount="amount", event_type="event_type", qualifying="purchase",
+                               as_of=AS_OF, windows=WINDOWS, batch_size=batch_size)
+    expected, dropped = reference(log)
+    assert (result.null_customer, result.null_timestamp, result.after_as_of) == dropped
+    assert result.events == n
+    got = result.table.to_pylist()
+    assert [r["customer_id"] for r in got] == [r["customer_id"] for r in expected]
+    for g, e in zip(got, expected):
+        for key in e:
+            if isinstance(e[key], float):
+                assert g[key] == pytest.approx(e[key], rel=1e-12, abs=1e-9), key
+            else:
+                assert g[key] == e[key], key
+
+
+def test_every_event_counts_without_event_types():
+    log = random_log(500, 7)
+    result = segmint.aggregate(log.drop_columns(["event_type"]), amount="amount", as_of=AS_OF)
+    rows = {r["customer_id"]: r for r in result.table.to_pylist()}
+    df = log.to_pandas()
+    df = df[df["customer_id"].notna() & df["ts"].notna() & (df["ts"] <= AS_OF)]
+    for cid, g in df.groupby("customer_id"):
+        assert rows[cid]["frequency"] == len(g)
+
+
+def test_matches_the_generated_customer_table():
+    customers, events = segmint.make_customers(3000, seed=5, events=True)
+    result = segmint.aggregate(events, amount="amount", event_type="event_type", qualifying="purchase",
+                               as_of="2026-10-01", windows={"views_30d": {"last": "30d", "type": "view"}})
+    got = {r["customer_id"]: r for r in result.table.to_pylist()}
+    for row in customers.to_pylist():
+        g = got.get(row["customer_id"])
+        if g is None:  # never had an event
+            assert row["frequency"] == 0 and row["sessions_30d"] == 0 and row["email_opens_90d"] == 0
+            continue
+        assert g["frequency"] == row["frequency"]
+        assert g["recency_days"] == row["recency_days"]
+        assert g["views_30d"] == row["sessions_30d"]
+        assert g["monetary"] == pytest.approx(row["monetary"], abs=1e-6)
+
+
+def test_bad_specs_are_clear():
+    log = random_log(20, 1)
+    with pytest.raises(segmint.UnknownColumnError, match="did you mean 'customer_id'"):
+        segmint.aggregate(log, customer="customerid")
+    with pytest.raises(segmint.DataError, match="duration"):
+        segmint.aggregate(log, windows={"x": {"last": "ninety days"}})
+    with pytest.raises(segmint.DataError, match="either 'last' or 'between'"):
+        segmint.aggregate(log, windows={"x": {"agg": "count"}})
+    with pytest.raises(segmint.DataError, match="need event_type"):
+        segmint.aggregate(log, qualifying="purchase")
+    with pytest.raises(segmint.DataError, match="timestamp column 'amount'"):
+        segmint.aggregate(log, timestamp="amount")
