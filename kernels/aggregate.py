@@ -79,7 +79,8 @@ def rehash(keys, slot_of, new_keys, new_slot_of):
 
 @kernel
 def accumulate(slots, ts, ts_bits, ts_bit_offset, amount, amount_bits, amount_bit_offset,
-               qualifies, as_of, win_lo, win_hi, win_sum, win_type_ok,
+               types, type_bits, type_bit_offset, qual_table, win_any, win_table,
+               as_of, win_lo, win_hi, win_sum,
                count, amount_sum, amount_n, first_any, last_any, last_q, win, report):
     """Add one batch of events to the per-slot aggregates.
 
@@ -90,11 +91,15 @@ def accumulate(slots, ts, ts_bits, ts_bit_offset, amount, amount_bits, amount_bi
     ts_bits, ts_bit_offset : validity of ts (empty bitmap: no nulls)
     amount : (n,) float64, IN (empty when there is no amount column)
     amount_bits, amount_bit_offset : validity of amount
-    qualifies : (n,) uint8, IN: 1 where the event counts for recency/frequency/monetary
+    types : (n,) int32, IN: event type codes (empty when there is no type column)
+    type_bits, type_bit_offset : validity of types
+    qual_table : (d,) uint8, IN: 1 for type codes that count for recency/frequency/monetary;
+        empty: every event counts
+    win_any : (w,) uint8, IN: 1 where window j counts events of any type
+    win_table : (w, d) uint8, IN: 1 where window j counts events of type code c
     as_of : int, microseconds; later events are ignored
     win_lo, win_hi : (w,) int64, IN: window j holds events with ``as_of - win_hi < t <= as_of - win_lo``
     win_sum : (w,) uint8, IN: 1 to sum the amount in window j, 0 to count events
-    win_type_ok : (w, n) uint8, IN: 1 where event i has the type window j asks for
     count, amount_sum, amount_n : (slots,) int64 / float64 / int64, INOUT: qualifying events,
         sum of their non-null amounts, how many amounts were non-null
     first_any, last_any : (slots,) int64, INOUT: first and last event time of any type
@@ -106,6 +111,9 @@ def accumulate(slots, ts, ts_bits, ts_bit_offset, amount, amount_bits, amount_bi
     has_ts_bits = ts_bits.shape[0] > 0
     has_amount = amount.shape[0] > 0
     has_amount_bits = amount_bits.shape[0] > 0
+    has_types = types.shape[0] > 0
+    has_type_bits = type_bits.shape[0] > 0
+    all_qualify = qual_table.shape[0] == 0
     n_win = win_lo.shape[0]
     for i in range(n):
         s = slots[i]
@@ -134,7 +142,14 @@ def accumulate(slots, ts, ts_bits, ts_bit_offset, amount, amount_bits, amount_bi
                 a_valid = ((amount_bits[k >> 3] >> (k & 7)) & 1) == 1
             if a_valid:
                 a = amount[i]
-        if qualifies[i]:
+        code = -1
+        if has_types:
+            code = types[i]
+            if has_type_bits:
+                k = type_bit_offset + i
+                if ((type_bits[k >> 3] >> (k & 7)) & 1) == 0:
+                    code = -1
+        if all_qualify or (code >= 0 and qual_table[code] == 1):
             count[s] += 1
             if t > last_q[s]:
                 last_q[s] = t
@@ -143,7 +158,8 @@ def accumulate(slots, ts, ts_bits, ts_bit_offset, amount, amount_bits, amount_bi
                 amount_n[s] += 1
         age = as_of - t
         for j in range(n_win):
-            if win_type_ok[j, i] and age >= win_lo[j] and age < win_hi[j]:
+            if age >= win_lo[j] and age < win_hi[j] and \
+                    (win_any[j] == 1 or (code >= 0 and win_table[j, code] == 1)):
                 if win_sum[j]:
                     if a_valid:
                         win[j, s] += a

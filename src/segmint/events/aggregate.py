@@ -146,9 +146,10 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
             a_bits, a_off = _bits(a_view), a_view.validity_offset
         else:
             amounts, a_bits, a_off = np.empty(0), _NO_BITS, 0
-        qualifies, type_ok = _type_masks(batch, event_type, qualifying, spec, n)
+        types, t_bits, t_off, qual_table, win_any, win_table = _type_tables(batch, event_type, qualifying, spec)
         agg.accumulate(slots, np.ascontiguousarray(ts, dtype=np.int64), _bits(ts_view), ts_view.validity_offset,
-                       amounts, a_bits, a_off, qualifies, as_of_us, win_lo, win_hi, win_sum, type_ok,
+                       amounts, a_bits, a_off, types, t_bits, t_off, qual_table, win_any, win_table,
+                       as_of_us, win_lo, win_hi, win_sum,
                        state.count, state.amount_sum, state.amount_n, state.first_any, state.last_any,
                        state.last_q, state.win, report)
         if string_ids:
@@ -248,25 +249,20 @@ def _whole_days(day0_us, t_us):
     return (day0_us // US_PER_DAY) - np.floor_divide(t_us, US_PER_DAY)
 
 
-def _type_masks(batch, event_type, qualifying, spec, n):
+def _type_tables(batch, event_type, qualifying, spec):
+    """Per-batch lookup tables over the event-type dictionary (the kernel reads type codes)."""
+    w = len(spec)
+    win_any = np.asarray([0 if s.types else 1 for s in spec], dtype=np.uint8)
     if event_type is None:
-        return np.ones(n, np.uint8), np.ones((len(spec), n), np.uint8)
+        return _NO_CODES, _NO_BITS, 0, _NO_BITS, np.ones(w, np.uint8), np.zeros((w, 1), np.uint8)
     view = batch[event_type]
     strings = view.dictionary.to_pylist()
-    valid = view.is_valid()
-    codes = view.values
-
-    def mask_for(types):
-        if not types:
-            return np.ones(n, np.uint8)
-        table = np.asarray([s in types for s in strings] + [False], dtype=np.uint8)
-        return table[np.where(valid, codes, len(strings))]
-
-    qualifies = mask_for(qualifying)
-    type_ok = np.empty((len(spec), n), np.uint8)
-    for j, w in enumerate(spec):
-        type_ok[j] = mask_for(w.types)
-    return qualifies, type_ok
+    qual = np.asarray([s in qualifying for s in strings], dtype=np.uint8) if qualifying else _NO_BITS
+    table = np.zeros((w, max(len(strings), 1)), dtype=np.uint8)
+    for j, s in enumerate(spec):
+        for c, value in enumerate(strings):
+            table[j, c] = value in s.types
+    return view.values, _bits(view), view.validity_offset, qual, win_any, table
 
 
 def _windows(windows):
@@ -315,3 +311,4 @@ def _bits(view):
 
 
 _NO_BITS = np.zeros(0, dtype=np.uint8)
+_NO_CODES = np.zeros(0, dtype=np.int32)
