@@ -212,22 +212,20 @@ def _summarise(src):
                     s[4] = x.min() if s[4] is None else min(s[4], x.min())
                     s[5] = x.max() if s[5] is None else max(s[5], x.max())
     import datetime as dt
+
+    import pyarrow as pa
     epoch = dt.date(1970, 1, 1)
     out = []
     for name, (kind, nulls, total, count, lo, hi) in stats.items():
         if kind == "dictionary" or count == 0:
             out.append((name, kind, nulls, "", "", ""))
-        elif src.schema.field(name).type.equals(pa_date32()):
+        elif pa.types.is_date32(src.schema.field(name).type):
             days = [epoch + dt.timedelta(days=int(round(v))) for v in (total / count, lo, hi)]
             out.append((name, kind, nulls, *(d.isoformat() for d in days)))
         else:
             out.append((name, kind, nulls, f"{total / count:.4g}", f"{lo:.4g}", f"{hi:.4g}"))
     return out
 
-
-def pa_date32():
-    import pyarrow as pa
-    return pa.date32()
 
 
 if __name__ == "__main__":

@@ -107,7 +107,6 @@ class Compiler:
         self.n_bool = 0
         self.free_num, self.free_bool = [], []
         self.text = None
-        self.current = None
         self.stack = []
         self._columns_cache = {}
 
@@ -146,14 +145,14 @@ class Compiler:
     def compile(self, mode):
         for seg_index, name in enumerate(self.segments):
             ast, text = self.segments[name]
-            self.text, self.current, self.stack = text, name, [name]
+            self.text, self.stack = text, [name]
             try:
                 # code generation type-checks as it goes; lookup-table parts are checked in lut()
                 result = self.as_bool(self.expr(ast), ast)
             except RuleError as exc:
                 raise exc if exc.segment else exc.with_segment(name)
             sink = vm.SINK_WATERFALL if mode == "waterfall" else vm.SINK_MULTI
-            self.emit(sink, seg_index, self._bool_ref(result))
+            self.emit(sink, seg_index, result.ref)
             self._release(result)
         fused, new_row = _fuse(self.code)
         return Program(
@@ -463,9 +462,6 @@ class Compiler:
             return Operand("bool", dst, BOOL)
         return op
 
-    def _bool_ref(self, op):
-        return op.ref
-
     def bool_unary(self, code, x):
         self._release(x)
         dst = self._bool()
@@ -679,14 +675,14 @@ class Compiler:
     def segment_ref(self, node):
         ref = self.resolve_segment(node)
         ast, text = self.segments[ref]
-        saved = (self.text, self.current)
+        saved = self.text
         self.stack.append(ref)
         self.text = text
         try:
             out = self.as_bool(self.expr(ast), ast)
         finally:
             self.stack.pop()
-            self.text, self.current = saved
+            self.text = saved
         return out
 
     # -- lookup tables ----------------------------------------------------------------------
