@@ -6,12 +6,14 @@ import pyarrow as pa
 import pytest
 
 import segmint
+from segmint.events.aggregate import btyd_summary
 
 AS_OF = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc)
 US_DAY = 86_400_000_000
 WINDOWS = {"buys_30d": {"agg": "count", "last": "30d", "type": "purchase"},
            "spend_90d": {"agg": "sum", "last": "90d", "type": ["purchase"]},
-           "any_60_120d": {"agg": "count", "between": ["60d", "120d"]}}
+           "any_60_120d": {"agg": "count", "between": ["60d", "120d"]},
+           "buy_trend": {"agg": "trend", "last": "45d", "type": "purchase"}}
 
 
 def random_log(n, seed, string_ids=False):
@@ -49,11 +51,18 @@ def reference(log):
         age = as_of - g["ts"]
         amounts = buys["amount"].dropna()
         last_buy = buys["ts"].max() if len(buys) else None
+        recent = int(((g["event_type"] == "purchase") & (age < pd.Timedelta(days=45))).sum())
+        previous = int(((g["event_type"] == "purchase") & (age >= pd.Timedelta(days=45))
+                        & (age < pd.Timedelta(days=90))).sum())
         rows.append({
             "customer_id": cid, "frequency": len(buys), "monetary": float(amounts.sum()),
             "monetary_mean": float(amounts.mean()) if len(amounts) else None,
             "recency_days": (day0 - last_buy.normalize()).days if last_buy is not None else None,
             "tenure_days": (day0 - g["ts"].min().normalize()).days,
+            "mean_gap_days": ((buys["ts"].max() - buys["ts"].min()) / pd.Timedelta(days=1) / (len(buys) - 1)
+                              if len(buys) > 1 else None),
+            "buy_trend_recent": recent, "buy_trend_previous": previous,
+            "buy_trend": recent / previous if previous else None,
             "buys_30d": int(((g["event_type"] == "purchase") & (age < pd.Timedelta(days=30))).sum()),
             "spend_90d": float(g.loc[(g["event_type"] == "purchase") & (age < pd.Timedelta(days=90)), "amount"].dropna().sum()),
             "any_60_120d": int(((age >= pd.Timedelta(days=60)) & (age < pd.Timedelta(days=120))).sum()),
@@ -114,7 +123,80 @@ def test_bad_specs_are_clear():
         segmint.aggregate(log, windows={"x": {"last": "ninety days"}})
     with pytest.raises(segmint.DataError, match="either 'last' or 'between'"):
         segmint.aggregate(log, windows={"x": {"agg": "count"}})
-    with pytest.raises(segmint.DataError, match="need event_type"):
+    with pytest.raises(segmint.DataError, match="needs? event_type"):
         segmint.aggregate(log, qualifying="purchase")
     with pytest.raises(segmint.DataError, match="timestamp column 'amount'"):
         segmint.aggregate(log, timestamp="amount")
+
+
+def test_many_customers_grow_the_state_and_threads_do_not_change_results():
+    # 20k customers: more than the initial 16 slots x 256 partitions, so tables and state grow
+    log = random_log(80_000, 11)
+    kw = dict(amount="amount", event_type="event_type", qualifying="purchase", as_of=AS_OF,
+              windows=WINDOWS, batch_size=30_011)
+    with segmint.threads(1):
+        one = segmint.aggregate(log, **kw)
+    with segmint.threads(2):
+        two = segmint.aggregate(log, **kw)
+    assert one.table.equals(two.table)
+    expected, dropped = reference(log)
+    got = one.table.to_pylist()
+    assert [r["customer_id"] for r in got] == [r["customer_id"] for r in expected]
+    for g, e in zip(got[::97], expected[::97]):
+        assert g["frequency"] == e["frequency"] and g["spend_90d"] == pytest.approx(e["spend_90d"])
+    b1 = btyd_summary(log, amount="amount", event_type="event_type",
+                                               qualifying="purchase", as_of=AS_OF, batch_size=30_011)
+    with segmint.threads(1):
+        b2 = btyd_summary(log, amount="amount", event_type="event_type",
+                                                   qualifying="purchase", as_of=AS_OF)
+    assert b1.table.equals(b2.table)
+
+
+def btyd_reference(log, period):
+    """The lifetimes convention, step by step in pandas (summary_data_from_transaction_data)."""
+    pd = pytest.importorskip("pandas")
+    df = log.to_pandas()
+    as_of = pd.Timestamp(AS_OF)
+    df = df[df["customer_id"].notna() & df["ts"].notna() & (df["ts"] <= as_of) & (df["event_type"] == "purchase")]
+    df = df.assign(amount=df["amount"].fillna(0.0))
+    ts = df["ts"].dt.tz_localize(None)
+    freq = {"D": "D", "W": "W-SUN"}[period]
+    df = df.assign(period=ts.dt.to_period(freq))
+    end = as_of.tz_localize(None).to_period(freq)
+    per = df.groupby(["customer_id", "period"], sort=True)["amount"].sum().reset_index()
+    rows = []
+    for cid, g in per.groupby("customer_id", sort=True):
+        first, last = g["period"].min(), g["period"].max()
+        repeat = g[g["period"] != first]
+        rows.append({"customer_id": cid, "frequency": len(g) - 1,
+                     "recency": float((last - first).n), "T": float((end - first).n),
+                     "monetary_value": float(repeat["amount"].mean()) if len(repeat) else 0.0})
+    return rows
+
+
+@pytest.mark.parametrize("period", ["D", "W"])
+@pytest.mark.parametrize("string_ids", [False, True])
+@pytest.mark.parametrize("n,seed,batch_size", [(1, 0, 5), (40, 1, 3), (4000, 2, 1 << 20), (4000, 3, 517)])
+def test_btyd_summary_matches_the_lifetimes_convention(n, seed, batch_size, string_ids, period):
+    log = random_log(n, seed, string_ids)
+    result = btyd_summary(
+        log, amount="amount", event_type="event_type", qualifying="purchase", as_of=AS_OF,
+        period=period, batch_size=batch_size)
+    expected = btyd_reference(log, period)
+    got = result.table.to_pylist()
+    assert [r["customer_id"] for r in got] == [r["customer_id"] for r in expected]
+    for g, e in zip(got, expected):
+        assert g["frequency"] == e["frequency"] and g["recency"] == e["recency"] and g["T"] == e["T"]
+        assert g["monetary_value"] == pytest.approx(e["monetary_value"], rel=1e-9, abs=1e-9)
+
+
+def test_btyd_and_trend_errors():
+    log = random_log(20, 1)
+    with pytest.raises(segmint.DataError, match="period='M'"):
+        btyd_summary(log, period="M", as_of=AS_OF)
+    with pytest.raises(segmint.DataError, match="a trend compares"):
+        segmint.aggregate(log, windows={"t": {"agg": "trend", "between": ["1d", "2d"]}})
+    with pytest.raises(segmint.DataError, match="clash"):
+        segmint.aggregate(log, windows={"frequency": {"last": "2d"}})
+    with pytest.raises(segmint.DataError, match="clash"):
+        segmint.aggregate(log, windows={"t": {"agg": "trend", "last": "2d"}, "t_recent": {"last": "2d"}})

@@ -7,7 +7,7 @@ synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` 
 kernels ahead of time.
 """
 from . import cluster, datasets, errors, events, io, rules
-from .events import aggregate
+from .events import RFMScorer, aggregate, btyd_summary, lifecycle_stages, rfm_segments
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
 from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
@@ -26,5 +26,5 @@ __all__ = [
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
     "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
     "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
-    "events", "aggregate", "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
+    "events", "aggregate", "btyd_summary", "RFMScorer", "rfm_segments", "lifecycle_stages", "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
 ]

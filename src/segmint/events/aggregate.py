@@ -9,18 +9,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from .._time import as_of_microseconds
 from ..errors import DataError, unknown_column
 from ..io import open as open_source
 from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
+from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
 from ..rules.compile import time_scale
 
 US_PER_DAY = 86_400_000_000
-_INT64_MIN = np.iinfo(np.int64).min
-_INT64_MAX = np.iinfo(np.int64).max
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+DEFAULT_BATCH = 1 << 22  # events per batch: more events per customer per batch keep state in cache
+_PERIODS = {"D": (US_PER_DAY, 0), "W": (7 * US_PER_DAY, 3 * US_PER_DAY)}  # weeks start on Monday
 _UNITS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": US_PER_DAY, "w": 7 * US_PER_DAY}
 
 
@@ -32,6 +34,7 @@ class Window:
     start: int          # microseconds
     end: int            # microseconds
     types: tuple        # event types that count; empty: all
+    trend_of: str = None  # set on the older window of a trend: the trend's name
 
 
 @dataclass
@@ -55,7 +58,7 @@ class AggregateResult:
 
 
 def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, event_type=None,
-              qualifying=None, as_of=None, windows=None, batch_size=1 << 20):
+              qualifying=None, as_of=None, windows=None, batch_size=DEFAULT_BATCH):
     """Per-customer recency, frequency, monetary value, tenure and windowed counts and sums.
 
     Parameters
@@ -78,6 +81,13 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
         Name -> spec, e.g. ``{"orders_90d": {"agg": "count", "last": "90d", "type": "purchase"},
         "spend_60_120d": {"agg": "sum", "between": ["60d", "120d"], "type": ["purchase"]}}``:
         ``last`` covers ages ``[0, d)``, ``between`` covers ``[a, b)`` before ``as_of``.
+        A trend, ``{"orders_trend": {"agg": "trend", "last": "60d", "type": "purchase",
+        "of": "count"}}``, gives ``orders_trend_recent`` (last 60 days),
+        ``orders_trend_previous`` (the 60 days before) and ``orders_trend``, their ratio
+        (null when the earlier window is empty).
+    batch_size : int
+        Events per batch; memory holds one batch (about 36 bytes per event) plus the
+        per-customer state.
 
     Returns
     -------
@@ -85,8 +95,63 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
         ``table`` columns: the customer id, ``frequency`` (qualifying events), ``monetary``
         (sum of their amounts), ``monetary_mean``, ``recency_days`` (whole days since the last
         qualifying event; null when there is none), ``tenure_days`` (whole days since the
-        first event of any type), ``first_event``, ``last_event``, then one column per window.
+        first event of any type), ``mean_gap_days`` (mean days between qualifying events:
+        first to last over ``frequency - 1``; null below two), ``first_event``,
+        ``last_event``, then one column per window. Customers whose every event was left
+        out are not in it.
     """
+    inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
+    spec = _windows(windows)
+    if len(spec) > agg.QUALIFY_BIT:
+        raise DataError(f"at most {agg.QUALIFY_BIT} windows per call (a trend counts two), got {len(spec)}")
+    if any(w.types for w in spec) and event_type is None:
+        raise DataError("typed windows need event_type= (the column of event types)")
+    scan = _Scan(inp, spec, batch_size)
+    table = scan.table(_columns_aggregate)
+    return AggregateResult(table, *scan.report_counts(), scan.n_events)
+
+
+def btyd_summary(events, *, customer="customer_id", timestamp="ts", amount=None,
+                 event_type=None, qualifying=None, as_of=None, period="D",
+                 batch_size=DEFAULT_BATCH):
+    """The summary buy-till-you-die (BTYD) lifetime-value models are fitted on.
+
+    Follows the convention of ``lifetimes.utils.summary_data_from_transaction_data`` and
+    PyMC-Marketing's ``rfm_summary``: purchases are grouped into periods (calendar days or
+    weeks, Monday to Sunday, UTC), then per customer with at least one purchase
+
+    - ``frequency``: distinct purchase periods minus one (repeat purchases);
+    - ``recency``: periods between the first and the last purchase period;
+    - ``T``: periods between the first purchase period and the period of ``as_of``;
+    - ``monetary_value``: mean amount per repeat period (the first period left out), 0 when
+      there is no repeat.
+
+    Parameters
+    ----------
+    events, customer, timestamp, amount, event_type, qualifying, as_of, batch_size
+        As in :func:`aggregate`; ``qualifying`` names the purchase event types.
+    period : {'D', 'W'}
+        Day or week (``'day'`` and ``'week'`` also accepted).
+
+    Returns
+    -------
+    AggregateResult
+        ``table`` columns: the customer id, ``frequency`` (int64), ``recency`` and ``T``
+        (float64, in periods, as the fitters expect) and ``monetary_value`` (float64); customers
+        without a qualifying event are not in it (as in lifetimes).
+    """
+    key = str(period).strip().upper()
+    key = {"DAY": "D", "WEEK": "W"}.get(key, key)
+    if key not in _PERIODS:
+        raise DataError(f"period={period!r}: use 'D' (day) or 'W' (week)")
+    inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
+    scan = _Scan(inp, [], batch_size, period=_PERIODS[key])
+    table = scan.table(_columns_btyd)
+    return AggregateResult(table, *scan.report_counts(), scan.n_events)
+
+
+def _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of):
+    """Check the columns and options shared by :func:`aggregate` and :func:`btyd_summary`."""
     src = open_source(events)
     as_of_us = int(as_of_microseconds(as_of)[0])
     names = src.column_names
@@ -110,138 +175,280 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
     if event_type is not None and column_kind(src.schema.field(event_type).type) != DICTIONARY:
         raise DataError(f"event type column {event_type!r} must hold strings")
     qualifying = _as_tuple(qualifying)
-    spec = _windows(windows)
-    if (qualifying or any(w.types for w in spec)) and event_type is None:
-        raise DataError("qualifying= and typed windows need event_type= (the column of event types)")
-
-    state = _State(len(spec))
-    report = np.zeros(3, dtype=np.int64)
-    n_events = 0
-    win_lo = np.asarray([w.start for w in spec], dtype=np.int64)
-    win_hi = np.asarray([w.end for w in spec], dtype=np.int64)
-    win_sum = np.asarray([w.agg == "sum" for w in spec], dtype=np.uint8)
-    read = [customer, timestamp] + [c for c in (amount, event_type) if c is not None]
-    for batch in src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size):
-        n = batch.num_rows
-        n_events += n
-        ids = batch[customer]
-        if string_ids:
-            slots = ids.values.astype(np.int64)
-            if ids.validity is not None:
-                slots[~ids.is_valid()] = -1
-            state.ensure(len(ids.dictionary))
-            state.n_slots[0] = len(ids.dictionary)
-        else:
-            state.ensure_table(n)
-            slots = np.empty(n, dtype=np.int64)
-            agg.slots_for_ids(ids.values.astype(np.int64, copy=False), _bits(ids), ids.validity_offset,
-                              state.keys, state.slot_of, state.n_slots, slots)
-            state.ensure(int(state.n_slots[0]))
-        ts_view = batch[timestamp]
-        ts = ts_view.values if scale == 1.0 else (ts_view.values * np.int64(round(scale))
-                                                 if scale >= 1 else ts_view.values // np.int64(round(1 / scale)))
-        if amount is not None:
-            a_view = batch[amount]
-            amounts = a_view.values.astype(np.float64, copy=False)
-            a_bits, a_off = _bits(a_view), a_view.validity_offset
-        else:
-            amounts, a_bits, a_off = np.empty(0), _NO_BITS, 0
-        types, t_bits, t_off, qual_table, win_any, win_table = _type_tables(batch, event_type, qualifying, spec)
-        agg.accumulate(slots, np.ascontiguousarray(ts, dtype=np.int64), _bits(ts_view), ts_view.validity_offset,
-                       amounts, a_bits, a_off, types, t_bits, t_off, qual_table, win_any, win_table,
-                       as_of_us, win_lo, win_hi, win_sum,
-                       state.count, state.amount_sum, state.amount_n, state.first_any, state.last_any,
-                       state.last_q, state.win, report)
-        if string_ids:
-            state.id_dictionary = ids.dictionary
-    table = state.table(customer, string_ids, as_of_us, spec, id_type)
-    return AggregateResult(table, int(report[0]), int(report[1]), int(report[2]), n_events)
+    if qualifying and event_type is None:
+        raise DataError("qualifying= needs event_type= (the column of event types)")
+    return _Inputs(src, customer, timestamp, amount, event_type, qualifying, as_of_us, scale,
+                   string_ids, id_type)
 
 
-class _State:
-    """Per-customer arrays, grown as customers appear."""
+@dataclass
+class _Inputs:
+    src: object
+    customer: str
+    timestamp: str
+    amount: str
+    event_type: str
+    qualifying: tuple
+    as_of_us: int
+    scale: float
+    string_ids: bool
+    id_type: object
 
-    def __init__(self, n_windows):
-        self.n_windows = n_windows
+
+class _Scan:
+    """One pass over the events: partition each batch, then aggregate the partitions.
+
+    Memory: the batch's partitioned copy (about 36 bytes per event) plus the per-customer
+    state (about 60 bytes plus 8 per window), whatever the number of events.
+    """
+
+    def __init__(self, inp, spec, batch_size, period=None):
+        if int(batch_size) < 1:
+            raise DataError(f"batch_size must be a positive number of events, got {batch_size}")
+        self.inp = inp
+        self.spec = spec
+        self.period = period
+        self.report = np.zeros((max(1, get_num_threads()), 3), dtype=np.int64)
+        self.n_events = 0
         self.cap = 0
-        self.n_slots = np.zeros(1, dtype=np.int64)
-        self.keys = np.zeros(16, dtype=np.int64)
-        self.slot_of = np.full(16, -1, dtype=np.int64)
+        self.n_slots = np.zeros(agg.N_PART, dtype=np.int64)
+        self.table_ = np.full((agg.N_PART, 0, 2), -1, dtype=np.int64)
+        self.slot_key = np.zeros((agg.N_PART, 0), dtype=np.int64)
+        self.istate = np.zeros((agg.N_PART, 0, agg.N_ISTATE), dtype=np.int64)
+        self.fstate = np.zeros((agg.N_PART, 0, 1 + len(spec)))
         self.id_dictionary = None
-        self.count = np.zeros(0, np.int64)
-        self.amount_sum = np.zeros(0)
-        self.amount_n = np.zeros(0, np.int64)
-        self.first_any = np.zeros(0, np.int64)
-        self.last_any = np.zeros(0, np.int64)
-        self.last_q = np.zeros(0, np.int64)
-        self.win = np.zeros((n_windows, 0))
+        self.win_lo = np.asarray([w.start for w in spec], dtype=np.int64)
+        self.win_hi = np.asarray([w.end for w in spec], dtype=np.int64)
+        self.win_sum = np.asarray([w.agg == "sum" for w in spec], dtype=np.uint8)
+        if period is not None:
+            self.n_pairs = np.zeros(agg.N_PART, dtype=np.int64)
+            self.pairs = np.full((agg.N_PART, 64), -1, dtype=np.int64)
+            self.n_periods = np.zeros((agg.N_PART, 0), dtype=np.int64)
+            self.first_period = np.zeros((agg.N_PART, 0), dtype=np.int64)
+            self.first_amount = np.zeros((agg.N_PART, 0))
+        self._grow(16)
+        self._run(int(batch_size))
 
-    def ensure_table(self, incoming):
-        """Keep the hash table at most half full even if every incoming id is new."""
-        need = 2 * (int(self.n_slots[0]) + incoming)
-        if self.keys.size >= need:
+    def report_counts(self):
+        r = self.report.sum(axis=0)
+        return int(r[0]), int(r[1]), int(r[2])
+
+    def _grow(self, cap):
+        """Room for ``cap`` customers per partition (tables stay at most half full)."""
+        old = self.cap
+        if cap <= old:
             return
-        size = 1 << max(4, (need - 1).bit_length())
-        keys = np.zeros(size, dtype=np.int64)
-        slot_of = np.full(size, -1, dtype=np.int64)
-        agg.rehash(self.keys, self.slot_of, keys, slot_of)
-        self.keys, self.slot_of = keys, slot_of
-        self.ensure(int(self.n_slots[0]) + incoming)
+        P = agg.N_PART
+        tcap = 1 << (2 * cap - 1).bit_length()
+        if tcap != self.table_.shape[1]:
+            table = _pool_array((P, tcap, 2), np.int64, fill=-1)
+            agg.grow_tables(self.table_, self.n_slots, table)
+            self.table_ = table
 
-    def ensure(self, n):
-        """Room for ``n`` customers."""
-        if n <= self.cap:
-            return
-        cap = max(n, 2 * self.cap, 1024)
-        grow = cap - self.cap
+        def widen(a, fill=None):
+            b = _pool_array((P, cap) + a.shape[2:], a.dtype)
+            b[:, :old] = a
+            if fill is not None:
+                b[:, old:] = fill
+            return b
 
-        def extend(a, fill, dtype):
-            return np.concatenate([a, np.full(grow, fill, dtype=dtype)])
-
-        self.count = extend(self.count, 0, np.int64)
-        self.amount_sum = extend(self.amount_sum, 0.0, np.float64)
-        self.amount_n = extend(self.amount_n, 0, np.int64)
-        self.first_any = extend(self.first_any, _INT64_MAX, np.int64)
-        self.last_any = extend(self.last_any, _INT64_MIN, np.int64)
-        self.last_q = extend(self.last_q, _INT64_MIN, np.int64)
-        self.win = np.concatenate([self.win, np.zeros((self.n_windows, grow))], axis=1)
+        self.slot_key = widen(self.slot_key)
+        self.istate = widen(self.istate)   # new slots are initialised by the kernel
+        self.fstate = widen(self.fstate)
+        if self.period is not None:
+            self.n_periods = widen(self.n_periods, 0)
+            self.first_period = widen(self.first_period, agg.INT64_MAX)
+            self.first_amount = widen(self.first_amount, 0.0)
         self.cap = cap
 
-    def table(self, customer, string_ids, as_of_us, spec, id_type):
-        n = int(self.n_slots[0])
-        seen = self.last_any[:n] != _INT64_MIN  # customers whose every event was dropped: left out
-        if string_ids:
-            ids = pa.array(self.id_dictionary.to_pylist()[:n] if self.id_dictionary is not None else [],
-                           pa.string())
+    def _run(self, batch_size):
+        inp = self.inp
+        read = [inp.customer, inp.timestamp] + [c for c in (inp.amount, inp.event_type) if c is not None]
+        n_threads = self.report.shape[0]
+        buffers = None
+        for batch in inp.src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size):
+            n = batch.num_rows
+            self.n_events += n
+            if n == 0:
+                continue
+            if buffers is None or buffers[0].shape[0] < n:
+                # Arrow's pool recycles freed memory; fresh numpy pages are slow to fault in.
+                rows = _pool_array((n, 4), np.int64)
+                buffers = (_pool_empty(n, np.int16), rows, rows.view(np.float64), _pool_empty(n, np.int32))
+            ids = batch[inp.customer]
+            if inp.string_ids:
+                self.id_dictionary = ids.dictionary
+            id_values = ids.values.astype(np.int64, copy=False)
+            ts_view = batch[inp.timestamp]
+            ts = _microseconds(ts_view.values, inp.scale)
+            if inp.amount is not None:
+                a_view = batch[inp.amount]
+                amounts, a_bits, a_off = a_view.values.astype(np.float64, copy=False), _bits(a_view), a_view.validity_offset
+            else:
+                amounts, a_bits, a_off = _NO_FLOATS, _NO_BITS, 0
+            types, t_bits, t_off, code_bits = _type_tables(batch, inp.event_type, inp.qualifying, self.spec)
+            part, buf, buf_f, b_slot = buffers
+            chunks = chunk_bounds(n, -(-n // n_threads))
+            counts = np.zeros((len(chunks), agg.N_PART), dtype=np.int64)
+
+            def count(c):
+                lo, hi = chunks[c]
+                agg.partition_count(id_values, _bits(ids), ids.validity_offset, ts, _bits(ts_view),
+                                    ts_view.validity_offset, inp.as_of_us, lo, hi, part, counts[c],
+                                    self.report[c])
+
+            run_chunks(count, range(len(chunks)))
+            starts = np.zeros(agg.N_PART + 1, dtype=np.int64)
+            np.cumsum(counts.sum(axis=0), out=starts[1:])
+            pos = starts[:-1] + np.cumsum(counts, axis=0) - counts  # chunk c after chunks < c
+
+            def scatter(c):
+                lo, hi = chunks[c]
+                agg.partition_scatter(id_values, ts, amounts, a_bits, a_off, types, t_bits, t_off,
+                                      lo, hi, part, pos[c], buf, buf_f)
+
+            run_chunks(scatter, range(len(chunks)))
+            parts = _part_ranges(starts, n_threads)
+            progress = starts[:-1].copy()
+
+            def aggregate_parts(r):
+                return agg.aggregate_parts(r[0], r[1], starts, progress, buf, buf_f, b_slot, self.table_,
+                                           self.n_slots, self.slot_key, self.istate, self.fstate, code_bits, inp.as_of_us, self.win_lo, self.win_hi,
+                                           self.win_sum)
+
+            while any(run_chunks(aggregate_parts, parts)):
+                self._grow(self.cap + max(16, self.cap // 2))
+            if self.period is not None:
+                self._periods(parts, starts, buf, buf_f, b_slot, code_bits)
+
+    def _periods(self, parts, starts, buf, buf_f, b_slot, code_bits):
+        period_us, shift_us = self.period
+        progress = starts[:-1].copy()
+
+        def pairs(r):
+            return agg.period_pairs(r[0], r[1], starts, progress, buf, buf_f, b_slot,
+                                    code_bits, period_us, shift_us, self.pairs, self.n_pairs,
+                                    self.n_periods, self.first_period, self.first_amount)
+
+        while any(run_chunks(pairs, parts)):
+            new = _pool_array((agg.N_PART, 2 * self.pairs.shape[1]), np.int64, fill=-1)
+            agg.grow_pairs(self.pairs, new)
+            self.pairs = new
+
+    def table(self, columns):
+        """The result table: one row per customer seen, sorted by id; ``columns`` builds it."""
+        rows = np.flatnonzero((np.arange(self.cap) < self.n_slots[:, None]).ravel())
+        keys = self.slot_key.ravel()[rows]
+        if self.inp.string_ids:
+            strings = self.id_dictionary if self.id_dictionary is not None else pa.array([], pa.string())
+            rank = np.empty(len(strings), dtype=np.int64)
+            rank[np.asarray(pa.compute.sort_indices(strings))] = np.arange(len(strings))
+            order = np.argsort(rank[keys])
+            ids = strings.take(pa.array(keys[order]))
+            if pa.types.is_dictionary(ids.type):
+                ids = ids.dictionary_decode()
+            ids = ids.cast(pa.string())
         else:
-            keys = np.empty(n, dtype=np.int64)
-            used = self.slot_of >= 0
-            keys[self.slot_of[used]] = self.keys[used]
-            ids = pa.array(keys).cast(id_type)
-        order = np.flatnonzero(seen)
-        ids = ids.take(pa.array(order))
-        sort = pa.compute.sort_indices(ids)
-        idx = np.asarray(order)[np.asarray(sort)]
-        count = self.count[idx]
-        last_q = self.last_q[idx]
-        has_q = last_q != _INT64_MIN
-        amount_n = self.amount_n[idx]
-        day0 = as_of_us // US_PER_DAY * US_PER_DAY
-        columns = {
-            customer: ids.take(sort),
-            "frequency": pa.array(count),
-            "monetary": pa.array(self.amount_sum[idx]),
-            "monetary_mean": pa.array(np.divide(self.amount_sum[idx], amount_n, out=np.zeros(idx.size),
-                                                where=amount_n > 0), mask=amount_n == 0),
-            "recency_days": pa.array(_whole_days(day0, last_q), mask=~has_q),
-            "tenure_days": pa.array(_whole_days(day0, self.first_any[idx])),
-            "first_event": pa.array(self.first_any[idx], pa.timestamp("us", tz="UTC")),
-            "last_event": pa.array(self.last_any[idx], pa.timestamp("us", tz="UTC")),
-        }
-        for j, w in enumerate(spec):
-            values = self.win[j, idx]
-            columns[w.name] = pa.array(values.astype(np.int64)) if w.agg == "count" else pa.array(values)
-        return pa.table(columns)
+            order = np.argsort(keys)  # ids are unique: no tie to order
+            ids = pa.array(keys[order]).cast(self.inp.id_type)
+        return columns(self, rows[order], ids)
+
+    def column(self, state, k, rows):
+        """Field ``k`` of ``state`` (istate or fstate) for the given flat rows, contiguous."""
+        return state.reshape(-1, state.shape[2])[:, k][rows]
+
+    def flat(self, array, rows):
+        return array.reshape(-1)[rows]
+
+
+def _columns_aggregate(scan, rows, ids):
+    ist = lambda k: scan.column(scan.istate, k, rows)  # noqa: E731
+    count, amount_n = ist(agg.I_COUNT), ist(agg.I_AMOUNT_N)
+    first_q, last_q = ist(agg.I_FIRST_Q), ist(agg.I_LAST_Q)
+    has_q = count > 0
+    total = scan.column(scan.fstate, agg.F_AMOUNT, rows)
+    day0 = scan.inp.as_of_us // US_PER_DAY * US_PER_DAY
+    repeat = count > 1
+    gap = np.divide((last_q - first_q) / US_PER_DAY, count - 1, out=np.zeros(count.size), where=repeat)
+    first = ist(agg.I_FIRST)
+    columns = {
+        scan.inp.customer: ids,
+        "frequency": pa.array(count),
+        "monetary": pa.array(total),
+        "monetary_mean": pa.array(np.divide(total, amount_n, out=np.zeros(count.size), where=amount_n > 0),
+                                  mask=amount_n == 0),
+        "recency_days": pa.array(_whole_days(day0, last_q), mask=~has_q),
+        "tenure_days": pa.array(_whole_days(day0, first)),
+        "mean_gap_days": pa.array(gap, mask=~repeat),
+        "first_event": pa.array(first, pa.timestamp("us", tz="UTC")),
+        "last_event": pa.array(ist(agg.I_LAST), pa.timestamp("us", tz="UTC")),
+    }
+    previous = None
+    for j, w in enumerate(scan.spec):
+        values = scan.column(scan.fstate, 1 + j, rows)
+        columns[w.name] = pa.array(values.astype(np.int64)) if w.agg == "count" else pa.array(values)
+        if w.trend_of is not None:  # the second of a trend's two windows: add the ratio
+            columns[w.trend_of] = pa.array(np.divide(previous, values, out=np.zeros(values.size),
+                                                     where=values > 0), mask=values == 0)
+        previous = values
+    return pa.table(columns)
+
+
+def _columns_btyd(scan, rows, ids):
+    count = scan.column(scan.istate, agg.I_COUNT, rows)
+    keep = count > 0
+    rows = rows[keep]
+    n_periods = scan.flat(scan.n_periods, rows)
+    first = scan.flat(scan.first_period, rows)
+    total = scan.column(scan.fstate, agg.F_AMOUNT, rows)
+    first_amount = scan.flat(scan.first_amount, rows)
+    period_us, shift_us = scan.period
+    last = (scan.column(scan.istate, agg.I_LAST_Q, rows) + shift_us) // period_us
+    now = (scan.inp.as_of_us + shift_us) // period_us
+    repeat = n_periods - 1
+    value = np.divide(total - first_amount, repeat, out=np.zeros(rows.size), where=repeat > 0)
+    return pa.table({
+        scan.inp.customer: ids.filter(pa.array(keep)),
+        "frequency": pa.array(repeat),
+        "recency": pa.array((last - first).astype(np.float64)),
+        "T": pa.array((now - first).astype(np.float64)),
+        "monetary_value": pa.array(value),
+    })
+
+
+def _part_ranges(starts, n_threads):
+    """Split the partitions into ``n_threads`` runs of about equal numbers of events."""
+    if n_threads <= 1:
+        return [(0, agg.N_PART)]
+    total = starts[-1]
+    cuts = [0]
+    for t in range(1, n_threads):
+        cuts.append(int(np.searchsorted(starts, total * t // n_threads)))
+    cuts.append(agg.N_PART)
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a] or [(0, agg.N_PART)]
+
+
+def _microseconds(values, scale):
+    if scale == 1.0:
+        return values.astype(np.int64, copy=False)
+    if scale >= 1:
+        return values.astype(np.int64) * np.int64(round(scale))
+    return values.astype(np.int64) // np.int64(round(1 / scale))
+
+
+def _pool_empty(n, dtype):
+    return _pool_array((n,), dtype)
+
+
+def _pool_array(shape, dtype, fill=None):
+    """An array in Arrow's memory pool: it recycles freed memory, where fresh numpy pages
+    would be faulted in one by one (slow on virtual machines)."""
+    dtype = np.dtype(dtype)
+    a = np.frombuffer(pa.allocate_buffer(max(1, int(np.prod(shape))) * dtype.itemsize),
+                      dtype=dtype)[:int(np.prod(shape))].reshape(shape)
+    if fill is not None:
+        a.fill(fill)
+    return a
 
 
 def _whole_days(day0_us, t_us):
@@ -250,19 +457,25 @@ def _whole_days(day0_us, t_us):
 
 
 def _type_tables(batch, event_type, qualifying, spec):
-    """Per-batch lookup tables over the event-type dictionary (the kernel reads type codes)."""
-    w = len(spec)
-    win_any = np.asarray([0 if s.types else 1 for s in spec], dtype=np.uint8)
+    """Per-batch bits over the event-type dictionary (the kernel reads type codes).
+
+    Entry ``c + 1`` describes type code ``c``, entry 0 a null type (or no type column): bit
+    ``j`` set when window j counts the event, bit ``QUALIFY_BIT`` when it qualifies.
+    """
+    strings = batch[event_type].dictionary.to_pylist() if event_type is not None else []
+    bits = np.zeros(len(strings) + 1, dtype=np.uint64)
+    for c, value in enumerate([None] + strings):
+        b = 0
+        for j, w in enumerate(spec):
+            if not w.types or value in w.types:
+                b |= 1 << j
+        if not qualifying or value in qualifying:
+            b |= 1 << agg.QUALIFY_BIT
+        bits[c] = b
     if event_type is None:
-        return _NO_CODES, _NO_BITS, 0, _NO_BITS, np.ones(w, np.uint8), np.zeros((w, 1), np.uint8)
+        return _NO_CODES, _NO_BITS, 0, bits
     view = batch[event_type]
-    strings = view.dictionary.to_pylist()
-    qual = np.asarray([s in qualifying for s in strings], dtype=np.uint8) if qualifying else _NO_BITS
-    table = np.zeros((w, max(len(strings), 1)), dtype=np.uint8)
-    for j, s in enumerate(spec):
-        for c, value in enumerate(strings):
-            table[j, c] = value in s.types
-    return view.values, _bits(view), view.validity_offset, qual, win_any, table
+    return view.values, _bits(view), view.validity_offset, bits
 
 
 def _windows(windows):
@@ -270,14 +483,29 @@ def _windows(windows):
     for name, w in (windows or {}).items():
         if not isinstance(w, dict):
             raise DataError(f"window {name!r}: expected a dict like {{'agg': 'count', 'last': '90d'}}")
-        unknown = set(w) - {"agg", "last", "between", "type"}
+        unknown = set(w) - {"agg", "last", "between", "type", "of"}
         if unknown:
-            raise DataError(f"window {name!r}: unknown keys {', '.join(sorted(unknown))}")
+            raise DataError(f"window {name!r}: unknown keys {', '.join(sorted(unknown))} "
+                            "(known: agg, last, between, type, of)")
         kind = w.get("agg", "count")
-        if kind not in ("count", "sum"):
-            raise DataError(f"window {name!r}: agg must be 'count' or 'sum', got {kind!r}")
+        if kind not in ("count", "sum", "trend"):
+            raise DataError(f"window {name!r}: agg must be 'count', 'sum' or 'trend', got {kind!r}")
         if ("last" in w) == ("between" in w):
             raise DataError(f"window {name!r}: give either 'last' or 'between'")
+        types = _as_tuple(w.get("type"))
+        if kind == "trend":
+            of = w.get("of", "count")
+            if of not in ("count", "sum"):
+                raise DataError(f"window {name!r}: a trend is 'of' 'count' or 'sum', got {of!r}")
+            if "last" not in w:
+                raise DataError(f"window {name!r}: a trend compares the 'last' window with the one "
+                                "before it, e.g. {'agg': 'trend', 'last': '60d'}")
+            d = _duration(name, w["last"])
+            spec.append(Window(f"{name}_recent", of, 0, d, types))
+            spec.append(Window(f"{name}_previous", of, d, 2 * d, types, trend_of=str(name)))
+            continue
+        if "of" in w:
+            raise DataError(f"window {name!r}: 'of' belongs to trends (agg: 'trend')")
         if "last" in w:
             start, end = 0, _duration(name, w["last"])
         else:
@@ -287,8 +515,16 @@ def _windows(windows):
             start, end = _duration(name, pair[0]), _duration(name, pair[1])
             if end <= start:
                 raise DataError(f"window {name!r}: the second duration must be longer than the first")
-        spec.append(Window(str(name), kind, start, end, _as_tuple(w.get("type"))))
+        spec.append(Window(str(name), kind, start, end, types))
+    names = [w.name for w in spec] + [w.trend_of for w in spec if w.trend_of]
+    clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & _FIXED_COLUMNS))
+    if clash:
+        raise DataError(f"window names clash with other output columns: {', '.join(clash)}")
     return spec
+
+
+_FIXED_COLUMNS = {"frequency", "monetary", "monetary_mean", "recency_days", "tenure_days",
+                  "mean_gap_days", "first_event", "last_event"}
 
 
 def _duration(name, text):
@@ -312,3 +548,4 @@ def _bits(view):
 
 _NO_BITS = np.zeros(0, dtype=np.uint8)
 _NO_CODES = np.zeros(0, dtype=np.int32)
+_NO_FLOATS = np.zeros(0, dtype=np.float64)
