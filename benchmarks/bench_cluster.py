@@ -1,9 +1,17 @@
 """Clustering hot paths, each beside its peer on the same data in the same run.
 
 Data: the synthetic customers' 16 numeric features (imputed, log-scaled, standardised), float32,
-``n`` rows by ``--size`` (small 100k, medium 1M, large 10M). Quality figures (inertia, relative
-inertia against scikit-learn's KMeans, label agreement) sit in ``extra_info`` beside each time.
-Compilation and data generation happen before timing.
+``n`` rows by ``--size`` (small 100k, medium 1M, large 10M). Every group (``compare``) gives all
+its implementations the same rows, the same centers or the same starting point; quality figures
+are computed the same way for each (in float64, by ``conftest.nearest_float64``), from results
+that do not depend on how many rounds the timer ran. Compilation and data generation happen
+before timing.
+
+Groups: ``assign[k=..,dtype]`` (nearest center for given centers: segmint ``predict``,
+scikit-learn ``predict``, faiss ``IndexFlatL2.search``), ``predict[k=..]`` (a fitted model's
+centers), ``minibatch_step_kernel`` and ``partial_fit`` (one and five mini-batch steps),
+``kmeans++[k=..]`` (seeding), ``fit[k=8]`` (MiniBatchKMeans beside scikit-learn's and faiss),
+``fit_lloyd[k=8]`` (KMeans beside scikit-learn's), ``scaling``.
 """
 import time
 
@@ -16,9 +24,14 @@ from segmint.cluster.init import kmeans_plusplus
 from segmint.datasets import customer_features
 from segmint.kernels.assign import assign_rows
 from segmint.kernels.minibatch import minibatch_update
-from conftest import record
+from conftest import compare, inertia_float64, nearest_float64, record
 
 K = 8
+BATCH = 8192
+ASSIGN_KS = (8, 64, 256, 1024)
+DTYPES = (np.float32, np.float64)
+AGREEMENT = "label agreement with float64"
+INERTIA = "inertia (float64, all rows)"
 
 
 @pytest.fixture(scope="module")
@@ -34,111 +47,262 @@ def warm():
 
 @pytest.fixture(scope="module")
 def sklearn_kmeans(features):
-    """scikit-learn's KMeans fitted once: the quality reference and the predict peer."""
+    """scikit-learn's KMeans fitted once: the quality reference of the mini-batch fit."""
     sk = pytest.importorskip("sklearn.cluster")
     t = time.perf_counter()
     model = sk.KMeans(n_clusters=K, n_init=1, random_state=0).fit(features)
     return model, time.perf_counter() - t
 
 
-# -- assignment kernel ------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [8, 64, 256, 1024])
-def test_assign(benchmark, features, warm, k, dtype):
-    X = features[: max(len(features) // (k // 8), 10_000)].astype(dtype)  # fixed work: n*k constant
-    rng = np.random.default_rng(0)
-    C = X[rng.choice(len(X), k, replace=False)].copy()
-    model = segmint.KMeans(n_clusters=k, init=C, max_iter=1)
+def _assigned_inertia(X, centers, labels, block=1 << 20):
+    """Float64 sum of squared distances of each row to the center it was given."""
+    C = np.asarray(centers, dtype=np.float64)
+    total = 0.0
+    for lo in range(0, len(X), block):
+        diff = np.asarray(X[lo:lo + block], dtype=np.float64) - C[labels[lo:lo + block]]
+        total += float(np.einsum("ij,ij->", diff, diff))
+    return total
+
+
+def _label_quality(case, labels):
+    """Agreement with the float64 reference (the quality figure) and the inertia it costs."""
+    labels = np.asarray(labels).ravel()
+    agreement = float(np.mean(labels == case["ref_labels"]))
+    excess = _assigned_inertia(case["X"], case["C"], labels) / case["ref_inertia"] - 1
+    return agreement, excess
+
+
+# -- assignment: k = 8 .. 1024, float32 and float64 ----------------------------------------------
+_ref_cache = {}
+
+
+@pytest.fixture(scope="module", params=[(k, np.dtype(dt).name) for k in ASSIGN_KS for dt in DTYPES],
+                ids=[f"k{k}-{np.dtype(dt).name}" for k in ASSIGN_KS for dt in DTYPES])
+def assign_case(request, features):
+    """Rows, centers and the float64 reference for one (k, dtype).
+
+    Module-scoped and parametrised, so pytest runs ours and the peers of one case together
+    and frees the case before the next (at 10M rows a float64 copy is 1.3 GB).
+    """
+    k, dtype = request.param
+    # fixed work: rows * k is the same for every k (n * 8), with at least 10,000 rows
+    m = min(len(features), max(len(features) // (k // 8), 10_000))
+    if k not in _ref_cache:  # the float64 copy holds the same values: one reference per k
+        X = features[:m]
+        C = X[np.random.default_rng(0).choice(m, k, replace=False)]
+        labels, dist = nearest_float64(X, C)
+        _ref_cache.clear()
+        _ref_cache[k] = (C, labels, float(dist.sum()))
+    C, ref_labels, ref_inertia = _ref_cache[k]
+    return dict(k=k, dtype=dtype, X=features[:m].astype(dtype), C=C.astype(dtype),
+                ref_labels=ref_labels, ref_inertia=ref_inertia, group=f"assign[k={k},{dtype}]")
+
+
+def _record_assign(benchmark, case, labels, **info):
+    agreement, excess = _label_quality(case, labels)
+    record(benchmark, quality=(AGREEMENT, agreement, "higher"), rows=len(case["X"]), k=case["k"],
+           dtype=case["dtype"], distance_evals=len(case["X"]) * case["k"], inertia_excess=excess, **info)
+
+
+def test_assign(benchmark, assign_case, warm):
+    compare(benchmark, assign_case["group"])
+    X, C = assign_case["X"], assign_case["C"]
+    model = segmint.KMeans(n_clusters=len(C), init=C, max_iter=1)
     model.cluster_centers_, model.n_features_in_ = C, X.shape[1]
+    model.predict(X[:256])  # compiled for this dtype and layout before timing
     labels = benchmark(model.predict, X)
-    record(benchmark, rows=len(X), k=k, dtype=np.dtype(dtype).name,
-           distance_evals=len(X) * k, mean_label=float(labels.mean()))
+    _record_assign(benchmark, assign_case, labels, mean_label=float(labels.mean()))
 
 
-def test_minibatch_step(benchmark, features, warm):
-    rng = np.random.default_rng(0)
-    Xb = features[rng.integers(0, len(features), 8192)]
-    centers = features[:K].copy()
-    C2, cn = prepare(centers)
-    labels = np.empty(len(Xb), np.int32)
-    dist = np.empty(len(Xb), np.float32)
-    counts = np.zeros(K)
-
-    def step():
-        assign_rows(Xb, 0, len(Xb), C2, cn, labels, 0, dist, 0, True)
-        return minibatch_update(Xb, np.empty(0, np.float32), labels, centers, counts)
-
-    benchmark(step)
-    record(benchmark, batch_size=len(Xb), k=K, batch_inertia=float(dist.sum()))
+def test_peer_sklearn_assign(benchmark, assign_case):
+    sk = pytest.importorskip("sklearn.cluster")
+    compare(benchmark, assign_case["group"], impl="sklearn")
+    X, C = assign_case["X"], assign_case["C"]
+    # fitted on the centers themselves: a valid fitted model, no empty clusters
+    model = sk.KMeans(n_clusters=len(C), init=C, n_init=1, max_iter=1).fit(C)
+    model.cluster_centers_ = C.copy()  # predict with exactly the given centers
+    labels = benchmark(model.predict, X)
+    _record_assign(benchmark, assign_case, labels)
 
 
-def test_kmeanspp_init(benchmark, features, warm):
-    sample = features[: min(len(features), 24_576)]
+def test_peer_faiss_assign(benchmark, assign_case):
+    faiss = pytest.importorskip("faiss")
+    compare(benchmark, assign_case["group"], impl="faiss")
+    X, C = assign_case["X"], assign_case["C"]
+    index = faiss.IndexFlatL2(X.shape[1])
+    index.add(np.ascontiguousarray(C, dtype=np.float32))
 
     def run():
-        return kmeans_plusplus(sample, K, np.random.default_rng(0))[0]
+        # faiss searches float32 only: converting float64 rows is part of its work
+        return index.search(np.ascontiguousarray(X, dtype=np.float32), 1)[1]
+
+    labels = benchmark(run)
+    note = "float64 rows converted to float32 inside the timed call" if X.dtype != np.float32 else ""
+    _record_assign(benchmark, assign_case, labels, note=note)
+
+
+# -- predict with a fitted model's centers ------------------------------------------------------
+@pytest.fixture(scope="module", params=[8, 256], ids=lambda k: f"k{k}")
+def fitted(request, features, warm):
+    k = request.param
+    model = segmint.MiniBatchKMeans(n_clusters=k, batch_size=BATCH, random_state=0, max_iter=1).fit(features)
+    labels, dist = nearest_float64(features, model.cluster_centers_)
+    return dict(k=k, model=model, X=features, C=model.cluster_centers_, ref_labels=labels,
+                ref_inertia=float(dist.sum()), group=f"predict[k={k}]")
+
+
+def test_predict(benchmark, fitted):
+    compare(benchmark, fitted["group"])
+    model, X = fitted["model"], fitted["X"]
+    model.predict(X[:256])
+    labels = benchmark(model.predict, X)
+    agreement, _ = _label_quality(fitted, labels)
+    record(benchmark, quality=(AGREEMENT, agreement, "higher"), rows=len(X), k=fitted["k"],
+           inertia=model.inertia_, mean_label=float(labels.mean()))
+
+
+def test_peer_sklearn_predict(benchmark, fitted):
+    sk = pytest.importorskip("sklearn.cluster")
+    compare(benchmark, fitted["group"], impl="sklearn")
+    X, C = fitted["X"], fitted["C"]
+    # fitted on the centers themselves: a valid fitted model, no empty clusters
+    model = sk.KMeans(n_clusters=len(C), init=C, n_init=1, max_iter=1).fit(C)
+    model.cluster_centers_ = C.copy()  # the same centers as ours
+    labels = benchmark(model.predict, X)
+    agreement, _ = _label_quality(fitted, labels)
+    record(benchmark, quality=(AGREEMENT, agreement, "higher"), rows=len(X), k=fitted["k"])
+
+
+# -- one mini-batch step ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def minibatch_data(features):
+    """Five batches of BATCH rows, K starting centers, and rows to score the result on."""
+    rng = np.random.default_rng(0)
+    n = len(features)
+    batches = [features[rng.integers(0, n, BATCH)] for _ in range(5)]
+    start = features[rng.choice(n, K, replace=False)]
+    holdout = features[rng.integers(0, n, min(n, 65_536))]
+    return batches, start, holdout
+
+
+def test_minibatch_step(benchmark, minibatch_data, warm):
+    """The kernels of one step: assign the batch, move the centers (what partial_fit wraps)."""
+    compare(benchmark, f"minibatch_step_kernel[b={BATCH},k={K}]")
+    batches, start, holdout = minibatch_data
+    Xb = batches[0]
+    labels = np.empty(len(Xb), np.int32)
+    dist = np.empty(len(Xb), np.float32)
+
+    def fresh():  # every round starts from the same centers: fixed work, a repeatable result
+        return (start.copy(), np.zeros(K)), {}
+
+    def step(centers, counts):
+        C2, cn = prepare(centers)
+        assign_rows(Xb, 0, len(Xb), C2, cn, labels, 0, dist, 0, True)
+        minibatch_update(Xb, np.empty(0, np.float32), labels, centers, counts)
+        return centers
+
+    step(*fresh()[0])
+    centers = benchmark.pedantic(step, setup=fresh, rounds=200, iterations=1)
+    record(benchmark, quality=("holdout inertia after the step", inertia_float64(holdout, centers), "lower"),
+           batch_size=len(Xb), k=K, batch_inertia=float(dist.sum(dtype=np.float64)))
+
+
+def _five_steps(model, batches):
+    for b in batches:
+        model.partial_fit(b)
+    return model
+
+
+def test_minibatch_partial_fit(benchmark, minibatch_data, warm):
+    compare(benchmark, f"partial_fit[5x{BATCH},k={K}]")
+    batches, start, holdout = minibatch_data
+
+    def fresh():
+        return (segmint.MiniBatchKMeans(n_clusters=K, init=start, n_init=1, batch_size=BATCH,
+                                        random_state=0), batches), {}
+
+    _five_steps(*fresh()[0])
+    model = benchmark.pedantic(_five_steps, setup=fresh, rounds=20, iterations=1)
+    record(benchmark, quality=("holdout inertia after 5 steps",
+                               inertia_float64(holdout, model.cluster_centers_), "lower"),
+           steps_per_round=5, batch_size=BATCH, k=K)
+
+
+def test_peer_sklearn_minibatch_step(benchmark, minibatch_data):
+    """scikit-learn's MiniBatchKMeans per step (its fit does not converge quickly at 10M rows)."""
+    sk = pytest.importorskip("sklearn.cluster")
+    compare(benchmark, f"partial_fit[5x{BATCH},k={K}]", impl="sklearn")
+    batches, start, holdout = minibatch_data
+
+    def fresh():
+        return (sk.MiniBatchKMeans(n_clusters=K, init=start, n_init=1, batch_size=BATCH,
+                                   random_state=0), batches), {}
+
+    model = benchmark.pedantic(_five_steps, setup=fresh, rounds=20, iterations=1)
+    record(benchmark, quality=("holdout inertia after 5 steps",
+                               inertia_float64(holdout, model.cluster_centers_), "lower"),
+           steps_per_round=5, batch_size=BATCH, k=K)
+
+
+# -- k-means++ seeding --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def init_sample(features):
+    # MiniBatchKMeans's default init_size at batch_size 8192
+    return features[: min(len(features), 3 * BATCH)]
+
+
+@pytest.mark.parametrize("k", [8, 64])
+def test_kmeanspp_init(benchmark, init_sample, warm, k):
+    compare(benchmark, f"kmeans++[k={k}]")
+    kmeans_plusplus(init_sample[:256], k, np.random.default_rng(0))
+
+    def run():
+        return kmeans_plusplus(init_sample, k, np.random.default_rng(0))[0]
 
     centers = benchmark(run)
-    inertia = float(((sample[:, None, :] - centers[None]) ** 2).sum(-1).min(1).sum())
-    record(benchmark, sample_rows=len(sample), k=K, sample_inertia=inertia)
+    potential = inertia_float64(init_sample, centers)
+    record(benchmark, quality=("potential", potential, "lower"), sample_rows=len(init_sample), k=k,
+           sample_inertia=potential)
 
 
-# -- fit and predict, with peers ----------------------------------------------------------------
+@pytest.mark.parametrize("k", [8, 64])
+def test_peer_sklearn_kmeanspp_init(benchmark, init_sample, k):
+    sk = pytest.importorskip("sklearn.cluster")
+    compare(benchmark, f"kmeans++[k={k}]", impl="sklearn")
+    centers = benchmark(lambda: sk.kmeans_plusplus(init_sample, k, random_state=0)[0])
+    potential = inertia_float64(init_sample, centers)
+    record(benchmark, quality=("potential", potential, "lower"), sample_rows=len(init_sample), k=k,
+           sample_inertia=potential)
+
+
+# -- full fits, with peers ------------------------------------------------------------------------
 def test_minibatch_fit(benchmark, features, warm, request):
-    model = segmint.MiniBatchKMeans(n_clusters=K, batch_size=8192, random_state=0)
+    compare(benchmark, f"fit[k={K}]")
+    model = segmint.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, random_state=0)
     benchmark.pedantic(model.fit, args=(features,), rounds=3, iterations=1)
     info = dict(rows=len(features), k=K, inertia=model.inertia_, steps=model.n_steps_)
     try:
         ref, ref_time = request.getfixturevalue("sklearn_kmeans")
-        info.update(sklearn_kmeans_inertia=ref.inertia_, sklearn_kmeans_fit_s=ref_time,
+        info.update(sklearn_kmeans_inertia=float(ref.inertia_), sklearn_kmeans_fit_s=ref_time,
                     inertia_vs_sklearn_kmeans=model.inertia_ / ref.inertia_ - 1)
     except pytest.skip.Exception:
         pass
-    record(benchmark, **info)
+    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"), **info)
 
 
-def test_kmeans_fit(benchmark, features, warm):
-    model = segmint.KMeans(n_clusters=K, random_state=0)
+def test_peer_sklearn_minibatch_fit(benchmark, features):
+    sk = pytest.importorskip("sklearn.cluster")
+    compare(benchmark, f"fit[k={K}]", impl="sklearn.MiniBatchKMeans")
+    model = sk.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, n_init=1, random_state=0)
     benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
-    record(benchmark, rows=len(features), k=K, inertia=model.inertia_, n_iter=model.n_iter_)
-
-
-@pytest.mark.parametrize("k", [8, 256])
-def test_predict(benchmark, features, warm, k):
-    model = segmint.MiniBatchKMeans(n_clusters=k, batch_size=8192, random_state=0, max_iter=1).fit(features)
-    labels = benchmark(model.predict, features)
-    record(benchmark, rows=len(features), k=k, inertia=model.inertia_, mean_label=float(labels.mean()))
-
-
-def test_peer_sklearn_kmeans_fit(benchmark, features):
-    sk = pytest.importorskip("sklearn.cluster")
-    model = sk.KMeans(n_clusters=K, n_init=1, random_state=0)
-    benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
-    record(benchmark, rows=len(features), k=K, inertia=float(model.inertia_), n_iter=int(model.n_iter_))
-
-
-def test_peer_sklearn_minibatch_step(benchmark, features):
-    """scikit-learn's MiniBatchKMeans per step (its fit does not converge quickly at 10M rows)."""
-    sk = pytest.importorskip("sklearn.cluster")
-    model = sk.MiniBatchKMeans(n_clusters=K, batch_size=8192, random_state=0, n_init=1)
-    rng = np.random.default_rng(0)
-    model.partial_fit(features[rng.integers(0, len(features), 8192)])
-    batches = [features[rng.integers(0, len(features), 8192)] for _ in range(5)]
-    benchmark(lambda: [model.partial_fit(b) for b in batches])
-    record(benchmark, steps_per_round=5, batch_size=8192, k=K)
-
-
-@pytest.mark.parametrize("k", [8, 256])
-def test_peer_sklearn_predict(benchmark, features, k):
-    sk = pytest.importorskip("sklearn.cluster")
-    init = features[np.random.default_rng(0).choice(len(features), k, replace=False)]
-    model = sk.KMeans(n_clusters=k, init=init, n_init=1, max_iter=1).fit(features[:50_000])
-    benchmark(model.predict, features)
-    record(benchmark, rows=len(features), k=k)
+    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+           rows=len(features), k=K, inertia=float(model.inertia_), steps=int(model.n_steps_))
 
 
 def test_peer_faiss_kmeans(benchmark, features, request):
     faiss = pytest.importorskip("faiss")
+    compare(benchmark, f"fit[k={K}]", impl="faiss.Kmeans")
     X = np.ascontiguousarray(features, dtype=np.float32)
 
     def run():
@@ -154,37 +318,52 @@ def test_peer_faiss_kmeans(benchmark, features, request):
         info["inertia_vs_sklearn_kmeans"] = info["inertia"] / ref.inertia_ - 1
     except pytest.skip.Exception:
         pass
-    record(benchmark, **info)
+    record(benchmark, quality=(INERTIA, inertia_float64(features, km.centroids), "lower"), **info)
 
 
-def test_peer_faiss_search(benchmark, features):
-    faiss = pytest.importorskip("faiss")
-    X = np.ascontiguousarray(features, dtype=np.float32)
-    index = faiss.IndexFlatL2(X.shape[1])
-    index.add(X[:K])
-    benchmark(index.search, X, 1)
-    record(benchmark, rows=len(X), k=K)
+def test_kmeans_fit(benchmark, features, warm):
+    compare(benchmark, f"fit_lloyd[k={K}]")
+    model = segmint.KMeans(n_clusters=K, random_state=0)
+    benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
+    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+           rows=len(features), k=K, inertia=model.inertia_, n_iter=model.n_iter_)
+
+
+def test_peer_sklearn_kmeans_fit(benchmark, features):
+    sk = pytest.importorskip("sklearn.cluster")
+    compare(benchmark, f"fit_lloyd[k={K}]", impl="sklearn")
+    model = sk.KMeans(n_clusters=K, n_init=1, random_state=0)
+    benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
+    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+           rows=len(features), k=K, inertia=float(model.inertia_), n_iter=int(model.n_iter_))
 
 
 # -- scaling ------------------------------------------------------------------------------------
 def test_scaling_is_linear(benchmark, features, warm):
-    """fit and predict on n/10 and n rows: the ratio of times should be about 10."""
+    """fit and predict on n/10 and n rows: the ratio of times should be about 10.
+
+    The timed work is fit + predict on all n rows; the n/10 run is timed by hand beforehand.
+    """
+    compare(benchmark, "scaling[fit+predict]")
     n = len(features)
-    small = features[: n // 10]
     times = {}
-    for name, X in (("tenth", small), ("full", features)):
-        model = segmint.MiniBatchKMeans(n_clusters=K, batch_size=8192, random_state=0, max_iter=1,
+
+    def fit_predict(name, X):
+        model = segmint.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, random_state=0, max_iter=1,
                                         max_no_improvement=None)
-        # a fixed number of steps (one pass over n/10 rows): fit work = steps + one full pass
+        # a fixed number of steps (one pass over the rows): fit work = steps + one full pass
         t = time.perf_counter()
         model.fit(X)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
         model.predict(X)
         times[name] = (fit_s, time.perf_counter() - t)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+        return model
+
+    fit_predict("tenth", features[: n // 10])
+    model = benchmark.pedantic(fit_predict, args=("full", features), rounds=1, iterations=1)
     fit_ratio = times["full"][0] / times["tenth"][0]
     predict_ratio = times["full"][1] / times["tenth"][1]
-    record(benchmark, rows_tenth=n // 10, rows_full=n, fit_time_ratio=fit_ratio,
-           predict_time_ratio=predict_ratio,
+    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+           rows_tenth=n // 10, rows_full=n, fit_time_ratio=fit_ratio, predict_time_ratio=predict_ratio,
            verdict=f"10x rows -> fit {fit_ratio:.1f}x, predict {predict_ratio:.1f}x (linear is 10x)")

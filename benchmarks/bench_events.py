@@ -3,13 +3,16 @@
 Customers: a tenth of ``--size`` (large: 1M customers, about 20M events). Aggregates: recency,
 frequency, monetary, orders and spend in 90 days, orders in the last 60 days and in the 60 before,
 views in 30 days, tenure.
+
+Group ``aggregate[9 aggregates]``; quality figure: the total purchase count over all customers,
+which every engine must reproduce exactly.
 """
 import datetime as dt
 
 import pytest
 
 import segmint
-from conftest import record
+from conftest import compare, record
 
 AS_OF = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
 WINDOWS = {"orders_90d": {"agg": "count", "last": "90d", "type": "purchase"},
@@ -17,6 +20,8 @@ WINDOWS = {"orders_90d": {"agg": "count", "last": "90d", "type": "purchase"},
            "orders_60d": {"agg": "count", "last": "60d", "type": "purchase"},
            "orders_60_120d": {"agg": "count", "between": ["60d", "120d"], "type": "purchase"},
            "views_30d": {"agg": "count", "last": "30d", "type": "view"}}
+GROUP = "aggregate[9 aggregates]"
+FREQUENCY = "total purchases"
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +36,13 @@ def run_segmint(log):
 
 
 def test_aggregate(benchmark, events):
+    compare(benchmark, GROUP)
     run_segmint(events.slice(0, 1000))  # compile outside the timed region
     result = benchmark.pedantic(run_segmint, args=(events,), rounds=3, iterations=1)
     t = result.table
-    record(benchmark, events=events.num_rows, customers=t.num_rows,
-           total_frequency=int(sum(t.column("frequency").to_pylist())),
+    total_frequency = int(sum(t.column("frequency").to_pylist()))
+    record(benchmark, quality=(FREQUENCY, total_frequency, "equal"),
+           events=events.num_rows, customers=t.num_rows, total_frequency=total_frequency,
            total_orders_90d=int(sum(t.column("orders_90d").to_pylist())))
 
 
@@ -57,17 +64,20 @@ FROM events WHERE ts <= TIMESTAMPTZ '2026-10-01 00:00:00+00' GROUP BY customer_i
 
 def test_peer_duckdb_group_by(benchmark, events):
     duckdb = pytest.importorskip("duckdb")
+    compare(benchmark, GROUP, impl="duckdb")
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.register("events", events)
     out = benchmark.pedantic(lambda: con.sql(SQL).to_arrow_table(), rounds=3, iterations=1)
-    record(benchmark, events=events.num_rows, customers=out.num_rows,
-           total_frequency=int(sum(out.column("frequency").to_pylist())),
+    total_frequency = int(sum(out.column("frequency").to_pylist()))
+    record(benchmark, quality=(FREQUENCY, total_frequency, "equal"),
+           events=events.num_rows, customers=out.num_rows, total_frequency=total_frequency,
            total_orders_90d=int(sum(out.column("orders_90d").to_pylist())))
 
 
 def test_peer_polars_group_by(benchmark, events):
     pl = pytest.importorskip("polars")
+    compare(benchmark, GROUP, impl="polars")
     df = pl.from_arrow(events)
     as_of = pl.lit(AS_OF).cast(pl.Datetime("ms", "UTC"))
     buy = pl.col("event_type") == "purchase"
@@ -87,4 +97,6 @@ def test_peer_polars_group_by(benchmark, events):
         ))
 
     out = benchmark.pedantic(run, rounds=3, iterations=1)
-    record(benchmark, events=events.num_rows, customers=out.height, total_frequency=int(out["frequency"].sum()))
+    total_frequency = int(out["frequency"].sum())
+    record(benchmark, quality=(FREQUENCY, total_frequency, "equal"),
+           events=events.num_rows, customers=out.height, total_frequency=total_frequency)

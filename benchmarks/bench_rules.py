@@ -2,12 +2,18 @@
 
 Ten segments over six columns (ints, a float, a nullable int, a nullable small int, a
 dictionary string, a boolean) of the synthetic customers; ``--size`` picks the row count.
-Each benchmark records the rows matched so results can be compared across engines.
+Each benchmark records the rows matched so results can be compared across engines; the
+quality figure is a total that every engine must reproduce exactly (``"equal"``): rows given a
+named segment (waterfall), or memberships over all segments (multi). SQL's CASE and Polars'
+``when`` treat an unknown (null) condition as not matched, as segmint does.
+
+Groups: ``waterfall[10 segments]``, ``multi_counts[10 segments]``,
+``multi_membership[10 segments]`` (each beside DuckDB and Polars), ``prepare[100 segments]``.
 """
 import pytest
 
 import segmint
-from conftest import record
+from conftest import compare, record
 
 SEGMENTS = [
     ("champions", "frequency >= 15 and monetary >= 1500"),
@@ -22,6 +28,11 @@ SEGMENTS = [
     ("prospects", "frequency = 0 and email_opt_in"),
 ]
 COLUMNS = ["frequency", "monetary", "recency_days", "age", "region", "email_opt_in"]
+WATERFALL = f"waterfall[{len(SEGMENTS)} segments]"
+MULTI_COUNTS = f"multi_counts[{len(SEGMENTS)} segments]"
+MEMBERSHIP = f"multi_membership[{len(SEGMENTS)} segments]"
+IN_SEGMENT = "rows in a named segment"
+MEMBERSHIPS = "memberships, all segments"
 
 
 def sql_condition(rule):
@@ -42,26 +53,44 @@ def rulesets(table):
     return waterfall, multi
 
 
+def _named_total(counts):
+    """Rows matched over the named segments of a counts table (the default segment left out)."""
+    return sum(m for s, m in zip(counts.column("segment").to_pylist(), counts.column("matched").to_pylist())
+               if s != "other")
+
+
 def test_waterfall(benchmark, table, rulesets):
+    compare(benchmark, WATERFALL)
     waterfall, _ = rulesets
     result = benchmark(waterfall.evaluate, table)
-    record(benchmark, rows=table.num_rows, segments=len(SEGMENTS),
-           matched=result.counts.column("matched").to_pylist())
+    record(benchmark, quality=(IN_SEGMENT, _named_total(result.counts), "equal"), rows=table.num_rows,
+           segments=len(SEGMENTS), matched=result.counts.column("matched").to_pylist())
 
 
 def test_multi_counts(benchmark, table, rulesets):
+    compare(benchmark, MULTI_COUNTS)
     _, multi = rulesets
     counts = benchmark(multi.counts, table)
-    record(benchmark, rows=table.num_rows, segments=len(SEGMENTS), matched=counts.column("matched").to_pylist())
+    record(benchmark, quality=(MEMBERSHIPS, _named_total(counts), "equal"), rows=table.num_rows,
+           segments=len(SEGMENTS), matched=counts.column("matched").to_pylist())
 
 
 def test_multi_membership_columns(benchmark, table, rulesets):
+    compare(benchmark, MEMBERSHIP)
     _, multi = rulesets
     result = benchmark(multi.evaluate, table)
-    record(benchmark, rows=table.num_rows, matched=result.counts.column("matched").to_pylist())
+    record(benchmark, quality=(MEMBERSHIPS, _memberships(result.table), "equal"), rows=table.num_rows,
+           matched=result.counts.column("matched").to_pylist())
+
+
+def _memberships(arrow_table):
+    """True values over all boolean membership columns (null counts as not a member)."""
+    import pyarrow.compute as pc
+    return sum(int(pc.sum(pc.fill_null(col, False).cast("int64")).as_py() or 0) for col in arrow_table.columns)
 
 
 def test_prepare_100_segment_rule_set(benchmark, table):
+    compare(benchmark, "prepare[100 segments]")
     schema = table.schema
     rounds = iter(range(10**9))
 
@@ -74,7 +103,9 @@ def test_prepare_100_segment_rule_set(benchmark, table):
         return rs.prepare(schema)
 
     program = benchmark(prepare)
-    record(benchmark, segments=100, instructions=int(program.code.shape[0]))
+    instructions = int(program.code.shape[0])
+    # any round's program has the same length: the texts differ only in their constants
+    record(benchmark, quality=("instructions", instructions, "equal"), segments=100, instructions=instructions)
 
 
 # -- peers ----------------------------------------------------------------------------------
@@ -87,6 +118,7 @@ def duck(table):
 
 
 def test_peer_duckdb_waterfall(benchmark, duck, table):
+    compare(benchmark, WATERFALL, impl="duckdb")
     case = " ".join(f"WHEN {sql_condition(r)} THEN '{n}'" for n, r in SEGMENTS)
     sql = f"SELECT CASE {case} ELSE 'other' END AS segment FROM customers"
     def run():  # the relation API hands Arrow over without the DB-API cursor's extra copy
@@ -95,15 +127,26 @@ def test_peer_duckdb_waterfall(benchmark, duck, table):
         return fetch()
 
     result = benchmark(run)
-    counts = result.column("segment").value_counts().to_pylist()
-    record(benchmark, rows=result.num_rows, matched={c["values"]: c["counts"] for c in counts})
+    counts = {c["values"]: c["counts"] for c in result.column("segment").value_counts().to_pylist()}
+    record(benchmark, quality=(IN_SEGMENT, sum(v for s, v in counts.items() if s != "other"), "equal"),
+           rows=result.num_rows, matched=counts)
 
 
 def test_peer_duckdb_multi_counts(benchmark, duck):
+    compare(benchmark, MULTI_COUNTS, impl="duckdb")
     filters = ", ".join(f"count(*) FILTER (WHERE {sql_condition(r)}) AS {n}" for n, r in SEGMENTS)
     sql = f"SELECT {filters} FROM customers"
-    row = benchmark(lambda: duck.execute(sql).fetchone())
-    record(benchmark, matched=list(row))
+    # fetchall: fetchone would leave the result open and block the next query on the connection
+    row = benchmark(lambda: duck.execute(sql).fetchall()[0])
+    record(benchmark, quality=(MEMBERSHIPS, sum(row), "equal"), matched=list(row))
+
+
+def test_peer_duckdb_multi_membership(benchmark, duck, table):
+    compare(benchmark, MEMBERSHIP, impl="duckdb")
+    columns = ", ".join(f"coalesce({sql_condition(r)}, false) AS {n}" for n, r in SEGMENTS)
+    sql = f"SELECT {columns} FROM customers"
+    out = benchmark(lambda: duck.sql(sql).to_arrow_table())
+    record(benchmark, quality=(MEMBERSHIPS, _memberships(out), "equal"), rows=out.num_rows)
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +160,28 @@ def _polars_expr(pl, rule):
 
 
 def test_peer_polars_waterfall(benchmark, polars_frame):
+    compare(benchmark, WATERFALL, impl="polars")
     pl, df = polars_frame
     expr = pl.when(_polars_expr(pl, SEGMENTS[0][1])).then(pl.lit(SEGMENTS[0][0]))
     for name, rule in SEGMENTS[1:]:
         expr = expr.when(_polars_expr(pl, rule)).then(pl.lit(name))
     expr = expr.otherwise(pl.lit("other")).alias("segment")
     out = benchmark(lambda: df.select(expr))
-    record(benchmark, rows=out.height)
+    in_segment = int((out["segment"] != "other").sum())
+    record(benchmark, quality=(IN_SEGMENT, in_segment, "equal"), rows=out.height)
 
 
 def test_peer_polars_multi_counts(benchmark, polars_frame):
+    compare(benchmark, MULTI_COUNTS, impl="polars")
     pl, df = polars_frame
     exprs = [_polars_expr(pl, rule).fill_null(False).sum().alias(name) for name, rule in SEGMENTS]
     out = benchmark(lambda: df.select(exprs))
-    record(benchmark, matched=list(out.row(0)))
+    record(benchmark, quality=(MEMBERSHIPS, int(sum(out.row(0))), "equal"), matched=list(out.row(0)))
+
+
+def test_peer_polars_multi_membership(benchmark, polars_frame):
+    compare(benchmark, MEMBERSHIP, impl="polars")
+    pl, df = polars_frame
+    exprs = [_polars_expr(pl, rule).fill_null(False).alias(name) for name, rule in SEGMENTS]
+    out = benchmark(lambda: df.select(exprs))
+    record(benchmark, quality=(MEMBERSHIPS, int(out.sum().sum_horizontal()[0]), "equal"), rows=out.height)

@@ -1,15 +1,39 @@
-"""Benchmark options and shared data.
+"""Benchmark options, shared data and the conventions every benchmark follows.
 
 ``--size small`` (default: CI smoke runs, seconds), ``medium`` (1M customers) or ``large``
 (10M customers: the figures the issues quote). Data are generated once per session into a
 temporary folder; compilation and data generation happen outside the timed region.
+
+Conventions (``scripts/compare_peers.py`` and ``scripts/bench_gate.py`` read them from the
+``extra_info`` of pytest-benchmark's JSON; a benchmark that breaks them fails, also in the
+untimed run the test suite makes):
+
+- **Pairing.** Call :func:`compare` before timing: ``compare(benchmark, "assign[k=8,float32]",
+  impl="sklearn")``. Every benchmark of one group does the same work on the same data;
+  ``impl`` says whose code runs: ``"segmint"`` for ours (the reference of the group), or the
+  peer's name, ``"sklearn"``, ``"faiss"``, ``"duckdb"``, ``"polars"``, ``"pyarrow"``, with a
+  ``.variant`` suffix when one library brings two (``"sklearn.KMeans"``). The group is also
+  pytest-benchmark's own group, so its terminal tables already put peers side by side.
+  Peer benchmarks are named ``test_peer_<impl>_...`` so ``-k "not peer"`` leaves them out.
+- **Quality.** Call :func:`record` after timing with ``quality=(name, value, better)``:
+  ``better`` is ``"lower"`` (inertia, potential), ``"higher"`` (label agreement) or
+  ``"equal"`` (exact results such as rows matched, where any change is a bug). It lands in
+  ``extra_info`` as ``quality_name``, ``quality`` and ``quality_better``. Compute it from a
+  result whose work does not depend on how many rounds the timer ran, so two runs of the
+  same code give the same figure.
+- **Size.** Every benchmark's ``extra_info["size"]`` is the ``--size`` it ran at (set here),
+  so the gate can refuse to compare runs of different sizes.
 """
+import math
 import os
 import tempfile
 
+import numpy as np
 import pytest
 
 SIZES = {"small": 100_000, "medium": 1_000_000, "large": 10_000_000}
+BETTER = ("lower", "higher", "equal")
+OURS = "segmint"
 
 
 def pytest_addoption(parser):
@@ -40,6 +64,118 @@ def customers_files(bench_dir, n_customers):
     return {"ipc": ipc_path, "parquet": parquet_path}
 
 
-def record(benchmark, **info):
-    """Put quality figures and sizes beside the time (pytest-benchmark's extra_info)."""
+# -- the conventions ----------------------------------------------------------------------------
+def compare(benchmark, group, impl=OURS):
+    """Declare the comparison this benchmark belongs to and whose code it times.
+
+    Call it before ``benchmark(...)``: pytest-benchmark copies the group when timing starts.
+
+    Parameters
+    ----------
+    benchmark : pytest-benchmark fixture
+    group : str
+        The comparison, including what fixes its work, e.g. ``"assign[k=64,float64]"``.
+    impl : str
+        ``"segmint"`` for ours, else the peer (``"sklearn"``, ``"faiss.Kmeans"``, ...).
+    """
+    benchmark.group = group
+    benchmark.extra_info.update(group=group, impl=impl)
+
+
+def record(benchmark, quality=None, **info):
+    """Put the quality figure, and any other figures and sizes, beside the time.
+
+    Parameters
+    ----------
+    benchmark : pytest-benchmark fixture
+    quality : tuple (name, value, better), optional
+        ``better`` is one of ``"lower"``, ``"higher"``, ``"equal"``; ``value`` a finite number.
+    **info
+        More figures for ``extra_info`` (JSON-serialisable).
+    """
+    if quality is not None:
+        name, value, better = quality
+        benchmark.extra_info.update(quality_name=str(name), quality=_number(value),
+                                    quality_better=better)
     benchmark.extra_info.update(info)
+
+
+def _number(value):
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value)
+
+
+def convention_problems(info):
+    """What in a benchmark's ``extra_info`` breaks the conventions above (empty list: nothing)."""
+    problems = []
+    missing = [key for key in ("group", "impl") if not isinstance(info.get(key), str) or not info.get(key)]
+    if missing:
+        problems.append(f"no {' or '.join(map(repr, missing))}: call compare(benchmark, group, impl=...) "
+                        "before timing")
+    if "quality" not in info:
+        problems.append("no quality figure: call record(benchmark, quality=(name, value, better))")
+    else:
+        value = info["quality"]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            problems.append(f"quality must be a finite number, got {value!r}")
+        if info.get("quality_better") not in BETTER:
+            problems.append(f"quality_better must be one of {BETTER}, got {info.get('quality_better')!r}")
+        if not info.get("quality_name"):
+            problems.append("quality_name is empty")
+    return problems
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    # Checked on every passing benchmark, so the untimed CI run keeps the JSON readable by
+    # the comparison scripts, not only the timed runs nobody makes on every commit.
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    if fixture is not None:
+        # the gate refuses to compare runs of different sizes, and the tables name the size
+        fixture.extra_info["size"] = item.config.getoption("--size")
+    result = yield
+    if fixture is not None:
+        problems = convention_problems(fixture.extra_info)
+        if problems:
+            raise AssertionError(f"{item.nodeid} breaks the benchmark conventions "
+                                 f"(benchmarks/conftest.py): " + "; ".join(problems))
+    return result
+
+
+# -- exact reference figures --------------------------------------------------------------------
+def nearest_float64(X, centers, block=1 << 22):
+    """Nearest center and squared distance of every row, in float64 (the reference).
+
+    Parameters
+    ----------
+    X : (n, d) array, any float dtype
+    centers : (k, d) array
+    block : int, distance-matrix entries per block (bounds the scratch memory)
+
+    Returns
+    -------
+    labels : (n,) int64
+    dist : (n,) float64
+    """
+    C = np.asarray(centers, dtype=np.float64)
+    cn = np.einsum("ij,ij->i", C, C)
+    n = X.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    dist = np.empty(n, dtype=np.float64)
+    step = max(1, block // max(1, C.shape[0]))
+    for lo in range(0, n, step):
+        x = np.asarray(X[lo:lo + step], dtype=np.float64)
+        d2 = x @ (-2.0 * C.T)
+        d2 += cn
+        lab = np.argmin(d2, axis=1)
+        labels[lo:lo + step] = lab
+        dist[lo:lo + step] = np.maximum(d2[np.arange(len(x)), lab] + np.einsum("ij,ij->i", x, x), 0.0)
+    return labels, dist
+
+
+def inertia_float64(X, centers):
+    """Sum of squared distances of the rows of X to their nearest center, in float64."""
+    return float(nearest_float64(X, centers)[1].sum())
