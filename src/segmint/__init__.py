@@ -6,7 +6,7 @@ source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generat
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
 kernels ahead of time.
 """
-from . import cluster, datasets, errors, events, io, rules
+from . import cluster, datasets, errors, events, io, pipeline, rules
 from .events import RFMScorer, aggregate, btyd_summary, lifecycle_stages, rfm_segments
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
@@ -16,6 +16,7 @@ from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputEr
                      SourceConsumedError, SourceNotFoundError, UnknownColumnError,
                      UnsupportedTypeError)
 from .io import ResultWriter, Source, open, write_table
+from .pipeline import FeatureSpec, FeatureSpecError, ModelFormatError, Segmenter, load
 from .rules import RuleError, RuleSet, RuleSetError, RuleSyntaxError, RuleTypeError, Segment
 
 __version__ = "0.1.0"
@@ -26,5 +27,6 @@ __all__ = [
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
     "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
     "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
+    "Segmenter", "FeatureSpec", "FeatureSpecError", "ModelFormatError", "load", "pipeline",
     "events", "aggregate", "btyd_summary", "RFMScorer", "rfm_segments", "lifecycle_stages", "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
 ]

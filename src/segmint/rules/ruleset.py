@@ -268,12 +268,14 @@ class RuleSet:
         # evaluated from several threads at once
         return {"matched": np.zeros(k, np.int64), "unknown": np.zeros(k, np.int64), "default": 0, "rows": 0}
 
-    def _stream(self, src, as_of, keep, batch_size, id_column, acc):
+    def _stream(self, src, as_of, keep, batch_size, id_column, acc, extra=()):
+        """``(batch, assign, member)`` per batch; ``extra`` columns are read along (for callers
+        that need more of each batch, such as the Segmenter)."""
         program = self.prepare(src.schema)
         consts = program.consts.copy()
         consts[K_AS_OF_US], consts[K_AS_OF_DAY_US] = _as_of(as_of)
         names = [n for n, _ in program.num_columns] + program.bool_columns + program.str_columns
-        read = list(dict.fromkeys(names + ([id_column] if id_column else [])))
+        read = list(dict.fromkeys(names + ([id_column] if id_column else []) + list(extra)))
         luts = _LutCache(program)
         k = len(self.segments)
         waterfall = self.mode == "waterfall"

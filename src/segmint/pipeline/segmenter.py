@@ -1,0 +1,377 @@
+"""``segmint.Segmenter``: from a raw customer table to a named segment per customer.
+
+A Segmenter chains a :class:`FeatureSpec` (which columns, which transforms), an optional
+rule set evaluated first (exclusions, scopes), and an optional k-means model clustering the
+customers of one rule segment (by default those no rule took). Scoring streams the source
+batch by batch, so memory stays bounded whatever the number of customers.
+
+Segment ids: clusters are ``0 .. k-1`` (so ``rename({0: 'Weekend bargain hunters'})`` names
+cluster 0), then the rule segments that are not clustered, in rule order (the rule set's
+default segment last).
+"""
+import numpy as np
+import pyarrow as pa
+
+from .._parallel import ordered_map
+from ..cluster import KMeans, MiniBatchKMeans
+from ..cluster._base import NotFittedError, ParamsMixin
+from ..cluster._features import Features
+from ..cluster._passes import assign_pass
+from ..errors import DataError, closest_names, unknown_column
+from ..io import ResultWriter
+from ..io import open as open_source
+from ..rules import RuleSet
+from .features import FeatureSpec
+
+SCORE_BATCH = 131_072  # rows per scoring batch: bounds memory, keeps both cores busy
+_CLUSTERERS = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
+
+
+class Segmenter(ParamsMixin):
+    """Features, rules and clustering in one object, fitted once and scored every night.
+
+    Parameters
+    ----------
+    features : FeatureSpec or list, optional
+        The feature spec (a list is passed to :class:`FeatureSpec`). Needed with a clusterer.
+    clusterer : KMeans or MiniBatchKMeans, optional
+        An unfitted segmint estimator; ``fit`` fits it on the transformed features of the
+        customers in scope.
+    rules : RuleSet, dict or list, optional
+        A waterfall rule set evaluated before clustering (a dict or list is passed to
+        :class:`~segmint.RuleSet`).
+    cluster_within : str or list of str, optional
+        The rule segments whose customers are clustered (default: the rule set's default
+        segment, i.e. the customers no rule took). Only with both rules and a clusterer.
+    id_column : str, optional
+        Copied into scoring results (e.g. the customer id).
+    fit_rows : int, optional
+        Fit the clusterer on about this many customers in scope, drawn at random
+        (``random_state``) when there are more; default all of them. Feature statistics
+        always use every row.
+    dtype : numpy.float32 or numpy.float64, default float32
+        Of the feature matrix the clusterer sees.
+    random_state : int, default 0
+        Seeds the ``fit_rows`` sample.
+
+    Attributes
+    ----------
+    segment_names_ : list of str
+        Name of every segment id.
+    n_clusters_ : int
+        Clusters (0 without a clusterer).
+    n_rows_fit_ : int
+        Rows the clusterer was fitted on.
+    """
+
+    def __init__(self, features=None, *, clusterer=None, rules=None, cluster_within=None,
+                 id_column=None, fit_rows=None, dtype=np.float32, random_state=0):
+        self.features = features
+        self.clusterer = clusterer
+        self.rules = rules
+        self.cluster_within = cluster_within
+        self.id_column = id_column
+        self.fit_rows = fit_rows
+        self.dtype = dtype
+        self.random_state = random_state
+
+    # -- validation ----------------------------------------------------------------------------
+    def _validate(self):
+        spec = self.features
+        if spec is not None and not isinstance(spec, FeatureSpec):
+            spec = FeatureSpec(spec)
+        rules = self.rules
+        if rules is not None and not isinstance(rules, RuleSet):
+            rules = RuleSet.from_dict(rules) if isinstance(rules, dict) and "segments" in rules else RuleSet(rules)
+        if rules is not None and rules.mode != "waterfall":
+            raise DataError("a Segmenter needs a waterfall rule set (each customer in one segment); "
+                            f"got mode={rules.mode!r}")
+        clusterer = self.clusterer
+        if clusterer is not None and type(clusterer).__name__ not in _CLUSTERERS:
+            raise TypeError(f"clusterer must be segmint.KMeans or segmint.MiniBatchKMeans, got "
+                            f"{type(clusterer).__name__}")
+        if clusterer is None and rules is None:
+            raise DataError("a Segmenter needs a clusterer, rules, or both")
+        if clusterer is not None and spec is None:
+            raise DataError("clustering needs features=: the columns (and transforms) to cluster on")
+        if np.dtype(self.dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
+        if self.fit_rows is not None and int(self.fit_rows) < 1:
+            raise ValueError(f"fit_rows must be a positive number of rows, got {self.fit_rows}")
+        within = ()
+        if rules is not None and clusterer is not None:
+            within = self.cluster_within if self.cluster_within is not None else rules.default
+            within = (within,) if isinstance(within, str) else tuple(within)
+            known = list(rules.names) + [rules.default]
+            for name in within:
+                if name not in known:
+                    near = closest_names(name, known)
+                    hint = f"; did you mean {near[0]!r}?" if near else ""
+                    raise DataError(f"cluster_within={name!r} is not a segment of the rule set "
+                                    f"(segments: {', '.join(map(repr, known))}){hint}")
+        elif self.cluster_within is not None:
+            raise DataError("cluster_within needs both rules= and clusterer=")
+        return spec, rules, clusterer, within
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, source, y=None, *, as_of=None, batch_size=SCORE_BATCH):
+        """Fit the feature statistics, then the clusterer on the customers in scope.
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts that can be read twice (a file, a
+            table, a DataFrame; not a one-shot stream)
+        as_of : datetime, date or ISO string, optional
+            For rules using ``days_since``/``within_last`` (default now, UTC).
+
+        Returns
+        -------
+        self
+        """
+        spec, rules, clusterer, within = self._validate()
+        src = open_source(source)
+        self._check_columns(src, spec, rules)
+        if spec is not None:
+            spec.fit(src, batch_size=batch_size)
+            src = open_source(source) if src.kind in ("reader", "ipc-stream") else src
+        self.feature_spec_, self.rules_, self.clusterer_, self.within_ = spec, rules, clusterer, within
+        self.n_rows_fit_ = 0
+        if clusterer is not None:
+            X = self._fit_matrix(src, as_of, batch_size)
+            if X.shape[0] == 0:
+                raise DataError("no customer to cluster: the rules left none in "
+                                f"{', '.join(map(repr, within))}" if within else "the source has no rows")
+            clusterer.fit(X)
+            self.n_rows_fit_ = int(X.shape[0])
+        self.n_clusters_ = int(clusterer.cluster_centers_.shape[0]) if clusterer is not None else 0
+        self._name_segments()
+        return self
+
+    def _fit_matrix(self, src, as_of, batch_size):
+        """The transformed features of the rows in scope (a sample of ``fit_rows`` of them)."""
+        spec, dtype = self.feature_spec_, np.dtype(self.dtype)
+        n_total = src.num_rows
+        keep_p = None
+        if self.fit_rows is not None and n_total is not None and n_total > int(self.fit_rows):
+            keep_p = int(self.fit_rows) / n_total
+        rng = np.random.default_rng(self.random_state)
+        pieces = []
+        for batch, scope in self._batches(src, as_of, batch_size):
+            X = spec.transform_batch(batch, dtype=dtype)
+            mask = scope
+            if keep_p is not None:
+                draw = rng.random(batch.num_rows) < keep_p
+                mask = draw if mask is None else (mask & draw)
+            pieces.append(X if mask is None else X[mask])
+        if not pieces:
+            return np.empty((0, spec.n_features_out_), dtype=dtype)
+        return np.ascontiguousarray(np.concatenate(pieces))
+
+    def _batches(self, src, as_of, batch_size):
+        """``(batch, in_scope)`` for each batch of ``src`` (in_scope None without rules)."""
+        spec, rules = self.feature_spec_, self.rules_
+        columns = list(spec.input_columns)
+        if rules is None:
+            for batch in src.batches(columns=columns, batch_size=batch_size):
+                yield batch, None
+            return
+        scope_codes = self._scope_codes(rules)
+        acc = rules._counts_acc()
+        for batch, assign, _ in rules._stream(src, as_of, True, batch_size, None, acc, extra=columns):
+            yield batch, np.isin(assign, scope_codes)
+
+    def _scope_codes(self, rules):
+        labels = list(rules.names) + [rules.default]
+        return np.asarray([labels.index(n) for n in self.within_], dtype=np.int64)
+
+    # -- names ---------------------------------------------------------------------------------
+    def _name_segments(self):
+        names = [f"segment_{i}" for i in range(self.n_clusters_)]
+        if self.rules_ is not None:
+            labels = list(self.rules_.names) + [self.rules_.default]
+            rule_names = [n for n in labels if n not in self.within_]
+            # a rule segment named like a default cluster name keeps its name; the cluster moves
+            for i, n in enumerate(names):
+                if n in rule_names:
+                    names[i] = f"cluster_{i}"
+            names += rule_names
+        self.segment_names_ = names
+
+    def rename(self, mapping):
+        """Rename segments: ``{segment id or current name: new name}``. Returns ``self``."""
+        self._check_fitted()
+        names = list(self.segment_names_)
+        for key, new in dict(mapping).items():
+            if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+                if not 0 <= key < len(names):
+                    raise KeyError(f"no segment id {key}: ids run from 0 to {len(names) - 1}")
+                i = int(key)
+            elif key in names:
+                i = names.index(key)
+            else:
+                near = closest_names(str(key), names)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise KeyError(f"no segment named {key!r}{hint}")
+            if not isinstance(new, str) or not new.strip():
+                raise ValueError(f"a segment name must be a non-empty string, got {new!r}")
+            names[i] = new
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"segment names must be unique; {', '.join(map(repr, dup))} would repeat")
+        self.segment_names_ = names
+        return self
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "segment_names_"):
+            raise NotFittedError("This Segmenter is not fitted yet. Call 'fit' first, or load a "
+                                 "saved model with segmint.load(path).")
+
+    def _check_columns(self, src, spec, rules):
+        needed = list(spec.input_columns) if spec is not None else []
+        if self.id_column is not None:
+            needed.append(self.id_column)
+        for col in needed:
+            if col not in src.column_names:
+                raise unknown_column(col, src.column_names, src.label)
+        if rules is not None:
+            rules.prepare(src.schema)  # type errors name the rule and the column
+
+    def score(self, source, out=None, *, as_of=None, batch_size=SCORE_BATCH, progress=None):
+        """Segment of every customer, streamed; the whole result or written to ``out``.
+
+        Unlike scikit-learn's ``score`` (a fit metric), this is the nightly job: one row
+        per customer with the id column (when set), ``segment_id`` (int16), ``segment``
+        (dictionary string), ``distance`` (Euclidean distance to the cluster's center in the
+        feature space; null for customers a rule took) and, with rules, ``rule`` (the rule
+        segment the customer fell in).
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts (streamed)
+        out : path, optional
+            Arrow IPC (``.arrow``/``.feather``) or Parquet (``.parquet`` or a folder), written
+            atomically: nothing appears at ``out`` unless the whole result was written.
+        as_of : datetime, date or ISO string, optional
+            For rules using dates (default now, UTC).
+        batch_size : int
+            Rows per batch; memory holds a few batches whatever the input size.
+        progress : callable, optional
+            Called with the number of rows done after each batch.
+
+        Returns
+        -------
+        pyarrow.Table or None
+            The result (None when written to ``out``).
+        """
+        self._check_fitted()
+        src = open_source(source)
+        self._check_columns(src, self.feature_spec_ if self.clusterer_ is not None else None, self.rules_)
+        schema = self._result_schema(src)
+        writer = ResultWriter(out, schema) if out is not None else None
+        pieces = []
+        try:
+            for result in ordered_map(self._score_batch, self._score_items(src, as_of, batch_size)):
+                if writer is not None:
+                    writer.write(result)
+                else:
+                    pieces.append(result)
+                if progress is not None:
+                    progress(result.num_rows)
+            if writer is not None:
+                writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        return None if out is not None else pa.Table.from_batches(pieces, schema=schema)
+
+    def predict(self, source, *, as_of=None, batch_size=SCORE_BATCH):
+        """Segment id of every row: (n,) int32 (as scikit-learn's ``predict``)."""
+        table = self.score(source, as_of=as_of, batch_size=batch_size)
+        return table.column("segment_id").to_numpy().astype(np.int32)
+
+    def transform(self, source, *, batch_size=SCORE_BATCH):
+        """The feature matrix (n, n_features_out) of ``dtype``: what the clusterer sees."""
+        self._check_fitted()
+        if self.feature_spec_ is None:
+            raise DataError("this Segmenter has no features (rules only)")
+        return self.feature_spec_.transform(source, dtype=np.dtype(self.dtype), batch_size=batch_size)
+
+    def fit_predict(self, source, y=None, **kwargs):
+        """``fit`` then ``predict`` the same source."""
+        return self.fit(source, **kwargs).predict(source)
+
+    def _score_items(self, src, as_of, batch_size):
+        extra = [self.id_column] if self.id_column is not None else []
+        if self.rules_ is None:
+            columns = list(dict.fromkeys(self.feature_spec_.input_columns + extra))
+            for batch in src.batches(columns=columns, batch_size=batch_size):
+                yield batch, None
+            return
+        spec_cols = self.feature_spec_.input_columns if self.clusterer_ is not None else []
+        acc = self.rules_._counts_acc()
+        for batch, assign, _ in self.rules_._stream(src, as_of, True, batch_size, None, acc,
+                                                    extra=list(dict.fromkeys(spec_cols + extra))):
+            yield batch, assign
+
+    def _score_batch(self, item):
+        batch, assign = item
+        n = batch.num_rows
+        k = self.n_clusters_
+        seg = np.empty(n, dtype=np.int16)
+        dist = np.zeros(n, dtype=np.dtype(self.dtype))
+        clustered = np.ones(n, dtype=bool)
+        if assign is not None:
+            # rule segment code -> segment id (clusters for the scope, else the rule's own id)
+            labels = list(self.rules_.names) + [self.rules_.default]
+            to_id = np.empty(len(labels), dtype=np.int16)
+            rule_names = [n_ for n_ in labels if n_ not in self.within_]
+            for code, name in enumerate(labels):
+                to_id[code] = -1 if name in self.within_ else k + rule_names.index(name)
+            seg[:] = to_id[assign]
+            clustered = seg < 0
+        if k:
+            rows = np.flatnonzero(clustered)
+            if rows.size:
+                X = self.feature_spec_.transform_batch(batch, dtype=np.dtype(self.dtype))
+                if rows.size < n:
+                    X = X[rows]
+                labels, sq, _, _ = assign_pass(Features(X), self.clusterer_.cluster_centers_,
+                                               want_labels=True, want_distances=True, want_inertia=False)
+                seg[rows] = labels
+                dist[rows] = np.sqrt(np.maximum(sq, 0))
+        arrays = []
+        if self.id_column is not None:
+            arrays.append(batch.record_batch.column(self.id_column))
+        arrays.append(pa.array(seg))
+        arrays.append(pa.DictionaryArray.from_arrays(pa.array(seg), self._labels_array(), safe=False))
+        arrays.append(pa.array(dist, mask=~clustered))
+        if assign is not None:
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign.astype(np.int16)),
+                                                         self._rule_labels_array(), safe=False))
+        return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+
+    def _labels_array(self):
+        return pa.array(self.segment_names_, pa.string())
+
+    def _rule_labels_array(self):
+        return pa.array(list(self.rules_.names) + [self.rules_.default], pa.string())
+
+    def _result_schema(self, src):
+        fields = [src.schema.field(self.id_column)] if self.id_column is not None else []
+        fields += [pa.field("segment_id", pa.int16(), nullable=False),
+                   pa.field("segment", pa.dictionary(pa.int16(), pa.string()), nullable=False),
+                   pa.field("distance", pa.from_numpy_dtype(np.dtype(self.dtype)))]
+        if self.rules_ is not None:
+            fields.append(pa.field("rule", pa.dictionary(pa.int16(), pa.string()), nullable=False))
+        self._schema = pa.schema(fields)
+        return self._schema
+
+    # -- saving --------------------------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted model to ``path`` (see :mod:`segmint.pipeline.model_file`)."""
+        from .model_file import save
+        self._check_fitted()
+        save(self, path)
+        return path
