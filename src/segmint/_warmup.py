@@ -36,9 +36,46 @@ def _warm_rules():
         rs.counts(table, as_of="2026-01-01")
 
 
+def _warm_pipeline():
+    """Feature transforms, a Segmenter fit and score (float32 and float64), event aggregation."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from .cluster import MiniBatchKMeans
+    from .events import aggregate, btyd_summary
+    from .pipeline import Segmenter
+
+    n = 300
+    idx = np.arange(n)
+    table = pa.table({
+        "id": pa.array(idx.astype(np.int64)),
+        "i64": pa.array(idx.astype(np.int64), mask=idx % 9 == 0), "i32": pa.array(idx.astype(np.int32)),
+        "f32": pa.array((idx / 7).astype(np.float32)), "f64": pa.array(idx / 3.0, mask=idx % 11 == 0),
+        "flag": pa.array(idx % 2 == 0), "region": pa.array(["a", "b", None, "c"] * (n // 4)).dictionary_encode(),
+    })
+    spec = [{"column": "i64", "impute": "median", "indicator": True, "log1p": True, "clip": [0.01, 0.99]},
+            {"column": "i32", "scale": "robust"}, "f32", {"column": "f64", "impute": 0.0},
+            {"column": "region", "one_hot": True}]
+    for dtype in (np.float32, np.float64):
+        model = Segmenter(spec, clusterer=MiniBatchKMeans(n_clusters=3, random_state=0, max_iter=2),
+                          rules={"odd": "not flag"}, id_column="id", dtype=dtype).fit(table)
+        model.score(table)
+    as_of = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    events = pa.table({"customer_id": pa.array(idx % 17), "ts": pa.array(
+        (1_760_000_000 + idx * 3600) * 10**6).cast(pa.timestamp("us", tz="UTC")),
+        "event_type": pa.array(["purchase", "view"] * (n // 2)).dictionary_encode(),
+        "amount": pa.array(idx * 1.5)})
+    for ids in (events, events.set_column(0, "customer_id", events.column(0).cast(pa.string()))):
+        aggregate(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of,
+                  windows={"n": {"last": "30d", "type": "purchase"}, "s": {"agg": "sum", "last": "9d"}})
+        btyd_summary(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of)
+
+
 def warmup(verbose=False):
     """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
-    the rule VM and its loaders for the usual column types.
+    the rule VM and its loaders for the usual column types; feature transforms, Segmenter
+    scoring and event aggregation.
 
     Returns
     -------
@@ -65,6 +102,7 @@ def warmup(verbose=False):
             mb.predict(data)
         MiniBatchKMeans(n_clusters=3, random_state=0).partial_fit(X)
     _warm_rules()
+    _warm_pipeline()
     elapsed = time.perf_counter() - t0
     if verbose:
         print(f"segmint kernels ready in {elapsed:.2f} s")

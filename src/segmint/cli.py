@@ -1,9 +1,15 @@
 """The ``segmint`` command line.
 
-Exit codes: 0 success, 1 a segmint error (bad input, unreadable file: one line on stderr,
-the traceback only with ``--debug``), 2 wrong usage, 130 interrupted.
+Subcommands: ``demo``, ``generate``, ``fit``, ``score``, ``rules``, ``aggregate``, ``rfm``,
+``info``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
+bars or notes; results still print), ``--debug`` (tracebacks).
+
+Exit codes: 0 success, 1 a segmint error (bad input, unreadable file, bad model: one line on
+stderr, the traceback only with ``--debug``), 2 wrong usage, 130 interrupted (Ctrl-C; outputs
+are written atomically, so nothing partial is left at the destination).
 """
 import argparse
+import os
 import sys
 import time
 
@@ -11,59 +17,331 @@ import time
 def _parser():
     p = argparse.ArgumentParser(prog="segmint", description="Fast customer segmentation over Arrow data.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
+    p.add_argument("--threads", type=_positive, default=None, help="threads for segmint's kernels (default: all cores)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    d = sub.add_parser("demo", help="generate a synthetic customer base and show what segmint sees")
-    d.add_argument("-n", "--customers", type=int, default=200_000, help="customers to generate (default 200000)")
+    d = sub.add_parser("demo", help="generate customers, fit a Segmenter, score them, apply the RFM rules")
+    d.add_argument("-n", "--customers", type=_positive, default=1_000_000, help="customers to generate (default 1000000)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--dir", default=None, help="folder for the demo files (default: a temporary folder)")
 
     g = sub.add_parser("generate", help="write a synthetic customer base (and event log)")
-    g.add_argument("-n", "--customers", type=int, required=True, help="number of customers")
+    g.add_argument("-n", "--customers", type=_positive, required=True, help="number of customers")
     g.add_argument("-o", "--output", required=True,
                    help="output: .arrow/.feather (memory-mappable), .parquet, or a folder/ (Parquet dataset)")
     g.add_argument("--events", default=None, help="also write the matching event log here")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--as-of", default=None, help="snapshot date YYYY-MM-DD (default 2026-10-01)")
-    g.add_argument("--threads", type=int, default=2)
 
-    i = sub.add_parser("info", help="what a data file holds")
+    f = sub.add_parser("fit", help="fit a Segmenter on a customer table and save it")
+    f.add_argument("data", help="customer table: .arrow, .parquet, folder")
+    f.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.seg)")
+    f.add_argument("--features", required=True,
+                   help="comma-separated numeric columns (standardised), or a JSON/YAML file with the "
+                        "feature spec (a list of column specs)")
+    f.add_argument("-k", "--clusters", type=_positive, default=8, help="number of clusters (default 8)")
+    f.add_argument("--algorithm", choices=["minibatch", "lloyd"], default="minibatch",
+                   help="MiniBatchKMeans (default) or full KMeans")
+    f.add_argument("--rules", default=None, help="a waterfall rule file (JSON/YAML) evaluated first")
+    f.add_argument("--cluster-within", default=None,
+                   help="the rule segment to cluster (default: the customers no rule took)")
+    f.add_argument("--no-clusters", action="store_true", help="rules only: no clustering")
+    f.add_argument("--id-column", default=None, help="column copied into scores (e.g. customer_id)")
+    f.add_argument("--fit-rows", type=_positive, default=None, help="fit the clusterer on a sample of this many rows")
+    f.add_argument("--as-of", default=None, help="date the rules count from (default now)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--rename", action="append", default=[], metavar="ID=NAME",
+                   help="name a segment, e.g. --rename '0=Weekend bargain hunters' (repeatable)")
+
+    s = sub.add_parser("score", help="score a customer table with a saved model, streaming")
+    s.add_argument("model", help="model file from 'segmint fit'")
+    s.add_argument("data", help="customer table to score")
+    s.add_argument("-o", "--output", required=True, help="result: .arrow, .parquet or folder/ (written atomically)")
+    s.add_argument("--as-of", default=None, help="date the rules count from (default now)")
+    s.add_argument("--batch-size", type=_positive, default=131_072, help="rows per batch (bounds memory)")
+
+    r = sub.add_parser("rules", help="evaluate a rule file over a table")
+    r.add_argument("rules", help="rule file: JSON or YAML")
+    r.add_argument("data", help="table to evaluate")
+    r.add_argument("-o", "--output", default=None, help="write the per-row segments here")
+    r.add_argument("--id-column", default=None, help="column copied into the output")
+    r.add_argument("--as-of", default=None, help="date days_since() counts from (default now)")
+
+    a = sub.add_parser("aggregate", help="per-customer features from an event log")
+    a.add_argument("events", help="event log: .arrow, .parquet, folder")
+    a.add_argument("-o", "--output", required=True, help="feature table to write")
+    a.add_argument("--customer", default="customer_id")
+    a.add_argument("--timestamp", default="ts")
+    a.add_argument("--amount", default=None)
+    a.add_argument("--event-type", default=None)
+    a.add_argument("--qualifying", action="append", default=None, metavar="TYPE",
+                   help="event type counted as a purchase (repeatable)")
+    a.add_argument("--windows", default=None, help="JSON/YAML file: window name -> spec")
+    a.add_argument("--as-of", default=None, help="instant the features describe (default now)")
+    a.add_argument("--btyd", choices=["D", "W"], default=None,
+                   help="write the BTYD (lifetimes) summary instead, with this period")
+
+    m = sub.add_parser("rfm", help="RFM scores and the named RFM segments of a feature table")
+    m.add_argument("data", help="table with recency_days, frequency, monetary (e.g. from 'segmint aggregate')")
+    m.add_argument("-o", "--output", required=True)
+    m.add_argument("--bins", type=_positive, default=5)
+    m.add_argument("--boundaries", default=None, help="score against saved boundaries (JSON) instead of fitting")
+    m.add_argument("--save-boundaries", default=None, help="write the fitted boundaries here (JSON)")
+
+    i = sub.add_parser("info", help="what a data file or a model file holds")
     i.add_argument("path")
     return p
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     from .errors import SegmintError
     try:
-        return {"demo": _demo, "generate": _generate, "info": _info}[args.command](args) or 0
-    except SegmintError as exc:
-        if args.debug:
-            raise
-        print(f"segmint: error: {exc}", file=sys.stderr)
+        if args.threads is not None:
+            from ._parallel import set_num_threads
+            set_num_threads(args.threads)
+        return globals()["_" + args.command](args) or 0
+    except (SegmintError, OSError, ValueError, KeyError, TypeError) as exc:
+        if args.debug or not (isinstance(exc, (SegmintError, OSError)) or _raised_by_segmint(exc)):
+            raise  # a bug, not bad input: the traceback is what a report needs
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"segmint: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("segmint: interrupted; no partial output was left at the destination", file=sys.stderr)
         return 130
 
 
+def _raised_by_segmint(exc):
+    """True when segmint's own validation raised ``exc`` (its message is meant for the user)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}segmint{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
+class _Progress:
+    """A tqdm bar on stderr when it is a terminal (and not ``--quiet``); else silent."""
+
+    def __init__(self, args, total, desc, unit="rows"):
+        self.bar = None
+        if not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=desc, unit=f" {unit}", unit_scale=True, file=sys.stderr,
+                            leave=False, dynamic_ncols=True)
+
+    def __call__(self, n):
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _note(args, text):
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def _read_spec_file(path):
+    """A JSON or YAML document (YAML needs PyYAML)."""
+    from .errors import DataError
+    if not os.path.exists(path):
+        from .errors import SourceNotFoundError
+        raise SourceNotFoundError(f"no such file: {path}")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise DataError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON") from None
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DataError(f"{path}: not valid YAML: {exc}") from None
+    import json
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from None
+
+
+def _load_rules(path):
+    from .rules import RuleSet
+    return RuleSet.load(path)
+
+
 def _generate(args):
+    from ._parallel import get_num_threads
     from .datasets import DEFAULT_AS_OF, write_customers
     t0 = time.perf_counter()
     written = write_customers(args.output, args.customers, seed=args.seed,
                               as_of=args.as_of or DEFAULT_AS_OF, events_path=args.events,
-                              threads=args.threads)
+                              threads=get_num_threads())
     dt = time.perf_counter() - t0
     print(f"wrote {written['customers']:,} customers to {args.output}"
           + (f" and {written['events']:,} events to {args.events}" if args.events else "")
           + f" in {dt:.2f} s")
 
 
+def _fit(args):
+    from .cluster import KMeans, MiniBatchKMeans
+    from .pipeline import Segmenter
+
+    if os.path.exists(args.features) or args.features.endswith((".json", ".yaml", ".yml")):
+        spec = _read_spec_file(args.features)
+        if isinstance(spec, dict) and "features" in spec:
+            spec = spec["features"]
+    else:
+        spec = [c.strip() for c in args.features.split(",") if c.strip()]
+    rules = _load_rules(args.rules) if args.rules else None
+    clusterer = None
+    if not args.no_clusters:
+        cls = MiniBatchKMeans if args.algorithm == "minibatch" else KMeans
+        clusterer = cls(n_clusters=args.clusters, random_state=args.seed)
+    model = Segmenter(spec, clusterer=clusterer, rules=rules, cluster_within=args.cluster_within,
+                      id_column=args.id_column, fit_rows=args.fit_rows, random_state=args.seed)
+    t0 = time.perf_counter()
+    _note(args, f"fitting on {args.data} ...")
+    model.fit(args.data, as_of=args.as_of)
+    renames = {}
+    for item in args.rename:
+        key, sep, name = item.partition("=")
+        if not sep:
+            from .errors import DataError
+            raise DataError(f"--rename takes ID=NAME, got {item!r}")
+        renames[int(key) if key.strip().isdigit() else key.strip()] = name
+    if renames:
+        model.rename(renames)
+    model.save(args.output)
+    dt = time.perf_counter() - t0
+    print(f"fitted {len(model.segment_names_)} segments on {model.feature_spec_.n_rows_ if model.feature_spec_ else 0:,} "
+          f"rows ({model.n_rows_fit_:,} clustered) in {dt:.2f} s -> {args.output}")
+
+
+def _score(args):
+    from .io import open as open_source
+    from .pipeline import load
+
+    model = load(args.model)
+    src = open_source(args.data)
+    t0 = time.perf_counter()
+    with _Progress(args, src.num_rows, "scoring") as bar:
+        model.score(src, out=args.output, as_of=args.as_of, batch_size=args.batch_size, progress=bar)
+    dt = time.perf_counter() - t0
+    n = src.num_rows
+    print(f"scored {n:,} customers in {dt:.2f} s ({n / max(dt, 1e-9):,.0f} per second) -> {args.output}"
+          if n is not None else f"scored in {dt:.2f} s -> {args.output}")
+
+
+def _rules(args):
+    rules = _load_rules(args.rules)
+    t0 = time.perf_counter()
+    result = rules.evaluate(args.data, as_of=args.as_of, id_column=args.id_column, out=args.output)
+    dt = time.perf_counter() - t0
+    _print_counts(result.counts)
+    print(f"{result.rows:,} rows in {dt:.2f} s" + (f" -> {args.output}" if args.output else ""))
+
+
+def _print_counts(counts):
+    for name, matched, unknown, share in zip(*(counts.column(c).to_pylist()
+                                              for c in ("segment", "matched", "unknown", "share"))):
+        note = f"  ({unknown:,} unknown: a value was null)" if unknown else ""
+        print(f"  {name:<24} {matched:>11,} {share:7.1%}{note}")
+
+
+def _aggregate(args):
+    from .events import aggregate, btyd_summary
+    from .io import write_table
+
+    windows = _read_spec_file(args.windows) if args.windows else None
+    kw = dict(customer=args.customer, timestamp=args.timestamp, amount=args.amount,
+              event_type=args.event_type, qualifying=args.qualifying, as_of=args.as_of)
+    t0 = time.perf_counter()
+    result = btyd_summary(args.events, period=args.btyd, **kw) if args.btyd else aggregate(args.events, windows=windows, **kw)
+    write_table(result.table, args.output)
+    dt = time.perf_counter() - t0
+    print(f"{result.events:,} events -> {result.table.num_rows:,} customers in {dt:.2f} s -> {args.output}")
+    left = [(result.null_customer, "with a null customer id"), (result.null_timestamp, "with a null timestamp"),
+            (result.after_as_of, "after as_of")]
+    for count, why in left:
+        if count:
+            print(f"  left out {count:,} events {why}")
+
+
+def _rfm(args):
+    import json
+
+    from .events import RFMScorer, rfm_segments
+    from .io import open as open_source
+    from .io import write_table
+
+    table = open_source(args.data).read()
+    if args.boundaries:
+        scorer = RFMScorer.from_dict(_read_spec_file(args.boundaries))
+    else:
+        scorer = RFMScorer(bins=args.bins).fit(table)
+    scored = scorer.transform(table)
+    rules = rfm_segments()
+    result = rules.evaluate(scored)
+    scored = scored.append_column("rfm_segment", result.table.column("segment"))
+    write_table(scored, args.output)
+    if args.save_boundaries:
+        from .io.writers import write_text
+        write_text(args.save_boundaries, json.dumps(scorer.to_dict(), indent=1))
+    _print_counts(result.counts)
+    print(f"{scored.num_rows:,} customers -> {args.output}")
+
+
 def _info(args):
+    import zipfile
+
+    if zipfile.is_zipfile(args.path):
+        from .pipeline import load
+        print(describe_model(load(args.path), args.path))
+        return
     from .io import open as open_source
     with open_source(args.path) as src:
         print(describe(src))
+
+
+def describe_model(model, path):
+    """A human-readable summary of a saved Segmenter."""
+    lines = [f"{path}: segmint model, {len(model.segment_names_)} segments"]
+    spec = model.feature_spec_
+    if spec is not None:
+        lines.append(f"  features ({spec.n_features_out_} after transforms, fitted on {spec.n_rows_:,} rows): "
+                     + ", ".join(spec.input_columns))
+    if model.rules_ is not None:
+        lines.append(f"  rules ({model.rules_.mode}):")
+        lines += [f"    {s.name}: {s.rule}" for s in model.rules_.segments]
+    if model.clusterer_ is not None:
+        c = model.clusterer_
+        within = f" within {', '.join(model.within_)}" if model.within_ else ""
+        lines.append(f"  clusterer: {type(c).__name__}(n_clusters={model.n_clusters_}){within}, "
+                     f"fitted on {model.n_rows_fit_:,} rows, dtype {c.cluster_centers_.dtype}")
+    lines.append("  segments: " + ", ".join(f"{i}={n}" for i, n in enumerate(model.segment_names_)))
+    return "\n".join(lines)
 
 
 def describe(src):
@@ -78,154 +356,107 @@ def describe(src):
     return "\n".join(lines)
 
 
+DEMO_FEATURES = [
+    {"column": "recency_days", "impute": "median", "indicator": True},
+    {"column": "frequency", "log1p": True},
+    {"column": "monetary", "log1p": True, "clip": [0.0, 0.995]},
+    {"column": "avg_order_value", "log1p": True, "impute": "median"},
+    {"column": "sessions_30d", "log1p": True},
+    {"column": "email_opens_90d", "log1p": True},
+    {"column": "discount_share", "impute": 0.0},
+    {"column": "tenure_days", "scale": "robust"},
+]
+DEMO_RULES = [
+    ("no_consent", "not email_opt_in and not sms_opt_in"),
+    ("never_bought", "frequency = 0"),
+]
+
+
 def _demo(args):
-    import os
     import tempfile
-
-    import numpy as np
-
-    from .datasets import PERSONAS, write_customers
-    from .io import open as open_source
 
     with tempfile.TemporaryDirectory(prefix="segmint-demo-") as tmp:
         folder = args.dir or tmp
         if args.dir:
             os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "customers.arrow")
-        t0 = time.perf_counter()
-        write_customers(path, args.customers, seed=args.seed)
-        t_gen = time.perf_counter() - t0
-        print(f"Generated {args.customers:,} synthetic customers (seed {args.seed}) in {t_gen:.2f} s -> {path}")
-
-        t0 = time.perf_counter()
-        src = open_source(path)
-        t_open = time.perf_counter() - t0
-        print(f"Opened in {t_open * 1e3:.1f} ms: " + describe(src).split("\n")[0])
-        print()
-        t0 = time.perf_counter()
-        summary = _summarise(src)
-        t_scan = time.perf_counter() - t0
-        print(f"{'column':<22} {'kind':<10} {'nulls':>8} {'mean':>12} {'min':>10} {'max':>10}")
-        for name, kind, nulls, mean, lo, hi in summary:
-            print(f"{name:<22} {kind:<10} {nulls:>8,} {mean:>12} {lo:>10} {hi:>10}")
-        print(f"\nScanned {len(summary)} columns in batches in {t_scan * 1e3:.0f} ms")
-
-        counts = np.bincount(src.column("true_segment").to_numpy(), minlength=len(PERSONAS))
-        print("\nLatent personas (what clustering should recover):")
-        for name, count in zip(PERSONAS, counts):
-            print(f"  {name:<16} {count:>9,}  {count / max(src.num_rows, 1):6.1%}")
-        regions = src.column("region")
-        codes = np.concatenate([v.values for v in regions.chunks])
-        top = np.bincount(codes, minlength=len(regions.dictionary))
-        names = regions.dictionary.to_pylist()
-        print("\nTop regions: " + ", ".join(f"{names[i]} {top[i] / max(codes.size, 1):.0%}"
-                                             for i in np.argsort(-top)[:5]))
-        _demo_clusters(src, args)
-        _demo_rules(src)
-        src.close()
+        _run_demo(args, folder)
 
 
-DEMO_RULES = [
-    ("champions", "frequency >= 15 and monetary >= 1500"),
-    ("at_risk", "frequency >= 4 and days_since(last_order_date) between 120 and 365"),
-    ("west_coast_opted_in", "region in ('CA', 'WA') and email_opt_in"),
-    ("seniors", "age >= 65"),
-    ("never_bought", "frequency = 0"),
-]
-
-
-def _demo_rules(src):
-    """Evaluate a small waterfall rule set and show sizes and rows left out as unknown."""
-    from .datasets import DEFAULT_AS_OF
-    from .rules import RuleSet
-
-    rules = RuleSet(DEMO_RULES, default="everyone_else")
-    print(f"\nRules (waterfall, as of {DEFAULT_AS_OF}): first matching segment wins")
-    t0 = time.perf_counter()
-    counts = rules.counts(src, as_of=DEFAULT_AS_OF)
-    elapsed = time.perf_counter() - t0
-    rules_text = dict(DEMO_RULES)
-    for name, matched, unknown, share in zip(*(counts.column(c).to_pylist()
-                                              for c in ("segment", "matched", "unknown", "share"))):
-        note = f"  ({unknown:,} unknown: a value was null)" if unknown else ""
-        print(f"  {name:<22} {matched:>9,} {share:6.1%}  {rules_text.get(name, '')}{note}")
-    print(f"evaluated in {elapsed * 1e3:.0f} ms (the first run includes compiling the rule engine once; "
-          "segmint.warmup() does it ahead of time)")
-
-
-def _demo_clusters(src, args):
-    """Fit MiniBatchKMeans on the prepared features and describe the segments it finds."""
+def _run_demo(args, folder):
+    """Generate, fit, save, load, score, RFM: the whole nightly job on synthetic data."""
     import numpy as np
 
+    from ._parallel import get_num_threads
     from .cluster import MiniBatchKMeans
-    from .datasets import NUMERIC_FEATURES, PERSONAS
-    from .datasets.features import feature_matrix
+    from .datasets import DEFAULT_AS_OF, PERSONAS, write_customers
+    from .events import RFMScorer, rfm_segments
+    from .io import open as open_source
+    from .pipeline import Segmenter, load
+    from .rules import RuleSet
 
-    print("\nClustering: MiniBatchKMeans(n_clusters=8) on the 16 numeric features "
-          "(median-imputed, log1p, standardised)")
-    X = feature_matrix(src, NUMERIC_FEATURES)
-    t0 = time.perf_counter()
-    model = MiniBatchKMeans(n_clusters=8, batch_size=4096, random_state=args.seed).fit(X)
-    t_fit = time.perf_counter() - t0  # includes compiling the kernels on a cold cache
-    t0 = time.perf_counter()
-    labels = model.predict(X)
-    t_predict = time.perf_counter() - t0
+    timings = []
+
+    def timed(label, func):
+        t0 = time.perf_counter()
+        value = func()
+        timings.append((label, time.perf_counter() - t0))
+        return value
+
+    data = os.path.join(folder, "customers.arrow")
+    timed("generate", lambda: write_customers(data, args.customers, seed=args.seed, threads=get_num_threads()))
+    print(f"Generated {args.customers:,} synthetic customers (seed {args.seed}, as of {DEFAULT_AS_OF}) "
+          f"in {timings[-1][1]:.2f} s -> {data}")
+    src = timed("open", lambda: open_source(data))
+    print(f"Opened in {timings[-1][1] * 1e3:.1f} ms: " + describe(src).split("\n")[0])
+
+    rules = RuleSet(DEMO_RULES, default="customers")
+    model = Segmenter(DEMO_FEATURES, clusterer=MiniBatchKMeans(n_clusters=6, random_state=args.seed),
+                      rules=rules, id_column="customer_id", random_state=args.seed)
+    _note(args, "fitting (the first run on a machine also compiles the kernels; segmint.warmup() does it ahead) ...")
+    timed("fit", lambda: model.fit(src, as_of=DEFAULT_AS_OF))
+    print(f"\nSegmenter: rules first ({', '.join(n for n, _ in DEMO_RULES)}), then MiniBatchKMeans(6) on "
+          f"{model.n_rows_fit_:,} customers over {model.feature_spec_.n_features_out_} features; "
+          f"fit in {timings[-1][1]:.2f} s")
+    model_path = os.path.join(folder, "model.seg")
+    timed("save", lambda: model.save(model_path))
+    loaded = timed("load", lambda: load(model_path))
+    out = os.path.join(folder, "segments.parquet")
+    with _Progress(args, src.num_rows, "scoring") as bar:
+        timed("score", lambda: loaded.score(src, out=out, as_of=DEFAULT_AS_OF, progress=bar))
+    print(f"Saved the model ({os.path.getsize(model_path):,} bytes, no pickle), loaded it, scored every "
+          f"customer in {timings[-1][1]:.2f} s -> {out}")
+
+    scores = open_source(out).read(["segment_id", "distance"])
+    seg = scores.column("segment_id").to_numpy()
     raw = src.read(["recency_days", "frequency", "monetary", "true_segment"])
     recency = raw.column("recency_days").to_numpy(zero_copy_only=False).astype(float)
     frequency = raw.column("frequency").to_numpy()
     monetary = raw.column("monetary").to_numpy()
     truth = raw.column("true_segment").to_numpy()
-    print(f"fit {t_fit:.2f} s ({model.n_steps_} steps; first run includes compiling), "
-          f"predict {t_predict * 1e3:.0f} ms, inertia {model.inertia_:,.0f}")
-    print(f"\n{'segment':<10} {'customers':>10} {'share':>7} {'recency':>8} {'orders':>7} "
+    print(f"\n{'id':>2} {'segment':<14} {'customers':>10} {'share':>6} {'recency':>8} {'orders':>7} "
           f"{'spend':>9}  main persona")
-    for c in np.argsort(-np.bincount(labels, minlength=8)):
-        mine = labels == c
+    for i, name in enumerate(loaded.segment_names_):
+        mine = seg == i
         size = int(mine.sum())
         if not size:
             continue
         persona = np.bincount(truth[mine], minlength=len(PERSONAS))
         top = int(np.argmax(persona))
-        rec = np.nanmedian(recency[mine]) if np.isfinite(recency[mine]).any() else float("nan")
-        print(f"segment_{c:<2} {size:>10,} {size / len(labels):>7.1%} {rec:>8.0f} "
-              f"{np.median(frequency[mine]):>7.0f} {np.median(monetary[mine]):>9,.0f}  "
-              f"{PERSONAS[top]} ({persona[top] / size:.0%})")
+        rec = recency[mine]
+        rec = f"{np.nanmedian(rec):8.0f}" if np.isfinite(rec).any() else f"{'-':>8}"
+        print(f"{i:>2} {name:<14} {size:>10,} {size / len(seg):>6.1%} {rec} {np.median(frequency[mine]):>7.0f} "
+              f"{np.median(monetary[mine]):>9,.0f}  {PERSONAS[top]} ({persona[top] / size:.0%})")
 
-
-def _summarise(src):
-    """Per column: (name, kind, null count, mean, min, max) over valid values, batch by batch."""
-    import numpy as np
-    stats = {}
-    for batch in src.batches():
-        for name in batch.column_names:
-            view = batch[name]
-            s = stats.setdefault(name, [view.kind, 0, 0.0, 0, None, None])
-            s[1] += view.null_count
-            if view.kind in ("numeric", "temporal", "boolean"):
-                valid = view.is_valid()
-                x = view.to_numpy()[valid].astype(np.float64)
-                if x.size:
-                    x = x[~np.isnan(x)]
-                if x.size:
-                    s[2] += x.sum()
-                    s[3] += x.size
-                    s[4] = x.min() if s[4] is None else min(s[4], x.min())
-                    s[5] = x.max() if s[5] is None else max(s[5], x.max())
-    import datetime as dt
-
-    import pyarrow as pa
-    epoch = dt.date(1970, 1, 1)
-    out = []
-    for name, (kind, nulls, total, count, lo, hi) in stats.items():
-        if kind == "dictionary" or count == 0:
-            out.append((name, kind, nulls, "", "", ""))
-        elif pa.types.is_date32(src.schema.field(name).type):
-            days = [epoch + dt.timedelta(days=int(round(v))) for v in (total / count, lo, hi)]
-            out.append((name, kind, nulls, *(d.isoformat() for d in days)))
-        else:
-            out.append((name, kind, nulls, f"{total / count:.4g}", f"{lo:.4g}", f"{hi:.4g}"))
-    return out
-
+    table = src.read(["customer_id", "recency_days", "frequency", "monetary"])
+    scored = timed("rfm scores", lambda: RFMScorer().fit_transform(table))
+    counts = timed("rfm rules", lambda: rfm_segments().counts(scored))
+    print(f"\nRFM: scores 1..5 by quantiles, then the named RFM segments (a built-in rule set):")
+    for name, matched, share in zip(*(counts.column(c).to_pylist() for c in ("segment", "matched", "share"))):
+        if matched:
+            print(f"  {name:<22} {matched:>10,} {share:6.1%}")
+    print("\nTimings: " + ", ".join(f"{label} {t:.2f} s" for label, t in timings)
+          + f" ({get_num_threads()} threads)")
+    src.close()
 
 
 if __name__ == "__main__":

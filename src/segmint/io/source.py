@@ -394,7 +394,7 @@ class ParquetSource(Source):
                         "every file of a dataset must have the same columns and types")
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             raise _corrupt(label, exc) from None
-        super().__init__(schema, label)
+        super().__init__(_as_read(schema), label)
 
     @property
     def num_rows(self):
@@ -413,6 +413,17 @@ class ParquetSource(Source):
                     yield batch
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             raise _corrupt(self.label, exc) from None
+
+
+def _as_read(schema):
+    """The schema of the batches pyarrow's Parquet reader gives: it restores dictionary columns
+    with int32 indices whatever index type was written (e.g. int16 segment labels)."""
+    fields = []
+    for f in schema:
+        if pa.types.is_dictionary(f.type) and f.type.index_type != pa.int32():
+            f = f.with_type(pa.dictionary(pa.int32(), f.type.value_type, f.type.ordered))
+        fields.append(f)
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def _empty_batch(num_rows):

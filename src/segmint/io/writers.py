@@ -248,3 +248,41 @@ def _fsync_dir(path):
         pass
     finally:
         os.close(fd)
+
+
+class atomic_file:
+    """``with atomic_file(path) as f: f.write(...)``: a binary file that appears at ``path``
+    only when the block completes (hidden temporary file beside it, fsync, rename); an
+    exception or Ctrl-C inside the block removes the temporary file and leaves ``path`` as it was.
+    """
+
+    def __init__(self, path):
+        self.path = Path(os.fspath(path))
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not folder.is_dir():
+            raise OutputError(f"cannot write {self.path}: folder {folder} does not exist")
+        self.tmp = folder / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self):
+        self.file = open(self.tmp, "wb")
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+                _fsync_dir(self.path.parent)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+        return False
+
+
+def write_text(path, text):
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_file(path) as f:
+        f.write(text.encode("utf-8"))

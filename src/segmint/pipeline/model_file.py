@@ -18,13 +18,13 @@ predicts bit-identically.
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ..cluster import KMeans, MiniBatchKMeans
 from ..errors import CorruptFileError, SourceNotFoundError
+from ..io.writers import atomic_file
 from ..rules import RuleSet
 from .features import FeatureSpec
 
@@ -62,25 +62,13 @@ def save(model, path):
                             "inertia": float(getattr(clusterer, "inertia_", float("nan"))),
                             "centers": "centers.npy"}
         arrays["centers.npy"] = np.ascontiguousarray(clusterer.cluster_centers_)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise SourceNotFoundError(f"cannot save the model to {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".segmint-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
-                z.writestr(MANIFEST, json.dumps(doc, indent=1, allow_nan=True))
-                for name, array in arrays.items():
-                    buf = io.BytesIO()
-                    np.save(buf, array, allow_pickle=False)
-                    z.writestr(name, buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr(MANIFEST, json.dumps(doc, indent=1, allow_nan=True))
+            for name, array in arrays.items():
+                buf = io.BytesIO()
+                np.save(buf, array, allow_pickle=False)
+                z.writestr(name, buf.getvalue())
 
 
 def load(path):
