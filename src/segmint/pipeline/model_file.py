@@ -19,11 +19,12 @@ import io
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
 from ..cluster import KMeans, MiniBatchKMeans
-from ..errors import CorruptFileError, SourceNotFoundError
+from ..errors import CorruptFileError, DataError, SourceNotFoundError
 from ..io.writers import atomic_file
 from ..rules import RuleSet
 from .features import FeatureSpec
@@ -45,7 +46,8 @@ def save(model, path):
     clusterer = model.clusterer_
     doc = {
         "format": FORMAT, "version": VERSION, "segmint_version": __version__,
-        "params": {"id_column": model.id_column, "fit_rows": model.fit_rows,
+        # _plain: a numpy integer fit_rows made json.dumps fail
+        "params": {"id_column": model.id_column, "fit_rows": _plain(model.fit_rows),
                    "dtype": np.dtype(model.dtype).name, "random_state": _plain(model.random_state)},
         "features": model.feature_spec_.to_dict() if model.feature_spec_ is not None else None,
         "rules": model.rules_.to_dict() if model.rules_ is not None else None,
@@ -59,7 +61,7 @@ def save(model, path):
         doc["clusterer"] = {"type": type(clusterer).__name__,
                             "params": {k: _plain(v) for k, v in clusterer.get_params().items()},
                             "n_features_in": int(clusterer.n_features_in_),
-                            "inertia": float(getattr(clusterer, "inertia_", float("nan"))),
+                            "inertia": _finite_or_none(getattr(clusterer, "inertia_", None)),
                             "centers": "centers.npy"}
         arrays["centers.npy"] = np.ascontiguousarray(clusterer.cluster_centers_)
     with atomic_file(path) as f:
@@ -96,7 +98,9 @@ def load(path):
                                f"file: {exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{path}: the model description is damaged ({exc})") from None
-    except (EOFError, zipfile.LargeZipFile, OSError) as exc:
+    except (EOFError, zipfile.LargeZipFile, OSError, zlib.error, NotImplementedError) as exc:
+        # zlib.error: damaged compressed bytes (the CRC check comes only after inflating);
+        # NotImplementedError: a member compressed with a method zipfile cannot read
         if isinstance(exc, FileNotFoundError):
             raise
         raise ModelFormatError(f"{path} could not be read: {exc}") from None
@@ -105,7 +109,9 @@ def load(path):
 
 def _read_npy(z, name, path):
     try:
-        return np.load(io.BytesIO(z.read(name)), allow_pickle=False)
+        # read_array reads the .npy format only: np.load would also open an .npz archive
+        # named .npy, returning an NpzFile that later failed with an AttributeError
+        return np.lib.format.read_array(io.BytesIO(z.read(name)), allow_pickle=False)
     except ValueError as exc:
         raise ModelFormatError(f"{path}: array {name} is not plain numeric data ({exc})") from None
 
@@ -117,7 +123,8 @@ def _build(Segmenter, doc, arrays, path):
 
     need(isinstance(doc, dict) and doc.get("format") == FORMAT, "not a segmint Segmenter model")
     version = doc.get("version")
-    need(isinstance(version, int), "the format version is missing")
+    need(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+         f"the format version must be a positive integer, got {version!r}")
     if version > VERSION:
         raise ModelFormatError(f"{path} was written by a newer segmint (model format version "
                                f"{version}, segmint_version {doc.get('segmint_version')}); this "
@@ -140,6 +147,8 @@ def _build(Segmenter, doc, arrays, path):
         need(centers is not None, f"the centers array {c.get('centers')!r} is missing")
         need(centers.ndim == 2 and centers.dtype in (np.float32, np.float64) and centers.shape[0] >= 1,
              f"centers must be a (k, d) float32/float64 array, got {centers.dtype} {centers.shape}")
+        # NaN or infinite centers would silently send every customer to one segment
+        need(bool(np.isfinite(centers).all()), "centers hold NaN or infinite values")
         need(spec is not None, "a clusterer needs the feature spec")
         d = spec.n_features_out_
         need(centers.shape[1] == d and c.get("n_features_in") == d,
@@ -150,7 +159,8 @@ def _build(Segmenter, doc, arrays, path):
             raise ModelFormatError(f"{path}: clusterer parameters: {exc}") from None
         clusterer.cluster_centers_ = centers
         clusterer.n_features_in_ = d
-        clusterer.inertia_ = float(c.get("inertia", float("nan")))
+        inertia = c.get("inertia")
+        clusterer.inertia_ = float(inertia) if isinstance(inertia, (int, float)) else float("nan")
     try:
         model = Segmenter(spec, clusterer=clusterer, rules=rules,
                           cluster_within=list(doc["cluster_within"]) if (rules and clusterer) else None,
@@ -158,18 +168,31 @@ def _build(Segmenter, doc, arrays, path):
                           dtype=np.dtype(params.get("dtype", "float32")),
                           random_state=params.get("random_state", 0))
         spec_, rules_, clusterer_, within = model._validate()
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, DataError) as exc:  # DataError: e.g. an unknown cluster_within
         raise ModelFormatError(f"{path}: {exc}") from None
     model.feature_spec_, model.rules_, model.clusterer_, model.within_ = spec, rules_, clusterer, within
-    model.n_rows_fit_ = int(doc.get("n_rows_fit", 0))
+    n_rows_fit = doc.get("n_rows_fit", 0)
+    need(isinstance(n_rows_fit, int) and not isinstance(n_rows_fit, bool) and n_rows_fit >= 0,
+         f"n_rows_fit must be a count of rows, got {n_rows_fit!r}")
+    model.n_rows_fit_ = n_rows_fit
     model.n_clusters_ = int(clusterer.cluster_centers_.shape[0]) if clusterer is not None else 0
     model._name_segments()
     names = doc["segment_names"]
+    # the same rules as Segmenter.rename: one non-empty, unique name per segment id
     need(isinstance(names, list) and len(names) == len(model.segment_names_)
-         and all(isinstance(n, str) for n in names),
-         f"segment_names must list {len(model.segment_names_)} names")
+         and all(isinstance(n, str) and n.strip() for n in names) and len(set(names)) == len(names),
+         f"segment_names must list {len(model.segment_names_)} unique non-empty names (one per "
+         f"cluster center and rule segment), got {names!r}")
     model.segment_names_ = list(names)
     return model
+
+
+def _finite_or_none(value):
+    """A float JSON can hold (strict JSON has no NaN), or None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _plain(value):

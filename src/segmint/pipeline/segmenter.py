@@ -9,6 +9,8 @@ Segment ids: clusters are ``0 .. k-1`` (so ``rename({0: 'Weekend bargain hunters
 cluster 0), then the rule segments that are not clustered, in rule order (the rule set's
 default segment last).
 """
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -17,7 +19,7 @@ from ..cluster import KMeans, MiniBatchKMeans
 from ..cluster._base import NotFittedError, ParamsMixin
 from ..cluster._features import Features
 from ..cluster._passes import assign_pass
-from ..errors import DataError, closest_names, unknown_column
+from ..errors import DataError, SourceConsumedError, closest_names, unknown_column
 from ..io import ResultWriter
 from ..io import open as open_source
 from ..rules import RuleSet
@@ -48,7 +50,8 @@ class Segmenter(ParamsMixin):
     fit_rows : int, optional
         Fit the clusterer on about this many customers in scope, drawn at random
         (``random_state``) when there are more; default all of them. Feature statistics
-        always use every row.
+        always use every row. With rules, one more (rules-only) pass counts the customers
+        in scope.
     dtype : numpy.float32 or numpy.float64, default float32
         Of the feature matrix the clusterer sees.
     random_state : int, default 0
@@ -87,9 +90,11 @@ class Segmenter(ParamsMixin):
             raise DataError("a Segmenter needs a waterfall rule set (each customer in one segment); "
                             f"got mode={rules.mode!r}")
         clusterer = self.clusterer
-        if clusterer is not None and type(clusterer).__name__ not in _CLUSTERERS:
+        # isinstance, not the class name: scikit-learn's KMeans is also called "KMeans" and used
+        # to be accepted, fitted and saved, leaving a model file that segmint.load refused
+        if clusterer is not None and not isinstance(clusterer, tuple(_CLUSTERERS.values())):
             raise TypeError(f"clusterer must be segmint.KMeans or segmint.MiniBatchKMeans, got "
-                            f"{type(clusterer).__name__}")
+                            f"{type(clusterer).__module__}.{type(clusterer).__name__}")
         if clusterer is None and rules is None:
             raise DataError("a Segmenter needs a clusterer, rules, or both")
         if clusterer is not None and spec is None:
@@ -127,13 +132,30 @@ class Segmenter(ParamsMixin):
         Returns
         -------
         self
+
+        Raises
+        ------
+        SourceConsumedError
+            With a clusterer, for a one-shot source (a RecordBatchReader), which cannot be
+            read twice.
         """
         spec, rules, clusterer, within = self._validate()
+        # A failed refit must not leave the previous fit's names and centers next to feature
+        # statistics refitted in place on the new data: drop the fitted state first.
+        for attr in self._FITTED:
+            self.__dict__.pop(attr, None)
         src = open_source(source)
+        if clusterer is not None and src.one_shot:
+            # Fitting a clusterer reads the source twice (feature statistics, then the matrix).
+            # Re-opening a RecordBatchReader yields no rows, which used to end in a misleading
+            # "the source has no rows": say what is wrong before reading anything.
+            raise SourceConsumedError(
+                f"{src.label} can be read only once, but fitting a clusterer reads the source "
+                "twice (feature statistics, then the rows to cluster); pass a Table, a "
+                "DataFrame or a file (write the stream with segmint.write_table first)")
         self._check_columns(src, spec, rules)
         if spec is not None:
             spec.fit(src, batch_size=batch_size)
-            src = open_source(source) if src.kind in ("reader", "ipc-stream") else src
         self.feature_spec_, self.rules_, self.clusterer_, self.within_ = spec, rules, clusterer, within
         self.n_rows_fit_ = 0
         if clusterer is not None:
@@ -147,10 +169,21 @@ class Segmenter(ParamsMixin):
         self._name_segments()
         return self
 
+    _FITTED = ("feature_spec_", "rules_", "clusterer_", "within_", "n_rows_fit_", "n_clusters_",
+               "segment_names_")
+
     def _fit_matrix(self, src, as_of, batch_size):
         """The transformed features of the rows in scope (a sample of ``fit_rows`` of them)."""
         spec, dtype = self.feature_spec_, np.dtype(self.dtype)
         n_total = src.num_rows
+        if self.fit_rows is not None and self.rules_ is not None and n_total is not None \
+                and n_total > int(self.fit_rows):
+            # fit_rows counts customers in scope: the keep probability must come from their
+            # number, not from all rows (which gave too few rows, and sampled even when fewer
+            # than fit_rows were in scope). One extra rules-only pass counts them.
+            counts = self.rules_.counts(src, as_of, batch_size=batch_size)
+            matched = dict(zip(counts.column("segment").to_pylist(), counts.column("matched").to_pylist()))
+            n_total = sum(matched[name] for name in self.within_)
         keep_p = None
         if self.fit_rows is not None and n_total is not None and n_total > int(self.fit_rows):
             keep_p = int(self.fit_rows) / n_total
@@ -191,25 +224,33 @@ class Segmenter(ParamsMixin):
             labels = list(self.rules_.names) + [self.rules_.default]
             rule_names = [n for n in labels if n not in self.within_]
             # a rule segment named like a default cluster name keeps its name; the cluster moves
+            # (to cluster_i, or cluster_i_2, ... when a rule holds that name too: names must be
+            # unique, which rename() and segmint.load() rely on)
             for i, n in enumerate(names):
                 if n in rule_names:
-                    names[i] = f"cluster_{i}"
+                    names[i], j = f"cluster_{i}", 1
+                    while names[i] in rule_names:
+                        j += 1
+                        names[i] = f"cluster_{i}_{j}"
             names += rule_names
         self.segment_names_ = names
 
     def rename(self, mapping):
         """Rename segments: ``{segment id or current name: new name}``. Returns ``self``."""
         self._check_fitted()
-        names = list(self.segment_names_)
+        # keys are the names before this call (looking them up in the list being rewritten
+        # made a swap {'a': 'b', 'b': 'a'} rename 'a' twice and silently leave both as they were)
+        current = list(self.segment_names_)
+        names = list(current)
         for key, new in dict(mapping).items():
             if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
                 if not 0 <= key < len(names):
                     raise KeyError(f"no segment id {key}: ids run from 0 to {len(names) - 1}")
                 i = int(key)
-            elif key in names:
-                i = names.index(key)
+            elif key in current:
+                i = current.index(key)
             else:
-                near = closest_names(str(key), names)
+                near = closest_names(str(key), current)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 raise KeyError(f"no segment named {key!r}{hint}")
             if not isinstance(new, str) or not new.strip():
@@ -271,7 +312,11 @@ class Segmenter(ParamsMixin):
         writer = ResultWriter(out, schema) if out is not None else None
         pieces = []
         try:
-            for result in ordered_map(self._score_batch, self._score_items(src, as_of, batch_size)):
+            # the schema goes with each call, not through self: two threads scoring sources with
+            # different id column types would otherwise build batches against the other's schema
+            # (pyarrow does not check, so that read int64 buffers as strings and crashed)
+            score_batch = functools.partial(self._score_batch, schema=schema)
+            for result in ordered_map(score_batch, self._score_items(src, as_of, batch_size)):
                 if writer is not None:
                     writer.write(result)
                 else:
@@ -300,22 +345,32 @@ class Segmenter(ParamsMixin):
 
     def fit_predict(self, source, y=None, **kwargs):
         """``fit`` then ``predict`` the same source."""
-        return self.fit(source, **kwargs).predict(source)
+        # as_of and batch_size apply to both steps (predict used to evaluate date rules at now)
+        predict_kwargs = {k: kwargs[k] for k in ("as_of", "batch_size") if k in kwargs}
+        return self.fit(source, **kwargs).predict(source, **predict_kwargs)
 
     def _score_items(self, src, as_of, batch_size):
+        """``(batch, rule segment codes or None)`` per batch, made on the calling thread, in order."""
         extra = [self.id_column] if self.id_column is not None else []
-        if self.rules_ is None:
-            columns = list(dict.fromkeys(self.feature_spec_.input_columns + extra))
-            for batch in src.batches(columns=columns, batch_size=batch_size):
-                yield batch, None
-            return
         spec_cols = self.feature_spec_.input_columns if self.clusterer_ is not None else []
-        acc = self.rules_._counts_acc()
-        for batch, assign, _ in self.rules_._stream(src, as_of, True, batch_size, None, acc,
-                                                    extra=list(dict.fromkeys(spec_cols + extra))):
+        columns = list(dict.fromkeys(spec_cols + extra))
+        if self.rules_ is None:
+            items = ((batch, None) for batch in src.batches(columns=columns, batch_size=batch_size))
+        else:
+            acc = self.rules_._counts_acc()
+            items = ((batch, assign) for batch, assign, _ in
+                     self.rules_._stream(src, as_of, True, batch_size, None, acc, extra=columns))
+        for batch, assign in items:
+            # Build the feature columns' views here, before the batch goes to a worker: a string
+            # column's view maps its codes through the pass's shared DictionaryUnifier, which is
+            # not thread-safe. Built lazily by transform_batch on the workers, batches with
+            # different dictionaries raced in it and got codes beyond the one-hot lookup table
+            # (wrong one-hot columns, or a segfault in the kernel).
+            for name in spec_cols:
+                batch[name]
             yield batch, assign
 
-    def _score_batch(self, item):
+    def _score_batch(self, item, schema):
         batch, assign = item
         n = batch.num_rows
         k = self.n_clusters_
@@ -350,7 +405,7 @@ class Segmenter(ParamsMixin):
         if assign is not None:
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign.astype(np.int16)),
                                                          self._rule_labels_array(), safe=False))
-        return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def _labels_array(self):
         return pa.array(self.segment_names_, pa.string())
@@ -365,8 +420,7 @@ class Segmenter(ParamsMixin):
                    pa.field("distance", pa.from_numpy_dtype(np.dtype(self.dtype)))]
         if self.rules_ is not None:
             fields.append(pa.field("rule", pa.dictionary(pa.int16(), pa.string()), nullable=False))
-        self._schema = pa.schema(fields)
-        return self._schema
+        return pa.schema(fields)
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, path):
