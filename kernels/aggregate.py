@@ -4,7 +4,8 @@ Events arrive unsorted, batch by batch. A batch is first scattered into ``N_PART
 by the top bits of a hash of the customer id (:func:`partition_count`, then
 :func:`partition_scatter`); each partition then owns a small open-addressing hash table
 (linear probing, power-of-two capacity, at most half full) and small per-customer state
-arrays that stay in the core's cache while its events are summed (:func:`aggregate_parts`).
+arrays that stay in the core's cache while its events are summed (:func:`assign_slots`,
+:func:`sum_events`).
 A customer's events keep their order inside a partition, and partitions are disjoint, so
 splitting the batch or the partitions over threads gives bit-identical sums.
 
@@ -29,7 +30,9 @@ I_COUNT, I_AMOUNT_N, I_FIRST, I_LAST, I_FIRST_Q, I_LAST_Q = range(6)
 N_ISTATE = 6
 F_AMOUNT = 0
 B_ID, B_TS, B_AMOUNT, B_FLAGS = range(4)
-QUALIFY_BIT = 63  # in a type code's window bits: the code qualifies (windows use bits 0..62)
+QUALIFY_BIT = 63  # in an event's bits: it qualifies (windows use bits 0..61)
+AMOUNT_BIT = 62   # in an event's bits: its amount is not null
+MAX_WINDOWS = 62
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -50,9 +53,72 @@ def _valid(bits, offset, i):
 
 
 @kernel
+def id_range(ids, id_bits, id_bit_offset, out):
+    """Smallest and largest non-null id and how many are non-null: ``out = (min, max, n)``.
+
+    Parameters
+    ----------
+    ids : (n,) int64, IN
+    id_bits, id_bit_offset : validity bitmap of ids (empty: no nulls)
+    out : (3,) int64, OUT (min and max are 0 when every id is null)
+    """
+    has_bits = id_bits.shape[0] > 0
+    lo = INT64_MAX
+    hi = INT64_MIN
+    n = 0
+    for i in range(ids.shape[0]):
+        if has_bits and not _valid(id_bits, id_bit_offset, i):
+            continue
+        v = ids[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+        n += 1
+    out[0] = lo if n else 0
+    out[1] = hi if n else 0
+    out[2] = n
+
+
+@kernel
+def dense_to_hash(keys, rows, base, istate, fstate, table, n_slots, new_istate, new_fstate):
+    """Move dense-mode state into hash mode (ids turned out too sparse for dense slots).
+
+    Parameters
+    ----------
+    keys : (n,) int64, IN: ``id - base`` of every customer seen, increasing
+    rows : (n,) int64, IN: their flat rows in ``istate``/``fstate`` (dense layout)
+    base : int
+    istate, fstate : (N_PART * cap, ...) flattened dense-mode state, IN
+    table : (N_PART, tcap, 2) int64, INOUT: empty hash tables (slots -1), big enough
+    n_slots : (N_PART,) int64, INOUT: zeros on entry
+    new_istate, new_fstate : (N_PART, new_cap, ...), OUT
+    """
+    tmask = np.int64(table.shape[1] - 1)
+    shift = np.uint64(64 - P_BITS)
+    for r in range(keys.shape[0]):
+        key = keys[r] + base
+        z = _mix(key)
+        p = np.int64(z >> shift)
+        h = np.int64(z) & tmask
+        while table[p, h, 1] != EMPTY:
+            h = (h + 1) & tmask
+        s = n_slots[p]
+        n_slots[p] = s + 1
+        table[p, h, 0] = key
+        table[p, h, 1] = s
+        for k in range(istate.shape[1]):
+            new_istate[p, s, k] = istate[rows[r], k]
+        for k in range(fstate.shape[1]):
+            new_fstate[p, s, k] = fstate[rows[r], k]
+
+
+@kernel
 def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_of, lo, hi,
-                    part, counts, report):
+                    dense, base, part, counts, report):
     """Partition of each event of rows ``lo..hi``, or -1 for an event left out.
+
+    Hash mode: the top bits of a hash of the id. Dense mode (ids ``base, base + 1, ...`` with
+    few gaps, e.g. dictionary codes or database keys): the low bits of ``id - base``, so a
+    customer's slot in its partition is ``(id - base) >> P_BITS``, with no hash table.
 
     Parameters
     ----------
@@ -62,6 +128,7 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_
     ts_bits, ts_bit_offset : validity of ts
     as_of : int, microseconds; later events are left out
     lo, hi : int, the rows to look at
+    dense : bool, base : int, the mode (see above)
     part : (n,) int16, OUT for rows lo..hi: the partition, -1 when left out
     counts : (N_PART,) int64, INOUT: events per partition
     report : (3,) int64, INOUT: events with a null id, with a null time, after as_of
@@ -82,14 +149,18 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_
             part[i] = -1
             report[2] += 1
             continue
-        p = np.int64(_mix(ids[i]) >> shift)
+        if dense:
+            p = (ids[i] - base) & (N_PART - 1)
+        else:
+            p = np.int64(_mix(ids[i]) >> shift)
         part[i] = p
         counts[p] += 1
 
 
 @kernel
 def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, type_bits,
-                      type_bit_offset, lo, hi, part, pos, buf, buf_f):
+                      type_bit_offset, code_bits, as_of, win_lo, win_hi, lo, hi, part, pos, buf,
+                      buf_f, dense, base, buf_slot):
     """Copy the kept events of rows ``lo..hi`` to their partition's place in the buffers.
 
     Parameters
@@ -99,19 +170,30 @@ def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, ty
     amount_bits, amount_bit_offset : validity of amount
     types : (n,) int32, IN: event type codes; empty when there is no type column
     type_bits, type_bit_offset : validity of types
+    code_bits : (d + 1,) uint64, IN: for type code ``c`` (entry ``c + 1``; entry 0 for a null
+        type or no type column): bit ``j`` set when window j counts that type, bit
+        ``QUALIFY_BIT`` when it counts for recency, frequency and monetary value
+    as_of : int, microseconds
+    win_lo, win_hi : (w,) int64, IN: window j holds events aged ``[win_lo[j], win_hi[j])``
     lo, hi : int
     part : (n,) int16, IN: from :func:`partition_count`
     pos : (N_PART,) int64, INOUT: next free position of each partition in the buffer
-    buf : (m, 4) int64, OUT: per event ``B_ID`` the id, ``B_TS`` the time, ``B_FLAGS``
-        ``(type code + 1) << 1 | amount is valid`` (type code -1 for a null type or no type
-        column); one row per event so each partition is one stream of writes
+    buf : (m, 4) int64, OUT: per event ``B_ID`` the id, ``B_TS`` the time, ``B_FLAGS`` the
+        event's bits: bit j when window j counts it, ``QUALIFY_BIT`` when it qualifies,
+        ``AMOUNT_BIT`` when its amount is not null (worked out here, where the loop waits on
+        memory anyway); one row per event so each partition is one stream of writes
     buf_f : (m, 4) float64, OUT: the same memory as ``buf``; ``B_AMOUNT`` holds the amount
         (0 where it is null)
+    dense : bool, base : int
+        Dense mode (see :func:`partition_count`): the local slot is known from the id
+    buf_slot : (m,) int32, OUT in dense mode: the local slot of each event
     """
     has_amount = amount.shape[0] > 0
     has_amount_bits = amount_bits.shape[0] > 0
     has_types = types.shape[0] > 0
     has_type_bits = type_bits.shape[0] > 0
+    qbit = np.uint64(1) << np.uint64(QUALIFY_BIT)
+    abit = np.uint64(1) << np.uint64(AMOUNT_BIT)
     for i in range(lo, hi):
         p = part[i]
         if p < 0:
@@ -120,6 +202,8 @@ def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, ty
         pos[p] = j + 1
         buf[j, B_ID] = ids[i]
         buf[j, B_TS] = ts[i]
+        if dense:
+            buf_slot[j] = (ids[i] - base) >> P_BITS
         a_valid = 0
         a = 0.0
         if has_amount and (not has_amount_bits or _valid(amount_bits, amount_bit_offset, i)):
@@ -129,99 +213,132 @@ def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, ty
         code = -1
         if has_types and (not has_type_bits or _valid(type_bits, type_bit_offset, i)):
             code = types[i]
-        buf[j, B_FLAGS] = ((code + 1) << 1) | a_valid
+        bits = code_bits[code + 1]
+        age = as_of - ts[i]
+        in_windows = np.uint64(0)
+        for w in range(win_lo.shape[0]):
+            if age >= win_lo[w] and age < win_hi[w]:
+                in_windows |= np.uint64(1) << np.uint64(w)
+        bits = (bits & (in_windows | qbit)) | (abit if a_valid else np.uint64(0))
+        buf[j, B_FLAGS] = np.int64(bits)
 
 
 @kernel
-def aggregate_parts(p_lo, p_hi, starts, progress, buf, buf_f, buf_slot, table, n_slots, slot_key, istate, fstate, code_bits, as_of,
-                    win_lo, win_hi, win_sum):
-    """Add the buffered events of partitions ``p_lo..p_hi`` to their customers' state.
+def assign_slots(p_lo, p_hi, starts, progress, buf, buf_slot, table, n_slots):
+    """Local slot of every buffered event of partitions ``p_lo..p_hi``, inserting new ids.
 
-    Stops early, returning True, when a partition needs more slots than ``istate`` holds:
-    the caller grows the state (:func:`grow_tables`) and calls again; ``progress`` says
-    where each partition resumes.
+    Stops early, returning True, when a partition's hash table would become more than half
+    full: the caller grows the tables (:func:`grow_tables`) and calls again; ``progress``
+    says where each partition resumes.
 
     Parameters
     ----------
     p_lo, p_hi : int, the partitions to process
     starts : (N_PART + 1,) int64, IN: partition p's events are ``starts[p]..starts[p + 1]``
     progress : (N_PART,) int64, INOUT: next event to process in each partition
-    buf, buf_f : (m, 4) int64 and float64 views of the partitioned events (see
-        :func:`partition_scatter`), IN
-    buf_slot : (m,) int32, OUT: local slot of each processed event
-    table : (N_PART, tcap, 2) int64, INOUT: hash tables, ``tcap >= 2 * cap``
+    buf : (m, 4) int64, IN: the partitioned events (see :func:`partition_scatter`)
+    buf_slot : (m,) int32, OUT: local slot of each event
+    table : (N_PART, tcap, 2) int64, INOUT: per partition ``(key, slot)`` cells, slot -1 empty
     n_slots : (N_PART,) int64, INOUT: slots used in each partition
-    slot_key : (N_PART, cap) int64, INOUT
-    istate : (N_PART, cap, N_ISTATE) int64, INOUT
-    fstate : (N_PART, cap, 1 + w) float64, INOUT
-    code_bits : (d + 1,) uint64, IN: for type code ``c`` (entry ``c + 1``; entry 0 for a null
-        type or no type column): bit ``j`` set when window j counts it, bit ``QUALIFY_BIT``
-        set when it counts for recency, frequency and monetary value
-    as_of : int, microseconds
-    win_lo, win_hi : (w,) int64, IN: window j holds events aged ``[win_lo[j], win_hi[j])``
-    win_sum : (w,) uint8, IN: 1 to sum amounts in window j, 0 to count events
 
     Returns
     -------
-    bool : True when stopped for want of slots
+    bool : True when stopped for want of room
     """
-    cap = istate.shape[1]
-    tmask = np.int64(table.shape[1] - 1)
-    n_win = win_lo.shape[0]
-    n_f = fstate.shape[2]
-    qbit = np.uint64(1) << np.uint64(QUALIFY_BIT)
+    tcap = table.shape[1]
+    tmask = np.int64(tcap - 1)
     for p in range(p_lo, p_hi):
-        end = starts[p + 1]
         tab = table[p]
-        ist = istate[p]
-        fst = fstate[p]
-        # Two tight loops per partition (slots first, then sums) run faster than one that
-        # does both: each keeps fewer loads in flight.
-        for i in range(progress[p], end):
+        for i in range(progress[p], starts[p + 1]):
             key = buf[i, B_ID]
             h = np.int64(_mix(key)) & tmask
             while True:
                 s = tab[h, 1]
                 if s == EMPTY:
                     s = n_slots[p]
-                    if s == cap:
-                        _sums(progress[p], i, buf, buf_f, buf_slot, ist, fst,
-                              code_bits, qbit, as_of, win_lo, win_hi, win_sum, n_win)
+                    if 2 * (s + 1) > tcap:
                         progress[p] = i
                         return True
                     n_slots[p] = s + 1
                     tab[h, 0] = key
                     tab[h, 1] = s
-                    slot_key[p, s] = key
-                    ist[s, I_COUNT] = 0
-                    ist[s, I_AMOUNT_N] = 0
-                    ist[s, I_FIRST] = INT64_MAX
-                    ist[s, I_LAST] = INT64_MIN
-                    ist[s, I_FIRST_Q] = INT64_MAX
-                    ist[s, I_LAST_Q] = INT64_MIN
-                    for j in range(n_f):
-                        fst[s, j] = 0.0
                     break
                 if tab[h, 0] == key:
                     break
                 h = (h + 1) & tmask
             buf_slot[i] = s
-        _sums(progress[p], end, buf, buf_f, buf_slot, ist, fst, code_bits, qbit,
-              as_of, win_lo, win_hi, win_sum, n_win)
-        progress[p] = end
+        progress[p] = starts[p + 1]
     return False
 
 
 @kernel
-def _sums(lo, hi, buf, buf_f, buf_slot, ist, fst, code_bits, qbit, as_of,
-          win_lo, win_hi, win_sum, n_win):
+def init_slots(lo, hi, istate, fstate):
+    """Starting state of the slots ``lo[p]..hi[p]`` of every partition (customers new in
+    this batch): no event yet.
+
+    Parameters
+    ----------
+    lo, hi : (N_PART,) int64, IN
+    istate : (N_PART, cap, N_ISTATE) int64, OUT for the slots named
+    fstate : (N_PART, cap, 1 + w) float64, OUT for the slots named
+    """
+    for p in range(lo.shape[0]):
+        for s in range(lo[p], hi[p]):
+            istate[p, s, I_COUNT] = 0
+            istate[p, s, I_AMOUNT_N] = 0
+            istate[p, s, I_FIRST] = INT64_MAX
+            istate[p, s, I_LAST] = INT64_MIN
+            istate[p, s, I_FIRST_Q] = INT64_MAX
+            istate[p, s, I_LAST_Q] = INT64_MIN
+            for j in range(fstate.shape[2]):
+                fstate[p, s, j] = 0.0
+
+
+@kernel
+def sum_events(p_lo, p_hi, starts, buf, buf_f, buf_slot, istate, fstate, win_sum):
+    """Add the buffered events of partitions ``p_lo..p_hi`` to their customers' state.
+
+    Parameters
+    ----------
+    p_lo, p_hi : int, the partitions to process
+    starts : (N_PART + 1,) int64, IN
+    buf, buf_f : (m, 4) int64 and float64 views of the partitioned events, IN
+    buf_slot : (m,) int32, IN: from :func:`assign_slots`
+    istate : (N_PART, cap, N_ISTATE) int64, INOUT
+    fstate : (N_PART, cap, 1 + w) float64, INOUT
+    win_sum : (w,) uint8, IN: 1 to sum amounts in window j, 0 to count events
+    """
+    for p in range(p_lo, p_hi):
+        _sums(starts[p], starts[p + 1], buf, buf_f, buf_slot, istate[p], fstate[p], win_sum)
+
+
+@kernel
+def slot_keys(table, out):
+    """The id of every slot: ``out[p, slot] = key`` for each used cell of each table.
+
+    Parameters
+    ----------
+    table : (N_PART, tcap, 2) int64, IN
+    out : (N_PART, cap) int64, OUT for the slots in use
+    """
+    for p in range(table.shape[0]):
+        for h in range(table.shape[1]):
+            s = table[p, h, 1]
+            if s != EMPTY:
+                out[p, s] = table[p, h, 0]
+
+
+@kernel
+def _sums(lo, hi, buf, buf_f, buf_slot, ist, fst, win_sum):
     """Add events ``lo..hi`` (slots known) to one partition's state."""
+    qbit = np.uint64(1) << np.uint64(QUALIFY_BIT)
+    abit = np.uint64(1) << np.uint64(AMOUNT_BIT)
+    n_win = win_sum.shape[0]
     for i in range(lo, hi):
         s = buf_slot[i]
         t = buf[i, B_TS]
-        flags = buf[i, B_FLAGS]
-        bits = code_bits[flags >> 1]
-        a_valid = (flags & 1) == 1
+        bits = np.uint64(buf[i, B_FLAGS])
+        a_valid = (bits & abit) != 0
         a = buf_f[i, B_AMOUNT]
         if t < ist[s, I_FIRST]:
             ist[s, I_FIRST] = t
@@ -236,9 +353,8 @@ def _sums(lo, hi, buf, buf_f, buf_slot, ist, fst, code_bits, qbit, as_of,
             if a_valid:
                 fst[s, F_AMOUNT] += a
                 ist[s, I_AMOUNT_N] += 1
-        age = as_of - t
         for j in range(n_win):
-            if age >= win_lo[j] and age < win_hi[j] and ((bits >> np.uint64(j)) & np.uint64(1)) == 1:
+            if (bits >> np.uint64(j)) & np.uint64(1):
                 fst[s, 1 + j] += a if win_sum[j] else 1.0
 
 
@@ -268,7 +384,7 @@ def grow_tables(table, n_slots, new_table):
 
 @kernel
 def period_pairs(p_lo, p_hi, starts, progress, buf, buf_f, buf_slot,
-                 code_bits, period_us, period_shift_us, pairs, n_pairs, n_periods,
+                 period_us, period_shift_us, pairs, n_pairs, n_periods,
                  first_period, first_amount):
     """Distinct purchase periods per customer, for the BTYD summary.
 
@@ -285,7 +401,6 @@ def period_pairs(p_lo, p_hi, starts, progress, buf, buf_f, buf_slot,
     starts : (N_PART + 1,) int64, IN
     progress : (N_PART,) int64, INOUT: next event to process in each partition
     buf, buf_f, buf_slot : the partitioned events and their local slots, IN
-    code_bits : (d + 1,) uint64, IN: as in :func:`aggregate_parts`
     period_us, period_shift_us : int
     pairs : (N_PART, pcap) int64, INOUT: ``slot << 32 | (period + 2**31)``, -1 for empty
     n_pairs : (N_PART,) int64, INOUT
@@ -304,8 +419,7 @@ def period_pairs(p_lo, p_hi, starts, progress, buf, buf_f, buf_slot,
         end = starts[p + 1]
         i = progress[p]
         while i < end:
-            flags = buf[i, B_FLAGS]
-            if code_bits[flags >> 1] & qbit:
+            if np.uint64(buf[i, B_FLAGS]) & qbit:
                 s = buf_slot[i]
                 period = (buf[i, B_TS] + period_shift_us) // period_us
                 key = (s << 32) | ((period + 2147483648) & 0xFFFFFFFF)
@@ -346,3 +460,44 @@ def grow_pairs(pairs, new_pairs):
                 while new_pairs[p, g] != EMPTY:
                     g = (g + 1) & mask
                 new_pairs[p, g] = key
+
+
+@kernel
+def gather_state(istate, fstate, rows, out_i, out_f):
+    """The state of the given customers, field by field (the columns of the result).
+
+    Parameters
+    ----------
+    istate : (m, N_ISTATE) int64, IN: per-customer integer state, partitions flattened
+    fstate : (m, f) float64, IN
+    rows : (n,) int64, IN: the customers to take, in output order
+    out_i : (N_ISTATE, n) int64, OUT
+    out_f : (f, n) float64, OUT
+    """
+    for r in range(rows.shape[0]):
+        s = rows[r]
+        for k in range(istate.shape[1]):
+            out_i[k, r] = istate[s, k]
+        for k in range(fstate.shape[1]):
+            out_f[k, r] = fstate[s, k]
+
+
+@kernel
+def merge_order(keys, a, b, out):
+    """Merge two index lists, each sorting its part of ``keys``, into one sorted order.
+
+    Parameters
+    ----------
+    keys : (n,) int64, IN (unique values: no ties to order)
+    a, b : (na,) and (nb,) int64, IN: indices into keys, each in increasing key order
+    out : (na + nb,) int64, OUT
+    """
+    i = 0
+    j = 0
+    for r in range(out.shape[0]):
+        if j >= b.shape[0] or (i < a.shape[0] and keys[a[i]] < keys[b[j]]):
+            out[r] = a[i]
+            i += 1
+        else:
+            out[r] = b[j]
+            j += 1

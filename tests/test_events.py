@@ -200,3 +200,36 @@ def test_btyd_and_trend_errors():
         segmint.aggregate(log, windows={"frequency": {"last": "2d"}})
     with pytest.raises(segmint.DataError, match="clash"):
         segmint.aggregate(log, windows={"t": {"agg": "trend", "last": "2d"}, "t_recent": {"last": "2d"}})
+
+
+@pytest.mark.parametrize("late", ["sparse", "below"])
+def test_dense_ids_that_turn_sparse_move_to_hash_mode(late):
+    # dense ids first (slots straight from the id), then ids that do not fit: far above the
+    # span, or below the first id; customers of the first batches come back afterwards
+    rng = np.random.default_rng(5)
+    n = 6000
+    log = random_log(n, 21)
+    ids = rng.integers(100, 700, n)
+    odd = 10**12 + rng.integers(0, 50, 300) if late == "sparse" else rng.integers(1, 99, 300)
+    ids[4000:4300] = odd
+    log = log.set_column(0, "customer_id", pa.array(ids, mask=log.column(0).is_null().to_numpy(zero_copy_only=False)))
+    kw = dict(amount="amount", event_type="event_type", qualifying="purchase", as_of=AS_OF,
+              windows=WINDOWS)
+    expected, dropped = reference(log)
+    for batch_size in (1000, n):
+        result = segmint.aggregate(log, batch_size=batch_size, **kw)
+        got = result.table.to_pylist()
+        assert [r["customer_id"] for r in got] == [r["customer_id"] for r in expected]
+        for g, e in zip(got, expected):
+            for key in e:
+                if isinstance(e[key], float):
+                    assert g[key] == pytest.approx(e[key], rel=1e-12, abs=1e-9), key
+                else:
+                    assert g[key] == e[key], key
+
+
+def test_hash_of_the_mode_switch_matches_the_kernel():
+    from segmint.events.aggregate import _mix_np
+    from segmint.kernels.aggregate import _mix
+    x = np.array([0, 1, -1, 2**62, -(2**63), 12345678901], dtype=np.int64)
+    assert [int(v) for v in _mix_np(x)] == [int(_mix(v)) for v in x]

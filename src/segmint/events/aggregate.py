@@ -21,6 +21,7 @@ from ..rules.compile import time_scale
 
 US_PER_DAY = 86_400_000_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DENSE_MAX = 1 << 31  # ids per dense span at most (slots are int32)
 DEFAULT_BATCH = 1 << 22  # events per batch: more events per customer per batch keep state in cache
 _PERIODS = {"D": (US_PER_DAY, 0), "W": (7 * US_PER_DAY, 3 * US_PER_DAY)}  # weeks start on Monday
 _UNITS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": US_PER_DAY, "w": 7 * US_PER_DAY}
@@ -102,8 +103,8 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
     """
     inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
     spec = _windows(windows)
-    if len(spec) > agg.QUALIFY_BIT:
-        raise DataError(f"at most {agg.QUALIFY_BIT} windows per call (a trend counts two), got {len(spec)}")
+    if len(spec) > agg.MAX_WINDOWS:
+        raise DataError(f"at most {agg.MAX_WINDOWS} windows per call (a trend counts two), got {len(spec)}")
     if any(w.types for w in spec) and event_type is None:
         raise DataError("typed windows need event_type= (the column of event types)")
     scan = _Scan(inp, spec, batch_size)
@@ -212,11 +213,17 @@ class _Scan:
         self.n_events = 0
         self.cap = 0
         self.n_slots = np.zeros(agg.N_PART, dtype=np.int64)
-        self.table_ = np.full((agg.N_PART, 0, 2), -1, dtype=np.int64)
-        self.slot_key = np.zeros((agg.N_PART, 0), dtype=np.int64)
-        self.istate = np.zeros((agg.N_PART, 0, agg.N_ISTATE), dtype=np.int64)
+        self.table_ = np.full((agg.N_PART, 16, 2), -1, dtype=np.int64)
+        self.istate = np.zeros((agg.N_PART, 0, agg.N_ISTATE), dtype=np.int64)  # grown per batch
         self.fstate = np.zeros((agg.N_PART, 0, 1 + len(spec)))
         self.id_dictionary = None
+        # Dense mode while ids look like dictionary codes or database keys (base, base + 1, ...
+        # with few gaps): slots come straight from the id, no hash table. Ids that turn out
+        # sparse move the state to hash mode once. BTYD's pair sets stay in hash mode.
+        self.dense = period is None
+        self.base = 0 if inp.string_ids else None
+        self.id_span = 0
+        self.valid_ids = 0
         self.win_lo = np.asarray([w.start for w in spec], dtype=np.int64)
         self.win_hi = np.asarray([w.end for w in spec], dtype=np.int64)
         self.win_sum = np.asarray([w.agg == "sum" for w in spec], dtype=np.uint8)
@@ -226,24 +233,27 @@ class _Scan:
             self.n_periods = np.zeros((agg.N_PART, 0), dtype=np.int64)
             self.first_period = np.zeros((agg.N_PART, 0), dtype=np.int64)
             self.first_amount = np.zeros((agg.N_PART, 0))
-        self._grow(16)
         self._run(int(batch_size))
 
     def report_counts(self):
         r = self.report.sum(axis=0)
         return int(r[0]), int(r[1]), int(r[2])
 
-    def _grow(self, cap):
-        """Room for ``cap`` customers per partition (tables stay at most half full)."""
+    def _grow_tables(self):
+        """Double every partition's hash table."""
+        P, tcap = self.table_.shape[:2]
+        table = _pool_array((P, 2 * tcap, 2), np.int64, fill=-1)
+        agg.grow_tables(self.table_, self.n_slots, table)
+        self.table_ = table
+
+    def _grow(self, need):
+        """Room for ``need`` customers per partition, with a quarter more for later batches.
+        Returns the capacity before."""
         old = self.cap
-        if cap <= old:
-            return
+        if need <= old:
+            return old
+        cap = max(need + need // 4, 16)
         P = agg.N_PART
-        tcap = 1 << (2 * cap - 1).bit_length()
-        if tcap != self.table_.shape[1]:
-            table = _pool_array((P, tcap, 2), np.int64, fill=-1)
-            agg.grow_tables(self.table_, self.n_slots, table)
-            self.table_ = table
 
         def widen(a, fill=None):
             b = _pool_array((P, cap) + a.shape[2:], a.dtype)
@@ -252,14 +262,62 @@ class _Scan:
                 b[:, old:] = fill
             return b
 
-        self.slot_key = widen(self.slot_key)
-        self.istate = widen(self.istate)   # new slots are initialised by the kernel
+        self.istate = widen(self.istate)   # new slots are initialised by init_slots
         self.fstate = widen(self.fstate)
         if self.period is not None:
             self.n_periods = widen(self.n_periods, 0)
             self.first_period = widen(self.first_period, agg.INT64_MAX)
             self.first_amount = widen(self.first_amount, 0.0)
         self.cap = cap
+        return old
+
+    def _choose_mode(self, ids):
+        """Stay dense while this batch's ids fit (see ``__init__``); else move to hash mode."""
+        if not self.dense:
+            return
+        rng = np.zeros(3, dtype=np.int64)
+        agg.id_range(ids.values.astype(np.int64, copy=False), _bits(ids), ids.validity_offset, rng)
+        lo, hi, n = (int(v) for v in rng)
+        if n == 0:
+            return
+        self.valid_ids += n
+        if self.base is None:
+            self.base = lo
+        span = max(self.id_span, hi - self.base + 1)
+        # dense slots cost memory per id in the span: allow about one per event seen
+        if lo < self.base or span > max(1 << 16, self.valid_ids) or span > _DENSE_MAX:
+            self._to_hash()
+            return
+        self.id_span = span
+        old = self._grow(-(-span // agg.N_PART))
+        if self.cap > old:
+            lo_slots = np.full(agg.N_PART, old, dtype=np.int64)
+            hi_slots = np.full(agg.N_PART, self.cap, dtype=np.int64)
+            agg.init_slots(lo_slots, hi_slots, self.istate, self.fstate)
+            self.n_slots[:] = self.cap
+
+    def _dense_rows(self):
+        """Dense mode: ``(keys, flat rows)`` of the customers seen, in id order."""
+        keys = np.arange(agg.N_PART * self.cap, dtype=np.int64)
+        rows = (keys & (agg.N_PART - 1)) * self.cap + (keys >> agg.P_BITS)
+        seen = self.istate.reshape(-1, agg.N_ISTATE)[rows, agg.I_FIRST] != agg.INT64_MAX
+        return keys[seen], rows[seen]
+
+    def _to_hash(self):
+        self.dense = False
+        keys, rows = self._dense_rows() if self.cap else (np.zeros(0, np.int64),) * 2
+        ids = keys + (self.base or 0)
+        part = (_mix_np(ids) >> np.uint64(64 - agg.P_BITS)).astype(np.int64)
+        need = int(np.bincount(part, minlength=agg.N_PART).max()) if ids.size else 0
+        cap = max(16, need + need // 4)
+        tcap = 1 << max(4, (2 * cap - 1).bit_length())
+        table = _pool_array((agg.N_PART, tcap, 2), np.int64, fill=-1)
+        istate = _pool_array((agg.N_PART, cap, agg.N_ISTATE), np.int64)
+        fstate = _pool_array((agg.N_PART, cap, self.fstate.shape[2]), np.float64)
+        self.n_slots[:] = 0
+        agg.dense_to_hash(keys, rows, self.base or 0, self.istate.reshape(-1, agg.N_ISTATE),
+                          self.fstate.reshape(-1, self.fstate.shape[2]), table, self.n_slots, istate, fstate)
+        self.table_, self.istate, self.fstate, self.cap = table, istate, fstate, cap
 
     def _run(self, batch_size):
         inp = self.inp
@@ -278,6 +336,8 @@ class _Scan:
             ids = batch[inp.customer]
             if inp.string_ids:
                 self.id_dictionary = ids.dictionary
+            self._choose_mode(ids)
+            dense, base = self.dense, (self.base or 0)
             id_values = ids.values.astype(np.int64, copy=False)
             ts_view = batch[inp.timestamp]
             ts = _microseconds(ts_view.values, inp.scale)
@@ -294,8 +354,8 @@ class _Scan:
             def count(c):
                 lo, hi = chunks[c]
                 agg.partition_count(id_values, _bits(ids), ids.validity_offset, ts, _bits(ts_view),
-                                    ts_view.validity_offset, inp.as_of_us, lo, hi, part, counts[c],
-                                    self.report[c])
+                                    ts_view.validity_offset, inp.as_of_us, lo, hi, dense, base, part,
+                                    counts[c], self.report[c])
 
             run_chunks(count, range(len(chunks)))
             starts = np.zeros(agg.N_PART + 1, dtype=np.int64)
@@ -305,29 +365,35 @@ class _Scan:
             def scatter(c):
                 lo, hi = chunks[c]
                 agg.partition_scatter(id_values, ts, amounts, a_bits, a_off, types, t_bits, t_off,
-                                      lo, hi, part, pos[c], buf, buf_f)
+                                      code_bits, inp.as_of_us, self.win_lo, self.win_hi, lo, hi, part,
+                                      pos[c], buf, buf_f, dense, base, b_slot)
 
             run_chunks(scatter, range(len(chunks)))
             parts = _part_ranges(starts, n_threads)
-            progress = starts[:-1].copy()
+            if not dense:
+                progress = starts[:-1].copy()
+                before = self.n_slots.copy()
 
-            def aggregate_parts(r):
-                return agg.aggregate_parts(r[0], r[1], starts, progress, buf, buf_f, b_slot, self.table_,
-                                           self.n_slots, self.slot_key, self.istate, self.fstate, code_bits, inp.as_of_us, self.win_lo, self.win_hi,
-                                           self.win_sum)
+                def assign(r):
+                    return agg.assign_slots(r[0], r[1], starts, progress, buf, b_slot, self.table_, self.n_slots)
 
-            while any(run_chunks(aggregate_parts, parts)):
-                self._grow(self.cap + max(16, self.cap // 2))
+                while any(run_chunks(assign, parts)):
+                    self._grow_tables()
+                # the state grows once per batch, to the slots now known to be needed
+                self._grow(int(self.n_slots.max()))
+                agg.init_slots(before, self.n_slots, self.istate, self.fstate)
+            run_chunks(lambda r: agg.sum_events(r[0], r[1], starts, buf, buf_f, b_slot, self.istate,
+                                                self.fstate, self.win_sum), parts)
             if self.period is not None:
-                self._periods(parts, starts, buf, buf_f, b_slot, code_bits)
+                self._periods(parts, starts, buf, buf_f, b_slot)
 
-    def _periods(self, parts, starts, buf, buf_f, b_slot, code_bits):
+    def _periods(self, parts, starts, buf, buf_f, b_slot):
         period_us, shift_us = self.period
         progress = starts[:-1].copy()
 
         def pairs(r):
             return agg.period_pairs(r[0], r[1], starts, progress, buf, buf_f, b_slot,
-                                    code_bits, period_us, shift_us, self.pairs, self.n_pairs,
+                                    period_us, shift_us, self.pairs, self.n_pairs,
                                     self.n_periods, self.first_period, self.first_amount)
 
         while any(run_chunks(pairs, parts)):
@@ -337,40 +403,56 @@ class _Scan:
 
     def table(self, columns):
         """The result table: one row per customer seen, sorted by id; ``columns`` builds it."""
-        rows = np.flatnonzero((np.arange(self.cap) < self.n_slots[:, None]).ravel())
-        keys = self.slot_key.ravel()[rows]
+        if self.dense:
+            keys, rows = self._dense_rows()
+            keys += self.base or 0
+            if not self.inp.string_ids:  # already in id order
+                return columns(self, rows, pa.array(keys).cast(self.inp.id_type))
+        else:
+            slot_key = _pool_array((agg.N_PART, self.cap), np.int64)
+            agg.slot_keys(self.table_, slot_key)
+            rows = np.flatnonzero((np.arange(self.cap) < self.n_slots[:, None]).ravel())
+            keys = slot_key.ravel()[rows]
         if self.inp.string_ids:
             strings = self.id_dictionary if self.id_dictionary is not None else pa.array([], pa.string())
             rank = np.empty(len(strings), dtype=np.int64)
             rank[np.asarray(pa.compute.sort_indices(strings))] = np.arange(len(strings))
-            order = np.argsort(rank[keys])
+            order = _argsort(rank[keys])
             ids = strings.take(pa.array(keys[order]))
             if pa.types.is_dictionary(ids.type):
                 ids = ids.dictionary_decode()
             ids = ids.cast(pa.string())
         else:
-            order = np.argsort(keys)  # ids are unique: no tie to order
+            order = _argsort(keys)
             ids = pa.array(keys[order]).cast(self.inp.id_type)
         return columns(self, rows[order], ids)
 
-    def column(self, state, k, rows):
-        """Field ``k`` of ``state`` (istate or fstate) for the given flat rows, contiguous."""
-        return state.reshape(-1, state.shape[2])[:, k][rows]
+    def fields(self, rows):
+        """Every state field of the given flat rows: ``(istate fields, fstate fields)``, each a
+        2-D array whose rows are contiguous result columns (from Arrow's pool: no page faults)."""
+        ist = self.istate.reshape(-1, self.istate.shape[2])
+        fst = self.fstate.reshape(-1, self.fstate.shape[2])
+        out_i = _pool_array((ist.shape[1], rows.size), np.int64)
+        out_f = _pool_array((fst.shape[1], rows.size), np.float64)
+        parts = chunk_bounds(rows.size, max(1, -(-rows.size // get_num_threads())))
+        run_chunks(lambda r: agg.gather_state(ist, fst, rows[r[0]:r[1]], out_i[:, r[0]:r[1]],
+                                              out_f[:, r[0]:r[1]]), parts)
+        return out_i, out_f
 
     def flat(self, array, rows):
         return array.reshape(-1)[rows]
 
 
 def _columns_aggregate(scan, rows, ids):
-    ist = lambda k: scan.column(scan.istate, k, rows)  # noqa: E731
-    count, amount_n = ist(agg.I_COUNT), ist(agg.I_AMOUNT_N)
-    first_q, last_q = ist(agg.I_FIRST_Q), ist(agg.I_LAST_Q)
+    ist, fst = scan.fields(rows)
+    count, amount_n = ist[agg.I_COUNT], ist[agg.I_AMOUNT_N]
+    first_q, last_q = ist[agg.I_FIRST_Q], ist[agg.I_LAST_Q]
     has_q = count > 0
-    total = scan.column(scan.fstate, agg.F_AMOUNT, rows)
+    total = fst[agg.F_AMOUNT]
     day0 = scan.inp.as_of_us // US_PER_DAY * US_PER_DAY
     repeat = count > 1
     gap = np.divide((last_q - first_q) / US_PER_DAY, count - 1, out=np.zeros(count.size), where=repeat)
-    first = ist(agg.I_FIRST)
+    first = ist[agg.I_FIRST]
     columns = {
         scan.inp.customer: ids,
         "frequency": pa.array(count),
@@ -381,11 +463,11 @@ def _columns_aggregate(scan, rows, ids):
         "tenure_days": pa.array(_whole_days(day0, first)),
         "mean_gap_days": pa.array(gap, mask=~repeat),
         "first_event": pa.array(first, pa.timestamp("us", tz="UTC")),
-        "last_event": pa.array(ist(agg.I_LAST), pa.timestamp("us", tz="UTC")),
+        "last_event": pa.array(ist[agg.I_LAST], pa.timestamp("us", tz="UTC")),
     }
     previous = None
     for j, w in enumerate(scan.spec):
-        values = scan.column(scan.fstate, 1 + j, rows)
+        values = fst[1 + j]
         columns[w.name] = pa.array(values.astype(np.int64)) if w.agg == "count" else pa.array(values)
         if w.trend_of is not None:  # the second of a trend's two windows: add the ratio
             columns[w.trend_of] = pa.array(np.divide(previous, values, out=np.zeros(values.size),
@@ -395,15 +477,15 @@ def _columns_aggregate(scan, rows, ids):
 
 
 def _columns_btyd(scan, rows, ids):
-    count = scan.column(scan.istate, agg.I_COUNT, rows)
-    keep = count > 0
+    ist, fst = scan.fields(rows)
+    keep = ist[agg.I_COUNT] > 0
     rows = rows[keep]
     n_periods = scan.flat(scan.n_periods, rows)
     first = scan.flat(scan.first_period, rows)
-    total = scan.column(scan.fstate, agg.F_AMOUNT, rows)
+    total = fst[agg.F_AMOUNT][keep]
     first_amount = scan.flat(scan.first_amount, rows)
     period_us, shift_us = scan.period
-    last = (scan.column(scan.istate, agg.I_LAST_Q, rows) + shift_us) // period_us
+    last = (ist[agg.I_LAST_Q][keep] + shift_us) // period_us
     now = (scan.inp.as_of_us + shift_us) // period_us
     repeat = n_periods - 1
     value = np.divide(total - first_amount, repeat, out=np.zeros(rows.size), where=repeat > 0)
@@ -414,6 +496,26 @@ def _columns_btyd(scan, rows, ids):
         "T": pa.array((now - first).astype(np.float64)),
         "monetary_value": pa.array(value),
     })
+
+
+def _mix_np(x):
+    """The kernels' splitmix64 finaliser, vectorised (uint64 arithmetic wraps as in C)."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _argsort(keys):
+    """``np.argsort`` of unique keys, the halves sorted on two threads and merged."""
+    n = keys.size
+    if get_num_threads() < 2 or n < 65_536:
+        return np.argsort(keys)
+    half = n // 2
+    a, b = run_chunks(lambda r: r[0] + np.argsort(keys[r[0]:r[1]]), [(0, half), (half, n)])
+    out = np.empty(n, dtype=np.int64)
+    agg.merge_order(keys, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False), out)
+    return out
 
 
 def _part_ranges(starts, n_threads):
