@@ -29,7 +29,7 @@ EMPTY = np.int64(-1)
 I_COUNT, I_AMOUNT_N, I_FIRST, I_LAST, I_FIRST_Q, I_LAST_Q = range(6)
 N_ISTATE = 6
 F_AMOUNT = 0
-B_ID, B_TS, B_AMOUNT, B_FLAGS = range(4)
+B_TS, B_AMOUNT, B_FLAGS, B_ID = range(4)  # buffer columns; B_ID in hash mode only
 QUALIFY_BIT = 63  # in an event's bits: it qualifies (windows use bits 0..61)
 AMOUNT_BIT = 62   # in an event's bits: its amount is not null
 MAX_WINDOWS = 62
@@ -112,8 +112,8 @@ def dense_to_hash(keys, rows, base, istate, fstate, table, n_slots, new_istate, 
 
 
 @kernel
-def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_of, lo, hi,
-                    dense, base, part, counts, report):
+def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, ts_mul, ts_div,
+                    as_of, lo, hi, dense, base, part, counts, report):
     """Partition of each event of rows ``lo..hi``, or -1 for an event left out.
 
     Hash mode: the top bits of a hash of the id. Dense mode (ids ``base, base + 1, ...`` with
@@ -124,8 +124,9 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_
     ----------
     ids : (n,) int64, IN: customer ids (or dictionary codes of string ids)
     id_bits, id_bit_offset : validity bitmap of ids (uint8, empty: no nulls) and its bit offset
-    ts : (n,) int64, IN: event time in microseconds
+    ts : (n,) int64, IN: event time in its column's unit
     ts_bits, ts_bit_offset : validity of ts
+    ts_mul, ts_div : int, microseconds are ``ts * ts_mul // ts_div``
     as_of : int, microseconds; later events are left out
     lo, hi : int, the rows to look at
     dense : bool, base : int, the mode (see above)
@@ -145,7 +146,7 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_
             part[i] = -1
             report[1] += 1
             continue
-        if ts[i] > as_of:
+        if ts[i] * ts_mul // ts_div > as_of:
             part[i] = -1
             report[2] += 1
             continue
@@ -158,14 +159,16 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, as_
 
 
 @kernel
-def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, type_bits,
-                      type_bit_offset, code_bits, as_of, win_lo, win_hi, lo, hi, part, pos, buf,
+def partition_scatter(ids, ts, ts_mul, ts_div, amount, amount_bits, amount_bit_offset, types,
+                      type_bits, type_bit_offset, code_bits, as_of, win_lo, win_hi, lo, hi, part, pos, buf,
                       buf_f, dense, base, buf_slot):
     """Copy the kept events of rows ``lo..hi`` to their partition's place in the buffers.
 
     Parameters
     ----------
-    ids, ts : (n,) int64, IN
+    ids : (n,) int64, IN
+    ts : (n,) int64, IN: event time; microseconds are ``ts * ts_mul // ts_div``
+    ts_mul, ts_div : int
     amount : (n,) float64, IN; empty when there is no amount column
     amount_bits, amount_bit_offset : validity of amount
     types : (n,) int32, IN: event type codes; empty when there is no type column
@@ -178,11 +181,12 @@ def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, ty
     lo, hi : int
     part : (n,) int16, IN: from :func:`partition_count`
     pos : (N_PART,) int64, INOUT: next free position of each partition in the buffer
-    buf : (m, 4) int64, OUT: per event ``B_ID`` the id, ``B_TS`` the time, ``B_FLAGS`` the
+    buf : (m, 3 or 4) int64, OUT: per event ``B_TS`` the time, ``B_ID`` the id (hash mode:
+        4 columns; dense mode needs no id, 3 columns, less memory traffic), ``B_FLAGS`` the
         event's bits: bit j when window j counts it, ``QUALIFY_BIT`` when it qualifies,
         ``AMOUNT_BIT`` when its amount is not null (worked out here, where the loop waits on
         memory anyway); one row per event so each partition is one stream of writes
-    buf_f : (m, 4) float64, OUT: the same memory as ``buf``; ``B_AMOUNT`` holds the amount
+    buf_f : float64 view of the same memory as ``buf``; ``B_AMOUNT`` holds the amount
         (0 where it is null)
     dense : bool, base : int
         Dense mode (see :func:`partition_count`): the local slot is known from the id
@@ -200,10 +204,12 @@ def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, ty
             continue
         j = pos[p]
         pos[p] = j + 1
-        buf[j, B_ID] = ids[i]
-        buf[j, B_TS] = ts[i]
+        t = ts[i] * ts_mul // ts_div
+        buf[j, B_TS] = t
         if dense:
             buf_slot[j] = (ids[i] - base) >> P_BITS
+        else:
+            buf[j, B_ID] = ids[i]
         a_valid = 0
         a = 0.0
         if has_amount and (not has_amount_bits or _valid(amount_bits, amount_bit_offset, i)):
@@ -214,7 +220,7 @@ def partition_scatter(ids, ts, amount, amount_bits, amount_bit_offset, types, ty
         if has_types and (not has_type_bits or _valid(type_bits, type_bit_offset, i)):
             code = types[i]
         bits = code_bits[code + 1]
-        age = as_of - ts[i]
+        age = as_of - t
         in_windows = np.uint64(0)
         for w in range(win_lo.shape[0]):
             if age >= win_lo[w] and age < win_hi[w]:
@@ -236,7 +242,7 @@ def assign_slots(p_lo, p_hi, starts, progress, buf, buf_slot, table, n_slots):
     p_lo, p_hi : int, the partitions to process
     starts : (N_PART + 1,) int64, IN: partition p's events are ``starts[p]..starts[p + 1]``
     progress : (N_PART,) int64, INOUT: next event to process in each partition
-    buf : (m, 4) int64, IN: the partitioned events (see :func:`partition_scatter`)
+    buf : (m, 4) int64, IN: the partitioned events of hash mode (see :func:`partition_scatter`)
     buf_slot : (m,) int32, OUT: local slot of each event
     table : (N_PART, tcap, 2) int64, INOUT: per partition ``(key, slot)`` cells, slot -1 empty
     n_slots : (N_PART,) int64, INOUT: slots used in each partition
@@ -302,7 +308,7 @@ def sum_events(p_lo, p_hi, starts, buf, buf_f, buf_slot, istate, fstate, win_sum
     ----------
     p_lo, p_hi : int, the partitions to process
     starts : (N_PART + 1,) int64, IN
-    buf, buf_f : (m, 4) int64 and float64 views of the partitioned events, IN
+    buf, buf_f : (m, 3 or 4) int64 and float64 views of the partitioned events, IN
     buf_slot : (m,) int32, IN: from :func:`assign_slots`
     istate : (N_PART, cap, N_ISTATE) int64, INOUT
     fstate : (N_PART, cap, 1 + w) float64, INOUT

@@ -224,6 +224,7 @@ class _Scan:
         self.base = 0 if inp.string_ids else None
         self.id_span = 0
         self.valid_ids = 0
+        self.planned = False
         self.win_lo = np.asarray([w.start for w in spec], dtype=np.int64)
         self.win_hi = np.asarray([w.end for w in spec], dtype=np.int64)
         self.win_sum = np.asarray([w.agg == "sum" for w in spec], dtype=np.uint8)
@@ -246,13 +247,13 @@ class _Scan:
         agg.grow_tables(self.table_, self.n_slots, table)
         self.table_ = table
 
-    def _grow(self, need):
-        """Room for ``need`` customers per partition, with a quarter more for later batches.
-        Returns the capacity before."""
+    def _grow(self, need, slack=True):
+        """Room for ``need`` customers per partition, with a quarter more for later batches
+        unless ``slack`` is False. Returns the capacity before."""
         old = self.cap
         if need <= old:
             return old
-        cap = max(need + need // 4, 16)
+        cap = max(need + need // 4 if slack else need, 16)
         P = agg.N_PART
 
         def widen(a, fill=None):
@@ -271,13 +272,33 @@ class _Scan:
         self.cap = cap
         return old
 
+    def _plan_dense(self, batch_size):
+        """Where ids can be read for free (memory, memory-mapped files), find their range
+        first, so dense-mode state is allocated once instead of growing batch by batch."""
+        src, inp = self.inp.src, self.inp
+        if not self.dense or inp.string_ids or src.kind not in ("table", "ipc") or not src.zero_copy:
+            return
+        lo, hi, n = agg.INT64_MAX, agg.INT64_MIN, 0
+        rng = np.zeros(3, dtype=np.int64)
+        for batch in src.batches(columns=[inp.customer], batch_size=batch_size):
+            ids = batch[inp.customer]
+            agg.id_range(ids.values.astype(np.int64, copy=False), _bits(ids), ids.validity_offset, rng)
+            if rng[2]:
+                lo, hi, n = min(lo, int(rng[0])), max(hi, int(rng[1])), n + int(rng[2])
+        if n:
+            self._dense_fits(lo, hi, n, slack=False)
+        self.planned = True
+
     def _choose_mode(self, ids):
         """Stay dense while this batch's ids fit (see ``__init__``); else move to hash mode."""
-        if not self.dense:
+        if not self.dense or self.planned:
             return
         rng = np.zeros(3, dtype=np.int64)
         agg.id_range(ids.values.astype(np.int64, copy=False), _bits(ids), ids.validity_offset, rng)
-        lo, hi, n = (int(v) for v in rng)
+        self._dense_fits(*(int(v) for v in rng))
+
+    def _dense_fits(self, lo, hi, n, slack=True):
+        """Ids ``lo..hi`` (``n`` of them, non-null) arrive: grow the dense span, or leave dense mode."""
         if n == 0:
             return
         self.valid_ids += n
@@ -289,7 +310,7 @@ class _Scan:
             self._to_hash()
             return
         self.id_span = span
-        old = self._grow(-(-span // agg.N_PART))
+        old = self._grow(-(-span // agg.N_PART), slack)
         if self.cap > old:
             lo_slots = np.full(agg.N_PART, old, dtype=np.int64)
             hi_slots = np.full(agg.N_PART, self.cap, dtype=np.int64)
@@ -323,24 +344,28 @@ class _Scan:
         inp = self.inp
         read = [inp.customer, inp.timestamp] + [c for c in (inp.amount, inp.event_type) if c is not None]
         n_threads = self.report.shape[0]
+        self._plan_dense(batch_size)
         buffers = None
+        # to microseconds in the kernels (a multiply there is free; an array here is not)
+        ts_mul, ts_div = (int(round(inp.scale)), 1) if inp.scale >= 1 else (1, int(round(1 / inp.scale)))
         for batch in inp.src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size):
             n = batch.num_rows
             self.n_events += n
             if n == 0:
                 continue
-            if buffers is None or buffers[0].shape[0] < n:
-                # Arrow's pool recycles freed memory; fresh numpy pages are slow to fault in.
-                rows = _pool_array((n, 4), np.int64)
-                buffers = (_pool_empty(n, np.int16), rows, rows.view(np.float64), _pool_empty(n, np.int32))
             ids = batch[inp.customer]
             if inp.string_ids:
                 self.id_dictionary = ids.dictionary
             self._choose_mode(ids)
             dense, base = self.dense, (self.base or 0)
+            width = 3 if dense else 4
+            if buffers is None or buffers[0].shape[0] < n or buffers[1].shape[1] != width:
+                # Arrow's pool recycles freed memory; fresh numpy pages are slow to fault in.
+                rows = _pool_array((n, width), np.int64)
+                buffers = (_pool_empty(n, np.int16), rows, rows.view(np.float64), _pool_empty(n, np.int32))
             id_values = ids.values.astype(np.int64, copy=False)
             ts_view = batch[inp.timestamp]
-            ts = _microseconds(ts_view.values, inp.scale)
+            ts = ts_view.values.view(np.int64)
             if inp.amount is not None:
                 a_view = batch[inp.amount]
                 amounts, a_bits, a_off = a_view.values.astype(np.float64, copy=False), _bits(a_view), a_view.validity_offset
@@ -354,7 +379,7 @@ class _Scan:
             def count(c):
                 lo, hi = chunks[c]
                 agg.partition_count(id_values, _bits(ids), ids.validity_offset, ts, _bits(ts_view),
-                                    ts_view.validity_offset, inp.as_of_us, lo, hi, dense, base, part,
+                                    ts_view.validity_offset, ts_mul, ts_div, inp.as_of_us, lo, hi, dense, base, part,
                                     counts[c], self.report[c])
 
             run_chunks(count, range(len(chunks)))
@@ -364,7 +389,7 @@ class _Scan:
 
             def scatter(c):
                 lo, hi = chunks[c]
-                agg.partition_scatter(id_values, ts, amounts, a_bits, a_off, types, t_bits, t_off,
+                agg.partition_scatter(id_values, ts, ts_mul, ts_div, amounts, a_bits, a_off, types, t_bits, t_off,
                                       code_bits, inp.as_of_us, self.win_lo, self.win_hi, lo, hi, part,
                                       pos[c], buf, buf_f, dense, base, b_slot)
 
@@ -528,14 +553,6 @@ def _part_ranges(starts, n_threads):
         cuts.append(int(np.searchsorted(starts, total * t // n_threads)))
     cuts.append(agg.N_PART)
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a] or [(0, agg.N_PART)]
-
-
-def _microseconds(values, scale):
-    if scale == 1.0:
-        return values.astype(np.int64, copy=False)
-    if scale >= 1:
-        return values.astype(np.int64) * np.int64(round(scale))
-    return values.astype(np.int64) // np.int64(round(1 / scale))
 
 
 def _pool_empty(n, dtype):

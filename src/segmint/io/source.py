@@ -404,7 +404,9 @@ class ParquetSource(Source):
         strings = [n for n in names if _is_string_like(self._schema.field(n).type)]
         try:
             for f in self.files:
-                pf = pq.ParquetFile(str(f), read_dictionary=strings)
+                # pre_buffer off: with it, pyarrow keeps read-ahead buffers that grow the resident
+                # memory with the rows read (a streaming pass must stay bounded)
+                pf = pq.ParquetFile(str(f), read_dictionary=strings, pre_buffer=False)
                 if not names:
                     for rg in range(pf.num_row_groups):
                         yield _empty_batch(pf.metadata.row_group(rg).num_rows)
