@@ -218,3 +218,22 @@ def test_repr_and_info():
     assert "5 rows x 11 columns" in repr(src)
     batch = next(src.batches())
     assert "rows 0..4" in repr(batch)
+
+
+def test_dictionary_unifier_keeps_codes_stable_and_unique():
+    # the unifier's slow twin: a Python dict from string to first-seen code
+    from segmint.io.columns import DictionaryUnifier
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        unifier, seen = DictionaryUnifier(), {}
+        for _ in range(4):
+            values = [f"s{v}" for v in rng.integers(0, 30, rng.integers(0, 20))]
+            arr = pa.array(values, pa.string()).dictionary_encode()
+            if rng.random() < 0.3 and len(arr.dictionary) > 1:  # a dictionary repeating a string
+                arr = pa.DictionaryArray.from_arrays(arr.indices, pa.concat_arrays([arr.dictionary, arr.dictionary[:1]]))
+            indices, dictionary = unifier.unify(arr)
+            strings = dictionary.to_pylist()
+            assert len(strings) == len(set(strings))
+            assert [strings[i] for i in indices.to_pylist()] == values
+            for v in values:
+                assert seen.setdefault(v, strings.index(v)) == strings.index(v)

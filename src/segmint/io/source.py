@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import (CorruptFileError, DataError, DuplicateColumnError, SourceConsumedError,
@@ -506,9 +507,13 @@ class TableSource(Source):
             return column
         encoded = self._encoded.get(name)
         if encoded is None:
-            # one encoding of the whole column: every chunk shares one dictionary
-            encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) \
-                else column.unify_dictionaries()
+            # one encoding of the whole column: every chunk shares one dictionary (chunks are
+            # encoded on the thread pool, then their dictionaries unified, all in Arrow)
+            if not pa.types.is_dictionary(column.type):
+                from .._parallel import run_chunks
+                column = pa.chunked_array(run_chunks(pc.dictionary_encode, column.chunks),
+                                          type=pa.dictionary(pa.int32(), column.type))
+            encoded = column.unify_dictionaries()
             self._encoded[name] = encoded
         return encoded
 
