@@ -38,7 +38,8 @@ class Segmenter(ParamsMixin):
         The feature spec (a list is passed to :class:`FeatureSpec`). Needed with a clusterer.
     clusterer : KMeans or MiniBatchKMeans, optional
         An unfitted segmint estimator; ``fit`` fits it on the transformed features of the
-        customers in scope.
+        customers in scope. As in scikit-learn's Pipeline, the objects passed (this and a
+        FeatureSpec) are fitted in place: give each Segmenter its own.
     rules : RuleSet, dict or list, optional
         A waterfall rule set evaluated before clustering (a dict or list is passed to
         :class:`~segmint.RuleSet`).
@@ -298,7 +299,8 @@ class Segmenter(ParamsMixin):
         batch_size : int
             Rows per batch; memory holds a few batches whatever the input size.
         progress : callable, optional
-            Called with the number of rows done after each batch.
+            Called after each batch with that batch's number of rows (a tqdm bar's
+            ``update`` fits).
 
         Returns
         -------
