@@ -450,7 +450,7 @@ def _run_demo(args, folder):
     table = src.read(["customer_id", "recency_days", "frequency", "monetary"])
     scored = timed("rfm scores", lambda: RFMScorer().fit_transform(table))
     counts = timed("rfm rules", lambda: rfm_segments().counts(scored))
-    print(f"\nRFM: scores 1..5 by quantiles, then the named RFM segments (a built-in rule set):")
+    print("\nRFM: scores 1..5 by quantiles, then the named RFM segments (a built-in rule set):")
     for name, matched, share in zip(*(counts.column(c).to_pylist() for c in ("segment", "matched", "share"))):
         if matched:
             print(f"  {name:<22} {matched:>10,} {share:6.1%}")
