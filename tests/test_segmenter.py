@@ -654,7 +654,7 @@ def test_not_a_zip_and_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize("shape_case", ["more-features", "more-clusters", "fewer-clusters", "1-d", "ints",
-                                        "nan", "empty"])
+                                        "nan", "empty", "other-float"])
 def test_wrong_centers_are_refused(saved, tmp_path, shape_case):
     _, doc, centers = saved
     k, d = centers.shape
@@ -664,7 +664,8 @@ def test_wrong_centers_are_refused(saved, tmp_path, shape_case):
            "1-d": centers.ravel(),
            "ints": centers.astype(np.int64),
            "nan": np.where(np.arange(d) == 1, np.nan, centers).astype(centers.dtype),
-           "empty": np.zeros((0, d), centers.dtype)}[shape_case]
+           "empty": np.zeros((0, d), centers.dtype),
+           "other-float": centers.astype(np.float64 if centers.dtype == np.float32 else np.float32)}[shape_case]
     path = write_zip(tmp_path / "bad.seg", {MANIFEST: doc, "centers.npy": bad})
     with pytest.raises(ModelFormatError, match="centers|segment_names"):
         segmint.load(path)

@@ -170,6 +170,9 @@ def _build(Segmenter, doc, arrays, path):
         spec_, rules_, clusterer_, within = model._validate()
     except (ValueError, TypeError, DataError) as exc:  # DataError: e.g. an unknown cluster_within
         raise ModelFormatError(f"{path}: {exc}") from None
+    if clusterer is not None:  # fitted on a matrix of the model's dtype: anything else was edited
+        need(clusterer.cluster_centers_.dtype == np.dtype(model.dtype),
+             f"centers are {clusterer.cluster_centers_.dtype} but the model's dtype is {np.dtype(model.dtype)}")
     model.feature_spec_, model.rules_, model.clusterer_, model.within_ = spec, rules_, clusterer, within
     n_rows_fit = doc.get("n_rows_fit", 0)
     need(isinstance(n_rows_fit, int) and not isinstance(n_rows_fit, bool) and n_rows_fit >= 0,

@@ -317,7 +317,8 @@ class Segmenter(ParamsMixin):
             # the schema goes with each call, not through self: two threads scoring sources with
             # different id column types would otherwise build batches against the other's schema
             # (pyarrow does not check, so that read int64 buffers as strings and crashed)
-            score_batch = functools.partial(self._score_batch, schema=schema)
+            # names too: a rename() from another thread mid-score must not mix names in one result
+            score_batch = functools.partial(self._score_batch, schema=schema, names=self._labels_array())
             for result in ordered_map(score_batch, self._score_items(src, as_of, batch_size)):
                 if writer is not None:
                     writer.write(result)
@@ -372,7 +373,7 @@ class Segmenter(ParamsMixin):
                 batch[name]
             yield batch, assign
 
-    def _score_batch(self, item, schema):
+    def _score_batch(self, item, schema, names=None):
         batch, assign = item
         n = batch.num_rows
         k = self.n_clusters_
@@ -402,7 +403,9 @@ class Segmenter(ParamsMixin):
         if self.id_column is not None:
             arrays.append(batch.record_batch.column(self.id_column))
         arrays.append(pa.array(seg))
-        arrays.append(pa.DictionaryArray.from_arrays(pa.array(seg), self._labels_array(), safe=False))
+        if names is None:
+            names = self._labels_array()
+        arrays.append(pa.DictionaryArray.from_arrays(pa.array(seg), names, safe=False))
         arrays.append(pa.array(dist, mask=~clustered))
         if assign is not None:
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign.astype(np.int16)),
