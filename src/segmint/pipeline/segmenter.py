@@ -189,10 +189,11 @@ class Segmenter(ParamsMixin):
         if self.fit_rows is not None and n_total is not None and n_total > int(self.fit_rows):
             keep_p = int(self.fit_rows) / n_total
         rng = np.random.default_rng(self.random_state)
+        to_segment = self._rule_to_segment(0) if self.rules_ is not None else None
         pieces = []
-        for batch, scope in self._batches(src, as_of, batch_size):
+        for batch, assign in self._rule_batches(src, as_of, batch_size, list(spec.input_columns)):
             X = spec.transform_batch(batch, dtype=dtype)
-            mask = scope
+            mask = None if assign is None else to_segment[assign] < 0
             if keep_p is not None:
                 draw = rng.random(batch.num_rows) < keep_p
                 mask = draw if mask is None else (mask & draw)
@@ -201,29 +202,33 @@ class Segmenter(ParamsMixin):
             return np.empty((0, spec.n_features_out_), dtype=dtype)
         return np.ascontiguousarray(np.concatenate(pieces))
 
-    def _batches(self, src, as_of, batch_size):
-        """``(batch, in_scope)`` for each batch of ``src`` (in_scope None without rules)."""
-        spec, rules = self.feature_spec_, self.rules_
-        columns = list(spec.input_columns)
-        if rules is None:
+    def _rule_batches(self, src, as_of, batch_size, columns):
+        """``(batch, rule segment code of each row or None without rules)`` per batch, in order,
+        reading ``columns`` besides what the rules need."""
+        if self.rules_ is None:
             for batch in src.batches(columns=columns, batch_size=batch_size):
                 yield batch, None
             return
-        scope_codes = self._scope_codes(rules)
-        acc = rules._counts_acc()
-        for batch, assign, _ in rules._stream(src, as_of, True, batch_size, None, acc, extra=columns):
-            yield batch, np.isin(assign, scope_codes)
+        acc = self.rules_._counts_acc()
+        for batch, assign, _ in self.rules_._stream(src, as_of, True, batch_size, None, acc, extra=columns):
+            yield batch, assign
 
-    def _scope_codes(self, rules):
-        labels = list(rules.names) + [rules.default]
-        return np.asarray([labels.index(n) for n in self.within_], dtype=np.int64)
+    def _rule_labels(self):
+        """Rule segment names by code: the rules', then the default."""
+        return list(self.rules_.names) + [self.rules_.default]
+
+    def _rule_to_segment(self, n_clusters):
+        """Segment id of each rule segment code (int16), -1 for the codes that are clustered."""
+        labels = self._rule_labels()
+        rule_names = [n for n in labels if n not in self.within_]
+        return np.asarray([-1 if n in self.within_ else n_clusters + rule_names.index(n)
+                           for n in labels], dtype=np.int16)
 
     # -- names ---------------------------------------------------------------------------------
     def _name_segments(self):
         names = [f"segment_{i}" for i in range(self.n_clusters_)]
         if self.rules_ is not None:
-            labels = list(self.rules_.names) + [self.rules_.default]
-            rule_names = [n for n in labels if n not in self.within_]
+            rule_names = [n for n in self._rule_labels() if n not in self.within_]
             # a rule segment named like a default cluster name keeps its name; the cluster moves
             # (to cluster_i, or cluster_i_2, ... when a rule holds that name too: names must be
             # unique, which rename() and segmint.load() rely on)
@@ -318,7 +323,9 @@ class Segmenter(ParamsMixin):
             # different id column types would otherwise build batches against the other's schema
             # (pyarrow does not check, so that read int64 buffers as strings and crashed)
             # names too: a rename() from another thread mid-score must not mix names in one result
-            score_batch = functools.partial(self._score_batch, schema=schema, names=self._labels_array())
+            score_batch = functools.partial(
+                self._score_batch, schema=schema, names=self._labels_array(),
+                to_segment=self._rule_to_segment(self.n_clusters_) if self.rules_ is not None else None)
             for result in ordered_map(score_batch, self._score_items(src, as_of, batch_size)):
                 if writer is not None:
                     writer.write(result)
@@ -357,13 +364,7 @@ class Segmenter(ParamsMixin):
         extra = [self.id_column] if self.id_column is not None else []
         spec_cols = self.feature_spec_.input_columns if self.clusterer_ is not None else []
         columns = list(dict.fromkeys(spec_cols + extra))
-        if self.rules_ is None:
-            items = ((batch, None) for batch in src.batches(columns=columns, batch_size=batch_size))
-        else:
-            acc = self.rules_._counts_acc()
-            items = ((batch, assign) for batch, assign, _ in
-                     self.rules_._stream(src, as_of, True, batch_size, None, acc, extra=columns))
-        for batch, assign in items:
+        for batch, assign in self._rule_batches(src, as_of, batch_size, columns):
             # Build the feature columns' views here, before the batch goes to a worker: a string
             # column's view maps its codes through the pass's shared DictionaryUnifier, which is
             # not thread-safe. Built lazily by transform_batch on the workers, batches with
@@ -373,7 +374,7 @@ class Segmenter(ParamsMixin):
                 batch[name]
             yield batch, assign
 
-    def _score_batch(self, item, schema, names=None):
+    def _score_batch(self, item, schema, names, to_segment):
         batch, assign = item
         n = batch.num_rows
         k = self.n_clusters_
@@ -381,13 +382,7 @@ class Segmenter(ParamsMixin):
         dist = np.zeros(n, dtype=np.dtype(self.dtype))
         clustered = np.ones(n, dtype=bool)
         if assign is not None:
-            # rule segment code -> segment id (clusters for the scope, else the rule's own id)
-            labels = list(self.rules_.names) + [self.rules_.default]
-            to_id = np.empty(len(labels), dtype=np.int16)
-            rule_names = [n_ for n_ in labels if n_ not in self.within_]
-            for code, name in enumerate(labels):
-                to_id[code] = -1 if name in self.within_ else k + rule_names.index(name)
-            seg[:] = to_id[assign]
+            seg[:] = to_segment[assign]  # clusters for the scope (filled below), else the rule's id
             clustered = seg < 0
         if k:
             rows = np.flatnonzero(clustered)
@@ -403,8 +398,6 @@ class Segmenter(ParamsMixin):
         if self.id_column is not None:
             arrays.append(batch.record_batch.column(self.id_column))
         arrays.append(pa.array(seg))
-        if names is None:
-            names = self._labels_array()
         arrays.append(pa.DictionaryArray.from_arrays(pa.array(seg), names, safe=False))
         arrays.append(pa.array(dist, mask=~clustered))
         if assign is not None:
@@ -416,7 +409,7 @@ class Segmenter(ParamsMixin):
         return pa.array(self.segment_names_, pa.string())
 
     def _rule_labels_array(self):
-        return pa.array(list(self.rules_.names) + [self.rules_.default], pa.string())
+        return pa.array(self._rule_labels(), pa.string())
 
     def _result_schema(self, src):
         fields = [src.schema.field(self.id_column)] if self.id_column is not None else []
