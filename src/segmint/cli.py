@@ -162,33 +162,10 @@ def _note(args, text):
         print(text, file=sys.stderr)
 
 
-def _read_spec_file(path):
-    """A JSON or YAML document (YAML needs PyYAML)."""
+def _read_spec_file(path, what):
+    from ._documents import read_document
     from .errors import DataError
-    if not os.path.exists(path):
-        from .errors import SourceNotFoundError
-        raise SourceNotFoundError(f"no such file: {path}")
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    if path.endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError:
-            raise DataError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON") from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise DataError(f"{path}: not valid YAML: {exc}") from None
-    import json
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON: {exc}") from None
-
-
-def _load_rules(path):
-    from .rules import RuleSet
-    return RuleSet.load(path)
+    return read_document(path, what, DataError)
 
 
 def _generate(args):
@@ -207,14 +184,15 @@ def _generate(args):
 def _fit(args):
     from .cluster import KMeans, MiniBatchKMeans
     from .pipeline import Segmenter
+    from .rules import RuleSet
 
     if os.path.exists(args.features) or args.features.endswith((".json", ".yaml", ".yml")):
-        spec = _read_spec_file(args.features)
+        spec = _read_spec_file(args.features, "the feature spec")
         if isinstance(spec, dict) and "features" in spec:
             spec = spec["features"]
     else:
         spec = [c.strip() for c in args.features.split(",") if c.strip()]
-    rules = _load_rules(args.rules) if args.rules else None
+    rules = RuleSet.load(args.rules) if args.rules else None
     clusterer = None
     if not args.no_clusters:
         cls = MiniBatchKMeans if args.algorithm == "minibatch" else KMeans
@@ -255,7 +233,8 @@ def _score(args):
 
 
 def _rules(args):
-    rules = _load_rules(args.rules)
+    from .rules import RuleSet
+    rules = RuleSet.load(args.rules)
     t0 = time.perf_counter()
     result = rules.evaluate(args.data, as_of=args.as_of, id_column=args.id_column, out=args.output)
     dt = time.perf_counter() - t0
@@ -274,7 +253,7 @@ def _aggregate(args):
     from .events import aggregate, btyd_summary
     from .io import write_table
 
-    windows = _read_spec_file(args.windows) if args.windows else None
+    windows = _read_spec_file(args.windows, "the windows") if args.windows else None
     kw = dict(customer=args.customer, timestamp=args.timestamp, amount=args.amount,
               event_type=args.event_type, qualifying=args.qualifying, as_of=args.as_of)
     t0 = time.perf_counter()
@@ -298,7 +277,7 @@ def _rfm(args):
 
     table = open_source(args.data).read()
     if args.boundaries:
-        scorer = RFMScorer.from_dict(_read_spec_file(args.boundaries))
+        scorer = RFMScorer.from_dict(_read_spec_file(args.boundaries, "the RFM boundaries"))
     else:
         scorer = RFMScorer(bins=args.bins).fit(table)
     scored = scorer.transform(table)

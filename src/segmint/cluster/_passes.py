@@ -8,24 +8,13 @@ a Parquet dataset read in tiny batches, and for any number of threads.
 """
 import numpy as np
 
+from .._memory import pool_array
 from .._parallel import run_chunks
 from ..kernels.assign import assign_rows, assign_rows_sums, prepare_centers
 from ..kernels.reduce import weighted_sum
 
 CHUNK = 65_536
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
-
-
-def pooled_empty(n, dtype):
-    """An uninitialised numpy array whose memory comes from Arrow's memory pool.
-
-    The pool recycles freed memory, so repeated calls (predict in a loop, a service scoring
-    batches) do not page-fault fresh memory from the OS every time; the array is an ordinary
-    writable numpy array that keeps its buffer alive.
-    """
-    import pyarrow as pa
-    dtype = np.dtype(dtype)
-    return np.frombuffer(pa.allocate_buffer(max(n, 1) * dtype.itemsize), dtype=dtype)[:n]
 
 
 def prepare(centers):
@@ -71,7 +60,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
     n = features.n_rows
     dtype = features.dtype
     C2, cn = prepare(centers.astype(dtype, copy=False))
-    labels = pooled_empty(n, np.int32) if want_labels else None
+    labels = pool_array(n, np.int32) if want_labels else None
     dist = np.empty(n, dtype=dtype) if want_distances else None
     w_all = _weights_for(sample_weight, dtype)
     n_chunks = (n + CHUNK - 1) // CHUNK

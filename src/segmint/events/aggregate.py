@@ -15,6 +15,7 @@ from .._time import as_of_microseconds
 from ..errors import DataError, unknown_column
 from ..io import open as open_source
 from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
+from .._memory import pool_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
 from ..rules.compile import time_scale
@@ -243,7 +244,7 @@ class _Scan:
     def _grow_tables(self):
         """Double every partition's hash table."""
         P, tcap = self.table_.shape[:2]
-        table = _pool_array((P, 2 * tcap, 2), np.int64, fill=-1)
+        table = pool_array((P, 2 * tcap, 2), np.int64, fill=-1)
         agg.grow_tables(self.table_, self.n_slots, table)
         self.table_ = table
 
@@ -257,7 +258,7 @@ class _Scan:
         P = agg.N_PART
 
         def widen(a, fill=None):
-            b = _pool_array((P, cap) + a.shape[2:], a.dtype)
+            b = pool_array((P, cap) + a.shape[2:], a.dtype)
             b[:, :old] = a
             if fill is not None:
                 b[:, old:] = fill
@@ -315,7 +316,6 @@ class _Scan:
             lo_slots = np.full(agg.N_PART, old, dtype=np.int64)
             hi_slots = np.full(agg.N_PART, self.cap, dtype=np.int64)
             agg.init_slots(lo_slots, hi_slots, self.istate, self.fstate)
-            self.n_slots[:] = self.cap
 
     def _dense_rows(self):
         """Dense mode: ``(keys, flat rows)`` of the customers seen, in id order."""
@@ -332,10 +332,10 @@ class _Scan:
         need = int(np.bincount(part, minlength=agg.N_PART).max()) if ids.size else 0
         cap = max(16, need + need // 4)
         tcap = 1 << max(4, (2 * cap - 1).bit_length())
-        table = _pool_array((agg.N_PART, tcap, 2), np.int64, fill=-1)
-        istate = _pool_array((agg.N_PART, cap, agg.N_ISTATE), np.int64)
-        fstate = _pool_array((agg.N_PART, cap, self.fstate.shape[2]), np.float64)
-        self.n_slots[:] = 0
+        table = pool_array((agg.N_PART, tcap, 2), np.int64, fill=-1)
+        istate = pool_array((agg.N_PART, cap, agg.N_ISTATE), np.int64)
+        fstate = pool_array((agg.N_PART, cap, self.fstate.shape[2]), np.float64)
+        # (n_slots is all zeros in dense mode: slots there come from the ids)
         agg.dense_to_hash(keys, rows, self.base or 0, self.istate.reshape(-1, agg.N_ISTATE),
                           self.fstate.reshape(-1, self.fstate.shape[2]), table, self.n_slots, istate, fstate)
         self.table_, self.istate, self.fstate, self.cap = table, istate, fstate, cap
@@ -360,9 +360,8 @@ class _Scan:
             dense, base = self.dense, (self.base or 0)
             width = 3 if dense else 4
             if buffers is None or buffers[0].shape[0] < n or buffers[1].shape[1] != width:
-                # Arrow's pool recycles freed memory; fresh numpy pages are slow to fault in.
-                rows = _pool_array((n, width), np.int64)
-                buffers = (_pool_empty(n, np.int16), rows, rows.view(np.float64), _pool_empty(n, np.int32))
+                rows = pool_array((n, width), np.int64)
+                buffers = (pool_array(n, np.int16), rows, rows.view(np.float64), pool_array(n, np.int32))
             id_values = ids.values.astype(np.int64, copy=False)
             ts_view = batch[inp.timestamp]
             ts = ts_view.values.view(np.int64)
@@ -422,7 +421,7 @@ class _Scan:
                                     self.n_periods, self.first_period, self.first_amount)
 
         while any(run_chunks(pairs, parts)):
-            new = _pool_array((agg.N_PART, 2 * self.pairs.shape[1]), np.int64, fill=-1)
+            new = pool_array((agg.N_PART, 2 * self.pairs.shape[1]), np.int64, fill=-1)
             agg.grow_pairs(self.pairs, new)
             self.pairs = new
 
@@ -434,7 +433,7 @@ class _Scan:
             if not self.inp.string_ids:  # already in id order
                 return columns(self, rows, pa.array(keys).cast(self.inp.id_type))
         else:
-            slot_key = _pool_array((agg.N_PART, self.cap), np.int64)
+            slot_key = pool_array((agg.N_PART, self.cap), np.int64)
             agg.slot_keys(self.table_, slot_key)
             rows = np.flatnonzero((np.arange(self.cap) < self.n_slots[:, None]).ravel())
             keys = slot_key.ravel()[rows]
@@ -457,8 +456,8 @@ class _Scan:
         2-D array whose rows are contiguous result columns (from Arrow's pool: no page faults)."""
         ist = self.istate.reshape(-1, self.istate.shape[2])
         fst = self.fstate.reshape(-1, self.fstate.shape[2])
-        out_i = _pool_array((ist.shape[1], rows.size), np.int64)
-        out_f = _pool_array((fst.shape[1], rows.size), np.float64)
+        out_i = pool_array((ist.shape[1], rows.size), np.int64)
+        out_f = pool_array((fst.shape[1], rows.size), np.float64)
         parts = chunk_bounds(rows.size, max(1, -(-rows.size // get_num_threads())))
         run_chunks(lambda r: agg.gather_state(ist, fst, rows[r[0]:r[1]], out_i[:, r[0]:r[1]],
                                               out_f[:, r[0]:r[1]]), parts)
@@ -553,21 +552,6 @@ def _part_ranges(starts, n_threads):
         cuts.append(int(np.searchsorted(starts, total * t // n_threads)))
     cuts.append(agg.N_PART)
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a] or [(0, agg.N_PART)]
-
-
-def _pool_empty(n, dtype):
-    return _pool_array((n,), dtype)
-
-
-def _pool_array(shape, dtype, fill=None):
-    """An array in Arrow's memory pool: it recycles freed memory, where fresh numpy pages
-    would be faulted in one by one (slow on virtual machines)."""
-    dtype = np.dtype(dtype)
-    a = np.frombuffer(pa.allocate_buffer(max(1, int(np.prod(shape))) * dtype.itemsize),
-                      dtype=dtype)[:int(np.prod(shape))].reshape(shape)
-    if fill is not None:
-        a.fill(fill)
-    return a
 
 
 def _whole_days(day0_us, t_us):

@@ -4,7 +4,6 @@ A :class:`RuleSet` is data: parsing it takes microseconds per rule and evaluatin
 nothing (the kernels are compiled once per machine), so a service can load or swap rule sets
 at run time.
 """
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .._documents import parse_document
+from .._memory import pool_array
 from .._parallel import ordered_map
 from ..errors import DataError
 from ..io import ResultWriter
@@ -128,27 +129,12 @@ class RuleSet:
     @classmethod
     def from_json(cls, path_or_text):
         """From a JSON file (or JSON text)."""
-        text = _read_text(path_or_text)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RuleSetError(f"the rule set is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_document(_read_text(path_or_text), "json", "the rule set", RuleSetError))
 
     @classmethod
     def from_yaml(cls, path_or_text):
         """From a YAML file (or YAML text); needs PyYAML (``pip install segmint[yaml]``)."""
-        try:
-            import yaml
-        except ImportError:
-            raise ImportError("reading YAML rule sets needs PyYAML: pip install 'segmint[yaml]' "
-                              "(or write the rule set as JSON)") from None
-        text = _read_text(path_or_text)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RuleSetError(f"the rule set is not valid YAML: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_document(_read_text(path_or_text), "yaml", "the rule set", RuleSetError))
 
     @classmethod
     def load(cls, path):
@@ -457,7 +443,7 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         # the kept labels: the narrowest integer that holds them, in memory from Arrow's pool
         # (which recycles freed memory: fresh pages from the OS cost a fault each)
         dtype = _label_dtype(k)
-        labels = np.frombuffer(pa.allocate_buffer(max(n, 1) * dtype.itemsize), dtype=dtype)[:n]
+        labels = pool_array(n, dtype)
         np.copyto(labels, assign, casting="unsafe")
         assign = labels
     return assign, member, matched, unknown
