@@ -228,13 +228,6 @@ def test_dense_ids_that_turn_sparse_move_to_hash_mode(late):
         assert_rows_match(segmint.aggregate(stream, batch_size=batch_size, **kw).table, expected)
 
 
-def test_hash_of_the_mode_switch_matches_the_kernel():
-    from segmint.events.aggregate import _mix_np
-    from segmint.kernels.aggregate import _mix
-    x = np.array([0, 1, -1, 2**62, -(2**63), 12345678901], dtype=np.int64)
-    assert [int(v) for v in _mix_np(x)] == [int(_mix(v)) for v in x]
-
-
 @pytest.mark.parametrize("unit", ["s", "ms", "ns"])
 def test_timestamp_units_give_the_same_features(unit):
     log = random_log(2000, 8)

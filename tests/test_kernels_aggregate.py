@@ -1,7 +1,6 @@
 """The small aggregation kernels against obvious slow twins (the whole pipeline is compared
 with pandas in test_events.py)."""
 import numpy as np
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -328,8 +328,12 @@ class _Scan:
         self.dense = False
         keys, rows = self._dense_rows() if self.cap else (np.zeros(0, np.int64),) * 2
         ids = keys + (self.base or 0)
-        part = (_mix_np(ids) >> np.uint64(64 - agg.P_BITS)).astype(np.int64)
-        need = int(np.bincount(part, minlength=agg.N_PART).max()) if ids.size else 0
+        # customers per hash partition, by the kernel that partitions events (time 0, kept)
+        counts = np.zeros(agg.N_PART, dtype=np.int64)
+        agg.partition_count(ids, _NO_BITS, 0, np.zeros(ids.size, np.int64), _NO_BITS, 0, 1, 1, 0, 0,
+                            ids.size, False, 0, np.empty(ids.size, np.int16), counts,
+                            np.zeros(3, np.int64))
+        need = int(counts.max())
         cap = max(16, need + need // 4)
         tcap = 1 << max(4, (2 * cap - 1).bit_length())
         table = pool_array((agg.N_PART, tcap, 2), np.int64, fill=-1)
@@ -520,14 +524,6 @@ def _columns_btyd(scan, rows, ids):
         "T": pa.array((now - first).astype(np.float64)),
         "monetary_value": pa.array(value),
     })
-
-
-def _mix_np(x):
-    """The kernels' splitmix64 finaliser, vectorised (uint64 arithmetic wraps as in C)."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def _argsort(keys):
