@@ -5,7 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive_kmeans as naive
-from segmint.kernels.assign import TILE, assign_rows, assign_rows_sums
+import numba
+
+from segmint.kernels.assign import TILE, _fill_tile, assign_rows, assign_rows_sums
+from segmint.kernels.simd import transpose_16B, transpose_32B, transpose_64B
 from segmint.kernels.kmeanspp import sq_dist_to_point, trial_potentials
 from segmint.kernels.minibatch import minibatch_update
 from segmint.kernels.reassign import relocate_empty
@@ -38,7 +41,8 @@ def _check_assignment(X, C, labels, dist, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [0, 1, 5, TILE - 1, TILE, TILE + 1, 1000])
-@pytest.mark.parametrize("d,k", [(1, 1), (1, 3), (3, 2), (4, 4), (5, 7), (16, 8), (17, 33)])
+@pytest.mark.parametrize("d,k", [(1, 1), (1, 3), (3, 2), (4, 4), (5, 7), (8, 5), (12, 4), (16, 8),
+                                 (17, 33), (30, 3)])
 def test_assign_rows_matches_naive(dtype, n, d, k):
     rng = np.random.default_rng(n * 100 + d * 10 + k)
     X = rng.normal(size=(n, d)).astype(dtype)
@@ -82,6 +86,68 @@ def test_nan_rows_give_nan_distances():
     assert assign_rows(X, 0, 3, C2, cn, labels, 0, dist, 0, True) == 2
     assert np.isnan(dist[0]) and dist[1] == 0 and not np.isfinite(dist[2])
     assert assign_rows(X, 0, 3, C2, cn, labels, 0, np.empty(0), 0, False) == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [2, 16, 19])
+def test_nonfinite_rows_are_counted_in_full_tiles(dtype, d):
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(3 * TILE + 7, d)).astype(dtype)
+    bad_rows = [0, 5, TILE + 1, 2 * TILE + 127, 3 * TILE + 6]
+    for r, v in zip(bad_rows, [np.nan, np.inf, -np.inf, np.nan, np.nan]):
+        X[r, r % d] = v
+    C2, cn = prepare(rng.normal(size=(5, d)).astype(dtype))
+    for _, Xl in _layouts(X):
+        labels = np.empty(len(X), np.int32)
+        dist = np.empty(len(X), dtype)
+        assert assign_rows(Xl, 0, len(X), C2, cn, labels, 0, dist, 0, True) == len(bad_rows)
+        assert assign_rows(Xl, 0, len(X), C2, cn, labels, 0, np.empty(0, dtype), 0, False) == len(bad_rows)
+        assert not np.isfinite(dist[bad_rows]).any()
+        assert np.isfinite(np.delete(dist, bad_rows)).all()
+
+
+@numba.njit
+def _call_transpose(which, X, row, col, tile, trow, tcol):
+    if which == 64:
+        transpose_64B(X, row, col, tile, trow, tcol)
+    elif which == 32:
+        transpose_32B(X, row, col, tile, trow, tcol)
+    else:
+        transpose_16B(X, row, col, tile, trow, tcol)
+
+
+@pytest.mark.parametrize("dtype,bits", [(np.float32, np.uint32), (np.float64, np.uint64)])
+@pytest.mark.parametrize("vector_bytes", [64, 32, 16])
+def test_block_transposes_move_every_bit(dtype, bits, vector_bytes):
+    """Random bit patterns (NaN payloads, negative zeros, subnormals) come out transposed, unchanged."""
+    w = vector_bytes // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(vector_bytes)
+    big = rng.integers(0, np.iinfo(bits).max, size=(w + 9, w + 7), dtype=bits, endpoint=True).view(dtype)
+    X = big[2:, 3:]  # rows contiguous, row stride wider than the block
+    for row, col, trow, tcol in [(0, 0, 0, 0), (3, 2, 1, 5), (7, 4, 6, 8)]:
+        tile = np.zeros((w + 6, w + 8), dtype=dtype)
+        before = tile.copy()
+        _call_transpose(vector_bytes, X, row, col, tile, trow, tcol)
+        block = X[row:row + w, col:col + w].view(bits)
+        assert np.array_equal(tile[trow:trow + w, tcol:tcol + w].view(bits), block.T)
+        outside = np.ones(tile.shape, bool)
+        outside[trow:trow + w, tcol:tcol + w] = False
+        assert np.array_equal(tile[outside].view(bits), before[outside].view(bits))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", list(range(1, 20)) + [24, 31, 32, 33, 40])
+def test_fill_tile_is_a_transposed_copy(dtype, d):
+    rng = np.random.default_rng(d)
+    n = 3 * TILE + 5
+    X = rng.normal(size=(n, d)).astype(dtype)
+    dp = d + 3
+    for _, Xl in _layouts(X):
+        for lo, m in [(0, TILE), (TILE + 3, TILE), (2 * TILE + 5, TILE), (5, 17), (n - 1, 1)]:
+            tile = np.full((dp, TILE), 7, dtype=dtype)
+            _fill_tile(Xl, lo, m, tile)
+            assert np.array_equal(tile[:d, :m], X[lo:lo + m].T)
+            assert np.all(tile[d:] == 7) and np.all(tile[:, m:] == 7)  # nothing else written
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

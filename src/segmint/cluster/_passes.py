@@ -40,6 +40,14 @@ def _pieces(start, m):
     return out
 
 
+def _blocks(features):
+    """The blocks a pass runs over: an in-memory array whole (its chunks then run without a
+    barrier between blocks), a source in its bounded streamed blocks."""
+    if features.array is not None:
+        return [(0, features.array)]
+    return features.blocks()
+
+
 def _weights_for(sample_weight, dtype):
     if sample_weight is None:
         return None
@@ -66,7 +74,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
     n_chunks = (n + CHUNK - 1) // CHUNK
     partial = np.zeros((n_chunks, 1), dtype=np.float64)
     bad = np.zeros(n_chunks, dtype=bool)
-    for start, X in features.blocks():
+    for start, X in _blocks(features):
         m = X.shape[0]
         w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
 
@@ -115,7 +123,7 @@ def lloyd_pass(features, centers, sample_weight=None, labels=None, dist=None):
     sums = np.zeros((n_chunks, k, d), dtype=np.float64)
     wsums = np.zeros((n_chunks, k), dtype=np.float64)
     partial = np.zeros((n_chunks, 1), dtype=np.float64)
-    for start, X in features.blocks():
+    for start, X in _blocks(features):
         m = X.shape[0]
         lab = labels[start:start + m]
         dis = dist[start:start + m]
