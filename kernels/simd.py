@@ -15,8 +15,7 @@ moved, never computed.
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
-from numba.core import config
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic
 
 

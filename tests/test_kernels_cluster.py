@@ -1,18 +1,17 @@
 """Every clustering kernel against its slow twin on random inputs."""
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive_kmeans as naive
-import numba
-
 from segmint.kernels.assign import TILE, _fill_tile, assign_rows, assign_rows_sums
-from segmint.kernels.simd import transpose_16B, transpose_32B, transpose_64B
 from segmint.kernels.kmeanspp import sq_dist_to_point, trial_potentials
 from segmint.kernels.minibatch import minibatch_update
 from segmint.kernels.reassign import relocate_empty
 from segmint.kernels.reduce import weighted_sum
+from segmint.kernels.simd import transpose_16B, transpose_32B, transpose_64B
 from segmint.kernels.validate import count_nonfinite
 from segmint.cluster._passes import prepare
 
