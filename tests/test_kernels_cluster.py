@@ -1,4 +1,9 @@
 """Every clustering kernel against its slow twin on random inputs."""
+import os
+import platform
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -249,3 +254,51 @@ def test_weighted_sum_is_the_same_in_pieces(values, data):
         weighted_sum(v, np.empty(0, np.float32), lo, hi, pieces)
     assert whole[0] == pieces[0]  # bit for bit
     assert whole[0] == pytest.approx(float(np.sum(v, dtype=np.float64)), rel=1e-9, abs=1e-6)
+
+
+def test_native_vector_bytes_follows_numba_cpu_features(monkeypatch):
+    from numba.core import config
+
+    from segmint.kernels import simd
+    for features, expected in [("+avx512f,+avx2,+sse2", 64), ("-avx512f,+avx2,+fma", 32),
+                                ("+sse2,+sse4.2", 16), ("+neon", 16)]:
+        monkeypatch.setattr(config, "CPU_FEATURES", features)
+        assert simd._native_vector_bytes() == expected
+
+
+_OTHER_TARGET_SCRIPT = """
+import numpy as np
+from segmint.kernels import simd
+from segmint.kernels.assign import assign_rows
+from segmint.cluster._passes import prepare
+print(simd.NATIVE_VECTOR_BYTES)
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    for d, k in ((16, 8), (5, 3), (27, 9)):
+        X = rng.normal(size=(1000, d)).astype(dtype)
+        C = rng.normal(size=(k, d)).astype(dtype)
+        C2, cn = prepare(C)
+        labels = np.empty(len(X), np.int32)
+        dist = np.empty(len(X), dtype)
+        assert assign_rows(X, 0, len(X), C2, cn, labels, 0, dist, 0, True) == 0
+        D = ((X[:, None, :].astype(np.float64) - C[None].astype(np.float64)) ** 2).sum(-1)
+        chosen = D[np.arange(len(X)), labels]
+        assert np.all(chosen <= D.min(axis=1) * (1 + 1e-4) + 1e-4), (dtype, d, k)
+        np.testing.assert_allclose(dist, chosen, rtol=1e-3, atol=1e-3)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 targets")
+@pytest.mark.parametrize("cpu,features,expected", [
+    ("haswell", "+64bit,+avx,+avx2,+fma,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cmov,+cx16,+fxsr,+xsave", "32"),
+    ("x86-64", "+64bit,+sse,+sse2,+cx8,+fxsr,+mmx", "16"),
+])
+def test_assignment_compiled_for_narrower_vectors(tmp_path, cpu, features, expected):
+    """The block transposes are chosen by register width: AVX2 and SSE2 builds give right answers."""
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features,
+               NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _OTHER_TARGET_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == [expected, "ok"]
