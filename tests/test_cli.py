@@ -31,6 +31,7 @@ def test_demo_runs_in_a_fresh_process(tmp_path):
     assert "Generated 3,000 synthetic customers" in result.stdout and "memory-mapped" in result.stdout
     assert "no_consent" in result.stdout and "never_bought" in result.stdout and "segment_0" in result.stdout
     assert "Champions" in result.stdout and "Timings: generate" in result.stdout
+    assert "MiniBatchKMeans: inertia " in result.stdout and "predict of all 3,000 customers" in result.stdout
     scores = segmint.open(tmp_path / "segments.parquet").read()
     assert scores.num_rows == 3000 and scores.column_names == ["customer_id", "segment_id", "segment", "distance", "rule"]
 

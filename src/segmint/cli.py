@@ -396,6 +396,12 @@ def _run_demo(args, folder):
     print(f"\nSegmenter: rules first ({', '.join(n for n, _ in DEMO_RULES)}), then MiniBatchKMeans(6) on "
           f"{model.n_rows_fit_:,} customers over {model.feature_spec_.n_features_out_} features; "
           f"fit in {timings[-1][1]:.2f} s")
+    km = model.clusterer_
+    X = model.transform(src)
+    timed("predict", lambda: km.predict(X))
+    print(f"MiniBatchKMeans: inertia {km.inertia_:,.0f} after {km.n_steps_} steps; predict of all "
+          f"{X.shape[0]:,} customers ({X.shape[1]} {X.dtype} features) in {timings[-1][1] * 1e3:.1f} ms")
+    del X
     model_path = os.path.join(folder, "model.seg")
     timed("save", lambda: model.save(model_path))
     loaded = timed("load", lambda: load(model_path))
