@@ -11,6 +11,10 @@ They are Numba intrinsics: the LLVM IR is written here, with portable ``shufflev
 instructions that LLVM lowers for whatever CPU it compiles for (single permutes on AVX-512,
 split or scalar sequences elsewhere), so results are the same bits everywhere: values are
 moved, never computed.
+
+Numba's on-disk cache keys a kernel on its own source file and the CPU: after editing this
+module, clear ``__pycache__`` (or ``NUMBA_CACHE_DIR``) so kernels that inline these
+intrinsics (``assign.py``) are compiled again.
 """
 from llvmlite import binding as llvm
 from llvmlite import ir
