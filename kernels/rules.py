@@ -145,6 +145,13 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
 
 
 @kernel(fastmath=set(EXACT))
+def _store_true(x, out, m):
+    """out[i] = 1 where the three-valued x[i] is true (2), else 0 (OUT out, m entries)."""
+    for i in range(m):
+        out[i] = np.uint8(x[i] == 2)
+
+
+@kernel(fastmath=set(EXACT))
 def run_program(prog, consts, luts, lut_masks, col_v, col_m, col_nn, col_b, col_i, n, n_num, n_bool,
                 assign, default, member, matched, unknown):
     """Run a compiled rule program over ``n`` rows.
@@ -207,9 +214,7 @@ def run_program(prog, consts, luts, lut_masks, col_v, col_m, col_nn, col_b, col_
                 matched[dst] += hit
                 unknown[dst] += unk
                 if has_member:
-                    row = member[dst]
-                    for i in range(m):
-                        row[s + i] = x[i] == 2
+                    _store_true(x, member[dst, s:s + m], m)
     for i in range(assign.shape[0]):
         if assign[i] < 0:
             assign[i] = default

@@ -1,4 +1,4 @@
-"""Explicit SIMD building blocks that the compiler does not find on its own.
+"""Explicit SIMD building blocks and CPU instructions that Numba does not give on its own.
 
 Numba compiles ``tile[j, i] = X[lo + i, j]`` (copying row-major rows into a feature-major
 tile) to one scalar load and one scalar store per value; in the assignment kernel that copy
@@ -124,3 +124,17 @@ def _make_transpose(vector_bytes):
 transpose_64B = _make_transpose(64)
 transpose_32B = _make_transpose(32)
 transpose_16B = _make_transpose(16)
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """Number of set bits of an unsigned 64-bit integer (LLVM ``ctpop``: one ``popcnt``, and
+    vectorised with AVX-512 VPOPCNTDQ where the CPU has it)."""
+    if x != types.uint64:
+        return None
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen

@@ -86,6 +86,16 @@ def test_waterfall_and_counts_match_the_slow_twin(trees, seed):
     multi = RuleSet(rules, mode="multi")
     assert multi.counts(table, as_of=naive.AS_OF).column("matched").to_pylist() == [
         sum(naive.value(t, r) is True for r in rows_of(table)) for t in trees]
+    # memberships (bit-packed columns, bitmask, pairwise overlaps) against the slow twin
+    truth = np.array([[naive.value(t, r) is True for r in rows_of(table)] for t in trees])
+    full = multi.evaluate(table, as_of=naive.AS_OF, batch_size=97)
+    for i in range(len(trees)):
+        column = full.table.column(f"s{i}")
+        assert column.null_count == 0 and column.to_pylist() == truth[i].tolist()
+    pairs = truth.astype(np.int64) @ truth.T.astype(np.int64)
+    assert [full.overlaps.column(f"s{j}").to_pylist() for j in range(len(trees))] == pairs.T.tolist()
+    mask = multi.evaluate(table, as_of=naive.AS_OF, output="bitmask").table.column("segments").to_numpy()
+    assert mask.tolist() == [sum(int(truth[i, r]) << i for i in range(len(trees))) for r in range(250)]
 
 
 def test_precedence_and_keywords():

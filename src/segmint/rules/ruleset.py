@@ -18,6 +18,7 @@ from ..errors import DataError
 from ..io import ResultWriter
 from ..io import open as open_source
 from ..kernels import rules as vm
+from ..kernels.membership import pair_counts, to_bitmask
 from .._time import as_of_microseconds as _as_of
 from .compile import K_AS_OF_DAY_US, K_AS_OF_US, Compiler, column_type, time_scale
 from .errors import RuleError, RuleSetError
@@ -210,11 +211,10 @@ class RuleSet:
         overlaps = np.zeros((len(self.segments),) * 2, dtype=np.int64) if self.mode == "multi" else None
         try:
             acc = self._counts_acc()
-            for batch, assign, member in self._stream(src, as_of, True, batch_size, id_column, acc):
-                result = self._result_batch(batch, assign, member, id_column, output)
-                if overlaps is not None and member.size:
-                    mf = member.astype(np.float32)
-                    overlaps += np.rint(mf @ mf.T).astype(np.int64)
+            for batch, assign, bits in self._stream(src, as_of, True, batch_size, id_column, acc):
+                result = self._result_batch(batch, assign, bits, id_column, output)
+                if overlaps is not None:
+                    pair_counts(bits, overlaps)
                 if out is not None:
                     if writer is None:
                         writer = ResultWriter(out, result.schema)
@@ -255,8 +255,8 @@ class RuleSet:
         return {"matched": np.zeros(k, np.int64), "unknown": np.zeros(k, np.int64), "default": 0, "rows": 0}
 
     def _stream(self, src, as_of, keep, batch_size, id_column, acc, extra=()):
-        """``(batch, assign, member)`` per batch; ``extra`` columns are read along (for callers
-        that need more of each batch, such as the Segmenter)."""
+        """``(batch, assign, bits)`` per batch (see :func:`_run_batch`); ``extra`` columns are
+        read along (for callers that need more of each batch, such as the Segmenter)."""
         program = self.prepare(src.schema)
         consts = program.consts.copy()
         consts[K_AS_OF_US], consts[K_AS_OF_DAY_US] = _as_of(as_of)
@@ -274,13 +274,13 @@ class RuleSet:
             for batch in src.batches(columns=read, batch_size=batch_size):
                 yield (batch, *luts.for_batch(batch))
 
-        for batch, (assign, member, matched, unknown) in ordered_map(work, prepared()):
+        for batch, (assign, bits, matched, unknown) in ordered_map(work, prepared()):
             acc["matched"] += matched
             acc["unknown"] += unknown
             if waterfall:
                 acc["default"] += batch.num_rows - int(matched.sum())
             acc["rows"] += batch.num_rows
-            yield batch, assign, member
+            yield batch, assign, bits
 
     def _counts_table(self, acc):
         rows = max(acc["rows"], 1)
@@ -295,7 +295,7 @@ class RuleSet:
                          "unknown": pa.array(unknown, pa.int64()),
                          "share": pa.array([m / rows for m in matched], pa.float64())})
 
-    def _result_batch(self, batch, assign, member, id_column, output):
+    def _result_batch(self, batch, assign, bits, id_column, output):
         arrays, names = [], []
         if id_column is not None:
             arrays.append(batch.record_batch.column(id_column))
@@ -308,15 +308,14 @@ class RuleSet:
             # (assign is int8/int16/int32 by the number of segments: see _label_dtype)
             names.append("segment")
         elif output == "bitmask":
-            weights = (np.uint64(1) << np.arange(len(self.segments), dtype=np.uint64))
-            mask = np.zeros(batch.num_rows, dtype=np.uint64)
-            for s in range(len(self.segments)):
-                mask |= member[s].astype(np.uint64) * weights[s]
+            mask = np.empty(batch.num_rows, dtype=np.uint64)
+            to_bitmask(bits, batch.num_rows, mask)
             arrays.append(pa.array(mask))
             names.append("segments")
         else:
-            for s, name in enumerate(self.names):
-                arrays.append(pa.array(member[s].view(bool)))
+            n = batch.num_rows
+            for s, name in enumerate(self.names):  # zero-copy: the packed words are Arrow's bitmap
+                arrays.append(pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits[s])]))
                 names.append(name)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
@@ -330,6 +329,16 @@ class RuleSet:
         else:
             fields.extend(pa.field(n, pa.bool_()) for n in self.names)
         return pa.schema(fields)
+
+
+def _pack_members(member):
+    """(k, n) uint8 memberships as (k, ceil(n / 64)) uint64 words, least significant bit first
+    (Arrow's boolean layout), zero past the last row."""
+    k, n = member.shape
+    words = np.zeros((k, (n + 63) // 64), dtype=np.uint64)
+    if n:
+        words.view(np.uint8)[:, :(n + 7) // 8] = np.packbits(member, axis=1, bitorder="little")
+    return words
 
 
 class _LutCache:
@@ -401,7 +410,12 @@ def _buffer(name, shape, dtype):
 
 
 def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall, keep):
-    """Load one batch's columns and run the program over it (runs on a worker thread)."""
+    """Load one batch's columns and run the program over it (runs on a worker thread).
+
+    Returns ``(assign, bits, matched, unknown)``: ``assign`` the waterfall labels (kept only),
+    ``bits`` the multi-mode memberships packed as by :func:`_pack_members` (kept only), and
+    per-segment counts of matched and unknown rows.
+    """
     n = batch.num_rows
     col_v = _buffer("col_v", (len(program.num_columns), n), np.float64)
     col_m = _buffer("col_m", (len(program.num_columns), n), np.uint8)
@@ -434,7 +448,8 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         assign.fill(-1)
     else:
         assign = np.empty(0, dtype=np.int16)
-    member = np.empty((k, n) if (keep and not waterfall) else (0, 0), dtype=np.uint8)
+    kept = keep and not waterfall
+    member = _buffer("member", (k, n), np.uint8) if kept else np.empty((0, 0), dtype=np.uint8)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
     vm.run_program(code, consts, lut_array, lut_masks, col_v, col_m, col_nn, col_b, col_i, n, program.n_num,
@@ -446,7 +461,8 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         labels = pool_array(n, dtype)
         np.copyto(labels, assign, casting="unsafe")
         assign = labels
-    return assign, member, matched, unknown
+    bits = _pack_members(member) if kept else np.empty((0, 0), dtype=np.uint64)
+    return assign, bits, matched, unknown
 
 
 def _label_dtype(k):
