@@ -34,6 +34,7 @@ def _warm_rules():
         rs = RuleSet(rules, mode=mode)
         rs.evaluate(table, as_of="2026-01-01")
         rs.counts(table, as_of="2026-01-01")
+    rs.evaluate(table, as_of="2026-01-01", output="bitmask")
 
 
 def _warm_pipeline():
