@@ -42,6 +42,24 @@ def prepare_centers(centers, C2, cn):
 
 
 @kernel
+def _transpose_columns(X, lo, tile, j, vector_bytes):
+    """Copy columns ``j..`` of the TILE rows from ``lo`` into ``tile`` in whole ``w x w`` blocks,
+    ``w = vector_bytes // itemsize``, while a block fits; return the first column not copied."""
+    d = X.shape[1]
+    w = vector_bytes // X.itemsize
+    while j + w <= d:
+        for i in range(0, TILE, w):
+            if vector_bytes == 64:
+                transpose_64B(X, lo + i, j, tile, j, i)
+            elif vector_bytes == 32:
+                transpose_32B(X, lo + i, j, tile, j, i)
+            else:
+                transpose_16B(X, lo + i, j, tile, j, i)
+        j += w
+    return j
+
+
+@kernel
 def _fill_tile(X, lo, m, tile):
     """Copy rows ``lo..lo+m`` of X feature-major into ``tile[:d, :m]`` (other entries untouched).
 
@@ -53,22 +71,10 @@ def _fill_tile(X, lo, m, tile):
     if m == TILE and X.strides[1] == size:
         j = 0
         if NATIVE_VECTOR_BYTES >= 64:
-            w = 64 // size
-            while j + w <= d:
-                for i in range(0, TILE, w):
-                    transpose_64B(X, lo + i, j, tile, j, i)
-                j += w
+            j = _transpose_columns(X, lo, tile, j, 64)
         if NATIVE_VECTOR_BYTES >= 32:
-            w = 32 // size
-            while j + w <= d:
-                for i in range(0, TILE, w):
-                    transpose_32B(X, lo + i, j, tile, j, i)
-                j += w
-        w = 16 // size
-        while j + w <= d:
-            for i in range(0, TILE, w):
-                transpose_16B(X, lo + i, j, tile, j, i)
-            j += w
+            j = _transpose_columns(X, lo, tile, j, 32)
+        j = _transpose_columns(X, lo, tile, j, 16)
         if j < d:
             for i in range(TILE):
                 for jj in range(j, d):
