@@ -185,6 +185,12 @@ class Source:
         """True when column views point into the source's own memory (no copy on read)."""
         return False
 
+    @property
+    def paths(self):
+        """The files or folders this source reads (empty for in-memory data): writers refuse
+        an output that is, contains or lies inside one of them."""
+        return ()
+
     def select(self, columns):
         """A source restricted to ``columns`` (checked: unknown names and types raise)."""
         columns = self._check_columns(columns)
@@ -326,6 +332,10 @@ class IpcFileSource(Source):
     def zero_copy(self):
         return self._zero_copy
 
+    @property
+    def paths(self):
+        return (self.path,)
+
     def _record_batches(self, names, batch_size):
         indices = sorted(self._schema.get_field_index(n) for n in names)
         try:
@@ -362,6 +372,10 @@ class IpcStreamSource(Source):
         super().__init__(schema, label)
 
     @property
+    def paths(self):
+        return (self.path,)
+
+    @property
     def num_rows(self):
         if self._num_rows is None:  # the format keeps no count: one pass, batch by batch
             self._num_rows = sum(b.num_rows for b in self._record_batches([], DEFAULT_BATCH_SIZE))
@@ -382,8 +396,9 @@ class ParquetSource(Source):
 
     kind = "parquet"
 
-    def __init__(self, files, label):
+    def __init__(self, files, label, root=None):
         self.files = files
+        self.root = root if root is not None else files[0]
         try:
             self._metadata = [pq.read_metadata(str(f)) for f in files]
             schema = pq.read_schema(str(files[0]))
@@ -396,6 +411,10 @@ class ParquetSource(Source):
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             raise _corrupt(label, exc) from None
         super().__init__(_as_read(schema), label)
+
+    @property
+    def paths(self):
+        return (self.root,)
 
     @property
     def num_rows(self):
@@ -450,7 +469,7 @@ def _open_path(path, name):
                        and p.suffix.lower() in (".parquet", ".pq", ".parq"))
         if not files:
             raise CorruptFileError(f"directory {str(path)!r} holds no .parquet files")
-        return ParquetSource(files, label)
+        return ParquetSource(files, label, root=path)
     with path.open("rb") as fh:
         head = fh.read(8)
         fh.seek(0, os.SEEK_END)
