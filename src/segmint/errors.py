@@ -42,6 +42,10 @@ class SourceConsumedError(DataError, RuntimeError):
     """A one-shot source (a RecordBatchReader or an IPC stream) was already read once."""
 
 
+class ParameterError(SegmintError, ValueError):
+    """An argument of a segmint function or estimator is out of range or of the wrong kind."""
+
+
 class OutputError(SegmintError, OSError):
     """A result could not be written to its destination."""
 
