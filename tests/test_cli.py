@@ -1,6 +1,12 @@
 """The command line: demo, generate, info, and one-line errors with useful exit codes."""
+import os
+import resource
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 import segmint
 from segmint.cli import main
@@ -113,3 +119,198 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
         assert main(["score", str(model), str(data), "-o", str(out), "--batch-size", "1000"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# -- errors by type --------------------------------------------------------------------------
+def test_a_users_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    import segmint.cli as cli
+
+    def permission_denied(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked.arrow"))
+
+    monkeypatch.setitem(cli._COMMANDS, "info", permission_denied)
+    assert main(["info", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"segmint: error: [Errno 13] Permission denied: '{tmp_path / 'locked.arrow'}'\n"
+
+    def bug(args):
+        raise ValueError("an internal invariant broke")  # not a SegmintError: segmint's bug
+
+    monkeypatch.setitem(cli._COMMANDS, "info", bug)
+    with pytest.raises(ValueError, match="invariant"):
+        main(["info", "x"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "-n", "5", "-o", "{tmp}/c.arrow", "--as-of", "2026-13-45"], ["'2026-13-45'", "ISO date"]),
+    (["generate", "-n", "5", "-o", "{tmp}/c.arrow", "--seed", "-1"], ["seed", ">= 0"]),
+    (["--threads", "100000", "generate", "-n", "5", "-o", "{tmp}/c.arrow"], ["threads", "1024"]),
+    (["rules", "{tmp}/r.json", "{tmp}/d.arrow", "--as-of", "2026-13-45"], ["'2026-13-45'", "as_of"]),
+    (["fit", "{tmp}/d.arrow", "-o", "{tmp}/m.seg", "--features", "frequency", "--rename", "=x"], ["ID=NAME"]),
+    (["fit", "{tmp}/d.arrow", "-o", "{tmp}/m.seg", "--features", "frequency", "--rename", "9" * 5000 + "=x"],
+     ["--rename", "segments"]),
+    (["generate", "-n", "5", "-o", "{tmp}/missing/c.arrow"], ["does not exist"]),
+])
+def test_bad_arguments_are_segmint_errors_named_in_one_line(argv, words, tmp_path, capsys):
+    segmint.write_customers(tmp_path / "d.arrow", 50)
+    (tmp_path / "r.json").write_text('{"segments": [{"name": "a", "rule": "days_since(last_order_date) > 3"}]}')
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("segmint: error:") and err.count("\n") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err
+    assert not (tmp_path / "c.arrow").exists() and not (tmp_path / "m.seg").exists()
+
+
+def test_a_bad_thread_count_in_the_environment_is_a_segmint_error(monkeypatch):
+    from segmint import _parallel
+    monkeypatch.setenv("SEGMINT_NUM_THREADS", "lots")
+    monkeypatch.setattr(_parallel, "_threads", None)
+    with pytest.raises(segmint.errors.ParameterError, match="SEGMINT_NUM_THREADS.*'lots'"):
+        segmint.get_num_threads()
+
+
+def test_the_demo_reuses_its_own_folder_but_not_a_users(tmp_path):
+    folder = tmp_path / "demo"
+    for expected in (0, 0):
+        result = subprocess.run(_segmint("demo", "-n", "2000", "--dir", str(folder)), capture_output=True,
+                                text=True, timeout=300, preexec_fn=_bounded)
+        assert result.returncode == expected, result.stderr
+    assert sorted(os.listdir(folder)) == ["_segmint_demo.json", "customers.arrow", "model.seg", "segments.parquet"]
+    (folder / "notes.txt").write_text("mine")
+    result = subprocess.run(_segmint("demo", "-n", "2000", "--dir", str(folder)), capture_output=True,
+                            text=True, timeout=300, preexec_fn=_bounded)
+    assert result.returncode == 1 and "notes.txt" in result.stderr and "Traceback" not in result.stderr
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+# -- Ctrl-C, for real: a SIGINT sent to a running segmint process ------------------------------
+MEMORY_BOUND = 4 << 30  # address space of each child; generate and score stay well below
+
+
+def _bounded():
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND, MEMORY_BOUND))
+
+
+def _segmint(*args):
+    script = os.path.join(os.path.dirname(sys.executable), "segmint")
+    return [script, *args] if os.path.exists(script) else [sys.executable, "-m", "segmint.cli", *args]
+
+
+def _started_importing(proc, folder):
+    """segmint's own import has begun: numpy (imported by segmint, after its start-up guard)
+    is mapped into the process."""
+    try:
+        with open(f"/proc/{proc.pid}/maps") as f:
+            return "_multiarray_umath" in f.read()
+    except OSError:
+        return False
+
+
+def _working(proc, folder):
+    """The writer's temporary exists: the job is under way."""
+    return any(".tmp-" in name for name in os.listdir(folder))
+
+
+def _committed(name):
+    return lambda proc, folder: os.path.exists(folder / name)
+
+
+def _interrupt(argv, folder, when, timeout=120):
+    """Start segmint, wait for ``when(proc, folder)``, send SIGINT; ``(returncode, stderr)``."""
+    proc = subprocess.Popen(_segmint(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_bounded)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not when(proc, folder) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, err
+
+
+def _check_interrupted(code, err, folder, outputs):
+    """Exit 130, one line without a traceback, and each output complete or absent as it says;
+    no temporary left. Returns the names reported written."""
+    assert code == 130, err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("segmint: interrupted"), err
+    said = lines[0].split(";")[0]
+    written = set()
+    for name, rows in outputs.items():
+        path = folder / name
+        if f"{path} was written" in said or f"{path} were" in said or f"{path} and" in said:
+            written.add(name)
+            assert segmint.open(path).num_rows == rows
+        else:
+            assert f"nothing was written to" in lines[0] or "nothing was written" in lines[0]
+            assert not path.exists(), (name, lines[0])
+    assert not [p for p in os.listdir(folder) if p.startswith(".")], os.listdir(folder)
+    return written
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("interrupt")
+    segmint.write_customers(folder / "in.arrow", 2_000_000, seed=5)
+    segmint.write_customers(folder / "small.arrow", 2_000, seed=5)
+    model = segmint.Segmenter(["frequency", "monetary"], clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0))
+    model.fit(folder / "small.arrow").save(folder / "model.seg")
+    return folder
+
+
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="watches /proc/PID/maps")
+
+
+@needs_proc
+@pytest.mark.parametrize("when", [_started_importing, _working], ids=["while-starting", "mid-work"])
+def test_ctrl_c_while_generating_exits_130_and_writes_nothing(when, tmp_path):
+    code, err = _interrupt(["generate", "-n", "2000000", "-o", str(tmp_path / "g.arrow")], tmp_path, when)
+    assert _check_interrupted(code, err, tmp_path, {"g.arrow": 2_000_000}) == set()
+
+
+def test_ctrl_c_while_scoring_and_just_after_the_commit(big, tmp_path):
+    argv = ["score", str(big / "model.seg"), str(big / "in.arrow"), "-o"]
+    code, err = _interrupt(argv + [str(tmp_path / "mid.parquet")], tmp_path, _working)
+    assert _check_interrupted(code, err, tmp_path, {"mid.parquet": 2_000_000}) == set()
+    for attempt in range(4):  # the window after the commit is short: the job may end first
+        name = f"done{attempt}.arrow"
+        code, err = _interrupt(argv + [str(tmp_path / name)], tmp_path, _committed(name))
+        if code == 0:
+            assert segmint.open(tmp_path / name).num_rows == 2_000_000
+            continue
+        assert _check_interrupted(code, err, tmp_path, {name: 2_000_000}) == {name}
+        assert f"interrupted after {tmp_path / name} was written" in err
+        break
+    else:
+        pytest.fail("every run ended before the SIGINT: no after-commit case was exercised")
+
+
+def test_ctrl_c_between_two_outputs_says_which_one_was_written(tmp_path):
+    argv = ["generate", "-n", "200000", "-o", str(tmp_path / "c.arrow"), "--events", str(tmp_path / "e.arrow")]
+    code, err = _interrupt(argv, tmp_path, _committed("c.arrow"))
+    if code == 0:
+        pytest.skip("the job ended before the SIGINT")
+    events = segmint.open(tmp_path / "e.arrow").num_rows if (tmp_path / "e.arrow").exists() else 0
+    written = _check_interrupted(code, err, tmp_path, {"c.arrow": 200_000, "e.arrow": events})
+    assert "c.arrow" in written
+
+
+@needs_proc
+def test_ctrl_c_pressed_three_times_still_removes_the_temporary(tmp_path):
+    proc = subprocess.Popen(_segmint("generate", "-n", "2000000", "-o", str(tmp_path / "g.arrow")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_bounded)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not _working(proc, tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    for _ in range(3):  # the second and third come while the first unwinds
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        time.sleep(0.002)
+    _, err = proc.communicate(timeout=120)
+    assert _check_interrupted(proc.returncode, err, tmp_path, {"g.arrow": 2_000_000}) == set()

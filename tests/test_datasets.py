@@ -127,3 +127,24 @@ def test_as_of_is_recorded_and_used():
     assert t.schema.metadata[b"segmint.as_of"] == b"2025-01-15"
     last = t.column("last_order_date").drop_null()
     assert pc.max(last).as_py() < dt.date(2025, 1, 15)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"n_customers": -1}, "n_customers"), ({"n_customers": 10**12}, "at most"),
+    ({"n_customers": 10, "seed": -1}, "seed"), ({"n_customers": 10, "as_of": "2026-13-45"}, "ISO date"),
+    ({"n_customers": "10"}, "whole number"),
+])
+def test_write_customers_checks_its_arguments_before_writing_anything(tmp_path, kwargs, words):
+    with pytest.raises(segmint.errors.ParameterError, match=words):
+        segmint.write_customers(tmp_path / "c.arrow", events_path=tmp_path / "e.arrow", **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_customers_marks_a_dataset_folder_and_replaces_only_its_own(tmp_path):
+    segmint.write_customers(f"{tmp_path}/c/", 100)
+    segmint.write_customers(f"{tmp_path}/c/", 120)  # a rerun replaces what segmint wrote
+    assert segmint.open(tmp_path / "c").num_rows == 120
+    (tmp_path / "c" / "mine.txt").write_text("x")
+    with pytest.raises(segmint.OutputError, match="mine.txt"):
+        segmint.write_customers(f"{tmp_path}/c/", 100)
+    assert segmint.open(tmp_path / "c").num_rows == 120

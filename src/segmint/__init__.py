@@ -6,6 +6,7 @@ source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generat
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
 kernels ahead of time.
 """
+from . import _startup  # noqa: F401  (first: a Ctrl-C while the CLI imports the rest exits 130)
 from . import cluster, datasets, errors, events, io, pipeline, rules
 from .events import RFMScorer, aggregate, btyd_summary, lifecycle_stages, rfm_segments
 from ._parallel import get_num_threads, set_num_threads, threads

@@ -11,9 +11,16 @@ parallel calls) and needs no OpenMP or TBB runtime.
 The thread count is ``os.cpu_count()`` unless ``SEGMINT_NUM_THREADS`` is set or
 :func:`set_num_threads` is called.
 """
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from .errors import ParameterError
+
+# More threads than this buys nothing on any machine, and ordered_map keeps twice the thread
+# count of batches in flight: a huge count would read a whole input into memory at once.
+MAX_THREADS = 1024
 
 _lock = threading.Lock()
 _pool = None
@@ -24,11 +31,24 @@ _threads = None
 def _default_threads():
     value = os.environ.get("SEGMINT_NUM_THREADS")
     if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise ValueError(f"SEGMINT_NUM_THREADS must be a positive integer, got {value!r}") from None
-    return os.cpu_count() or 1
+        return _checked(value, "SEGMINT_NUM_THREADS")
+    return min(os.cpu_count() or 1, MAX_THREADS)
+
+
+def _checked(value, what):
+    """``value`` as a thread count in 1..MAX_THREADS, or a ParameterError naming ``what``."""
+    n = value
+    if isinstance(n, str):  # the environment variable
+        text = n.strip()
+        n = int(text) if text.isdecimal() and len(text) < 8 else None
+    elif isinstance(n, float) and n.is_integer():
+        n = int(n)
+    elif isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        n = None
+    if n is None or not 1 <= n <= MAX_THREADS:
+        raise ParameterError(f"{what} must be a whole number from 1 to {MAX_THREADS}, "
+                             f"got {repr(value)[:40]}")
+    return int(n)
 
 
 def get_num_threads():
@@ -37,19 +57,22 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the threads segmint's kernels use (results do not depend on it)."""
+    """Set the threads segmint's kernels use (results do not depend on it).
+
+    Parameters
+    ----------
+    n : int
+        From 1 to :data:`MAX_THREADS`; anything else raises :class:`~segmint.errors.ParameterError`.
+    """
     global _threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"the number of threads must be >= 1, got {n}")
-    _threads = n
+    _threads = _checked(n, "the number of threads")
 
 
 class threads:
     """Context manager: ``with segmint.threads(1): ...`` runs the block with that many threads."""
 
     def __init__(self, n):
-        self.n = int(n)
+        self.n = _checked(n, "the number of threads")
 
     def __enter__(self):
         global _threads

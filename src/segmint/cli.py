@@ -4,9 +4,13 @@ Subcommands: ``demo``, ``generate``, ``fit``, ``score``, ``rules``, ``aggregate`
 ``info``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
 bars or notes; results still print), ``--debug`` (tracebacks).
 
-Exit codes: 0 success, 1 a segmint error (bad input, unreadable file, bad model: one line on
-stderr, the traceback only with ``--debug``), 2 wrong usage, 130 interrupted (Ctrl-C; outputs
-are written atomically, so nothing partial is left at the destination).
+Exit codes: 0 success, 1 a user's error (a segmint error or the file system's: one line on
+stderr, the traceback only with ``--debug``) or a bug (any other exception: its traceback),
+2 wrong usage, 130 interrupted (Ctrl-C, at any moment: one line saying which outputs were
+written; outputs are written atomically, so nothing partial is left at a destination).
+
+Every output is checked against every input and every other output before any work (see
+:mod:`segmint.io.outputs`).
 """
 import argparse
 import os
@@ -106,30 +110,188 @@ def _positive(text):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
-    from .errors import SegmintError
+    """Run the command line; returns the exit status (0, 1 a user's error, 130 interrupted).
+
+    A :class:`~segmint.errors.SegmintError` or an ``OSError`` (a file system's answer: no such
+    file, permission denied, disk full) is the user's to fix: one line on stderr. Any other
+    exception is a bug in segmint and keeps its traceback. A Ctrl-C at any moment ends in one
+    line saying which outputs were written, and exit status 130.
+    """
+    from ._startup import take_over_interrupts
+    _run.finished, _run.interrupted, _run.planned = False, 0.0, []
+    take_over_interrupts(_on_interrupt)  # no gap: the start-up handler is swapped, not removed
     try:
-        if args.threads is not None:
-            from ._parallel import set_num_threads
-            set_num_threads(args.threads)
-        return globals()["_" + args.command](args) or 0
-    except (SegmintError, OSError, ValueError, KeyError, TypeError) as exc:
-        if args.debug or not (isinstance(exc, (SegmintError, OSError)) or _raised_by_segmint(exc)):
-            raise  # a bug, not bad input: the traceback is what a report needs
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"segmint: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("segmint: interrupted; no partial output was left at the destination", file=sys.stderr)
+        return _main(argv)
+    except KeyboardInterrupt:  # one that came while an error or the first one was reported
+        _run.finished = True
+        print(f"segmint: {_interrupt_message(_run.planned)}", file=sys.stderr)
         return 130
 
 
-def _raised_by_segmint(exc):
-    """True when segmint's own validation raised ``exc`` (its message is meant for the user)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and f"{os.sep}segmint{os.sep}" in tb.tb_frame.f_code.co_filename
+_CLEAN_UP_SECONDS = 3.0  # further Ctrl-C presses within this time let the clean-up finish
+
+
+class _run:
+    """What the Ctrl-C handler needs: this command's outputs, and how far it got."""
+    planned = []
+    interrupted = 0.0  # time.monotonic() of the first Ctrl-C, or 0
+    finished = False
+
+
+def _on_interrupt(signum, frame):
+    """SIGINT in the ``segmint`` process: a KeyboardInterrupt while the command runs (the
+    writers drop their temporaries as it unwinds; a second Ctrl-C meanwhile is ignored so that
+    the clean-up completes); once it has finished (Python shutting down, waiting for worker
+    threads, say), one line and exit 130 at once."""
+    if not _run.finished:
+        now = time.monotonic()
+        if _run.interrupted and now - _run.interrupted < _CLEAN_UP_SECONDS:
+            return
+        _run.interrupted = now  # a later press still stops a job whose code swallowed the first
+        raise KeyboardInterrupt
+    try:
+        sys.stdout.flush()
+    except Exception:  # stdout may be closed or a broken pipe: the line on stderr matters
+        pass
+    if not _run.interrupted:  # else the line was printed when the first Ctrl-C was answered
+        os.write(2, f"segmint: {_interrupt_message(_run.planned)}\n".encode())
+    os._exit(130)
+
+
+def _main(argv):
+    from .errors import SegmintError
+    from .io import outputs
+
+    outputs.forget_commits()
+    args = None
+    try:
+        args = _parser().parse_args(argv)
+        _run.planned = [path for path, _ in _output_paths(args)]
+        _check_paths(args, _output_paths(args))  # before reading or computing anything
+        if args.threads is not None:
+            from ._parallel import set_num_threads
+            set_num_threads(args.threads)
+        code = _COMMANDS[args.command](args) or 0
+        _run.finished = True
+    except (SegmintError, OSError) as exc:
+        _run.finished = True
+        if args is not None and args.debug:
+            raise
+        print(f"segmint: error: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        _run.finished = True
+        print(f"segmint: {_interrupt_message(_run.planned)}", file=sys.stderr)
+        code = 130
+    return code
+
+
+def _interrupt_message(paths):
+    """Whether each output was committed before the Ctrl-C, in one line."""
+    from .io.outputs import was_written
+    written = [str(p) for p in paths if was_written(p)]
+    missing = [str(p) for p in paths if not was_written(p)]
+    text = "interrupted"
+    if written:
+        text += f" after {' and '.join(written)} {'was' if len(written) == 1 else 'were'} written"
+    if missing:
+        text += f"; nothing was written to {' or '.join(missing)}"
+    elif not written:
+        text += "; nothing was written"
+    return text
+
+
+# -- what each command reads and writes ---------------------------------------------------------
+DEMO_FILES = ("customers.arrow", "model.seg", "segments.parquet")
+DEMO_MARKER = "_segmint_demo.json"
+
+
+def _output_paths(args):
+    """``[(path, kind)]`` of everything the command writes; kind is 'table' (Arrow/Parquet
+    by suffix, or a dataset folder) or 'file' (model, JSON)."""
+    command = args.command
+    if command == "demo":
+        return [(os.path.join(args.dir, name), "file" if name.endswith(".seg") else "table")
+                for name in DEMO_FILES] if args.dir is not None else []
+    if command == "generate":
+        return [(args.output, "table")] + ([(args.events, "table")] if args.events is not None else [])
+    if command == "fit":
+        return [(args.output, "file")]
+    if command in ("score", "aggregate"):
+        return [(args.output, "table")]
+    if command == "rules":
+        return [(args.output, "table")] if args.output is not None else []
+    if command == "rfm":
+        return [(args.output, "table")] + ([(args.save_boundaries, "file")]
+                                           if args.save_boundaries is not None else [])
+    return []
+
+
+def _input_paths(args):
+    """Every file or folder the command reads (data, model, rule, windows, boundaries, spec)."""
+    command = args.command
+    if command == "fit":
+        spec = [args.features] if os.path.exists(args.features) else []
+        return [args.data, args.rules] + spec
+    if command == "score":
+        return [args.model, args.data]
+    if command == "rules":
+        return [args.rules, args.data]
+    if command == "aggregate":
+        return [args.events, args.windows]
+    if command == "rfm":
+        return [args.data, args.boundaries]
+    return []
+
+
+def _check_paths(args, planned):
+    """Refuse, up front, an output that is, contains or lies inside an input or another output,
+    and ``""``, ``.``, the current or home folder, or a folder segmint did not write."""
+    from .io.outputs import check_distinct, check_output
+    from .io.writers import check_table_output
+
+    if args.command == "demo" and args.dir is not None:
+        _check_demo_dir(args.dir)
+        if not os.path.isdir(args.dir):
+            return  # a new folder: nothing in it to protect
+    inputs = [p for p in _input_paths(args) if p is not None]
+    for path, kind in planned:
+        if kind == "table":
+            check_table_output(path, inputs=inputs)
+        else:
+            check_output(path, inputs=inputs)
+    check_distinct([path for path, _ in planned])
+
+
+def _check_demo_dir(folder):
+    """The demo's folder must be new, empty, or a folder an earlier demo wrote (its marker and
+    nothing but the demo's files): the demo replaces customers.arrow, model.seg and
+    segments.parquet there, and must not replace a user's files of those names."""
+    import json
+
+    from .errors import OutputError
+    if not str(folder).strip():
+        raise OutputError("the demo folder is empty; name a new or empty folder with --dir")
+    if not os.path.lexists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise OutputError(f"--dir {folder!r} is not a folder")
+    names = os.listdir(folder)
+    if not names:
+        return
+    ours = False
+    marker = os.path.join(folder, DEMO_MARKER)
+    if os.path.isfile(marker) and os.path.getsize(marker) < 4096:
+        try:
+            with open(marker, "rb") as f:
+                ours = json.loads(f.read().decode("utf-8")).get("format") == "segmint-demo"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+    foreign = sorted(set(names) - {DEMO_MARKER, *DEMO_FILES}) if ours else sorted(names)
+    if foreign:
+        raise OutputError(f"--dir {folder!r} holds {len(foreign)} file{'s' if len(foreign) > 1 else ''} "
+                          f"an earlier demo did not write, e.g. {foreign[0]!r}; the demo writes "
+                          f"{', '.join(DEMO_FILES)} there: name a new or empty folder")
 
 
 class _Progress:
@@ -192,6 +354,7 @@ def _fit(args):
             spec = spec["features"]
     else:
         spec = [c.strip() for c in args.features.split(",") if c.strip()]
+    renames = _parse_renames(args.rename)  # before the work: a typo must not cost a fit
     rules = RuleSet.load(args.rules) if args.rules else None
     clusterer = None
     if not args.no_clusters:
@@ -202,19 +365,30 @@ def _fit(args):
     t0 = time.perf_counter()
     _note(args, f"fitting on {args.data} ...")
     model.fit(args.data, as_of=args.as_of)
-    renames = {}
-    for item in args.rename:
-        key, sep, name = item.partition("=")
-        if not sep:
-            from .errors import DataError
-            raise DataError(f"--rename takes ID=NAME, got {item!r}")
-        renames[int(key) if key.strip().isdigit() else key.strip()] = name
     if renames:
         model.rename(renames)
     model.save(args.output)
     dt = time.perf_counter() - t0
     print(f"fitted {len(model.segment_names_)} segments on {model.feature_spec_.n_rows_ if model.feature_spec_ else 0:,} "
           f"rows ({model.n_rows_fit_:,} clustered) in {dt:.2f} s -> {args.output}")
+
+
+def _parse_renames(items):
+    """``--rename ID=NAME`` options as ``{id or name: new name}``."""
+    from .errors import ParameterError
+    renames = {}
+    for item in items:
+        key, sep, name = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParameterError(f"--rename takes ID=NAME (e.g. '0=Loyal'), got {item!r}")
+        if key.isdecimal() and key.isascii():
+            if len(key) > 6:
+                raise ParameterError(f"--rename {item[:40]!r}: no model has that many segments")
+            renames[int(key)] = name
+        else:
+            renames[key] = name
+    return renames
 
 
 def _score(args):
@@ -258,7 +432,7 @@ def _aggregate(args):
               event_type=args.event_type, qualifying=args.qualifying, as_of=args.as_of)
     t0 = time.perf_counter()
     result = btyd_summary(args.events, period=args.btyd, **kw) if args.btyd else aggregate(args.events, windows=windows, **kw)
-    write_table(result.table, args.output)
+    write_table(result.table, args.output, inputs=_input_paths(args))
     dt = time.perf_counter() - t0
     print(f"{result.events:,} events -> {result.table.num_rows:,} customers in {dt:.2f} s -> {args.output}")
     left = [(result.null_customer, "with a null customer id"), (result.null_timestamp, "with a null timestamp"),
@@ -284,10 +458,10 @@ def _rfm(args):
     rules = rfm_segments()
     result = rules.evaluate(scored)
     scored = scored.append_column("rfm_segment", result.table.column("segment"))
-    write_table(scored, args.output)
+    write_table(scored, args.output, inputs=_input_paths(args))
     if args.save_boundaries:
         from .io.writers import write_text
-        write_text(args.save_boundaries, json.dumps(scorer.to_dict(), indent=1))
+        write_text(args.save_boundaries, json.dumps(scorer.to_dict(), indent=1), inputs=_input_paths(args))
     _print_counts(result.counts)
     print(f"{scored.num_rows:,} customers -> {args.output}")
 
@@ -295,7 +469,8 @@ def _rfm(args):
 def _info(args):
     import zipfile
 
-    if zipfile.is_zipfile(args.path):
+    # is_zipfile on a device or FIFO never returns: only a regular file can be a model
+    if os.path.isfile(args.path) and zipfile.is_zipfile(args.path):
         from .pipeline import load
         print(describe_model(load(args.path), args.path))
         return
@@ -354,11 +529,17 @@ DEMO_RULES = [
 def _demo(args):
     import tempfile
 
+    if args.dir is not None:  # checked by _check_demo_dir: new, empty or an earlier demo's
+        import json
+
+        from .io.writers import write_text
+        os.makedirs(args.dir, exist_ok=True)
+        write_text(os.path.join(args.dir, DEMO_MARKER),
+                   json.dumps({"format": "segmint-demo", "files": list(DEMO_FILES)}) + "\n")
+        _run_demo(args, args.dir)
+        return
     with tempfile.TemporaryDirectory(prefix="segmint-demo-") as tmp:
-        folder = args.dir or tmp
-        if args.dir:
-            os.makedirs(folder, exist_ok=True)
-        _run_demo(args, folder)
+        _run_demo(args, tmp)
 
 
 def _run_demo(args, folder):
@@ -443,6 +624,9 @@ def _run_demo(args, folder):
           + f" ({get_num_threads()} threads)")
     src.close()
 
+
+_COMMANDS = {"demo": _demo, "generate": _generate, "fit": _fit, "score": _score, "rules": _rules,
+             "aggregate": _aggregate, "rfm": _rfm, "info": _info}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,7 +47,9 @@ class ParameterError(SegmintError, ValueError):
 
 
 class OutputError(SegmintError, OSError):
-    """A result could not be written to its destination."""
+    """A result could not be written to its destination, or the destination was refused: it is,
+    contains or lies inside an input, is ``""``, ``.``, the current or home folder, or is a
+    non-empty folder segmint did not write (see :mod:`segmint.io.outputs`)."""
 
 
 def closest_names(name, candidates, n=3):

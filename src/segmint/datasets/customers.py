@@ -20,12 +20,16 @@ before it, so ``recency_days >= 1`` and ``last_order_date = as_of - recency_days
 """
 import datetime as _dt
 import json
+import numbers
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 
+from ..errors import ParameterError
+
 BLOCK_SIZE = 1 << 18
+MAX_CUSTOMERS = 10**11  # ids stay far from int64's limit; the block plan stays a small list
 DEFAULT_AS_OF = _dt.date(2026, 10, 1)
 FIRST_CUSTOMER_ID = 1_000_001
 
@@ -116,7 +120,26 @@ def _as_date(as_of):
         return as_of.date()
     if isinstance(as_of, _dt.date):
         return as_of
-    return _dt.date.fromisoformat(str(as_of))
+    if not isinstance(as_of, str):
+        raise ParameterError(f"as_of must be a date or an ISO date string, got {type(as_of).__name__}")
+    try:
+        return _dt.date.fromisoformat(as_of.strip()[:64])
+    except ValueError:
+        raise ParameterError(f"as_of {as_of[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _checked_counts(n_customers, seed):
+    """``(n_customers, seed)`` as ints >= 0, or a ParameterError naming the argument."""
+    checked = []
+    if isinstance(n_customers, numbers.Real) and n_customers > MAX_CUSTOMERS:
+        raise ParameterError(f"n_customers must be at most {MAX_CUSTOMERS:,}, got {n_customers:,}")
+    for name, value in (("n_customers", n_customers), ("seed", seed)):
+        if isinstance(value, float) and value.is_integer():  # 1e6 customers
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ParameterError(f"{name} must be a whole number >= 0, got {repr(value)[:40]}")
+        checked.append(int(value))
+    return tuple(checked)
 
 
 def iter_customer_blocks(n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events=False, threads=2):
@@ -136,10 +159,7 @@ def iter_customer_blocks(n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events=Fal
         Blocks generated at once (numpy releases the GIL while drawing); the output does not
         depend on it.
     """
-    n_customers = int(n_customers)
-    if n_customers < 0:
-        raise ValueError(f"n_customers must be >= 0, got {n_customers}")
-    seed = int(seed)
+    n_customers, seed = _checked_counts(n_customers, seed)
     as_of = _as_date(as_of)
     n_blocks = (n_customers + BLOCK_SIZE - 1) // BLOCK_SIZE
     sizes = [min(BLOCK_SIZE, n_customers - b * BLOCK_SIZE) for b in range(n_blocks)]
@@ -215,13 +235,17 @@ def write_customers(path, n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events_pa
     dict
         ``{"customers": rows written, "events": rows written or 0}``.
     """
+    from ..io.outputs import check_distinct
     from ..io.writers import ResultWriter
 
+    # everything is checked before the first row is drawn: arguments, then both outputs
+    _checked_counts(n_customers, seed)
     as_of = _as_date(as_of)
+    check_distinct([path, events_path])
     written = {"customers": 0, "events": 0}
-    out = ResultWriter(path, customer_schema(as_of, seed), format=format)
-    ev = None
-    try:
+    out = ev = None
+    try:  # the writers are made inside: a Ctrl-C between two lines still drops the temporaries
+        out = ResultWriter(path, customer_schema(as_of, seed), format=format)
         if events_path is not None:
             ev = ResultWriter(events_path, event_schema(as_of, seed))
         for customers, events in iter_customer_blocks(n_customers, seed=seed, as_of=as_of,
@@ -233,9 +257,9 @@ def write_customers(path, n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events_pa
         if ev is not None:
             ev.close()
     except BaseException:
-        out.abort()
-        if ev is not None:
-            ev.abort()
+        for writer in (out, ev):
+            if writer is not None:
+                writer.abort()
         raise
     written["customers"] = out.rows_written
     written["events"] = ev.rows_written if ev is not None else 0

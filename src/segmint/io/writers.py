@@ -5,17 +5,24 @@ to disk, then renamed over the destination. An interrupted job (an exception, Ct
 killed process) therefore never leaves a truncated file under the destination's name: at
 worst a ``.NAME.tmp-*`` file that says what it is. Exceptions inside a ``with ResultWriter``
 block remove the temporary file.
+
+Before any of that, every writer applies the output-path rules of :mod:`segmint.io.outputs`:
+no writing over an input (pass ``inputs=``), into the current or home folder, or over a
+folder segmint did not write. A Parquet dataset folder gets a marker file listing its parts,
+so that a rerun may replace it and nothing else.
 """
 import os
 import shutil
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ..errors import DataError, OutputError
+from ..errors import DataError, OutputError, ParameterError
+from . import outputs
 
 FORMATS = ("ipc", "parquet", "parquet-dataset")
 _SUFFIXES = {".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".parquet": "parquet", ".pq": "parquet"}
@@ -42,6 +49,29 @@ def resolve_format(path, format=None):
     return fmt
 
 
+def check_table_output(path, *, inputs=(), format=None, overwrite=True):
+    """Check a table output before any work; returns its format (see :func:`resolve_format`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination of :func:`write_table` or :class:`ResultWriter`.
+    inputs : iterable of paths, optional
+        What the same call reads (e.g. ``Source.paths``): the output may not be, contain or
+        lie inside any of them.
+    format, overwrite : see :class:`ResultWriter`
+
+    Raises
+    ------
+    OutputError
+        Naming the path and the reason (see :func:`segmint.io.outputs.check_output`).
+    """
+    outputs.check_location(path)  # before the suffix: "" and "." would read as a folder
+    fmt = resolve_format(path, format)
+    outputs.check_output(path, inputs=inputs, folder=fmt == "parquet-dataset", overwrite=overwrite)
+    return fmt
+
+
 class ResultWriter:
     """Stream record batches into one output, committed atomically by :meth:`close`.
 
@@ -60,6 +90,15 @@ class ResultWriter:
         Replace an existing destination (atomically, for a file). False raises instead.
     rows_per_file : int, optional
         Parquet dataset only: rows per part file.
+    inputs : iterable of paths, optional
+        Files and folders the job reads (``Source.paths``): an output that is, contains or lies
+        inside one of them is refused here, before any work.
+
+    Notes
+    -----
+    An existing file is replaced atomically. An existing folder is replaced only when it is
+    empty or holds nothing but a dataset segmint wrote (its marker file and the parts the marker
+    lists); only those files are removed. Everything else raises :class:`OutputError`.
 
     Examples
     --------
@@ -69,23 +108,17 @@ class ResultWriter:
     """
 
     def __init__(self, path, schema, *, format=None, compression=None, overwrite=True,
-                 rows_per_file=None):
+                 rows_per_file=None, inputs=()):
+        self._done = True  # until the temporary exists: __del__ has nothing to clean
+        self.format = check_table_output(path, inputs=inputs, format=format, overwrite=overwrite)
         self.path = Path(path)
-        self.format = resolve_format(path, format)
         self.schema = schema
         self.compression = compression
-        self.rows_per_file = int(rows_per_file or DEFAULT_ROWS_PER_FILE)
+        self.rows_per_file = _rows_per_file(rows_per_file)
         self.rows_written = 0
         parent = self.path.parent
         if not parent.is_dir():
             raise OutputError(f"cannot write {str(self.path)!r}: folder {str(parent)!r} does not exist")
-        if self.path.exists():
-            if not overwrite:
-                raise OutputError(f"{str(self.path)!r} exists; pass overwrite=True to replace it")
-            if self.path.is_dir() != (self.format == "parquet-dataset"):
-                kind = "a folder" if self.path.is_dir() else "a file"
-                raise OutputError(f"{str(self.path)!r} is {kind}; it cannot be replaced by a "
-                                  f"{self.format} output")
         self._tmp = parent / f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._writer = None
         self._part = 0
@@ -117,7 +150,7 @@ class ResultWriter:
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         if not isinstance(data, pa.Table):
-            raise TypeError(f"write takes a pyarrow RecordBatch or Table, got {type(data).__name__}")
+            raise ParameterError(f"write takes a pyarrow RecordBatch or Table, got {type(data).__name__}")
         if not data.schema.equals(self.schema, check_metadata=False):
             raise DataError(f"cannot write to {str(self.path)!r}: the data's schema\n{data.schema}\n"
                             f"differs from the writer's\n{self.schema}")
@@ -149,25 +182,52 @@ class ResultWriter:
             return
         try:
             self._writer.close()
+            if self.format == "parquet-dataset":
+                parts = [f"part-{i:05d}.parquet" for i in range(self._part + 1)]
+                (self._tmp / outputs.MARKER).write_bytes(outputs.marker_bytes(parts))
             _fsync_tree(self._tmp)
+            outputs.commit_started(self.path, self._tmp)
             if self.format == "parquet-dataset":
                 self._replace_folder()
             else:
+                if self.path.is_dir():  # it may have appeared since the check
+                    raise OutputError(f"{str(self.path)!r} is a folder; it cannot be replaced by a file")
                 os.replace(self._tmp, self.path)
+            outputs.commit_done(self.path)
             _fsync_dir(self.path.parent)
-        except BaseException:
-            self.abort()
+        except BaseException as exc:
+            if os.path.lexists(self._tmp):  # the rename, which commits, did not happen
+                outputs.commit_abandoned(self.path)
+                self.abort()
+                if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+                    raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from exc
+            else:  # committed; only what came after failed (or Ctrl-C came just then)
+                outputs.commit_done(self.path)
+                self._done = True
             raise
         self._done = True
 
     def _replace_folder(self):
-        old = None
-        if self.path.exists():
-            old = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(self.path, old)
-        os.rename(self._tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        """Rename the finished temporary folder to the destination; an existing destination must
+        (still) be empty or a dataset segmint wrote, and only its listed files are removed."""
+        if not os.path.lexists(self.path):
+            os.rename(self._tmp, self.path)
+            return
+        if not self.path.is_dir() or self.path.is_symlink():
+            raise OutputError(f"{str(self.path)!r} is not a folder segmint wrote; nothing was replaced")
+        names = outputs.dataset_parts(self.path)  # checked again: the job may have run for hours
+        if not names:
+            os.rename(self._tmp, self.path)  # POSIX renames over an empty folder, atomically; a
+            return                           # file that appeared since makes it fail instead
+        old = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(self.path, old)
+        try:
+            os.rename(self._tmp, self.path)
+        except BaseException:
+            if not os.path.lexists(self.path):
+                os.rename(old, self.path)  # put the previous dataset back
+            raise
+        outputs.remove_dataset(old, names)
 
     def abort(self):
         """Drop everything written; the destination is left as it was."""
@@ -201,11 +261,14 @@ class ResultWriter:
             self.abort()
 
 
-def write_table(data, path, *, format=None, compression=None, overwrite=True, rows_per_file=None):
+def write_table(data, path, *, format=None, compression=None, overwrite=True, rows_per_file=None,
+                inputs=()):
     """Write a pyarrow Table, RecordBatch or iterable of RecordBatches to ``path`` atomically.
 
-    Returns the number of rows written. See :class:`ResultWriter` for the parameters.
+    Returns the number of rows written. See :class:`ResultWriter` for the parameters; the
+    output is checked (``inputs=`` included) before the first batch is taken.
     """
+    check_table_output(path, inputs=inputs, format=format, overwrite=overwrite)
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         schema, pieces = data.schema, [data]
     else:
@@ -216,10 +279,18 @@ def write_table(data, path, *, format=None, compression=None, overwrite=True, ro
         schema = first.schema
         pieces = _chain(first, iterator)
     with ResultWriter(path, schema, format=format, compression=compression, overwrite=overwrite,
-                      rows_per_file=rows_per_file) as out:
+                      rows_per_file=rows_per_file, inputs=inputs) as out:
         for piece in pieces:
             out.write(piece)
     return out.rows_written
+
+
+def _rows_per_file(value):
+    if value is None:
+        return DEFAULT_ROWS_PER_FILE
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ParameterError(f"rows_per_file must be a positive whole number, got {value!r}")
+    return int(value)
 
 
 def _chain(first, rest):
@@ -254,10 +325,13 @@ class atomic_file:
     """``with atomic_file(path) as f: f.write(...)``: a binary file that appears at ``path``
     only when the block completes (hidden temporary file beside it, fsync, rename); an
     exception or Ctrl-C inside the block removes the temporary file and leaves ``path`` as it was.
+
+    ``path`` is checked first (:func:`segmint.io.outputs.check_output`): not ``""``, ``.``, a
+    folder, a device, nor any of ``inputs`` (the files the caller read).
     """
 
-    def __init__(self, path):
-        self.path = Path(os.fspath(path))
+    def __init__(self, path, *, inputs=()):
+        self.path = outputs.check_output(path, inputs=inputs)
         folder = self.path.parent if str(self.path.parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"cannot write {self.path}: folder {folder} does not exist")
@@ -274,15 +348,20 @@ class atomic_file:
                 os.fsync(self.file.fileno())
             self.file.close()
             if exc_type is None:
+                if self.path.is_dir():  # it may have appeared since the check
+                    raise OutputError(f"{str(self.path)!r} is a folder; it cannot be replaced by a file")
+                outputs.commit_started(self.path, self.tmp)
                 os.replace(self.tmp, self.path)
+                outputs.commit_done(self.path)
                 _fsync_dir(self.path.parent)
         finally:
-            if self.tmp.exists():
+            if os.path.lexists(self.tmp):
+                outputs.commit_abandoned(self.path)
                 self.tmp.unlink()
         return False
 
 
-def write_text(path, text):
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_file(path) as f:
+def write_text(path, text, *, inputs=()):
+    """Write ``text`` (UTF-8) to ``path`` atomically (checked as :class:`atomic_file` does)."""
+    with atomic_file(path, inputs=inputs) as f:
         f.write(text.encode("utf-8"))
