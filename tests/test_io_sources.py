@@ -237,3 +237,37 @@ def test_dictionary_unifier_keeps_codes_stable_and_unique():
             assert [strings[i] for i in indices.to_pylist()] == values
             for v in values:
                 assert seen.setdefault(v, strings.index(v)) == strings.index(v)
+
+
+@pytest.mark.parametrize("n", [0, 5, 1000])
+def test_read_gives_the_declared_types_for_every_file_kind(tmp_path, n):
+    # Parquet strings stream dictionary-encoded; read() must still give the source's schema
+    table = random_table(n, seed=3)
+    folder = tmp_path / "kinds"
+    folder.mkdir()
+    paths = {"ipc": _write_ipc(table, folder / "t.arrow", chunk=300),
+             "ipc-lz4": _write_ipc(table, folder / "t-lz4.arrow", "lz4", chunk=300),
+             "stream": _write_stream(table, folder / "t.arrows")}
+    pq.write_table(table, folder / "t.parquet", row_group_size=256)
+    paths["parquet"] = folder / "t.parquet"
+    for kind, path in paths.items():
+        src = segmint.open(path)
+        read = src.read()
+        assert read.schema.equals(src.schema), kind
+        assert read.num_rows == n, kind
+        for name in ("region", "channel", "i64", "flag"):
+            assert same(read.column(name).to_pylist(), table.column(name).to_pylist()), (kind, name)
+
+
+def test_a_dictionary_column_with_out_of_range_indices_in_null_slots_reads_its_values(tmp_path):
+    # Arrow leaves null slots undefined: a writer may leave any index there
+    valid = np.array([True, False, True, False] * 250)
+    raw = np.where(valid, np.arange(1000) % 3, 10 ** 6).astype(np.int32)
+    indices = pa.Array.from_buffers(pa.int32(), 1000, [pa.py_buffer(np.packbits(valid, bitorder="little")),
+                                                       pa.py_buffer(raw)])
+    column = pa.DictionaryArray.from_arrays(indices, pa.array(["a", "b", "c"]), safe=False)
+    path = _write_ipc(pa.table({"d": column}), tmp_path / "nullslots.arrow")
+    expected = [["a", "b", "c"][i % 3] if v else None for i, v in enumerate(valid)]
+    assert segmint.open(path).column("d").chunks[0].to_pylist() == expected
+    codes = segmint.open(path).column("d").chunks[0].values
+    assert codes.min() >= 0 and codes.max() < 3

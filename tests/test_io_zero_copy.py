@@ -56,3 +56,27 @@ def test_sliced_table_views_share_the_parent_buffers():
     assert _address(view.values) == data_buf.address + 37 * 4
     assert view.validity is not None and view.validity_offset == 37 % 8
     assert _address(view.validity) == parent.buffers()[0].address + 37 // 8
+
+
+def test_checking_string_offsets_and_dictionary_indices_copies_nothing(tmp_path):
+    # the layout checks read the offsets and indices where they are mapped and hand the same
+    # buffers on: numeric views, dictionary codes and the strings themselves stay in the mapping
+    n = 20_000
+    table = pa.table({"x": np.arange(n, dtype=np.float64),
+                      "s": pa.array([f"customer-{i % 977}" for i in range(n)]),
+                      "d": pa.array([f"city-{i % 13}" for i in range(n)]).dictionary_encode()})
+    path = tmp_path / "strings.arrow"
+    with ipc.new_file(path, table.schema) as w:
+        w.write_table(table, max_chunksize=5000)
+    src = segmint.open(path)
+    base, size = src.mapped_range()
+    for batch in src.batches():
+        for name in ("x", "s", "d"):
+            column = batch.record_batch.column(name)
+            buffers = column.indices.buffers() if name == "d" else column.buffers()
+            for buf in buffers:
+                if buf is not None:
+                    assert base <= buf.address and buf.address + buf.size <= base + size, name
+        for name in ("x", "d"):
+            start = _address(batch[name].values)
+            assert base <= start < base + size, name

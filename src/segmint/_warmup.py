@@ -37,6 +37,18 @@ def _warm_rules():
     rs.evaluate(table, as_of="2026-01-01", output="bitmask")
 
 
+def _warm_layout_checks():
+    """The offset checks every string column read from an IPC file passes (int32 and int64
+    offsets), so that the first read of a file does not compile them."""
+    import pyarrow as pa
+
+    from .io.columns import check_layout
+
+    for strings in (pa.array(["a", None, "bc"]), pa.array(["a", None, "bc"], pa.large_string())):
+        check_layout(strings)
+        check_layout(strings.dictionary_encode())
+
+
 def _warm_pipeline():
     """Feature transforms, a Segmenter fit and score (float32 and float64), event aggregation."""
     import datetime as dt
@@ -75,7 +87,8 @@ def _warm_pipeline():
 
 def warmup(verbose=False):
     """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
-    the rule VM and its loaders for the usual column types; feature transforms, Segmenter
+    the rule VM and its loaders for the usual column types; the layout checks of string columns
+    read from files; feature transforms, Segmenter
     scoring and event aggregation.
 
     Returns
@@ -103,6 +116,7 @@ def warmup(verbose=False):
             mb.predict(data)
         MiniBatchKMeans(n_clusters=3, random_state=0).partial_fit(X)
     _warm_rules()
+    _warm_layout_checks()
     _warm_pipeline()
     elapsed = time.perf_counter() - t0
     if verbose:

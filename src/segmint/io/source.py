@@ -16,8 +16,19 @@ A :class:`Source` knows its schema and row count without reading data, and strea
 
 Memory stays bounded by one batch (one record batch or row group for compressed files) plus,
 per string column, its dictionary.
+
+A file is untrusted input. Only regular files are opened (not devices, FIFOs or sockets),
+and headers are read with a bound. Every record batch read from an IPC file or stream passes
+Arrow's cheap ``validate()`` (buffer sizes), and its string and dictionary columns, of those
+read, have their offsets and indices checked (:func:`~segmint.io.columns.check_layout`, about
+1 ms per million rows and column) before any kernel or Arrow compute function trusts them;
+numeric columns stay zero-copy and unchecked beyond buffer sizes. A stream must end with
+its end-of-stream marker. Whatever pyarrow raises on a damaged file, here or later while a
+batch is viewed, becomes a :class:`~segmint.errors.CorruptFileError` naming the file. Values
+damaged inside a buffer cannot be told from real ones: IPC bodies carry no checksum.
 """
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +37,9 @@ import pyarrow.ipc as ipc
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import (CorruptFileError, DataError, DuplicateColumnError, SourceConsumedError,
-                      SourceNotFoundError, unknown_column)
-from .columns import DictionaryUnifier, check_supported, view_of
+from ..errors import (CorruptFileError, DataError, DuplicateColumnError, ParameterError,
+                      SegmintError, SourceConsumedError, SourceNotFoundError, unknown_column)
+from .columns import DictionaryUnifier, LayoutError, check_layout, check_supported, view_of
 
 DEFAULT_BATCH_SIZE = 131_072
 
@@ -36,6 +47,15 @@ _IPC_MAGIC = b"ARROW1"
 _PARQUET_MAGIC = b"PAR1"
 _FEATHER_V1_MAGIC = b"FEA1"
 _STREAM_CONTINUATION = b"\xff\xff\xff\xff"
+# A stream ends with a continuation marker and a zero length (before Arrow 0.15: a zero length)
+_STREAM_END = _STREAM_CONTINUATION + b"\0\0\0\0"
+_LEGACY_STREAM_END = b"\0\0\0\0"
+
+# What pyarrow and Python raise on a damaged file: Arrow's own errors, and the builtins its
+# Python layer raises on bad bytes (UnicodeDecodeError for names, MemoryError or OverflowError
+# for absurd declared sizes, IndexError/KeyError for indices into metadata).
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError,
+                OverflowError, MemoryError, RecursionError)
 
 
 def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / pyarrow's open_*
@@ -62,7 +82,8 @@ def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / py
     SourceNotFoundError
         The path does not exist.
     CorruptFileError
-        The file is truncated, corrupt or of another format.
+        The file is truncated, corrupt, of another format, or not a regular file (a device,
+        FIFO or socket). Damage found later, while batches are read, raises it too.
     DuplicateColumnError, UnknownColumnError, UnsupportedTypeError
         Column names repeat, ``columns`` names a missing column, or a selected column has a
         type segmint cannot read.
@@ -88,11 +109,12 @@ class Batch:
         The Arrow data behind the views.
     """
 
-    def __init__(self, record_batch, start, unifiers):
+    def __init__(self, record_batch, start, unifiers, label="the source"):
         self.record_batch = record_batch
         self.start = start
         self.num_rows = record_batch.num_rows
         self._unifiers = unifiers
+        self._label = label
         self._views = {}
 
     @property
@@ -109,7 +131,14 @@ class Batch:
             index = self.record_batch.schema.get_field_index(name)
             if index < 0:
                 raise unknown_column(name, self.column_names, "this batch")
-            view = view_of(name, self.record_batch.column(index), self._unifiers.get(name))
+            try:
+                view = view_of(name, self.record_batch.column(index), self._unifiers.get(name))
+            except LayoutError as exc:  # says what is damaged, not where
+                raise _corrupt(f"column {name!r} of {self._label}", exc) from None
+            except SegmintError:
+                raise
+            except _READ_ERRORS as exc:
+                raise _corrupt(f"column {name!r} of {self._label}", exc) from None
             self._views[name] = view
         return view
 
@@ -221,8 +250,8 @@ class Source:
         may be shorter than ``batch_size``. String codes are consistent across the batches of
         one call.
         """
-        if batch_size is None or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
         names = self._check_columns(columns) if columns is not None else self.column_names
         for c in names:
             check_supported(c, self._schema.field(c).type)
@@ -232,7 +261,7 @@ class Source:
         for record_batch in self._record_batches(names, int(batch_size)):
             for offset in range(0, record_batch.num_rows, int(batch_size)):
                 piece = record_batch.slice(offset, batch_size)
-                yield Batch(piece, start, unifiers)
+                yield Batch(piece, start, unifiers, self.label)
                 start += piece.num_rows
 
     def column(self, name):
@@ -245,7 +274,15 @@ class Source:
         names = self._check_columns(columns) if columns is not None else self.column_names
         batches = list(self._record_batches(names, DEFAULT_BATCH_SIZE))
         schema = pa.schema([self._schema.field(c) for c in names], metadata=self._schema.metadata)
-        return pa.Table.from_batches(batches, schema=schema)
+        try:
+            if not batches:
+                return schema.empty_table()
+            # Parquet strings arrive dictionary-encoded (see ParquetSource): the table keeps
+            # the types the source declares
+            table = pa.Table.from_batches(batches)
+            return table if table.schema.equals(schema) else table.cast(schema)
+        except _READ_ERRORS as exc:
+            raise _corrupt(self.label, exc) from None
 
     def _record_batches(self, names, batch_size):
         raise NotImplementedError
@@ -285,7 +322,37 @@ def _check_duplicates(schema, label):
 
 
 def _corrupt(label, exc):
-    return CorruptFileError(f"cannot read {label}: {exc}")
+    if isinstance(exc, MemoryError):
+        reason = f"it declares a size too large to allocate ({exc or type(exc).__name__})"
+    else:
+        reason = str(exc) or type(exc).__name__
+    return CorruptFileError(f"cannot read {label}: {reason}")
+
+
+def _needs_layout_check(t):
+    return (pa.types.is_dictionary(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+            or pa.types.is_string_view(t) or pa.types.is_binary_view(t))
+
+
+def _checked(batch, label, dictionaries):
+    """``batch`` after :func:`~segmint.io.columns.check_layout` of its string and dictionary
+    columns (numeric columns have nothing beyond ``validate()`` to check, and stay zero-copy).
+
+    ``dictionaries`` maps a column name to its last checked dictionary (updated here)."""
+    for i, field in enumerate(batch.schema):
+        if not _needs_layout_check(field.type):
+            continue
+        column = batch.column(i)
+        try:
+            fixed = check_layout(column, dictionaries.get(field.name))
+        except LayoutError as exc:
+            raise CorruptFileError(f"{label} is damaged: column {field.name!r}: {exc}") from None
+        if pa.types.is_dictionary(field.type):
+            dictionaries[field.name] = column.dictionary
+        if fixed is not column:
+            batch = batch.set_column(i, field, fixed)
+    return batch
 
 
 # ---------------------------------------------------------------------------- files
@@ -303,8 +370,9 @@ class IpcFileSource(Source):
             self._num_rows = reader.count_rows()
             self._num_record_batches = reader.num_record_batches
             self._zero_copy = self._probe_zero_copy(reader)
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        except _READ_ERRORS as exc:
             raise _corrupt(label, exc) from None
+        self._checked_dictionaries = {}
         super().__init__(schema, label)
 
     def _probe_zero_copy(self, reader):
@@ -348,8 +416,13 @@ class IpcFileSource(Source):
             for i in range(reader.num_record_batches):
                 batch = reader.get_batch(i)
                 batch.validate()  # cheap structural check: catches bodies shorter than declared
-                yield batch.select(names) if names else _empty_batch(batch.num_rows)
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+                if not names:
+                    yield _empty_batch(batch.num_rows)
+                    continue
+                yield _checked(batch.select(names), self.label, self._checked_dictionaries)
+        except SegmintError:
+            raise
+        except _READ_ERRORS as exc:
             raise _corrupt(self.label, exc) from None
 
     def close(self):
@@ -366,9 +439,10 @@ class IpcStreamSource(Source):
         try:
             with pa.memory_map(str(path), "r") as mm:
                 schema = ipc.open_stream(mm).schema
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        except _READ_ERRORS as exc:
             raise _corrupt(label, exc) from None
         self._num_rows = None
+        self._checked_dictionaries = {}
         super().__init__(schema, label)
 
     @property
@@ -384,11 +458,28 @@ class IpcStreamSource(Source):
     def _record_batches(self, names, batch_size):
         try:
             with pa.memory_map(str(self.path), "r") as mm:
-                for batch in ipc.open_stream(mm):
+                reader = ipc.open_stream(mm)
+                message_end = mm.tell()
+                for batch in reader:
                     batch.validate()
-                    yield batch.select(names)
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+                    yield _checked(batch.select(names), self.label, self._checked_dictionaries)
+                    message_end = mm.tell()
+                self._check_end(mm, message_end)
+        except SegmintError:
+            raise
+        except _READ_ERRORS as exc:
             raise _corrupt(self.label, exc) from None
+
+    def _check_end(self, mm, message_end):
+        """Refuse a stream cut between two messages: pyarrow reads it as complete, but the
+        bytes after the last record batch must be the end-of-stream marker."""
+        end = mm.tell()
+        mm.seek(message_end)
+        marker = mm.read(end - message_end)
+        if marker not in (_STREAM_END, _LEGACY_STREAM_END):
+            raise CorruptFileError(
+                f"{self.label} is truncated: the Arrow IPC stream stops between two messages, "
+                "without its end-of-stream marker, so rows may be missing")
 
 
 class ParquetSource(Source):
@@ -408,7 +499,9 @@ class ParquetSource(Source):
                     raise CorruptFileError(
                         f"{label}: {f.name} has schema {other} but {files[0].name} has {schema}; "
                         "every file of a dataset must have the same columns and types")
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        except SegmintError:
+            raise
+        except _READ_ERRORS as exc:
             raise _corrupt(label, exc) from None
         super().__init__(_as_read(schema), label)
 
@@ -433,7 +526,9 @@ class ParquetSource(Source):
                     continue
                 for batch in pf.iter_batches(batch_size=batch_size, columns=names, use_threads=True):
                     yield batch
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        except SegmintError:
+            raise
+        except _READ_ERRORS as exc:
             raise _corrupt(self.label, exc) from None
 
 
@@ -464,12 +559,13 @@ def _open_path(path, name):
             if near:
                 hint = "; did you mean " + " or ".join(repr(str(parent / n)) for n in near) + "?"
         raise SourceNotFoundError(f"no such file or directory: {str(path)!r}{hint}")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)
-                       and p.suffix.lower() in (".parquet", ".pq", ".parq"))
-        if not files:
-            raise CorruptFileError(f"directory {str(path)!r} holds no .parquet files")
-        return ParquetSource(files, label, root=path)
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        return ParquetSource(_dataset_files(path), label, root=path)
+    if not stat.S_ISREG(mode):
+        # a device, FIFO or socket never ends (/dev/zero) or blocks the open (a FIFO)
+        raise CorruptFileError(f"{label} is {_file_kind(mode)}, not a regular file; segmint reads "
+                               "Arrow IPC and Parquet files, or a folder of Parquet files")
     with path.open("rb") as fh:
         head = fh.read(8)
         fh.seek(0, os.SEEK_END)
@@ -495,6 +591,36 @@ def _open_path(path, name):
         raise CorruptFileError(f"{label} is empty")
     raise CorruptFileError(f"{label} is neither an Arrow IPC / Feather v2 file nor a Parquet file "
                            "(its first bytes are not a known magic number)")
+
+
+def _dataset_files(folder):
+    """The Parquet files of a dataset folder, in sorted path order; refuses other kinds of
+    entries with a Parquet name (a FIFO among the parts would block the read)."""
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if _hidden(p, folder) or p.suffix.lower() not in (".parquet", ".pq", ".parq"):
+            continue
+        try:
+            mode = p.stat().st_mode
+        except OSError as exc:  # a dangling link, a link loop, a part deleted meanwhile
+            raise CorruptFileError(f"cannot read {str(p)!r} in dataset {str(folder)!r}: {exc}") from None
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise CorruptFileError(f"{str(p)!r} in dataset {str(folder)!r} is {_file_kind(mode)}, "
+                                   "not a regular file")
+        files.append(p)
+    if not files:
+        raise CorruptFileError(f"directory {str(folder)!r} holds no .parquet files")
+    return files
+
+
+def _file_kind(mode):
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _hidden(p, root):
