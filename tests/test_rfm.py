@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import segmint
 from segmint.cluster import NotFittedError
-from segmint.errors import DataError, UnknownColumnError, UnsupportedTypeError
+from segmint.errors import DataError, ParameterError, UnknownColumnError, UnsupportedTypeError
 from segmint.events import RFMScorer, rfm_segments
 from segmint.rules import RuleSet, Segment
 
@@ -260,14 +260,21 @@ def test_to_dict_round_trip_json_and_yaml():
     (lambda d: d["boundaries"].update(frequency=[1, 2, "3", 4]), "list of 4 numbers"),
     (lambda d: d["boundaries"].update(frequency=[1, 3, 2, 4]), "ascending"),
     (lambda d: d["boundaries"].update(recency=[1, 2, 3, 4]), "descending"),
-    (lambda d: d["boundaries"].update(monetary=[1, float("nan"), 3, 4]), "ascending"),
+    (lambda d: d["boundaries"].update(monetary=[1, float("nan"), 3, 4]), "finite"),
+    (lambda d: d["boundaries"].update(monetary=[1, 2, 3, float("inf")]), "finite"),
+    (lambda d: d["boundaries"].update(monetary=[1, 2, 3, 10 ** 400]), "finite"),
+    (lambda d: d.update(n_customers="many"), "n_customers"),
+    (lambda d: d.update(n_customers=1e400), "n_customers"),
+    (lambda d: d.update(version=[1]), "version \\[1\\]"),
+    (lambda d: d.update(bins=10 ** 5000), "about 5,000 digits"),
+    (lambda d: d["columns"].update(recency=["a"]), "column name"),
 ])
 def test_from_dict_rejects_bad_documents(change, message):
     table = pa.table({"recency_days": list(range(10)), "frequency": list(range(10)),
                       "monetary": [float(x) for x in range(10)]})
     doc = RFMScorer().fit(table).to_dict()
     change(doc)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ParameterError, match=message):  # and so a ValueError
         RFMScorer.from_dict(doc)
 
 

@@ -384,3 +384,85 @@ def test_one_rule_set_evaluated_from_several_threads():
     for t in threads:
         t.join()
     assert not errors
+
+
+# -- names and fields that a rule set refuses when it is built (issue 12, items 5 and 7) ------
+@pytest.mark.parametrize("segments,message", [
+    ([{"name": "", "rule": "i > 1"}], r"segment #1: a segment name must not be empty or blank"),
+    ([{"name": "ok", "rule": "i > 1"}, {"name": " \t", "rule": "i > 2"}], r"segment #2: .*blank"),
+    ([{"name": "vip ", "rule": "i > 1"}], "starts or ends with spaces"),
+    ([{"name": "a\nb", "rule": "i > 1"}], r"control character '\\n'"),
+    ([{"name": "a\x00", "rule": "i > 1"}], "control character"),
+    ([{"name": "x" * 201, "rule": "i > 1"}], "201 characters long; the limit is 200"),
+    ([{"name": True, "rule": "i > 1"}], "must be a string, got True .*quote the name"),
+    ([{"name": ["a"] * 10 ** 6, "rule": "i > 1"}], "got a list of 1,000,000 items"),
+    ([{"name": {"a": 1}, "rule": "i > 1"}], "got a dict of 1 item$"),
+    ([{"name": 7, "rule": "i > 1"}], "must be a string, got 7"),
+    ({7: "i > 1"}, "must be a string, got 7"),
+    ([(7, "i > 1")], "must be a string, got 7"),
+    ([{"name": "a", "rule": ["i > 1"]}], "segment 'a': the rule must be a string, got a list"),
+    ([{"name": "a", "rule": "i > 1", "owner": ["crm"]}], "segment 'a': owner must be a string"),
+    ([{"name": "a", "rule": "i > 1", "description": False}], "segment 'a': description must be a string"),
+    ([{"name": "a", "rule": "i > 1", "purpose": 3.5}], "segment 'a': purpose must be a string"),
+    (5, "segments must be a list or a dict, got 5"),
+])
+def test_names_and_fields_of_the_wrong_kind_are_refused_when_the_rule_set_is_built(segments, message):
+    with pytest.raises(RuleSetError, match=message):
+        RuleSet(segments)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"mode": ["waterfall"]}, "mode must be 'waterfall' or 'multi', got a list of 1 item"),
+    ({"mode": "Waterfall"}, "mode must be"),
+    ({"default": ""}, "the default segment: a segment name must not be empty"),
+    ({"default": None}, "the default segment: a segment name must be a string"),
+    ({"name": ["rules"]}, "the rule set's name must be a string"),
+])
+def test_mode_default_and_name_of_the_wrong_kind_are_refused(kwargs, message):
+    with pytest.raises(RuleSetError, match=message) as info:
+        RuleSet({"a": "i > 1"}, **kwargs)
+    assert isinstance(info.value, ValueError)  # still what `except ValueError` expects
+
+
+def test_a_huge_integer_in_a_rule_gets_a_caret_not_a_bare_value_error():
+    rule = "i > 1 and f < " + "9" * 5000
+    with pytest.raises(RuleSyntaxError) as info:
+        RuleSet({"big": rule})
+    text = str(info.value)
+    assert "segment 'big': the number has 5,000 digits; integers in rules have at most 300" in text
+    line, caret = text.splitlines()[1:3]
+    assert len(line) < 100  # a window of the long rule, not 5,000 characters
+    assert line[caret.index("^")] == "9" and line.endswith("...")
+
+
+NAME_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(NAME_CHARS, max_size=8), min_size=1, max_size=4))
+def test_a_rule_set_is_either_refused_when_built_or_saved_and_loaded_unchanged(names):
+    """What the builder accepts, the JSON and YAML loaders accept too, with the same names."""
+    yaml = pytest.importorskip("yaml")
+    segments = [{"name": n, "rule": f"i > {j}"} for j, n in enumerate(names)]
+    try:
+        rules = RuleSet(segments)
+    except RuleSetError as exc:
+        # refused for a reason the message names
+        assert re.search(r"blank|spaces|control character|unique|default segment", str(exc))
+        return
+    for n in names:  # accepted names are what segmint promises: text, trimmed, printable
+        assert n == n.strip() and n and not any(c in n for c in "\n\r\t\x00")
+    doc = rules.to_dict()
+    assert RuleSet.from_json(json.dumps(doc)).names == names
+    assert RuleSet.from_yaml(yaml.safe_dump(doc, allow_unicode=True)).names == names
+
+
+def test_a_segmenter_fitted_with_odd_but_valid_names_loads_again(tmp_path):
+    names = ["Champions ✓", "it's \"quoted\"", "segment_0", "ß", "yes", "1", "a  b"]
+    rules = RuleSet([{"name": n, "rule": f"i > {j - 3}"} for j, n in enumerate(names)], default="rest of us")
+    table = random_table(200, 5)
+    model = segmint.Segmenter(rules=rules).fit(table, as_of=naive.AS_OF)
+    model.save(tmp_path / "m.seg")
+    loaded = segmint.load(tmp_path / "m.seg")
+    assert loaded.segment_names_ == model.segment_names_ and loaded.rules_.names == names
+    assert loaded.score(table, as_of=naive.AS_OF).equals(model.score(table, as_of=naive.AS_OF))

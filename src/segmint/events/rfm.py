@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..cluster._base import NotFittedError, ParamsMixin
-from ..errors import DataError, UnsupportedTypeError, unknown_column
+from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import open as open_source
 from ..rules import RuleSet
 
@@ -194,48 +194,64 @@ class RFMScorer(ParamsMixin):
 
         Raises
         ------
-        ValueError
-            The document is not a scorer, or its boundaries have the wrong length or order.
+        ParameterError (a ValueError)
+            The document is not a scorer, a field has the wrong type, or its boundaries have
+            the wrong length or order, or are not finite numbers.
         """
         if not isinstance(data, dict) or data.get("kind") != _DOC_KIND:
-            raise ValueError(f"not an RFMScorer document: expected a dict with kind {_DOC_KIND!r}")
-        if data.get("version") != _DOC_VERSION:
-            raise ValueError(f"RFMScorer document version {data.get('version')!r} is not supported "
-                             f"(this segmint reads version {_DOC_VERSION})")
+            raise ParameterError(f"not an RFMScorer document: expected a dict with kind {_DOC_KIND!r}")
+        version = data.get("version")
+        if type(version) is not int or version != _DOC_VERSION:
+            raise ParameterError(f"RFMScorer document version {_short(version)} is not supported "
+                                 f"(this segmint reads version {_DOC_VERSION})")
         unknown = set(data) - {"kind", "version", "bins", "columns", "boundaries", "n_customers"}
         if unknown:
-            raise ValueError(f"unknown keys in the RFMScorer document: {', '.join(sorted(unknown))}")
+            raise ParameterError(f"unknown keys in the RFMScorer document: "
+                                 f"{', '.join(sorted(map(_short, unknown)))}")
         columns = data.get("columns", {})
         if not isinstance(columns, dict) or set(columns) - set(_ROLES):
-            raise ValueError(f"'columns' must map some of {', '.join(_ROLES)} to column names")
+            raise ParameterError(f"'columns' must map some of {', '.join(_ROLES)} to column names")
+        for role, name in columns.items():
+            if not isinstance(name, str) or not name:
+                raise ParameterError(f"'columns': the {role} column must be a column name (a string), "
+                                     f"got {_short(name)}")
         scorer = cls(data.get("bins", 5), **columns)
         bins = scorer._check_bins()
         if "boundaries" in data:
             given = data["boundaries"]
             if not isinstance(given, dict) or set(given) != set(_ROLES):
-                raise ValueError(f"'boundaries' must hold exactly {', '.join(_ROLES)}")
+                raise ParameterError(f"'boundaries' must hold exactly {', '.join(_ROLES)}")
             boundaries = {}
             for role in _ROLES:
                 b = given[role]
                 if not isinstance(b, (list, tuple)) or len(b) != bins - 1 or not all(
                         isinstance(x, numbers.Real) and not isinstance(x, bool) for x in b):
-                    raise ValueError(f"{role} boundaries must be a list of {bins - 1} numbers for "
-                                     f"bins={bins}, got {b!r}")
-                b = np.asarray(b, dtype=np.float64)
+                    raise ParameterError(f"{role} boundaries must be a list of {bins - 1} numbers for "
+                                         f"bins={bins}, got {_short(b)}")
+                try:
+                    b = np.asarray(b, dtype=np.float64)
+                except OverflowError:  # an integer like 10**400 has no float64
+                    b = np.full(bins - 1, np.inf)
+                if not np.isfinite(b).all():
+                    raise ParameterError(f"{role} boundaries must be finite numbers (no NaN, no "
+                                         f"infinity, nothing beyond float64), got {_short(given[role])}")
                 steps = np.diff(b if role != "recency" else b[::-1])
-                if np.isnan(b).any() or (steps < 0).any():
+                if (steps < 0).any():
                     order = "descending" if role == "recency" else "ascending"
-                    raise ValueError(f"{role} boundaries must be {order} numbers, got {given[role]!r}")
+                    raise ParameterError(f"{role} boundaries must be {order} numbers, got {_short(given[role])}")
                 boundaries[role] = b
+            n_customers = data.get("n_customers", 0)
+            if type(n_customers) is not int or not 0 <= n_customers < 2 ** 63:
+                raise ParameterError(f"'n_customers' must be a count of customers, got {_short(n_customers)}")
             scorer.boundaries_ = boundaries
-            scorer.n_customers_ = int(data.get("n_customers", 0))
+            scorer.n_customers_ = n_customers
         return scorer
 
     # -- checks --------------------------------------------------------------------------------
     def _check_bins(self):
         bins = self.bins
         if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 2 <= bins <= MAX_BINS:
-            raise ValueError(f"bins must be an integer from 2 to {MAX_BINS}, got {bins!r}")
+            raise ParameterError(f"bins must be an integer from 2 to {MAX_BINS}, got {_short(bins)}")
         return int(bins)
 
     def _check_fitted(self):
@@ -245,6 +261,16 @@ class RFMScorer(ParamsMixin):
 
     def _columns(self, table):
         return {role: numeric_column(table, getattr(self, role), role) for role in _ROLES}
+
+
+def _short(value, limit=80):
+    """``repr`` of a value from a document, cut to ``limit`` characters (never a page)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    if isinstance(value, (list, tuple, dict)) and len(value) > 20:
+        return f"a {type(value).__name__} of {len(value):,} items"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _quantile_boundaries(sample, bins, reverse):

@@ -11,20 +11,25 @@ A ``.seg`` file is a zip archive holding
   ``allow_pickle=False``.
 
 Readers refuse files of a newer format version, and check every shape and type before
-building the model. Floats in JSON round-trip exactly (Python writes the shortest repr that
+building the model. A model file may come from anyone: :func:`load` reads nothing beyond
+fixed bounds (see its docstring) and ends every problem in a :class:`ModelFormatError` naming
+the file and the field; :func:`save` applies the same bounds, so what it writes loads again. Floats in JSON round-trip exactly (Python writes the shortest repr that
 reads back to the same double), and the centers are stored bit for bit, so a loaded model
 predicts bit-identically.
 """
 import io
 import json
 import os
+import stat
+import struct
 import zipfile
 import zlib
 
 import numpy as np
 
+from .._documents import parse_document
 from ..cluster import KMeans, MiniBatchKMeans
-from ..errors import CorruptFileError, DataError, SourceNotFoundError
+from ..errors import CorruptFileError, DataError, OutputError, SegmintError, SourceNotFoundError
 from ..io.writers import atomic_file
 from ..rules import RuleSet
 from .features import FeatureSpec
@@ -64,56 +69,235 @@ def save(model, path):
                             "inertia": _finite_or_none(getattr(clusterer, "inertia_", None)),
                             "centers": "centers.npy"}
         arrays["centers.npy"] = np.ascontiguousarray(clusterer.cluster_centers_)
+    members = {MANIFEST: json.dumps(doc, indent=1, allow_nan=True).encode("utf-8")}
+    for name, array in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        members[name] = buf.getvalue()
+    # what is saved must load: the bounds load() applies are checked here, before writing
+    if clusterer is not None and not 1 <= doc["clusterer"]["n_features_in"] <= MAX_FEATURES:
+        raise OutputError(f"cannot save the model to {path}: {doc['clusterer']['n_features_in']:,} "
+                          f"features, beyond the {MAX_FEATURES:,} segmint loads")
+    for name, data in members.items():
+        limit = MAX_MANIFEST_BYTES if name == MANIFEST else MAX_CENTERS_BYTES
+        if len(data) > limit:
+            raise OutputError(f"cannot save the model to {path}: its {name} would be {len(data):,} "
+                              f"bytes, beyond the {limit:,} segmint loads")
     with atomic_file(path) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            z.writestr(MANIFEST, json.dumps(doc, indent=1, allow_nan=True))
-            for name, array in arrays.items():
-                buf = io.BytesIO()
-                np.save(buf, array, allow_pickle=False)
-                z.writestr(name, buf.getvalue())
+            for name, data in members.items():
+                z.writestr(name, data, compress_type=_compression(data))
 
 
 def load(path):
     """Read a model saved by :meth:`Segmenter.save`.
 
+    A model file may come from anyone, so everything is checked before it is used, and
+    nothing is inflated or allocated beyond a bound: the file must be a regular file of at
+    most :data:`MAX_FILE_BYTES`; the zip may hold only ``segmint-model.json`` and
+    ``centers.npy``, once each, neither encrypted, stored or deflated, of at most
+    :data:`MAX_MANIFEST_BYTES` and :data:`MAX_CENTERS_BYTES` once inflated (and, beyond 1 MiB,
+    at most :data:`MAX_RATIO` times their compressed size); the centers' ``.npy`` header is
+    read first and its dtype and shape checked against the description before the array is
+    read.
+
     Raises
     ------
     FileNotFoundError (SourceNotFoundError)
     ModelFormatError (a CorruptFileError)
-        Not a segmint model, truncated or damaged, a newer format version, wrong shapes.
+        Not a segmint model, truncated or damaged, a newer format version, wrong shapes or
+        types, or beyond one of the bounds above. The message names the file and the field.
     """
     from .segmenter import Segmenter
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise SourceNotFoundError(f"no model file at {path}")
+    _check_regular_file(path)
     try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            if MANIFEST not in names:
-                raise ModelFormatError(f"{path} is not a segmint model (no {MANIFEST} inside)")
-            doc = json.loads(z.read(MANIFEST).decode("utf-8"))
-            arrays = {n: _read_npy(z, n, path) for n in names if n.endswith(".npy")}
+        with open(path, "rb") as fh:
+            _check_directory_end(fh, path)
+            with zipfile.ZipFile(fh) as z:
+                members = _members(z, path)
+                if MANIFEST not in members:
+                    raise ModelFormatError(f"{path} is not a segmint model (no {MANIFEST} inside)")
+                text = _read_member(z, members[MANIFEST])
+                doc = parse_document(text, "json", f"{path}: the model description", ModelFormatError)
+                if not (isinstance(doc, dict) and doc.get("format") == FORMAT):
+                    raise ModelFormatError(f"{path}: not a segmint Segmenter model")
+                arrays = {}
+                if CENTERS in members:
+                    arrays[CENTERS] = _read_centers(z, members[CENTERS], path, doc)
     except zipfile.BadZipFile as exc:
         raise ModelFormatError(f"{path} is not a readable segmint model (truncated or not a zip "
                                f"file: {exc})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{path}: the model description is damaged ({exc})") from None
-    except (EOFError, zipfile.LargeZipFile, OSError, zlib.error, NotImplementedError) as exc:
+    except (EOFError, zipfile.LargeZipFile, OSError, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
         # zlib.error: damaged compressed bytes (the CRC check comes only after inflating);
-        # NotImplementedError: a member compressed with a method zipfile cannot read
+        # NotImplementedError: a compression method zipfile cannot read; RuntimeError: what
+        # zipfile raises for an encrypted member (refused earlier, kept as a last line)
         if isinstance(exc, FileNotFoundError):
             raise
         raise ModelFormatError(f"{path} could not be read: {exc}") from None
     return _build(Segmenter, doc, arrays, path)
 
 
-def _read_npy(z, name, path):
+CENTERS = "centers.npy"
+MAX_MANIFEST_BYTES = 16 << 20     # the JSON description, inflated (rule sets of 30,000 segments fit)
+MAX_CENTERS_BYTES = 256 << 20     # 65,536 clusters x 512 float64 features
+MAX_FILE_BYTES = MAX_MANIFEST_BYTES + MAX_CENTERS_BYTES + (1 << 20)  # both stored, and the zip's own bytes
+MAX_RATIO = 200                   # inflated / compressed, for members beyond 1 MiB
+MAX_FEATURES = 1 << 20
+_MEMBERS = (MANIFEST, CENTERS)
+_CD_END = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
+
+
+def _compression(data):
+    """Deflate, unless ``data`` compresses so well that load() would take it for a bomb
+    (a large, highly regular member): then it is stored as is."""
+    if len(data) <= (1 << 20):
+        return zipfile.ZIP_DEFLATED
+    c = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    compressed = len(c.compress(data)) + len(c.flush())
+    return zipfile.ZIP_DEFLATED if len(data) <= MAX_RATIO * compressed else zipfile.ZIP_STORED
+
+
+def _check_regular_file(path):
     try:
-        # read_array reads the .npy format only: np.load would also open an .npz archive
-        # named .npy, returning an NpzFile that later failed with an AttributeError
-        return np.lib.format.read_array(io.BytesIO(z.read(name)), allow_pickle=False)
-    except ValueError as exc:
-        raise ModelFormatError(f"{path}: array {name} is not plain numeric data ({exc})") from None
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"no model file at {path}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFormatError(f"{path} is a folder, not a segmint model file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFormatError(f"{path} is not a regular file (a device, pipe or socket), so not a "
+                               "segmint model")
+    if info.st_size == 0:
+        raise ModelFormatError(f"{path} is empty, not a segmint model (truncated?)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ModelFormatError(f"{path} is {info.st_size:,} bytes; a segmint model file is at most "
+                               f"{MAX_FILE_BYTES:,}")
+
+
+def _check_directory_end(fh, path):
+    """Refuse a zip whose directory lists more members than a model has, before zipfile reads
+    it: a directory of millions of entries costs gigabytes of ZipInfo objects."""
+    size = fh.seek(0, os.SEEK_END)
+    tail_size = min(size, _CD_END.size + 65_535)  # the record, then a comment of up to 64 KiB
+    fh.seek(size - tail_size)
+    tail = fh.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    fh.seek(0)
+    if at < 0 or len(tail) - at < _CD_END.size:
+        return  # not a zip (or a damaged one): zipfile says so
+    if tail[max(0, at - 20):at].startswith(b"PK\x06\x07"):
+        # a zip64 locator: its record would override the counts checked below
+        raise ModelFormatError(f"{path}: a zip64 archive; segmint models are plain zip files")
+    _, _, _, on_disk, total, cd_size, _, _ = _CD_END.unpack_from(tail, at)
+    if total > 16 or on_disk > 16 or cd_size > (1 << 20):
+        raise ModelFormatError(f"{path}: the zip lists {total:,} members in a {cd_size:,}-byte "
+                               f"directory; a segmint model holds {MANIFEST} and {CENTERS} only")
+
+
+def _members(z, path):
+    """``{name: ZipInfo}`` of the model's members, each checked before anything is inflated."""
+    members = {}
+    for info in z.infolist():
+        name = info.filename
+        if name not in _MEMBERS:
+            raise ModelFormatError(f"{path}: unknown member {_short(name)} in the model file (a "
+                                   f"segmint model holds {MANIFEST} and {CENTERS} only)")
+        if name in members:
+            raise ModelFormatError(f"{path}: the member {name} appears twice (a damaged or edited file)")
+        if info.flag_bits & 0x1:
+            raise ModelFormatError(f"{path}: the member {name} is encrypted; segmint models are not")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFormatError(f"{path}: the member {name} uses compression method "
+                                   f"{info.compress_type}; segmint writes deflate (8) or stored (0)")
+        limit = MAX_MANIFEST_BYTES if name == MANIFEST else MAX_CENTERS_BYTES
+        if info.file_size > limit:
+            raise ModelFormatError(f"{path}: the member {name} declares {info.file_size:,} bytes once "
+                                   f"inflated; the limit is {limit:,}")
+        if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise ModelFormatError(f"{path}: the member {name} would inflate {info.compress_size:,} "
+                                   f"bytes to {info.file_size:,} (more than {MAX_RATIO} times): a zip "
+                                   "bomb, not a model")
+        members[name] = info
+    return members
+
+
+def _read_member(z, info):
+    """All of a member, reading no more than its declared size (the read checks the CRC)."""
+    with z.open(info) as f:
+        data = f.read(info.file_size + 1)
+    if len(data) != info.file_size:  # zipfile stops at the declared size; a shorter one is damage
+        raise zipfile.BadZipFile(f"{info.filename} holds {len(data):,} bytes, not the "
+                                 f"{info.file_size:,} its header declares")
+    return data
+
+
+def _read_centers(z, info, path, doc):
+    """The centers array, after its ``.npy`` header was checked against the description.
+
+    The header is read first: its dtype must be little-endian float32/float64 (no objects,
+    no pickle), its shape ``(k, d)`` with ``d`` the description's ``n_features_in`` and ``k``
+    no more than its segment names, in C order, and header plus data must fill the member
+    exactly (a header that lies about the data is refused before any allocation).
+    """
+    def bad(what):
+        return ModelFormatError(f"{path}: the centers array {CENTERS}: {what}")
+
+    c = doc.get("clusterer")
+    if not isinstance(c, dict):
+        raise ModelFormatError(f"{path}: the file holds {CENTERS} but 'clusterer' is "
+                               f"{_short(c)}, not an object naming it")
+    if c.get("centers") != CENTERS:
+        raise ModelFormatError(f"{path}: clusterer.centers must name the member {CENTERS!r}, got "
+                               f"{_short(c.get('centers'))}")
+    d = c.get("n_features_in")
+    if type(d) is not int or not 1 <= d <= MAX_FEATURES:
+        raise ModelFormatError(f"{path}: clusterer.n_features_in must be a number of features from 1 "
+                               f"to {MAX_FEATURES:,}, got {_short(d)}")
+    names = doc.get("segment_names")
+    if not isinstance(names, list):
+        raise ModelFormatError(f"{path}: segment_names must be a list of names, got {_short(names)}")
+    max_k = len(names)  # every cluster has a name: a bound known before the array is read
+    with z.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as exc:  # a damaged magic string or header
+            raise bad(f"not a readable .npy array ({exc})") from None
+        if version not in ((1, 0), (2, 0)):
+            raise bad(f"npy format version {version[0]}.{version[1]} (segmint writes 1.0)")
+        header_size = f.tell()
+        if dtype.hasobject or dtype.kind != "f" or dtype.itemsize not in (4, 8) \
+                or dtype.byteorder not in ("<", "=", "|"):
+            raise bad(f"not plain numeric data: centers must be little-endian float32 or float64, got "
+                      f"dtype {_short(str(dtype))}")
+        if fortran:
+            raise bad("stored in Fortran order; segmint writes C order")
+        if len(shape) != 2 or not all(type(n) is int for n in shape):
+            raise bad(f"centers must be a (k, d) array, got shape {_short(shape)}")
+        k, width = shape
+        if width != d or not 1 <= k <= max_k:
+            raise bad(f"centers declare shape {_short(shape)} but the model has n_features_in={d} and "
+                      f"{max_k} segment names (so at most {max_k} clusters)")
+        nbytes = k * d * dtype.itemsize
+        if nbytes > MAX_CENTERS_BYTES or header_size + nbytes != info.file_size:
+            raise bad(f"the header declares {nbytes:,} bytes of data but the member holds "
+                      f"{info.file_size - header_size:,}")
+        centers = np.empty((k, d), dtype=np.dtype(dtype).newbyteorder("<"))
+        view = memoryview(centers).cast("B")
+        got = 0
+        while got < nbytes:
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        if got != nbytes or f.read(1):  # reading to the end also makes zipfile check the CRC
+            raise bad(f"holds {got:,} bytes of data, not the {nbytes:,} its header declares")
+    return centers
 
 
 def _build(Segmenter, doc, arrays, path):
@@ -127,24 +311,25 @@ def _build(Segmenter, doc, arrays, path):
          f"the format version must be a positive integer, got {version!r}")
     if version > VERSION:
         raise ModelFormatError(f"{path} was written by a newer segmint (model format version "
-                               f"{version}, segmint_version {doc.get('segmint_version')}); this "
+                               f"{version}, segmint_version {_short(doc.get('segmint_version'))}); this "
                                f"segmint reads format version {VERSION}: upgrade segmint to load it")
     for key in ("params", "features", "rules", "cluster_within", "segment_names", "clusterer"):
         need(key in doc, f"the model description has no {key!r}")
     params = doc["params"]
     need(isinstance(params, dict), "'params' must be an object")
-    try:
-        spec = FeatureSpec.from_dict(doc["features"]) if doc["features"] is not None else None
-        rules = RuleSet.from_dict(doc["rules"]) if doc["rules"] is not None else None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFormatError(f"{path}: {exc}") from None
+    _check_params(params, need)
+    spec = _section(FeatureSpec.from_dict, doc["features"], "features", path)
+    rules = _section(RuleSet.from_dict, doc["rules"], "rules", path)
     clusterer = None
     c = doc["clusterer"]
     if c is not None:
-        need(isinstance(c, dict) and c.get("type") in _CLUSTERERS,
-             f"unknown clusterer type {c.get('type') if isinstance(c, dict) else c!r}")
-        centers = arrays.get(c.get("centers", ""))
-        need(centers is not None, f"the centers array {c.get('centers')!r} is missing")
+        need(isinstance(c, dict), f"'clusterer' must be an object or null, got {_short(c)}")
+        need(c.get("type") in _CLUSTERERS if isinstance(c.get("type"), str) else False,
+             f"unknown clusterer type {_short(c.get('type'))} (known: {', '.join(_CLUSTERERS)})")
+        cparams = c.get("params", {})
+        need(isinstance(cparams, dict), f"clusterer.params must be an object, got {_short(cparams)}")
+        centers = arrays.get(c.get("centers")) if isinstance(c.get("centers"), str) else None
+        need(centers is not None, f"the centers array {_short(c.get('centers'))} is missing")
         need(centers.ndim == 2 and centers.dtype in (np.float32, np.float64) and centers.shape[0] >= 1,
              f"centers must be a (k, d) float32/float64 array, got {centers.dtype} {centers.shape}")
         # NaN or infinite centers would silently send every customer to one segment
@@ -154,21 +339,29 @@ def _build(Segmenter, doc, arrays, path):
         need(centers.shape[1] == d and c.get("n_features_in") == d,
              f"centers have {centers.shape[1]} features but the feature spec makes {d}")
         try:
-            clusterer = _CLUSTERERS[c["type"]](**c.get("params", {}))
+            clusterer = _CLUSTERERS[c["type"]](**cparams)
         except TypeError as exc:
             raise ModelFormatError(f"{path}: clusterer parameters: {exc}") from None
+        n_clusters = clusterer.n_clusters
+        need(type(n_clusters) is int and n_clusters >= 1,
+             f"clusterer parameters: n_clusters must be a positive integer, got {_short(n_clusters)}")
         clusterer.cluster_centers_ = centers
         clusterer.n_features_in_ = d
         inertia = c.get("inertia")
-        clusterer.inertia_ = float(inertia) if isinstance(inertia, (int, float)) else float("nan")
+        need(inertia is None or (type(inertia) in (int, float) and _finite(inertia)),
+             f"clusterer.inertia must be a finite number or null, got {_short(inertia)}")
+        clusterer.inertia_ = float(inertia) if inertia is not None else float("nan")
+    within = doc["cluster_within"]
+    need(isinstance(within, list) and all(isinstance(n, str) for n in within),
+         f"cluster_within must be a list of segment names, got {_short(within)}")
     try:
         model = Segmenter(spec, clusterer=clusterer, rules=rules,
-                          cluster_within=list(doc["cluster_within"]) if (rules and clusterer) else None,
+                          cluster_within=list(within) if (rules and clusterer) else None,
                           id_column=params.get("id_column"), fit_rows=params.get("fit_rows"),
                           dtype=np.dtype(params.get("dtype", "float32")),
                           random_state=params.get("random_state", 0))
         spec_, rules_, clusterer_, within = model._validate()
-    except (ValueError, TypeError, DataError) as exc:  # DataError: e.g. an unknown cluster_within
+    except (ValueError, TypeError, OverflowError, DataError) as exc:  # DataError: e.g. an unknown cluster_within
         raise ModelFormatError(f"{path}: {exc}") from None
     if clusterer is not None:  # fitted on a matrix of the model's dtype: anything else was edited
         need(clusterer.cluster_centers_.dtype == np.dtype(model.dtype),
@@ -185,9 +378,57 @@ def _build(Segmenter, doc, arrays, path):
     need(isinstance(names, list) and len(names) == len(model.segment_names_)
          and all(isinstance(n, str) and n.strip() for n in names) and len(set(names)) == len(names),
          f"segment_names must list {len(model.segment_names_)} unique non-empty names (one per "
-         f"cluster center and rule segment), got {names!r}")
+         f"cluster center and rule segment), got {_short(names)}")
     model.segment_names_ = list(names)
     return model
+
+
+def _section(from_dict, data, key, path):
+    """``from_dict(data)`` (or None), any complaint about the data made a ModelFormatError
+    naming the section."""
+    if data is None:
+        return None
+    try:
+        return from_dict(data)
+    except (SegmintError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError) as exc:
+        # not only SegmintError: a hostile description can reach a builtin error in code that
+        # trusts its own saved output; whatever it is, the file is what is wrong
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ModelFormatError(f"{path}: {key}: {message}") from None
+
+
+def _check_params(params, need):
+    """The Segmenter's own parameters, by type (their ranges are checked by the Segmenter)."""
+    id_column = params.get("id_column")
+    need(id_column is None or isinstance(id_column, str),
+         f"params.id_column must be a column name or null, got {_short(id_column)}")
+    fit_rows = params.get("fit_rows")
+    need(fit_rows is None or (type(fit_rows) is int and fit_rows >= 1),
+         f"params.fit_rows must be a positive number of rows or null, got {_short(fit_rows)}")
+    dtype = params.get("dtype", "float32")
+    need(dtype in ("float32", "float64") if isinstance(dtype, str) else False,
+         f"params.dtype must be 'float32' or 'float64', got {_short(dtype)}")
+    seed = params.get("random_state", 0)
+    need(seed is None or type(seed) is int,
+         f"params.random_state must be an integer or null, got {_short(seed)}")
+
+
+def _finite(value):
+    try:
+        return bool(np.isfinite(float(value)))
+    except OverflowError:  # an integer beyond float64
+        return False
+
+
+def _short(value, limit=80):
+    """``repr`` of a value read from a file, cut to ``limit`` characters (never a page)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    if isinstance(value, (list, tuple, dict)) and len(value) > 20:
+        return f"a {type(value).__name__} of {len(value):,} items"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _finite_or_none(value):

@@ -1,6 +1,8 @@
 """Errors in segment rules: each names the position in the expression with a caret."""
 from ..errors import SegmintError
 
+_WINDOW = 60  # characters of a long rule shown around the caret
+
 
 class RuleError(SegmintError, ValueError):
     """A rule that cannot be parsed, type-checked or resolved.
@@ -27,6 +29,11 @@ class RuleError(SegmintError, ValueError):
             line_end = self.expression.find("\n", self.position)
             line = self.expression[line_start: line_end if line_end >= 0 else None]
             column = self.position - line_start
+            if len(line) > 2 * _WINDOW:  # a very long rule: show the part around the caret
+                start = max(0, column - _WINDOW // 2)
+                line = (("..." if start else "") + line[start:start + _WINDOW]
+                        + ("..." if start + _WINDOW < len(line) else ""))
+                column -= start - (3 if start else 0)
             text += f"\n    {line}\n    {' ' * column}^"
         return text
 

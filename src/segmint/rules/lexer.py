@@ -8,6 +8,7 @@ KEYWORDS = {"and", "or", "not", "in", "is", "null", "between", "true", "false", 
 DURATION_UNITS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
                   "w": 7 * 86_400_000_000}
 MAX_LENGTH = 100_000
+MAX_INT_DIGITS = 300  # beyond that an integer is no float64 (and Python's int() refuses 4,300 digits)
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -53,6 +54,10 @@ def tokenize(text):
         elif kind == "unit":  # a number with a duration unit: 90d, 12h
             append(Token("duration", float(raw[:-1]) * DURATION_UNITS[raw[-1]], start, end))
         elif kind == "number":
+            if raw.isdigit() and len(raw) > MAX_INT_DIGITS:
+                raise RuleSyntaxError(f"the number has {len(raw):,} digits; integers in rules have at most "
+                                      f"{MAX_INT_DIGITS} (rules compute in float64: write 1e{len(raw) - 1} "
+                                      "if you mean it)", text, start)
             append(Token("number", int(raw) if raw.isdigit() else float(raw), start, end))
         elif kind == "string":
             if len(raw) < 2 or not raw.endswith("'") or _odd_trailing_quotes(raw):

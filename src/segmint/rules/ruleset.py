@@ -5,13 +5,15 @@ nothing (the kernels are compiled once per machine), so a service can load or sw
 at run time.
 """
 import threading
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from .._documents import parse_document
+from .._documents import parse_document, read_text
 from .._memory import pool_array
 from .._parallel import ordered_map
 from ..errors import DataError
@@ -90,16 +92,20 @@ class RuleSet:
     """
 
     def __init__(self, segments, *, mode="waterfall", default="unassigned", name=None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be 'waterfall' or 'multi', got {mode!r}")
+        # every check here, so that what a RuleSet accepts, a saved model or rule file holding
+        # it loads again (fit used to accept a blank name that load then refused)
+        if not isinstance(mode, str) or mode not in MODES:
+            raise RuleSetError(f"mode must be 'waterfall' or 'multi', got {_describe(mode)}")
         self.mode = mode
-        self.default = default
-        self.name = name
+        self.default = _check_name(default, "the default segment")
+        self.name = _check_text(name, "the rule set's name") if name is not None else None
         self.segments = _segments(segments)
+        for i, seg in enumerate(self.segments):
+            _check_segment(seg, i)
         names = [s.name for s in self.segments]
         if not names:
             raise RuleSetError("a rule set needs at least one segment")
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)
         if dupes:
             raise RuleSetError(f"segment names must be unique; repeated: {', '.join(map(repr, dupes))}")
         if mode == "waterfall" and default in names:
@@ -123,7 +129,10 @@ class RuleSet:
             raise RuleSetError("a rule set document needs a 'segments' list")
         unknown = set(data) - {"segments", "mode", "default", "name", "description"}
         if unknown:
-            raise RuleSetError(f"unknown keys in the rule set: {', '.join(sorted(unknown))}")
+            raise RuleSetError(f"unknown keys in the rule set: {', '.join(sorted(map(_short, unknown)))} "
+                               "(allowed: segments, mode, default, name, description)")
+        if data.get("description") is not None:
+            _check_text(data["description"], "the rule set's description")
         return cls(data["segments"], mode=data.get("mode", "waterfall"),
                    default=data.get("default", "unassigned"), name=data.get("name"))
 
@@ -203,6 +212,9 @@ class RuleSet:
         if output == "bitmask" and len(self.segments) > 64:
             raise ValueError("a bitmask holds at most 64 segments; use output='columns'")
         src = open_source(source)
+        if out is not None:  # before any work: never over an input, a foreign folder, "." ...
+            from ..io.writers import check_table_output
+            check_table_output(out, inputs=src.paths)
         if id_column is not None and id_column not in src.column_names:
             from ..errors import unknown_column
             raise unknown_column(id_column, src.column_names, src.label)
@@ -217,13 +229,13 @@ class RuleSet:
                     pair_counts(bits, overlaps)
                 if out is not None:
                     if writer is None:
-                        writer = ResultWriter(out, result.schema)
+                        writer = ResultWriter(out, result.schema, inputs=src.paths)
                     writer.write(result)
                 else:
                     pieces.append(result)
             if out is not None:
                 if writer is None:
-                    writer = ResultWriter(out, self._empty_result_schema(src, id_column, output))
+                    writer = ResultWriter(out, self._empty_result_schema(src, id_column, output), inputs=src.paths)
                 writer.close()
         except BaseException:
             if writer is not None:
@@ -487,13 +499,14 @@ def _segments(spec):
     if isinstance(spec, dict):
         items = []
         for name, value in spec.items():
+            _check_name(name, f"segment #{len(items) + 1}")  # YAML keys may be numbers or booleans
             if isinstance(value, str):
-                items.append(Segment(str(name), value))
+                items.append(Segment(name, value))
             elif isinstance(value, dict):
-                items.append(_segment_from_dict({"name": name, **value}))
+                items.append(_segment_from_dict({"name": name, **value}, len(items)))
             else:
-                raise RuleSetError(f"segment {name!r}: expected a rule string or a dict, got "
-                                   f"{type(value).__name__}")
+                raise RuleSetError(f"segment {_short(name)}: expected a rule string or a dict, got "
+                                   f"{_describe(value)}")
         return items
     if isinstance(spec, (list, tuple)):
         items = []
@@ -501,36 +514,105 @@ def _segments(spec):
             if isinstance(entry, Segment):
                 items.append(entry)
             elif isinstance(entry, dict):
-                items.append(_segment_from_dict(entry))
+                items.append(_segment_from_dict(entry, len(items)))
             elif isinstance(entry, (list, tuple)) and len(entry) == 2:
-                items.append(Segment(str(entry[0]), entry[1]))
+                items.append(Segment(entry[0], entry[1]))
             else:
-                raise RuleSetError(f"cannot read segment {entry!r}: give a dict with 'name' and "
-                                   "'rule', a Segment or a (name, rule) pair")
+                raise RuleSetError(f"cannot read segment #{len(items) + 1} ({_describe(entry)}): give a "
+                                   "dict with 'name' and 'rule', a Segment or a (name, rule) pair")
         return items
-    raise RuleSetError(f"segments must be a list or a dict, got {type(spec).__name__}")
+    raise RuleSetError(f"segments must be a list or a dict, got {_describe(spec)}")
 
 
-def _segment_from_dict(entry):
+def _segment_from_dict(entry, index):
     allowed = {"name", "rule", "description", "owner", "purpose"}
+    name = entry.get("name")
+    where = f"segment {_short(name)}" if isinstance(name, str) else f"segment #{index + 1}"
     unknown = set(entry) - allowed
     if unknown:
-        raise RuleSetError(f"segment {entry.get('name')!r}: unknown keys {', '.join(sorted(unknown))} "
+        raise RuleSetError(f"{where}: unknown keys {', '.join(sorted(map(_short, unknown)))} "
                            f"(allowed: {', '.join(sorted(allowed))})")
     if "name" not in entry or "rule" not in entry:
-        raise RuleSetError(f"segment {entry!r} needs a 'name' and a 'rule'")
-    if not isinstance(entry["rule"], str):
-        raise RuleSetError(f"segment {entry['name']!r}: the rule must be a string")
-    return Segment(str(entry["name"]), entry["rule"], entry.get("description"), entry.get("owner"),
+        raise RuleSetError(f"{where} needs a 'name' and a 'rule'")
+    return Segment(entry["name"], entry["rule"], entry.get("description"), entry.get("owner"),
                    entry.get("purpose"))
+
+
+MAX_NAME_LENGTH = 200
+MAX_TEXT_LENGTH = 10_000
+
+
+def _check_segment(seg, index):
+    """Refuse a segment whose fields are not text (a YAML ``yes`` is a boolean, ``*a`` a list)."""
+    name = _check_name(seg.name, f"segment #{index + 1}")
+    if not isinstance(seg.rule, str):
+        raise RuleSetError(f"segment {name!r}: the rule must be a string, got {_describe(seg.rule)}")
+    for field in ("description", "owner", "purpose"):
+        value = getattr(seg, field)
+        if value is not None:
+            _check_text(value, f"segment {name!r}: {field}")
+
+
+def _check_name(name, where):
+    """A segment name: a non-blank string without control characters or surrounding spaces.
+
+    Names become column names and labels in results and are printed on one line, and a model
+    saved with a name must load again: so ``''``, ``'  '``, ``'a\n'`` and ``'a '`` (which
+    prints like ``'a'``) are refused here, where the rule set is built.
+    """
+    if not isinstance(name, str):
+        raise RuleSetError(f"{where}: a segment name must be a string, got {_describe(name)}"
+                           + (" (YAML reads yes/no/on/off as booleans: quote the name)"
+                              if isinstance(name, bool) else ""))
+    if not name.strip():
+        raise RuleSetError(f"{where}: a segment name must not be empty or blank, got {name!r}")
+    if name != name.strip():
+        raise RuleSetError(f"{where}: the segment name {_short(name)} starts or ends with spaces")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RuleSetError(f"{where}: the segment name {_short(name)} is {len(name):,} characters "
+                           f"long; the limit is {MAX_NAME_LENGTH}")
+    bad = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise RuleSetError(f"{where}: the segment name {_short(name)} holds the control character "
+                           f"{bad!r}")
+    return name
+
+
+def _check_text(value, where):
+    """Free text (a description, an owner, a purpose, a rule set's name): a string of bounded length."""
+    if not isinstance(value, str):
+        raise RuleSetError(f"{where} must be a string, got {_describe(value)}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise RuleSetError(f"{where} is {len(value):,} characters long; the limit is {MAX_TEXT_LENGTH:,}")
+    return value
+
+
+def _describe(value):
+    """A short description of a value of any type, safe for a huge or recursive one."""
+    if isinstance(value, str):
+        return _short(value)
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__} of {len(value):,} item{'' if len(value) == 1 else 's'}"
+    if value is None or isinstance(value, (bool, int, float)):
+        return _short(value)
+    return f"a {type(value).__name__}"
+
+
+def _short(value, limit=60):
+    """``repr`` of a string or scalar, cut to ``limit`` characters."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _read_text(path_or_text):
     if isinstance(path_or_text, Path) or (isinstance(path_or_text, str) and "\n" not in path_or_text
                                           and Path(path_or_text).suffix.lower() in (".json", ".yaml", ".yml")):
-        path = Path(path_or_text)
-        if not path.exists():
+        path = str(path_or_text)
+        if not Path(path).exists():
             from ..errors import SourceNotFoundError
-            raise SourceNotFoundError(f"no such rule set file: {str(path)!r}")
-        return path.read_text(encoding="utf-8")
+            raise SourceNotFoundError(f"no such rule set file: {path!r}")
+        # bounded, regular files only, UTF-8 only: see segmint._documents
+        return read_text(path, f"the rule set {path!r}", RuleSetError)
     return path_or_text
