@@ -113,7 +113,7 @@ def dense_to_hash(keys, rows, base, istate, fstate, table, n_slots, new_istate, 
 
 @kernel
 def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, ts_mul, ts_div,
-                    as_of, lo, hi, dense, base, part, counts, report):
+                    ts_lo, ts_hi, as_of, lo, hi, dense, base, part, counts, report, bad_row):
     """Partition of each event of rows ``lo..hi``, or -1 for an event left out.
 
     Hash mode: the top bits of a hash of the id. Dense mode (ids ``base, base + 1, ...`` with
@@ -127,12 +127,16 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, ts_
     ts : (n,) int64, IN: event time in its column's unit
     ts_bits, ts_bit_offset : validity of ts
     ts_mul, ts_div : int, microseconds are ``ts * ts_mul // ts_div``
+    ts_lo, ts_hi : int, the valid times in the column's unit: outside them the conversion to
+        microseconds (or later arithmetic on ages) could overflow int64 silently
     as_of : int, microseconds; later events are left out
     lo, hi : int, the rows to look at
     dense : bool, base : int, the mode (see above)
     part : (n,) int16, OUT for rows lo..hi: the partition, -1 when left out
     counts : (N_PART,) int64, INOUT: events per partition
     report : (3,) int64, INOUT: events with a null id, with a null time, after as_of
+    bad_row : (1,) int64, INOUT: -1, or the first row whose non-null time is outside
+        ``ts_lo..ts_hi`` (such an event is left out and not counted; the caller refuses the data)
     """
     has_id_bits = id_bits.shape[0] > 0
     has_ts_bits = ts_bits.shape[0] > 0
@@ -145,6 +149,11 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, ts_
         if has_ts_bits and not _valid(ts_bits, ts_bit_offset, i):
             part[i] = -1
             report[1] += 1
+            continue
+        if ts[i] < ts_lo or ts[i] > ts_hi:
+            part[i] = -1
+            if bad_row[0] < 0:
+                bad_row[0] = i
             continue
         if ts[i] * ts_mul // ts_div > as_of:
             part[i] = -1

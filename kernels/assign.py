@@ -179,6 +179,20 @@ def _add_row_norms(tile, d, best_d):
 
 
 @kernel
+def _add_row_norms_sum(tile, d, best_d):
+    """:func:`_add_row_norms` that also returns the sum of the squares it added (the tile's
+    :func:`_tile_sum_squares`, at the cost of one add per value: the loads are shared)."""
+    s = tile[0, 0] * 0
+    for j in range(d):
+        t = tile[j]
+        for i in range(TILE):
+            q = t[i] * t[i]
+            best_d[i] += q
+            s += q
+    return s
+
+
+@kernel
 def _tile_buffers(dp, like):
     """Scratch of one tile: the feature-major rows, four accumulators, best distance and label.
 
@@ -191,7 +205,60 @@ def _tile_buffers(dp, like):
 
 
 @kernel
-def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+def _tile_sum_squares(tile, d):
+    """Sum of the squares of the first d features of the tile: above ``limit ** 2`` whenever
+    some value is beyond ``limit`` (or NaN or infinite). A max would say it exactly, but a
+    NaN-safe max does not vectorise; this sum does (about one instruction per vector of values
+    already in cache)."""
+    s = tile[0, 0] * 0
+    for j in range(d):
+        t = tile[j]
+        for i in range(TILE):
+            s += t[i] * t[i]
+    return s
+
+
+@kernel
+def _row_beyond(tile, d, i, limit):
+    """Whether row ``i`` of the tile holds a value beyond ``limit`` in absolute value."""
+    for j in range(d):
+        if abs(tile[j, i]) > limit:
+            return True
+    return False
+
+
+@kernel
+def _limit_of(like, limit):
+    """``limit`` in the dtype of array ``like`` (None: its largest finite value, so only NaN
+    and infinities are beyond it)."""
+    out = np.empty(1, like.dtype)
+    if limit is None:
+        out[0] = np.finfo(like.dtype).max
+    else:
+        out[0] = limit
+    return out[0]
+
+
+@kernel
+def count_beyond(X, lo, hi, limit, counts):
+    """Count, per feature, the values of rows ``lo..hi`` that are NaN or beyond ``limit`` in
+    absolute value (infinities included): the values the distance kernels cannot take.
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64, any layout, IN
+    lo, hi : int
+    limit : float, the largest absolute value allowed (see ``segmint.cluster._features.value_limit``)
+    counts : (d,) int64, INOUT: the counts are added
+    """
+    d = X.shape[1]
+    for i in range(lo, hi):
+        for j in range(d):
+            counts[j] += not (abs(X[i, j]) <= limit)
+
+
+@kernel
+def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist, limit=None):
     """Nearest center of rows ``lo..hi`` of X.
 
     Parameters
@@ -206,27 +273,39 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     dist_lo : int, as ``labels_lo`` for ``dist``
     with_dist : bool, False to skip distances (``dist`` is then not touched; labels need no
         row norms, since ``|x|^2`` is the same for every center)
+    limit : float, optional
+        The largest absolute value a row may hold (default: the dtype's largest finite value).
+        Beyond it squared distances may overflow (see ``segmint.cluster._features.value_limit``).
 
     Returns
     -------
     int
-        Rows whose values were not all finite (their label and distance are meaningless).
+        Rows holding NaN, an infinity or a value beyond ``limit`` (their label and distance are
+        meaningless).
     """
     d = X.shape[1]
     dp = C2.shape[1]
     tile, a0, a1, a2, a3, best_d, best_l = _tile_buffers(dp, X[lo:lo + 1, :1])
+    lim = _limit_of(tile, limit)
+    lim2 = lim * lim  # inf for the default limit: only NaN and infinities are flagged then
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
+        # values beyond the limit: one sum of squares over the tile in cache (no extra pass
+        # over the data; with distances, shared with the row norms); rows are looked at one
+        # by one only in a tile whose sum is large
+        if with_dist:
+            beyond = not (_add_row_norms_sum(tile, d, best_d) <= lim2)
+        else:
+            beyond = not (_tile_sum_squares(tile, d) <= lim2)
         ol = start - labels_lo
         for i in range(m):
             labels[ol + i] = best_l[i]
-            v = best_d[i]  # a NaN or infinity in a row leaves its best value non-finite
-            bad += not (v > -np.inf and v < np.inf)
+            v = best_d[i]  # a NaN or infinity in a row leaves its best value (or distance) non-finite
+            bad += not (v > -np.inf and v < np.inf) or (beyond and _row_beyond(tile, d, i, lim))
         if with_dist:
-            _add_row_norms(tile, d, best_d)
             od = start - dist_lo
             for i in range(m):
                 v = best_d[i]

@@ -4,6 +4,8 @@ These kernels compile without the ``reassoc`` fast-math flag: the compiler may n
 the additions (no vectorised partial sums), so summing rows 0..n in one call or in several
 consecutive calls that continue one accumulator gives the same bits.
 """
+import numpy as np
+
 from .settings import FASTMATH, kernel
 
 _ORDERED = set(FASTMATH) - {"reassoc"}
@@ -25,6 +27,8 @@ def weighted_sum(values, weights, lo, hi, acc):
         for i in range(lo, hi):
             s += values[i]
     else:
+        # the product in float64: float32 weights times float32 distances may overflow float32
+        # (weights up to 2^64 and distances up to float32's max are allowed), never float64
         for i in range(lo, hi):
-            s += weights[i] * values[i]
+            s += np.float64(weights[i]) * np.float64(values[i])
     acc[0] = s

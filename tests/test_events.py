@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 import segmint
+from segmint.errors import ParameterError
 from segmint.events.aggregate import btyd_summary
 
 AS_OF = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -124,11 +125,11 @@ def test_bad_specs_are_clear():
     log = random_log(20, 1)
     with pytest.raises(segmint.UnknownColumnError, match="did you mean 'customer_id'"):
         segmint.aggregate(log, customer="customerid")
-    with pytest.raises(segmint.DataError, match="duration"):
+    with pytest.raises(ParameterError, match="duration"):
         segmint.aggregate(log, windows={"x": {"last": "ninety days"}})
-    with pytest.raises(segmint.DataError, match="either 'last' or 'between'"):
+    with pytest.raises(ParameterError, match="either 'last' or 'between'"):
         segmint.aggregate(log, windows={"x": {"agg": "count"}})
-    with pytest.raises(segmint.DataError, match="needs? event_type"):
+    with pytest.raises(ParameterError, match="needs? event_type"):
         segmint.aggregate(log, qualifying="purchase")
     with pytest.raises(segmint.DataError, match="timestamp column 'amount'"):
         segmint.aggregate(log, timestamp="amount")
@@ -197,13 +198,13 @@ def test_btyd_summary_matches_the_lifetimes_convention(n, seed, batch_size, stri
 
 def test_btyd_and_trend_errors():
     log = random_log(20, 1)
-    with pytest.raises(segmint.DataError, match="period='M'"):
+    with pytest.raises(ParameterError, match="period='M'"):
         btyd_summary(log, period="M", as_of=AS_OF)
-    with pytest.raises(segmint.DataError, match="a trend compares"):
+    with pytest.raises(ParameterError, match="a trend compares"):
         segmint.aggregate(log, windows={"t": {"agg": "trend", "between": ["1d", "2d"]}})
-    with pytest.raises(segmint.DataError, match="clash"):
+    with pytest.raises(ParameterError, match="clash"):
         segmint.aggregate(log, windows={"frequency": {"last": "2d"}})
-    with pytest.raises(segmint.DataError, match="clash"):
+    with pytest.raises(ParameterError, match="clash"):
         segmint.aggregate(log, windows={"t": {"agg": "trend", "last": "2d"}, "t_recent": {"last": "2d"}})
 
 

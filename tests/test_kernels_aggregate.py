@@ -59,11 +59,17 @@ def test_partition_count_and_scatter_keep_every_event_in_order(dense):
     part = np.empty(n, np.int16)
     counts = np.zeros(agg.N_PART, np.int64)
     report = np.zeros(3, np.int64)
-    agg.partition_count(ids, _bits(id_valid), 0, ts, _bits(ts_valid), 0, 1, 1, as_of, 0, n, dense, 1000,
-                        part, counts, report)
-    kept = id_valid & ts_valid & (ts <= as_of)
+    ts[7], id_valid[7], ts_valid[7] = -10**12, True, True  # outside the valid times (below)
+    ts_lo, ts_hi = 0, 10**9
+    bad_row = np.full(1, -1, np.int64)
+    agg.partition_count(ids, _bits(id_valid), 0, ts, _bits(ts_valid), 0, 1, 1, ts_lo, ts_hi, as_of, 0, n,
+                        dense, 1000, part, counts, report, bad_row)
+    in_range = ts >= ts_lo
+    assert bad_row[0] == np.flatnonzero(id_valid & ts_valid & ~in_range)[0] == 7
+    # such a row is reported (the caller refuses the data) and neither counted nor kept
+    kept = id_valid & ts_valid & in_range & (ts <= as_of)
     assert list(report) == [int((~id_valid).sum()), int((id_valid & ~ts_valid).sum()),
-                            int((id_valid & ts_valid & (ts > as_of)).sum())]
+                            int((id_valid & ts_valid & in_range & (ts > as_of)).sum())]
     assert counts.sum() == kept.sum()
     starts = np.concatenate([[0], np.cumsum(counts)])
     pos = starts[:-1].copy()

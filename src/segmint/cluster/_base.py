@@ -4,8 +4,8 @@ import numbers
 
 import numpy as np
 
-from ..errors import SegmintError, closest_names
-from ._features import Features
+from ..errors import ParameterError, SegmintError, closest_names
+from ._features import MAX_TOTAL_WEIGHT, FeatureError, Features, check_centers
 from ._passes import assign_pass
 
 
@@ -33,7 +33,7 @@ class ParamsMixin:
             if name not in valid:
                 near = closest_names(name, valid)
                 hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else f"; valid: {valid}"
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}{hint}")
+                raise ParameterError(f"invalid parameter {name!r} for {type(self).__name__}{hint}")
             setattr(self, name, value)
         return self
 
@@ -53,34 +53,55 @@ class ParamsMixin:
 
 
 def check_random_state(seed):
-    """A numpy Generator from None, an int, a Generator or a legacy RandomState."""
-    if seed is None or isinstance(seed, (numbers.Integral, np.integer)):
-        return np.random.default_rng(seed)
+    """A numpy Generator from None, a non-negative int, a Generator or a legacy RandomState.
+
+    Negative seeds are refused as scikit-learn refuses them (numpy's SeedSequence would raise
+    a bare ``ValueError``).
+    """
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ParameterError(f"The 'random_state' parameter must be a non-negative int, a numpy "
+                                 f"Generator or RandomState, or None. Got {seed!r} instead.")
+        return np.random.default_rng(int(seed))
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, np.random.RandomState):
         return np.random.default_rng(seed.randint(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {type(seed).__name__}")
+    raise ParameterError(f"The 'random_state' parameter must be a non-negative int, a numpy Generator "
+                         f"or RandomState, or None. Got {seed!r:.80} ({type(seed).__name__}) instead.")
 
 
-def check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def check_positive_int(name, value, minimum=1, maximum=None):
+    """``value`` as an int when it is an integer (not a bool) in ``minimum..maximum``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum:,}" if maximum is not None else ""
+        raise ParameterError(f"{name} must be an integer >= {minimum}{upper}, got {value!r:.80}")
     return int(value)
 
 
 def check_sample_weight(sample_weight, n, dtype):
+    """Sample weights as an (n,) array of ``dtype``, or None; refuses what cannot be weighed."""
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight, dtype=np.float64)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"sample_weight must be numbers: {e}") from None
     if w.ndim == 0:
         w = np.full(n, float(w))
     if w.shape != (n,):
-        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+        raise ParameterError(f"sample_weight must have shape ({n},), got {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample_weight must be finite and non-negative")
+        raise ParameterError("sample_weight must be finite and non-negative")
     if n and not np.any(w > 0):
-        raise ValueError("sample_weight must not be all zero: no row would count")
+        raise ParameterError("sample_weight must not be all zero: no row would count")
+    total = float(np.sum(w))
+    if not total <= MAX_TOTAL_WEIGHT:  # weighted sums of squared distances would overflow
+        raise ParameterError(f"sample_weight sums to {total:.3g}, more than the 2^64 (1.8e19) segmint "
+                             "weighs without overflow; scale the weights down (only their ratios matter)")
     return w.astype(dtype)
 
 
@@ -101,7 +122,7 @@ class KMeansBase(ParamsMixin):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         elif data.n_features != self.n_features_in_:
-            raise ValueError(f"X has {data.n_features} features, but {type(self).__name__} is "
+            raise FeatureError(f"X has {data.n_features} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
         return data
 
@@ -114,8 +135,9 @@ class KMeansBase(ParamsMixin):
         self._check_fitted()
         data = self._features(X, features)
         w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
+        check_centers(self.cluster_centers_)
         labels, _, inertia, nonfinite = assign_pass(data, self.cluster_centers_, w, want_labels,
-                                                    want_inertia=want_inertia)
+                                                    want_inertia=want_inertia, limit=data.limit)
         if nonfinite:
             data.raise_nonfinite(data.nonfinite_counts())
         return labels, inertia
@@ -145,6 +167,8 @@ class KMeansBase(ParamsMixin):
         self._check_fitted()
         data = self._features(X, features)
         centers = self.cluster_centers_
+        check_centers(centers)
+        limit = data.limit
         out = np.empty((data.n_rows, centers.shape[0]), dtype=data.dtype)
         cn = np.einsum("ij,ij->i", centers, centers, dtype=np.float64)
         bad = np.zeros(data.n_features, dtype=np.int64)
@@ -154,7 +178,7 @@ class KMeansBase(ParamsMixin):
             sq = xn[:, None] + cn[None, :] - 2.0 * (b @ centers.T.astype(np.float64))
             np.maximum(sq, 0, out=sq)
             out[start:start + block.shape[0]] = np.sqrt(sq)
-            bad += (~np.isfinite(b)).sum(axis=0)
+            bad += (~(np.abs(b) <= limit)).sum(axis=0)  # NaN, infinities, values beyond the limit
         data.raise_nonfinite(bad)
         return out
 

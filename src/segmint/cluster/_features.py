@@ -14,13 +14,66 @@ Access patterns:
 """
 import numpy as np
 
-from ..errors import DataError, SegmintError, unknown_column
+import math
+
+from ..errors import DataError, ParameterError, SegmintError, UnsupportedTypeError, unknown_column
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, NUMERIC, column_kind
+from ..kernels.assign import count_beyond
 from ..kernels.gather import gather_rows
-from ..kernels.validate import count_nonfinite
 
 BLOCK_ROWS = 131_072
+# Total sample weight at most 2^64 (the unit weights of fewer than 2^64 rows): with
+# value_limit, a weighted sum of squared distances (inertia, k-means++ potentials) stays finite.
+MAX_TOTAL_WEIGHT = 2.0 ** 64
+
+
+def value_limit(dtype, n_features):
+    """The largest absolute feature value segmint clusters, for ``n_features`` features of ``dtype``.
+
+    With every value of a row and of a center within ``L``, a squared distance is at most
+    ``n_features * (2 L) ** 2`` (and so is each term of the expanded form the kernels use);
+    ``L = sqrt(max / (8 * n_features))`` keeps it within half the largest finite value ``max``
+    of the dtype distances are computed in (the half is a margin for rounding). float64
+    divides by a further 2^32, so a weighted sum of such distances (inertia, k-means++
+    potentials; total weight at most ``MAX_TOTAL_WEIGHT`` = 2^64) stays finite too; float32
+    distances are summed in float64 anyway. Beyond it, results would be infinite or wrong
+    without a warning: such values are refused.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+    n_features : int
+
+    Returns
+    -------
+    float : about 6.5e18 / sqrt(d) for float32, 1.1e144 / sqrt(d) for float64; a value of
+        ``dtype`` itself, so comparisons in either precision agree
+    """
+    dtype = np.dtype(dtype)
+    limit = math.sqrt(float(np.finfo(dtype).max) / (8 * max(1, int(n_features))))
+    if dtype == np.float64:
+        return limit / 2.0 ** 32
+    # a float32 value (rounded down): compared in float32 or float64, every check agrees
+    limit32 = np.float32(limit)
+    if float(limit32) > limit:
+        limit32 = np.nextafter(limit32, np.float32(0))
+    return float(limit32)
+
+
+def check_centers(centers, what="cluster_centers_", error=None):
+    """Raise ``error`` (default :class:`FeatureError`) when centers hold NaN, infinities or values
+    beyond :func:`value_limit` (centers given by ``init=``, set by hand or loaded from a file)."""
+    centers = np.asarray(centers)
+    limit = value_limit(centers.dtype, centers.shape[1] if centers.ndim == 2 else 1)
+    bad = ~(np.abs(centers) <= limit)
+    if bad.any():
+        c, j = (int(v) for v in np.argwhere(bad)[0])
+        value = centers[c, j]
+        why = "which is not a finite number" if not np.isfinite(value) else (
+            f"beyond \u00b1{limit:.3g}, the largest value segmint clusters for {centers.shape[1]} "
+            f"{centers.dtype} features (squared distances would overflow)")
+        raise (error or FeatureError)(f"{what}: center {c}, feature {j} holds {value}, {why}")
 
 
 class FeatureError(SegmintError, ValueError):
@@ -47,14 +100,19 @@ class Features:
         self.array = None
         self.source = None
         if _is_sparse(X):
-            raise TypeError("sparse input is not supported: segmint's k-means needs dense data; "
+            raise UnsupportedTypeError("sparse input is not supported: segmint's k-means needs dense data; "
                             "convert with X.toarray() if it fits in memory")
         if _is_array_like(X):
             arr = np.asarray(X)
             if arr.dtype.kind == "c":
                 raise FeatureError("Complex data not supported: k-means needs real numbers")
             if arr.dtype.kind == "O":
-                arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises TypeError
+                try:
+                    arr = arr.astype(np.float64)  # numbers stored as objects
+                except TypeError as e:  # a TypeError still, as scikit-learn's checks expect
+                    raise UnsupportedTypeError(f"expected numbers, got objects that are not: {e}") from None
+                except (ValueError, OverflowError) as e:
+                    raise FeatureError(f"expected numbers, got objects that are not: {e}") from None
             if arr.ndim != 2:
                 raise FeatureError(
                     f"expected a 2-D array (rows x features), got shape {arr.shape}. Reshape your "
@@ -77,6 +135,11 @@ class Features:
             self.random_access = True
             return
         source = open_source(X)
+        if features is not None and (isinstance(features, str) or not all(isinstance(f, str) for f in features)):
+            raise ParameterError(f"features= must be a list of column names, got {features!r:.80}")
+        if features is not None and len(features) == 0:
+            raise ParameterError("features=[] names no column: name at least one, or leave features= out "
+                                 "to use every numeric column")
         names = list(features) if features is not None else [
             f.name for f in source.schema if column_kind(f.type) in (NUMERIC, BOOLEAN)]
         if not names:
@@ -135,29 +198,74 @@ class Features:
                             "(e.g. fill with the median) or leave those rows out")
 
     # -- validation ----------------------------------------------------------------------
+    @property
+    def limit(self):
+        """The largest absolute value a feature may hold (:func:`value_limit`)."""
+        return value_limit(self.dtype, self.n_features)
+
     def check_finite(self):
-        """Raise :class:`FeatureError` naming every column with nulls, NaN or infinities and their counts."""
+        """Raise :class:`FeatureError` naming every column with nulls, NaN, infinities or values
+        beyond :attr:`limit`, with their counts."""
         self.raise_nonfinite(self.nonfinite_counts())
 
     def nonfinite_counts(self):
-        """Per-feature counts of NaN and infinite values (one pass; nulls raise on the way)."""
+        """Per-feature counts of NaN, infinite and too large values (one pass; nulls raise on the way)."""
         counts = np.zeros(self.n_features, dtype=np.int64)
+        limit = self.limit
         if self.array is not None:
             from .._parallel import chunk_bounds, run_chunks
-            for part in run_chunks(lambda b: _count(self.array, *b), chunk_bounds(self.n_rows, 1 << 18)):
+            for part in run_chunks(lambda b: _count(self.array, *b, limit),
+                                   chunk_bounds(self.n_rows, 1 << 18)):
                 counts += part
             return counts
         for _, block in self.blocks():
-            counts += _count(block, 0, block.shape[0])
+            counts += _count(block, 0, block.shape[0], limit)
         return counts
 
     def raise_nonfinite(self, counts):
+        """Raise :class:`FeatureError` when ``counts`` (from :meth:`nonfinite_counts`) are not all 0.
+
+        The message tells NaN and infinities (impute) from finite values beyond the limit
+        (rescale), naming the first such value; finding them reads the data again, on this
+        error path only.
+        """
         if not counts.any():
             return
         names = self.names or [f"x{j}" for j in range(self.n_features)]
         what = "feature columns" if self.names else "feature columns of the array"
-        detail = ", ".join(f"{names[j]!r} has {c:,}" for j, c in enumerate(counts) if c)
-        raise FeatureError(f"{what} hold NaN or infinite values: {detail}; impute or drop them first")
+        nonfinite, first_big = self._describe(np.flatnonzero(counts))
+        parts = []
+        if nonfinite.any():
+            detail = ", ".join(f"{names[j]!r} has {c:,}" for j, c in enumerate(nonfinite) if c)
+            parts.append(f"{what} hold NaN or infinite values: {detail}; impute or drop them first")
+        if first_big:
+            limit = self.limit
+            big = ", ".join(f"{names[j]!r} holds {v} (row {r:,})" for j, (r, v) in sorted(first_big.items()))
+            parts.append(f"{what} hold values beyond \u00b1{limit:.3g}, the largest segmint clusters for "
+                         f"{self.n_features} {self.dtype} feature{'s' if self.n_features != 1 else ''} "
+                         f"(squared distances would overflow): {big}; rescale them first (e.g. "
+                         "standardise or log)")
+        if not parts:  # counted before but not found now: the data changed under us
+            parts.append(f"{what} hold NaN, infinite or too large values")
+        raise FeatureError("; ".join(parts))
+
+    def _describe(self, columns):
+        """Per-feature NaN/inf counts and, per feature, (row, value) of its first finite value
+        beyond the limit, for the given feature indices (error path: one more pass)."""
+        limit = self.limit
+        nonfinite = np.zeros(self.n_features, dtype=np.int64)
+        first_big = {}
+        for start, block in self.blocks():
+            for j in columns:
+                col = np.asarray(block[:, j])
+                finite = np.isfinite(col)
+                nonfinite[j] += int((~finite).sum())
+                if j not in first_big:
+                    rows = np.flatnonzero(finite & (np.abs(col) > limit))
+                    if rows.size:
+                        # str of the dtype's scalar: the shortest text (1e+30, not 1.0000000150474662e+30)
+                        first_big[int(j)] = (start + int(rows[0]), str(col[rows[0]]))
+        return nonfinite, first_big
 
     # -- random rows ---------------------------------------------------------------------
     def take(self, indices, out=None):
@@ -211,9 +319,9 @@ class Features:
         return self._chunks
 
 
-def _count(X, lo, hi):
+def _count(X, lo, hi, limit):
     counts = np.zeros(X.shape[1], dtype=np.int64)
-    count_nonfinite(X, lo, hi, counts)
+    count_beyond(X, lo, hi, limit, counts)
     return counts
 
 

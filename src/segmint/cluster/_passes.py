@@ -55,18 +55,25 @@ def _weights_for(sample_weight, dtype):
 
 
 def assign_pass(features, centers, sample_weight=None, want_labels=True, want_distances=False,
-                want_inertia=True):
+                want_inertia=True, limit=None):
     """Nearest center of every row.
+
+    ``limit``, when given, is the largest absolute value a row may hold (data not checked
+    before, as in predict): rows beyond it count as ``nonfinite``. The check runs on the tiles
+    the assignment reads anyway, not as a pass of its own.
 
     Returns
     -------
     labels : (n,) int32 or None
     distances : (n,) squared distances or None
     inertia : float (the weighted sum of squared distances) or None
-    nonfinite : bool, True when some value was NaN or infinite (results then meaningless)
+    nonfinite : bool, True when some value was NaN, infinite or beyond ``limit`` (results then
+        meaningless)
     """
     n = features.n_rows
     dtype = features.dtype
+    if limit is None:  # NaN and infinities only; a float either way: one compiled kernel
+        limit = float(np.finfo(dtype).max)
     C2, cn = prepare(centers.astype(dtype, copy=False))
     labels = pool_array(n, np.int32) if want_labels else None
     dist = np.empty(n, dtype=dtype) if want_distances else None
@@ -87,7 +94,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
                 lab, lab_lo = labels[start:start + m], 0
             else:
                 lab, lab_lo = np.empty(hi - lo, dtype=np.int32), lo
-            bad[chunk] = assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
+            bad[chunk] = assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist, limit) > 0
             if dist is not None:
                 dist[start + lo:start + hi] = dis
             if want_inertia:

@@ -4,11 +4,15 @@ import numbers
 import numpy as np
 
 from ..kernels.reassign import relocate_empty
+from ..errors import ParameterError
 from ._base import KMeansBase, check_positive_int, check_random_state, check_sample_weight
+from ._features import FeatureError, check_centers
 from .init import kmeans_plusplus
 from ._passes import assign_pass, lloyd_pass
 
 DEFAULT_INIT_SAMPLE = 100_000
+# Seedings tried at most: each is a whole fit; more is a typo (10**9 would run for years).
+MAX_N_INIT = 1000
 
 
 class KMeans(KMeansBase):
@@ -87,7 +91,9 @@ class KMeans(KMeansBase):
         data.check_finite()
         w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
         rng = check_random_state(self.random_state)
-        init_size = min(data.n_rows, self.init_size or DEFAULT_INIT_SAMPLE)
+        init_size = check_positive_int("init_size", self.init_size) if self.init_size is not None \
+            else DEFAULT_INIT_SAMPLE
+        init_size = min(data.n_rows, max(init_size, k))  # k-means++ needs at least k rows
         best = None
         for _ in range(n_init):
             sample_idx, sample = _init_sample(data, init_size, rng)
@@ -147,15 +153,15 @@ def initial_centers(init, sample, k, rng, sample_weight, dtype):
         if init == "random":
             idx = rng.choice(sample.shape[0], size=k, replace=False)
             return np.array(sample[np.sort(idx)], dtype=dtype)
-        raise ValueError(f"init must be 'k-means++', 'random', a callable or an array, got {init!r}")
-    if callable(init):
-        centers = np.asarray(init(sample, k, rng), dtype=dtype)
-    else:
-        centers = np.array(init, dtype=dtype)
+        raise ParameterError(f"init must be 'k-means++', 'random', a callable or an array, got {init!r}")
+    given = init(sample, k, rng) if callable(init) else init
+    try:
+        centers = np.array(given, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ParameterError(f"init centers must be an array of numbers: {e}") from None
     if centers.shape != (k, sample.shape[1]):
-        raise ValueError(f"init centers must have shape ({k}, {sample.shape[1]}), got {centers.shape}")
-    if not np.all(np.isfinite(centers)):
-        raise ValueError("init centers hold NaN or infinite values")
+        raise ParameterError(f"init centers must have shape ({k}, {sample.shape[1]}), got {centers.shape}")
+    check_centers(centers, "init", error=ParameterError)
     return centers
 
 
@@ -171,25 +177,25 @@ def _init_sample(data, size, rng):
 
 def _check_size(data, k):
     if data.n_rows == 0:
-        raise ValueError("cannot cluster 0 rows: the data are empty")
+        raise FeatureError("cannot cluster 0 rows: the data are empty")
     if data.n_rows < k:
-        raise ValueError(f"n_samples={data.n_rows} should be >= n_clusters={k}: there are fewer "
+        raise ParameterError(f"n_samples={data.n_rows} should be >= n_clusters={k}: there are fewer "
                          "rows than clusters")
 
 
 def _check_n_init(n_init, init, default_random):
     if isinstance(n_init, str):
         if n_init != "auto":
-            raise ValueError(f"n_init must be 'auto' or a positive integer, got {n_init!r}")
+            raise ParameterError(f"n_init must be 'auto' or a positive integer, got {n_init!r}")
         return default_random if isinstance(init, str) and init == "random" else 1
-    n = check_positive_int("n_init", n_init)
+    n = check_positive_int("n_init", n_init, maximum=MAX_N_INIT)
     if not isinstance(init, str) and not callable(init):
         return 1  # given centers: every run would be the same
     return n
 
 
 def _check_tol(tol):
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or tol < 0:
-        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < np.inf:
+        raise ParameterError(f"tol must be a finite non-negative number, got {tol!r}")
     return float(tol)
 

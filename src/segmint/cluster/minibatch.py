@@ -1,6 +1,9 @@
 """Mini-batch k-means (Sculley 2010) over arrays or any segmint source, in bounded memory."""
+import numbers
+
 import numpy as np
 
+from ..errors import ParameterError
 from ._base import KMeansBase, check_positive_int, check_random_state, check_sample_weight
 from ._passes import assign_pass, prepare
 from .kmeans import _check_n_init, _check_size, _check_tol, _init_sample, initial_centers
@@ -87,8 +90,9 @@ class MiniBatchKMeans(KMeansBase):
         self._tol = _check_tol(self.tol)
         if self.max_no_improvement is not None:
             check_positive_int("max_no_improvement", self.max_no_improvement, minimum=0)
-        if not (0 <= float(self.reassignment_ratio)):
-            raise ValueError(f"reassignment_ratio must be >= 0, got {self.reassignment_ratio!r}")
+        ratio = self.reassignment_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 <= ratio < np.inf:
+            raise ParameterError(f"reassignment_ratio must be a finite number >= 0, got {ratio!r}")
         check_positive_int("refine_iter", self.refine_iter, minimum=0)
 
     def _init_size(self, n):
@@ -116,6 +120,9 @@ class MiniBatchKMeans(KMeansBase):
         _check_size(data, self._k)
         data.check_finite()
         n = data.n_rows
+        # a batch never holds more rows than the data (as scikit-learn): batch_size=10**12
+        # must not size a buffer of 10**12 rows
+        self._batch = min(self._batch, n)
         w = check_sample_weight(sample_weight, n, data.dtype)
         rng = check_random_state(self.random_state)
         self._rng = rng  # partial_fit after fit continues the same random stream
@@ -264,6 +271,7 @@ def _batch_assign(Xb, wb, centers):
     b = Xb.shape[0]
     labels = np.empty(b, dtype=np.int32)
     dist = np.empty(b, dtype=Xb.dtype)
-    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
+    # rows were checked when the data came in; the largest finite value keeps one compiled kernel
+    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True, float(np.finfo(Xb.dtype).max))
     inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
     return labels, dist, inertia

@@ -4,6 +4,7 @@ Events may arrive in any order and in any number of batches; memory holds one ba
 few numbers per customer. Events after ``as_of`` are ignored; events with a null customer id
 or a null timestamp are counted in the result's report, never dropped silently.
 """
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from .._time import as_of_microseconds
-from ..errors import DataError, unknown_column
+from ..errors import DataError, ParameterError, unknown_column
 from ..io import open as open_source
 from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
 from .._memory import pool_array
@@ -26,6 +27,15 @@ _DENSE_MAX = 1 << 31  # ids per dense span at most (slots are int32)
 DEFAULT_BATCH = 1 << 22  # events per batch: more events per customer per batch keep state in cache
 _PERIODS = {"D": (US_PER_DAY, 0), "W": (7 * US_PER_DAY, 3 * US_PER_DAY)}  # weeks start on Monday
 _UNITS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": US_PER_DAY, "w": 7 * US_PER_DAY}
+# Event times must lie in years 1..9999 (Python's datetime, the range as_of can take): then
+# every time fits int64 microseconds and every age (as_of - time) and window bound does too.
+# Times beyond would overflow silently in the kernels (a ms time near 2^63 lands in 1969).
+MIN_US = -62_135_596_800_000_000       # 0001-01-01T00:00:00
+MAX_US = 253_402_300_799_999_999       # 9999-12-31T23:59:59.999999
+MAX_DURATION_US = MAX_US - MIN_US      # a window longer than this cannot hold more events
+# uint64 ids map onto int64 by flipping the top bit: a bijection that keeps their order
+# (0 -> -2^63, 2^63 -> 0, 2^64 - 1 -> 2^63 - 1), so the int64 kernels and sorts serve them too
+_SIGN = np.int64(-(1 << 63))
 
 
 @dataclass
@@ -67,9 +77,11 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
     ----------
     events : anything :func:`segmint.open` accepts
     customer : str
-        The customer id column: integers or strings.
+        The customer id column: integers (any width; uint64 ids such as hashes keep their
+        type and exact values) or strings.
     timestamp : str
-        The event time column: a timestamp or a date.
+        The event time column: a timestamp or a date, in the years 1 to 9999 (beyond, time
+        arithmetic would overflow: such a time is refused, naming its row and value).
     amount : str, optional
         The money of each event (purchases); nulls are skipped in sums and means.
     event_type : str, optional
@@ -82,7 +94,8 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
     windows : dict, optional
         Name -> spec, e.g. ``{"orders_90d": {"agg": "count", "last": "90d", "type": "purchase"},
         "spend_60_120d": {"agg": "sum", "between": ["60d", "120d"], "type": ["purchase"]}}``:
-        ``last`` covers ages ``[0, d)``, ``between`` covers ``[a, b)`` before ``as_of``.
+        ``last`` covers ages ``[0, d)``, ``between`` covers ``[a, b)`` before ``as_of``;
+        durations are at most 3,652,058 days (the years 1 to 9999).
         A trend, ``{"orders_trend": {"agg": "trend", "last": "60d", "type": "purchase",
         "of": "count"}}``, gives ``orders_trend_recent`` (last 60 days),
         ``orders_trend_previous`` (the 60 days before) and ``orders_trend``, their ratio
@@ -101,13 +114,21 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
         first to last over ``frequency - 1``; null below two), ``first_event``,
         ``last_event``, then one column per window. Customers whose every event was left
         out are not in it.
+
+    Raises
+    ------
+    ParameterError
+        A window spec, ``as_of``, ``qualifying``, ``batch_size`` or a column argument of the
+        wrong kind or out of range (the message names the window and the field).
+    DataError
+        A column of the wrong type, or an event time outside the years 1 to 9999.
     """
     inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
     spec = _windows(windows)
     if len(spec) > agg.MAX_WINDOWS:
-        raise DataError(f"at most {agg.MAX_WINDOWS} windows per call (a trend counts two), got {len(spec)}")
+        raise ParameterError(f"at most {agg.MAX_WINDOWS} windows per call (a trend counts two), got {len(spec)}")
     if any(w.types for w in spec) and event_type is None:
-        raise DataError("typed windows need event_type= (the column of event types)")
+        raise ParameterError("typed windows need event_type= (the column of event types)")
     scan = _Scan(inp, spec, batch_size)
     table = scan.table(_columns_aggregate)
     return AggregateResult(table, *scan.report_counts(), scan.n_events)
@@ -145,7 +166,7 @@ def btyd_summary(events, *, customer="customer_id", timestamp="ts", amount=None,
     key = str(period).strip().upper()
     key = {"DAY": "D", "WEEK": "W"}.get(key, key)
     if key not in _PERIODS:
-        raise DataError(f"period={period!r}: use 'D' (day) or 'W' (week)")
+        raise ParameterError(f"period={period!r}: use 'D' (day) or 'W' (week)")
     inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
     scan = _Scan(inp, [], batch_size, period=_PERIODS[key])
     table = scan.table(_columns_btyd)
@@ -154,8 +175,12 @@ def btyd_summary(events, *, customer="customer_id", timestamp="ts", amount=None,
 
 def _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of):
     """Check the columns and options shared by :func:`aggregate` and :func:`btyd_summary`."""
+    for arg, col in (("customer", customer), ("timestamp", timestamp), ("amount", amount),
+                     ("event_type", event_type)):
+        if col is not None and not isinstance(col, str):
+            raise ParameterError(f"{arg}= names a column: expected a string, got {col!r}")
     src = open_source(events)
-    as_of_us = int(as_of_microseconds(as_of)[0])
+    as_of_us = _as_of_us(as_of)
     names = src.column_names
     for col in [customer, timestamp] + [c for c in (amount, event_type) if c is not None]:
         if col not in names:
@@ -176,11 +201,19 @@ def _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of):
         raise DataError(f"amount column {amount!r} must be numeric, got {src.schema.field(amount).type}")
     if event_type is not None and column_kind(src.schema.field(event_type).type) != DICTIONARY:
         raise DataError(f"event type column {event_type!r} must hold strings")
-    qualifying = _as_tuple(qualifying)
+    qualifying = _as_tuple(qualifying, "qualifying=")
     if qualifying and event_type is None:
-        raise DataError("qualifying= needs event_type= (the column of event types)")
+        raise ParameterError("qualifying= needs event_type= (the column of event types)")
     return _Inputs(src, customer, timestamp, amount, event_type, qualifying, as_of_us, scale,
-                   string_ids, id_type)
+                   string_ids, id_type, pa.types.is_uint64(id_type))
+
+
+def _as_of_us(as_of):
+    """``as_of`` in microseconds; a wrong kind or text is a :class:`ParameterError`."""
+    try:
+        return int(as_of_microseconds(as_of)[0])
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ParameterError(str(e)) from None
 
 
 @dataclass
@@ -195,6 +228,7 @@ class _Inputs:
     scale: float
     string_ids: bool
     id_type: object
+    flip_ids: bool      # uint64 ids, mapped onto int64 by flipping the top bit (see _SIGN)
 
 
 class _Scan:
@@ -205,8 +239,7 @@ class _Scan:
     """
 
     def __init__(self, inp, spec, batch_size, period=None):
-        if int(batch_size) < 1:
-            raise DataError(f"batch_size must be a positive number of events, got {batch_size}")
+        batch_size = _check_batch_size(batch_size)
         self.inp = inp
         self.spec = spec
         self.period = period
@@ -283,7 +316,7 @@ class _Scan:
         rng = np.zeros(3, dtype=np.int64)
         for batch in src.batches(columns=[inp.customer], batch_size=batch_size):
             ids = batch[inp.customer]
-            agg.id_range(ids.values.astype(np.int64, copy=False), _bits(ids), ids.validity_offset, rng)
+            agg.id_range(_id_values(ids, inp), _bits(ids), ids.validity_offset, rng)
             if rng[2]:
                 lo, hi, n = min(lo, int(rng[0])), max(hi, int(rng[1])), n + int(rng[2])
         if n:
@@ -295,7 +328,7 @@ class _Scan:
         if not self.dense or self.planned:
             return
         rng = np.zeros(3, dtype=np.int64)
-        agg.id_range(ids.values.astype(np.int64, copy=False), _bits(ids), ids.validity_offset, rng)
+        agg.id_range(_id_values(ids, self.inp), _bits(ids), ids.validity_offset, rng)
         self._dense_fits(*(int(v) for v in rng))
 
     def _dense_fits(self, lo, hi, n, slack=True):
@@ -330,9 +363,9 @@ class _Scan:
         ids = keys + (self.base or 0)
         # customers per hash partition, by the kernel that partitions events (time 0, kept)
         counts = np.zeros(agg.N_PART, dtype=np.int64)
-        agg.partition_count(ids, _NO_BITS, 0, np.zeros(ids.size, np.int64), _NO_BITS, 0, 1, 1, 0, 0,
-                            ids.size, False, 0, np.empty(ids.size, np.int16), counts,
-                            np.zeros(3, np.int64))
+        agg.partition_count(ids, _NO_BITS, 0, np.zeros(ids.size, np.int64), _NO_BITS, 0, 1, 1,
+                            0, 0, 0, 0, ids.size, False, 0, np.empty(ids.size, np.int16), counts,
+                            np.zeros(3, np.int64), np.full(1, -1, np.int64))
         need = int(counts.max())
         cap = max(16, need + need // 4)
         tcap = 1 << max(4, (2 * cap - 1).bit_length())
@@ -352,6 +385,7 @@ class _Scan:
         buffers = None
         # to microseconds in the kernels (a multiply there is free; an array here is not)
         ts_mul, ts_div = (int(round(inp.scale)), 1) if inp.scale >= 1 else (1, int(round(1 / inp.scale)))
+        ts_lo, ts_hi = _time_bounds(ts_mul, ts_div)
         for batch in inp.src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size):
             n = batch.num_rows
             self.n_events += n
@@ -366,7 +400,7 @@ class _Scan:
             if buffers is None or buffers[0].shape[0] < n or buffers[1].shape[1] != width:
                 rows = pool_array((n, width), np.int64)
                 buffers = (pool_array(n, np.int16), rows, rows.view(np.float64), pool_array(n, np.int32))
-            id_values = ids.values.astype(np.int64, copy=False)
+            id_values = _id_values(ids, inp)
             ts_view = batch[inp.timestamp]
             ts = ts_view.values.view(np.int64)
             if inp.amount is not None:
@@ -378,14 +412,18 @@ class _Scan:
             part, buf, buf_f, b_slot = buffers
             chunks = chunk_bounds(n, -(-n // n_threads))
             counts = np.zeros((len(chunks), agg.N_PART), dtype=np.int64)
+            bad_rows = np.full((len(chunks), 1), -1, dtype=np.int64)
 
             def count(c):
                 lo, hi = chunks[c]
                 agg.partition_count(id_values, _bits(ids), ids.validity_offset, ts, _bits(ts_view),
-                                    ts_view.validity_offset, ts_mul, ts_div, inp.as_of_us, lo, hi, dense, base, part,
-                                    counts[c], self.report[c])
+                                    ts_view.validity_offset, ts_mul, ts_div, ts_lo, ts_hi, inp.as_of_us,
+                                    lo, hi, dense, base, part, counts[c], self.report[c], bad_rows[c])
 
             run_chunks(count, range(len(chunks)))
+            if (bad_rows >= 0).any():
+                row = int(bad_rows[bad_rows >= 0].min())
+                raise _time_error(inp, ts_view, int(ts[row]), batch.start + row)
             starts = np.zeros(agg.N_PART + 1, dtype=np.int64)
             np.cumsum(counts.sum(axis=0), out=starts[1:])
             pos = starts[:-1] + np.cumsum(counts, axis=0) - counts  # chunk c after chunks < c
@@ -435,7 +473,7 @@ class _Scan:
             keys, rows = self._dense_rows()
             keys += self.base or 0
             if not self.inp.string_ids:  # already in id order
-                return columns(self, rows, pa.array(keys).cast(self.inp.id_type))
+                return columns(self, rows, self._id_array(keys))
         else:
             slot_key = pool_array((agg.N_PART, self.cap), np.int64)
             agg.slot_keys(self.table_, slot_key)
@@ -452,8 +490,14 @@ class _Scan:
             ids = ids.cast(pa.string())
         else:
             order = _argsort(keys)
-            ids = pa.array(keys[order]).cast(self.inp.id_type)
+            ids = self._id_array(keys[order])
         return columns(self, rows[order], ids)
+
+    def _id_array(self, keys):
+        """The id column of the result from int64 keys, in the id column's own type."""
+        if self.inp.flip_ids:
+            return pa.array((keys ^ _SIGN).view(np.uint64), pa.uint64())
+        return pa.array(keys).cast(self.inp.id_type)
 
     def fields(self, rows):
         """Every state field of the given flat rows: ``(istate fields, fstate fields)``, each a
@@ -550,6 +594,34 @@ def _part_ranges(starts, n_threads):
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a] or [(0, agg.N_PART)]
 
 
+def _id_values(view, inp):
+    """A batch's ids as int64 for the kernels (uint64 ids with their top bit flipped)."""
+    if inp.flip_ids:
+        return view.values.view(np.int64) ^ _SIGN
+    return view.values.astype(np.int64, copy=False)
+
+
+def _time_bounds(ts_mul, ts_div):
+    """``(lo, hi)``: the times, in the column's unit, whose microseconds lie in MIN_US..MAX_US."""
+    lo, hi = -(-MIN_US // ts_mul) * ts_div, MAX_US // ts_mul * ts_div
+    i64 = np.iinfo(np.int64)
+    return max(lo, int(i64.min)), min(hi, int(i64.max))
+
+
+def _time_error(inp, view, value, row):
+    unit = view.unit or "D"
+    return DataError(f"timestamp column {inp.timestamp!r}: row {row:,} holds {value:,} ({unit} since "
+                     "1970-01-01), outside the years 1 to 9999 where segmint's time arithmetic cannot "
+                     "overflow; fix or drop such events first")
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (numbers.Integral, np.integer)) \
+            or batch_size < 1:
+        raise ParameterError(f"batch_size must be a positive number of events, got {batch_size!r}")
+    return int(batch_size)
+
+
 def _whole_days(day0_us, t_us):
     """Calendar days between the day of ``t`` and the day of as_of (UTC)."""
     return (day0_us // US_PER_DAY) - np.floor_divide(t_us, US_PER_DAY)
@@ -578,47 +650,55 @@ def _type_tables(batch, event_type, qualifying, spec):
 
 
 def _windows(windows):
+    if windows is None:
+        return []
+    if not isinstance(windows, dict):
+        raise ParameterError("windows must be a dict of name -> spec, e.g. {'orders_90d': {'agg': "
+                             f"'count', 'last': '90d'}}, got {type(windows).__name__} {windows!r:.80}")
     spec = []
-    for name, w in (windows or {}).items():
+    for name, w in windows.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ParameterError(f"window names must be non-empty strings, got {name!r}")
         if not isinstance(w, dict):
-            raise DataError(f"window {name!r}: expected a dict like {{'agg': 'count', 'last': '90d'}}")
-        unknown = set(w) - {"agg", "last", "between", "type", "of"}
+            raise ParameterError(f"window {name!r}: expected a dict like {{'agg': 'count', 'last': '90d'}}, "
+                                 f"got {type(w).__name__}")
+        unknown = [k for k in w if k not in ("agg", "last", "between", "type", "of")]
         if unknown:
-            raise DataError(f"window {name!r}: unknown keys {', '.join(sorted(unknown))} "
-                            "(known: agg, last, between, type, of)")
+            raise ParameterError(f"window {name!r}: unknown keys {', '.join(sorted(map(repr, unknown)))} "
+                                 "(known: agg, last, between, type, of)")
         kind = w.get("agg", "count")
-        if kind not in ("count", "sum", "trend"):
-            raise DataError(f"window {name!r}: agg must be 'count', 'sum' or 'trend', got {kind!r}")
+        if not isinstance(kind, str) or kind not in ("count", "sum", "trend"):
+            raise ParameterError(f"window {name!r}: agg must be 'count', 'sum' or 'trend', got {kind!r}")
         if ("last" in w) == ("between" in w):
-            raise DataError(f"window {name!r}: give either 'last' or 'between'")
-        types = _as_tuple(w.get("type"))
+            raise ParameterError(f"window {name!r}: give either 'last' or 'between'")
+        types = _as_tuple(w.get("type"), f"window {name!r}: type")
         if kind == "trend":
             of = w.get("of", "count")
-            if of not in ("count", "sum"):
-                raise DataError(f"window {name!r}: a trend is 'of' 'count' or 'sum', got {of!r}")
+            if not isinstance(of, str) or of not in ("count", "sum"):
+                raise ParameterError(f"window {name!r}: a trend is 'of' 'count' or 'sum', got {of!r}")
             if "last" not in w:
-                raise DataError(f"window {name!r}: a trend compares the 'last' window with the one "
-                                "before it, e.g. {'agg': 'trend', 'last': '60d'}")
-            d = _duration(name, w["last"])
+                raise ParameterError(f"window {name!r}: a trend compares the 'last' window with the one "
+                                     "before it, e.g. {'agg': 'trend', 'last': '60d'}")
+            d = _duration(name, "last", w["last"])
             spec.append(Window(f"{name}_recent", of, 0, d, types))
             spec.append(Window(f"{name}_previous", of, d, 2 * d, types, trend_of=str(name)))
             continue
         if "of" in w:
-            raise DataError(f"window {name!r}: 'of' belongs to trends (agg: 'trend')")
+            raise ParameterError(f"window {name!r}: 'of' belongs to trends (agg: 'trend')")
         if "last" in w:
-            start, end = 0, _duration(name, w["last"])
+            start, end = 0, _duration(name, "last", w["last"])
         else:
             pair = w["between"]
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise DataError(f"window {name!r}: 'between' takes two durations, e.g. ['60d', '120d']")
-            start, end = _duration(name, pair[0]), _duration(name, pair[1])
+                raise ParameterError(f"window {name!r}: 'between' takes two durations, e.g. ['60d', '120d']")
+            start, end = _duration(name, "between", pair[0]), _duration(name, "between", pair[1])
             if end <= start:
-                raise DataError(f"window {name!r}: the second duration must be longer than the first")
+                raise ParameterError(f"window {name!r}: the second duration must be longer than the first")
         spec.append(Window(str(name), kind, start, end, types))
     names = [w.name for w in spec] + [w.trend_of for w in spec if w.trend_of]
     clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & _FIXED_COLUMNS))
     if clash:
-        raise DataError(f"window names clash with other output columns: {', '.join(clash)}")
+        raise ParameterError(f"window names clash with other output columns: {', '.join(clash)}")
     return spec
 
 
@@ -626,19 +706,27 @@ _FIXED_COLUMNS = {"frequency", "monetary", "monetary_mean", "recency_days", "ten
                   "mean_gap_days", "first_event", "last_event"}
 
 
-def _duration(name, text):
-    m = _DURATION.match(str(text))
+def _duration(name, field, text):
+    """Microseconds of a window's duration (``'90d'``, ``'12h'``, ``'1.5w'``...)."""
+    m = _DURATION.match(text) if isinstance(text, str) else None
     if not m:
-        raise DataError(f"window {name!r}: {text!r} is not a duration like '90d', '12h' or '2w'")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+        raise ParameterError(f"window {name!r}: {field} {text!r:.40} is not a duration like '90d', '12h' or '2w'")
+    us = float(m.group(1)) * _UNITS[m.group(2)]
+    if us > MAX_DURATION_US:  # checked as a float: int() of the text's number may be huge
+        raise ParameterError(f"window {name!r}: {field} {text!r:.40} is longer than the years 1 to 9999 "
+                             f"that event times span (at most {MAX_DURATION_US // US_PER_DAY:,}d)")
+    return int(us)
 
 
-def _as_tuple(value):
+def _as_tuple(value, what="event types"):
+    """One string or a list of strings as a tuple (event types name dictionary strings)."""
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ParameterError(f"{what} must be a string or a list of strings, got {value!r:.80}")
 
 
 def _bits(view):

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataError, closest_names, unknown_column
+from ..errors import DataError, ParameterError, closest_names, unknown_column
 from .rfm import as_table, numeric_column
 
 STAGES = ("prospect", "new", "active", "reactivated", "at_risk", "lapsed", "lost")
@@ -120,7 +120,7 @@ def lifecycle_stages(table, *, new_days=30, active_days=90, at_risk_days=180, la
     if adaptive:
         multiples, min_gap = _check_adaptive(gap_multiples, min_gap_days)
     if previous is not None and id_column is None:
-        raise ValueError("a previous snapshot is matched on customer ids: pass id_column= as well")
+        raise ParameterError("a previous snapshot is matched on customer ids: pass id_column= as well")
     table = as_table(table)
     if id_column is not None and id_column not in table.column_names:
         raise unknown_column(id_column, table.column_names, "the customer table")
@@ -219,11 +219,10 @@ def _check_days(new_days, active_days, at_risk_days, lapsed_days):
     if new_days is not None:
         named = {"new_days": new_days, **named}
     for name, value in named.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 \
-                or not np.isfinite(value):
-            raise ValueError(f"{name} must be a non-negative number of days, got {value!r}")
+        if not _finite_non_negative(value):
+            raise ParameterError(f"{name} must be a non-negative number of days, got {value!r:.40}")
     if not active_days <= at_risk_days <= lapsed_days:
-        raise ValueError(f"thresholds must not decrease: active_days={active_days!r} <= "
+        raise ParameterError(f"thresholds must not decrease: active_days={active_days!r} <= "
                          f"at_risk_days={at_risk_days!r} <= lapsed_days={lapsed_days!r}")
     return (None if new_days is None else float(new_days), float(active_days), float(at_risk_days),
             float(lapsed_days))
@@ -232,14 +231,25 @@ def _check_days(new_days, active_days, at_risk_days, lapsed_days):
 def _check_adaptive(gap_multiples, min_gap_days):
     try:
         multiples = [float(k) for k in gap_multiples]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         multiples = None
     if multiples is None or len(multiples) != 3 or any(isinstance(k, bool) for k in gap_multiples) \
             or not all(np.isfinite(k) and k > 0 for k in multiples) \
             or not multiples[0] <= multiples[1] <= multiples[2]:
-        raise ValueError("gap_multiples must be three positive, non-decreasing numbers (the active, "
+        raise ParameterError("gap_multiples must be three positive, non-decreasing numbers (the active, "
                          f"at-risk and lapsed thresholds in mean gaps), got {gap_multiples!r}")
-    if isinstance(min_gap_days, bool) or not isinstance(min_gap_days, numbers.Real) \
-            or not np.isfinite(min_gap_days) or min_gap_days < 0:
-        raise ValueError(f"min_gap_days must be a non-negative number, got {min_gap_days!r}")
+    if not _finite_non_negative(min_gap_days):
+        raise ParameterError(f"min_gap_days must be a non-negative number, got {min_gap_days!r:.40}")
     return multiples, float(min_gap_days)
+
+
+def _finite_non_negative(value):
+    """Whether ``value`` is a real number (not a bool), finite and >= 0; an int too large for
+    a float (10**400) is not finite here rather than an OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        v = float(value)
+    except OverflowError:
+        return False
+    return v >= 0 and np.isfinite(v)

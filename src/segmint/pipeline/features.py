@@ -76,7 +76,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import FeatureError, NotFittedError
-from ..errors import SegmintError, closest_names
+from ..errors import ParameterError, SegmintError, closest_names
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind
 from ..io.source import DEFAULT_BATCH_SIZE, Batch
@@ -481,12 +481,12 @@ class FeatureSpec:
             out = np.empty((m, d), dtype=_check_dtype(dtype))
         elif not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[1] != d or out.shape[0] < m:
             shape = getattr(out, "shape", None)
-            raise ValueError(f"out must be a 2-D numpy array of at least {m} rows and exactly {d} "
+            raise ParameterError(f"out must be a 2-D numpy array of at least {m} rows and exactly {d} "
                              f"columns, got {type(out).__name__} of shape {shape}")
         else:
             _check_dtype(out.dtype)
             if not out.flags.c_contiguous or not out.flags.writeable:
-                raise ValueError("out must be C-contiguous (row-major) and writeable")
+                raise ParameterError("out must be C-contiguous (row-major) and writeable")
         out = out[:m]
         problems = fitted.apply(batch, out)
         if any(p.any() for p in problems):
@@ -515,9 +515,12 @@ class FeatureSpec:
             float64, (n, n_features_out_).
         """
         fitted = self._check_fitted()
-        X = np.array(X, dtype=np.float64, copy=True, ndmin=2)
+        try:
+            X = np.array(X, dtype=np.float64, copy=True, ndmin=2)
+        except (TypeError, ValueError) as e:
+            raise ParameterError(f"expected an array of numbers: {e}") from None
         if X.ndim != 2 or X.shape[1] != len(fitted.names):
-            raise ValueError(f"expected shape (n, {len(fitted.names)}), got {X.shape}")
+            raise ParameterError(f"expected shape (n, {len(fitted.names)}), got {X.shape}")
         for p in fitted.plans:
             if p.kind == "numeric":
                 y = X[:, p.first] * p.scale + p.center
@@ -968,9 +971,9 @@ def _check_dtype(dtype):
     try:
         dtype = np.dtype(dtype)
     except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        raise ParameterError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise ParameterError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
 
 

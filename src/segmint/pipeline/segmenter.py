@@ -16,10 +16,11 @@ import pyarrow as pa
 
 from .._parallel import ordered_map
 from ..cluster import KMeans, MiniBatchKMeans
-from ..cluster._base import NotFittedError, ParamsMixin
-from ..cluster._features import Features
+from ..cluster._base import NotFittedError, ParamsMixin, check_positive_int, check_random_state
+from ..cluster._features import FeatureError, Features, check_centers, value_limit
 from ..cluster._passes import assign_pass
-from ..errors import DataError, SourceConsumedError, closest_names, unknown_column
+from ..errors import (DataError, ParameterError, SourceConsumedError, UnsupportedTypeError, closest_names,
+                      unknown_column)
 from ..io import ResultWriter
 from ..io import open as open_source
 from ..rules import RuleSet
@@ -27,6 +28,13 @@ from .features import FeatureSpec
 
 SCORE_BATCH = 131_072  # rows per scoring batch: bounds memory, keeps both cores busy
 _CLUSTERERS = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
+
+
+class UnknownSegmentError(ParameterError, KeyError):
+    """A segment id or name that the model does not have (a ``KeyError`` too, as a lookup)."""
+
+    def __str__(self):  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
 
 
 class Segmenter(ParamsMixin):
@@ -94,16 +102,21 @@ class Segmenter(ParamsMixin):
         # isinstance, not the class name: scikit-learn's KMeans is also called "KMeans" and used
         # to be accepted, fitted and saved, leaving a model file that segmint.load refused
         if clusterer is not None and not isinstance(clusterer, tuple(_CLUSTERERS.values())):
-            raise TypeError(f"clusterer must be segmint.KMeans or segmint.MiniBatchKMeans, got "
+            raise UnsupportedTypeError(f"clusterer must be segmint.KMeans or segmint.MiniBatchKMeans, got "
                             f"{type(clusterer).__module__}.{type(clusterer).__name__}")
         if clusterer is None and rules is None:
             raise DataError("a Segmenter needs a clusterer, rules, or both")
         if clusterer is not None and spec is None:
             raise DataError("clustering needs features=: the columns (and transforms) to cluster on")
-        if np.dtype(self.dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
-        if self.fit_rows is not None and int(self.fit_rows) < 1:
-            raise ValueError(f"fit_rows must be a positive number of rows, got {self.fit_rows}")
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.fit_rows is not None:
+            check_positive_int("fit_rows (a positive number of rows)", self.fit_rows)
+        check_random_state(self.random_state)  # a bad seed fails here, before any work
         within = ()
         if rules is not None and clusterer is not None:
             within = self.cluster_within if self.cluster_within is not None else rules.default
@@ -141,6 +154,7 @@ class Segmenter(ParamsMixin):
             read twice.
         """
         spec, rules, clusterer, within = self._validate()
+        _check_batch_size(batch_size)
         # A failed refit must not leave the previous fit's names and centers next to feature
         # statistics refitted in place on the new data: drop the fitted state first.
         for attr in self._FITTED:
@@ -164,7 +178,12 @@ class Segmenter(ParamsMixin):
             if X.shape[0] == 0:
                 raise DataError("no customer to cluster: the rules left none in "
                                 f"{', '.join(map(repr, within))}" if within else "the source has no rows")
-            clusterer.fit(X)
+            try:
+                clusterer.fit(X)
+            except FeatureError:
+                # the clusterer sees an unnamed array: say which features of the spec are bad
+                self._check_matrix(X, "the features to cluster")
+                raise
             self.n_rows_fit_ = int(X.shape[0])
         self.n_clusters_ = int(clusterer.cluster_centers_.shape[0]) if clusterer is not None else 0
         self._name_segments()
@@ -188,7 +207,7 @@ class Segmenter(ParamsMixin):
         keep_p = None
         if self.fit_rows is not None and n_total is not None and n_total > int(self.fit_rows):
             keep_p = int(self.fit_rows) / n_total
-        rng = np.random.default_rng(self.random_state)
+        rng = check_random_state(self.random_state)
         to_segment = self._rule_to_segment(0) if self.rules_ is not None else None
         pieces = []
         for batch, assign in self._rule_batches(src, as_of, batch_size, list(spec.input_columns)):
@@ -251,20 +270,20 @@ class Segmenter(ParamsMixin):
         for key, new in dict(mapping).items():
             if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
                 if not 0 <= key < len(names):
-                    raise KeyError(f"no segment id {key}: ids run from 0 to {len(names) - 1}")
+                    raise UnknownSegmentError(f"no segment id {key}: ids run from 0 to {len(names) - 1}")
                 i = int(key)
             elif key in current:
                 i = current.index(key)
             else:
                 near = closest_names(str(key), current)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise KeyError(f"no segment named {key!r}{hint}")
+                raise UnknownSegmentError(f"no segment named {key!r}{hint}")
             if not isinstance(new, str) or not new.strip():
-                raise ValueError(f"a segment name must be a non-empty string, got {new!r}")
+                raise ParameterError(f"a segment name must be a non-empty string, got {new!r}")
             names[i] = new
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"segment names must be unique; {', '.join(map(repr, dup))} would repeat")
+            raise ParameterError(f"segment names must be unique; {', '.join(map(repr, dup))} would repeat")
         self.segment_names_ = names
         return self
 
@@ -313,10 +332,13 @@ class Segmenter(ParamsMixin):
             The result (None when written to ``out``).
         """
         self._check_fitted()
+        _check_batch_size(batch_size)
+        if self.clusterer_ is not None:  # centers loaded from a file or set by hand
+            check_centers(self.clusterer_.cluster_centers_)
         src = open_source(source)
         self._check_columns(src, self.feature_spec_ if self.clusterer_ is not None else None, self.rules_)
         schema = self._result_schema(src)
-        writer = ResultWriter(out, schema) if out is not None else None
+        writer = ResultWriter(out, schema, inputs=src.paths) if out is not None else None
         pieces = []
         try:
             # the schema goes with each call, not through self: two threads scoring sources with
@@ -351,7 +373,8 @@ class Segmenter(ParamsMixin):
         self._check_fitted()
         if self.feature_spec_ is None:
             raise DataError("this Segmenter has no features (rules only)")
-        return self.feature_spec_.transform(source, dtype=np.dtype(self.dtype), batch_size=batch_size)
+        return self.feature_spec_.transform(source, dtype=np.dtype(self.dtype),
+                                            batch_size=_check_batch_size(batch_size))
 
     def fit_predict(self, source, y=None, **kwargs):
         """``fit`` then ``predict`` the same source."""
@@ -390,8 +413,12 @@ class Segmenter(ParamsMixin):
                 X = self.feature_spec_.transform_batch(batch, dtype=np.dtype(self.dtype))
                 if rows.size < n:
                     X = X[rows]
-                labels, sq, _, _ = assign_pass(Features(X), self.clusterer_.cluster_centers_,
-                                               want_labels=True, want_distances=True, want_inertia=False)
+                labels, sq, _, bad = assign_pass(Features(X), self.clusterer_.cluster_centers_,
+                                                 want_labels=True, want_distances=True, want_inertia=False,
+                                                 limit=value_limit(X.dtype, X.shape[1]))
+                if bad:  # values the distances cannot take: refuse, never a silent wrong segment
+                    start = getattr(batch, "start", 0)
+                    self._check_matrix(X, f"the features of rows {start:,}..{start + n - 1:,}", always=True)
                 seg[rows] = labels
                 dist[rows] = np.sqrt(np.maximum(sq, 0))
         arrays = []
@@ -404,6 +431,19 @@ class Segmenter(ParamsMixin):
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign.astype(np.int16)),
                                                          self._rule_labels_array(), safe=False))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _check_matrix(self, X, what, always=False):
+        """Raise a :class:`FeatureError` naming the spec's output features of ``X`` that hold
+        NaN, infinities or values beyond the clustering limit (an error path: reads X again);
+        with ``always``, raise even when none is found."""
+        data = Features(X)
+        data.names = list(self.feature_spec_.feature_names_out_)
+        try:
+            data.check_finite()
+        except FeatureError as e:
+            raise FeatureError(f"{what}: {e}") from None
+        if always:
+            raise FeatureError(f"{what} hold NaN, infinite or too large values")
 
     def _labels_array(self):
         return pa.array(self.segment_names_, pa.string())
@@ -427,3 +467,8 @@ class Segmenter(ParamsMixin):
         self._check_fitted()
         save(self, path)
         return path
+
+
+def _check_batch_size(batch_size):
+    """A positive int; buffers are sized by the rows a batch holds, never by ``batch_size``."""
+    return check_positive_int("batch_size", batch_size)
