@@ -12,6 +12,15 @@ scikit-learn ``predict``, faiss ``IndexFlatL2.search``), ``predict[k=..]`` (a fi
 centers), ``minibatch_step_kernel`` and ``partial_fit`` (one and five mini-batch steps),
 ``kmeans++[k=..]`` (seeding), ``fit[k=8]`` (MiniBatchKMeans beside scikit-learn's and faiss),
 ``fit_lloyd[k=8]`` (KMeans beside scikit-learn's), ``scaling``.
+
+Peers run on segmint's thread count (scikit-learn through threadpoolctl, faiss through its
+OpenMP switch; ``conftest.THREADS``). The fit benchmarks time one fit of seed 0; their quality
+is the full-data inertia of fits over the five seeds of ``conftest.SEEDS`` (median and worst),
+fitted outside the timed region, the seed-0 fit reused from the timed one. At ``--size large``
+that is four more fits each: about 2 s for segmint's, about 40 s for scikit-learn's KMeans;
+scikit-learn's MiniBatchKMeans takes minutes per fit on 10M rows, so its seed fits use a random
+sample of ``QUALITY_FIT_ROWS`` rows when there are more (their inertia is still over all rows,
+and ``extra_info`` says so).
 """
 import time
 
@@ -24,7 +33,8 @@ from segmint.cluster.init import kmeans_plusplus
 from segmint.datasets import customer_features
 from segmint.kernels.assign import assign_rows
 from segmint.kernels.minibatch import minibatch_update
-from conftest import compare, inertia_float64, nearest_float64, record
+from conftest import (SEEDS, compare, faiss_threads, inertia_float64, nearest_float64, record,
+                      sklearn_threads)
 
 K = 8
 BATCH = 8192
@@ -32,26 +42,18 @@ ASSIGN_KS = (8, 64, 256, 1024)
 DTYPES = (np.float32, np.float64)
 AGREEMENT = "label agreement with float64"
 INERTIA = "inertia (float64, all rows)"
+QUALITY_FIT_ROWS = 1_000_000  # rows scikit-learn's MiniBatchKMeans seed fits use, at most
 
 
 @pytest.fixture(scope="module")
 def features(n_customers):
-    X, names, truth = customer_features(n_customers, seed=0)
+    X, names, truth = customer_features(n_customers, random_state=0)
     return X
 
 
 @pytest.fixture(scope="module")
 def warm():
     segmint.warmup()
-
-
-@pytest.fixture(scope="module")
-def sklearn_kmeans(features):
-    """scikit-learn's KMeans fitted once: the quality reference of the mini-batch fit."""
-    sk = pytest.importorskip("sklearn.cluster")
-    t = time.perf_counter()
-    model = sk.KMeans(n_clusters=K, n_init=1, random_state=0).fit(features)
-    return model, time.perf_counter() - t
 
 
 def _assigned_inertia(X, centers, labels, block=1 << 20):
@@ -116,18 +118,19 @@ def test_assign(benchmark, assign_case, warm):
 
 def test_peer_sklearn_assign(benchmark, assign_case):
     sk = pytest.importorskip("sklearn.cluster")
-    compare(benchmark, assign_case["group"], impl="sklearn")
     X, C = assign_case["X"], assign_case["C"]
     # fitted on the centers themselves: a valid fitted model, no empty clusters
     model = sk.KMeans(n_clusters=len(C), init=C, n_init=1, max_iter=1).fit(C)
     model.cluster_centers_ = C.copy()  # predict with exactly the given centers
-    labels = benchmark(model.predict, X)
+    with sklearn_threads() as threads:
+        compare(benchmark, assign_case["group"], impl="sklearn", threads=threads)
+        labels = benchmark(model.predict, X)
     _record_assign(benchmark, assign_case, labels)
 
 
 def test_peer_faiss_assign(benchmark, assign_case):
-    faiss = pytest.importorskip("faiss")
-    compare(benchmark, assign_case["group"], impl="faiss")
+    faiss, threads = faiss_threads()
+    compare(benchmark, assign_case["group"], impl="faiss", threads=threads)
     X, C = assign_case["X"], assign_case["C"]
     index = faiss.IndexFlatL2(X.shape[1])
     index.add(np.ascontiguousarray(C, dtype=np.float32))
@@ -163,12 +166,13 @@ def test_predict(benchmark, fitted):
 
 def test_peer_sklearn_predict(benchmark, fitted):
     sk = pytest.importorskip("sklearn.cluster")
-    compare(benchmark, fitted["group"], impl="sklearn")
     X, C = fitted["X"], fitted["C"]
     # fitted on the centers themselves: a valid fitted model, no empty clusters
     model = sk.KMeans(n_clusters=len(C), init=C, n_init=1, max_iter=1).fit(C)
     model.cluster_centers_ = C.copy()  # the same centers as ours
-    labels = benchmark(model.predict, X)
+    with sklearn_threads() as threads:
+        compare(benchmark, fitted["group"], impl="sklearn", threads=threads)
+        labels = benchmark(model.predict, X)
     agreement, _ = _label_quality(fitted, labels)
     record(benchmark, quality=(AGREEMENT, agreement, "higher"), rows=len(X), k=fitted["k"])
 
@@ -232,14 +236,15 @@ def test_minibatch_partial_fit(benchmark, minibatch_data, warm):
 def test_peer_sklearn_minibatch_step(benchmark, minibatch_data):
     """scikit-learn's MiniBatchKMeans per step (its fit does not converge quickly at 10M rows)."""
     sk = pytest.importorskip("sklearn.cluster")
-    compare(benchmark, f"partial_fit[5x{BATCH},k={K}]", impl="sklearn")
     batches, start, holdout = minibatch_data
 
     def fresh():
         return (sk.MiniBatchKMeans(n_clusters=K, init=start, n_init=1, batch_size=BATCH,
                                    random_state=0), batches), {}
 
-    model = benchmark.pedantic(_five_steps, setup=fresh, rounds=20, iterations=1)
+    with sklearn_threads() as threads:
+        compare(benchmark, f"partial_fit[5x{BATCH},k={K}]", impl="sklearn", threads=threads)
+        model = benchmark.pedantic(_five_steps, setup=fresh, rounds=20, iterations=1)
     record(benchmark, quality=("holdout inertia after 5 steps",
                                inertia_float64(holdout, model.cluster_centers_), "lower"),
            steps_per_round=5, batch_size=BATCH, k=K)
@@ -269,72 +274,112 @@ def test_kmeanspp_init(benchmark, init_sample, warm, k):
 @pytest.mark.parametrize("k", [8, 64])
 def test_peer_sklearn_kmeanspp_init(benchmark, init_sample, k):
     sk = pytest.importorskip("sklearn.cluster")
-    compare(benchmark, f"kmeans++[k={k}]", impl="sklearn")
-    centers = benchmark(lambda: sk.kmeans_plusplus(init_sample, k, random_state=0)[0])
+    with sklearn_threads() as threads:
+        compare(benchmark, f"kmeans++[k={k}]", impl="sklearn", threads=threads)
+        centers = benchmark(lambda: sk.kmeans_plusplus(init_sample, k, random_state=0)[0])
     potential = inertia_float64(init_sample, centers)
     record(benchmark, quality=("potential", potential, "lower"), sample_rows=len(init_sample), k=k,
            sample_inertia=potential)
 
 
-# -- full fits, with peers ------------------------------------------------------------------------
-def test_minibatch_fit(benchmark, features, warm, request):
+# -- full fits, with peers: one timed fit of seed 0, quality over SEEDS ----------------------------
+def _seed_inertias(X, fit, timed_centers=None, fit_rows=None):
+    """Full-data float64 inertia of one fit per seed of SEEDS, fitted outside the timed region.
+
+    Parameters
+    ----------
+    X : (n, d) array, the rows every inertia is computed on
+    fit : callable (rows, seed) -> (k, d) centers
+    timed_centers : (k, d) array, optional
+        The centers of the timed fit (seed 0 on all rows): reused instead of fitting seed 0 again.
+    fit_rows : int, optional
+        Fit on a fixed random sample of this many rows (when X has more) instead of all rows.
+    """
+    rows = X
+    if fit_rows is not None and len(X) > fit_rows:
+        rows = X[np.sort(np.random.default_rng(0).choice(len(X), fit_rows, replace=False))]
+        timed_centers = None  # the timed fit saw all rows: not comparable with the sampled ones
+    values = []
+    for seed in SEEDS:
+        centers = timed_centers if seed == SEEDS[0] and timed_centers is not None else fit(rows, seed)
+        values.append(inertia_float64(X, centers))
+    return values, len(rows)
+
+
+def _segmint_centers(estimator):
+    def fit(rows, seed):
+        return estimator.set_params(random_state=seed).fit(rows).cluster_centers_
+    return fit
+
+
+def test_minibatch_fit(benchmark, features, warm):
     compare(benchmark, f"fit[k={K}]")
-    model = segmint.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, random_state=0)
+    model = segmint.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, random_state=SEEDS[0])
     benchmark.pedantic(model.fit, args=(features,), rounds=3, iterations=1)
     info = dict(rows=len(features), k=K, inertia=model.inertia_, steps=model.n_steps_)
-    try:
-        ref, ref_time = request.getfixturevalue("sklearn_kmeans")
-        info.update(sklearn_kmeans_inertia=float(ref.inertia_), sklearn_kmeans_fit_s=ref_time,
-                    inertia_vs_sklearn_kmeans=model.inertia_ / ref.inertia_ - 1)
-    except pytest.skip.Exception:
-        pass
-    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"), **info)
+    values, fit_rows = _seed_inertias(features, _segmint_centers(
+        segmint.MiniBatchKMeans(n_clusters=K, batch_size=BATCH)), model.cluster_centers_)
+    record(benchmark, quality=(INERTIA, values, "lower"), quality_fit_rows=fit_rows, **info)
 
 
 def test_peer_sklearn_minibatch_fit(benchmark, features):
     sk = pytest.importorskip("sklearn.cluster")
-    compare(benchmark, f"fit[k={K}]", impl="sklearn.MiniBatchKMeans")
-    model = sk.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, n_init=1, random_state=0)
-    benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
-    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+
+    def fit(rows, seed):
+        return sk.MiniBatchKMeans(n_clusters=K, batch_size=BATCH, n_init=1, random_state=seed).fit(rows)
+
+    with sklearn_threads() as threads:
+        compare(benchmark, f"fit[k={K}]", impl="sklearn.MiniBatchKMeans", threads=threads)
+        model = benchmark.pedantic(fit, args=(features, SEEDS[0]), rounds=1, iterations=1)
+        values, fit_rows = _seed_inertias(features, lambda rows, seed: fit(rows, seed).cluster_centers_,
+                                          model.cluster_centers_, fit_rows=QUALITY_FIT_ROWS)
+    note = ("" if fit_rows == len(features) else
+            f"seed fits on a random sample of {fit_rows:,} rows (minutes per fit on all rows); "
+            "inertia over all rows")
+    record(benchmark, quality=(INERTIA, values, "lower"), quality_fit_rows=fit_rows, quality_note=note,
            rows=len(features), k=K, inertia=float(model.inertia_), steps=int(model.n_steps_))
 
 
-def test_peer_faiss_kmeans(benchmark, features, request):
-    faiss = pytest.importorskip("faiss")
-    compare(benchmark, f"fit[k={K}]", impl="faiss.Kmeans")
+def test_peer_faiss_kmeans(benchmark, features):
+    faiss, threads = faiss_threads()
+    compare(benchmark, f"fit[k={K}]", impl="faiss.Kmeans", threads=threads)
     X = np.ascontiguousarray(features, dtype=np.float32)
 
-    def run():
-        km = faiss.Kmeans(X.shape[1], K, niter=20, seed=1, verbose=False)
-        km.train(X)
+    def fit(rows, seed):
+        km = faiss.Kmeans(rows.shape[1], K, niter=20, seed=seed, verbose=False)
+        km.train(rows)
         return km
 
-    km = benchmark.pedantic(run, rounds=1, iterations=1)
-    D, _ = km.index.search(X, 1)
-    info = dict(rows=len(X), k=K, inertia=float(D.sum(dtype=np.float64)))
-    try:
-        ref, _ = request.getfixturevalue("sklearn_kmeans")
-        info["inertia_vs_sklearn_kmeans"] = info["inertia"] / ref.inertia_ - 1
-    except pytest.skip.Exception:
-        pass
-    record(benchmark, quality=(INERTIA, inertia_float64(features, km.centroids), "lower"), **info)
+    km = benchmark.pedantic(fit, args=(X, SEEDS[0]), rounds=1, iterations=1)
+    values, fit_rows = _seed_inertias(X, lambda rows, seed: fit(rows, seed).centroids, km.centroids)
+    # faiss trains on at most k * max_points_per_centroid rows it samples itself (its default)
+    train_rows = min(len(X), K * int(km.cp.max_points_per_centroid))
+    record(benchmark, quality=(INERTIA, values, "lower"), quality_fit_rows=fit_rows, rows=len(X), k=K,
+           train_rows=train_rows, inertia=values[0])
 
 
 def test_kmeans_fit(benchmark, features, warm):
     compare(benchmark, f"fit_lloyd[k={K}]")
-    model = segmint.KMeans(n_clusters=K, random_state=0)
+    model = segmint.KMeans(n_clusters=K, random_state=SEEDS[0])
     benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
-    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+    values, fit_rows = _seed_inertias(features, _segmint_centers(segmint.KMeans(n_clusters=K)),
+                                      model.cluster_centers_)
+    record(benchmark, quality=(INERTIA, values, "lower"), quality_fit_rows=fit_rows,
            rows=len(features), k=K, inertia=model.inertia_, n_iter=model.n_iter_)
 
 
 def test_peer_sklearn_kmeans_fit(benchmark, features):
     sk = pytest.importorskip("sklearn.cluster")
-    compare(benchmark, f"fit_lloyd[k={K}]", impl="sklearn")
-    model = sk.KMeans(n_clusters=K, n_init=1, random_state=0)
-    benchmark.pedantic(model.fit, args=(features,), rounds=1, iterations=1)
-    record(benchmark, quality=(INERTIA, inertia_float64(features, model.cluster_centers_), "lower"),
+
+    def fit(rows, seed):
+        return sk.KMeans(n_clusters=K, n_init=1, random_state=seed).fit(rows)
+
+    with sklearn_threads() as threads:
+        compare(benchmark, f"fit_lloyd[k={K}]", impl="sklearn", threads=threads)
+        model = benchmark.pedantic(fit, args=(features, SEEDS[0]), rounds=1, iterations=1)
+        values, fit_rows = _seed_inertias(features, lambda rows, seed: fit(rows, seed).cluster_centers_,
+                                          model.cluster_centers_)
+    record(benchmark, quality=(INERTIA, values, "lower"), quality_fit_rows=fit_rows,
            rows=len(features), k=K, inertia=float(model.inertia_), n_iter=int(model.n_iter_))
 
 

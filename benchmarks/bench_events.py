@@ -5,14 +5,14 @@ frequency, monetary, orders and spend in 90 days, orders in the last 60 days and
 views in 30 days, tenure.
 
 Group ``aggregate[9 aggregates]``; quality figure: the total purchase count over all customers,
-which every engine must reproduce exactly.
+which every engine must reproduce exactly. DuckDB and Polars run on segmint's thread count.
 """
 import datetime as dt
 
 import pytest
 
 import segmint
-from conftest import compare, record
+from conftest import compare, duckdb_connection, polars_threads, record
 
 AS_OF = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
 WINDOWS = {"orders_90d": {"agg": "count", "last": "90d", "type": "purchase"},
@@ -26,13 +26,13 @@ FREQUENCY = "total purchases"
 
 @pytest.fixture(scope="module")
 def events(n_customers):
-    _, log = segmint.make_customers(max(n_customers // 10, 1000), seed=0, events=True)
+    _, log = segmint.make_customers(max(n_customers // 10, 1000), random_state=0, with_events=True)
     return log
 
 
 def run_segmint(log):
-    return segmint.aggregate(log, amount="amount", event_type="event_type", qualifying="purchase",
-                             as_of=AS_OF, windows=WINDOWS)
+    return segmint.aggregate(log, id_column="customer_id", timestamp="ts", amount="amount",
+                             event_type="event_type", qualifying="purchase", as_of=AS_OF, windows=WINDOWS)
 
 
 def test_aggregate(benchmark, events):
@@ -64,9 +64,8 @@ FROM events WHERE ts <= TIMESTAMPTZ '2026-10-01 00:00:00+00' GROUP BY customer_i
 
 
 def test_peer_duckdb_group_by(benchmark, events):
-    duckdb = pytest.importorskip("duckdb")
-    compare(benchmark, GROUP, impl="duckdb")
-    con = duckdb.connect()
+    con, threads = duckdb_connection()
+    compare(benchmark, GROUP, impl="duckdb", threads=threads)
     con.execute("SET TimeZone='UTC'")
     con.register("events", events)
     out = benchmark.pedantic(lambda: con.sql(SQL).to_arrow_table(), rounds=5, iterations=1, warmup_rounds=1)
@@ -77,8 +76,8 @@ def test_peer_duckdb_group_by(benchmark, events):
 
 
 def test_peer_polars_group_by(benchmark, events):
-    pl = pytest.importorskip("polars")
-    compare(benchmark, GROUP, impl="polars")
+    pl, threads = polars_threads()
+    compare(benchmark, GROUP, impl="polars", threads=threads)
     df = pl.from_arrow(events)
     as_of = pl.lit(AS_OF).cast(pl.Datetime("ms", "UTC"))
     buy = pl.col("event_type") == "purchase"

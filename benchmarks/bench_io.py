@@ -1,7 +1,8 @@
 """Data layer: opening, batch iteration (memory-mapped IPC and Parquet), generation.
 
 Peers: pyarrow itself, doing the same reads through its own API (memory map + IPC reader,
-``ParquetFile.iter_batches``). Quality figure: rows seen, which must equal the row count.
+``ParquetFile.iter_batches``), its CPU pool set to segmint's thread count. Quality figure: rows
+seen, which must equal the row count.
 """
 import os
 
@@ -12,7 +13,7 @@ import pytest
 
 import segmint
 from segmint.datasets import NUMERIC_FEATURES
-from conftest import compare, record
+from conftest import compare, pyarrow_threads, record
 
 FEATURES = list(NUMERIC_FEATURES) + ["region"]
 ROWS_SEEN = "rows seen"
@@ -49,7 +50,7 @@ def test_open_mapped_ipc(benchmark, customers_files, n_customers):
 
 
 def test_peer_pyarrow_open_mapped(benchmark, customers_files, n_customers):
-    compare(benchmark, "open[ipc]", impl="pyarrow")
+    compare(benchmark, "open[ipc]", impl="pyarrow", threads=pyarrow_threads())
 
     def num_rows():
         with pa.memory_map(customers_files["ipc"]) as mm:
@@ -75,7 +76,7 @@ def test_iterate_mapped_ipc(benchmark, customers_files, n_customers, batch_size)
 @pytest.mark.parametrize("batch_size", [65_536, 1_048_576])
 def test_peer_pyarrow_iterate_mapped(benchmark, customers_files, n_customers, batch_size):
     """pyarrow reading the same columns of the mapped file, then slicing them into batches."""
-    compare(benchmark, f"scan[ipc,batch={batch_size}]", impl="pyarrow")
+    compare(benchmark, f"scan[ipc,batch={batch_size}]", impl="pyarrow", threads=pyarrow_threads())
 
     def run():
         with pa.memory_map(customers_files["ipc"]) as mm:
@@ -96,7 +97,7 @@ def test_iterate_parquet(benchmark, customers_files, n_customers):
 
 
 def test_peer_pyarrow_iterate_parquet(benchmark, customers_files, n_customers):
-    compare(benchmark, "scan[parquet,batch=131072]", impl="pyarrow")
+    compare(benchmark, "scan[parquet,batch=131072]", impl="pyarrow", threads=pyarrow_threads())
 
     def run():
         # strings read dictionary-encoded, as segmint reads them
@@ -111,7 +112,7 @@ def test_peer_pyarrow_iterate_parquet(benchmark, customers_files, n_customers):
 def test_generate_customers(benchmark, bench_dir, n_customers):
     compare(benchmark, "generate[ipc]")
     path = os.path.join(bench_dir, "gen.arrow")
-    written = benchmark.pedantic(segmint.write_customers, args=(path, n_customers), kwargs={"seed": 1},
+    written = benchmark.pedantic(segmint.write_customers, args=(path, n_customers), kwargs={"random_state": 1},
                                  rounds=1, iterations=1)
     assert written["customers"] == n_customers
     record(benchmark, quality=("customers written", written["customers"], "equal"),

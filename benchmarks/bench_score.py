@@ -41,7 +41,7 @@ def model_path(customers_files, bench_dir):
 def test_score_to_file(benchmark, model_path, customers_files, bench_dir, n_customers):
     out = os.path.join(bench_dir, "segments.parquet")
     model = segmint.load(model_path)
-    model.score(segmint.make_customers(500, seed=1), as_of=AS_OF)  # compile outside the timed region
+    model.score(segmint.make_customers(500, random_state=1), as_of=AS_OF)  # compile outside the timed region
     compare(benchmark, "score[to file]")
     benchmark.pedantic(lambda: segmint.load(model_path).score(customers_files["parquet"], out=out, as_of=AS_OF),
                        rounds=3, iterations=1)
@@ -85,7 +85,7 @@ def test_score_peak_memory(benchmark, times, model_path, bench_dir, n_customers,
     rows = n_customers * times
     data = os.path.join(bench_dir, f"customers_{times}x.parquet")
     if not os.path.exists(data):
-        segmint.write_customers(data, rows, seed=7)
+        segmint.write_customers(data, rows, random_state=7)
     out = os.path.join(bench_dir, f"segments_{times}x.parquet")
     compare(benchmark, f"score[peak memory,{times}x]")
 

@@ -21,19 +21,39 @@ untimed run the test suite makes):
   ``extra_info`` as ``quality_name``, ``quality`` and ``quality_better``. Compute it from a
   result whose work does not depend on how many rounds the timer ran, so two runs of the
   same code give the same figure.
+  A figure that depends on a seed (the inertia of a fit) is never taken from one seed: pass
+  the values over :data:`SEEDS` (``quality=(name, [v0, ..., v4], better)``); the median becomes
+  ``quality`` and the worst ``quality_worst``, with ``quality_runs`` and ``quality_values``. The
+  timed work stays one fit of seed 0; the other seeds are fitted untimed.
+- **Threads.** Every implementation runs with segmint's thread count (:data:`THREADS`): DuckDB
+  through ``SET threads``, Polars through ``POLARS_MAX_THREADS`` (set below, before anything
+  imports polars), faiss through ``omp_set_num_threads``, scikit-learn and its BLAS through
+  threadpoolctl (:func:`sklearn_threads`), pyarrow through ``set_cpu_count``. Each benchmark's
+  ``extra_info["threads"]`` is the count its timed code ran with, as read back from the tool:
+  :func:`compare` records ours; peers pass the count the helpers below return.
 - **Size.** Every benchmark's ``extra_info["size"]`` is the ``--size`` it ran at (set here),
   so the gate can refuse to compare runs of different sizes.
 """
+import contextlib
 import math
 import os
+import statistics
 import tempfile
 
 import numpy as np
 import pytest
 
+import segmint
+
 SIZES = {"small": 100_000, "medium": 1_000_000, "large": 10_000_000}
 BETTER = ("lower", "higher", "equal")
 OURS = "segmint"
+SEEDS = tuple(range(5))  # quality of seeded work: median and worst over these, never one seed
+
+# Every peer gets segmint's thread count. Polars sizes its pool once, when it is first
+# imported, so the variable must be set before any benchmark module imports polars.
+THREADS = segmint.get_num_threads()
+os.environ["POLARS_MAX_THREADS"] = str(THREADS)
 
 
 def pytest_addoption(parser):
@@ -59,13 +79,13 @@ def customers_files(bench_dir, n_customers):
 
     ipc_path = os.path.join(bench_dir, "customers.arrow")
     parquet_path = os.path.join(bench_dir, "customers.parquet")
-    segmint.write_customers(ipc_path, n_customers, seed=0)
-    segmint.write_customers(parquet_path, n_customers, seed=0)
+    segmint.write_customers(ipc_path, n_customers, random_state=0)
+    segmint.write_customers(parquet_path, n_customers, random_state=0)
     return {"ipc": ipc_path, "parquet": parquet_path}
 
 
 # -- the conventions ----------------------------------------------------------------------------
-def compare(benchmark, group, impl=OURS):
+def compare(benchmark, group, impl=OURS, threads=None):
     """Declare the comparison this benchmark belongs to and whose code it times.
 
     Call it before ``benchmark(...)``: pytest-benchmark copies the group when timing starts.
@@ -77,9 +97,16 @@ def compare(benchmark, group, impl=OURS):
         The comparison, including what fixes its work, e.g. ``"assign[k=64,float64]"``.
     impl : str
         ``"segmint"`` for ours, else the peer (``"sklearn"``, ``"faiss.Kmeans"``, ...).
+    threads : int, optional
+        The threads the timed code runs with. Ours: segmint's current count when omitted.
+        Peers must pass the count read back from their tool (the helpers below return it).
     """
     benchmark.group = group
     benchmark.extra_info.update(group=group, impl=impl)
+    if threads is None and impl.split(".")[0] == OURS:
+        threads = segmint.get_num_threads()
+    if threads is not None:
+        benchmark.extra_info["threads"] = int(threads)
 
 
 def record(benchmark, quality=None, **info):
@@ -89,15 +116,65 @@ def record(benchmark, quality=None, **info):
     ----------
     benchmark : pytest-benchmark fixture
     quality : tuple (name, value, better), optional
-        ``better`` is one of ``"lower"``, ``"higher"``, ``"equal"``; ``value`` a finite number.
+        ``better`` is one of ``"lower"``, ``"higher"``, ``"equal"``; ``value`` a finite
+        number, or a sequence of them (one per seed of :data:`SEEDS`): then ``quality`` is
+        their median and ``quality_worst`` the worst of them (highest for ``"lower"``).
     **info
         More figures for ``extra_info`` (JSON-serialisable).
     """
     if quality is not None:
         name, value, better = quality
-        benchmark.extra_info.update(quality_name=str(name), quality=_number(value),
-                                    quality_better=better)
+        benchmark.extra_info.update(quality_name=str(name), quality_better=better)
+        if np.ndim(value) == 0:
+            benchmark.extra_info["quality"] = _number(value)
+        else:
+            values = [_number(v) for v in value]
+            worst = min(values) if better == "higher" else max(values)
+            benchmark.extra_info.update(quality=_number(statistics.median(values)), quality_worst=worst,
+                                        quality_runs=len(values), quality_values=values)
     benchmark.extra_info.update(info)
+
+
+# -- peers on segmint's thread count --------------------------------------------------------------
+def duckdb_connection():
+    """A DuckDB connection on :data:`THREADS` threads, and the count DuckDB reports back."""
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {THREADS}")
+    return con, int(con.sql("SELECT current_setting('threads')").fetchall()[0][0])
+
+
+def polars_threads():
+    """polars and the size of its thread pool (POLARS_MAX_THREADS, set at the top of this file)."""
+    pl = pytest.importorskip("polars")
+    return pl, int(pl.thread_pool_size())
+
+
+def faiss_threads():
+    """faiss with its OpenMP pool set to :data:`THREADS`, and the count it reports back."""
+    faiss = pytest.importorskip("faiss")
+    faiss.omp_set_num_threads(THREADS)
+    return faiss, int(faiss.omp_get_max_threads())
+
+
+@contextlib.contextmanager
+def sklearn_threads():
+    """Limit scikit-learn's OpenMP and BLAS pools to :data:`THREADS`; yields the largest pool.
+
+    Enter it around ``benchmark(...)``, not inside the timed function: threadpoolctl inspects
+    the loaded libraries on entry, which costs milliseconds.
+    """
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=THREADS):
+        pools = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+        yield max(pools, default=THREADS)
+
+
+def pyarrow_threads():
+    """pyarrow with its CPU pool set to :data:`THREADS`, and the count it reports back."""
+    import pyarrow as pa
+    pa.set_cpu_count(THREADS)
+    return int(pa.cpu_count())
 
 
 def _number(value):
@@ -115,6 +192,10 @@ def convention_problems(info):
     if missing:
         problems.append(f"no {' or '.join(map(repr, missing))}: call compare(benchmark, group, impl=...) "
                         "before timing")
+    threads = info.get("threads")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        problems.append("no thread count: peers pass compare(..., threads=n) as read back from "
+                        "their tool (duckdb_connection, polars_threads, faiss_threads, sklearn_threads)")
     if "quality" not in info:
         problems.append("no quality figure: call record(benchmark, quality=(name, value, better))")
     else:
@@ -125,6 +206,10 @@ def convention_problems(info):
             problems.append(f"quality_better must be one of {BETTER}, got {info.get('quality_better')!r}")
         if not info.get("quality_name"):
             problems.append("quality_name is empty")
+        worst = info.get("quality_worst")
+        if "quality_worst" in info and (not isinstance(worst, (int, float)) or isinstance(worst, bool)
+                                        or not math.isfinite(worst)):
+            problems.append(f"quality_worst must be a finite number, got {worst!r}")
     return problems
 
 

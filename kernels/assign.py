@@ -90,8 +90,9 @@ def _fill_tile(X, lo, m, tile):
 
 
 @kernel
-def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l):
-    """For the TILE rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c of it).
+def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk):
+    """For the TILE rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c of it),
+    chk (the sum of every center's value: NaN when one of them is NaN, see :func:`assign_rows`).
 
     Centers go four at a time, features four at a time. The first block of features starts
     the four accumulators from ``cn`` and the last one finishes them in registers and keeps
@@ -103,6 +104,7 @@ def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l):
     for i in range(TILE):
         best_d[i] = np.inf
         best_l[i] = 0
+        chk[i] = 0
     for c in range(0, kp, 4):
         k0, k1, k2, k3 = cn[c], cn[c + 1], cn[c + 2], cn[c + 3]
         for g in range(0, dp, 4):
@@ -152,6 +154,7 @@ def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l):
                 t1 = a1[i] + (q0 * v0 + q1 * v1 + q2 * v2 + q3 * v3)
                 t2 = a2[i] + (r0 * v0 + r1 * v1 + r2 * v2 + r3 * v3)
                 t3 = a3[i] + (s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3)
+                chk[i] += (t0 + t1) + (t2 + t3)  # the comparisons below skip a NaN: this keeps it
                 v = t0
                 lab = c
                 if t1 < v:
@@ -179,64 +182,16 @@ def _add_row_norms(tile, d, best_d):
 
 
 @kernel
-def _add_row_norms_sum(tile, d, best_d):
-    """:func:`_add_row_norms` that also returns the sum of the squares it added (the tile's
-    :func:`_tile_sum_squares`, at the cost of one add per value: the loads are shared)."""
-    s = tile[0, 0] * 0
-    for j in range(d):
-        t = tile[j]
-        for i in range(TILE):
-            q = t[i] * t[i]
-            best_d[i] += q
-            s += q
-    return s
-
-
-@kernel
 def _tile_buffers(dp, like):
-    """Scratch of one tile: the feature-major rows, four accumulators, best distance and label.
+    """Scratch of one tile: the feature-major rows, four accumulators, best distance and label,
+    and the NaN check of :func:`_tile_argmin`.
 
     ``like`` is any array of the data's dtype (only its dtype is used).
     """
     dtype = like.dtype
     return (np.zeros((dp, TILE), dtype), np.empty(TILE, dtype), np.empty(TILE, dtype),
             np.empty(TILE, dtype), np.empty(TILE, dtype), np.empty(TILE, dtype),
-            np.empty(TILE, np.int32))
-
-
-@kernel
-def _tile_sum_squares(tile, d):
-    """Sum of the squares of the first d features of the tile: above ``limit ** 2`` whenever
-    some value is beyond ``limit`` (or NaN or infinite). A max would say it exactly, but a
-    NaN-safe max does not vectorise; this sum does (about one instruction per vector of values
-    already in cache)."""
-    s = tile[0, 0] * 0
-    for j in range(d):
-        t = tile[j]
-        for i in range(TILE):
-            s += t[i] * t[i]
-    return s
-
-
-@kernel
-def _row_beyond(tile, d, i, limit):
-    """Whether row ``i`` of the tile holds a value beyond ``limit`` in absolute value."""
-    for j in range(d):
-        if abs(tile[j, i]) > limit:
-            return True
-    return False
-
-
-@kernel
-def _limit_of(like, limit):
-    """``limit`` in the dtype of array ``like`` (None: its largest finite value, so only NaN
-    and infinities are beyond it)."""
-    out = np.empty(1, like.dtype)
-    if limit is None:
-        out[0] = np.finfo(like.dtype).max
-    else:
-        out[0] = limit
-    return out[0]
+            np.empty(TILE, np.int32), np.empty(TILE, dtype))
 
 
 @kernel
@@ -248,7 +203,7 @@ def count_beyond(X, lo, hi, limit, counts):
     ----------
     X : (n, d) float32/float64, any layout, IN
     lo, hi : int
-    limit : float, the largest absolute value allowed (see ``segmint.cluster._features.value_limit``)
+    limit : float, the largest absolute value allowed (see ``segmint.cluster._matrix.value_limit``)
     counts : (d,) int64, INOUT: the counts are added
     """
     d = X.shape[1]
@@ -258,7 +213,7 @@ def count_beyond(X, lo, hi, limit, counts):
 
 
 @kernel
-def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist, limit=None):
+def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """Nearest center of rows ``lo..hi`` of X.
 
     Parameters
@@ -273,38 +228,40 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist, 
     dist_lo : int, as ``labels_lo`` for ``dist``
     with_dist : bool, False to skip distances (``dist`` is then not touched; labels need no
         row norms, since ``|x|^2`` is the same for every center)
-    limit : float, optional
-        The largest absolute value a row may hold (default: the dtype's largest finite value).
-        Beyond it squared distances may overflow (see ``segmint.cluster._features.value_limit``).
 
     Returns
     -------
     int
-        Rows holding NaN, an infinity or a value beyond ``limit`` (their label and distance are
-        meaningless).
+        Rows whose arithmetic failed: a NaN or infinity in the row, or a value so large that a
+        center's ``|c|^2 - 2 x.c`` (or the squared distance) overflowed. Their label and distance
+        are meaningless. Every other row's label is the exact argmin of the values computed
+        (no overflow happened): huge but finite values are assigned correctly or counted here,
+        never silently mislabelled.
+
+    Notes
+    -----
+    Overflow to ``+inf`` in one center's value is harmless (that center is farther than any
+    finite one; if every center overflows the best value is ``+inf`` and the row is counted);
+    ``-inf`` wins and is counted; NaN (``inf - inf``) would be skipped by the comparisons, so
+    :func:`_tile_argmin` keeps the sum of all centers' values, which is NaN exactly then. This
+    costs one add per center in registers, about 2% at k=8 (a separate check of every value
+    against a limit cost 20%).
     """
     d = X.shape[1]
     dp = C2.shape[1]
-    tile, a0, a1, a2, a3, best_d, best_l = _tile_buffers(dp, X[lo:lo + 1, :1])
-    lim = _limit_of(tile, limit)
-    lim2 = lim * lim  # inf for the default limit: only NaN and infinities are flagged then
+    tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)
-        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
-        # values beyond the limit: one sum of squares over the tile in cache (no extra pass
-        # over the data; with distances, shared with the row norms); rows are looked at one
-        # by one only in a tile whose sum is large
+        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
         if with_dist:
-            beyond = not (_add_row_norms_sum(tile, d, best_d) <= lim2)
-        else:
-            beyond = not (_tile_sum_squares(tile, d) <= lim2)
+            _add_row_norms(tile, d, best_d)
         ol = start - labels_lo
         for i in range(m):
             labels[ol + i] = best_l[i]
-            v = best_d[i]  # a NaN or infinity in a row leaves its best value (or distance) non-finite
-            bad += not (v > -np.inf and v < np.inf) or (beyond and _row_beyond(tile, d, i, lim))
+            v = best_d[i]  # NaN, an infinity or an overflow leaves the best value non-finite
+            bad += not (v > -np.inf and v < np.inf) or chk[i] != chk[i]
         if with_dist:
             od = start - dist_lo
             for i in range(m):
@@ -333,11 +290,11 @@ def assign_rows_sums(X, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     d = X.shape[1]
     dp = C2.shape[1]
     unit = weights.shape[0] == 0
-    tile, a0, a1, a2, a3, best_d, best_l = _tile_buffers(dp, X[lo:lo + 1, :1])
+    tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)
-        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l)
+        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
         _add_row_norms(tile, d, best_d)
         for i in range(m):
             lab = best_l[i]

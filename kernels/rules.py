@@ -1,6 +1,6 @@
 """The rule-engine virtual machine: one compiled interpreter for every rule set.
 
-A rule set is compiled (in ``segmint.rules.compile``) into a *program*: rows of
+A rule set is compiled (in ``segmint.rules.codegen``) into a *program*: rows of
 ``(op, dst, a, b, c)`` int64 instructions plus float64 constants and uint8 lookup tables.
 The interpreter runs the program over sub-blocks of ``SUB`` rows, each instruction a tight
 loop the compiler vectorises, so a new rule set is data: nothing is compiled for it.

@@ -54,3 +54,14 @@ def trial_potentials(X, w, closest, candidates):
 def inertia(X, C, w=None):
     _, d = assign(X, C)
     return float(d.sum() if w is None else (w * d).sum())
+
+
+def distances(X, C):
+    """(n, k) Euclidean distances, each difference taken first (0 for a row equal to a center)."""
+    return np.sqrt(sq_distances(X, C))
+
+
+def count_beyond(X, limit):
+    """Per feature: values that are NaN or beyond ``limit`` in absolute value."""
+    X = np.asarray(X, dtype=np.float64)
+    return (~(np.abs(X) <= limit)).sum(axis=0)

@@ -14,8 +14,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _load(name):
@@ -30,11 +33,12 @@ peers = _load("compare_peers")
 
 
 def bench(name, median, quality=None, better="lower", impl="segmint", group=None, size="small",
-          quality_name="inertia", conventions=True, file="bench_x.py"):
-    """One benchmark as pytest-benchmark writes it."""
+          quality_name="inertia", conventions=True, file="bench_x.py", **more_info):
+    """One benchmark as pytest-benchmark writes it (``more_info``: further extra_info keys)."""
     info = {}
     if conventions:
-        info = {"group": group or name, "impl": impl, "size": size}
+        info = {"group": group or name, "impl": impl, "size": size, "threads": 2}
+        info.update(more_info)
         if quality is not None:
             info.update(quality=quality, quality_name=quality_name, quality_better=better)
     return {"group": group, "name": name, "fullname": f"benchmarks/{file}::{name}", "params": None,
@@ -256,13 +260,44 @@ def test_peer_table(tmp_path, capsys):
     impl_lines = [line.split() for line in block.splitlines() if line.split() and line.split()[0] in
                   ("segmint", "sklearn", "faiss")]
     # ours first, then the peers in file order, each with its ratio and quality
-    assert impl_lines == [["segmint", "2.00", "ms", "1.00x", "1"], ["sklearn", "4.00", "ms", "2.00x", "0.999"],
-                          ["faiss", "1.00", "ms", "0.50x", "0.9995"]]
-    assert "instructions (must be equal)" in out
+    # unseeded figures: one value, no worst
+    assert impl_lines == [["segmint", "2.00", "ms", "1.00x", "1", "-"],
+                          ["sklearn", "4.00", "ms", "2.00x", "0.999", "-"],
+                          ["faiss", "1.00", "ms", "0.50x", "0.9995", "-"]]
+    assert "instructions (must be equal)" in out and "seeds" not in out
     text = md.read_text()
     assert f"### {g}" in text and "Quality: label agreement (higher is better)." in text
-    assert "| implementation | median | peer / segmint | quality |" in text
-    assert "| sklearn | 4.00 ms | 2.00x | 0.999 |" in text
+    assert "| implementation | median | peer / segmint | quality (median) | quality (worst) |" in text
+    assert "| sklearn | 4.00 ms | 2.00x | 0.999 | - |" in text
+
+
+def test_peer_table_shows_median_and_worst_seed_and_the_notes(tmp_path, capsys):
+    g = "fit[k=8]"
+    path = write(tmp_path, "r.json", [
+        bench("test_minibatch_fit", 0.5, 787.5, group=g, quality_worst=799.25, quality_runs=5,
+              quality_values=[787.5, 780.0, 799.25, 790.0, 785.0]),
+        bench("test_peer_sklearn_minibatch_fit", 2.0, 792.25, impl="sklearn.MiniBatchKMeans", group=g,
+              quality_worst=808.5, quality_runs=5, quality_note="seed fits on a random sample of 1,000,000 rows"),
+        bench("test_peer_faiss_kmeans", 0.25, 800.0, impl="faiss.Kmeans", group=g, quality_worst=float("nan"),
+              quality_runs=True),  # malformed worst and runs: shown as no worst, not a crash
+        bench("test_peer_sklearn_kmeans_fit", 3.0, 770.0, impl="sklearn.KMeans", group=g, threads=8),
+    ])
+    md = tmp_path / "peers.md"
+    status, out, _ = run_peers(capsys, path, "--markdown", md)
+    assert status == 0
+    assert f"{g}  -  quality: inertia (lower is better); median and worst over 5 seeds" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in ("segmint", "sklearn.MiniBatchKMeans", "faiss.Kmeans")}
+    assert rows["segmint"][-2:] == ["787.5", "799.25"]
+    assert rows["sklearn.MiniBatchKMeans"][-3:] == ["4.00x", "792.25", "808.5"]
+    assert rows["faiss.Kmeans"][-2:] == ["800", "-"]
+    assert "  note: sklearn.MiniBatchKMeans: seed fits on a random sample of 1,000,000 rows" in out
+    assert "  note: sklearn.KMeans: ran on 8 threads, segmint on 2 (not equal work)" in out
+    assert "faiss.Kmeans: ran on" not in out  # same thread count as ours: no note
+    text = md.read_text()
+    assert "Quality: inertia (lower is better); median and worst over 5 seeds." in text
+    assert "| segmint | 500 ms | 1.00x | 787.5 | 799.25 |" in text
+    assert "- sklearn.MiniBatchKMeans: seed fits on a random sample of 1,000,000 rows" in text
 
 
 def test_peer_table_without_segmint_or_shared_quality(tmp_path, capsys):
@@ -284,6 +319,79 @@ def test_peer_table_unusable_input(tmp_path, capsys):
     bad.write_text('{"benchmarks": "no"}')
     status, _, err = run_peers(capsys, bad)
     assert status == 2 and "not a pytest-benchmark JSON file" in err
+
+
+# -- the benchmark conventions (benchmarks/conftest.py) ----------------------------------------------
+@pytest.fixture(scope="module")
+def conventions():
+    """benchmarks/conftest.py as a module; the POLARS_MAX_THREADS it sets is put back afterwards."""
+    before = os.environ.get("POLARS_MAX_THREADS")
+    spec = importlib.util.spec_from_file_location("_bench_conftest_under_test", BENCHMARKS / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    if before is None:
+        os.environ.pop("POLARS_MAX_THREADS", None)
+    else:
+        os.environ["POLARS_MAX_THREADS"] = before
+
+
+class FakeBenchmark:
+    def __init__(self):
+        self.group, self.extra_info = None, {}
+
+
+def test_seeded_quality_is_recorded_as_median_and_worst(conventions):
+    b = FakeBenchmark()
+    conventions.compare(b, "fit[k=8]")
+    conventions.record(b, quality=("inertia", [5.0, 1.0, 3.0, 9.0, 2.0], "lower"), rows=10)
+    info = b.extra_info
+    assert (info["quality"], info["quality_worst"], info["quality_runs"]) == (3.0, 9.0, 5)
+    assert info["quality_values"] == [5.0, 1.0, 3.0, 9.0, 2.0] and info["rows"] == 10
+    assert conventions.convention_problems(info) == []
+    higher = FakeBenchmark()
+    conventions.compare(higher, "g", impl="sklearn", threads=2)
+    conventions.record(higher, quality=("agreement", [0.9, 0.99, 0.5], "higher"))
+    assert (higher.extra_info["quality"], higher.extra_info["quality_worst"]) == (0.9, 0.5)
+    single = FakeBenchmark()
+    conventions.compare(single, "g")
+    conventions.record(single, quality=("rows", 7, "equal"))
+    assert single.extra_info["quality"] == 7 and "quality_worst" not in single.extra_info
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.floats(-1e12, 1e12), min_size=1, max_size=9),
+       better=st.sampled_from(["lower", "higher"]))
+def test_median_and_worst_match_their_definitions(conventions, values, better):
+    b = FakeBenchmark()
+    conventions.compare(b, "g")
+    conventions.record(b, quality=("q", values, better))
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    assert b.extra_info["quality"] == pytest.approx(median)
+    assert b.extra_info["quality_worst"] == (max(values) if better == "lower" else min(values))
+    assert conventions.convention_problems(b.extra_info) == []
+
+
+def test_every_benchmark_names_its_thread_count(conventions):
+    ours = FakeBenchmark()
+    conventions.compare(ours, "g")
+    assert ours.extra_info["threads"] == conventions.THREADS >= 1
+    peer = FakeBenchmark()
+    conventions.compare(peer, "g", impl="duckdb")  # a peer must say how many threads it ran on
+    conventions.record(peer, quality=("rows", 1, "equal"))
+    assert any("thread count" in p for p in conventions.convention_problems(peer.extra_info))
+    conventions.compare(peer, "g", impl="duckdb", threads=2)
+    assert conventions.convention_problems(peer.extra_info) == []
+    assert os.environ["POLARS_MAX_THREADS"] == str(conventions.THREADS)
+
+
+def test_a_worst_figure_that_is_not_finite_breaks_the_conventions(conventions):
+    b = FakeBenchmark()
+    conventions.compare(b, "g")
+    conventions.record(b, quality=("inertia", 1.0, "lower"), quality_worst=float("nan"))
+    assert any("quality_worst" in p for p in conventions.convention_problems(b.extra_info))
 
 
 # -- base-head ------------------------------------------------------------------------------------------

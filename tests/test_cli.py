@@ -14,7 +14,7 @@ from segmint.cli import main
 
 def test_generate_and_info(tmp_path, capsys):
     out = tmp_path / "c.arrow"
-    assert main(["generate", "-n", "500", "-o", str(out), "--events", str(tmp_path / "e.parquet"), "--seed", "3"]) == 0
+    assert main(["generate", "-n", "500", "-o", str(out), "--events", str(tmp_path / "e.parquet"), "--random-state", "3"]) == 0
     assert "wrote 500 customers" in capsys.readouterr().out
     assert segmint.open(out).num_rows == 500
     assert main(["info", str(out)]) == 0
@@ -128,7 +128,7 @@ def test_a_users_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, capsy
     def permission_denied(args):
         raise PermissionError(13, "Permission denied", str(tmp_path / "locked.arrow"))
 
-    monkeypatch.setitem(cli._COMMANDS, "info", permission_denied)
+    monkeypatch.setitem(cli.COMMANDS, "info", permission_denied)
     assert main(["info", "x"]) == 1
     err = capsys.readouterr().err
     assert err == f"segmint: error: [Errno 13] Permission denied: '{tmp_path / 'locked.arrow'}'\n"
@@ -136,14 +136,14 @@ def test_a_users_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, capsy
     def bug(args):
         raise ValueError("an internal invariant broke")  # not a SegmintError: segmint's bug
 
-    monkeypatch.setitem(cli._COMMANDS, "info", bug)
+    monkeypatch.setitem(cli.COMMANDS, "info", bug)
     with pytest.raises(ValueError, match="invariant"):
         main(["info", "x"])
 
 
 @pytest.mark.parametrize("argv, words", [
     (["generate", "-n", "5", "-o", "{tmp}/c.arrow", "--as-of", "2026-13-45"], ["'2026-13-45'", "ISO date"]),
-    (["generate", "-n", "5", "-o", "{tmp}/c.arrow", "--seed", "-1"], ["seed", ">= 0"]),
+    (["generate", "-n", "5", "-o", "{tmp}/c.arrow", "--random-state", "-1"], ["random_state", ">= 0"]),
     (["--threads", "100000", "generate", "-n", "5", "-o", "{tmp}/c.arrow"], ["threads", "1024"]),
     (["rules", "{tmp}/r.json", "{tmp}/d.arrow", "--as-of", "2026-13-45"], ["'2026-13-45'", "as_of"]),
     (["fit", "{tmp}/d.arrow", "-o", "{tmp}/m.seg", "--features", "frequency", "--rename", "=x"], ["ID=NAME"]),
@@ -257,8 +257,8 @@ def _check_interrupted(code, err, folder, outputs):
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     folder = tmp_path_factory.mktemp("interrupt")
-    segmint.write_customers(folder / "in.arrow", 2_000_000, seed=5)
-    segmint.write_customers(folder / "small.arrow", 2_000, seed=5)
+    segmint.write_customers(folder / "in.arrow", 2_000_000, random_state=5)
+    segmint.write_customers(folder / "small.arrow", 2_000, random_state=5)
     model = segmint.Segmenter(["frequency", "monetary"], clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0))
     model.fit(folder / "small.arrow").save(folder / "model.seg")
     return folder
@@ -314,3 +314,59 @@ def test_ctrl_c_pressed_three_times_still_removes_the_temporary(tmp_path):
         time.sleep(0.002)
     _, err = proc.communicate(timeout=120)
     assert _check_interrupted(proc.returncode, err, tmp_path, {"g.arrow": 2_000_000}) == set()
+
+
+# -- issue 13: one name per concept, explicit dispatch ---------------------------------------
+def test_every_subcommand_has_exactly_one_entry_in_the_dispatch_table():
+    import argparse
+
+    import segmint.cli as cli
+    sub = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(cli.COMMANDS)
+    assert all(callable(f) for f in cli.COMMANDS.values())
+
+
+def test_the_concept_table_flags_reach_the_python_api(tmp_path, capsys):
+    data, events = tmp_path / "c.arrow", tmp_path / "e.arrow"
+    assert main(["generate", "-n", "1500", "-o", str(data), "--events", str(events), "--random-state", "4"]) == 0
+    model = tmp_path / "m.seg"
+    assert main(["-q", "fit", str(data), "-o", str(model), "--features", "frequency,monetary", "--n-clusters", "3",
+                 "--clusterer", "kmeans", "--random-state", "2", "--batch-size", "500"]) == 0
+    fitted = segmint.load(model)
+    assert type(fitted.clusterer_).__name__ == "KMeans" and fitted.clusterer_.n_clusters == 3
+    assert fitted.clusterer_.random_state == 2
+    assert main(["-q", "fit", str(data), "-o", str(tmp_path / "mb.seg"), "--features", "frequency", "-k", "2"]) == 0
+    assert type(segmint.load(tmp_path / "mb.seg").clusterer_).__name__ == "MiniBatchKMeans"
+    # batch sizes change memory, never results
+    for size in ("7", "131072"):
+        out = tmp_path / f"s{size}.parquet"
+        assert main(["score", str(model), str(data), "-o", str(out), "--batch-size", size]) == 0
+        assert main(["aggregate", str(events), "-o", str(tmp_path / f"a{size}.parquet"), "--id-column",
+                     "customer_id", "--as-of", "2026-10-01", "--batch-size", size]) == 0
+        rules = tmp_path / "r.json"
+        rules.write_text('{"segments": [{"name": "big", "rule": "monetary > 100"}]}')
+        assert main(["rules", str(rules), str(data), "-o", str(tmp_path / f"r{size}.arrow"),
+                     "--batch-size", size]) == 0
+    for kind in ("s", "a", "r"):
+        suffix = "arrow" if kind == "r" else "parquet"
+        assert segmint.open(tmp_path / f"{kind}7.{suffix}").read().equals(
+            segmint.open(tmp_path / f"{kind}131072.{suffix}").read()), kind
+    # the generator's random state is the same one as the Python API's
+    again = tmp_path / "again.arrow"
+    assert main(["generate", "-n", "1500", "-o", str(again), "--random-state", "4"]) == 0
+    assert segmint.open(again).read().equals(segmint.make_customers(1500, random_state=4))
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "-n", "5", "-o", "x.arrow", "--seed", "1"],
+    ["aggregate", "e.arrow", "-o", "f.arrow", "--customer", "id"],
+    ["fit", "d.arrow", "-o", "m.seg", "--features", "a", "--clusters", "3"],
+    ["fit", "d.arrow", "-o", "m.seg", "--features", "a", "--algorithm", "lloyd"],
+    ["fit", "d.arrow", "-o", "m.seg", "--features", "a", "--clusterer", "lloyd"],
+    ["score", "m.seg", "d.arrow", "-o", "s.arrow", "--batch-size", "0"],
+])
+def test_old_and_wrong_flags_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 
 import naive_kmeans as naive
 import segmint
-from segmint.cluster import _features
+from segmint.cluster import _matrix
 
 ESTIMATORS = [segmint.KMeans, segmint.MiniBatchKMeans]
 
@@ -86,7 +86,7 @@ def test_out_of_core_parquet_equals_in_memory(cls, tmp_path, monkeypatch):
             seen.append(batch.num_rows)
             yield batch
 
-    monkeypatch.setattr(_features, "BLOCK_ROWS", tiny)
+    monkeypatch.setattr(_matrix, "BLOCK_ROWS", tiny)
     monkeypatch.setattr(segmint.io.source.Source, "batches", spy)
     streamed = _make(cls, n_clusters=3, random_state=3).fit(segmint.open(folder))
     assert seen and max(seen) <= tiny  # bounded batches were used throughout
@@ -101,16 +101,38 @@ def test_out_of_core_parquet_equals_in_memory(cls, tmp_path, monkeypatch):
 
 
 def test_fit_on_memory_mapped_ipc_with_feature_names(tmp_path):
-    customers = segmint.make_customers(3000, seed=1)
+    customers = segmint.make_customers(3000, random_state=1)
     path = tmp_path / "c.arrow"
     segmint.write_table(customers, path)
     features = ["frequency", "monetary", "tenure_days", "sessions_30d"]
-    model = segmint.MiniBatchKMeans(n_clusters=4, random_state=0, batch_size=512).fit(path, features=features)
+    model = segmint.MiniBatchKMeans(n_clusters=4, random_state=0, batch_size=512).fit(path, columns=features)
     assert list(model.feature_names_in_) == features
     labels = model.predict(segmint.open(path))
     assert labels.shape == (3000,)
     X = np.column_stack([customers.column(f).to_numpy().astype(np.float64) for f in features])
     assert np.array_equal(labels, model.predict(X))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_every_method_reads_the_named_columns_of_a_source(cls):
+    table = pa.table({"a": np.r_[np.zeros(20), np.full(20, 9.0)], "b": np.arange(40.0) % 3,
+                      "noise": np.random.default_rng(0).normal(size=40) * 100})
+    X = np.column_stack([table["a"].to_numpy(), table["b"].to_numpy()])
+    cols = ["a", "b"]
+    model = _make(cls, n_clusters=2).fit(table, columns=cols)
+    assert list(model.feature_names_in_) == cols
+    expected = model.predict(X)
+    assert np.array_equal(model.predict(table, columns=cols), expected)
+    np.testing.assert_allclose(model.transform(table, columns=cols), model.transform(X))
+    assert model.score(table, columns=cols) == pytest.approx(model.score(X))
+    assert np.array_equal(_make(cls, n_clusters=2).fit_predict(table, columns=cols), expected)
+    assert _make(cls, n_clusters=2).fit_transform(table, columns=cols).shape == (40, 2)
+    if cls is segmint.MiniBatchKMeans:
+        assert _make(cls, n_clusters=2).partial_fit(table, columns=cols).n_features_in_ == 2
+    with pytest.raises(TypeError):  # the old name is gone: one name per concept
+        model.predict(table, features=cols)
+    with pytest.raises(segmint.FeatureError, match="columns= names columns of a table"):
+        model.predict(X, columns=cols)
 
 
 def test_nulls_and_nan_are_named_with_counts():
@@ -132,9 +154,9 @@ def test_nulls_and_nan_are_named_with_counts():
 def test_string_features_are_refused_with_a_hint():
     table = pa.table({"x": [1.0, 2.0], "region": ["NY", "CA"]})
     with pytest.raises(segmint.FeatureError, match="'region'.*encode strings"):
-        segmint.KMeans(n_clusters=1).fit(table, features=["x", "region"])
+        segmint.KMeans(n_clusters=1).fit(table, columns=["x", "region"])
     with pytest.raises(segmint.UnknownColumnError, match="did you mean 'region'"):
-        segmint.KMeans(n_clusters=1).fit(table, features=["regoin"])
+        segmint.KMeans(n_clusters=1).fit(table, columns=["regoin"])
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -181,7 +203,7 @@ def test_lloyd_matches_scikit_learn_from_the_same_init():
 @pytest.mark.parametrize("init", ["random", "array", "callable"])
 def test_init_options(init):
     X, _ = blobs(n=500, k=3, seed=8, dtype=np.float64)
-    spec = {"random": "random", "array": X[:3], "callable": lambda sample, k, rng: sample[:k]}[init]
+    spec = {"random": "random", "array": X[:3], "callable": lambda X, n_clusters, random_state: X[:n_clusters]}[init]
     model = segmint.KMeans(n_clusters=3, init=spec, random_state=0).fit(X)
     assert model.cluster_centers_.shape == (3, 4)
     with pytest.raises(ValueError, match="shape"):
@@ -201,6 +223,23 @@ def test_partial_fit_keeps_random_state_and_is_reproducible():
     assert a.n_steps_ == 6
     assert a.cluster_centers_.tobytes() == b.cluster_centers_.tobytes()
     assert len({(t, l) for t, l in zip(blobs(n=3000, k=3, seed=9)[1].tolist(), a.predict(X).tolist())}) == 3
+
+
+def test_partial_fit_continues_from_centers_set_without_a_fit():
+    # a model whose centers were loaded from a file (or set by hand) has no step state yet
+    X, _ = blobs(n=600, d=2, k=3, seed=4, dtype=np.float64)
+    start = np.array([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    start.setflags(write=False)  # as a loaded array may be
+    model = segmint.MiniBatchKMeans(n_clusters=3, random_state=0)
+    model.cluster_centers_, model.n_features_in_ = start, 2
+    model.partial_fit(X[:300]).partial_fit(X[300:])
+    assert model.n_steps_ == 2 and model.cluster_centers_.shape == (3, 2)
+    assert not np.array_equal(model.cluster_centers_, start)  # moved, on its own copy
+    assert np.array_equal(start, [[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    bad = segmint.MiniBatchKMeans(n_clusters=2)
+    bad.cluster_centers_, bad.n_features_in_ = np.array([[np.nan, 0.0], [1.0, 1.0]]), 2
+    with pytest.raises(segmint.FeatureError, match="center 0, feature 0"):
+        bad.partial_fit(X)
 
 
 def test_params_contract():

@@ -44,7 +44,7 @@ def template(tmp_path_factory):
     rule file, a windows file, RFM boundaries, and a user's unrelated file."""
     root = tmp_path_factory.mktemp("template") / "lake"
     root.mkdir()
-    segmint.write_customers(root / "in.arrow", 400, seed=1, events_path=root / "ev.parquet")
+    segmint.write_customers(root / "in.arrow", 400, random_state=1, events_path=root / "ev.parquet")
     table = segmint.open(root / "in.arrow").read()
     (root / "folder").mkdir()
     segmint.write_table(table, str(root / "folder") + "/", rows_per_file=150)

@@ -15,19 +15,21 @@ AS_OF = dt.date(2026, 10, 1)
 
 @pytest.fixture(scope="module")
 def base():
-    return segmint.make_customers(20_000, seed=7, events=True)
+    return segmint.make_customers(20_000, random_state=7, with_events=True)
 
 
 def test_same_seed_same_data_and_threads_do_not_matter():
-    a = segmint.make_customers(3000, seed=1)
-    b = pa.Table.from_batches([c for c, _ in iter_customer_blocks(3000, seed=1, threads=1)])
+    a = segmint.make_customers(3000, random_state=1)
+    with segmint.threads(1):
+        b = pa.Table.from_batches([c for c, _ in iter_customer_blocks(3000, random_state=1)])
     assert a.equals(b)
-    assert not a.equals(segmint.make_customers(3000, seed=2))
+    assert not a.equals(segmint.make_customers(3000, random_state=2))
 
 
 def test_block_boundaries_and_ids():
     n = BLOCK_SIZE + 5
-    blocks = list(iter_customer_blocks(n, seed=3, threads=2))
+    with segmint.threads(2):
+        blocks = list(iter_customer_blocks(n, random_state=3))
     assert [c.num_rows for c, _ in blocks] == [BLOCK_SIZE, 5]
     ids = np.concatenate([c.column("customer_id").to_numpy() for c, _ in blocks])
     assert np.array_equal(ids, 1_000_001 + np.arange(n))
@@ -35,7 +37,7 @@ def test_block_boundaries_and_ids():
 
 @pytest.mark.parametrize("n", [0, 1, 2, 17])
 def test_tiny_sizes(n):
-    customers, events = segmint.make_customers(n, seed=0, events=True)
+    customers, events = segmint.make_customers(n, random_state=0, with_events=True)
     assert customers.num_rows == n
     assert customers.schema.equals(customer_schema(), check_metadata=False)
     assert pc.sum(customers.column("frequency")).as_py() in (None, events.filter(
@@ -112,18 +114,18 @@ def test_event_log_matches_the_customers(base):
 
 
 def test_write_customers_streams_to_files(tmp_path):
-    counts = segmint.write_customers(tmp_path / "c.arrow", 1000, seed=4, events_path=tmp_path / "e.parquet")
+    counts = segmint.write_customers(tmp_path / "c.arrow", 1000, random_state=4, events_path=tmp_path / "e.parquet")
     assert counts["customers"] == 1000 and counts["events"] > 1000
     src = segmint.open(tmp_path / "c.arrow")
     assert src.zero_copy and src.num_rows == 1000
-    assert src.read().equals(segmint.make_customers(1000, seed=4))
+    assert src.read().equals(segmint.make_customers(1000, random_state=4))
     assert segmint.open(tmp_path / "e.parquet").num_rows == counts["events"]
-    segmint.write_customers(str(tmp_path / "ds") + "/", 1000, seed=4)
-    assert segmint.open(tmp_path / "ds").read().equals(segmint.make_customers(1000, seed=4))
+    segmint.write_customers(str(tmp_path / "ds") + "/", 1000, random_state=4)
+    assert segmint.open(tmp_path / "ds").read().equals(segmint.make_customers(1000, random_state=4))
 
 
 def test_as_of_is_recorded_and_used():
-    t = segmint.make_customers(100, seed=0, as_of="2025-01-15")
+    t = segmint.make_customers(100, random_state=0, as_of="2025-01-15")
     assert t.schema.metadata[b"segmint.as_of"] == b"2025-01-15"
     last = t.column("last_order_date").drop_null()
     assert pc.max(last).as_py() < dt.date(2025, 1, 15)
@@ -131,7 +133,7 @@ def test_as_of_is_recorded_and_used():
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"n_customers": -1}, "n_customers"), ({"n_customers": 10**12}, "at most"),
-    ({"n_customers": 10, "seed": -1}, "seed"), ({"n_customers": 10, "as_of": "2026-13-45"}, "ISO date"),
+    ({"n_customers": 10, "random_state": -1}, "random_state"), ({"n_customers": 10, "as_of": "2026-13-45"}, "ISO date"),
     ({"n_customers": "10"}, "whole number"),
 ])
 def test_write_customers_checks_its_arguments_before_writing_anything(tmp_path, kwargs, words):
@@ -148,3 +150,33 @@ def test_write_customers_marks_a_dataset_folder_and_replaces_only_its_own(tmp_pa
     with pytest.raises(segmint.OutputError, match="mine.txt"):
         segmint.write_customers(f"{tmp_path}/c/", 100)
     assert segmint.open(tmp_path / "c").num_rows == 120
+
+
+def test_customer_features_are_the_feature_spec_of_the_generated_customers():
+    from segmint.datasets import CUSTOMER_FEATURES, customer_features
+    X, names, truth = customer_features(3000, random_state=2)
+    table = segmint.make_customers(3000, random_state=2)
+    expected = segmint.FeatureSpec(CUSTOMER_FEATURES).fit_transform(table, dtype=np.float32)
+    assert X.dtype == np.float32 and X.flags.c_contiguous and names == list(NUMERIC_FEATURES)
+    np.testing.assert_array_equal(X, expected)
+    assert np.array_equal(truth, table.column("true_segment").to_numpy())
+    # what a user's pipeline would do: no nulls left, standardised columns
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(X.std(axis=0), 1, atol=1e-3)
+
+
+def test_write_customers_follows_segmints_thread_setting(tmp_path, monkeypatch):
+    import inspect
+    from segmint.datasets import customers as module
+    assert "threads" not in inspect.signature(segmint.write_customers).parameters
+    seen = []
+    real = module.ThreadPoolExecutor
+    monkeypatch.setattr(module, "ThreadPoolExecutor", lambda max_workers: seen.append(max_workers) or real(max_workers))
+    monkeypatch.setattr(module, "BLOCK_SIZE", 100)  # several blocks, so a pool is used at all
+    with segmint.threads(2):
+        segmint.write_customers(tmp_path / "a.arrow", 450, random_state=1)
+    with segmint.threads(1):
+        segmint.write_customers(tmp_path / "b.arrow", 450, random_state=1)
+    assert seen == [2]  # one thread: drawn inline, no pool
+    assert segmint.open(tmp_path / "a.arrow").read().equals(segmint.open(tmp_path / "b.arrow").read())

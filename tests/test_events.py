@@ -14,7 +14,10 @@ US_DAY = 86_400_000_000
 WINDOWS = {"buys_30d": {"agg": "count", "last": "30d", "type": "purchase"},
            "spend_90d": {"agg": "sum", "last": "90d", "type": ["purchase"]},
            "any_60_120d": {"agg": "count", "between": ["60d", "120d"]},
-           "buy_trend": {"agg": "trend", "last": "45d", "type": "purchase"}}
+           "buy_trend": {"agg": "trend", "last": "45d", "type": "purchase"},
+           # neither 'last' nor 'between': all time up to as_of
+           "views_ever": {"agg": "count", "type": "view"},
+           "spend_ever": {"agg": "sum"}}
 
 
 def random_log(n, seed, string_ids=False):
@@ -67,6 +70,8 @@ def reference(log):
             "buys_30d": int(((g["event_type"] == "purchase") & (age < pd.Timedelta(days=30))).sum()),
             "spend_90d": float(g.loc[(g["event_type"] == "purchase") & (age < pd.Timedelta(days=90)), "amount"].dropna().sum()),
             "any_60_120d": int(((age >= pd.Timedelta(days=60)) & (age < pd.Timedelta(days=120))).sum()),
+            "views_ever": int((g["event_type"] == "view").sum()),
+            "spend_ever": float(g["amount"].dropna().sum()),
         })
     return rows, (n_null_id, n_null_ts, n_after)
 
@@ -106,7 +111,7 @@ def test_every_event_counts_without_event_types():
 
 
 def test_matches_the_generated_customer_table():
-    customers, events = segmint.make_customers(3000, seed=5, events=True)
+    customers, events = segmint.make_customers(3000, random_state=5, with_events=True)
     result = segmint.aggregate(events, amount="amount", event_type="event_type", qualifying="purchase",
                                as_of="2026-10-01", windows={"views_30d": {"last": "30d", "type": "view"}})
     got = {r["customer_id"]: r for r in result.table.to_pylist()}
@@ -124,11 +129,11 @@ def test_matches_the_generated_customer_table():
 def test_bad_specs_are_clear():
     log = random_log(20, 1)
     with pytest.raises(segmint.UnknownColumnError, match="did you mean 'customer_id'"):
-        segmint.aggregate(log, customer="customerid")
+        segmint.aggregate(log, id_column="customerid")
     with pytest.raises(ParameterError, match="duration"):
         segmint.aggregate(log, windows={"x": {"last": "ninety days"}})
-    with pytest.raises(ParameterError, match="either 'last' or 'between'"):
-        segmint.aggregate(log, windows={"x": {"agg": "count"}})
+    with pytest.raises(ParameterError, match="either 'last' or 'between', not both"):
+        segmint.aggregate(log, windows={"x": {"last": "9d", "between": ["1d", "2d"]}})
     with pytest.raises(ParameterError, match="needs? event_type"):
         segmint.aggregate(log, qualifying="purchase")
     with pytest.raises(segmint.DataError, match="timestamp column 'amount'"):

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmint
-from segmint.cluster._features import FeatureError, value_limit
+from segmint.cluster._matrix import FeatureError, value_limit
 from segmint.cluster._passes import prepare
 from segmint.errors import DataError, ParameterError, SegmintError
-from segmint.events.aggregate import MAX_US, MIN_US, _inputs, _Scan
+from segmint._time import MAX_US, MIN_US
+from segmint.events.aggregate import _inputs, _Scan
 from segmint.kernels.assign import assign_rows, count_beyond
 
 AS_OF = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
@@ -196,8 +197,17 @@ def test_the_longest_window_still_works_and_counts_every_event():
     assert table.column("ever").to_pylist() == [1, 1]
 
 
+def test_a_window_without_last_or_between_counts_all_time_even_the_first_instant():
+    log = time_log([AS_OF_US - 10 * US_DAY, MIN_US, AS_OF_US, AS_OF_US + 1], "us")
+    table = segmint.aggregate(log, as_of=AS_OF, windows={"ever": {}, "ever_sum": {"agg": "sum"}}).table
+    assert table.column("ever").to_pylist() == table.column("frequency").to_pylist()
+    assert sum(table.column("ever").to_pylist()) == 3  # the event after as_of is left out
+    with pytest.raises(ParameterError, match="a trend compares the 'last' window"):
+        segmint.aggregate(log, as_of=AS_OF, windows={"t": {"agg": "trend"}})
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(customer=["customer_id"]), "customer= names a column: expected a string"),
+    (dict(id_column=["customer_id"]), "id_column= names a column: expected a string"),
     (dict(qualifying=5, event_type=None), "qualifying= must be a string or a list of strings"),
     (dict(batch_size=0), "batch_size must be a positive number of events, got 0"),
     (dict(batch_size=2.5), "batch_size must be a positive number of events, got 2.5"),
@@ -256,21 +266,57 @@ def test_values_beyond_the_limit_are_refused_everywhere_naming_the_column_and_va
         "KMeans.fit": lambda: segmint.KMeans(n_clusters=1, random_state=0).fit(X),
         "MiniBatchKMeans.fit": lambda: segmint.MiniBatchKMeans(n_clusters=1, random_state=0).fit(X),
         "partial_fit": lambda: segmint.MiniBatchKMeans(n_clusters=1, random_state=0).partial_fit(X),
-        "predict": lambda: fitted.predict(X),
         "transform": lambda: fitted.transform(X),
-        "score": lambda: fitted.score(X),
     }
     for name, call in calls.items():
         with pytest.raises(FeatureError, match=message):
             call()
+    # predict and score assign without a pass of their own over the values: beyond the limit they
+    # are exact (the arithmetic did not overflow) or refused with the same message, never wrong
+    centers = rng.normal(size=(3, d)).astype(dtype)
+    model = segmint.KMeans(n_clusters=3, init=centers, n_init=1, max_iter=1).fit(centers)
+    model.cluster_centers_ = centers
+    exact = exact_squared_distances(X, centers)
+    for name, call, twin in (("predict", model.predict, lambda: exact.argmin(axis=1)),
+                             ("score", model.score, lambda: -exact.min(axis=1).sum())):
+        try:
+            got = call(X)
+        except FeatureError as e:
+            assert re.search(message, str(e)), (name, str(e))
+            continue
+        if name == "predict":
+            assert (got == twin()).all() or _ties(exact, got)
+        else:
+            assert np.isfinite(got) and got == pytest.approx(float(twin()), rel=1e-3)  # rounding only
+
+
+def exact_squared_distances(X, centers):
+    """Squared distances in exact rational arithmetic (no overflow, no rounding), as an object
+    array of Fractions: argmin and sums of it are exact."""
+    from fractions import Fraction
+    Xf = [[Fraction(float(v)) for v in row] for row in np.asarray(X)]
+    Cf = [[Fraction(float(v)) for v in row] for row in np.asarray(centers)]
+    out = np.empty((len(Xf), len(Cf)), dtype=object)
+    for i, row in enumerate(Xf):
+        for c, center in enumerate(Cf):
+            out[i, c] = sum(((a - b) ** 2 for a, b in zip(row, center)), Fraction(0))
+    return out
 
 
 def test_a_table_column_beyond_the_limit_is_named_by_its_column_name():
     t = pa.table({"spend": np.r_[np.ones(9), 3e150], "visits": np.ones(10)})
     with pytest.raises(FeatureError, match=r"'spend' holds 3e\+150 \(row 9\)"):
         segmint.KMeans(n_clusters=2).fit(t)
-    with pytest.raises(FeatureError, match=r"'spend' holds 3e\+150"):
-        segmint.KMeans(n_clusters=2, random_state=0).fit(t.slice(0, 9)).predict(t)
+    model = segmint.KMeans(n_clusters=2, random_state=0).fit(t.slice(0, 9))
+    # predict computes -2 x.c without overflow here: the far row goes to its exact nearest center
+    labels = model.predict(t)
+    X = np.column_stack([t.column(c).to_numpy() for c in ("spend", "visits")])
+    exact = exact_squared_distances(X, model.cluster_centers_)
+    assert (labels == exact.argmin(axis=1)).all() or _ties(exact, labels)
+    assert model.score(t) == pytest.approx(-float(exact.min(axis=1).sum()), rel=1e-9)  # 9e300: no overflow
+    far = t.set_column(0, "spend", pa.array(np.r_[np.ones(9), 3e160]))
+    with pytest.raises(FeatureError, match=r"'spend' holds 3e\+160"):  # 9e320: its squared distance overflows
+        model.score(far)
 
 
 def test_nan_and_huge_values_are_told_apart_in_one_message():
@@ -328,13 +374,27 @@ def test_count_beyond_and_assign_rows_flag_exactly_the_values_the_twin_flags(dty
     counts = np.zeros(d, np.int64)
     count_beyond(X, 0, n, limit, counts)
     assert counts.tolist() == beyond.sum(axis=0).tolist()
-    C2, cn = prepare(rng.normal(size=(3, d)).astype(dtype))
+    centers = rng.normal(size=(3, d)).astype(dtype)
+    C2, cn = prepare(centers)
     labels, dist = np.empty(n, np.int32), np.empty(n, dtype)
+    nonfinite = (~np.isfinite(X)).any(axis=1)
+    ok = ~nonfinite
+    exact = exact_squared_distances(X[ok], centers)
     for with_dist in (True, False):
-        bad = assign_rows(X, 0, n, C2, cn, labels, 0, dist, 0, with_dist, limit)
-        assert bad == int(beyond.any(axis=1).sum())
-    # without a limit: only NaN and infinities count, as before
-    assert assign_rows(X, 0, n, C2, cn, labels, 0, dist, 0, True) == int((~np.isfinite(X)).any(axis=1).sum())
+        bad = assign_rows(X, 0, n, C2, cn, labels, 0, dist, 0, with_dist)
+        # NaN and infinities always count; a finite row counts only when its arithmetic
+        # overflowed, and every row not counted gets its exact nearest center
+        assert bad >= int(nonfinite.sum())
+        if bad == int(nonfinite.sum()) and ok.any():
+            assert (labels[ok] == exact.argmin(axis=1)).all() or _ties(exact, labels[ok])
+
+
+def _ties(exact, labels):
+    """True when every label differs from the exact argmin only within rounding of the values
+    (the kernel works in the data's dtype, the twin exactly)."""
+    best = exact.min(axis=1)
+    mine = exact[np.arange(len(labels)), labels]
+    return all(float(m) <= float(b) * (1 + 1e-4) + 1e-4 for m, b in zip(mine, best))
 
 
 # -- item 11: hostile parameters ------------------------------------------------------------------
@@ -360,8 +420,8 @@ X20 = np.random.default_rng(0).random((20, 3))
     (lambda: segmint.KMeans(n_clusters=2).fit(X20, sample_weight=np.full(20, 1e300)), "sample_weight sums to 2e\\+301"),
     (lambda: segmint.KMeans(n_clusters=2).fit(X20, sample_weight=["w"] * 20), "sample_weight must be numbers"),
     (lambda: segmint.KMeans(n_clusters=2).fit(X20, sample_weight=np.full(20, -1.0)), "non-negative"),
-    (lambda: segmint.KMeans(n_clusters=2).fit(pa.table({"a": X20[:, 0]}), features=[]), "features=\\[\\] names no column"),
-    (lambda: segmint.KMeans(n_clusters=2).fit(pa.table({"a": X20[:, 0]}), features="a"), "list of column names"),
+    (lambda: segmint.KMeans(n_clusters=2).fit(pa.table({"a": X20[:, 0]}), columns=[]), "columns=\\[\\] names no column"),
+    (lambda: segmint.KMeans(n_clusters=2).fit(pa.table({"a": X20[:, 0]}), columns="a"), "list of column names"),
     (lambda: segmint.KMeans().set_params(n_clusterz=3), "did you mean 'n_clusters'"),
     (lambda: segmint.Segmenter(["a"], clusterer=segmint.KMeans(n_clusters=2), random_state=-1).fit(
         pa.table({"a": X20[:, 0]})), "Got -1 instead"),
@@ -421,7 +481,7 @@ BOUNDED_RUNNER = textwrap.dedent("""
         seg.fit(source, batch_size=10**12)
         assert seg.score(source, batch_size=10**12).num_rows == 3000
         assert seg.transform(source, batch_size=10**12).shape == (3000, 2)
-        segmint.MiniBatchKMeans(n_clusters=3, batch_size=10**12, random_state=0).fit(source, features=["a", "b"])
+        segmint.MiniBatchKMeans(n_clusters=3, batch_size=10**12, random_state=0).fit(source, columns=["a", "b"])
         assert segmint.aggregate(source, as_of="2026-01-01", batch_size=10**12).table.num_rows == 70
         assert segmint.btyd_summary(source, as_of="2026-01-01", batch_size=10**12).table.num_rows == 70
     print("done", mb._batch)

@@ -94,7 +94,7 @@ for case in json.load(open(sys.argv[1])):
 
 # ------------------------------------------------------------------ building the corpus
 def customers_table():
-    return segmint.make_customers(3000, seed=7)
+    return segmint.make_customers(3000, random_state=7)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import naive_kmeans as naive
 from segmint.kernels.assign import TILE, _fill_tile, assign_rows, assign_rows_sums
+from segmint.kernels.distance import center_distances
 from segmint.kernels.kmeanspp import sq_dist_to_point, trial_potentials
 from segmint.kernels.minibatch import minibatch_update
 from segmint.kernels.reassign import relocate_empty
@@ -265,6 +266,33 @@ def test_native_vector_bytes_follows_numba_cpu_features(monkeypatch):
         monkeypatch.setattr(config, "CPU_FEATURES", features)
         assert simd._native_vector_bytes() == expected
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 40), d=st.integers(1, 9), k=st.integers(1, 7), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**32 - 1), layout=st.sampled_from(["C", "F", "strided"]),
+       n_bad=st.integers(0, 3))
+def test_center_distances_equal_the_direct_twin_and_are_zero_on_a_center(n, d, k, dtype, seed, layout, n_bad):
+    rng = np.random.default_rng(seed)
+    C = (rng.normal(size=(k, d)) * rng.choice([1e-3, 1.0, 1e4])).astype(dtype)
+    X = rng.normal(size=(n, d)).astype(dtype) * dtype(rng.choice([1e-3, 1.0, 1e4]))
+    if n:
+        X[rng.integers(0, n, size=min(n, k))] = C[:min(n, k)]  # rows sitting on centers
+    limit = 1e3
+    for _ in range(n_bad if n else 0):
+        X[rng.integers(0, n), rng.integers(0, d)] = rng.choice([np.nan, np.inf, -1e5])
+    X = dict(_layouts(X))[layout]
+    lo = int(rng.integers(0, n + 1))
+    out = np.full((n, k), -1.0, dtype=dtype)
+    counts = np.zeros(d, dtype=np.int64)
+    center_distances(X, lo, n, C, out, limit, counts)
+    assert np.all(out[:lo] == -1.0)  # rows before lo untouched
+    np.testing.assert_array_equal(counts, naive.count_beyond(X[lo:], limit))
+    ok = np.all(np.isfinite(X[lo:]), axis=1)
+    expected = naive.distances(X[lo:][ok], C).astype(dtype)
+    np.testing.assert_allclose(out[lo:][ok], expected, rtol=RTOL[dtype], atol=0)
+    on_center = (X[lo:][ok][:, None, :] == C[None]).all(axis=2)
+    assert np.all(out[lo:][ok][on_center] == 0)
 
 _OTHER_TARGET_SCRIPT = """
 import numpy as np

@@ -257,7 +257,7 @@ def test_bad_previous_snapshots():
 
 def test_on_aggregated_events():
     import segmint
-    _, events = segmint.make_customers(1500, seed=3, events=True)
+    _, events = segmint.make_customers(1500, random_state=3, with_events=True)
     features = segmint.aggregate(events, amount="amount", event_type="event_type", qualifying="purchase",
                                  as_of="2026-10-01").table
     table = features.rename_columns(["id" if c == "customer_id" else c for c in features.column_names])

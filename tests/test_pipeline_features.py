@@ -17,7 +17,8 @@ import segmint
 from segmint.cluster import FeatureError, NotFittedError
 from segmint.kernels import transform as kt
 from segmint.pipeline import FeatureSpec, FeatureSpecError
-from segmint.pipeline.features import BLOCK_ROWS, _quantiles
+from segmint.pipeline.features import BLOCK_ROWS
+from segmint.pipeline.features.stats import _quantiles
 
 DTYPES = [np.float32, np.float64]
 NO_BITS = np.zeros(0, dtype=np.uint8)
@@ -315,7 +316,8 @@ def test_moments_match_numpy_and_ignore_batch_edges(in_dtype, n, log1p):
 
 @pytest.mark.parametrize("n,k,step", [(0, 5, 3), (10, 20, 3), (1000, 50, 77), (5000, 300, 1024), (5000, 300, 5000)])
 def test_sample_is_the_k_smallest_priorities(n, k, step):
-    from segmint.pipeline.features import NumericFeature, _NumericStats
+    from segmint.pipeline.features import NumericFeature
+    from segmint.pipeline.features.stats import _NumericStats
     rng = np.random.default_rng(n)
     values = rng.normal(size=n)
     valid = rng.random(n) > 0.3
@@ -514,7 +516,7 @@ def test_transform_batch_into_preallocated_output_and_threads():
     out = np.full((table.num_rows + 5, spec.n_features_out_), np.nan)
     batches = list(src.batches(columns=spec.input_columns, batch_size=700))
     for b in batches:
-        got = spec.transform_batch(b, out=out[b.start:b.start + b.num_rows])
+        got = spec.transform_batch(b, buffer=out[b.start:b.start + b.num_rows])
         assert got.base is out or got.base is out.base
     assert same_bits(out[:table.num_rows], expected)
     assert np.isnan(out[table.num_rows:]).all()
@@ -523,11 +525,11 @@ def test_transform_batch_into_preallocated_output_and_threads():
     assert same_bits(np.concatenate(parts), expected)
     assert same_bits(spec.transform(batches[2]), expected[batches[2].start:batches[2].start + 700])
     with pytest.raises(ValueError, match="at least 700 rows and exactly"):
-        spec.transform_batch(batches[0], out=np.empty((10, spec.n_features_out_)))
+        spec.transform_batch(batches[0], buffer=np.empty((10, spec.n_features_out_)))
     with pytest.raises(ValueError, match="C-contiguous"):
-        spec.transform_batch(batches[0], out=np.empty((spec.n_features_out_, 700)).T)
+        spec.transform_batch(batches[0], buffer=np.empty((spec.n_features_out_, 700)).T)
     with pytest.raises(ValueError, match="float32 or float64"):
-        spec.transform_batch(batches[0], out=np.empty((700, spec.n_features_out_), dtype=np.int64))
+        spec.transform_batch(batches[0], buffer=np.empty((700, spec.n_features_out_), dtype=np.int64))
 
 
 def test_one_hot_cap_ties_unseen_and_codes_of_other_sources(tmp_path):
@@ -643,7 +645,7 @@ def test_from_dict_rejects_malformed_input(mutate, message):
 
 
 # ----------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("columns,message", [
+@pytest.mark.parametrize("features,message", [
     ([{"column": "m", "scael": "robust"}], "column 'm': unknown key 'scael'; did you mean 'scale'"),
     ([{"column": "m", "scale": "robus"}], "did you mean 'robust'"),
     ([{"column": "m", "clip": [0.5, 1.5]}], "0 <= low < high <= 1"),
@@ -663,9 +665,9 @@ def test_from_dict_rejects_malformed_input(mutate, message):
     ("monetary", "list of column specs"),
     ([3], "expected a column name or a dict"),
 ])
-def test_spec_errors_are_eager_and_name_the_column(columns, message):
+def test_spec_errors_are_eager_and_name_the_column(features, message):
     with pytest.raises(FeatureSpecError, match=message):
-        FeatureSpec(columns)
+        FeatureSpec(features)
 
 
 def test_data_errors_name_column_and_count():
@@ -747,3 +749,14 @@ def test_one_hot_properties(strings, max_categories, null, batch_size):
     X = spec.transform(table, batch_size=batch_size)
     assert same_bits(X, naive_transform(table, spec, np.float64))
     assert (X.sum(axis=1) == 1).all()
+
+
+def test_the_spec_is_passed_as_features_and_kept_as_given():
+    import inspect
+    given = ["frequency", {"column": "monetary", "log1p": True}]
+    spec = FeatureSpec(features=given)
+    assert list(inspect.signature(FeatureSpec).parameters) == ["features", "sample_size"]
+    assert spec.features is given and [e.column for e in spec.entries] == ["frequency", "monetary"]
+    assert spec.input_columns == ["frequency", "monetary"]
+    assert repr(spec) == f"FeatureSpec({given!r})"
+    assert FeatureSpec(spec.features).to_dict() == spec.to_dict()

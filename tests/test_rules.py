@@ -94,7 +94,7 @@ def test_waterfall_and_counts_match_the_slow_twin(trees, seed):
         assert column.null_count == 0 and column.to_pylist() == truth[i].tolist()
     pairs = truth.astype(np.int64) @ truth.T.astype(np.int64)
     assert [full.overlaps.column(f"s{j}").to_pylist() for j in range(len(trees))] == pairs.T.tolist()
-    mask = multi.evaluate(table, as_of=naive.AS_OF, output="bitmask").table.column("segments").to_numpy()
+    mask = multi.evaluate(table, as_of=naive.AS_OF, memberships="bitmask").table.column("segments").to_numpy()
     assert mask.tolist() == [sum(int(truth[i, r]) << i for i in range(len(trees))) for r in range(250)]
 
 
@@ -198,7 +198,7 @@ def test_rule_set_forms_and_files(tmp_path):
     a = RuleSet.load(tmp_path / "rules.json")
     b = RuleSet.load(tmp_path / "rules.yaml")
     c = RuleSet.from_dict(spec)
-    assert a.to_dict() == b.to_dict() == c.to_dict() == spec
+    assert a.to_dict() == b.to_dict() == c.to_dict() == {"format": "segmint-rules", "version": 1, **spec}
     assert a.segments[0].owner == "crm"
     d = RuleSet([("vip", "monetary >= 100"), segmint.Segment("rest_of_ny", "region = 'NY'")], default="others")
     table = pa.table({"monetary": [150.0, 5.0, 1.0], "region": ["CA", "NY", "TX"]})
@@ -218,7 +218,7 @@ def test_rule_set_forms_and_files(tmp_path):
 
 
 def test_a_new_rule_set_compiles_nothing():
-    table = segmint.make_customers(500, seed=3)
+    table = segmint.make_customers(500, random_state=3)
     RuleSet({"warm": "frequency > 1 and region = 'NY' and email_opt_in"}).evaluate(table)
     kernels = [vm.run_program, vm.load_numeric, vm.load_bool, vm.load_codes]
     before = [len(k.signatures) for k in kernels]
@@ -245,13 +245,13 @@ def test_streaming_with_growing_dictionaries_equals_in_memory(tmp_path):
 
 
 def test_output_to_file_and_bitmask(tmp_path):
-    table = segmint.make_customers(2000, seed=5)
+    table = segmint.make_customers(2000, random_state=5)
     rs = RuleSet({"a": "frequency > 3", "b": "region = 'CA'"}, mode="multi")
     result = rs.evaluate(table, as_of="2026-10-01", id_column="customer_id", out=tmp_path / "seg.parquet")
     assert result.table is None and result.rows == 2000
     back = pq.read_table(tmp_path / "seg.parquet")
     assert back.column_names == ["customer_id", "a", "b"]
-    mask = rs.evaluate(table, output="bitmask").table.column("segments").to_numpy()
+    mask = rs.evaluate(table, memberships="bitmask").table.column("segments").to_numpy()
     a = back.column("a").to_numpy(zero_copy_only=False)
     b = back.column("b").to_numpy(zero_copy_only=False)
     assert np.array_equal(mask, a.astype(np.uint64) | (b.astype(np.uint64) << np.uint64(1)))
@@ -368,7 +368,7 @@ def test_null_free_columns_in_comparisons_and_arithmetic():
 def test_one_rule_set_evaluated_from_several_threads():
     import threading
     rs = RuleSet({"big": "frequency >= 5", "ny": "region = 'NY'"}, default="rest")
-    tables = [segmint.make_customers(n, seed=n) for n in (3000, 5000, 7000, 9000)]
+    tables = [segmint.make_customers(n, random_state=n) for n in (3000, 5000, 7000, 9000)]
     expected = [rs.counts(t).column("matched").to_pylist() for t in tables]
     errors = []
 

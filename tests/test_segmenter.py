@@ -48,7 +48,7 @@ COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "sessions_30d
 
 @cache
 def customers(n=N, seed=11):
-    return segmint.make_customers(n, seed=seed).select(COLUMNS)
+    return segmint.make_customers(n, random_state=seed).select(COLUMNS)
 
 
 def ruleset(default=DEFAULT):
@@ -572,7 +572,7 @@ def test_model_file_is_plain_data(case, tmp_path):
         names = sorted(z.namelist())
         assert names == ([MANIFEST] if case == "rules-only" else ["centers.npy", MANIFEST])
         doc = json.loads(z.read(MANIFEST).decode("utf-8"))
-        assert doc["format"] == "segmint.Segmenter" and doc["version"] == VERSION
+        assert doc["format"] == "segmint-model" and doc["version"] == VERSION
         for name in names:
             data = z.read(name)
             for marker in PICKLE_MARKERS:
@@ -768,8 +768,9 @@ def test_save_parameters_as_plain_data(tmp_path):
     model.save(tmp_path / "m.seg")
     assert segmint.load(tmp_path / "m.seg").fit_rows == 2000
     odd = Segmenter(SPEC, clusterer=KMeans(3, random_state=np.random.default_rng(0))).fit(table)
-    with pytest.raises(TypeError, match="plain data"):
+    with pytest.raises(TypeError, match="plain data") as info:
         odd.save(tmp_path / "odd.seg")
+    assert isinstance(info.value, segmint.errors.ParameterError)  # a segmint error, not a bug
     assert sorted(os.listdir(tmp_path)) == ["m.seg"]
 
 

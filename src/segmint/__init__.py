@@ -4,7 +4,12 @@ The data layer is :func:`segmint.open` (files, tables, DataFrames, arrays) and t
 writers; :class:`segmint.KMeans` and :class:`segmint.MiniBatchKMeans` cluster arrays or any
 source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
-kernels ahead of time.
+kernels ahead of time. Every learned or authored object saves with ``obj.save(path)`` and
+comes back with :func:`segmint.load`.
+
+``from segmint import *`` leaves out :func:`segmint.open`, which would shadow the builtin
+``open``; call it as ``segmint.open``. Importing segmint imports no optional library (pandas,
+polars, DuckDB, ...): those load only when data of theirs arrive.
 """
 from . import _startup  # noqa: F401  (first: a Ctrl-C while the CLI imports the rest exits 130)
 from . import cluster, datasets, errors, events, io, pipeline, rules
@@ -13,21 +18,25 @@ from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
 from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
 from .datasets import make_customers, write_customers
-from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputError, SegmintError,
-                     SourceConsumedError, SourceNotFoundError, UnknownColumnError,
+from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputError, ParameterError,
+                     SegmintError, SourceConsumedError, SourceNotFoundError, UnknownColumnError,
                      UnsupportedTypeError)
 from .io import ResultWriter, Source, open, write_table
-from .pipeline import FeatureSpec, FeatureSpecError, ModelFormatError, Segmenter, load
+from .pipeline import FeatureSpec, FeatureSpecError, ModelFormatError, Segmenter
+from .persist import load
 from .rules import RuleError, RuleSet, RuleSetError, RuleSyntaxError, RuleTypeError, Segment
 
 __version__ = "0.1.0"
 
+# not "open": a star import would shadow the builtin open (segmint.open stays the public name)
 __all__ = [
-    "open", "Source", "ResultWriter", "write_table", "make_customers", "write_customers",
+    "Source", "ResultWriter", "write_table", "make_customers", "write_customers",
     "SegmintError", "DataError", "SourceNotFoundError", "CorruptFileError",
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
-    "OutputError", "datasets", "errors", "io", "__version__", "cluster", "KMeans", "MiniBatchKMeans",
+    "OutputError", "ParameterError", "datasets", "errors", "io", "__version__", "cluster", "KMeans",
+    "MiniBatchKMeans",
     "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
     "Segmenter", "FeatureSpec", "FeatureSpecError", "ModelFormatError", "load", "pipeline",
-    "events", "aggregate", "btyd_summary", "RFMScorer", "rfm_segments", "lifecycle_stages", "rules", "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
+    "events", "aggregate", "btyd_summary", "RFMScorer", "rfm_segments", "lifecycle_stages", "rules",
+    "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
 ]

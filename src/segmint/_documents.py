@@ -175,8 +175,9 @@ def _parse_yaml(text, what, error):
     try:
         import yaml
     except ImportError:
-        raise ImportError(f"reading {what} as YAML needs PyYAML: pip install 'segmint[yaml]' "
-                          "(or write it as JSON)") from None
+        from .errors import MissingExtraError
+        raise MissingExtraError(f"reading {what} as YAML needs PyYAML: pip install 'segmint[yaml]' "
+                                "(or write it as JSON)") from None
     loader_class = _loader_class()
     try:
         # first the events alone (libyaml's parser when PyYAML has it: fast, builds nothing),

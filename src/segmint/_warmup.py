@@ -34,7 +34,7 @@ def _warm_rules():
         rs = RuleSet(rules, mode=mode)
         rs.evaluate(table, as_of="2026-01-01")
         rs.counts(table, as_of="2026-01-01")
-    rs.evaluate(table, as_of="2026-01-01", output="bitmask")
+    rs.evaluate(table, as_of="2026-01-01", memberships="bitmask")
 
 
 def _warm_layout_checks():
@@ -111,6 +111,7 @@ def warmup(verbose=False):
         for data in (X, table):
             km = KMeans(n_clusters=3, random_state=0, max_iter=3).fit(data, sample_weight=w)
             km.predict(data)
+            km.transform(data)
             km.score(data)
             mb = MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64, max_iter=2).fit(data)
             mb.predict(data)

@@ -46,6 +46,11 @@ class ParameterError(SegmintError, ValueError):
     """An argument of a segmint function or estimator is out of range or of the wrong kind."""
 
 
+class MissingExtraError(SegmintError, ImportError):
+    """An optional part of segmint needs a library that is not installed; the message names
+    the extra to install (``pip install 'segmint[yaml]'``)."""
+
+
 class OutputError(SegmintError, OSError):
     """A result could not be written to its destination, or the destination was refused: it is,
     contains or lies inside an input, is ``""``, ``.``, the current or home folder, or is a

@@ -1,8 +1,8 @@
 """Clustering: k-means (Lloyd) and mini-batch k-means over arrays and segmint sources."""
-from ._base import NotFittedError
-from ._features import FeatureError, Features
+from .._estimator import ConvergenceWarning, NotFittedError
+from ._matrix import FeatureError
 from .init import kmeans_plusplus
 from .kmeans import KMeans
 from .minibatch import MiniBatchKMeans
 
-__all__ = ["KMeans", "MiniBatchKMeans", "NotFittedError", "FeatureError", "Features", "kmeans_plusplus"]
+__all__ = ["KMeans", "MiniBatchKMeans", "ConvergenceWarning", "NotFittedError", "FeatureError", "kmeans_plusplus"]

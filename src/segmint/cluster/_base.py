@@ -1,85 +1,21 @@
-"""What KMeans and MiniBatchKMeans share: parameters, input checks, predict/transform/score."""
-import inspect
+"""What KMeans and MiniBatchKMeans share: input checks, predict/transform/score, feature names.
+
+The parameter contract and checks every estimator of segmint shares live in
+:mod:`segmint._estimator`.
+"""
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 
-from ..errors import ParameterError, SegmintError, closest_names
-from ._features import MAX_TOTAL_WEIGHT, FeatureError, Features, check_centers
+from .._estimator import ConvergenceWarning, NotFittedError, ParamsMixin, SetOutputMixin
+from .._parallel import chunk_bounds, run_chunks
+from ..errors import ParameterError
+from ..kernels.distance import center_distances
+from ._matrix import MAX_TOTAL_WEIGHT, FeatureError, Features, check_centers
 from ._passes import assign_pass
-
-
-class NotFittedError(SegmintError, ValueError, AttributeError):
-    """A method that needs a fitted model was called before ``fit``."""
-
-
-class ParamsMixin:
-    """scikit-learn's parameter contract: keyword-only ``__init__`` arguments stored as is."""
-
-    @classmethod
-    def _param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values() if p.name != "self"
-                      and p.kind != p.VAR_KEYWORD)
-
-    def get_params(self, deep=True):
-        """Parameters of this estimator, as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        """Set parameters; unknown names raise ``ValueError`` naming the closest valid ones."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                near = closest_names(name, valid)
-                hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else f"; valid: {valid}"
-                raise ParameterError(f"invalid parameter {name!r} for {type(self).__name__}{hint}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        sig = inspect.signature(type(self).__init__)
-        changed = []
-        for name in self._param_names():
-            default = sig.parameters[name].default
-            value = getattr(self, name, default)
-            if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
-                if not (isinstance(value, np.ndarray) and isinstance(default, np.ndarray)
-                        and np.array_equal(value, default)):
-                    changed.append(f"{name}=array(shape={np.shape(value)})")
-            elif value != default:
-                changed.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-
-def check_random_state(seed):
-    """A numpy Generator from None, a non-negative int, a Generator or a legacy RandomState.
-
-    Negative seeds are refused as scikit-learn refuses them (numpy's SeedSequence would raise
-    a bare ``ValueError``).
-    """
-    if seed is None:
-        return np.random.default_rng()
-    if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
-        if seed < 0:
-            raise ParameterError(f"The 'random_state' parameter must be a non-negative int, a numpy "
-                                 f"Generator or RandomState, or None. Got {seed!r} instead.")
-        return np.random.default_rng(int(seed))
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, np.random.RandomState):
-        return np.random.default_rng(seed.randint(0, 2**31 - 1))
-    raise ParameterError(f"The 'random_state' parameter must be a non-negative int, a numpy Generator "
-                         f"or RandomState, or None. Got {seed!r:.80} ({type(seed).__name__}) instead.")
-
-
-def check_positive_int(name, value, minimum=1, maximum=None):
-    """``value`` as an int when it is an integer (not a bool) in ``minimum..maximum``."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < minimum \
-            or (maximum is not None and value > maximum):
-        upper = f" and <= {maximum:,}" if maximum is not None else ""
-        raise ParameterError(f"{name} must be an integer >= {minimum}{upper}, got {value!r:.80}")
-    return int(value)
 
 
 def check_sample_weight(sample_weight, n, dtype):
@@ -105,16 +41,26 @@ def check_sample_weight(sample_weight, n, dtype):
     return w.astype(dtype)
 
 
-class KMeansBase(ParamsMixin):
-    """Predict, transform and score for a fitted k-means model."""
+class KMeansBase(SetOutputMixin, ParamsMixin):
+    """Predict, transform and score for a fitted k-means model, and scikit-learn's
+    transformer extras (``get_feature_names_out``, ``set_output``)."""
 
-    def _features(self, X, features=None, reset=False):
-        from ._features import _is_array_like
-        if features is None and not reset and getattr(self, "feature_names_in_", None) is not None \
-                and not _is_array_like(X):
-            features = list(self.feature_names_in_)
+    def _matrix(self, X, columns=None, reset=False):
+        from ._matrix import _is_array_like, _is_sparse
+        if columns is None and not reset and not _is_sparse(X):  # sparse: refused just below
+            # scikit-learn's warnings when names were known at fit time and not now, or the reverse
+            named = getattr(self, "feature_names_in_", None) is not None
+            if _is_array_like(X):
+                if named:
+                    warn_caller(f"X does not have valid feature names, but {type(self).__name__} was "
+                                "fitted with feature names", UserWarning)
+            elif named:
+                columns = list(self.feature_names_in_)  # a source is read by the fitted names
+            else:
+                warn_caller(f"X has feature names, but {type(self).__name__} was fitted without "
+                            "feature names", UserWarning)
         dtype = None if reset else self.cluster_centers_.dtype
-        data = Features(X, features=features, dtype=dtype)
+        data = Features(X, columns=columns, dtype=dtype)
         if reset:
             self.n_features_in_ = data.n_features
             if data.names is not None:
@@ -126,70 +72,119 @@ class KMeansBase(ParamsMixin):
                              f"expecting {self.n_features_in_} features as input")
         return data
 
+    def _check_verbose(self):
+        verbose = self.verbose
+        if isinstance(verbose, (bool, np.bool_)) or isinstance(verbose, (numbers.Integral, np.integer)):
+            if verbose >= 0:
+                return int(verbose)
+        raise ParameterError(f"The 'verbose' parameter of {type(self).__name__} must be an int in the "
+                             f"range [0, inf) or a bool. Got {verbose!r:.80} instead.")
+
     def _check_fitted(self):
         if not hasattr(self, "cluster_centers_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                                  "with appropriate arguments before using this estimator.")
 
-    def _assign(self, X, features=None, sample_weight=None, want_labels=True, want_inertia=True):
+    def _assign(self, X, columns=None, sample_weight=None, want_labels=True, want_inertia=True):
         self._check_fitted()
-        data = self._features(X, features)
+        data = self._matrix(X, columns)
         w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
         check_centers(self.cluster_centers_)
         labels, _, inertia, nonfinite = assign_pass(data, self.cluster_centers_, w, want_labels,
-                                                    want_inertia=want_inertia, limit=data.limit)
-        if nonfinite:
+                                                    want_inertia=want_inertia)
+        if nonfinite:  # NaN, infinities, or values so large that the arithmetic overflowed
             data.raise_nonfinite(data.nonfinite_counts())
+            data.raise_overflow()
         return labels, inertia
 
-    def predict(self, X, features=None):
+    def predict(self, X, columns=None):
         """Index of the nearest center for each row.
 
         Parameters
         ----------
         X : (n, d) array or any source :func:`segmint.open` accepts
-        features : list of str, optional
-            Feature columns of a source (default: the columns the model was fitted on).
+        columns : list of str, optional
+            Columns of a source (default: the columns the model was fitted on).
 
         Returns
         -------
         labels : (n,) int32
         """
-        labels, _ = self._assign(X, features, want_inertia=False)
+        labels, _ = self._assign(X, columns, want_inertia=False)
         return labels
 
-    def fit_predict(self, X, y=None, sample_weight=None, features=None):
+    def fit_predict(self, X, y=None, sample_weight=None, columns=None):
         """``fit`` then return ``labels_``."""
-        return self.fit(X, sample_weight=sample_weight, features=features).labels_
+        return self.fit(X, sample_weight=sample_weight, columns=columns).labels_
 
-    def transform(self, X, features=None):
-        """Euclidean distance of each row to every center: (n, k) array of the model's dtype."""
+    def transform(self, X, columns=None):
+        """Euclidean distance of each row to every center.
+
+        Distances are computed directly (a row on a center is at distance exactly 0), summed
+        in float64 and returned in the model's dtype.
+
+        Parameters
+        ----------
+        X : (n, d) array or any source :func:`segmint.open` accepts
+        columns : list of str, optional
+            Columns of a source (default: the columns the model was fitted on).
+
+        Returns
+        -------
+        (n, n_clusters) array, or a pandas / Polars frame after :meth:`set_output`
+        """
+        return self._wrap_output(self._distances(X, columns), X)
+
+    def _distances(self, X, columns=None):
         self._check_fitted()
-        data = self._features(X, features)
+        data = self._matrix(X, columns)
         centers = self.cluster_centers_
         check_centers(centers)
         limit = data.limit
         out = np.empty((data.n_rows, centers.shape[0]), dtype=data.dtype)
-        cn = np.einsum("ij,ij->i", centers, centers, dtype=np.float64)
+        centers = np.ascontiguousarray(centers, dtype=data.dtype)
         bad = np.zeros(data.n_features, dtype=np.int64)
         for start, block in data.blocks():
-            b = np.asarray(block, dtype=np.float64)
-            xn = np.einsum("ij,ij->i", b, b)
-            sq = xn[:, None] + cn[None, :] - 2.0 * (b @ centers.T.astype(np.float64))
-            np.maximum(sq, 0, out=sq)
-            out[start:start + block.shape[0]] = np.sqrt(sq)
-            bad += (~(np.abs(b) <= limit)).sum(axis=0)  # NaN, infinities, values beyond the limit
+            view = out[start:start + block.shape[0]]
+            parts = run_chunks(lambda b, block=block, view=view: _distances_chunk(block, b, centers, view, limit),
+                               chunk_bounds(block.shape[0], 1 << 14))
+            for part in parts:  # NaN, infinities, values beyond the limit
+                bad += part
         data.raise_nonfinite(bad)
         return out
 
-    def fit_transform(self, X, y=None, sample_weight=None, features=None):
+    def fit_transform(self, X, y=None, sample_weight=None, columns=None):
         """``fit`` then ``transform`` the same data."""
-        return self.fit(X, sample_weight=sample_weight, features=features).transform(X, features)
+        return self.fit(X, sample_weight=sample_weight, columns=columns).transform(X, columns)
 
-    def score(self, X, y=None, sample_weight=None, features=None):
+    def score(self, X, y=None, sample_weight=None, columns=None):
         """Minus the weighted sum of squared distances of X to its nearest centers."""
-        _, inertia = self._assign(X, features, sample_weight, want_labels=False)
+        _, inertia = self._assign(X, columns, sample_weight, want_labels=False)
         return -inertia
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of ``transform``'s output columns, as scikit-learn names them.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Only checked against the fitted input (scikit-learn's contract).
+
+        Returns
+        -------
+        (n_clusters,) object array: ``kmeans0, kmeans1, ...`` (``minibatchkmeans0, ...``)
+        """
+        self._check_fitted()
+        if input_features is not None:
+            given = np.asarray(input_features, dtype=object)
+            names = getattr(self, "feature_names_in_", None)
+            if names is not None and not np.array_equal(given, names):
+                raise ParameterError("input_features is not equal to feature_names_in_")
+            if names is None and len(given) != self.n_features_in_:
+                raise ParameterError(f"input_features should have length equal to number of features "
+                                     f"({self.n_features_in_}), got {len(given)}")
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.cluster_centers_.shape[0])], dtype=object)
 
     def __sklearn_tags__(self):
         from sklearn.utils import Tags, TargetTags, TransformerTags, InputTags
@@ -197,3 +192,27 @@ class KMeansBase(ParamsMixin):
                     transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
                     input_tags=InputTags(two_d_array=True))
 
+
+def _distances_chunk(block, bounds, centers, out, limit):
+    counts = np.zeros(block.shape[1], dtype=np.int64)
+    center_distances(block, bounds[0], bounds[1], centers, out, limit, counts)
+    return counts
+
+
+def warn_caller(message, category):
+    """``warnings.warn`` pointing at the first frame outside this package (the user's call),
+    however deep in the estimator the warning is raised."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def warn_distinct(labels, n_clusters):
+    """scikit-learn's warning when fewer clusters than asked hold rows (duplicate points)."""
+    distinct = int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
+    if distinct < n_clusters:
+        warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
+                      f"({n_clusters}). Possibly due to duplicate points in X.", ConvergenceWarning,
+                      stacklevel=3)

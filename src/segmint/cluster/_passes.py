@@ -55,25 +55,23 @@ def _weights_for(sample_weight, dtype):
 
 
 def assign_pass(features, centers, sample_weight=None, want_labels=True, want_distances=False,
-                want_inertia=True, limit=None):
+                want_inertia=True):
     """Nearest center of every row.
 
-    ``limit``, when given, is the largest absolute value a row may hold (data not checked
-    before, as in predict): rows beyond it count as ``nonfinite``. The check runs on the tiles
-    the assignment reads anyway, not as a pass of its own.
+    Data not checked before (as in predict) may hold huge values: a row whose arithmetic
+    overflows (or holds NaN or an infinity) makes ``nonfinite`` true, and so does an inertia
+    that overflows; every other result is computed exactly as for checked data.
 
     Returns
     -------
     labels : (n,) int32 or None
     distances : (n,) squared distances or None
     inertia : float (the weighted sum of squared distances) or None
-    nonfinite : bool, True when some value was NaN, infinite or beyond ``limit`` (results then
-        meaningless)
+    nonfinite : bool, True when some row's arithmetic failed (NaN, an infinity, an overflow) or
+        the inertia overflowed (results then meaningless)
     """
     n = features.n_rows
     dtype = features.dtype
-    if limit is None:  # NaN and infinities only; a float either way: one compiled kernel
-        limit = float(np.finfo(dtype).max)
     C2, cn = prepare(centers.astype(dtype, copy=False))
     labels = pool_array(n, np.int32) if want_labels else None
     dist = np.empty(n, dtype=dtype) if want_distances else None
@@ -94,7 +92,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
                 lab, lab_lo = labels[start:start + m], 0
             else:
                 lab, lab_lo = np.empty(hi - lo, dtype=np.int32), lo
-            bad[chunk] = assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist, limit) > 0
+            bad[chunk] = assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
             if dist is not None:
                 dist[start + lo:start + hi] = dis
             if want_inertia:
@@ -102,7 +100,8 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
 
         run_chunks(piece, _pieces(start, m))
     inertia = _ordered_total(partial[:, 0]) if want_inertia else None
-    return labels, dist, inertia, bool(bad.any())
+    overflow = inertia is not None and not np.isfinite(inertia)
+    return labels, dist, inertia, bool(bad.any()) or overflow
 
 
 def lloyd_pass(features, centers, sample_weight=None, labels=None, dist=None):

@@ -11,20 +11,25 @@ places the seeds as well as the full data would for the cluster sizes segmentati
 """
 import numpy as np
 
+from .._estimator import check_positive_int, check_random_state
 from .._parallel import chunk_bounds, run_chunks
+from ..errors import ParameterError
 from ..kernels.kmeanspp import sq_dist_to_point, trial_potentials
+from ._base import check_sample_weight
+from ._matrix import FeatureError
 
 CHUNK = 16_384
 
 
-def kmeans_plusplus(X, n_clusters, rng, sample_weight=None, n_local_trials=None):
+def kmeans_plusplus(X, n_clusters, random_state=None, *, sample_weight=None, n_local_trials=None):
     """Greedy k-means++ on the rows of X (already a sample).
 
     Parameters
     ----------
-    X : (n, d) float array, n >= n_clusters
+    X : (n, d) float32/float64 array, n >= n_clusters (other numbers become float64)
     n_clusters : int
-    rng : numpy.random.Generator
+    random_state : int, numpy Generator, RandomState or None
+        A Generator is used as is (its stream continues), as the estimators pass theirs.
     sample_weight : (n,) array or None
     n_local_trials : int, default ``2 + int(log(k))``
 
@@ -33,6 +38,18 @@ def kmeans_plusplus(X, n_clusters, rng, sample_weight=None, n_local_trials=None)
     centers : (k, d) array of X's dtype
     indices : (k,) int64, the rows of X chosen
     """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "fiub":
+        raise FeatureError(f"X must be a 2-D array of numbers, got shape {X.shape} of dtype {X.dtype}")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    n_clusters = check_positive_int("n_clusters", n_clusters)
+    if X.shape[0] < n_clusters:
+        raise ParameterError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}")
+    if n_local_trials is not None:
+        n_local_trials = check_positive_int("n_local_trials", n_local_trials)
+    rng = check_random_state(random_state)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0], np.float64)
     n, d = X.shape
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if n_local_trials is None:

@@ -1,12 +1,14 @@
 """Full k-means (Lloyd's algorithm) over arrays or any segmint source."""
 import numbers
+import warnings
 
 import numpy as np
 
 from ..kernels.reassign import relocate_empty
 from ..errors import ParameterError
-from ._base import KMeansBase, check_positive_int, check_random_state, check_sample_weight
-from ._features import FeatureError, check_centers
+from .._estimator import check_positive_int, check_random_state
+from ._base import KMeansBase, check_sample_weight, warn_distinct
+from ._matrix import FeatureError, check_centers
 from .init import kmeans_plusplus
 from ._passes import assign_pass, lloyd_pass
 
@@ -27,17 +29,26 @@ class KMeans(KMeansBase):
     n_clusters : int, default 8
     init : {'k-means++', 'random'}, callable or (n_clusters, n_features) array, default 'k-means++'
         'k-means++' is greedy k-means++ on a random sample of ``init_size`` rows; a callable is
-        called as ``init(sample, n_clusters, rng)`` and returns the centers.
+        called as ``init(sample, n_clusters, random_state=RandomState)`` (as scikit-learn
+        calls it) and returns the centers.
     n_init : int or 'auto', default 'auto'
         Runs from different seeds; the one with the lowest inertia is kept. 'auto' is 1 for
-        'k-means++' and for given centers, 10 for 'random'.
+        'k-means++' and for given centers, 10 for 'random' and a callable (as scikit-learn).
     max_iter : int, default 300
     tol : float, default 1e-4
         Stop when the squared center shift is at most ``tol`` times the mean feature variance
         (estimated on the init sample); iterations also stop when no label changes.
-    init_size : int, optional
-        Rows sampled for seeding; default all rows up to 100,000.
+    verbose : int, default 0
+        Print progress (scikit-learn's messages) when > 0.
     random_state : int, numpy Generator or None
+    copy_x : bool, default True
+        scikit-learn's switch to let it center X in place; segmint never modifies or copies
+        the data (distances need no centering), so both values give the same result.
+    algorithm : {'lloyd', 'elkan'}, default 'lloyd'
+        Both are exact and give the same clustering; segmint runs Lloyd for both.
+    init_size : int, optional
+        Rows sampled for seeding; default all rows up to 100,000 (segmint only: seeding on
+        a sample keeps k-means++ fast on millions of rows).
 
     Attributes
     ----------
@@ -58,16 +69,19 @@ class KMeans(KMeansBase):
     """
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
-                 init_size=None, random_state=None):
+                 verbose=0, random_state=None, copy_x=True, algorithm="lloyd", init_size=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
-        self.init_size = init_size
+        self.verbose = verbose
         self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+        self.init_size = init_size
 
-    def fit(self, X, y=None, sample_weight=None, features=None):
+    def fit(self, X, y=None, sample_weight=None, columns=None):
         """Compute the clustering.
 
         Parameters
@@ -75,7 +89,7 @@ class KMeans(KMeansBase):
         X : (n, d) array or any source :func:`segmint.open` accepts
         y : ignored
         sample_weight : (n,) array, optional
-        features : list of str, optional
+        columns : list of str, optional
             Columns of a source to cluster on (default: every numeric column).
 
         Returns
@@ -84,9 +98,19 @@ class KMeans(KMeansBase):
         """
         k = check_positive_int("n_clusters", self.n_clusters)
         max_iter = check_positive_int("max_iter", self.max_iter)
-        n_init = _check_n_init(self.n_init, self.init, default_random=10)
+        n_init = _check_n_init(self.n_init, self.init, default_random=10, owner=type(self).__name__)
         tol = _check_tol(self.tol)
-        data = self._features(X, features, reset=True)
+        verbose = self._check_verbose()
+        if self.algorithm not in ("lloyd", "elkan"):  # both exact: one Lloyd serves both
+            raise ParameterError(f"The 'algorithm' parameter of {type(self).__name__} must be a str among "
+                                 f"{{'lloyd', 'elkan'}}. Got {self.algorithm!r:.80} instead.")
+        if self.algorithm == "elkan" and k == 1:  # scikit-learn's warning, kept for parity
+            warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' "
+                          "instead.", RuntimeWarning, stacklevel=2)
+        if not isinstance(self.copy_x, (bool, np.bool_)):
+            raise ParameterError(f"The 'copy_x' parameter of {type(self).__name__} must be an instance of "
+                                 f"'bool'. Got {self.copy_x!r:.80} instead.")
+        data = self._matrix(X, columns, reset=True)
         _check_size(data, k)
         data.check_finite()
         w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
@@ -99,15 +123,18 @@ class KMeans(KMeansBase):
             sample_idx, sample = _init_sample(data, init_size, rng)
             sample_w = None if w is None else (w if sample_idx is None else w[sample_idx])
             centers = initial_centers(self.init, sample, k, rng, sample_w, data.dtype)
+            if verbose:
+                print("Initialization complete")
             tol_abs = tol * float(np.mean(np.var(sample, axis=0, dtype=np.float64))) if tol > 0 else 0.0
-            run = _lloyd(data, centers, w, max_iter, tol_abs)
+            run = _lloyd(data, centers, w, max_iter, tol_abs, verbose)
             if best is None or run[2] < best[2]:
                 best = run
         self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
+        warn_distinct(self.labels_, k)
         return self
 
 
-def _lloyd(data, centers, w, max_iter, tol_abs):
+def _lloyd(data, centers, w, max_iter, tol_abs, verbose=0):
     """Lloyd iterations from ``centers``: (centers, labels, inertia, n_iter)."""
     labels = np.empty(data.n_rows, dtype=np.int32)
     dist = np.empty(data.n_rows, dtype=data.dtype)
@@ -115,7 +142,9 @@ def _lloyd(data, centers, w, max_iter, tol_abs):
     have_previous = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        sums, wsums, _, labels, dist = lloyd_pass(data, centers, w, labels, dist)
+        sums, wsums, inertia, labels, dist = lloyd_pass(data, centers, w, labels, dist)
+        if verbose:  # scikit-learn's messages, iterations counted from 0
+            print(f"Iteration {n_iter - 1}, inertia {inertia}.")
         empty = np.flatnonzero(wsums == 0)
         if empty.size:
             _relocate(data, empty, labels, dist, w, sums, wsums)
@@ -125,8 +154,12 @@ def _lloyd(data, centers, w, max_iter, tol_abs):
         shift = float(np.sum((new.astype(np.float64) - centers) ** 2))
         centers = new
         if have_previous and np.array_equal(labels, previous):
+            if verbose:
+                print(f"Converged at iteration {n_iter - 1}: strict convergence.")
             break  # strict convergence: the assignment no longer changes
         if shift <= tol_abs:
+            if verbose:
+                print(f"Converged at iteration {n_iter - 1}: center shift {shift} within tolerance {tol_abs}.")
             break
         np.copyto(previous, labels)
         have_previous = True
@@ -148,13 +181,18 @@ def initial_centers(init, sample, k, rng, sample_weight, dtype):
     """Centers from an init spec ('k-means++', 'random', callable or array) on a sample."""
     if isinstance(init, str):
         if init == "k-means++":
-            centers, _ = kmeans_plusplus(sample, k, rng, sample_weight)
+            centers, _ = kmeans_plusplus(sample, k, rng, sample_weight=sample_weight)
             return centers.astype(dtype, copy=False)
         if init == "random":
             idx = rng.choice(sample.shape[0], size=k, replace=False)
             return np.array(sample[np.sort(idx)], dtype=dtype)
         raise ParameterError(f"init must be 'k-means++', 'random', a callable or an array, got {init!r}")
-    given = init(sample, k, rng) if callable(init) else init
+    if callable(init):
+        # scikit-learn's call: a legacy RandomState passed as random_state=, so callables written
+        # for it (random_state.randint, ...) run unchanged; drawn from rng, so still seeded
+        given = init(sample, k, random_state=np.random.RandomState(int(rng.integers(2**31 - 1))))
+    else:
+        given = init
     try:
         centers = np.array(given, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as e:
@@ -183,14 +221,19 @@ def _check_size(data, k):
                          "rows than clusters")
 
 
-def _check_n_init(n_init, init, default_random):
+def _check_n_init(n_init, init, default_random, owner, stacklevel=3):
+    """Seedings to run: 'auto' is 1 for 'k-means++' and given centers, ``default_random`` for
+    'random' and callables (as scikit-learn); given centers run once, with its warning."""
     if isinstance(n_init, str):
         if n_init != "auto":
             raise ParameterError(f"n_init must be 'auto' or a positive integer, got {n_init!r}")
-        return default_random if isinstance(init, str) and init == "random" else 1
+        return default_random if callable(init) or (isinstance(init, str) and init == "random") else 1
     n = check_positive_int("n_init", n_init, maximum=MAX_N_INIT)
     if not isinstance(init, str) and not callable(init):
-        return 1  # given centers: every run would be the same
+        if n != 1:  # given centers: every run would be the same
+            warnings.warn(f"Explicit initial center position passed: performing only one init in "
+                          f"{owner} instead of n_init={n}.", RuntimeWarning, stacklevel=stacklevel)
+        return 1
     return n
 
 

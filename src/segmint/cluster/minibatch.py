@@ -1,10 +1,13 @@
 """Mini-batch k-means (Sculley 2010) over arrays or any segmint source, in bounded memory."""
 import numbers
+import warnings
 
 import numpy as np
 
+from .._estimator import check_positive_int, check_random_state
 from ..errors import ParameterError
-from ._base import KMeansBase, check_positive_int, check_random_state, check_sample_weight
+from ._base import KMeansBase, check_sample_weight
+from ._matrix import check_centers
 from ._passes import assign_pass, prepare
 from .kmeans import _check_n_init, _check_size, _check_tol, _init_sample, initial_centers
 from ..kernels.assign import assign_rows
@@ -37,8 +40,13 @@ class MiniBatchKMeans(KMeansBase):
     init : {'k-means++', 'random'}, callable or array, default 'k-means++'
         Seeding on a random sample of ``init_size`` rows.
     max_iter : int, default 100
-        Upper bound on passes over the data (epochs), counted in mini-batch rows.
+        Upper bound on passes over the data (epochs), counted in mini-batch rows. It is
+        only an upper bound: with ``max_no_improvement`` set (the default, as in scikit-learn)
+        the fit usually stops long before, so a larger ``max_iter`` changes nothing; set
+        ``max_no_improvement=None`` (or use ``refine_iter``) for more work to pay off.
     batch_size : int, default 1024
+    verbose : int, default 0
+        Print progress (scikit-learn's messages) when > 0.
     compute_labels : bool, default True
         Store ``labels_`` of every row after fitting (``inertia_`` is computed either way).
     random_state : int, numpy Generator or None
@@ -48,9 +56,12 @@ class MiniBatchKMeans(KMeansBase):
     max_no_improvement : int or None, default 10
         Stop after this many steps without improvement of the smoothed batch inertia.
     init_size : int, optional
-        Rows sampled for seeding; default ``max(3 * batch_size, 3 * n_clusters)``.
+        Rows sampled for seeding; default ``3 * batch_size`` (``3 * n_clusters`` when that is
+        fewer than ``n_clusters``), as scikit-learn; below ``n_clusters`` it warns and uses
+        ``3 * n_clusters``.
     n_init : int or 'auto', default 'auto'
-        Seedings tried (1 for 'k-means++', 3 for 'random'); the best on a validation sample is kept.
+        Seedings tried (1 for 'k-means++' and given centers, 3 for 'random' and a callable); the
+        best on a validation sample is kept.
     reassignment_ratio : float, default 0.01
         Centers whose weight falls below this fraction of the heaviest center's are moved to
         random batch rows (checked every ``10 * n_clusters`` rows and whenever one is empty).
@@ -65,13 +76,14 @@ class MiniBatchKMeans(KMeansBase):
     n_steps_ : int, mini-batch steps run
     """
 
-    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
+    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024, verbose=0,
                  compute_labels=True, random_state=None, tol=0.0, max_no_improvement=10,
                  init_size=None, n_init="auto", reassignment_ratio=0.01, refine_iter=0):
         self.n_clusters = n_clusters
         self.init = init
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.verbose = verbose
         self.compute_labels = compute_labels
         self.random_state = random_state
         self.tol = tol
@@ -86,7 +98,9 @@ class MiniBatchKMeans(KMeansBase):
         self._k = check_positive_int("n_clusters", self.n_clusters)
         self._max_iter = check_positive_int("max_iter", self.max_iter)
         self._batch = check_positive_int("batch_size", self.batch_size)
-        self._n_init = _check_n_init(self.n_init, self.init, default_random=3)
+        self._n_init = _check_n_init(self.n_init, self.init, default_random=3, owner=type(self).__name__,
+                                     stacklevel=4)  # _check_n_init < _check_params < fit < the caller
+        self._verbose = self._check_verbose()
         self._tol = _check_tol(self.tol)
         if self.max_no_improvement is not None:
             check_positive_int("max_no_improvement", self.max_no_improvement, minimum=0)
@@ -96,12 +110,18 @@ class MiniBatchKMeans(KMeansBase):
         check_positive_int("refine_iter", self.refine_iter, minimum=0)
 
     def _init_size(self, n):
-        size = self.init_size if self.init_size is not None else max(3 * self._batch, 3 * self._k)
-        size = check_positive_int("init_size", size)
+        if self.init_size is None:
+            size = 3 * self._batch if 3 * self._batch >= self._k else 3 * self._k
+        else:
+            size = check_positive_int("init_size", self.init_size)
+            if size < self._k:  # scikit-learn's warning and fallback
+                warnings.warn(f"init_size={size} should be larger than n_clusters={self._k}. Setting it "
+                              "to min(3*n_clusters, n_samples)", RuntimeWarning, stacklevel=3)
+                size = 3 * self._k
         return min(n, max(size, self._k))
 
     # -- fit --------------------------------------------------------------------------------
-    def fit(self, X, y=None, sample_weight=None, features=None):
+    def fit(self, X, y=None, sample_weight=None, columns=None):
         """Compute the clustering from mini-batches of X.
 
         Parameters
@@ -109,14 +129,15 @@ class MiniBatchKMeans(KMeansBase):
         X : (n, d) array or any source :func:`segmint.open` accepts (streamed, bounded memory)
         y : ignored
         sample_weight : (n,) array, optional
-        features : list of str, optional
+        columns : list of str, optional
+            Columns of a source to cluster on (default: every numeric column).
 
         Returns
         -------
         self
         """
         self._check_params()
-        data = self._features(X, features, reset=True)
+        data = self._matrix(X, columns, reset=True)
         _check_size(data, self._k)
         data.check_finite()
         n = data.n_rows
@@ -137,7 +158,7 @@ class MiniBatchKMeans(KMeansBase):
         self._counts = np.zeros(self._k, dtype=np.float64)
         self._n_since_last_reassign = 0
         n_steps = max(1, (self._max_iter * n) // self._batch)
-        ewa, ewa_min, no_improvement = None, None, 0
+        self._ewa, self._ewa_min, self._no_improvement = None, None, 0
         step = 0
         steps_per_round = max(1, ROUND_ROWS // self._batch)
         done = False
@@ -154,21 +175,7 @@ class MiniBatchKMeans(KMeansBase):
                 wb = w[idx] if w is not None else None
                 inertia, moved = self._step(Xb, wb, centers, rng)
                 step += 1
-                # early stopping, as scikit-learn: smoothed batch inertia and center shift
-                batch_inertia = inertia / self._batch
-                if ewa is None:
-                    ewa = batch_inertia
-                else:
-                    alpha = min(1.0, max(self._batch * 2.0 / (n + 1), EWA_MIN_ALPHA))
-                    ewa = ewa * (1 - alpha) + batch_inertia * alpha
-                if self._tol > 0 and moved <= tol_abs:
-                    done = True
-                    break
-                if ewa_min is None or ewa < ewa_min:
-                    ewa_min, no_improvement = ewa, 0
-                else:
-                    no_improvement += 1
-                if self.max_no_improvement is not None and no_improvement >= self.max_no_improvement:
+                if self._converged(step, n_steps, n, inertia, moved, tol_abs):
                     done = True
                     break
         self.n_steps_ = step
@@ -187,6 +194,39 @@ class MiniBatchKMeans(KMeansBase):
             self.labels_ = labels
         return self
 
+    def _converged(self, step, n_steps, n, inertia, moved, tol_abs):
+        """Early stopping, as scikit-learn: on the center shift and on the smoothed batch inertia.
+
+        ``step`` counts from 1; the first step's inertia is measured against the initial
+        centers, so it is left out of the average (as scikit-learn does).
+        """
+        batch_inertia = inertia / self._batch  # comparable across batch sizes
+        if step == 1:
+            if self._verbose:
+                print(f"Minibatch step {step}/{n_steps}: mean batch inertia: {batch_inertia}")
+            return False
+        if self._ewa is None:
+            self._ewa = batch_inertia
+        else:
+            alpha = min(1.0, max(self._batch * 2.0 / (n + 1), EWA_MIN_ALPHA))
+            self._ewa = self._ewa * (1 - alpha) + batch_inertia * alpha
+        if self._verbose:
+            print(f"Minibatch step {step}/{n_steps}: mean batch inertia: {batch_inertia}, "
+                  f"ewa inertia: {self._ewa}")
+        if self._tol > 0 and moved <= tol_abs:
+            if self._verbose:
+                print(f"Converged (small centers change) at step {step}/{n_steps}")
+            return True
+        if self._ewa_min is None or self._ewa < self._ewa_min:
+            self._ewa_min, self._no_improvement = self._ewa, 0
+        else:
+            self._no_improvement += 1
+        if self.max_no_improvement is not None and self._no_improvement >= self.max_no_improvement:
+            if self._verbose:
+                print(f"Converged (lack of improvement in inertia) at step {step}/{n_steps}")
+            return True
+        return False
+
     def _best_seeding(self, data, w, rng, init_size):
         """Seed ``n_init`` times; keep the centers with the lowest inertia on a validation sample."""
         valid = None
@@ -194,13 +234,17 @@ class MiniBatchKMeans(KMeansBase):
             vidx = rng.integers(0, data.n_rows, size=init_size)
             valid = (data.take(vidx), None if w is None else w[vidx])
         best, best_inertia = None, np.inf
-        for _ in range(self._n_init):
+        for i in range(self._n_init):
+            if self._verbose:
+                print(f"Init {i + 1}/{self._n_init} with method {self.init}")
             idx, sample = _init_sample(data, init_size, rng)
             sw = None if w is None else (w if idx is None else w[idx])
             centers = initial_centers(self.init, sample, self._k, rng, sw, data.dtype)
             if valid is None:
                 return centers
             inertia = _batch_assign(valid[0], valid[1], centers)[2]
+            if self._verbose:
+                print(f"Inertia for init {i + 1}/{self._n_init}: {inertia}")
             if inertia < best_inertia:
                 best, best_inertia = centers, inertia
         return best
@@ -230,30 +274,41 @@ class MiniBatchKMeans(KMeansBase):
             to_reassign[keep] = False
         n_moves = int(to_reassign.sum())
         if n_moves:
+            if self._verbose:
+                print(f"[MiniBatchKMeans] Reassigning {n_moves} cluster centers.")
             picked = rng.choice(Xb.shape[0], size=n_moves, replace=False)
             centers[to_reassign] = Xb[picked]
             rest = counts[~to_reassign]
             counts[to_reassign] = rest.min() if rest.size else 0.0
 
     # -- partial_fit ------------------------------------------------------------------------
-    def partial_fit(self, X, y=None, sample_weight=None, features=None):
+    def partial_fit(self, X, y=None, sample_weight=None, columns=None):
         """Update the model with one mini-batch X (the first call also seeds it from X).
 
         The random state carries over between calls, so the same sequence of calls with the
         same seed gives the same model.
         """
         first = not hasattr(self, "cluster_centers_")
-        if first:
+        # centers set without a fit (by hand, or loaded from a model file) have no step state yet
+        fresh = first or not hasattr(self, "_counts")
+        if fresh:
             self._check_params()
-        data = self._features(X, features, reset=first)
+        data = self._matrix(X, columns, reset=first)
         data.check_finite()
         n = data.n_rows
         w = check_sample_weight(sample_weight, n, data.dtype)
         if first:
             _check_size(data, self._k)
+        if fresh:
             self._rng = check_random_state(self.random_state)
+        if first:
             self.cluster_centers_ = self._best_seeding(data, w, self._rng, self._init_size(n))
-            self._counts = np.zeros(self._k, dtype=np.float64)
+        elif fresh:
+            check_centers(self.cluster_centers_)
+            # a private, writable copy: the steps move the centers in place
+            self.cluster_centers_ = np.array(self.cluster_centers_, dtype=data.dtype, order="C")
+        if fresh:
+            self._counts = np.zeros(self.cluster_centers_.shape[0], dtype=np.float64)
             self._n_since_last_reassign = 0
             self.n_steps_ = 0
         Xb = data.array if data.array is not None else data.take(np.arange(n))
@@ -272,6 +327,6 @@ def _batch_assign(Xb, wb, centers):
     labels = np.empty(b, dtype=np.int32)
     dist = np.empty(b, dtype=Xb.dtype)
     # rows were checked when the data came in; the largest finite value keeps one compiled kernel
-    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True, float(np.finfo(Xb.dtype).max))
+    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
     inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
     return labels, dist, inertia

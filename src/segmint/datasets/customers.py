@@ -12,8 +12,8 @@ agrees with the customer table: purchase counts are ``frequency``, amounts sum t
 ``last_order_date``, views in the last 30 days number ``sessions_30d``.
 
 Determinism: customers are generated in blocks of ``BLOCK_SIZE`` whose random streams come
-from ``(seed, block index)``, so a seed gives the same data whatever the output format, batch
-size or thread count.
+from ``(random_state, block index)``, so a seed gives the same data whatever the output format,
+batch size or thread count (blocks are drawn on ``segmint.get_num_threads()`` threads).
 
 Time: the data are a snapshot taken at midnight UTC starting ``as_of``; every event lies
 before it, so ``recency_days >= 1`` and ``last_order_date = as_of - recency_days``.
@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 
+from .._parallel import get_num_threads
+from .._time import US_PER_DAY
 from ..errors import ParameterError
 
 BLOCK_SIZE = 1 << 18
@@ -77,13 +79,12 @@ NUMERIC_FEATURES = ("recency_days", "frequency", "monetary", "avg_order_value", 
                     "email_opens_90d", "email_clicks_90d", "cart_abandonments_90d",
                     "discount_share", "returns_count", "support_tickets")
 
-_DICT = {name: pa.array(values, type=pa.string())
-         for name, values in (("region", REGIONS), ("channel", CHANNELS), ("device", DEVICES),
-                              ("event_type", EVENT_TYPES))}
+_DICT_VALUES = {"region": REGIONS, "channel": CHANNELS, "device": DEVICES, "event_type": EVENT_TYPES}
+_DICT = {}  # name -> pa.array, built on first use: pa.array imports pandas, import segmint must not
 
 
-def customer_schema(as_of=DEFAULT_AS_OF, seed=0):
-    """The pyarrow schema of the customer table (metadata records personas, as_of and seed)."""
+def customer_schema(as_of=DEFAULT_AS_OF, random_state=0):
+    """The pyarrow schema of the customer table (metadata records personas, as_of and the seed)."""
     d = pa.dictionary(pa.int32(), pa.string())
     fields = [
         ("customer_id", pa.int64()), ("true_segment", pa.int8()),
@@ -100,14 +101,14 @@ def customer_schema(as_of=DEFAULT_AS_OF, seed=0):
         ("returns_count", pa.int32()), ("support_tickets", pa.int32()),
         ("email_opt_in", pa.bool_()), ("sms_opt_in", pa.bool_()),
     ]
-    return pa.schema(fields, metadata=_metadata(as_of, seed))
+    return pa.schema(fields, metadata=_metadata(as_of, random_state))
 
 
-def event_schema(as_of=DEFAULT_AS_OF, seed=0):
+def event_schema(as_of=DEFAULT_AS_OF, random_state=0):
     """The pyarrow schema of the event log."""
     return pa.schema([("customer_id", pa.int64()), ("ts", pa.timestamp("ms", tz="UTC")),
                       ("event_type", pa.dictionary(pa.int32(), pa.string())),
-                      ("amount", pa.float64())], metadata=_metadata(as_of, seed))
+                      ("amount", pa.float64())], metadata=_metadata(as_of, random_state))
 
 
 def _metadata(as_of, seed):
@@ -128,12 +129,12 @@ def _as_date(as_of):
         raise ParameterError(f"as_of {as_of[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
-def _checked_counts(n_customers, seed):
-    """``(n_customers, seed)`` as ints >= 0, or a ParameterError naming the argument."""
+def _checked_counts(n_customers, random_state):
+    """``(n_customers, random_state)`` as ints >= 0, or a ParameterError naming the argument."""
     checked = []
     if isinstance(n_customers, numbers.Real) and n_customers > MAX_CUSTOMERS:
         raise ParameterError(f"n_customers must be at most {MAX_CUSTOMERS:,}, got {n_customers:,}")
-    for name, value in (("n_customers", n_customers), ("seed", seed)):
+    for name, value in (("n_customers", n_customers), ("random_state", random_state)):
         if isinstance(value, float) and value.is_integer():  # 1e6 customers
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
@@ -142,30 +143,31 @@ def _checked_counts(n_customers, seed):
     return tuple(checked)
 
 
-def iter_customer_blocks(n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events=False, threads=2):
+def iter_customer_blocks(n_customers, *, random_state=0, as_of=DEFAULT_AS_OF, with_events=False):
     """Yield ``(customers, events)`` record batches, block by block (events None unless asked).
+
+    Blocks are drawn on ``segmint.get_num_threads()`` threads at once (numpy releases the GIL
+    while drawing); the output does not depend on it.
 
     Parameters
     ----------
     n_customers : int
         How many customers in all (>= 0).
-    seed : int
+    random_state : int
         Seed of every random stream; the same seed gives the same data.
     as_of : datetime.date or str
         The day the data describe: recency and tenure count back from it.
-    events : bool
+    with_events : bool
         Also generate the matching event log.
-    threads : int
-        Blocks generated at once (numpy releases the GIL while drawing); the output does not
-        depend on it.
     """
-    n_customers, seed = _checked_counts(n_customers, seed)
+    n_customers, random_state = _checked_counts(n_customers, random_state)
     as_of = _as_date(as_of)
     n_blocks = (n_customers + BLOCK_SIZE - 1) // BLOCK_SIZE
     sizes = [min(BLOCK_SIZE, n_customers - b * BLOCK_SIZE) for b in range(n_blocks)]
+    threads = get_num_threads()
 
     def make(b):
-        return _block(b, sizes[b], seed, as_of, events)
+        return _block(b, sizes[b], random_state, as_of, with_events)
 
     if threads <= 1 or n_blocks <= 1:
         for b in range(n_blocks):
@@ -181,15 +183,16 @@ def iter_customer_blocks(n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events=Fal
             yield fut.result()
 
 
-def make_customers(n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events=False):
+def make_customers(n_customers, *, random_state=0, as_of=DEFAULT_AS_OF, with_events=False):
     """Generate a synthetic customer base in memory.
 
     Parameters
     ----------
     n_customers : int
-    seed : int, default 0
+    random_state : int, default 0
+        Seed of every random stream; the same seed gives the same data.
     as_of : datetime.date or str, default 2026-10-01
-    events : bool, default False
+    with_events : bool, default False
         When True, also return the matching event log.
 
     Returns
@@ -197,34 +200,37 @@ def make_customers(n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events=False):
     customers : pyarrow.Table
         One row per customer; columns described in :func:`customer_schema`.
     events : pyarrow.Table
-        Only when ``events=True``: customer_id, ts (UTC), event_type, amount (purchases only).
+        Only when ``with_events=True``: customer_id, ts (UTC), event_type, amount (purchases only).
 
     Examples
     --------
     >>> import segmint
-    >>> t = segmint.make_customers(1000, seed=1)
+    >>> t = segmint.make_customers(1000, random_state=1)
     >>> t.num_rows
     1000
     """
     as_of = _as_date(as_of)
-    blocks = list(iter_customer_blocks(n_customers, seed=seed, as_of=as_of, events=events))
-    customers = pa.Table.from_batches([c for c, _ in blocks], schema=customer_schema(as_of, seed))
-    if not events:
+    blocks = list(iter_customer_blocks(n_customers, random_state=random_state, as_of=as_of, with_events=with_events))
+    customers = pa.Table.from_batches([c for c, _ in blocks], schema=customer_schema(as_of, random_state))
+    if not with_events:
         return customers
-    log = pa.Table.from_batches([e for _, e in blocks], schema=event_schema(as_of, seed))
+    log = pa.Table.from_batches([e for _, e in blocks], schema=event_schema(as_of, random_state))
     return customers, log
 
 
-def write_customers(path, n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events_path=None,
-                    format=None, threads=2):
+def write_customers(path, n_customers, *, random_state=0, as_of=DEFAULT_AS_OF, events_path=None,
+                    format=None):
     """Generate a customer base straight to a file, streaming (memory stays bounded).
+
+    Blocks are drawn on ``segmint.get_num_threads()`` threads (set it with
+    ``segmint.set_num_threads`` or ``with segmint.threads(n)``); the data do not depend on it.
 
     Parameters
     ----------
     path : str or os.PathLike
         ``.arrow``/``.feather`` (uncompressed IPC: memory-mappable) or ``.parquet``, or a folder
         for a Parquet dataset (trailing ``/``). Written atomically.
-    n_customers, seed, as_of : see :func:`make_customers`
+    n_customers, random_state, as_of : see :func:`make_customers`
     events_path : str or os.PathLike, optional
         Where to write the matching event log, same choice of formats.
     format : str, optional
@@ -239,17 +245,17 @@ def write_customers(path, n_customers, *, seed=0, as_of=DEFAULT_AS_OF, events_pa
     from ..io.writers import ResultWriter
 
     # everything is checked before the first row is drawn: arguments, then both outputs
-    _checked_counts(n_customers, seed)
+    _checked_counts(n_customers, random_state)
     as_of = _as_date(as_of)
     check_distinct([path, events_path])
     written = {"customers": 0, "events": 0}
     out = ev = None
     try:  # the writers are made inside: a Ctrl-C between two lines still drops the temporaries
-        out = ResultWriter(path, customer_schema(as_of, seed), format=format)
+        out = ResultWriter(path, customer_schema(as_of, random_state), format=format)
         if events_path is not None:
-            ev = ResultWriter(events_path, event_schema(as_of, seed))
-        for customers, events in iter_customer_blocks(n_customers, seed=seed, as_of=as_of,
-                                                      events=events_path is not None, threads=threads):
+            ev = ResultWriter(events_path, event_schema(as_of, random_state))
+        for customers, events in iter_customer_blocks(n_customers, random_state=random_state, as_of=as_of,
+                                                      with_events=events_path is not None):
             out.write(customers)
             if ev is not None:
                 ev.write(events)
@@ -385,14 +391,22 @@ def _date(days, mask=None):
     return pa.array(days.astype(np.int32), type=pa.int32(), mask=mask).cast(pa.date32())
 
 
+def _dict_values(name):
+    """The dictionary of a string column (threads racing here build equal arrays: harmless)."""
+    values = _DICT.get(name)
+    if values is None:
+        values = _DICT[name] = pa.array(_DICT_VALUES[name], type=pa.string())
+    return values
+
+
 def _dictionary(codes, name):
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), _DICT[name])
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), _dict_values(name))
 
 
 def _events(rng, ids, frequency, first_ago, recency, amounts, order_owner, sessions, opens,
             abandons, day0, as_of, seed):
     """The event log of one block, sorted by time within the block."""
-    ms_day = 86_400_000
+    ms_day = US_PER_DAY // 1000
     # purchases: the first on first_order_date, the last on last_order_date, others between
     n_orders = order_owner.size
     pos = np.arange(n_orders) - np.repeat(np.cumsum(frequency) - frequency, frequency)
@@ -427,6 +441,6 @@ def _events(rng, ids, frequency, first_ago, recency, amounts, order_owner, sessi
     is_purchase = kind[order] == 0
     arrays = [pa.array(ids[owner[order]]),
               pa.array(ts[order], type=pa.timestamp("ms", tz="UTC")),
-              pa.DictionaryArray.from_arrays(pa.array(kind[order]), _DICT["event_type"]),
+              pa.DictionaryArray.from_arrays(pa.array(kind[order]), _dict_values("event_type")),
               pa.array(amount[order], mask=~is_purchase)]
     return pa.RecordBatch.from_arrays(arrays, schema=event_schema(as_of, seed))

@@ -7,32 +7,30 @@ or a null timestamp are counted in the result's report, never dropped silently.
 import numbers
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from .._time import as_of_microseconds
+from .._time import (DURATION_UNITS, MAX_DURATION_US, MAX_US, MIN_US, US_PER_DAY, US_PER_WEEK,
+                     as_of_microseconds, time_scale)
 from ..errors import DataError, ParameterError, unknown_column
+from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
 from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
 from .._memory import pool_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
-from ..rules.compile import time_scale
 
-US_PER_DAY = 86_400_000_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DENSE_MAX = 1 << 31  # ids per dense span at most (slots are int32)
-DEFAULT_BATCH = 1 << 22  # events per batch: more events per customer per batch keep state in cache
-_PERIODS = {"D": (US_PER_DAY, 0), "W": (7 * US_PER_DAY, 3 * US_PER_DAY)}  # weeks start on Monday
-_UNITS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": US_PER_DAY, "w": 7 * US_PER_DAY}
-# Event times must lie in years 1..9999 (Python's datetime, the range as_of can take): then
-# every time fits int64 microseconds and every age (as_of - time) and window bound does too.
-# Times beyond would overflow silently in the kernels (a ms time near 2^63 lands in 1969).
-MIN_US = -62_135_596_800_000_000       # 0001-01-01T00:00:00
-MAX_US = 253_402_300_799_999_999       # 9999-12-31T23:59:59.999999
-MAX_DURATION_US = MAX_US - MIN_US      # a window longer than this cannot hold more events
+# (period length, shift): 1970-01-01 was a Thursday; shifted by 3 days, weeks start on Monday
+_PERIODS = {"D": (US_PER_DAY, 0), "W": (US_PER_WEEK, 3 * US_PER_DAY)}
+# Event times must lie in the years 1..9999 (``MIN_US..MAX_US``, see segmint._time): times
+# beyond would overflow silently in the kernels (a ms time near 2^63 lands in 1969).
+# A window with neither 'last' nor 'between' covers every age an event can have: [0, ALL_TIME)
+ALL_TIME_US = MAX_DURATION_US + 1
 # uint64 ids map onto int64 by flipping the top bit: a bijection that keeps their order
 # (0 -> -2^63, 2^63 -> 0, 2^64 - 1 -> 2^63 - 1), so the int64 kernels and sorts serve them too
 _SIGN = np.int64(-(1 << 63))
@@ -69,16 +67,21 @@ class AggregateResult:
     events: int
 
 
-def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, event_type=None,
-              qualifying=None, as_of=None, windows=None, batch_size=DEFAULT_BATCH):
+def aggregate(events, *, id_column="customer_id", timestamp="ts", amount=None, event_type=None,
+              qualifying=None, as_of=None, windows=None, batch_size=DEFAULT_BATCH_SIZE):
     """Per-customer recency, frequency, monetary value, tenure and windowed counts and sums.
+
+    ``frequency`` and ``recency_days`` here count events and days: ``frequency`` is the number
+    of qualifying events, ``recency_days`` the days since the last one. :func:`btyd_summary`
+    keeps the lifetimes package's meanings of ``frequency`` and ``recency`` (repeat periods,
+    periods between the first and the last purchase) for the models fitted on it.
 
     Parameters
     ----------
     events : anything :func:`segmint.open` accepts
-    customer : str
+    id_column : str
         The customer id column: integers (any width; uint64 ids such as hashes keep their
-        type and exact values) or strings.
+        type and exact values) or strings. The result keeps its name.
     timestamp : str
         The event time column: a timestamp or a date, in the years 1 to 9999 (beyond, time
         arithmetic would overflow: such a time is refused, naming its row and value).
@@ -93,27 +96,29 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
         The instant the features describe (default now, UTC); later events are ignored.
     windows : dict, optional
         Name -> spec, e.g. ``{"orders_90d": {"agg": "count", "last": "90d", "type": "purchase"},
-        "spend_60_120d": {"agg": "sum", "between": ["60d", "120d"], "type": ["purchase"]}}``:
-        ``last`` covers ages ``[0, d)``, ``between`` covers ``[a, b)`` before ``as_of``;
-        durations are at most 3,652,058 days (the years 1 to 9999).
+        "spend_60_120d": {"agg": "sum", "between": ["60d", "120d"], "type": ["purchase"]},
+        "purchases": {"agg": "count", "type": "purchase"}}``:
+        ``last`` covers ages ``[0, d)``, ``between`` covers ``[a, b)`` before ``as_of``, and
+        a window with neither covers all time up to ``as_of``; durations are at most
+        3,652,058 days (the years 1 to 9999).
         A trend, ``{"orders_trend": {"agg": "trend", "last": "60d", "type": "purchase",
         "of": "count"}}``, gives ``orders_trend_recent`` (last 60 days),
         ``orders_trend_previous`` (the 60 days before) and ``orders_trend``, their ratio
         (null when the earlier window is empty).
-    batch_size : int
+    batch_size : int, default ``segmint.io.DEFAULT_BATCH_SIZE``
         Events per batch; memory holds one batch (about 36 bytes per event) plus the
         per-customer state.
 
     Returns
     -------
     AggregateResult
-        ``table`` columns: the customer id, ``frequency`` (qualifying events), ``monetary``
-        (sum of their amounts), ``monetary_mean``, ``recency_days`` (whole days since the last
-        qualifying event; null when there is none), ``tenure_days`` (whole days since the
-        first event of any type), ``mean_gap_days`` (mean days between qualifying events:
-        first to last over ``frequency - 1``; null below two), ``first_event``,
-        ``last_event``, then one column per window. Customers whose every event was left
-        out are not in it.
+        ``table`` columns: the customer id (named as ``id_column``), ``frequency``
+        (qualifying events), ``monetary`` (sum of their amounts), ``monetary_mean``,
+        ``recency_days`` (whole days since the last qualifying event; null when there is
+        none), ``tenure_days`` (whole days since the first event of any type),
+        ``mean_gap_days`` (mean days between qualifying events: first to last over
+        ``frequency - 1``; null below two), ``first_event``, ``last_event``, then one
+        column per window. Customers whose every event was left out are not in it.
 
     Raises
     ------
@@ -123,7 +128,7 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
     DataError
         A column of the wrong type, or an event time outside the years 1 to 9999.
     """
-    inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
+    inp = _inputs(events, id_column, timestamp, amount, event_type, qualifying, as_of)
     spec = _windows(windows)
     if len(spec) > agg.MAX_WINDOWS:
         raise ParameterError(f"at most {agg.MAX_WINDOWS} windows per call (a trend counts two), got {len(spec)}")
@@ -134,9 +139,9 @@ def aggregate(events, *, customer="customer_id", timestamp="ts", amount=None, ev
     return AggregateResult(table, *scan.report_counts(), scan.n_events)
 
 
-def btyd_summary(events, *, customer="customer_id", timestamp="ts", amount=None,
+def btyd_summary(events, *, id_column="customer_id", timestamp="ts", amount=None,
                  event_type=None, qualifying=None, as_of=None, period="D",
-                 batch_size=DEFAULT_BATCH):
+                 batch_size=DEFAULT_BATCH_SIZE):
     """The summary buy-till-you-die (BTYD) lifetime-value models are fitted on.
 
     Follows the convention of ``lifetimes.utils.summary_data_from_transaction_data`` and
@@ -149,9 +154,13 @@ def btyd_summary(events, *, customer="customer_id", timestamp="ts", amount=None,
     - ``monetary_value``: mean amount per repeat period (the first period left out), 0 when
       there is no repeat.
 
+    These are lifetimes' names, kept so the table feeds its fitters unchanged; they differ
+    from :func:`aggregate`'s ``frequency`` (every qualifying event, the first included) and
+    ``recency_days`` (days since the last qualifying event, counted back from ``as_of``).
+
     Parameters
     ----------
-    events, customer, timestamp, amount, event_type, qualifying, as_of, batch_size
+    events, id_column, timestamp, amount, event_type, qualifying, as_of, batch_size
         As in :func:`aggregate`; ``qualifying`` names the purchase event types.
     period : {'D', 'W'}
         Day or week (``'day'`` and ``'week'`` also accepted).
@@ -167,32 +176,32 @@ def btyd_summary(events, *, customer="customer_id", timestamp="ts", amount=None,
     key = {"DAY": "D", "WEEK": "W"}.get(key, key)
     if key not in _PERIODS:
         raise ParameterError(f"period={period!r}: use 'D' (day) or 'W' (week)")
-    inp = _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of)
+    inp = _inputs(events, id_column, timestamp, amount, event_type, qualifying, as_of)
     scan = _Scan(inp, [], batch_size, period=_PERIODS[key])
     table = scan.table(_columns_btyd)
     return AggregateResult(table, *scan.report_counts(), scan.n_events)
 
 
-def _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of):
+def _inputs(events, id_column, timestamp, amount, event_type, qualifying, as_of):
     """Check the columns and options shared by :func:`aggregate` and :func:`btyd_summary`."""
-    for arg, col in (("customer", customer), ("timestamp", timestamp), ("amount", amount),
+    for arg, col in (("id_column", id_column), ("timestamp", timestamp), ("amount", amount),
                      ("event_type", event_type)):
         if col is not None and not isinstance(col, str):
             raise ParameterError(f"{arg}= names a column: expected a string, got {col!r}")
     src = open_source(events)
     as_of_us = _as_of_us(as_of)
     names = src.column_names
-    for col in [customer, timestamp] + [c for c in (amount, event_type) if c is not None]:
+    for col in [id_column, timestamp] + [c for c in (amount, event_type) if c is not None]:
         if col not in names:
             raise unknown_column(col, names, src.label)
-    id_kind = column_kind(src.schema.field(customer).type)
-    id_type = src.schema.field(customer).type
+    id_kind = column_kind(src.schema.field(id_column).type)
+    id_type = src.schema.field(id_column).type
     if id_kind == NUMERIC and pa.types.is_integer(id_type):
         string_ids = False
     elif id_kind == DICTIONARY:
         string_ids = True
     else:
-        raise DataError(f"customer id column {customer!r} has type {id_type}; use integers or strings")
+        raise DataError(f"customer id column {id_column!r} has type {id_type}; use integers or strings")
     ts_type = src.schema.field(timestamp).type
     if column_kind(ts_type) != TEMPORAL or pa.types.is_duration(ts_type):
         raise DataError(f"timestamp column {timestamp!r} has type {ts_type}; use a timestamp or a date")
@@ -204,7 +213,7 @@ def _inputs(events, customer, timestamp, amount, event_type, qualifying, as_of):
     qualifying = _as_tuple(qualifying, "qualifying=")
     if qualifying and event_type is None:
         raise ParameterError("qualifying= needs event_type= (the column of event types)")
-    return _Inputs(src, customer, timestamp, amount, event_type, qualifying, as_of_us, scale,
+    return _Inputs(src, id_column, timestamp, amount, event_type, qualifying, as_of_us, scale,
                    string_ids, id_type, pa.types.is_uint64(id_type))
 
 
@@ -219,7 +228,7 @@ def _as_of_us(as_of):
 @dataclass
 class _Inputs:
     src: object
-    customer: str
+    id_column: str
     timestamp: str
     amount: str
     event_type: str
@@ -314,8 +323,8 @@ class _Scan:
             return
         lo, hi, n = agg.INT64_MAX, agg.INT64_MIN, 0
         rng = np.zeros(3, dtype=np.int64)
-        for batch in src.batches(columns=[inp.customer], batch_size=batch_size):
-            ids = batch[inp.customer]
+        for batch in src.batches(columns=[inp.id_column], batch_size=batch_size):
+            ids = batch[inp.id_column]
             agg.id_range(_id_values(ids, inp), _bits(ids), ids.validity_offset, rng)
             if rng[2]:
                 lo, hi, n = min(lo, int(rng[0])), max(hi, int(rng[1])), n + int(rng[2])
@@ -363,9 +372,10 @@ class _Scan:
         ids = keys + (self.base or 0)
         # customers per hash partition, by the kernel that partitions events (time 0, kept)
         counts = np.zeros(agg.N_PART, dtype=np.int64)
-        agg.partition_count(ids, _NO_BITS, 0, np.zeros(ids.size, np.int64), _NO_BITS, 0, 1, 1,
-                            0, 0, 0, 0, ids.size, False, 0, np.empty(ids.size, np.int16), counts,
-                            np.zeros(3, np.int64), np.full(1, -1, np.int64))
+        _partition_count(_KernelColumn(ids), _KernelColumn(np.zeros(ids.size, np.int64)), _ALL_TIMES_AT_0,
+                         as_of_us=0, rows=(0, ids.size), dense=False, base=0,
+                         part=np.empty(ids.size, np.int16), counts=counts,
+                         report=np.zeros(3, np.int64), bad_row=np.full(1, -1, np.int64))
         need = int(counts.max())
         cap = max(16, need + need // 4)
         tcap = 1 << max(4, (2 * cap - 1).bit_length())
@@ -379,19 +389,17 @@ class _Scan:
 
     def _run(self, batch_size):
         inp = self.inp
-        read = [inp.customer, inp.timestamp] + [c for c in (inp.amount, inp.event_type) if c is not None]
+        read = [inp.id_column, inp.timestamp] + [c for c in (inp.amount, inp.event_type) if c is not None]
         n_threads = self.report.shape[0]
         self._plan_dense(batch_size)
         buffers = None
-        # to microseconds in the kernels (a multiply there is free; an array here is not)
-        ts_mul, ts_div = (int(round(inp.scale)), 1) if inp.scale >= 1 else (1, int(round(1 / inp.scale)))
-        ts_lo, ts_hi = _time_bounds(ts_mul, ts_div)
+        unit = _TimeUnit.of(inp.scale)
         for batch in inp.src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size):
             n = batch.num_rows
             self.n_events += n
             if n == 0:
                 continue
-            ids = batch[inp.customer]
+            ids = batch[inp.id_column]
             if inp.string_ids:
                 self.id_dictionary = ids.dictionary
             self._choose_mode(ids)
@@ -400,39 +408,39 @@ class _Scan:
             if buffers is None or buffers[0].shape[0] < n or buffers[1].shape[1] != width:
                 rows = pool_array((n, width), np.int64)
                 buffers = (pool_array(n, np.int16), rows, rows.view(np.float64), pool_array(n, np.int32))
-            id_values = _id_values(ids, inp)
+            id_col = _KernelColumn(_id_values(ids, inp), _bits(ids), ids.validity_offset)
             ts_view = batch[inp.timestamp]
-            ts = ts_view.values.view(np.int64)
+            ts_col = _KernelColumn(ts_view.values.view(np.int64), _bits(ts_view), ts_view.validity_offset)
             if inp.amount is not None:
                 a_view = batch[inp.amount]
-                amounts, a_bits, a_off = a_view.values.astype(np.float64, copy=False), _bits(a_view), a_view.validity_offset
+                amount_col = _KernelColumn(a_view.values.astype(np.float64, copy=False), _bits(a_view),
+                                           a_view.validity_offset)
             else:
-                amounts, a_bits, a_off = _NO_FLOATS, _NO_BITS, 0
-            types, t_bits, t_off, code_bits = _type_tables(batch, inp.event_type, inp.qualifying, self.spec)
+                amount_col = _KernelColumn(_NO_FLOATS)
+            type_col, code_bits = _type_tables(batch, inp.event_type, inp.qualifying, self.spec)
             part, buf, buf_f, b_slot = buffers
             chunks = chunk_bounds(n, -(-n // n_threads))
             counts = np.zeros((len(chunks), agg.N_PART), dtype=np.int64)
             bad_rows = np.full((len(chunks), 1), -1, dtype=np.int64)
 
             def count(c):
-                lo, hi = chunks[c]
-                agg.partition_count(id_values, _bits(ids), ids.validity_offset, ts, _bits(ts_view),
-                                    ts_view.validity_offset, ts_mul, ts_div, ts_lo, ts_hi, inp.as_of_us,
-                                    lo, hi, dense, base, part, counts[c], self.report[c], bad_rows[c])
+                _partition_count(id_col, ts_col, unit, as_of_us=inp.as_of_us, rows=chunks[c],
+                                 dense=dense, base=base, part=part, counts=counts[c],
+                                 report=self.report[c], bad_row=bad_rows[c])
 
             run_chunks(count, range(len(chunks)))
             if (bad_rows >= 0).any():
                 row = int(bad_rows[bad_rows >= 0].min())
-                raise _time_error(inp, ts_view, int(ts[row]), batch.start + row)
+                raise _time_error(inp, ts_view, int(ts_col.values[row]), batch.start + row)
             starts = np.zeros(agg.N_PART + 1, dtype=np.int64)
             np.cumsum(counts.sum(axis=0), out=starts[1:])
             pos = starts[:-1] + np.cumsum(counts, axis=0) - counts  # chunk c after chunks < c
 
             def scatter(c):
-                lo, hi = chunks[c]
-                agg.partition_scatter(id_values, ts, ts_mul, ts_div, amounts, a_bits, a_off, types, t_bits, t_off,
-                                      code_bits, inp.as_of_us, self.win_lo, self.win_hi, lo, hi, part,
-                                      pos[c], buf, buf_f, dense, base, b_slot)
+                _partition_scatter(id_col.values, ts_col.values, unit, amount_col, type_col, code_bits,
+                                   as_of_us=inp.as_of_us, windows=(self.win_lo, self.win_hi),
+                                   rows=chunks[c], part=part, pos=pos[c], buf=buf, buf_f=buf_f,
+                                   dense=dense, base=base, buf_slot=b_slot)
 
             run_chunks(scatter, range(len(chunks)))
             parts = _part_ranges(starts, n_threads)
@@ -526,7 +534,7 @@ def _columns_aggregate(scan, rows, ids):
     gap = np.divide((last_q - first_q) / US_PER_DAY, count - 1, out=np.zeros(count.size), where=repeat)
     first = ist[agg.I_FIRST]
     columns = {
-        scan.inp.customer: ids,
+        scan.inp.id_column: ids,
         "frequency": pa.array(count),
         "monetary": pa.array(total),
         "monetary_mean": pa.array(np.divide(total, amount_n, out=np.zeros(count.size), where=amount_n > 0),
@@ -562,7 +570,7 @@ def _columns_btyd(scan, rows, ids):
     repeat = n_periods - 1
     value = np.divide(total - first_amount, repeat, out=np.zeros(rows.size), where=repeat > 0)
     return pa.table({
-        scan.inp.customer: ids.filter(pa.array(keep)),
+        scan.inp.id_column: ids.filter(pa.array(keep)),
         "frequency": pa.array(repeat),
         "recency": pa.array((last - first).astype(np.float64)),
         "T": pa.array((now - first).astype(np.float64)),
@@ -601,11 +609,60 @@ def _id_values(view, inp):
     return view.values.astype(np.int64, copy=False)
 
 
-def _time_bounds(ts_mul, ts_div):
-    """``(lo, hi)``: the times, in the column's unit, whose microseconds lie in MIN_US..MAX_US."""
-    lo, hi = -(-MIN_US // ts_mul) * ts_div, MAX_US // ts_mul * ts_div
-    i64 = np.iinfo(np.int64)
-    return max(lo, int(i64.min)), min(hi, int(i64.max))
+# -- the partition kernels, called by name ------------------------------------------------------
+# The kernels take flat argument lists (Numba compiles plain arrays and ints best); these
+# wrappers, called once per chunk of a batch (never per event), give the arguments names.
+
+class _KernelColumn(NamedTuple):
+    """A column as the kernels read it."""
+    values: np.ndarray
+    bits: np.ndarray = None  # the validity bitmap; empty (or None): no nulls
+    offset: int = 0          # the bit of the first row in ``bits``
+
+    def bitmap(self):
+        return _NO_BITS if self.bits is None else self.bits
+
+
+class _TimeUnit(NamedTuple):
+    """How the kernels turn a time column's values into microseconds, and which values may be.
+
+    Microseconds are ``value * mul // div`` (a multiply in the kernel is free; an array of
+    converted times here is not); values outside ``lo..hi`` lie outside the years 1..9999.
+    """
+    mul: int
+    div: int
+    lo: int
+    hi: int
+
+    @classmethod
+    def of(cls, scale):
+        """The unit of a column whose value times ``scale`` is microseconds."""
+        mul, div = (int(round(scale)), 1) if scale >= 1 else (1, int(round(1 / scale)))
+        lo, hi = -(-MIN_US // mul) * div, MAX_US // mul * div
+        i64 = np.iinfo(np.int64)
+        return cls(mul, div, max(lo, int(i64.min)), min(hi, int(i64.max)))
+
+
+# Microseconds as they are, and only the time 0 allowed: for partitioning ids alone (their
+# times are all 0, at as_of 0, so every id is kept)
+_ALL_TIMES_AT_0 = _TimeUnit(mul=1, div=1, lo=0, hi=0)
+
+
+def _partition_count(ids, ts, unit, *, as_of_us, rows, dense, base, part, counts, report, bad_row):
+    """:func:`segmint.kernels.aggregate.partition_count` of ``rows = (lo, hi)`` by name."""
+    agg.partition_count(ids.values, ids.bitmap(), ids.offset, ts.values, ts.bitmap(), ts.offset,
+                        unit.mul, unit.div, unit.lo, unit.hi, as_of_us, rows[0], rows[1],
+                        dense, base, part, counts, report, bad_row)
+
+
+def _partition_scatter(ids, ts, unit, amounts, types, code_bits, *, as_of_us, windows, rows, part,
+                       pos, buf, buf_f, dense, base, buf_slot):
+    """:func:`segmint.kernels.aggregate.partition_scatter` of ``rows = (lo, hi)`` by name;
+    ``windows`` is ``(win_lo, win_hi)``, ``amounts`` and ``types`` are kernel columns."""
+    agg.partition_scatter(ids, ts, unit.mul, unit.div, amounts.values, amounts.bitmap(), amounts.offset,
+                          types.values, types.bitmap(), types.offset, code_bits, as_of_us,
+                          windows[0], windows[1], rows[0], rows[1], part, pos, buf, buf_f, dense,
+                          base, buf_slot)
 
 
 def _time_error(inp, view, value, row):
@@ -628,7 +685,8 @@ def _whole_days(day0_us, t_us):
 
 
 def _type_tables(batch, event_type, qualifying, spec):
-    """Per-batch bits over the event-type dictionary (the kernel reads type codes).
+    """Per-batch bits over the event-type dictionary (the kernel reads type codes):
+    ``(type codes as a kernel column, bits per code)``.
 
     Entry ``c + 1`` describes type code ``c``, entry 0 a null type (or no type column): bit
     ``j`` set when window j counts the event, bit ``QUALIFY_BIT`` when it qualifies.
@@ -644,9 +702,9 @@ def _type_tables(batch, event_type, qualifying, spec):
             b |= 1 << agg.QUALIFY_BIT
         bits[c] = b
     if event_type is None:
-        return _NO_CODES, _NO_BITS, 0, bits
+        return _KernelColumn(_NO_CODES), bits
     view = batch[event_type]
-    return view.values, _bits(view), view.validity_offset, bits
+    return _KernelColumn(view.values, _bits(view), view.validity_offset), bits
 
 
 def _windows(windows):
@@ -669,8 +727,8 @@ def _windows(windows):
         kind = w.get("agg", "count")
         if not isinstance(kind, str) or kind not in ("count", "sum", "trend"):
             raise ParameterError(f"window {name!r}: agg must be 'count', 'sum' or 'trend', got {kind!r}")
-        if ("last" in w) == ("between" in w):
-            raise ParameterError(f"window {name!r}: give either 'last' or 'between'")
+        if "last" in w and "between" in w:
+            raise ParameterError(f"window {name!r}: give either 'last' or 'between', not both")
         types = _as_tuple(w.get("type"), f"window {name!r}: type")
         if kind == "trend":
             of = w.get("of", "count")
@@ -687,6 +745,8 @@ def _windows(windows):
             raise ParameterError(f"window {name!r}: 'of' belongs to trends (agg: 'trend')")
         if "last" in w:
             start, end = 0, _duration(name, "last", w["last"])
+        elif "between" not in w:  # all time: every age from 0 to the longest possible
+            start, end = 0, ALL_TIME_US
         else:
             pair = w["between"]
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -711,7 +771,7 @@ def _duration(name, field, text):
     m = _DURATION.match(text) if isinstance(text, str) else None
     if not m:
         raise ParameterError(f"window {name!r}: {field} {text!r:.40} is not a duration like '90d', '12h' or '2w'")
-    us = float(m.group(1)) * _UNITS[m.group(2)]
+    us = float(m.group(1)) * DURATION_UNITS[m.group(2)]
     if us > MAX_DURATION_US:  # checked as a float: int() of the text's number may be huge
         raise ParameterError(f"window {name!r}: {field} {text!r:.40} is longer than the years 1 to 9999 "
                              f"that event times span (at most {MAX_DURATION_US // US_PER_DAY:,}d)")

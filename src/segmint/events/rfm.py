@@ -5,20 +5,24 @@ against them, so this quarter's customers can be scored on last quarter's scale.
 :func:`rfm_segments` is the classic table of named segments (Champions ... Lost), written as an
 ordinary :class:`~segmint.rules.RuleSet` over the scores: readable, editable, extensible.
 """
+import json
 import numbers
+import os
 
 import numpy as np
 import pyarrow as pa
 
-from ..cluster._base import NotFittedError, ParamsMixin
-from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
+from .._estimator import NotFittedError, ParamsMixin
+from .._documents import read_document
+from ..errors import CorruptFileError, DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import open as open_source
 from ..rules import RuleSet
 
 SCORE_COLUMNS = ("r_score", "f_score", "m_score", "rfm")
 MAX_BINS = 127  # scores are int8
 _ROLES = ("recency", "frequency", "monetary")
-_DOC_KIND = "segmint.RFMScorer"
+FORMAT = "segmint-rfm-boundaries"  # the "format" of a saved scorer (segmint.load dispatches on it)
+_OLD_KIND = "segmint.RFMScorer"     # documents written before "format": {"kind": _OLD_KIND, ...}
 _DOC_VERSION = 1
 
 
@@ -171,17 +175,56 @@ class RFMScorer(ParamsMixin):
         return self.fit(table).transform(table)
 
     # -- saving boundaries ---------------------------------------------------------------------
+    def save(self, path):
+        """Write the scorer (parameters and, when fitted, boundaries) to ``path`` as JSON, atomically.
+
+        ``RFMScorer.load(path)`` or ``segmint.load(path)`` reads it back.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        path
+        """
+        from ..io.writers import write_text
+        write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """The scorer saved at ``path`` by :meth:`save` (a ``.json``, ``.yaml`` or ``.yml`` file).
+
+        Raises
+        ------
+        SourceNotFoundError
+            No file at ``path``.
+        CorruptFileError
+            Not UTF-8 JSON/YAML, too large, or not a valid scorer document; the message names
+            the file and the field.
+        """
+        return cls._from_document(read_document(path, "the RFM boundaries", CorruptFileError), path)
+
+    @classmethod
+    def _from_document(cls, data, path):
+        """:meth:`from_dict` of a document read from ``path``: its complaints name the file."""
+        try:
+            return cls.from_dict(data)
+        except ParameterError as exc:  # the file is what is wrong, not an argument
+            raise CorruptFileError(f"{os.fspath(path)}: {exc}") from None
+
     def to_dict(self):
         """Parameters and learned boundaries as plain JSON-able data (no pickle).
 
         Returns
         -------
         dict
-            ``{"kind": "segmint.RFMScorer", "version": 1, "bins": 5, "columns": {...},
+            ``{"format": "segmint-rfm-boundaries", "version": 1, "bins": 5, "columns": {...},
             "boundaries": {"recency": [...], "frequency": [...], "monetary": [...]},
             "n_customers": ...}``; ``boundaries`` and ``n_customers`` only when fitted.
         """
-        out = {"kind": _DOC_KIND, "version": _DOC_VERSION, "bins": self.bins,
+        out = {"format": FORMAT, "version": _DOC_VERSION, "bins": self.bins,
                "columns": {role: getattr(self, role) for role in _ROLES}}
         if hasattr(self, "boundaries_"):
             out["boundaries"] = {role: [float(b) for b in self.boundaries_[role]] for role in _ROLES}
@@ -192,19 +235,30 @@ class RFMScorer(ParamsMixin):
     def from_dict(cls, data):
         """Rebuild a scorer saved with :meth:`to_dict` (fitted if the boundaries are there).
 
+        Documents written before the ``format`` field (``"kind": "segmint.RFMScorer"``) are
+        read too.
+
         Raises
         ------
         ParameterError (a ValueError)
             The document is not a scorer, a field has the wrong type, or its boundaries have
             the wrong length or order, or are not finite numbers.
         """
-        if not isinstance(data, dict) or data.get("kind") != _DOC_KIND:
-            raise ParameterError(f"not an RFMScorer document: expected a dict with kind {_DOC_KIND!r}")
+        if not isinstance(data, dict) or ("format" not in data and "kind" not in data) \
+                or data.get("format", FORMAT) != FORMAT or data.get("kind", _OLD_KIND) != _OLD_KIND:
+            if not isinstance(data, dict):
+                found = f"a {type(data).__name__}"
+            elif data.get("kind", _OLD_KIND) != _OLD_KIND:
+                found = f"kind {_short(data['kind'])}"
+            else:
+                found = f"format {_short(data.get('format'))}"
+            raise ParameterError(f"not an RFMScorer document: expected a dict with format {FORMAT!r}, "
+                                 f"got {found}")
         version = data.get("version")
         if type(version) is not int or version != _DOC_VERSION:
             raise ParameterError(f"RFMScorer document version {_short(version)} is not supported "
                                  f"(this segmint reads version {_DOC_VERSION})")
-        unknown = set(data) - {"kind", "version", "bins", "columns", "boundaries", "n_customers"}
+        unknown = set(data) - {"format", "kind", "version", "bins", "columns", "boundaries", "n_customers"}
         if unknown:
             raise ParameterError(f"unknown keys in the RFMScorer document: "
                                  f"{', '.join(sorted(map(_short, unknown)))}")
@@ -257,7 +311,7 @@ class RFMScorer(ParamsMixin):
     def _check_fitted(self):
         if not hasattr(self, "boundaries_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
-                                 "with a customer table, or load boundaries with from_dict, first.")
+                                 "with a customer table, or load saved boundaries with RFMScorer.load or from_dict, first.")
 
     def _columns(self, table):
         return {role: numeric_column(table, getattr(self, role), role) for role in _ROLES}

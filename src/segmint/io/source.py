@@ -11,8 +11,11 @@ A :class:`Source` knows its schema and row count without reading data, and strea
 - Parquet file or directory of Parquet files: read row group by row group with column
   projection, files in sorted path order, strings read dictionary-encoded;
 - pyarrow Table / RecordBatch, pandas or polars DataFrame, dict of arrays, 2-D numpy array:
-  held in memory as a pyarrow Table (zero-copy where pyarrow allows);
-- pyarrow RecordBatchReader: one pass only.
+  held in memory as a pyarrow Table (zero-copy where pyarrow allows; polars frames through
+  the Arrow C stream interface, so their buffers are shared, not copied);
+- pyarrow RecordBatchReader, and any other object exporting the Arrow PyCapsule stream
+  interface (``__arrow_c_stream__``: DuckDB relations, ADBC readers, other Arrow producers):
+  streamed batch by batch, zero-copy where the producer allows, one pass only.
 
 Memory stays bounded by one batch (one record batch or row group for compressed files) plus,
 per string column, its dictionary.
@@ -41,6 +44,8 @@ from ..errors import (CorruptFileError, DataError, DuplicateColumnError, Paramet
                       SegmintError, SourceConsumedError, SourceNotFoundError, unknown_column)
 from .columns import DictionaryUnifier, LayoutError, check_layout, check_supported, view_of
 
+# Rows per batch wherever a call does not say: segmint's one default (memory holds about one
+# batch per stream; 131,072 rows keep per-batch overheads small and a batch in cache-sized pieces)
 DEFAULT_BATCH_SIZE = 131_072
 
 _IPC_MAGIC = b"ARROW1"
@@ -66,8 +71,10 @@ def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / py
     data : str, os.PathLike or in-memory data
         A path to an Arrow IPC / Feather v2 file (compressed or not), an IPC stream file, a
         Parquet file or a directory of Parquet files; or a pyarrow Table, RecordBatch or
-        RecordBatchReader, a pandas or polars DataFrame, a dict of 1-D arrays, or a 2-D numpy
-        array (columns named ``x0, x1, ...``). An already open :class:`Source` is returned as is.
+        RecordBatchReader, a pandas or polars DataFrame, any object exporting the Arrow
+        PyCapsule stream interface (``__arrow_c_stream__``: a DuckDB relation, an ADBC
+        reader...; read once, as a stream), a dict of 1-D arrays, or a 2-D numpy array
+        (columns named ``x0, x1, ...``). An already open :class:`Source` is returned as is.
     columns : list of str, optional
         Restrict the source to these columns (checked now: an unknown name raises).
     name : str, optional
@@ -279,8 +286,7 @@ class Source:
                 return schema.empty_table()
             # Parquet strings arrive dictionary-encoded (see ParquetSource): the table keeps
             # the types the source declares
-            table = pa.Table.from_batches(batches)
-            return table if table.schema.equals(schema) else table.cast(schema)
+            return _as_schema(pa.Table.from_batches(batches), schema)
         except _READ_ERRORS as exc:
             raise _corrupt(self.label, exc) from None
 
@@ -300,6 +306,28 @@ class Source:
         rows = self.num_rows if not self.one_shot else "?"
         return (f"<segmint Source {self.kind} {self.label}: {rows} rows x "
                 f"{len(self.column_names)} columns>")
+
+
+def _as_schema(table, schema):
+    """``table`` with the types ``schema`` declares: strings read dictionary-encoded are
+    decoded (Arrow cannot cast a dictionary of string views to string views)."""
+    if table.schema.equals(schema):
+        return table
+    columns = []
+    for field, column in zip(schema, table.columns):
+        if pa.types.is_dictionary(column.type) and not pa.types.is_dictionary(field.type):
+            column = pa.chunked_array([_decode(c) for c in column.chunks], type=column.type.value_type)
+        columns.append(column if column.type == field.type else column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _decode(chunk):
+    """A dictionary array's values, row by row (through large strings where Arrow has no
+    kernel for string views)."""
+    try:
+        return chunk.dictionary_decode()
+    except pa.ArrowNotImplementedError:
+        return chunk.dictionary.cast(pa.large_string()).take(chunk.indices).cast(chunk.type.value_type)
 
 
 def _is_string_like(t):
@@ -671,7 +699,8 @@ class TableSource(Source):
 
 
 class ReaderSource(Source):
-    """A pyarrow RecordBatchReader: it can be read once."""
+    """A stream of record batches (a pyarrow RecordBatchReader, or a reader imported from an
+    Arrow C stream): it can be read once."""
 
     kind = "reader"
     one_shot = True
@@ -688,11 +717,47 @@ class ReaderSource(Source):
     def _record_batches(self, names, batch_size):
         if self._consumed:
             raise SourceConsumedError(
-                f"{self.label} is a RecordBatchReader and was already read once; open the data "
+                f"{self.label} is a stream and was already read once; open the data "
                 "again, or pass a Table or a file to read it several times")
         self._consumed = True
-        for batch in self._reader:
+        batches = iter(self._reader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:  # the producer failed mid-stream (a query's error...)
+                raise _producer_error(f"reading {self.label} failed", exc) from None
             yield batch.select(names) if names else _empty_batch(batch.num_rows)
+
+    def close(self):
+        """Release the stream (a database's result set, say) whether or not it was read."""
+        try:
+            self._reader.close()
+        except Exception:  # closing twice, or a producer that cannot: nothing left to release
+            pass
+
+
+def _producer_error(what, exc):
+    """A producer's own exception (pyarrow's, DuckDB's, a driver's...) as a DataError."""
+    if isinstance(exc, SegmintError):
+        return exc
+    return DataError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _open_stream(data, label):
+    """A one-shot source over an object exporting ``__arrow_c_stream__``.
+
+    pyarrow imports the C stream without copying: each record batch's buffers stay the
+    producer's. A producer may re-run its work on every export (a DuckDB relation re-runs
+    its query, perhaps in another row order) or yield nothing the second time (a reader):
+    either would break a source read several times, so one export is made, read once.
+    """
+    try:
+        reader = pa.RecordBatchReader.from_stream(data)
+    except Exception as exc:  # the producer's refusal (a busy connection...) or not a table
+        raise _producer_error(f"cannot read {label} through the Arrow C stream interface", exc) from None
+    return ReaderSource(reader, label)
 
 
 def _open_memory(data, name):
@@ -711,8 +776,15 @@ def _open_memory(data, name):
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"cannot convert the pandas DataFrame to Arrow: {exc}") from None
         return TableSource(table, name or "a pandas DataFrame")
-    if module == "polars" and hasattr(data, "to_arrow"):
-        return TableSource(data.to_arrow(), name or "a polars DataFrame")
+    if module == "polars" and hasattr(data, "__arrow_c_stream__") and hasattr(data, "columns"):
+        # a DataFrame in memory: one Table over its own buffers, read as often as asked
+        try:
+            table = pa.table(data)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(f"cannot read the polars DataFrame through Arrow: {exc}") from None
+        return TableSource(table, name or "a polars DataFrame")
+    if hasattr(type(data), "__arrow_c_stream__"):
+        return _open_stream(data, name or f"a {type(data).__name__} (Arrow stream)")
     if isinstance(data, dict):
         return TableSource(_table_from_dict(data), name or "a dict of arrays")
     if isinstance(data, np.ndarray):
@@ -722,8 +794,9 @@ def _open_memory(data, name):
         return TableSource(_table_from_dict(arrays), name or "a 2-D numpy array")
     raise DataError(
         f"segmint.open cannot read an object of type {type(data).__name__}; give a path, a "
-        "pyarrow Table/RecordBatch/RecordBatchReader, a pandas or polars DataFrame, a dict of "
-        "arrays or a 2-D numpy array")
+        "pyarrow Table/RecordBatch/RecordBatchReader, a pandas or polars DataFrame, an object "
+        "with __arrow_c_stream__ (DuckDB relation, ADBC reader...), a dict of arrays or a "
+        "2-D numpy array")
 
 
 def _table_from_dict(data):

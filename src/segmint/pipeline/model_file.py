@@ -2,7 +2,7 @@
 
 A ``.seg`` file is a zip archive holding
 
-- ``segmint-model.json``: ``{"format": "segmint.Segmenter", "version": 1,
+- ``segmint-model.json``: ``{"format": "segmint-model", "version": 1,
   "segmint_version": ..., "params": {...}, "features": <FeatureSpec.to_dict()> or null,
   "rules": <RuleSet.to_dict()> or null, "cluster_within": [...], "segment_names": [...],
   "clusterer": null or {"type": "MiniBatchKMeans" | "KMeans", "params": {...},
@@ -11,11 +11,17 @@ A ``.seg`` file is a zip archive holding
   ``allow_pickle=False``.
 
 Readers refuse files of a newer format version, and check every shape and type before
-building the model. A model file may come from anyone: :func:`load` reads nothing beyond
+building the model. A model file may come from anyone: :func:`read_state` reads nothing beyond
 fixed bounds (see its docstring) and ends every problem in a :class:`ModelFormatError` naming
-the file and the field; :func:`save` applies the same bounds, so what it writes loads again. Floats in JSON round-trip exactly (Python writes the shortest repr that
+the file and the field; :func:`write_state` applies the same bounds, so what it writes loads
+again. Floats in JSON round-trip exactly (Python writes the shortest repr that
 reads back to the same double), and the centers are stored bit for bit, so a loaded model
 predicts bit-identically.
+
+This module converts between files and :class:`SegmenterState` (the fitted state as plain
+data: parameters, the fitted FeatureSpec, RuleSet and clusterer, names); the Segmenter builds
+itself from a state (:meth:`Segmenter._from_state`) and hands its state here to save. So
+``segmenter`` imports this module, never the reverse.
 """
 import io
 import json
@@ -24,17 +30,18 @@ import stat
 import struct
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
 from .._documents import parse_document
 from ..cluster import KMeans, MiniBatchKMeans
-from ..errors import CorruptFileError, DataError, OutputError, SegmintError, SourceNotFoundError
+from ..errors import CorruptFileError, OutputError, ParameterError, SegmintError, SourceNotFoundError
 from ..io.writers import atomic_file
 from ..rules import RuleSet
 from .features import FeatureSpec
 
-FORMAT = "segmint.Segmenter"
+FORMAT = "segmint-model"
 VERSION = 1
 MANIFEST = "segmint-model.json"
 _CLUSTERERS = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
@@ -44,21 +51,58 @@ class ModelFormatError(CorruptFileError):
     """A model file that cannot be read: damaged, truncated, wrong shapes, or too new."""
 
 
-def save(model, path):
-    """Write ``model`` (a fitted Segmenter) to ``path`` atomically (temporary file, rename)."""
+class UnsavableParameterError(ParameterError, TypeError):
+    """A parameter of the model that a model file cannot hold as plain data (e.g. a numpy
+    random Generator as ``random_state``); a TypeError too, as the wrong kind of value."""
+
+
+@dataclass
+class SegmenterState:
+    """A fitted Segmenter as data: what a model file holds, once its document is checked.
+
+    Attributes
+    ----------
+    params : dict
+        The Segmenter's own parameters: ``id_column``, ``fit_rows``, ``dtype`` (a name),
+        ``random_state``.
+    features : FeatureSpec or None
+        Fitted.
+    rules : RuleSet or None
+    clusterer : KMeans or MiniBatchKMeans or None
+        With ``cluster_centers_``, ``n_features_in_`` and ``inertia_`` set.
+    cluster_within : list of str
+        The rule segments clustered (empty without rules or clusterer).
+    segment_names : list of str
+        The name of every segment id.
+    n_rows_fit : int
+        Rows the clusterer was fitted on.
+    """
+
+    params: dict
+    features: object
+    rules: object
+    clusterer: object
+    cluster_within: list
+    segment_names: list
+    n_rows_fit: int
+
+
+def write_state(path, state):
+    """Write ``state`` (a :class:`SegmenterState`) to ``path`` atomically (temporary file, rename)."""
     from .. import __version__
     path = os.fspath(path)
-    clusterer = model.clusterer_
+    clusterer = state.clusterer
+    params = state.params
     doc = {
         "format": FORMAT, "version": VERSION, "segmint_version": __version__,
         # _plain: a numpy integer fit_rows made json.dumps fail
-        "params": {"id_column": model.id_column, "fit_rows": _plain(model.fit_rows),
-                   "dtype": np.dtype(model.dtype).name, "random_state": _plain(model.random_state)},
-        "features": model.feature_spec_.to_dict() if model.feature_spec_ is not None else None,
-        "rules": model.rules_.to_dict() if model.rules_ is not None else None,
-        "cluster_within": list(model.within_),
-        "segment_names": list(model.segment_names_),
-        "n_rows_fit": int(model.n_rows_fit_),
+        "params": {"id_column": params["id_column"], "fit_rows": _plain(params["fit_rows"]),
+                   "dtype": np.dtype(params["dtype"]).name, "random_state": _plain(params["random_state"])},
+        "features": state.features.to_dict() if state.features is not None else None,
+        "rules": state.rules.to_dict() if state.rules is not None else None,
+        "cluster_within": list(state.cluster_within),
+        "segment_names": list(state.segment_names),
+        "n_rows_fit": int(state.n_rows_fit),
         "clusterer": None,
     }
     arrays = {}
@@ -74,7 +118,7 @@ def save(model, path):
         buf = io.BytesIO()
         np.save(buf, array, allow_pickle=False)
         members[name] = buf.getvalue()
-    # what is saved must load: the bounds load() applies are checked here, before writing
+    # what is saved must load: the bounds read_state() applies are checked here, before writing
     if clusterer is not None and not 1 <= doc["clusterer"]["n_features_in"] <= MAX_FEATURES:
         raise OutputError(f"cannot save the model to {path}: {doc['clusterer']['n_features_in']:,} "
                           f"features, beyond the {MAX_FEATURES:,} segmint loads")
@@ -89,8 +133,8 @@ def save(model, path):
                 z.writestr(name, data, compress_type=_compression(data))
 
 
-def load(path):
-    """Read a model saved by :meth:`Segmenter.save`.
+def read_state(path):
+    """Read the :class:`SegmenterState` of a model saved by :meth:`Segmenter.save`.
 
     A model file may come from anyone, so everything is checked before it is used, and
     nothing is inflated or allocated beyond a bound: the file must be a regular file of at
@@ -108,7 +152,6 @@ def load(path):
         Not a segmint model, truncated or damaged, a newer format version, wrong shapes or
         types, or beyond one of the bounds above. The message names the file and the field.
     """
-    from .segmenter import Segmenter
     path = os.fspath(path)
     _check_regular_file(path)
     try:
@@ -136,7 +179,7 @@ def load(path):
         if isinstance(exc, FileNotFoundError):
             raise
         raise ModelFormatError(f"{path} could not be read: {exc}") from None
-    return _build(Segmenter, doc, arrays, path)
+    return _state(doc, arrays, path)
 
 
 CENTERS = "centers.npy"
@@ -150,7 +193,7 @@ _CD_END = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
 
 
 def _compression(data):
-    """Deflate, unless ``data`` compresses so well that load() would take it for a bomb
+    """Deflate, unless ``data`` compresses so well that read_state() would take it for a bomb
     (a large, highly regular member): then it is stored as is."""
     if len(data) <= (1 << 20):
         return zipfile.ZIP_DEFLATED
@@ -300,7 +343,10 @@ def _read_centers(z, info, path, doc):
     return centers
 
 
-def _build(Segmenter, doc, arrays, path):
+def _state(doc, arrays, path):
+    """The :class:`SegmenterState` a checked model description and its arrays hold; every
+    problem a ModelFormatError naming ``path`` and the field. (That the pieces fit together as
+    one Segmenter is checked by :meth:`Segmenter._from_state`.)"""
     def need(cond, what):
         if not cond:
             raise ModelFormatError(f"{path}: {what}")
@@ -354,33 +400,20 @@ def _build(Segmenter, doc, arrays, path):
     within = doc["cluster_within"]
     need(isinstance(within, list) and all(isinstance(n, str) for n in within),
          f"cluster_within must be a list of segment names, got {_short(within)}")
-    try:
-        model = Segmenter(spec, clusterer=clusterer, rules=rules,
-                          cluster_within=list(within) if (rules and clusterer) else None,
-                          id_column=params.get("id_column"), fit_rows=params.get("fit_rows"),
-                          dtype=np.dtype(params.get("dtype", "float32")),
-                          random_state=params.get("random_state", 0))
-        spec_, rules_, clusterer_, within = model._validate()
-    except (ValueError, TypeError, OverflowError, DataError) as exc:  # DataError: e.g. an unknown cluster_within
-        raise ModelFormatError(f"{path}: {exc}") from None
-    if clusterer is not None:  # fitted on a matrix of the model's dtype: anything else was edited
-        need(clusterer.cluster_centers_.dtype == np.dtype(model.dtype),
-             f"centers are {clusterer.cluster_centers_.dtype} but the model's dtype is {np.dtype(model.dtype)}")
-    model.feature_spec_, model.rules_, model.clusterer_, model.within_ = spec, rules_, clusterer, within
     n_rows_fit = doc.get("n_rows_fit", 0)
     need(isinstance(n_rows_fit, int) and not isinstance(n_rows_fit, bool) and n_rows_fit >= 0,
          f"n_rows_fit must be a count of rows, got {n_rows_fit!r}")
-    model.n_rows_fit_ = n_rows_fit
-    model.n_clusters_ = int(clusterer.cluster_centers_.shape[0]) if clusterer is not None else 0
-    model._name_segments()
     names = doc["segment_names"]
-    # the same rules as Segmenter.rename: one non-empty, unique name per segment id
-    need(isinstance(names, list) and len(names) == len(model.segment_names_)
-         and all(isinstance(n, str) and n.strip() for n in names) and len(set(names)) == len(names),
-         f"segment_names must list {len(model.segment_names_)} unique non-empty names (one per "
-         f"cluster center and rule segment), got {_short(names)}")
-    model.segment_names_ = list(names)
-    return model
+    # the same rules as Segmenter.rename: one non-empty, unique name per segment id (their
+    # number is checked against the model by Segmenter._from_state)
+    need(isinstance(names, list) and all(isinstance(n, str) and n.strip() for n in names)
+         and len(set(names)) == len(names),
+         f"segment_names must list unique non-empty names (one per cluster center and rule "
+         f"segment), got {_short(names)}")
+    params = {"id_column": params.get("id_column"), "fit_rows": params.get("fit_rows"),
+              "dtype": params.get("dtype", "float32"), "random_state": params.get("random_state", 0)}
+    return SegmenterState(params=params, features=spec, rules=rules, clusterer=clusterer,
+                          cluster_within=list(within), segment_names=list(names), n_rows_fit=n_rows_fit)
 
 
 def _section(from_dict, data, key, path):
@@ -449,5 +482,5 @@ def _plain(value):
         return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"parameter value {value!r} of type {type(value).__name__} cannot be saved "
+    raise UnsavableParameterError(f"parameter value {value!r} of type {type(value).__name__} cannot be saved "
                     "as plain data; pass numbers or strings")

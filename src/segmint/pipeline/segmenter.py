@@ -14,19 +14,18 @@ import functools
 import numpy as np
 import pyarrow as pa
 
+from .._estimator import NotFittedError, ParamsMixin, check_positive_int, check_random_state
 from .._parallel import ordered_map
 from ..cluster import KMeans, MiniBatchKMeans
-from ..cluster._base import NotFittedError, ParamsMixin, check_positive_int, check_random_state
-from ..cluster._features import FeatureError, Features, check_centers, value_limit
+from ..cluster._matrix import FeatureError, Features, check_centers
 from ..cluster._passes import assign_pass
 from ..errors import (DataError, ParameterError, SourceConsumedError, UnsupportedTypeError, closest_names,
                       unknown_column)
-from ..io import ResultWriter
+from ..io import DEFAULT_BATCH_SIZE, ResultWriter
 from ..io import open as open_source
 from ..rules import RuleSet
+from . import model_file
 from .features import FeatureSpec
-
-SCORE_BATCH = 131_072  # rows per scoring batch: bounds memory, keeps both cores busy
 _CLUSTERERS = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
 
 
@@ -133,7 +132,7 @@ class Segmenter(ParamsMixin):
         return spec, rules, clusterer, within
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, source, y=None, *, as_of=None, batch_size=SCORE_BATCH):
+    def fit(self, source, y=None, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE):
         """Fit the feature statistics, then the clusterer on the customers in scope.
 
         Parameters
@@ -142,6 +141,8 @@ class Segmenter(ParamsMixin):
             table, a DataFrame; not a one-shot stream)
         as_of : datetime, date or ISO string, optional
             For rules using ``days_since``/``within_last`` (default now, UTC).
+        batch_size : int, default ``segmint.io.DEFAULT_BATCH_SIZE``
+            Rows per batch read at a time (bounds memory).
 
         Returns
         -------
@@ -201,7 +202,7 @@ class Segmenter(ParamsMixin):
             # fit_rows counts customers in scope: the keep probability must come from their
             # number, not from all rows (which gave too few rows, and sampled even when fewer
             # than fit_rows were in scope). One extra rules-only pass counts them.
-            counts = self.rules_.counts(src, as_of, batch_size=batch_size)
+            counts = self.rules_.counts(src, as_of=as_of, batch_size=batch_size)
             matched = dict(zip(counts.column("segment").to_pylist(), counts.column("matched").to_pylist()))
             n_total = sum(matched[name] for name in self.within_)
         keep_p = None
@@ -228,9 +229,8 @@ class Segmenter(ParamsMixin):
             for batch in src.batches(columns=columns, batch_size=batch_size):
                 yield batch, None
             return
-        acc = self.rules_._counts_acc()
-        for batch, assign, _ in self.rules_._stream(src, as_of, True, batch_size, None, acc, extra=columns):
-            yield batch, assign
+        for batch, codes, _ in self.rules_.stream(src, as_of=as_of, batch_size=batch_size, columns=columns):
+            yield batch, codes
 
     def _rule_labels(self):
         """Rule segment names by code: the rules', then the default."""
@@ -303,7 +303,7 @@ class Segmenter(ParamsMixin):
         if rules is not None:
             rules.prepare(src.schema)  # type errors name the rule and the column
 
-    def score(self, source, out=None, *, as_of=None, batch_size=SCORE_BATCH, progress=None):
+    def score(self, source, out=None, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE, progress=None):
         """Segment of every customer, streamed; the whole result or written to ``out``.
 
         Unlike scikit-learn's ``score`` (a fit metric), this is the nightly job: one row
@@ -320,7 +320,7 @@ class Segmenter(ParamsMixin):
             atomically: nothing appears at ``out`` unless the whole result was written.
         as_of : datetime, date or ISO string, optional
             For rules using dates (default now, UTC).
-        batch_size : int
+        batch_size : int, default ``segmint.io.DEFAULT_BATCH_SIZE``
             Rows per batch; memory holds a few batches whatever the input size.
         progress : callable, optional
             Called after each batch with that batch's number of rows (a tqdm bar's
@@ -363,12 +363,12 @@ class Segmenter(ParamsMixin):
             raise
         return None if out is not None else pa.Table.from_batches(pieces, schema=schema)
 
-    def predict(self, source, *, as_of=None, batch_size=SCORE_BATCH):
+    def predict(self, source, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE):
         """Segment id of every row: (n,) int32 (as scikit-learn's ``predict``)."""
         table = self.score(source, as_of=as_of, batch_size=batch_size)
         return table.column("segment_id").to_numpy().astype(np.int32)
 
-    def transform(self, source, *, batch_size=SCORE_BATCH):
+    def transform(self, source, *, batch_size=DEFAULT_BATCH_SIZE):
         """The feature matrix (n, n_features_out) of ``dtype``: what the clusterer sees."""
         self._check_fitted()
         if self.feature_spec_ is None:
@@ -414,9 +414,8 @@ class Segmenter(ParamsMixin):
                 if rows.size < n:
                     X = X[rows]
                 labels, sq, _, bad = assign_pass(Features(X), self.clusterer_.cluster_centers_,
-                                                 want_labels=True, want_distances=True, want_inertia=False,
-                                                 limit=value_limit(X.dtype, X.shape[1]))
-                if bad:  # values the distances cannot take: refuse, never a silent wrong segment
+                                                 want_labels=True, want_distances=True, want_inertia=False)
+                if bad:  # NaN or values whose distances overflow: refuse, never a silent wrong segment
                     start = getattr(batch, "start", 0)
                     self._check_matrix(X, f"the features of rows {start:,}..{start + n - 1:,}", always=True)
                 seg[rows] = labels
@@ -462,11 +461,77 @@ class Segmenter(ParamsMixin):
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, path):
-        """Write the fitted model to ``path`` (see :mod:`segmint.pipeline.model_file`)."""
-        from .model_file import save
+        """Write the fitted model to ``path`` (a ``.seg`` zip of plain data, see
+        :mod:`segmint.pipeline.model_file`); ``segmint.load(path)`` reads it back.
+
+        Returns
+        -------
+        path
+        """
         self._check_fitted()
-        save(self, path)
+        model_file.write_state(path, self._state())
         return path
+
+    @classmethod
+    def load(cls, path):
+        """The Segmenter saved at ``path`` by :meth:`save` (``segmint.load`` reads any saved object).
+
+        Raises
+        ------
+        SourceNotFoundError
+            No file at ``path``.
+        ModelFormatError
+            Not a segmint model, damaged, too new, or pieces that do not fit together; the
+            message names the file and the field.
+        """
+        state = model_file.read_state(path)
+        try:
+            return cls._from_state(state)
+        except (ValueError, TypeError, OverflowError, DataError) as exc:
+            # pieces that do not fit together (e.g. an unknown cluster_within): the file is wrong
+            raise model_file.ModelFormatError(f"{path}: {exc}") from None
+
+    def _state(self):
+        """The fitted state as data (what a model file holds)."""
+        params = {"id_column": self.id_column, "fit_rows": self.fit_rows,
+                  "dtype": np.dtype(self.dtype).name, "random_state": self.random_state}
+        return model_file.SegmenterState(
+            params=params, features=self.feature_spec_, rules=self.rules_, clusterer=self.clusterer_,
+            cluster_within=list(self.within_), segment_names=list(self.segment_names_),
+            n_rows_fit=int(self.n_rows_fit_))
+
+    @classmethod
+    def _from_state(cls, state):
+        """A fitted Segmenter built from ``state`` (a :class:`~.model_file.SegmenterState`),
+        checking that its pieces fit together as :meth:`fit` would have left them.
+
+        Raises
+        ------
+        ParameterError, DataError, UnsupportedTypeError
+            Parameters out of range, an unknown ``cluster_within``, centers of another dtype,
+            or segment names that do not number the clusters and rule segments.
+        """
+        params, clusterer, rules = state.params, state.clusterer, state.rules
+        model = cls(state.features, clusterer=clusterer, rules=rules,
+                    cluster_within=list(state.cluster_within) if (rules and clusterer) else None,
+                    id_column=params.get("id_column"), fit_rows=params.get("fit_rows"),
+                    dtype=np.dtype(params.get("dtype", "float32")),
+                    random_state=params.get("random_state", 0))
+        spec, rules, clusterer, within = model._validate()
+        if clusterer is not None:  # fitted on a matrix of the model's dtype: anything else was edited
+            if clusterer.cluster_centers_.dtype != np.dtype(model.dtype):
+                raise DataError(f"centers are {clusterer.cluster_centers_.dtype} but the model's dtype "
+                                f"is {np.dtype(model.dtype)}")
+        model.feature_spec_, model.rules_, model.clusterer_, model.within_ = spec, rules, clusterer, within
+        model.n_rows_fit_ = int(state.n_rows_fit)
+        model.n_clusters_ = int(clusterer.cluster_centers_.shape[0]) if clusterer is not None else 0
+        model._name_segments()
+        names = list(state.segment_names)
+        if len(names) != len(model.segment_names_):
+            raise DataError(f"segment_names must list {len(model.segment_names_)} unique non-empty names "
+                            f"(one per cluster center and rule segment), got {len(names)}")
+        model.segment_names_ = names
+        return model
 
 
 def _check_batch_size(batch_size):

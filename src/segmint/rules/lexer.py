@@ -2,11 +2,10 @@
 import re
 from typing import NamedTuple
 
+from .._time import DURATION_UNITS
 from .errors import RuleSyntaxError
 
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "between", "true", "false", "date", "timestamp"}
-DURATION_UNITS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
-                  "w": 7 * 86_400_000_000}
 MAX_LENGTH = 100_000
 MAX_INT_DIGITS = 300  # beyond that an integer is no float64 (and Python's int() refuses 4,300 digits)
 

@@ -19,6 +19,7 @@ Keywords are case-insensitive; names are bare identifiers or ``"quoted names"``.
 import datetime as _dt
 from dataclasses import dataclass, field
 
+from .._time import epoch_microseconds
 from .errors import RuleSyntaxError
 from .lexer import tokenize
 
@@ -331,7 +332,4 @@ class _Parser:
             example = "2026-01-31" if kind == "date" else "2026-01-31 12:00:00"
             raise RuleSyntaxError(f"{text!r} is not a valid {kind}; write it like '{example}'",
                                   self.text, tok.pos) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=_dt.timezone.utc)
-        delta = moment - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return epoch_microseconds(moment)

@@ -4,11 +4,13 @@ A :class:`RuleSet` is data: parsing it takes microseconds per rule and evaluatin
 nothing (the kernels are compiled once per machine), so a service can load or swap rule sets
 at run time.
 """
+import json
 import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -16,19 +18,25 @@ import pyarrow as pa
 from .._documents import parse_document, read_text
 from .._memory import pool_array
 from .._parallel import ordered_map
-from ..errors import DataError
-from ..io import ResultWriter
+from .._time import as_of_microseconds as _as_of
+from .._time import time_scale
+from ..errors import DataError, ParameterError
+from ..io import DEFAULT_BATCH_SIZE, ResultWriter
 from ..io import open as open_source
 from ..kernels import rules as vm
 from ..kernels.membership import pair_counts, to_bitmask
-from .._time import as_of_microseconds as _as_of
-from .compile import K_AS_OF_DAY_US, K_AS_OF_US, Compiler, column_type, time_scale
+from .codegen import K_AS_OF_DAY_US, K_AS_OF_US, CodeGenerator
 from .errors import RuleError, RuleSetError
 from .parse import parse
 from .pyeval import evaluate as py_evaluate
+from .types import column_type, type_rules
 
 MODES = ("waterfall", "multi")
-EVAL_BATCH = 131_072  # rows per batch
+MEMBERSHIPS = ("columns", "bitmask")
+# what a saved rule set says it is (segmint.load dispatches on it) and the newest layout read
+FORMAT = "segmint-rules"
+VERSION = 1
+_DOCUMENT_KEYS = ("format", "version", "name", "description", "mode", "default", "segments")
 _EXACT_INT = 2 ** 53
 
 
@@ -67,6 +75,26 @@ class RuleResult:
     rows: int = 0
 
 
+class RuleBatch(NamedTuple):
+    """One batch of :meth:`RuleSet.stream`.
+
+    Attributes
+    ----------
+    batch : segmint.io.Batch
+        The rows, with the columns the rules read and the ``columns`` asked for.
+    codes : numpy.ndarray or None
+        Waterfall: per row, the index of its segment in ``names`` (``len(names)`` for the
+        default segment), the narrowest signed integer type that holds them. None in multi mode.
+    members : numpy.ndarray or None
+        Multi mode: memberships as ``(len(names), ceil(rows / 64))`` uint64 words, bit ``r %
+        64`` of word ``r // 64`` of row ``s`` set when row ``r`` is in segment ``s`` (Arrow's
+        boolean layout). None in waterfall mode.
+    """
+    batch: object
+    codes: object
+    members: object
+
+
 class RuleSet:
     """Named segments defined by rules over the columns of a customer table.
 
@@ -82,6 +110,8 @@ class RuleSet:
     default : str
         Waterfall: the segment of customers no rule matched.
     name : str, optional
+    description : str, optional
+        What the rule set is for; saved with it.
 
     Examples
     --------
@@ -91,7 +121,7 @@ class RuleSet:
     ['vip', 'lapsed']
     """
 
-    def __init__(self, segments, *, mode="waterfall", default="unassigned", name=None):
+    def __init__(self, segments, *, mode="waterfall", default="unassigned", name=None, description=None):
         # every check here, so that what a RuleSet accepts, a saved model or rule file holding
         # it loads again (fit used to accept a blank name that load then refused)
         if not isinstance(mode, str) or mode not in MODES:
@@ -99,6 +129,8 @@ class RuleSet:
         self.mode = mode
         self.default = _check_name(default, "the default segment")
         self.name = _check_text(name, "the rule set's name") if name is not None else None
+        self.description = (_check_text(description, "the rule set's description")
+                            if description is not None else None)
         self.segments = _segments(segments)
         for i, seg in enumerate(self.segments):
             _check_segment(seg, i)
@@ -124,17 +156,40 @@ class RuleSet:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data):
-        """From ``{"mode": ..., "default": ..., "name": ..., "segments": [...]}``."""
+        """From a rule set document, as :meth:`to_dict` writes it or written by hand.
+
+        Parameters
+        ----------
+        data : dict
+            ``{"segments": [...], "mode": ..., "default": ..., "name": ..., "description": ...}``;
+            ``"format"`` (``"segmint-rules"``) and ``"version"`` may be left out in hand-written
+            documents.
+
+        Raises
+        ------
+        RuleSetError
+            Not a rule set document, another segmint document (``format``), a newer version,
+            unknown keys, or segments the constructor refuses.
+        """
         if not isinstance(data, dict) or "segments" not in data:
+            if isinstance(data, dict) and data.get("format") not in (None, FORMAT):
+                raise RuleSetError(_not_rules(data["format"]))
             raise RuleSetError("a rule set document needs a 'segments' list")
-        unknown = set(data) - {"segments", "mode", "default", "name", "description"}
+        unknown = set(data) - set(_DOCUMENT_KEYS)
         if unknown:
             raise RuleSetError(f"unknown keys in the rule set: {', '.join(sorted(map(_short, unknown)))} "
-                               "(allowed: segments, mode, default, name, description)")
-        if data.get("description") is not None:
-            _check_text(data["description"], "the rule set's description")
+                               f"(allowed: {', '.join(_DOCUMENT_KEYS)})")
+        if data.get("format") not in (None, FORMAT):
+            raise RuleSetError(_not_rules(data["format"]))
+        version = data.get("version", VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise RuleSetError(f"the rule set's version must be a whole number from 1, got {_describe(version)}")
+        if version > VERSION:
+            raise RuleSetError(f"the rule set is format version {_short(version)}, newer than this segmint reads "
+                               f"(version {VERSION}): update segmint to load it")
         return cls(data["segments"], mode=data.get("mode", "waterfall"),
-                   default=data.get("default", "unassigned"), name=data.get("name"))
+                   default=data.get("default", "unassigned"), name=data.get("name"),
+                   description=data.get("description"))
 
     @classmethod
     def from_json(cls, path_or_text):
@@ -148,20 +203,67 @@ class RuleSet:
 
     @classmethod
     def load(cls, path):
-        """From a ``.json``, ``.yaml`` or ``.yml`` file."""
-        suffix = Path(path).suffix.lower()
+        """Read a rule set from a ``.json``, ``.yaml`` or ``.yml`` file (what :meth:`save` writes).
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        RuleSet
+        """
+        suffix = _suffix(path)
         if suffix == ".json":
-            return cls.from_json(path)
+            return cls.from_json(Path(path))
         if suffix in (".yaml", ".yml"):
-            return cls.from_yaml(path)
+            return cls.from_yaml(Path(path))
         raise RuleSetError(f"cannot tell the format of {str(path)!r}: name it .json, .yaml or .yml")
 
+    def save(self, path):
+        """Write the rule set to ``path`` as plain data: JSON for ``.json``, YAML for ``.yaml``/``.yml``.
+
+        The file appears atomically (a temporary file beside it, then a rename) and is checked
+        first as every segmint output is: not an input, a folder, ``.`` or a device.
+        :meth:`load` (and :func:`segmint.load`) read it back.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Raises
+        ------
+        ParameterError
+            A suffix other than ``.json``, ``.yaml`` or ``.yml``.
+        OutputError
+            A path segmint does not write to.
+        """
+        from ..io.writers import write_text
+        suffix = _suffix(path)
+        if suffix == ".json":
+            text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ParameterError("saving a rule set as YAML needs PyYAML (pip install segmint[yaml]); "
+                                     "or name the file .json") from None
+            text = yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False)
+        else:
+            raise ParameterError(f"cannot tell which format to write to {_short(str(path))}: "
+                                 "name it .json, .yaml or .yml")
+        write_text(path, text)
+
     def to_dict(self):
-        out = {"mode": self.mode, "segments": [s.to_dict() for s in self.segments]}
+        """The rule set as a plain-data document (what :meth:`save` writes, :meth:`from_dict` reads)."""
+        out = {"format": FORMAT, "version": VERSION, "mode": self.mode,
+               "segments": [s.to_dict() for s in self.segments]}
         if self.mode == "waterfall":
             out["default"] = self.default
-        if self.name:
+        if self.name is not None:
             out["name"] = self.name
+        if self.description is not None:
+            out["description"] = self.description
         return out
 
     @property
@@ -179,13 +281,14 @@ class RuleSet:
         if program is None:
             types = {f.name: column_type(f.type) for f in schema}
             scales = {f.name: time_scale(f.type) for f in schema}
-            program = Compiler(types, scales, self._asts).compile(self.mode)
+            typed = type_rules(types, self._asts)
+            program = CodeGenerator(typed, scales, self._asts).generate(self.mode)
             self._programs[key] = program
         return program
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, source, as_of=None, *, id_column=None, out=None, output="columns",
-                 batch_size=EVAL_BATCH):
+    def evaluate(self, source, *, as_of=None, id_column=None, out=None, memberships="columns",
+                 batch_size=DEFAULT_BATCH_SIZE):
         """Evaluate every segment for every row of ``source``.
 
         Parameters
@@ -199,18 +302,21 @@ class RuleSet:
         out : path, optional
             Write the result there (Arrow IPC or Parquet by suffix, atomically) instead of
             returning it in memory.
-        output : {'columns', 'bitmask'}
+        memberships : {'columns', 'bitmask'}
             Multi mode: one boolean column per segment, or one uint64 ``segments`` bitmask
             (bit i = segment i; at most 64 segments).
+        batch_size : int
+            Rows per batch.
 
         Returns
         -------
         RuleResult
         """
-        if output not in ("columns", "bitmask"):
-            raise ValueError(f"output must be 'columns' or 'bitmask', got {output!r}")
-        if output == "bitmask" and len(self.segments) > 64:
-            raise ValueError("a bitmask holds at most 64 segments; use output='columns'")
+        if not isinstance(memberships, str) or memberships not in MEMBERSHIPS:
+            raise ParameterError(f"memberships must be 'columns' or 'bitmask', got {_describe(memberships)}")
+        if memberships == "bitmask" and len(self.segments) > 64:
+            raise ParameterError(f"a bitmask holds at most 64 segments, this rule set has "
+                                 f"{len(self.segments):,}; use memberships='columns'")
         src = open_source(source)
         if out is not None:  # before any work: never over an input, a foreign folder, "." ...
             from ..io.writers import check_table_output
@@ -224,7 +330,7 @@ class RuleSet:
         try:
             acc = self._counts_acc()
             for batch, assign, bits in self._stream(src, as_of, True, batch_size, id_column, acc):
-                result = self._result_batch(batch, assign, bits, id_column, output)
+                result = self._result_batch(batch, assign, bits, id_column, memberships)
                 if overlaps is not None:
                     pair_counts(bits, overlaps)
                 if out is not None:
@@ -235,7 +341,8 @@ class RuleSet:
                     pieces.append(result)
             if out is not None:
                 if writer is None:
-                    writer = ResultWriter(out, self._empty_result_schema(src, id_column, output), inputs=src.paths)
+                    writer = ResultWriter(out, self._empty_result_schema(src, id_column, memberships),
+                                          inputs=src.paths)
                 writer.close()
         except BaseException:
             if writer is not None:
@@ -244,7 +351,7 @@ class RuleSet:
         counts = self._counts_table(acc)
         table = None
         if out is None:
-            schema = pieces[0].schema if pieces else self._empty_result_schema(src, id_column, output)
+            schema = pieces[0].schema if pieces else self._empty_result_schema(src, id_column, memberships)
             table = pa.Table.from_batches(pieces, schema=schema)
         overlap_table = None
         if overlaps is not None:
@@ -252,13 +359,63 @@ class RuleSet:
                                       **{n: overlaps[:, i] for i, n in enumerate(self.names)}})
         return RuleResult(table, counts, overlap_table, acc["rows"])
 
-    def counts(self, source, as_of=None, batch_size=EVAL_BATCH):
-        """Segment sizes (matched, unknown, share) without materialising per-row results."""
+    def counts(self, source, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE):
+        """Segment sizes without materialising per-row results.
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts (streamed in batches)
+        as_of : datetime, date or ISO string, optional
+            As in :meth:`evaluate`.
+        batch_size : int
+            Rows per batch.
+
+        Returns
+        -------
+        pyarrow.Table
+            ``segment``, ``matched``, ``unknown``, ``share`` (as :attr:`RuleResult.counts`).
+        """
         src = open_source(source)
         acc = self._counts_acc()
         for _ in self._stream(src, as_of, False, batch_size, None, acc):
             pass
         return self._counts_table(acc)
+
+    def stream(self, source, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE, columns=()):
+        """Evaluate batch by batch, yielding each batch with its rule results, in source order.
+
+        For callers that do more with each batch than :meth:`evaluate` does (the
+        :class:`~segmint.Segmenter` clusters the rows of some segments): nothing is gathered,
+        so memory stays one batch (times the worker threads) whatever the source's size.
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts (streamed in batches)
+        as_of : datetime, date or ISO string, optional
+            As in :meth:`evaluate`.
+        batch_size : int
+            Rows per batch.
+        columns : sequence of str
+            Columns to read along with the ones the rules need.
+
+        Yields
+        ------
+        RuleBatch
+            ``(batch, codes, members)``: waterfall mode fills ``codes`` (each row's segment
+            index), multi mode ``members`` (packed memberships).
+        """
+        if isinstance(columns, str):
+            raise ParameterError(f"columns must be a list of column names, got the string {_short(columns)}")
+        columns = list(columns)
+        src = open_source(source)
+        unknown = [c for c in columns if c not in src.column_names]
+        if unknown:
+            from ..errors import unknown_column
+            raise unknown_column(unknown[0], src.column_names, src.label)
+        waterfall = self.mode == "waterfall"
+        for batch, assign, bits in self._stream(src, as_of, True, batch_size, None, self._counts_acc(),
+                                                extra=columns):
+            yield RuleBatch(batch, assign if waterfall else None, None if waterfall else bits)
 
     def _counts_acc(self):
         k = len(self.segments)
@@ -307,7 +464,7 @@ class RuleSet:
                          "unknown": pa.array(unknown, pa.int64()),
                          "share": pa.array([m / rows for m in matched], pa.float64())})
 
-    def _result_batch(self, batch, assign, bits, id_column, output):
+    def _result_batch(self, batch, assign, bits, id_column, memberships):
         arrays, names = [], []
         if id_column is not None:
             arrays.append(batch.record_batch.column(id_column))
@@ -319,7 +476,7 @@ class RuleSet:
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign), self._labels, safe=False))
             # (assign is int8/int16/int32 by the number of segments: see _label_dtype)
             names.append("segment")
-        elif output == "bitmask":
+        elif memberships == "bitmask":
             mask = np.empty(batch.num_rows, dtype=np.uint64)
             to_bitmask(bits, batch.num_rows, mask)
             arrays.append(pa.array(mask))
@@ -331,12 +488,12 @@ class RuleSet:
                 names.append(name)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    def _empty_result_schema(self, src, id_column, output):
+    def _empty_result_schema(self, src, id_column, memberships):
         fields = [src.schema.field(id_column)] if id_column else []
         if self.mode == "waterfall":
             index = pa.from_numpy_dtype(_label_dtype(len(self.segments)))
             fields.append(pa.field("segment", pa.dictionary(index, pa.string())))
-        elif output == "bitmask":
+        elif memberships == "bitmask":
             fields.append(pa.field("segments", pa.uint64()))
         else:
             fields.extend(pa.field(n, pa.bool_()) for n in self.names)
@@ -604,6 +761,19 @@ def _short(value, limit=60):
         return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _suffix(path):
+    """The lower-case suffix of a file path; a ParameterError for what is not a path."""
+    import os
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterError(f"a rule set file path must be a string or path, got {_describe(path)}")
+    return Path(path).suffix.lower()
+
+
+def _not_rules(fmt):
+    return (f"this document is a {_short(fmt)} document, not a rule set (format {FORMAT!r})"
+            if isinstance(fmt, str) else f"the document's format must be {FORMAT!r}, got {_describe(fmt)}")
 
 
 def _read_text(path_or_text):

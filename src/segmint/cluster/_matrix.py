@@ -86,7 +86,7 @@ class Features:
     Parameters
     ----------
     X : 2-D array-like or any source accepted by :func:`segmint.open`
-    features : list of str, optional
+    columns : list of str, optional
         Columns to use (sources only); default all numeric and boolean columns.
     dtype : numpy dtype, optional
         float32 or float64; default float32 when every feature is float32, else float64.
@@ -95,7 +95,7 @@ class Features:
         the chunk partials, it bounds the memory a pass needs.
     """
 
-    def __init__(self, X, features=None, dtype=None, batch_size=None):
+    def __init__(self, X, columns=None, dtype=None, batch_size=None):
         self.batch_size = int(batch_size or BLOCK_ROWS)
         self.array = None
         self.source = None
@@ -120,8 +120,8 @@ class Features:
                     "X.reshape(1, -1) if it contains a single sample.")
             if arr.shape[1] == 0:
                 raise FeatureError(f"0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
-            if features is not None:
-                raise FeatureError("features= names columns of a table or file; a numpy array has none "
+            if columns is not None:
+                raise FeatureError("columns= names columns of a table or file; a numpy array has none "
                                 "(select columns with X[:, [...]] instead)")
             if arr.dtype.kind not in "fiub":
                 raise FeatureError(f"expected a numeric array, got dtype {arr.dtype}")
@@ -135,15 +135,15 @@ class Features:
             self.random_access = True
             return
         source = open_source(X)
-        if features is not None and (isinstance(features, str) or not all(isinstance(f, str) for f in features)):
-            raise ParameterError(f"features= must be a list of column names, got {features!r:.80}")
-        if features is not None and len(features) == 0:
-            raise ParameterError("features=[] names no column: name at least one, or leave features= out "
+        if columns is not None and (isinstance(columns, str) or not all(isinstance(f, str) for f in columns)):
+            raise ParameterError(f"columns= must be a list of column names, got {columns!r:.80}")
+        if columns is not None and len(columns) == 0:
+            raise ParameterError("columns=[] names no column: name at least one, or leave columns= out "
                                  "to use every numeric column")
-        names = list(features) if features is not None else [
+        names = list(columns) if columns is not None else [
             f.name for f in source.schema if column_kind(f.type) in (NUMERIC, BOOLEAN)]
         if not names:
-            raise DataError(f"{source.label} has no numeric columns to cluster; name them with features=[...]")
+            raise DataError(f"{source.label} has no numeric columns to cluster; name them with columns=[...]")
         for name in names:
             if name not in source.column_names:
                 raise unknown_column(name, source.column_names, source.label)
@@ -248,6 +248,15 @@ class Features:
         if not parts:  # counted before but not found now: the data changed under us
             parts.append(f"{what} hold NaN, infinite or too large values")
         raise FeatureError("; ".join(parts))
+
+    def raise_overflow(self):
+        """Raise :class:`FeatureError` for data within :attr:`limit` whose distances still
+        overflowed (values close to the limit with many large centers; or an inertia summed
+        over very many such rows)."""
+        what = "the features" if self.names else "the feature columns of the array"
+        raise FeatureError(f"{what}: the squared distances to the centers overflow {self.dtype}; values "
+                           f"close to ±{self.limit:.3g} are too large to cluster: rescale them first "
+                           "(e.g. standardise or log)")
 
     def _describe(self, columns):
         """Per-feature NaN/inf counts and, per feature, (row, value) of its first finite value
