@@ -16,11 +16,11 @@ from . import cluster, datasets, errors, events, io, pipeline, rules
 from .events import RFMScorer, aggregate, btyd_summary, lifecycle_stages, rfm_segments
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
-from .cluster import FeatureError, KMeans, MiniBatchKMeans, NotFittedError
+from .cluster import ConvergenceWarning, FeatureError, KMeans, MiniBatchKMeans, NotFittedError
 from .datasets import make_customers, write_customers
-from .errors import (CorruptFileError, DataError, DuplicateColumnError, OutputError, ParameterError,
-                     SegmintError, SourceConsumedError, SourceNotFoundError, UnknownColumnError,
-                     UnsupportedTypeError)
+from .errors import (CorruptFileError, DataError, DuplicateColumnError, MissingExtraError, OutputError,
+                     ParameterError, SegmintError, SourceConsumedError, SourceNotFoundError,
+                     UnknownColumnError, UnsupportedTypeError)
 from .io import ResultWriter, Source, open, write_table
 from .pipeline import FeatureSpec, FeatureSpecError, ModelFormatError, Segmenter
 from .persist import load
@@ -33,7 +33,7 @@ __all__ = [
     "Source", "ResultWriter", "write_table", "make_customers", "write_customers",
     "SegmintError", "DataError", "SourceNotFoundError", "CorruptFileError",
     "UnsupportedTypeError", "UnknownColumnError", "DuplicateColumnError", "SourceConsumedError",
-    "OutputError", "ParameterError", "datasets", "errors", "io", "__version__", "cluster", "KMeans",
+    "OutputError", "ParameterError", "MissingExtraError", "ConvergenceWarning", "datasets", "errors", "io", "__version__", "cluster", "KMeans",
     "MiniBatchKMeans",
     "NotFittedError", "FeatureError", "get_num_threads", "set_num_threads", "threads", "warmup",
     "Segmenter", "FeatureSpec", "FeatureSpecError", "ModelFormatError", "load", "pipeline",

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+from ..events.aggregate import EVENT_BATCH_SIZE
 from ..io import DEFAULT_BATCH_SIZE
 from . import demo, models, tables
 from .paths import check_paths, output_paths
@@ -99,7 +100,7 @@ def _parser():
     a.add_argument("--as-of", default=None, help="instant the features describe (default now)")
     a.add_argument("--btyd", choices=["D", "W"], default=None,
                    help="write the BTYD (lifetimes) summary instead, with this period")
-    _batch_size(a)
+    _batch_size(a, EVENT_BATCH_SIZE, "events")
 
     m = sub.add_parser("rfm", help="RFM scores and the named RFM segments of a feature table")
     m.add_argument("data", help="table with recency_days, frequency, monetary (e.g. from 'segmint aggregate')")
@@ -117,9 +118,9 @@ def _random_state(parser):
     parser.add_argument("--random-state", type=int, default=0, help="seed of the random numbers (default 0)")
 
 
-def _batch_size(parser):
-    parser.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
-                        help=f"rows per batch: memory holds about one (default {DEFAULT_BATCH_SIZE})")
+def _batch_size(parser, default=DEFAULT_BATCH_SIZE, what="rows"):
+    parser.add_argument("--batch-size", type=_positive, default=default,
+                        help=f"{what} per batch: memory holds about one (default {default})")
 
 
 def _positive(text):
