@@ -26,6 +26,17 @@ MAX_NODES = 1_000_000         # expanded YAML values, lists and maps (30,000 seg
 
 
 
+def short_repr(value, limit=80, max_bits=256):
+    """``repr`` of a value read from a document, cut to ``limit`` characters, so that an error
+    message quoting it never becomes a page (a 5,000-digit integer, a list of 10,000 items)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > max_bits:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    if isinstance(value, (list, tuple, dict)) and len(value) > 20:
+        return f"a {type(value).__name__} of {len(value):,} items"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def parse_document(text, fmt, what, error):
     """Parse ``text`` as ``fmt`` (``"json"`` or ``"yaml"``), raising ``error`` naming ``what``.
 

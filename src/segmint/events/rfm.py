@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from .._estimator import NotFittedError, ParamsMixin
 from .._documents import read_document
+from .._documents import short_repr as _short
 from ..errors import CorruptFileError, DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import open as open_source
 from ..rules import RuleSet
@@ -317,14 +318,6 @@ class RFMScorer(ParamsMixin):
         return {role: numeric_column(table, getattr(self, role), role) for role in _ROLES}
 
 
-def _short(value, limit=80):
-    """``repr`` of a value from a document, cut to ``limit`` characters (never a page)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
-    if isinstance(value, (list, tuple, dict)) and len(value) > 20:
-        return f"a {type(value).__name__} of {len(value):,} items"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _quantile_boundaries(sample, bins, reverse):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._documents import parse_document
+from .._documents import short_repr as _short
 from ..cluster import KMeans, MiniBatchKMeans
 from ..errors import CorruptFileError, OutputError, ParameterError, SegmintError, SourceNotFoundError
 from ..io.writers import atomic_file
@@ -454,14 +455,6 @@ def _finite(value):
         return False
 
 
-def _short(value, limit=80):
-    """``repr`` of a value read from a file, cut to ``limit`` characters (never a page)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
-    if isinstance(value, (list, tuple, dict)) and len(value) > 20:
-        return f"a {type(value).__name__} of {len(value):,} items"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _finite_or_none(value):

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from .._documents import parse_document, read_text
+from .._documents import parse_document, read_text, short_repr
 from .._memory import pool_array
 from .._parallel import ordered_map
 from .._time import as_of_microseconds as _as_of
@@ -755,12 +755,9 @@ def _describe(value):
     return f"a {type(value).__name__}"
 
 
-def _short(value, limit=60):
-    """``repr`` of a string or scalar, cut to ``limit`` characters."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def _short(value):
+    """``repr`` of a string or scalar of a rule set, cut to 60 characters."""
+    return short_repr(value, limit=60, max_bits=128)
 
 
 def _suffix(path):
