@@ -303,3 +303,55 @@ def test_a_folder_is_replaced_only_when_it_holds_nothing_but_what_segmint_wrote(
         assert sorted(os.listdir(out)) == [MARKER, "part-00000.parquet"]
         assert segmint.open(out).read().num_rows == 10
     assert not [p for p in os.listdir(root) if p.startswith(".")]
+
+
+# -- found by review: '..' after a symlink, symlinked parts, long names, a destination that appears
+
+def _rules_file(folder):
+    path = folder / "rules.json"
+    path.write_text(json.dumps({"segments": [{"name": "buyers", "rule": "frequency > 0"}]}))
+    return path
+
+
+def test_dotdot_after_a_symlink_is_resolved_as_the_system_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    segmint.write_customers("data/", 300, random_state=0)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "w").mkdir()
+    os.symlink(tmp_path / "empty", tmp_path / "w" / "lnk")  # w/lnk/.. is tmp_path, not w
+    rules = _rules_file(tmp_path)
+    before = _tree(tmp_path)
+    assert main(["-q", "rules", str(rules), "w/lnk/../data", "-o", "data/"]) == 1
+    assert main(["-q", "rules", str(rules), "w/lnk/../data", "-o", "w/lnk/../data/out.parquet"]) == 1
+    assert _tree(tmp_path) == before
+
+
+def test_a_part_symlinked_from_an_input_folder_is_an_input_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    segmint.write_customers("victim/", 300, random_state=0)
+    (tmp_path / "in").mkdir()
+    os.symlink("../victim/part-00000.parquet", tmp_path / "in" / "a.parquet")
+    rules = _rules_file(tmp_path)
+    before = _tree(tmp_path)
+    assert main(["-q", "rules", str(rules), "in", "-o", "victim/"]) == 1
+    assert _tree(tmp_path) == before
+
+
+def test_a_long_output_name_gets_short_temporaries(tmp_path):
+    out = tmp_path / ("m" * 240 + ".parquet")
+    segmint.write_table(pa.table({"a": [1, 2]}), out)
+    assert segmint.open(out).read().column("a").to_pylist() == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    with pytest.raises(segmint.OutputError, match="longer than 255 bytes"):
+        segmint.write_table(pa.table({"a": [1]}), tmp_path / ("m" * 250 + ".parquet"))
+
+
+def test_overwrite_false_holds_when_the_destination_appears_during_the_job(tmp_path):
+    out = tmp_path / "race.arrow"
+    writer = segmint.ResultWriter(out, pa.schema([("a", pa.int64())]), overwrite=False)
+    writer.write(pa.table({"a": [1]}))
+    out.write_bytes(b"someone else's file")
+    with pytest.raises(segmint.OutputError, match="appeared while it was being written"):
+        writer.close()
+    assert out.read_bytes() == b"someone else's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race.arrow"]

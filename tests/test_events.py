@@ -83,8 +83,8 @@ def test_aggregate_matches_pandas(n, seed, batch_size, string_ids):
     result = segmint.aggregate(log, amount="amount", event_type="event_type", qualifying="purchase",
                                as_of=AS_OF, windows=WINDOWS, batch_size=batch_size)
     expected, dropped = reference(log)
-    assert (result.null_customer, result.null_timestamp, result.after_as_of) == dropped
-    assert result.events == n
+    assert (result.null_id, result.null_timestamp, result.after_as_of) == dropped
+    assert result.n_events == n
     assert_rows_match(result.table, expected)
 
 

@@ -376,7 +376,7 @@ def test_errors_raised_lazily_by_a_column_view_name_the_column_and_the_source(tm
     def broken(*args, **kwargs):
         raise pa.ArrowInvalid("bad dictionary")
     monkeypatch.setattr(source_module, "view_of", broken)
-    batch = next(segmint.open(pa.table({"a": [1]}), name="my table").batches())
+    batch = next(segmint.open(pa.table({"a": [1]}), label="my table").batches())
     with pytest.raises(segmint.CorruptFileError, match="column 'a' of my table: bad dictionary"):
         batch["a"]
 
@@ -385,7 +385,7 @@ def test_a_string_that_is_not_utf8_is_refused_when_its_column_is_viewed():
     # rules and to_pylist decode the dictionary: its (distinct) strings are checked once
     bad = pa.Array.from_buffers(pa.string(), 3, [None, pa.py_buffer(np.array([0, 1, 3, 3], np.int32)),
                                                  pa.py_buffer(b"a\xff\xfe")])
-    batch = next(segmint.open({"s": bad, "x": [1, 2, 3]}, name="the upload").batches())
+    batch = next(segmint.open({"s": bad, "x": [1, 2, 3]}, label="the upload").batches())
     assert batch["x"].to_pylist() == [1, 2, 3]
     with pytest.raises(segmint.DataError, match="column 's' of the upload: .*not valid UTF-8"):
         batch["s"]

@@ -4,8 +4,8 @@ The data layer is :func:`segmint.open` (files, tables, DataFrames, arrays) and t
 writers; :class:`segmint.KMeans` and :class:`segmint.MiniBatchKMeans` cluster arrays or any
 source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
-kernels ahead of time. Every learned or authored object saves with ``obj.save(path)`` and
-comes back with :func:`segmint.load`.
+kernels ahead of time. A Segmenter, a RuleSet and an RFMScorer save with ``obj.save(path)`` and
+come back with :func:`segmint.load`.
 
 ``from segmint import *`` leaves out :func:`segmint.open`, which would shadow the builtin
 ``open``; call it as ``segmint.open``. Importing segmint imports no optional library (pandas,

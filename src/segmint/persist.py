@@ -69,6 +69,12 @@ def load(path):
     if path.lower().endswith(".seg") or not stat.S_ISREG(info.st_mode) or info.st_size == 0 \
             or _starts_with(path, _ZIP_MAGIC):
         return Segmenter.load(path)
+    for magic, kind in ((b"ARROW1", "an Arrow IPC file"), (b"PAR1", "a Parquet file"),
+                        (b"\xff\xff\xff\xff", "an Arrow IPC stream")):
+        if _starts_with(path, magic):
+            raise CorruptFileError(f"{path} is {kind}, data rather than a saved object: open it with "
+                                   "segmint.open; segmint.load reads a .seg model, a rule set or RFM "
+                                   "boundaries")
     doc = read_document(path, "the file", CorruptFileError)
     kind = doc.get("format") if isinstance(doc, dict) else None
     if kind == RULES_FORMAT or (isinstance(doc, dict) and "format" not in doc and "segments" in doc):

@@ -35,8 +35,8 @@ def aggregate(args):
         result = aggregate_events(args.events, windows=windows, **kw)
     write_table(result.table, args.output, inputs=input_paths(args))
     dt = time.perf_counter() - t0
-    print(f"{result.events:,} events -> {result.table.num_rows:,} customers in {dt:.2f} s -> {args.output}")
-    left = [(result.null_customer, "with a null customer id"), (result.null_timestamp, "with a null timestamp"),
+    print(f"{result.n_events:,} events -> {result.table.num_rows:,} customers in {dt:.2f} s -> {args.output}")
+    left = [(result.null_id, "with a null customer id"), (result.null_timestamp, "with a null timestamp"),
             (result.after_as_of, "after as_of")]
     for count, why in left:
         if count:

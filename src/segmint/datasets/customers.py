@@ -112,7 +112,7 @@ def event_schema(as_of=DEFAULT_AS_OF, random_state=0):
 
 
 def _metadata(as_of, seed):
-    return {"segmint.generator": "segmint.datasets.customers", "segmint.seed": str(seed),
+    return {"segmint.generator": "segmint.datasets.customers", "segmint.random_state": str(seed),
             "segmint.as_of": as_of.isoformat(), "segmint.personas": json.dumps(PERSONAS)}
 
 

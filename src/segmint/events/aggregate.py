@@ -59,16 +59,16 @@ class AggregateResult:
     ----------
     table : pyarrow.Table
         One row per customer (sorted by customer id).
-    null_customer, null_timestamp, after_as_of : int
+    null_id, null_timestamp, after_as_of : int
         Events left out: with a null customer id, with a null timestamp, later than ``as_of``.
-    events : int
+    n_events : int
         Events read in all.
     """
     table: pa.Table
-    null_customer: int
+    null_id: int
     null_timestamp: int
     after_as_of: int
-    events: int
+    n_events: int
 
 
 def aggregate(events, *, id_column="customer_id", timestamp="ts", amount=None, event_type=None,
@@ -164,10 +164,12 @@ def btyd_summary(events, *, id_column="customer_id", timestamp="ts", amount=None
 
     Parameters
     ----------
-    events, id_column, timestamp, amount, event_type, qualifying, as_of, batch_size
+    events, id_column, timestamp, amount, event_type, qualifying, as_of
         As in :func:`aggregate`; ``qualifying`` names the purchase event types.
     period : {'D', 'W'}
         Day or week (``'day'`` and ``'week'`` also accepted).
+    batch_size : int
+        As in :func:`aggregate`.
 
     Returns
     -------

@@ -63,6 +63,8 @@ def check_output(path, *, inputs=(), folder=False, overwrite=True):
     parent = path.parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):  # before the work, not after it
+        raise OutputError(f"cannot write {str(path)!r}: folder {str(parent)!r} is not writable")
     if not os.path.lexists(path):
         return path
     if not overwrite:
@@ -96,6 +98,8 @@ def check_location(path):
         text = os.fsdecode(text)
     if not text.strip():
         raise OutputError("the output path is empty; name a file or a new folder")
+    if any(len(os.fsencode(part)) > 255 for part in text.split(os.sep)):
+        raise OutputError(f"cannot write {text[:60]!r}...: a name in it is longer than 255 bytes")
     real = _real(text)
     if real == os.path.realpath(os.sep):
         raise OutputError(f"refusing to write to {text!r}: it is the root folder; {_ADVICE}")
@@ -174,13 +178,19 @@ def _files_of(item):
 
 
 def _real(path):
-    return os.path.realpath(os.path.abspath(os.fspath(path)))
+    # realpath alone: it resolves each symlink before the '..' after it, as the system does
+    # (abspath first would drop 'link/..' as text and name another folder)
+    return os.path.realpath(os.fspath(path))
 
 
 def _place(path):
-    path = os.path.abspath(os.fspath(path))
+    """Where the name itself lives: its folder resolved, the last name kept (a symlink at the
+    destination is replaced, not followed)."""
+    path = os.fspath(path)
     parent, name = os.path.split(path.rstrip(os.sep) or os.sep)
-    return os.path.join(os.path.realpath(parent), name) if name else os.path.realpath(path)
+    if name in ("", ".", ".."):
+        return os.path.realpath(path)
+    return os.path.join(os.path.realpath(parent or os.curdir), name)
 
 
 def _within(inner, outer):

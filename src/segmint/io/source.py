@@ -63,12 +63,12 @@ _READ_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, KeyError, Ind
                 OverflowError, MemoryError, RecursionError)
 
 
-def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / pyarrow's open_*
+def open(source, *, columns=None, label=None):  # noqa: A001 - mirrors io.open / pyarrow's open_*
     """Open customer data for segmint.
 
     Parameters
     ----------
-    data : str, os.PathLike or in-memory data
+    source : str, os.PathLike or in-memory data
         A path to an Arrow IPC / Feather v2 file (compressed or not), an IPC stream file, a
         Parquet file or a directory of Parquet files; or a pyarrow Table, RecordBatch or
         RecordBatchReader, a pandas or polars DataFrame, any object exporting the Arrow
@@ -77,8 +77,8 @@ def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / py
         (columns named ``x0, x1, ...``). An already open :class:`Source` is returned as is.
     columns : list of str, optional
         Restrict the source to these columns (checked now: an unknown name raises).
-    name : str, optional
-        A label for messages; defaults to the path or the input's type.
+    label : str, optional
+        What to call the source in messages; defaults to the path or the input's type.
 
     Returns
     -------
@@ -95,12 +95,12 @@ def open(data, *, columns=None, name=None):  # noqa: A001 - mirrors io.open / py
         Column names repeat, ``columns`` names a missing column, or a selected column has a
         type segmint cannot read.
     """
-    if isinstance(data, Source):
-        return data if columns is None else data.select(columns)
-    if isinstance(data, (str, os.PathLike)):
-        source = _open_path(Path(data), name)
+    if isinstance(source, Source):
+        return source if columns is None else source.select(columns)
+    if isinstance(source, (str, os.PathLike)):
+        source = _open_path(Path(source), label)
     else:
-        source = _open_memory(data, name)
+        source = _open_memory(source, label)
     return source if columns is None else source.select(columns)
 
 
@@ -535,7 +535,8 @@ class ParquetSource(Source):
 
     @property
     def paths(self):
-        return (self.root,)
+        # the folder and each file: a part may be a symlink to a file outside the folder
+        return (self.root, *self.files)
 
     @property
     def num_rows(self):

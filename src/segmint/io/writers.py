@@ -114,12 +114,13 @@ class ResultWriter:
         self.path = Path(path)
         self.schema = schema
         self.compression = compression
+        self._overwrite = overwrite
         self.rows_per_file = _rows_per_file(rows_per_file)
         self.rows_written = 0
         parent = self.path.parent
         if not parent.is_dir():
             raise OutputError(f"cannot write {str(self.path)!r}: folder {str(parent)!r} does not exist")
-        self._tmp = parent / f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._tmp = parent / f".{_stem(self.path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._writer = None
         self._part = 0
         self._rows_in_part = 0
@@ -143,25 +144,25 @@ class ResultWriter:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from None
 
-    def write(self, data):
+    def write(self, table):
         """Append a pyarrow RecordBatch or Table (its schema must be the writer's)."""
         if self._done:
             raise OutputError(f"the writer of {str(self.path)!r} is already closed")
-        if isinstance(data, pa.RecordBatch):
-            data = pa.Table.from_batches([data])
-        if not isinstance(data, pa.Table):
-            raise ParameterError(f"write takes a pyarrow RecordBatch or Table, got {type(data).__name__}")
-        if not data.schema.equals(self.schema, check_metadata=False):
-            raise DataError(f"cannot write to {str(self.path)!r}: the data's schema\n{data.schema}\n"
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if not isinstance(table, pa.Table):
+            raise ParameterError(f"write takes a pyarrow RecordBatch or Table, got {type(table).__name__}")
+        if not table.schema.equals(self.schema, check_metadata=False):
+            raise DataError(f"cannot write to {str(self.path)!r}: the table's schema\n{table.schema}\n"
                             f"differs from the writer's\n{self.schema}")
         try:
             if self.format == "parquet-dataset":
-                self._write_parts(data)
+                self._write_parts(table)
             else:
-                self._writer.write_table(data)
+                self._writer.write_table(table)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from None
-        self.rows_written += data.num_rows
+        self.rows_written += table.num_rows
 
     def _write_parts(self, table):
         offset = 0
@@ -186,6 +187,9 @@ class ResultWriter:
                 parts = [f"part-{i:05d}.parquet" for i in range(self._part + 1)]
                 (self._tmp / outputs.MARKER).write_bytes(outputs.marker_bytes(parts))
             _fsync_tree(self._tmp)
+            if not self._overwrite and os.path.lexists(self.path):  # it appeared during the job
+                raise OutputError(f"{str(self.path)!r} appeared while it was being written; with "
+                                  "overwrite=False it is left as it is and nothing was written")
             outputs.commit_started(self.path, self._tmp)
             if self.format == "parquet-dataset":
                 self._replace_folder()
@@ -219,7 +223,7 @@ class ResultWriter:
         if not names:
             os.rename(self._tmp, self.path)  # POSIX renames over an empty folder, atomically; a
             return                           # file that appeared since makes it fail instead
-        old = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"
+        old = self.path.parent / f".{_stem(self.path)}.old-{uuid.uuid4().hex[:8]}"
         os.rename(self.path, old)
         try:
             os.rename(self._tmp, self.path)
@@ -261,7 +265,7 @@ class ResultWriter:
             self.abort()
 
 
-def write_table(data, path, *, format=None, compression=None, overwrite=True, rows_per_file=None,
+def write_table(table, path, *, format=None, compression=None, overwrite=True, rows_per_file=None,
                 inputs=()):
     """Write a pyarrow Table, RecordBatch or iterable of RecordBatches to ``path`` atomically.
 
@@ -269,10 +273,10 @@ def write_table(data, path, *, format=None, compression=None, overwrite=True, ro
     output is checked (``inputs=`` included) before the first batch is taken.
     """
     check_table_output(path, inputs=inputs, format=format, overwrite=overwrite)
-    if isinstance(data, (pa.Table, pa.RecordBatch)):
-        schema, pieces = data.schema, [data]
+    if isinstance(table, (pa.Table, pa.RecordBatch)):
+        schema, pieces = table.schema, [table]
     else:
-        iterator = iter(data)
+        iterator = iter(table)
         first = next(iterator, None)
         if first is None:
             raise DataError("write_table got no batches, so there is no schema to write")
@@ -291,6 +295,12 @@ def _rows_per_file(value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ParameterError(f"rows_per_file must be a positive whole number, got {value!r}")
     return int(value)
+
+
+def _stem(path):
+    """The destination's name as hidden temporaries carry it, cut so that their names stay
+    within the 255 bytes a folder entry may have."""
+    return path.name[:120]
 
 
 def _chain(first, rest):
@@ -335,7 +345,7 @@ class atomic_file:
         folder = self.path.parent if str(self.path.parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"cannot write {self.path}: folder {folder} does not exist")
-        self.tmp = folder / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp = folder / f".{_stem(self.path)}.tmp-{uuid.uuid4().hex[:8]}"
 
     def __enter__(self):
         self.file = open(self.tmp, "wb")

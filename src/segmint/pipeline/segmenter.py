@@ -139,6 +139,8 @@ class Segmenter(ParamsMixin):
         ----------
         source : anything :func:`segmint.open` accepts that can be read twice (a file, a
             table, a DataFrame; not a one-shot stream)
+        y : None
+            Ignored (scikit-learn's signature).
         as_of : datetime, date or ISO string, optional
             For rules using ``days_since``/``within_last`` (default now, UTC).
         batch_size : int, default ``segmint.io.DEFAULT_BATCH_SIZE``
@@ -303,7 +305,7 @@ class Segmenter(ParamsMixin):
         if rules is not None:
             rules.prepare(src.schema)  # type errors name the rule and the column
 
-    def score(self, source, out=None, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    def score(self, source, *, out=None, as_of=None, batch_size=DEFAULT_BATCH_SIZE, progress=None):
         """Segment of every customer, streamed; the whole result or written to ``out``.
 
         Unlike scikit-learn's ``score`` (a fit metric), this is the nightly job: one row

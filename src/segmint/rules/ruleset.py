@@ -246,13 +246,15 @@ class RuleSet:
             try:
                 import yaml
             except ImportError:
-                raise ParameterError("saving a rule set as YAML needs PyYAML (pip install segmint[yaml]); "
-                                     "or name the file .json") from None
+                from ..errors import MissingExtraError
+                raise MissingExtraError("saving a rule set as YAML needs PyYAML: pip install "
+                                        "'segmint[yaml]' (or name the file .json)") from None
             text = yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False)
         else:
             raise ParameterError(f"cannot tell which format to write to {_short(str(path))}: "
                                  "name it .json, .yaml or .yml")
         write_text(path, text)
+        return path
 
     def to_dict(self):
         """The rule set as a plain-data document (what :meth:`save` writes, :meth:`from_dict` reads)."""
