@@ -400,3 +400,20 @@ def test_batch_sizes_that_are_not_positive_integers_are_parameter_errors(batch_s
     with pytest.raises(ParameterError, match="batch_size must be a positive integer") as info:
         next(src.batches(batch_size=batch_size))
     assert isinstance(info.value, ValueError)
+
+
+def test_a_parquet_footer_declaring_gigabytes_is_refused_before_it_is_read(tmp_path):
+    # a sparse file: 2 GiB long on paper, a few bytes on disk; its footer claims 2 GiB - 12
+    path = tmp_path / "sparse.parquet"
+    size = 2 ** 31
+    with open(path, "wb") as f:
+        f.write(b"PAR1")
+        f.seek(size - 8)
+        f.write((size - 12).to_bytes(4, "little") + b"PAR1")
+    with pytest.raises(segmint.CorruptFileError, match="declares a Parquet footer of 2,147,483,636 bytes"):
+        segmint.open(path)
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    os.replace(path, folder / "part.parquet")
+    with pytest.raises(segmint.CorruptFileError, match="Parquet footer"):
+        segmint.open(folder)

@@ -51,6 +51,9 @@ DEFAULT_BATCH_SIZE = 131_072
 _IPC_MAGIC = b"ARROW1"
 _PARQUET_MAGIC = b"PAR1"
 _FEATHER_V1_MAGIC = b"FEA1"
+# A Parquet footer (the file's metadata) is read whole into memory by pyarrow: refuse one that
+# declares more than this (large real footers, thousands of row groups x columns, are a few MB)
+MAX_PARQUET_FOOTER = 256 * 2 ** 20
 _STREAM_CONTINUATION = b"\xff\xff\xff\xff"
 # A stream ends with a continuation marker and a zero length (before Arrow 0.15: a zero length)
 _STREAM_END = _STREAM_CONTINUATION + b"\0\0\0\0"
@@ -519,6 +522,8 @@ class ParquetSource(Source):
         self.files = files
         self.root = root if root is not None else files[0]
         try:
+            for f in files:
+                _check_parquet_footer(f, label)
             self._metadata = [pq.read_metadata(str(f)) for f in files]
             schema = pq.read_schema(str(files[0]))
             for f in files[1:]:
@@ -620,6 +625,25 @@ def _open_path(path, name):
         raise CorruptFileError(f"{label} is empty")
     raise CorruptFileError(f"{label} is neither an Arrow IPC / Feather v2 file nor a Parquet file "
                            "(its first bytes are not a known magic number)")
+
+
+def _check_parquet_footer(path, label):
+    """Refuse a Parquet file whose footer length (its last 8 bytes: length, then ``PAR1``) is
+    larger than the file or than :data:`MAX_PARQUET_FOOTER`, before pyarrow allocates it."""
+    with Path(path).open("rb") as fh:  # (this module's open is segmint.open)
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size < 12:
+            raise CorruptFileError(f"{label}: {str(path)!r} is too short to be a Parquet file")
+        fh.seek(size - 8)
+        tail = fh.read(8)
+    declared = int.from_bytes(tail[:4], "little")
+    if tail[4:] != _PARQUET_MAGIC or declared > size - 12:
+        raise CorruptFileError(f"{label}: {str(path)!r} is truncated or damaged: its Parquet footer "
+                               f"declares {declared:,} bytes in a file of {size:,}")
+    if declared > MAX_PARQUET_FOOTER:
+        raise CorruptFileError(f"{label}: {str(path)!r} declares a Parquet footer of {declared:,} "
+                               f"bytes; segmint reads footers of at most {MAX_PARQUET_FOOTER:,}")
 
 
 def _dataset_files(folder):
