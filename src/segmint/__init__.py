@@ -12,7 +12,8 @@ come back with :func:`segmint.load`.
 polars, DuckDB, ...): those load only when data of theirs arrive.
 """
 from . import _startup  # noqa: F401  (first: a Ctrl-C while the CLI imports the rest exits 130)
-from . import cluster, datasets, errors, events, io, pipeline, rules
+from . import cluster, datasets, errors, events, explain, io, pipeline, rules
+from .explain import Profile, Sweep, Validation, profile, sweep_k, validate
 from .events import RFMScorer, aggregate, btyd_summary, lifecycle_stages, rfm_segments
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
@@ -39,4 +40,13 @@ __all__ = [
     "Segmenter", "FeatureSpec", "FeatureSpecError", "ModelFormatError", "load", "pipeline",
     "events", "aggregate", "btyd_summary", "RFMScorer", "rfm_segments", "lifecycle_stages", "rules",
     "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
+    "explain", "profile", "Profile", "sweep_k", "Sweep", "validate", "Validation", "write_report",
 ]
+
+
+def write_report(path, profile, *, validation=None, sweep=None, title=None, inputs=()):
+    """Write one self-contained HTML report of a :class:`Profile` (and a :class:`Validation`, a
+    :class:`Sweep`): see :func:`segmint.report.write_report`. Needs matplotlib (``segmint[plot]``),
+    imported only here."""
+    from .report import write_report as _write_report
+    return _write_report(path, profile, validation=validation, sweep=sweep, title=title, inputs=inputs)

@@ -85,11 +85,32 @@ def _warm_pipeline():
         btyd_summary(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of)
 
 
+def _warm_explain():
+    """Profiles (every column kind, codes and memberships), a small k sweep, validation."""
+    import pyarrow as pa
+
+    from .explain import profile, sweep_k, validate
+    from .rules import RuleSet
+
+    n = 240
+    idx = np.arange(n)
+    table = pa.table({
+        "id": pa.array(idx.astype(np.int64)), "seg": pa.array(["a", "b", "c"] * (n // 3)),
+        "i64": pa.array(idx.astype(np.int64), mask=idx % 9 == 0), "i32": pa.array(idx.astype(np.int32)),
+        "f32": pa.array((idx / 7).astype(np.float32)), "f64": pa.array(idx / 3.0, mask=idx % 11 == 0),
+        "flag": pa.array(idx % 2 == 0), "region": pa.array(["a", "b", None, "c"] * (n // 4)).dictionary_encode(),
+    })
+    profile(table, segments="seg", id_column="id", revenue="f64", reachable="flag")
+    profile(table, segments=RuleSet({"x": "i32 > 10", "y": "f32 < 20"}, mode="multi"), id_column="id")
+    validate(table, segments="seg", id_column="id", reachable="flag")
+    sweep_k(table, features=["i32", "f32"], ks=[2, 3], n_seeds=2, sample_size=60, n_bootstrap=10)
+
+
 def warmup(verbose=False):
     """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
     the rule VM and its loaders for the usual column types; the layout checks of string columns
     read from files; feature transforms, Segmenter
-    scoring and event aggregation.
+    scoring and event aggregation; profiles, k sweeps and validation.
 
     Returns
     -------
@@ -119,6 +140,7 @@ def warmup(verbose=False):
     _warm_rules()
     _warm_layout_checks()
     _warm_pipeline()
+    _warm_explain()
     elapsed = time.perf_counter() - t0
     if verbose:
         print(f"segmint kernels ready in {elapsed:.2f} s")

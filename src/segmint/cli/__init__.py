@@ -1,7 +1,7 @@
 """The ``segmint`` command line.
 
 Subcommands: ``demo``, ``generate``, ``fit``, ``score``, ``rules``, ``aggregate``, ``rfm``,
-``info``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
+``info``, and the ones that explain segments: ``profile``, ``sweep``, ``validate``, ``report``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
 bars or notes; results still print), ``--debug`` (tracebacks).
 
 Exit codes: 0 success, 1 a user's error (a segmint error or the file system's: one line on
@@ -16,7 +16,9 @@ The package: this module holds the parser, the dispatch table :data:`COMMANDS` a
 :func:`main`; :mod:`.paths` what each command reads and writes (and the checks on outputs),
 :mod:`.output` progress bars and printed summaries, :mod:`.tables` the commands
 over tables and event logs (``generate``, ``aggregate``, ``rfm``, ``info``), :mod:`.models` the
-commands over rules and models (``fit``, ``score``, ``rules``), :mod:`.demo` the demo.
+commands over rules and models (``fit``, ``score``, ``rules``), :mod:`.demo` the demo,
+:mod:`.explain` the commands that explain segments (each in its own module: :mod:`.profile`,
+:mod:`.sweep`, :mod:`.validate`, :mod:`.report`).
 Modules import segmint's heavy parts inside the commands, so ``segmint --help`` stays quick.
 """
 import argparse
@@ -26,7 +28,7 @@ import time
 
 from ..events.aggregate import EVENT_BATCH_SIZE
 from ..io import DEFAULT_BATCH_SIZE
-from . import demo, models, tables
+from . import demo, explain, models, tables
 from .paths import check_paths, output_paths
 
 
@@ -111,7 +113,65 @@ def _parser():
 
     i = sub.add_parser("info", help="what a data file or a model file holds")
     i.add_argument("path")
+
+    pr = sub.add_parser("profile", help="describe each segment: size, revenue, reach, what sets it apart")
+    _data_and_segments(pr)
+    _profile_columns(pr)
+    pr.add_argument("-o", "--output", default=None,
+                    help="also write the profile: .json, .md, or .arrow/.parquet (the tidy table)")
+    _batch_size(pr)
+
+    sw = sub.add_parser("sweep", help="fit k-means for a range of k and score each (choosing k)")
+    sw.add_argument("data", help="customer table: .arrow, .parquet, folder")
+    sw.add_argument("--features", required=True,
+                    help="comma-separated numeric columns (standardised), or a JSON/YAML feature spec file")
+    sw.add_argument("--ks", default="2-12", help="the k to try: a range 2-12 or a list 2,4,8 (default 2-12)")
+    sw.add_argument("--seeds", type=_positive, default=3, help="fits per k, seeds random-state.. (default 3)")
+    _random_state(sw)
+    sw.add_argument("--fit-rows", type=_positive, default=None, help="fit each k on a sample of this many rows")
+    sw.add_argument("-o", "--output", default=None,
+                    help="also write the sweep: .json, .md, or .arrow/.parquet (one row per k and seed)")
+    _batch_size(sw)
+
+    v = sub.add_parser("validate", help="flag segments too small, too close, unstable or unreachable")
+    _data_and_segments(v)
+    v.add_argument("--features", default=None, help="comma-separated numeric columns the segments are judged on")
+    v.add_argument("--reachable", default=None, help="boolean column: the customer can be contacted (consent)")
+    v.add_argument("--min-share", type=float, default=None, help="smallest share of customers worth a segment (default 0.02)")
+    v.add_argument("--min-count", type=_positive, default=None, help="smallest number of customers worth a segment (default 1000)")
+    _random_state(v)
+    v.add_argument("-o", "--output", default=None,
+                   help="also write the validation: .json, .md, or .arrow/.parquet (one row per segment)")
+    _batch_size(v)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page: profiles, validation, plots")
+    _data_and_segments(rp)
+    _profile_columns(rp)
+    rp.add_argument("-o", "--output", required=True, help="the HTML file to write (e.g. report.html)")
+    rp.add_argument("--sweep-features", default=None,
+                    help="also sweep k over these comma-separated columns (or a feature spec file)")
+    rp.add_argument("--no-validate", action="store_true", help="leave the validation out")
+    _random_state(rp)
+    _batch_size(rp)
     return p
+
+
+def _data_and_segments(parser):
+    parser.add_argument("data", help="customer table: .arrow, .parquet, folder")
+    parser.add_argument("--segments", required=True,
+                        help="a column of the data, a model file (.seg), a rule file (.json/.yaml) "
+                             "or a table of (id, segment) joined on --id-column")
+    parser.add_argument("--id-column", default=None, help="the customer id column (joins a table of segments)")
+    parser.add_argument("--as-of", default=None, help="date the rules count from (default now)")
+
+
+def _profile_columns(parser):
+    parser.add_argument("--features", default=None,
+                        help="comma-separated numeric columns to profile (default: every numeric column)")
+    parser.add_argument("--categories", default=None,
+                        help="comma-separated string columns to profile (default: every string column)")
+    parser.add_argument("--revenue", default=None, help="the money column (revenue per segment)")
+    parser.add_argument("--reachable", default=None, help="boolean column: the customer can be contacted (consent)")
 
 
 def _random_state(parser):
@@ -143,6 +203,10 @@ COMMANDS = {
     "aggregate": tables.aggregate,
     "rfm": tables.rfm,
     "info": tables.info,
+    "profile": explain.profile,
+    "sweep": explain.sweep,
+    "validate": explain.validate,
+    "report": explain.report,
 }
 
 

@@ -23,7 +23,16 @@ def output_paths(args):
     if command == "rfm":
         return [(args.output, "table")] + ([(args.save_boundaries, "file")]
                                            if args.save_boundaries is not None else [])
+    if command in ("profile", "sweep", "validate", "report"):
+        if args.output is None:
+            return []
+        return [(args.output, "table" if _is_table_path(args.output) else "file")]
     return []
+
+
+def _is_table_path(path):
+    """A table by its suffix (Arrow, Parquet, a folder); else a text file (JSON, Markdown, HTML)."""
+    return str(path).lower().endswith((".arrow", ".feather", ".ipc", ".parquet", "/", os.sep))
 
 
 def input_paths(args):
@@ -40,6 +49,16 @@ def input_paths(args):
         return [args.events, args.windows]
     if command == "rfm":
         return [args.data, args.boundaries]
+    if command in ("profile", "validate", "report"):
+        given = [args.data]
+        if args.segments is not None and os.path.exists(args.segments):
+            given.append(args.segments)  # a model, rule file or table of segments
+        for spec in (getattr(args, "features", None), getattr(args, "sweep_features", None)):
+            if spec is not None and os.path.exists(spec):
+                given.append(spec)
+        return given
+    if command == "sweep":
+        return [args.data] + ([args.features] if os.path.exists(args.features) else [])
     return []
 
 

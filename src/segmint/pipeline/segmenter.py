@@ -10,6 +10,7 @@ cluster 0), then the rule segments that are not clustered, in rule order (the ru
 default segment last).
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +28,23 @@ from ..rules import RuleSet
 from . import model_file
 from .features import FeatureSpec
 _CLUSTERERS = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
+
+
+class ScoreBatch(NamedTuple):
+    """One batch of :meth:`Segmenter.stream`.
+
+    Attributes
+    ----------
+    batch : segmint.io.Batch
+        The rows, with the columns the model reads and the ``columns`` asked for.
+    segment_id : numpy.ndarray of int16
+        Each row's segment id (an index into ``segment_names_``).
+    distance : numpy.ndarray of float32 or float64
+        Distance to the cluster's center in the feature space; NaN where a rule took the row.
+    """
+    batch: object
+    segment_id: np.ndarray
+    distance: np.ndarray
 
 
 class UnknownSegmentError(ParameterError, KeyError):
@@ -384,9 +402,9 @@ class Segmenter(ParamsMixin):
         predict_kwargs = {k: kwargs[k] for k in ("as_of", "batch_size") if k in kwargs}
         return self.fit(source, **kwargs).predict(source, **predict_kwargs)
 
-    def _score_items(self, src, as_of, batch_size):
+    def _score_items(self, src, as_of, batch_size, columns=()):
         """``(batch, rule segment codes or None)`` per batch, made on the calling thread, in order."""
-        extra = [self.id_column] if self.id_column is not None else []
+        extra = ([self.id_column] if self.id_column is not None else []) + list(columns)
         spec_cols = self.feature_spec_.input_columns if self.clusterer_ is not None else []
         columns = list(dict.fromkeys(spec_cols + extra))
         for batch, assign in self._rule_batches(src, as_of, batch_size, columns):
@@ -399,7 +417,64 @@ class Segmenter(ParamsMixin):
                 batch[name]
             yield batch, assign
 
+    def stream(self, source, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE, columns=()):
+        """Score batch by batch, yielding each batch with its segments, in source order.
+
+        For callers that do more with each batch than :meth:`score` does (profiles and
+        validation read other columns of the same rows): nothing is gathered, so memory stays
+        a few batches whatever the source's size. The segments are those :meth:`score` writes.
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts (streamed in batches)
+        as_of : datetime, date or ISO string, optional
+            For rules using dates (default now, UTC).
+        batch_size : int
+            Rows per batch.
+        columns : sequence of str
+            Columns to read along with the ones the model needs.
+
+        Yields
+        ------
+        ScoreBatch
+            ``(batch, segment_id, distance)``: ``segment_id`` int16 (n,), ``distance`` (n,) of the
+            model's dtype, NaN where a rule took the row.
+        """
+        self._check_fitted()
+        _check_batch_size(batch_size)
+        if isinstance(columns, str):
+            raise ParameterError(f"columns must be a list of column names, got the string {columns!r}")
+        columns = list(columns)
+        if self.clusterer_ is not None:
+            check_centers(self.clusterer_.cluster_centers_)
+        src = open_source(source)
+        self._check_columns(src, self.feature_spec_ if self.clusterer_ is not None else None, self.rules_)
+        for col in columns:
+            if col not in src.column_names:
+                raise unknown_column(col, src.column_names, src.label)
+        to_segment = self._rule_to_segment(self.n_clusters_) if self.rules_ is not None else None
+        assign = functools.partial(self._assign_batch, to_segment=to_segment)
+        for batch, (seg, dist, clustered) in ordered_map(
+                lambda item: (item[0], assign(item)), self._score_items(src, as_of, batch_size, columns)):
+            dist[~clustered] = np.nan  # a fresh array per batch: ours to change
+            yield ScoreBatch(batch, seg, dist)
+
     def _score_batch(self, item, schema, names, to_segment):
+        batch, assign = item
+        seg, dist, clustered = self._assign_batch(item, to_segment)
+        arrays = []
+        if self.id_column is not None:
+            arrays.append(batch.record_batch.column(self.id_column))
+        arrays.append(pa.array(seg))
+        arrays.append(pa.DictionaryArray.from_arrays(pa.array(seg), names, safe=False))
+        arrays.append(pa.array(dist, mask=~clustered))
+        if assign is not None:
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign.astype(np.int16)),
+                                                         self._rule_labels_array(), safe=False))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _assign_batch(self, item, to_segment):
+        """``(segment ids int16, distances, clustered mask)`` of one batch."""
         batch, assign = item
         n = batch.num_rows
         k = self.n_clusters_
@@ -422,16 +497,7 @@ class Segmenter(ParamsMixin):
                     self._check_matrix(X, f"the features of rows {start:,}..{start + n - 1:,}", always=True)
                 seg[rows] = labels
                 dist[rows] = np.sqrt(np.maximum(sq, 0))
-        arrays = []
-        if self.id_column is not None:
-            arrays.append(batch.record_batch.column(self.id_column))
-        arrays.append(pa.array(seg))
-        arrays.append(pa.DictionaryArray.from_arrays(pa.array(seg), names, safe=False))
-        arrays.append(pa.array(dist, mask=~clustered))
-        if assign is not None:
-            arrays.append(pa.DictionaryArray.from_arrays(pa.array(assign.astype(np.int16)),
-                                                         self._rule_labels_array(), safe=False))
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        return seg, dist, clustered
 
     def _check_matrix(self, X, what, always=False):
         """Raise a :class:`FeatureError` naming the spec's output features of ``X`` that hold

@@ -1,0 +1,176 @@
+"""Per-segment statistics of one batch: row counts, moments, quantile sketches, category counts.
+
+Every kernel takes the batch's segments in one of two forms and adds each row to its *slots*:
+
+- ``codes`` (int32, one per row; ``members`` empty): slot ``codes[i]``, or slot ``n_seg`` (the
+  unassigned rows) when the code is -1. The whole base is the merge of all slots.
+- ``members`` (uint64 ``(n_seg, ceil(n / 64))`` bit words of a multi-mode rule set; ``codes``
+  empty): every segment whose bit is set, and slot ``n_seg``, which is then the whole base
+  (a row in several segments counts once in it).
+
+Moments are per batch (count, mean, M2 about the batch's own mean: the corrected two-pass
+formula over values that stay in cache), so the caller merges batches with Chan's formula in batch order and gets
+sound variances even for values like 1e9 +- 1. Sketch and category counts are integers: their
+totals do not depend on the order of additions, so callers may keep them per thread.
+"""
+import numpy as np
+
+from .settings import kernel
+from .sketch import bucket_of_bits
+
+
+@kernel
+def _is_valid(bits, bit_offset, i):
+    k = bit_offset + i
+    return ((bits[k >> 3] >> (k & 7)) & 1) == 1
+
+
+@kernel
+def _in_segment(members, s, i):
+    return ((members[s, i >> 6] >> np.uint64(i & 63)) & np.uint64(1)) == np.uint64(1)
+
+
+@kernel
+def count_rows(codes, members, n_rows, counts):
+    """Rows per segment; slot ``n_seg`` counts the rows in no segment.
+
+    Parameters
+    ----------
+    codes : (n,) int32, IN; empty when ``members`` is given
+    members : (n_seg, words) uint64, IN; empty (0 rows) when ``codes`` is given
+    n_rows : int, rows of the batch
+    counts : (n_seg + 1,) int64, INOUT
+    """
+    n_seg = counts.shape[0] - 1
+    if codes.shape[0] == n_rows and members.shape[0] == 0:
+        for i in range(n_rows):
+            c = codes[i]
+            counts[c if c >= 0 else n_seg] += 1
+        return
+    for i in range(n_rows):
+        anywhere = False
+        for s in range(n_seg):
+            if _in_segment(members, s, i):
+                counts[s] += 1
+                anywhere = True
+        if not anywhere:
+            counts[n_seg] += 1
+
+
+@kernel
+def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sketches):
+    """Count, mean and M2 per slot of one batch of a numeric column, and its sketches.
+
+    Null rows (validity bit 0), NaN and infinities are left out of everything (the caller
+    derives the null share from the row counts). Every row's value is added to each slot
+    it belongs to (see the module docstring).
+
+    Parameters
+    ----------
+    values : (n,) float32/float64, IN
+    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
+    bit_offset : int, bit of row 0 in ``bits``
+    codes, members : the batch's segments, IN (see the module docstring)
+    shift : float64, subtracted from every value before its moments (the same for every batch
+        of a pass: a value of the column, so that means near 1e9 keep their small differences)
+    moments : (n_seg + 1, 3) float64, OUT: ``[count, mean - shift, M2]`` of this batch per slot
+    sketches : (n_seg + 1, N_BUCKETS) int64, INOUT; or 0 rows to skip the sketch
+    """
+    n = values.shape[0]
+    n_slots = moments.shape[0]
+    n_seg = n_slots - 1
+    has_bits = bits.shape[0] > 0
+    multi = members.shape[0] > 0
+    do_sketch = sketches.shape[0] > 0
+    sums = np.zeros(n_slots)
+    counts = np.zeros(n_slots)
+    scratch = np.empty(1)
+    scratch_bits = scratch.view(np.int64)
+    for i in range(n):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            continue
+        x = np.float64(values[i])
+        if not np.isfinite(x):
+            continue
+        b = bucket_of_bits(x, scratch, scratch_bits) if do_sketch else 0
+        x -= shift
+        if multi:
+            for s in range(n_seg):
+                if _in_segment(members, s, i):
+                    sums[s] += x
+                    counts[s] += 1.0
+                    if do_sketch:
+                        sketches[s, b] += 1
+            slot = n_seg
+        else:
+            c = codes[i]
+            slot = c if c >= 0 else n_seg
+        sums[slot] += x
+        counts[slot] += 1.0
+        if do_sketch:
+            sketches[slot, b] += 1
+    means = np.zeros(n_slots)
+    for s in range(n_slots):
+        if counts[s] > 0:
+            means[s] = sums[s] / counts[s]
+    m2 = np.zeros(n_slots)
+    dev = np.zeros(n_slots)
+    # second pass about each slot's own mean (the values are still in cache), with the
+    # corrected two-pass formula: the sum of deviations repairs the rounding of the first mean
+    for i in range(n):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            continue
+        x = np.float64(values[i])
+        if not np.isfinite(x):
+            continue
+        x -= shift
+        if multi:
+            for s in range(n_seg):
+                if _in_segment(members, s, i):
+                    d = x - means[s]
+                    dev[s] += d
+                    m2[s] += d * d
+            slot = n_seg
+        else:
+            c = codes[i]
+            slot = c if c >= 0 else n_seg
+        d = x - means[slot]
+        dev[slot] += d
+        m2[slot] += d * d
+    for s in range(n_slots):
+        moments[s, 0] = counts[s]
+        if counts[s] > 0:
+            moments[s, 1] = means[s] + dev[s] / counts[s]
+            moments[s, 2] = max(m2[s] - dev[s] * dev[s] / counts[s], 0.0)
+        else:
+            moments[s, 1] = 0.0
+            moments[s, 2] = 0.0
+
+
+@kernel
+def profile_category(cat_codes, bits, bit_offset, codes, members, counts):
+    """Rows per (slot, category) of one batch of a dictionary string column.
+
+    Parameters
+    ----------
+    cat_codes : (n,) int32 dictionary codes, IN (valid codes: the caller sized ``counts``)
+    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
+    bit_offset : int, bit of row 0 in ``bits``
+    codes, members : the batch's segments, IN (see the module docstring)
+    counts : (n_seg + 1, 1 + dictionary size) int64, INOUT: column 0 counts nulls, column
+        ``c + 1`` the code ``c``
+    """
+    n = cat_codes.shape[0]
+    n_seg = counts.shape[0] - 1
+    has_bits = bits.shape[0] > 0
+    multi = members.shape[0] > 0
+    for i in range(n):
+        col = 0 if has_bits and not _is_valid(bits, bit_offset, i) else cat_codes[i] + 1
+        if multi:
+            for s in range(n_seg):
+                if _in_segment(members, s, i):
+                    counts[s, col] += 1
+            counts[n_seg, col] += 1
+        else:
+            c = codes[i]
+            counts[c if c >= 0 else n_seg, col] += 1

@@ -1,0 +1,704 @@
+"""Segment profiles: who is in each segment, how many, and what sets it apart, in one pass.
+
+:func:`profile` streams the source once (memory: a few batches plus the per-segment state) and
+computes, per segment and for the whole base, sizes, revenue and reach, per numeric feature the
+mean, standard deviation (population, ddof=0), null share, median, p10 and p90, the standardized
+difference from the base, and per string column the top categories with their lift. Hot loops are
+the kernels of :mod:`segmint.kernels.profile`; quantiles come from the mergeable sketch of
+:mod:`segmint.kernels.sketch`.
+
+Conventions (also in :class:`Profile`):
+
+- the **whole base** is every row of the source, rows without a segment included; a row of a
+  multi-mode rule set counts in every segment it is in and once in the base;
+- a null, NaN or infinite value is *null* for the statistics (``null_share`` counts them);
+  booleans are numbers 0/1; temporal columns (dates, timestamps) are not profiled;
+- a string column's nulls are the category ``"(null)"``, so a segment's shares add up to 1;
+- ``std_diff`` is NaN when the base's standard deviation is 0 (a constant column) or a segment
+  has no value, and NaN never ranks as a trait.
+"""
+import json
+import math
+import threading
+
+import numpy as np
+import pyarrow as pa
+
+from .._parallel import ordered_map
+from ..errors import ParameterError, UnsupportedTypeError, unknown_column
+from ..io import DEFAULT_BATCH_SIZE
+from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, unpack_bits
+from ..kernels import profile as kp
+from ..kernels import sketch as ks
+from . import describe as words
+from .segments import resolve_segments
+
+QUANTILES = (0.5, 0.1, 0.9)  # median, p10, p90
+QUANTILE_NAMES = ("median", "p10", "p90")
+QUANTILE_METHOD = (
+    "median, p10 and p90 come from a log-bucketed quantile sketch (64 buckets per power of two): "
+    f"each is within {ks.RELATIVE_ERROR:.2%} (relative) of the exact value of rank floor(q * (n - 1)) "
+    "(numpy.quantile's method='lower'); values with |x| < 6e-8 count as 0 and magnitudes beyond "
+    "2.8e14 are reported as 2.8e14")
+NULL_CATEGORY = "(null)"
+
+# A sketch holds N_BUCKETS int64 counts per (segment, feature) and thread: refuse, before any
+# work, a profile whose sketches alone would take more than this.
+MAX_SKETCH_BYTES = 2 << 30
+
+_EMPTY_BITS = np.zeros(0, dtype=np.uint8)
+_EMPTY_CODES = np.zeros(0, dtype=np.int32)
+_EMPTY_MEMBERS = np.zeros((0, 0), dtype=np.uint64)
+_NO_SKETCH = np.zeros((0, ks.N_BUCKETS), dtype=np.int64)
+
+
+def profile(source, *, segments, features=None, categories=None, id_column=None, revenue=None,
+            reachable=None, top=5, as_of=None, batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """Profile each segment of a customer base in one streaming pass.
+
+    Parameters
+    ----------
+    source : anything :func:`segmint.open` accepts
+    segments : str, Segmenter, RuleSet or table
+        What to profile by: a column of ``source``, a fitted Segmenter or a RuleSet (applied on
+        the fly), or a table of (id, segment) joined on ``id_column``.
+    features : list of str, optional
+        Numeric or boolean (0/1) columns to describe; default every numeric and boolean column
+        but the id and segment columns. Temporal columns are not profiled.
+    categories : list of str, optional
+        String columns; default every string column but the id and segment columns.
+    id_column : str, optional
+        The customer id column (left out of the defaults; required to join a table).
+    revenue : str, optional
+        A numeric money column: revenue, revenue share and revenue per customer (nulls count 0).
+    reachable : str, optional
+        A boolean or 0/1 column: the share of customers whose value is non-zero (nulls: not
+        reachable).
+    top : int
+        Categories kept per segment and string column, by share.
+    as_of : datetime, date or ISO string, optional
+        For rules using dates.
+    batch_size : int
+        Rows per batch.
+    progress : callable, optional
+        Called with each batch's row count.
+
+    Returns
+    -------
+    Profile
+    """
+    from .._estimator import check_positive_int
+    top = check_positive_int("top", top)
+    batch_size = check_positive_int("batch_size", batch_size)
+    seg = resolve_segments(source, segments, id_column=id_column, as_of=as_of)
+    plan = _Plan(seg, features, categories, id_column, revenue, reachable)
+    acc = _Accumulator(plan, len(seg.names))
+    for moments, n in ordered_map(acc.batch, acc.prepared(seg.stream(plan.columns, batch_size))):
+        acc.merge(moments, n)
+        if progress is not None:
+            progress(n)
+    return _build(plan, seg, acc, top)
+
+
+# -- which columns ------------------------------------------------------------------------------
+class _Plan:
+    """The columns a profile reads, checked against the source before any work."""
+
+    def __init__(self, seg, features, categories, id_column, revenue, reachable):
+        src = seg.source
+        skip = {id_column, seg.column, seg.id_column} - {None}
+        kinds = {name: column_kind(src.schema.field(name).type) for name in src.column_names}
+        if features is None:
+            features = [c for c in src.column_names if kinds[c] in (NUMERIC, BOOLEAN) and c not in skip]
+        if categories is None:
+            categories = [c for c in src.column_names if kinds[c] == DICTIONARY and c not in skip]
+        self.features = self._names("features", features, src, kinds, (NUMERIC, BOOLEAN),
+                                    "numeric or boolean (a string column goes in categories=)")
+        self.categories = self._names("categories", categories, src, kinds, (DICTIONARY,),
+                                      "a string column (a number goes in features=)")
+        self.booleans = [c for c in self.features if kinds[c] == BOOLEAN]  # described as shares
+        self.revenue = self._one("revenue", revenue, src, kinds, (NUMERIC,), "a numeric money column")
+        self.reachable = self._one("reachable", reachable, src, kinds, (NUMERIC, BOOLEAN),
+                                   "a boolean or 0/1 column")
+        # the numeric columns the kernels read: the features (sketched), then revenue and reach
+        self.numeric = list(self.features) + [c for c in (self.revenue, self.reachable) if c]
+        self.columns = list(dict.fromkeys(self.numeric + self.categories))
+
+    @staticmethod
+    def _names(what, names, src, kinds, allowed, expected):
+        if isinstance(names, str) or not hasattr(names, "__iter__"):
+            raise ParameterError(f"{what}= takes a list of column names, got {names!r:.80}")
+        out = []
+        for name in names:
+            if not isinstance(name, str):
+                raise ParameterError(f"{what}= takes column names (strings), got {name!r:.80}")
+            _check_column(what, name, src, kinds, allowed, expected)
+            if name not in out:
+                out.append(name)
+        return out
+
+    @staticmethod
+    def _one(what, name, src, kinds, allowed, expected):
+        if name is None:
+            return None
+        if not isinstance(name, str):
+            raise ParameterError(f"{what}= takes a column name, got {name!r:.80}")
+        _check_column(what, name, src, kinds, allowed, expected)
+        return name
+
+
+def _check_column(what, name, src, kinds, allowed, expected):
+    if name not in kinds:
+        raise unknown_column(name, src.column_names, f"{src.label} ({what}=)")
+    if kinds[name] not in allowed:
+        why = " (dates and times are not profiled)" if kinds[name] == TEMPORAL else ""
+        raise UnsupportedTypeError(f"{what}= column {name!r} of {src.label} is "
+                                   f"{src.schema.field(name).type}: expected {expected}{why}")
+
+
+# -- the pass -----------------------------------------------------------------------------------
+class _ThreadState:
+    """Integer counts one worker thread adds to: sketches and category counts. Integer sums
+    do not depend on their order, so keeping them per thread keeps results thread-invariant."""
+
+    def __init__(self, n_slots, n_sketched, n_categories):
+        self.sketches = np.zeros((n_sketched, n_slots, ks.N_BUCKETS), dtype=np.int64)
+        self.categories = [np.zeros((n_slots, 1), dtype=np.int64) for _ in range(n_categories)]
+        self.rows = np.zeros(n_slots, dtype=np.int64)
+
+
+class _Accumulator:
+    def __init__(self, plan, n_seg):
+        self.plan = plan
+        self.n_seg = n_seg
+        self.n_slots = n_seg + 1
+        n_threads_max = 2 * max(1, _threads())
+        need = len(plan.features) * self.n_slots * ks.N_BUCKETS * 8 * n_threads_max
+        if need > MAX_SKETCH_BYTES:
+            raise ParameterError(
+                f"profiling {len(plan.features)} features over {n_seg} segments would hold "
+                f"{need / 2**30:.1f} GiB of quantile sketches (74 KB per segment, feature and thread): "
+                "pass fewer features= or use fewer segments")
+        self.moments = np.zeros((len(plan.numeric), self.n_slots, 3))
+        # each numeric column's first value: moments are of value - shift (sound variances for
+        # values like 1e9 +- 1); NaN until a batch has a value (earlier batches add nothing)
+        self.shifts = np.full(len(plan.numeric), np.nan)
+        self.n_rows = 0
+        self.dictionaries = [None] * len(plan.categories)
+        self._states = []
+        self._free = []
+        self._lock = threading.Lock()
+
+    def prepared(self, stream):
+        """The stream with each batch's column views made here, in batch order: string codes
+        come from one dictionary that grows batch by batch, so their views cannot be made by
+        workers in arbitrary order."""
+        for item in stream:
+            views = {c: item.batch[c] for c in self.plan.columns}
+            for j, c in enumerate(self.plan.categories):
+                self.dictionaries[j] = views[c].dictionary
+            for j, c in enumerate(self.plan.numeric):
+                if np.isnan(self.shifts[j]):  # batches before this one had no value to shift by
+                    self.shifts[j] = _first_value(views[c])
+            yield item, views, self.shifts.copy()
+
+    def _acquire(self):
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            state = _ThreadState(self.n_slots, len(self.plan.features), len(self.plan.categories))
+            self._states.append(state)
+            return state
+
+    def _release(self, state):
+        with self._lock:
+            self._free.append(state)
+
+    def batch(self, item):
+        """One batch's float moments (returned, merged in order) and integer counts (added to
+        this thread's state)."""
+        sb, views, shifts = item
+        n = sb.batch.num_rows
+        codes = sb.codes if sb.codes is not None else _EMPTY_CODES
+        members = sb.members if sb.members is not None else _EMPTY_MEMBERS
+        moments = np.zeros((len(self.plan.numeric), self.n_slots, 3))
+        state = self._acquire()
+        try:
+            kp.count_rows(codes, members, n, state.rows)
+            n_sketched = len(self.plan.features)
+            for j, name in enumerate(self.plan.numeric):
+                view = views[name]
+                values = _numbers(view, reach=name == self.plan.reachable and j >= n_sketched)
+                bits, offset = _bits(view)
+                sketches = state.sketches[j] if j < n_sketched else _NO_SKETCH
+                shift = 0.0 if np.isnan(shifts[j]) else float(shifts[j])
+                kp.profile_numeric(values, bits, offset, codes, members, shift, moments[j], sketches)
+            for j, name in enumerate(self.plan.categories):
+                view = views[name]
+                width = len(view.dictionary) + 1
+                if state.categories[j].shape[1] < width:  # the pass's dictionary grew
+                    grown = np.zeros((self.n_slots, width), dtype=np.int64)
+                    grown[:, :state.categories[j].shape[1]] = state.categories[j]
+                    state.categories[j] = grown
+                bits, offset = _bits(view)
+                kp.profile_category(view.values, bits, offset, codes, members, state.categories[j])
+        finally:
+            self._release(state)
+        return moments, n
+
+    def merge(self, moments, n):
+        """Chan's merge of one batch's moments, in batch order (so the bits do not depend on
+        the thread count)."""
+        self.moments = _chan(self.moments, moments)
+        self.n_rows += n
+
+    def totals(self):
+        """Integer counts of every thread, added: rows, sketches, category counts."""
+        rows = np.zeros(self.n_slots, dtype=np.int64)
+        sketches = np.zeros((len(self.plan.features), self.n_slots, ks.N_BUCKETS), dtype=np.int64)
+        cats = []
+        for j, d in enumerate(self.dictionaries):
+            width = (len(d) if d is not None else 0) + 1
+            cats.append(np.zeros((self.n_slots, width), dtype=np.int64))
+        for st in self._states:
+            rows += st.rows
+            sketches += st.sketches
+            for j, c in enumerate(st.categories):
+                cats[j][:, :c.shape[1]] += c
+        return rows, sketches, cats
+
+
+def _threads():
+    from .._parallel import get_num_threads
+    return get_num_threads()
+
+
+def _chan(a, b):
+    """Merge moment arrays ``[..., (count, mean, M2)]`` of two disjoint sets of values."""
+    na, nb = a[..., 0], b[..., 0]
+    n = na + nb
+    safe = np.where(n > 0, n, 1.0)
+    delta = b[..., 1] - a[..., 1]
+    out = np.empty_like(a)
+    out[..., 0] = n
+    out[..., 1] = np.where(n > 0, a[..., 1] + delta * (nb / safe), 0.0)
+    out[..., 2] = a[..., 2] + b[..., 2] + delta * delta * (na * nb / safe)
+    return out
+
+
+def _numbers(view, reach=False):
+    """A numeric or boolean view's values as float32/float64 for the kernels (two
+    specialisations only: other integer types are widened, booleans unpacked to 0/1)."""
+    if view.kind == BOOLEAN:
+        values = unpack_bits(view.values, view.values_offset, view.length).astype(np.float64)
+    elif view.values.dtype in (np.float32, np.float64):
+        values = view.values
+    else:
+        values = view.values.astype(np.float64)
+    if reach:  # reachable: any non-zero value counts as one customer
+        values = (values != 0).astype(np.float64)
+    return values
+
+
+def _first_value(view):
+    """The first non-null finite value of a numeric or boolean view (as the kernels see it), or NaN."""
+    values = _numbers(view)
+    ok = np.isfinite(values)
+    if view.validity is not None:
+        ok &= view.is_valid()
+    hit = np.flatnonzero(ok)
+    return float(values[hit[0]]) if hit.size else np.nan
+
+
+def _bits(view):
+    if view.validity is None:
+        return _EMPTY_BITS, 0
+    return view.validity, view.validity_offset
+
+
+# -- the result -----------------------------------------------------------------------------------
+def _build(plan, seg, acc, top):
+    n_seg = len(seg.names)
+    rows, sketches, cat_counts = acc.totals()
+    counts = rows[:n_seg].copy()
+    n_unassigned = int(rows[n_seg])
+    n_rows = acc.n_rows
+    moments = acc.moments
+    if seg.multi:  # slot n_seg holds every row once
+        base = moments[:, n_seg, :]
+        base_sketch = sketches[:, n_seg, :]
+        base_cats = [c[n_seg] for c in cat_counts]
+    else:  # slot n_seg is the unassigned rows: the base is every slot, merged in slot order
+        base = moments[:, 0, :]
+        for s in range(1, n_seg + 1):
+            base = _chan(base, moments[:, s, :])
+        base_sketch = sketches.sum(axis=1)
+        base_cats = [c.sum(axis=0) for c in cat_counts]
+    all_moments = np.concatenate([moments[:, :n_seg, :], base[:, None, :]], axis=1)  # (m, n_seg+1, 3)
+    all_moments[:, :, 1] += np.nan_to_num(acc.shifts)[:, None]  # means of value - shift -> means
+    all_rows = np.append(counts, n_rows).astype(np.float64)
+    all_sketches = np.concatenate([sketches[:, :n_seg, :], base_sketch[:, None, :]], axis=1)
+
+    nf = len(plan.features)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cnt = all_moments[:nf, :, 0].T  # (n_seg+1, nf)
+        some = cnt > 0
+        means = np.where(some, all_moments[:nf, :, 1].T, np.nan)
+        std = np.where(some, np.sqrt(np.maximum(all_moments[:nf, :, 2].T, 0.0) / np.where(some, cnt, 1)), np.nan)
+        null_share = np.where(all_rows[:, None] > 0, 1.0 - cnt / all_rows[:, None], np.nan)
+        std_all = std[-1]
+        spread = std_all > 0  # NaN (no value) compares False too
+        std_diff = np.where(spread, (means[:-1] - means[-1]) / np.where(spread, std_all, 1.0), np.nan)
+        share = all_rows / n_rows if n_rows else np.full(n_seg + 1, np.nan)
+    quantiles = np.full((n_seg + 1, nf, len(QUANTILES)), np.nan)
+    qs = np.asarray(QUANTILES)
+    for f in range(nf):
+        for s in range(n_seg + 1):
+            ks.sketch_quantiles(all_sketches[f, s], qs, quantiles[s, f])
+
+    revenue = revenue_share = per_customer = reach = None
+    j = nf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if plan.revenue:
+            m = all_moments[j]
+            revenue = m[:, 0] * m[:, 1]
+            revenue_share = revenue / revenue[-1] if revenue[-1] != 0 else np.full(n_seg + 1, np.nan)
+            per_customer = np.where(all_rows > 0, revenue / np.where(all_rows > 0, all_rows, 1), np.nan)
+            j += 1
+        if plan.reachable:
+            m = all_moments[j]
+            reached = np.rint(m[:, 0] * m[:, 1])
+            reach = np.where(all_rows > 0, reached / np.where(all_rows > 0, all_rows, 1), np.nan)
+
+    centroid = _centroids(seg, plan.features, n_seg)
+    top_categories = _top_categories(plan, acc.dictionaries, cat_counts, base_cats, n_seg, top)
+    return Profile(
+        names=list(seg.names), features=list(plan.features), categories=list(plan.categories),
+        n_rows=int(n_rows), n_unassigned=n_unassigned, counts=counts.astype(np.int64), means=means,
+        std=std, null_share=null_share, std_diff=std_diff, quantiles=quantiles, share=share,
+        revenue=revenue, revenue_share=revenue_share, revenue_per_customer=per_customer,
+        reachable_share=reach, centroid=centroid, top_categories=top_categories, booleans=plan.booleans)
+
+
+def _centroids(seg, features, n_seg):
+    """(n_seg, n_features) cluster centers in input units for a Segmenter's clusters, NaN
+    elsewhere; None when the segments are not clusters."""
+    model = seg.segmenter
+    if model is None or getattr(model, "clusterer_", None) is None or model.feature_spec_ is None:
+        return None
+    spec = model.feature_spec_
+    centers = spec.inverse_transform(model.clusterer_.cluster_centers_)
+    out = np.full((n_seg, len(features)), np.nan)
+    for p in spec._check_fitted().plans:
+        # one-hot columns hold category shares, not a value of the column: left out
+        if p.kind == "numeric" and p.column in features:
+            out[:centers.shape[0], features.index(p.column)] = centers[:, p.first]
+    return out
+
+
+def _top_categories(plan, dictionaries, cat_counts, base_cats, n_seg, top):
+    """Per category column, per segment then the base: ``[(category, share, lift), ...]`` of the
+    ``top`` categories by share in the segment (ties: dictionary order, nulls first)."""
+    out = []
+    for j, column in enumerate(plan.categories):
+        d = dictionaries[j]
+        names = [NULL_CATEGORY] + (d.to_pylist() if d is not None else [])
+        base = base_cats[j].astype(np.float64)
+        base_share = base / base.sum() if base.sum() else base
+        per_slot = []
+        for s in range(n_seg + 1):
+            c = (cat_counts[j][s] if s < n_seg else base_cats[j]).astype(np.float64)
+            total = c.sum()
+            if total == 0:
+                per_slot.append([])
+                continue
+            share = c / total
+            order = np.argsort(-share, kind="stable")
+            kept = [int(k) for k in order[:top] if c[k] > 0]
+            per_slot.append([(names[k], float(share[k]), float(share[k] / base_share[k])) for k in kept])
+        out.append(per_slot)
+    return out
+
+
+class Profile:
+    """Per-segment statistics; made by :func:`profile`.
+
+    Attributes
+    ----------
+    segments : list of str
+        Segment names, in code order.
+    features, categories : list of str
+        The numeric and the string columns profiled.
+    n_rows : int
+        Rows of the source (the whole base).
+    n_unassigned : int
+        Rows in no segment (a null segment, an id missing from the table, no rule matched).
+    quantiles : str
+        How median, p10 and p90 are computed, and their error bound.
+    table : pyarrow.Table
+        Tidy: ``segment`` (null: the whole base), ``feature`` (null for size statistics),
+        ``category`` (null unless a category statistic), ``statistic``, ``value`` (float64).
+        Statistics: ``count``, ``share``, ``revenue``, ``revenue_share``,
+        ``revenue_per_customer``, ``reachable_share``; per feature ``mean``, ``std`` (ddof=0),
+        ``null_share``, ``median``, ``p10``, ``p90``, ``std_diff``, ``centroid`` (a Segmenter's
+        clusters: the center in input units; numeric features only); per category ``share``
+        and ``lift``.
+    summary : pyarrow.Table
+        One row per segment, then the base (segment null): ``segment``, ``count``, ``share``,
+        ``revenue``, ``revenue_share``, ``revenue_per_customer``, ``reachable_share``,
+        ``description``.
+    std_diff : numpy.ndarray
+        (n_segments, n_features) float64: ``(mean_seg - mean_all) / std_all``; NaN when the
+        base's standard deviation is 0 or the segment has no value.
+    means : numpy.ndarray
+        (n_segments + 1, n_features) float64, the last row the base.
+    counts : numpy.ndarray
+        (n_segments,) int64.
+    descriptions : dict
+        Segment name -> one line of words.
+    """
+
+    def __init__(self, **parts):
+        # made by profile() from its statistics (see _setup), not by users: the statistics'
+        # names stay out of the public signature
+        self._setup(**parts)
+
+    def _setup(self, *, names, features, categories, n_rows, n_unassigned, counts, means, std,
+               null_share, std_diff, quantiles, share, revenue, revenue_share, revenue_per_customer,
+               reachable_share, centroid, top_categories, booleans=()):
+        self.segments = names
+        self._booleans = frozenset(booleans)
+        self.features = features
+        self.categories = categories
+        self.n_rows = n_rows
+        self.n_unassigned = n_unassigned
+        self.quantiles = QUANTILE_METHOD
+        self.counts = counts
+        self.means = means
+        self.std_diff = std_diff
+        self._std = std
+        self._null_share = null_share
+        self._quantiles = quantiles
+        self._share = share
+        self._revenue = (revenue, revenue_share, revenue_per_customer)
+        self._reach = reachable_share
+        self._centroid = centroid
+        self._top = top_categories
+        self._traits = [self._rank(i) for i in range(len(names))]
+        rev_share = revenue_share if revenue_share is not None else [None] * (len(names) + 1)
+        self.descriptions = {name: words.describe(self._traits[i], float(share[i]), _num(rev_share[i]),
+                                                  int(counts[i]))
+                             for i, name in enumerate(names)}
+        self.summary = self._summary()
+        self.table = self._tidy()
+
+    # -- words -------------------------------------------------------------------------------
+    def _category_items(self, i):
+        items = []
+        for j, column in enumerate(self.categories):
+            base = {c: s for c, s, _ in self._top[j][-1]}
+            for category, share, lift in self._top[j][i]:
+                items.append((column, category, share, base.get(category, share / lift if lift else 0.0),
+                              lift))
+        return items
+
+    def _rank(self, i):
+        return words.rank_traits(self.features, self.std_diff[i], self.means[i], self.means[-1],
+                                 self._category_items(i), booleans=self._booleans)
+
+    def traits(self, segment, top=3):
+        """What sets ``segment`` apart, strongest first.
+
+        Parameters
+        ----------
+        segment : str or int
+            A segment name or code.
+        top : int
+            How many traits at most.
+
+        Returns
+        -------
+        list of (feature, category or None, std_diff or lift, text)
+        """
+        return list(self._traits[self._index(segment)][:top])
+
+    def _index(self, segment):
+        if isinstance(segment, (int, np.integer)) and not isinstance(segment, bool):
+            if 0 <= segment < len(self.segments):
+                return int(segment)
+        elif segment in self.segments:
+            return self.segments.index(segment)
+        from ..errors import closest_names
+        near = closest_names(str(segment), self.segments)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ParameterError(f"no segment {segment!r} in this profile{hint}")
+
+    # -- tables ------------------------------------------------------------------------------
+    def _summary(self):
+        n = len(self.segments)
+        revenue, rev_share, per_customer = self._revenue
+
+        def col(values):
+            return pa.array([None] * (n + 1) if values is None else [_num(v) for v in values], pa.float64())
+
+        return pa.table({
+            "segment": pa.array(self.segments + [None], pa.string()),
+            "count": pa.array(list(self.counts) + [self.n_rows], pa.int64()),
+            "share": col(self._share),
+            "revenue": col(revenue),
+            "revenue_share": col(rev_share),
+            "revenue_per_customer": col(per_customer),
+            "reachable_share": col(self._reach),
+            "description": pa.array([self.descriptions[s] for s in self.segments] + [None], pa.string()),
+        })
+
+    def _tidy(self):
+        rows = []
+        revenue, rev_share, per_customer = self._revenue
+        slots = list(self.segments) + [None]
+        for i, name in enumerate(slots):
+            count = self.counts[i] if name is not None else self.n_rows
+            rows.append((name, None, None, "count", float(count)))
+            rows.append((name, None, None, "share", self._share[i]))
+            if revenue is not None:
+                rows += [(name, None, None, "revenue", revenue[i]),
+                         (name, None, None, "revenue_share", rev_share[i]),
+                         (name, None, None, "revenue_per_customer", per_customer[i])]
+            if self._reach is not None:
+                rows.append((name, None, None, "reachable_share", self._reach[i]))
+            for f, feature in enumerate(self.features):
+                rows += [(name, feature, None, "mean", self.means[i, f]),
+                         (name, feature, None, "std", self._std[i, f]),
+                         (name, feature, None, "null_share", self._null_share[i, f])]
+                rows += [(name, feature, None, q, self._quantiles[i, f, k])
+                         for k, q in enumerate(QUANTILE_NAMES)]
+                if name is not None:
+                    rows.append((name, feature, None, "std_diff", self.std_diff[i, f]))
+                    if self._centroid is not None:
+                        rows.append((name, feature, None, "centroid", self._centroid[i, f]))
+            for j, column in enumerate(self.categories):
+                for category, share, lift in self._top[j][i]:
+                    rows += [(name, column, category, "share", share), (name, column, category, "lift", lift)]
+        seg, feat, cat, stat, val = zip(*rows) if rows else ((),) * 5
+        return pa.table({"segment": pa.array(seg, pa.string()), "feature": pa.array(feat, pa.string()),
+                         "category": pa.array(cat, pa.string()), "statistic": pa.array(stat, pa.string()),
+                         "value": pa.array([_num(v) for v in val], pa.float64())})
+
+    # -- export ------------------------------------------------------------------------------
+    def to_dict(self):
+        """The profile as plain JSON-able data (NaN as None)."""
+        def columns(table):
+            return {name: [_json(v) for v in table.column(name).to_pylist()] for name in table.column_names}
+
+        return {"format": "segmint-profile", "version": 1, "segments": list(self.segments),
+                "features": list(self.features), "categories": list(self.categories),
+                "n_rows": self.n_rows, "n_unassigned": self.n_unassigned, "quantiles": self.quantiles,
+                "descriptions": dict(self.descriptions),
+                "traits": {s: [[f, c, _json(v), t] for f, c, v, t in self._traits[i]]
+                           for i, s in enumerate(self.segments)},
+                "summary": columns(self.summary), "table": columns(self.table)}
+
+    def to_json(self, path=None):
+        """The profile as JSON text; with ``path``, also written there atomically.
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+        if path is not None:
+            from ..io.writers import write_text
+            write_text(path, text)
+        return text
+
+    def to_markdown(self):
+        """The summary, the means and the standardized differences as Markdown tables."""
+        revenue, reach = self._revenue[0] is not None, self._reach is not None
+        head = ["segment", "count", "share"] + (["revenue share"] if revenue else []) \
+            + (["reachable"] if reach else []) + ["description"]
+        lines = ["# Segment profile", "", f"{self.n_rows:,} customers, {len(self.segments)} segments"
+                 + (f", {self.n_unassigned:,} in no segment" if self.n_unassigned else "") + ".", "",
+                 _md_row(head), _md_row(["---"] * len(head))]
+        for i, name in enumerate(self.segments):
+            cells = [name, f"{int(self.counts[i]):,}", words.format_share(self._share[i])]
+            if revenue:
+                cells.append(words.format_share(self._revenue[1][i]))
+            if reach:
+                cells.append(words.format_share(self._reach[i]))
+            lines.append(_md_row(cells + [self.descriptions[name]]))
+        if self.features:
+            lines += ["", "## Means (standardized difference from the base)", "",
+                      _md_row(["segment"] + self.features), _md_row(["---"] * (len(self.features) + 1))]
+            for i, name in enumerate(self.segments + ["(all)"]):
+                cells = [name]
+                for f in range(len(self.features)):
+                    cell = words.format_number(self.means[i, f])
+                    if i < len(self.segments) and math.isfinite(self.std_diff[i, f]):
+                        cell += f" ({self.std_diff[i, f]:+.2f})"
+                    cells.append(cell)
+                lines.append(_md_row(cells))
+            lines += ["", f"Quantiles: {self.quantiles}."]
+        return "\n".join(lines) + "\n"
+
+    def __str__(self):
+        width = 100
+        revenue, reach = self._revenue[0] is not None, self._reach is not None
+        name_w = min(24, max([len("segment")] + [len(s) for s in self.segments]))
+        head = f"{'segment':<{name_w}} {'count':>11} {'share':>6}" + (f" {'revenue':>7}" if revenue else "") \
+            + (f" {'reach':>6}" if reach else "")
+        lines = [head + "  description"]
+        indent = len(head) + 2
+        for i, name in enumerate(self.segments + ["(all)"]):
+            count = int(self.counts[i]) if i < len(self.segments) else self.n_rows
+            cells = f"{_cut(name, name_w):<{name_w}} {count:>11,} {words.format_share(self._share[i]):>6}"
+            if revenue:
+                cells += f" {words.format_share(self._revenue[1][i]):>7}"
+            if reach:
+                cells += f" {words.format_share(self._reach[i]):>6}"
+            text = self.descriptions.get(name, "") if i < len(self.segments) else ""
+            lines += _wrap(cells, text, indent, width)
+        if self.n_unassigned:
+            lines.append(f"({self.n_unassigned:,} customers are in no segment)")
+        lines.append("")
+        lines.append("what sets each segment apart (standardized difference of the mean, or lift):")
+        for i, name in enumerate(self.segments):
+            parts = []
+            for feature, category, value, _ in self._traits[i][:5]:
+                parts.append(f"{feature}={category} x{value:.1f}" if category is not None
+                             else f"{feature} {value:+.2f}")
+            lines += _wrap(f"  {_cut(name, name_w):<{name_w}}", ", ".join(parts) or "-", name_w + 4, width)
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<Profile: {len(self.segments)} segments, {self.n_rows:,} rows, "
+                f"{len(self.features)} features, {len(self.categories)} categories>")
+
+
+def _num(v):
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _json(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _md_row(cells):
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _cut(text, n):
+    return text if len(text) <= n else text[:n - 1] + "~"
+
+
+def _wrap(first, text, indent, width):
+    """``first`` then ``text`` wrapped to ``width``, continuation lines indented."""
+    import textwrap
+    room = max(20, width - indent)
+    parts = textwrap.wrap(text, room) or [""]
+    return [f"{first:<{indent - 2}}  {parts[0]}".rstrip()] + [" " * indent + p for p in parts[1:]]

@@ -1,0 +1,679 @@
+"""Choosing k: fit k-means for each k over several seeds and score every fit.
+
+:func:`sweep_k` transforms the features once into a float32 matrix held in memory (n x d x 4
+bytes: 10M customers x 16 features is 640 MB), then for each k and seed fits the clusterer
+(segmint's MiniBatchKMeans by default, on all rows or a ``fit_rows`` sample) and scores it:
+
+- one pass over all rows (:func:`segmint.kernels.metrics.assign_scores`): labels, inertia,
+  the per-cluster sums and counts, and the simplified silhouette (``a`` the distance to the
+  row's center, ``b`` to the next nearest center, ``(b - a) / max(a, b)``);
+- a second pass around the centroids recomputed from those labels (as scikit-learn does):
+  Calinski-Harabasz and Davies-Bouldin, exact in float64 accumulators;
+- the exact silhouette on a sample stratified by cluster (:func:`stratified_sample`), O(m^2 d)
+  in a kernel without an m x m matrix, with a bootstrap 95% percentile interval over the
+  sampled rows' values: a sample estimate of the whole data's silhouette;
+- stability: the mean adjusted Rand index between the labelings of the seeds (all rows).
+
+Then the elbow of the median inertia per k (:mod:`.elbow`). Work is split into chunks of fixed
+size whose partial results are combined in chunk order: the same bits for any thread count.
+"""
+import json
+import math
+import numbers
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from .._estimator import check_positive_int
+from .._parallel import chunk_bounds, run_chunks
+from ..errors import DataError, ParameterError, SourceConsumedError
+from ..io import DEFAULT_BATCH_SIZE
+from ..io import open as open_source
+from ..kernels.metrics import (assign_scores, centroid_spread, contingency, label_sums, silhouette_block,
+                               silhouette_rows, take_ranks)
+from .elbow import find_elbow
+
+CHUNK = 65_536  # rows per chunk of the full-data passes (partials per chunk: thread-count free)
+SILHOUETTE_ROWS = 64  # sample rows per task of the row-by-row silhouette kernel
+SILHOUETTE_BLOCK = 256  # sample rows per block of the symmetric silhouette kernel
+LANES = 8  # fixed lanes of blocks, each with its own partial sums (not the thread count)
+MAX_PARTIAL_BYTES = 64 << 20  # partial sums of the lanes at most, else row by row
+CACHE_ROWS = 8_192  # rows scored for every fit in turn while they are in cache (512 KB at d=16 float32)
+MIN_PER_CLUSTER = 10  # sampled rows per cluster at least (all of a smaller cluster's rows)
+# Bounds on the work one call may ask for: the exact silhouette is quadratic in the sample
+# (100,000 rows: about 100 times the default's work per fit), the per-chunk partials grow with k
+# (a segmentation with more than 1,000 segments is not one), and bootstrap resamples cost m each.
+MAX_SAMPLE_SIZE = 100_000
+MAX_K = 1_000
+MAX_BOOTSTRAP = 10_000
+CLUSTERERS = ("minibatch", "kmeans")
+METRICS = ("inertia", "calinski_harabasz", "davies_bouldin", "simplified_silhouette", "silhouette",
+           "silhouette_low", "silhouette_high")
+SILHOUETTE_NOTE = ("silhouette: exact on a sample stratified by cluster (about {sample_size:,} rows), "
+                   "with a bootstrap 95% interval ({n_bootstrap} resamples): a sample estimate")
+SILHOUETTE_ALL = ("silhouette: exact on all {n_rows:,} rows (no more than sample_size); the bootstrap 95% "
+                  "interval ({n_bootstrap} resamples) is over the rows' values")
+FORMAT = "segmint-sweep"
+
+
+# -- the metrics, each usable on its own ---------------------------------------------------------
+def label_scores(X, centers, labels=None):
+    """Labels and the figures of one pass over ``X`` with the given centers.
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64 array, finite
+    centers : (k, d) array, ``k >= 2``
+    labels : (n,) int32 array, optional, filled (default: a new one)
+
+    Returns
+    -------
+    labels : (n,) int32, nearest center
+    inertia : float, sum of squared distances to the nearest center
+    sums : (k, d) float64, sum of the rows of each label
+    counts : (k,) int64
+    simplified : float, mean simplified silhouette (0 for rows alone in their cluster)
+    """
+    return label_scores_many(X, [centers], None if labels is None else [labels])[0]
+
+
+def label_scores_many(X, centers_list, labels_list=None):
+    """:func:`label_scores` of several fits in one pass over the data (a list of results).
+
+    Each chunk of rows is scored for every fit in sub-blocks that stay in cache, so the data
+    are read from memory once for all fits; every fit's accumulators still follow row order
+    (the same bits as one fit at a time).
+    """
+    n = X.shape[0]
+    bounds = chunk_bounds(n, CHUNK)
+    fits = []
+    for f, centers in enumerate(centers_list):
+        k = centers.shape[0]
+        fits.append(dict(
+            centers=np.ascontiguousarray(centers, dtype=X.dtype),
+            labels=np.empty(n, dtype=np.int32) if labels_list is None else labels_list[f],
+            sums=np.zeros((len(bounds), k, X.shape[1])), counts=np.zeros((len(bounds), k), dtype=np.int64),
+            inertia=np.zeros((len(bounds), 1)), simplified=np.zeros((len(bounds), k))))
+
+    def chunk(c):
+        lo, hi = bounds[c]
+        for start in range(lo, hi, CACHE_ROWS):
+            end = min(hi, start + CACHE_ROWS)
+            for fit in fits:
+                assign_scores(X, start, end, fit["centers"], fit["labels"], fit["sums"][c], fit["counts"][c],
+                              fit["inertia"][c], fit["simplified"][c])
+
+    run_chunks(chunk, range(len(bounds)))
+    out = []
+    for fit in fits:
+        counts = fit["counts"].sum(axis=0)
+        per_cluster = _in_order(fit["simplified"])
+        per_cluster[counts == 1] = 0.0  # scikit-learn's convention for a cluster of one row
+        simple = float(per_cluster.sum() / n) if n else float("nan")
+        out.append((fit["labels"], float(_in_order(fit["inertia"])[0]), _in_order(fit["sums"]), counts, simple))
+    return out
+
+
+def _in_order(partials):
+    """Sum of per-chunk partials, added in chunk order (the same bits for any thread count)."""
+    total = np.zeros(partials.shape[1:], dtype=partials.dtype)
+    for part in partials:
+        total += part
+    return total
+
+
+def centroid_scores(X, labels, sums, counts):
+    """Calinski-Harabasz and Davies-Bouldin of a labeling, as scikit-learn computes them.
+
+    Clusters without rows are left out (scikit-learn only sees labels that occur). Both are
+    NaN when fewer than two clusters have rows or every row is its own cluster (where
+    scikit-learn raises).
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64 array
+    labels : (n,) int32 in ``0..k``
+    sums : (k, d) float64, sum of the rows of each label
+    counts : (k,) int64, rows of each label
+
+    Returns
+    -------
+    (float, float) : Calinski-Harabasz, Davies-Bouldin
+    """
+    return centroid_scores_many(X, [(labels, sums, counts)])[0]
+
+
+def centroid_scores_many(X, fits):
+    """:func:`centroid_scores` of several labelings ``[(labels, sums, counts), ...]`` in one
+    pass over the data."""
+    n = X.shape[0]
+    bounds = chunk_bounds(n, CHUNK)
+    work = []
+    out = [None] * len(fits)
+    for f, (labels, sums, counts) in enumerate(fits):
+        present = counts > 0
+        if not 1 < int(present.sum()) < n:
+            out[f] = (float("nan"), float("nan"))
+            continue
+        means = np.zeros_like(sums)
+        means[present] = sums[present] / counts[present, None]
+        k = counts.shape[0]
+        work.append(dict(f=f, labels=labels, sums=sums, counts=counts, means=means,
+                         squares=np.zeros((len(bounds), k)), distances=np.zeros((len(bounds), k))))
+
+    def chunk(c):
+        lo, hi = bounds[c]
+        for start in range(lo, hi, CACHE_ROWS):
+            end = min(hi, start + CACHE_ROWS)
+            for w in work:
+                centroid_spread(X, start, end, w["labels"], w["means"], w["squares"][c], w["distances"][c])
+
+    if work:
+        run_chunks(chunk, range(len(bounds)))
+    for w in work:
+        out[w["f"]] = _ch_db(n, w["sums"], w["counts"], w["means"], _in_order(w["squares"]),
+                             _in_order(w["distances"]))
+    return out
+
+
+def _ch_db(n, sums, counts, means, squares, distances):
+    """Calinski-Harabasz and Davies-Bouldin from per-cluster figures, step by step as
+    scikit-learn's ``calinski_harabasz_score`` and ``davies_bouldin_score``."""
+    present = counts > 0
+    n_labels = int(present.sum())
+    centroids = means[present]
+    n_k = counts[present].astype(np.float64)
+    mean = sums[present].sum(axis=0) / n
+    extra = float(np.sum(n_k * np.sum((centroids - mean) ** 2, axis=1)))
+    intra = float(squares[present].sum())
+    ch = 1.0 if intra == 0.0 else extra * (n - n_labels) / (intra * (n_labels - 1.0))
+    spread = distances[present] / n_k
+    gaps = np.sqrt(((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2))
+    if np.allclose(spread, 0) or np.allclose(gaps, 0):
+        return ch, 0.0
+    gaps[gaps == 0] = np.inf
+    combined = spread[:, None] + spread
+    db = float(np.mean(np.max(combined / gaps, axis=1)))
+    return ch, db
+
+
+def labeled_sums(X, labels, k):
+    """Per-label sums (float64) and counts of the rows of ``X``: ``(sums (k, d), counts (k,))``."""
+    n = X.shape[0]
+    bounds = chunk_bounds(n, CHUNK)
+    sums = np.zeros((len(bounds), k, X.shape[1]))
+    counts = np.zeros((len(bounds), k), dtype=np.int64)
+
+    def chunk(c):
+        lo, hi = bounds[c]
+        label_sums(X, lo, hi, labels, sums[c], counts[c])
+
+    run_chunks(chunk, range(len(bounds)))
+    return _in_order(sums), counts.sum(axis=0)
+
+
+def calinski_harabasz(X, labels):
+    """Calinski-Harabasz index of ``labels`` (int, 0..k) on ``X``; equals scikit-learn's."""
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    sums, counts = labeled_sums(X, labels, int(labels.max()) + 1 if labels.size else 0)
+    return centroid_scores(X, labels, sums, counts)[0]
+
+
+def davies_bouldin(X, labels):
+    """Davies-Bouldin index of ``labels`` (int, 0..k) on ``X``; equals scikit-learn's."""
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    sums, counts = labeled_sums(X, labels, int(labels.max()) + 1 if labels.size else 0)
+    return centroid_scores(X, labels, sums, counts)[1]
+
+
+def stratified_sample(labels, counts, sample_size, rng):
+    """Rows drawn within each cluster, in proportion to its size, grouped by cluster.
+
+    Each cluster gets ``sample_size * count / n`` rows (rounded down, the rows left over go to
+    the largest remainders), at least ``MIN_PER_CLUSTER`` (or all its rows when it has
+    fewer), so the sample holds ``sample_size`` rows plus at most ``k * MIN_PER_CLUSTER``.
+    With ``sample_size >= n`` every row is taken.
+
+    Parameters
+    ----------
+    labels : (n,) int32
+    counts : (k,) int64, rows per label
+    sample_size : int
+    rng : numpy Generator
+
+    Returns
+    -------
+    rows : (m,) int64, increasing within each cluster
+    bounds : (k + 1,) int64, cluster ``c`` holds ``rows[bounds[c]:bounds[c + 1]]``
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if sample_size >= n:
+        take = counts.copy()
+    else:
+        target = sample_size * counts / n
+        take = np.floor(target).astype(np.int64)
+        left = sample_size - int(take.sum())
+        order = np.argsort(-(target - take), kind="stable")
+        take[order[:left]] += 1
+        take = np.minimum(np.maximum(take, np.minimum(counts, MIN_PER_CLUSTER)), counts)
+    bounds = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(take, out=bounds[1:])
+    ranks = np.empty(int(bounds[-1]), dtype=np.int64)
+    for c, (size, t) in enumerate(zip(counts.tolist(), take.tolist())):
+        picked = np.arange(size) if t == size else np.sort(rng.choice(size, size=t, replace=False))
+        ranks[bounds[c]:bounds[c + 1]] = picked
+    rows = np.empty_like(ranks)
+    take_ranks(labels, ranks, bounds, rows)
+    return rows, bounds
+
+
+def silhouette_values(X, rows, bounds):
+    """Exact silhouette of each sampled row among the sampled rows (scikit-learn's definition).
+
+    Each pair's distance is computed once (:func:`~segmint.kernels.metrics.silhouette_block`):
+    blocks of ``SILHOUETTE_BLOCK`` rows meet every later block, spread over ``LANES`` fixed
+    lanes of blocks, each with its own partial sums, added in lane order (the same bits for
+    any thread count). When those partials would pass ``MAX_PARTIAL_BYTES`` (many clusters
+    and a large sample) every row is computed on its own instead
+    (:func:`~segmint.kernels.metrics.silhouette_rows`, twice the arithmetic).
+
+    Parameters
+    ----------
+    X : (n, d) array
+    rows : (m,) int, the sample grouped by cluster
+    bounds : (k + 1,) int64, the groups (see :func:`stratified_sample`)
+
+    Returns
+    -------
+    (m,) float64, in the order of ``rows``
+    """
+    XT = np.ascontiguousarray(np.asarray(X[rows], dtype=np.float64).T)
+    m = XT.shape[1]
+    k = len(bounds) - 1
+    out = np.empty(m)
+    n_blocks = -(-m // SILHOUETTE_BLOCK)
+    lanes = min(LANES, n_blocks)
+    if (lanes + 2) * k * m * 8 > MAX_PARTIAL_BYTES:  # the lanes' partials, the sums and the means
+        run_chunks(lambda b: silhouette_rows(XT, bounds, b[0], b[1], out), chunk_bounds(m, SILHOUETTE_ROWS))
+        return out
+    counts = np.diff(bounds)
+    clusters = np.repeat(np.arange(k, dtype=np.int64), counts)
+    sums = np.zeros((m, k))
+    partial = np.zeros((lanes, k, m))
+
+    def lane(L):
+        for block in range(L, n_blocks, lanes):
+            silhouette_block(XT, bounds, clusters, SILHOUETTE_BLOCK, block, sums, partial[L])
+
+    run_chunks(lane, range(lanes))
+    for L in range(lanes):
+        sums += partial[L].T
+    # a: mean distance to the other rows of the own cluster; b: the nearest other cluster's mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_own = counts[clusters]
+        a = np.where(n_own > 1, sums[np.arange(m), clusters] / np.maximum(n_own - 1, 1), 0.0)
+        means = sums / np.where(counts > 0, counts, 1)
+        means[:, counts == 0] = np.inf
+        means[np.arange(m), clusters] = np.inf
+        b = means.min(axis=1) if k else np.full(m, np.inf)
+        top = np.maximum(a, b)
+        keep = (n_own > 1) & (top > 0) & np.isfinite(b)
+        out[:] = np.where(keep, (b - a) / np.where(keep, top, 1.0), 0.0)
+    return out
+
+
+def silhouette(X, labels):
+    """Exact mean silhouette of all rows of ``X`` (int labels 0..k); equals scikit-learn's
+    ``silhouette_score(X, labels)``. NaN when fewer than two labels occur or every row has its
+    own (where scikit-learn raises). O(n^2 d): for samples."""
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    counts = np.bincount(labels) if labels.size else np.zeros(0, dtype=np.int64)
+    rows, bounds = stratified_sample(labels, counts, labels.size, np.random.default_rng(0))
+    values = silhouette_values(np.asarray(X), rows, bounds)
+    return _mean_silhouette(values, counts)
+
+
+def _mean_silhouette(values, counts):
+    n_labels = int(np.count_nonzero(counts))
+    if not 1 < n_labels < values.size:
+        return float("nan")
+    return float(np.mean(values))
+
+
+def bootstrap_interval(values, n_bootstrap, rng, block=50):
+    """95% percentile interval of the mean of ``values`` over ``n_bootstrap`` resamples
+    (NaN, NaN when ``n_bootstrap`` is 0 or there are no values)."""
+    m = values.size
+    if n_bootstrap == 0 or m == 0:
+        return float("nan"), float("nan")
+    means = []
+    for lo in range(0, n_bootstrap, block):  # bounded memory: block x m draws at a time
+        draws = rng.integers(0, m, size=(min(block, n_bootstrap - lo), m))
+        means.append(values[draws].mean(axis=1))
+    low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def contingency_table(a, b, ka, kb):
+    """(ka, kb) int64 counts of the label pairs ``(a[i], b[i])`` (labels int32 in 0..ka, 0..kb)."""
+    a = np.ascontiguousarray(a, dtype=np.int32)
+    b = np.ascontiguousarray(b, dtype=np.int32)
+    # counts add exactly in any order: fewer, longer chunks when the tables are large
+    parts = max(1, min(-(-a.size // CHUNK), MAX_PARTIAL_BYTES // (8 * max(1, ka * kb))))
+    bounds = chunk_bounds(a.size, max(1, -(-a.size // parts)))
+    tables = np.zeros((len(bounds), ka, kb), dtype=np.int64)
+    run_chunks(lambda c: contingency(a, b, bounds[c][0], bounds[c][1], tables[c]), range(len(bounds)))
+    return tables.sum(axis=0)
+
+
+def adjusted_rand(a, b):
+    """Adjusted Rand index of two labelings (int labels from 0); equals scikit-learn's
+    ``adjusted_rand_score``, computed from the pair counts in exact integers."""
+    a = np.ascontiguousarray(a, dtype=np.int32)
+    b = np.ascontiguousarray(b, dtype=np.int32)
+    if a.size == 0:
+        return 1.0
+    table = contingency_table(a, b, int(a.max()) + 1, int(b.max()) + 1)
+    return ari_from_table(table)
+
+
+def ari_from_table(table):
+    """Adjusted Rand index from a contingency table, by scikit-learn's pair confusion matrix."""
+    n = int(table.sum())
+    sum_squares = int((table.astype(object) ** 2).sum())
+    rows = [int(v) for v in table.sum(axis=1)]
+    cols = [int(v) for v in table.sum(axis=0)]
+    t = table.astype(object)
+    tp = sum_squares - n
+    fp = int((t.dot(np.array(cols, dtype=object))).sum()) - sum_squares
+    fn = int((t.T.dot(np.array(rows, dtype=object))).sum()) - sum_squares
+    tn = n * n - fp - fn - sum_squares
+    if fn == 0 and fp == 0:
+        return 1.0
+    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+
+
+# -- the sweep -------------------------------------------------------------------------------
+def _check_ks(ks):
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise ParameterError(f"ks= must be a list or range of whole numbers of clusters, got {ks!r:.80}")
+    out = []
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (numbers.Integral, np.integer)):
+            raise ParameterError(f"ks= must hold whole numbers of clusters, got {k!r:.80}")
+        if k < 2:
+            raise ParameterError(f"ks= holds {int(k)}: choosing k needs at least 2 clusters")
+        if k > MAX_K:
+            raise ParameterError(f"ks= holds {int(k)}: at most {MAX_K:,} clusters are swept")
+        out.append(int(k))
+    if not out:
+        raise ParameterError("ks= is empty: give the numbers of clusters to try, e.g. range(2, 13)")
+    return sorted(set(out))
+
+
+def _feature_matrix(source, features, batch_size):
+    """The float32 feature matrix (fitted and transformed once) and its column names."""
+    from ..pipeline.features import FeatureSpec
+    if features is None:
+        raise ParameterError("sweep_k needs features=: the columns (and transforms) to cluster on, "
+                             "e.g. features=['recency_days', 'frequency', 'monetary']")
+    spec = FeatureSpec(features.features, sample_size=features.sample_size) \
+        if isinstance(features, FeatureSpec) else FeatureSpec(features)  # a copy: the caller's stays as is
+    src = open_source(source)
+    if src.one_shot:
+        raise SourceConsumedError(f"{src.label} can be read only once, but a sweep reads it twice (feature "
+                                  "statistics, then the features); pass a Table, a DataFrame or a file")
+    spec.fit(src, batch_size=batch_size)
+    X = spec.transform(src, dtype=np.float32, batch_size=batch_size)
+    return X, spec.feature_names_out_
+
+
+def sweep_k(source, *, features, ks=range(2, 13), n_seeds=3, random_state=0, clusterer="minibatch",
+            sample_size=10_000, n_bootstrap=200, fit_rows=None, batch_size=DEFAULT_BATCH_SIZE):
+    """Fit k-means for each k over several seeds and score every fit, to choose k.
+
+    Parameters
+    ----------
+    source : any input :func:`segmint.open` accepts that can be read twice
+    features : FeatureSpec or list
+        The feature spec, as ``Segmenter(features=)`` takes it; fitted on a copy, once, and
+        the matrix transformed once (float32, held in memory: 640 MB for 10M rows x 16).
+    ks : iterable of int, default range(2, 13)
+        The numbers of clusters to try, each from 2 to the number of rows (and at most 1,000).
+    n_seeds : int, default 3
+        Fits per k, with seeds ``random_state + s`` for ``s`` in ``0..n_seeds``.
+    random_state : int, default 0
+    clusterer : {"minibatch", "kmeans"}, default "minibatch"
+        segmint's MiniBatchKMeans or KMeans (Lloyd, one initialisation), default parameters.
+    sample_size : int, default 10,000
+        Rows of the stratified sample of the exact silhouette (plus at most 10 per cluster),
+        from 2 to 100,000 (its time grows with the square: 10,000 rows cost about 0.1 s per
+        fit on 2 cores).
+    n_bootstrap : int, default 200
+        Resamples of the sampled silhouette values for the 95% interval (0: no interval; at
+        most 10,000).
+    fit_rows : int, optional
+        Fit the clusterers on this many rows drawn at random (``random_state``); default all.
+        Every metric is computed on all rows either way.
+    batch_size : int, default ``segmint.io.DEFAULT_BATCH_SIZE``
+        Rows per batch read from the source.
+
+    Returns
+    -------
+    Sweep
+        ``.table`` (one row per k and seed), ``.summary`` (one row per k: medians over seeds
+        and the stability), ``.suggested_k`` (None: no clear elbow) and ``.elbow``.
+
+    Raises
+    ------
+    ParameterError
+        A k below 2 or above the number of rows, or another argument out of range.
+    UnknownColumnError, FeatureError, FeatureSpecError
+        A feature missing from the source, of the wrong type, or with nulls to impute.
+    """
+    ks = _check_ks(ks)
+    n_seeds = check_positive_int("n_seeds", n_seeds)
+    random_state = check_positive_int("random_state (a seed, a whole number >= 0)", random_state, minimum=0)
+    if clusterer not in CLUSTERERS:
+        raise ParameterError(f"clusterer= must be one of {', '.join(map(repr, CLUSTERERS))}, got {clusterer!r:.80}")
+    sample_size = check_positive_int("sample_size (rows of the exact silhouette, quadratic in time)",
+                                     sample_size, minimum=2, maximum=MAX_SAMPLE_SIZE)
+    n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap, minimum=0, maximum=MAX_BOOTSTRAP)
+    if fit_rows is not None:
+        fit_rows = check_positive_int("fit_rows (a positive number of rows)", fit_rows)
+    batch_size = check_positive_int("batch_size", batch_size)
+    timings = dict.fromkeys(("features", "fit", "metrics", "silhouette", "stability"), 0.0)
+    t0 = time.perf_counter()
+    X, names = _feature_matrix(source, features, batch_size)
+    n = X.shape[0]
+    if ks[-1] > n:
+        raise ParameterError(f"ks= holds {ks[-1]}, more clusters than the {n:,} rows of the data")
+    X_fit = X  # the clusterer's fit checks the values it clusters (the spec refused NaN and nulls)
+    if fit_rows is not None and fit_rows < n:
+        if ks[-1] > fit_rows:
+            raise ParameterError(f"fit_rows={fit_rows:,} is fewer than the largest k ({ks[-1]})")
+        from ..cluster._matrix import Features
+        Features(X).check_finite()  # rows left out of the fit are scored: values beyond the limit refused
+        picked = np.sort(np.random.default_rng(random_state).choice(n, size=fit_rows, replace=False))
+        X_fit = np.ascontiguousarray(X[picked])
+    timings["features"] = time.perf_counter() - t0
+    rows = []
+    stability = {}
+    labelings = [np.empty(n, dtype=np.int32) for _ in range(n_seeds)]  # reused for every k
+    for k in ks:
+        seeds = [random_state + s for s in range(n_seeds)]
+        t = time.perf_counter()
+        centers = [_fit(clusterer, k, seed, X_fit) for seed in seeds]
+        timings["fit"] += time.perf_counter() - t
+        t = time.perf_counter()
+        scored = label_scores_many(X, centers, labelings)
+        spreads = centroid_scores_many(X, [(labels, sums, counts) for labels, _, sums, counts, _ in scored])
+        timings["metrics"] += time.perf_counter() - t
+        for seed, (labels, inertia, sums, counts, simple), (ch, db) in zip(seeds, scored, spreads):
+            t = time.perf_counter()
+            rng = np.random.default_rng([seed, k])
+            sample, bounds = stratified_sample(labels, counts, sample_size, rng)
+            values = silhouette_values(X, sample, bounds)
+            sil = _mean_silhouette(values, np.diff(bounds))
+            low, high = bootstrap_interval(values, n_bootstrap, rng) if math.isfinite(sil) else (math.nan,) * 2
+            timings["silhouette"] += time.perf_counter() - t
+            rows.append(dict(k=k, seed=seed, inertia=inertia, calinski_harabasz=ch, davies_bouldin=db,
+                             simplified_silhouette=simple, silhouette=sil, silhouette_low=low,
+                             silhouette_high=high))
+        t = time.perf_counter()
+        pairs = [ari_from_table(contingency_table(labelings[i], labelings[j], k, k))
+                 for i in range(n_seeds) for j in range(i + 1, n_seeds)]
+        stability[k] = float(np.mean(pairs)) if pairs else math.nan
+        timings["stability"] += time.perf_counter() - t
+    data = _document(rows, stability, ks, n_rows=n, names=names, n_seeds=n_seeds, random_state=random_state,
+                     clusterer=clusterer, sample_size=sample_size, n_bootstrap=n_bootstrap,
+                     fit_rows=X_fit.shape[0], timings=timings)
+    return Sweep(data)
+
+
+def _fit(clusterer, k, seed, X):
+    """Centers of one fit (the clusterer's own final pass is its business; ours follows)."""
+    from ..cluster import KMeans, MiniBatchKMeans
+    if clusterer == "kmeans":
+        model = KMeans(n_clusters=k, n_init=1, random_state=seed)
+    else:
+        model = MiniBatchKMeans(n_clusters=k, random_state=seed, compute_labels=False)
+    return model.fit(X).cluster_centers_
+
+
+def _clean(value):
+    """JSON-able: NaN as None, numpy scalars as Python numbers."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _document(rows, stability, ks, *, n_rows, names, n_seeds, random_state, clusterer, sample_size,
+              n_bootstrap, fit_rows, timings):
+    summary = []
+    for k in ks:
+        mine = [r for r in rows if r["k"] == k]
+        entry = {"k": k}
+        for name in METRICS:
+            values = np.array([r[name] for r in mine], dtype=np.float64)
+            values = values[np.isfinite(values)]
+            entry[name] = float(np.median(values)) if values.size else None
+        entry["stability"] = stability[k]
+        summary.append(entry)
+    suggested, elbow = find_elbow(ks, [s["inertia"] if s["inertia"] is not None else math.nan for s in summary])
+    return {
+        "format": FORMAT, "version": 1, "ks": list(ks), "suggested_k": suggested, "elbow": elbow,
+        "n_rows": n_rows, "features": list(names), "n_seeds": n_seeds, "random_state": random_state,
+        "clusterer": clusterer, "fit_rows": fit_rows, "sample_size": sample_size, "n_bootstrap": n_bootstrap,
+        "silhouette_note": (SILHOUETTE_NOTE if sample_size < n_rows else SILHOUETTE_ALL).format(
+            sample_size=sample_size, n_bootstrap=n_bootstrap, n_rows=n_rows),
+        "timings": {key: round(v, 4) for key, v in timings.items()},
+        "table": [{key: _clean(v) for key, v in r.items()} for r in rows],
+        "summary": [{key: _clean(v) for key, v in s.items()} for s in summary],
+    }
+
+
+_TABLE_SCHEMA = pa.schema([("k", pa.int64()), ("seed", pa.int64())] + [(m, pa.float64()) for m in METRICS])
+_SUMMARY_SCHEMA = pa.schema([("k", pa.int64())] + [(m, pa.float64()) for m in METRICS]
+                            + [("stability", pa.float64())])
+
+
+class Sweep:
+    """The scores of a k sweep (:func:`sweep_k`): plain data.
+
+    Parameters
+    ----------
+    data : dict
+        The document :meth:`to_dict` returns (``sweep_k`` builds it).
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        One row per (k, seed): ``k``, ``seed``, ``inertia``, ``calinski_harabasz``,
+        ``davies_bouldin``, ``simplified_silhouette``, ``silhouette``, ``silhouette_low``,
+        ``silhouette_high`` (bootstrap 95% interval of the sampled silhouette). Null where a
+        figure is undefined (fewer than two clusters with rows).
+    summary : pyarrow.Table
+        One row per k: the medians over seeds of the above, and ``stability``, the mean
+        adjusted Rand index between the seeds' labelings (null with one seed).
+    ks : list of int
+    suggested_k : int or None
+        None means no clear elbow.
+    elbow : dict
+        ``kneedle`` (k or None), ``chord`` (k or None) and ``message`` (plain words).
+    n_rows : int
+    features : list of str, the feature matrix's columns
+    timings : dict, seconds spent on features, fits, metrics, silhouette and stability
+    """
+
+    def __init__(self, data):
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DataError(f"not a sweep document (expected a dict with \"format\": \"{FORMAT}\")")
+        self._data = data
+        self.ks = list(data["ks"])
+        self.suggested_k = data["suggested_k"]
+        self.elbow = dict(data["elbow"])
+        self.n_rows = data["n_rows"]
+        self.features = list(data["features"])
+        self.timings = dict(data.get("timings", {}))
+        self.table = pa.Table.from_pylist(data["table"], schema=_TABLE_SCHEMA)
+        self.summary = pa.Table.from_pylist(data["summary"], schema=_SUMMARY_SCHEMA)
+
+    def __repr__(self):
+        return f"<Sweep ks={self.ks[0]}..{self.ks[-1]} suggested_k={self.suggested_k}>"
+
+    def to_dict(self):
+        """The sweep as JSON-able plain data (``Sweep(sweep.to_dict())`` is a copy)."""
+        return json.loads(json.dumps(self._data))
+
+    def to_json(self, path=None):
+        """The sweep as JSON text; written atomically to ``path`` when given (then returns the text)."""
+        text = json.dumps(self._data, indent=2) + "\n"
+        if path is not None:
+            from ..io.writers import write_text
+            write_text(path, text)
+        return text
+
+    def _rows(self):
+        """Per k, the cells of the printed tables (strings)."""
+        out = []
+        for s in self._data["summary"]:
+            low, high = s["silhouette_low"], s["silhouette_high"]
+            out.append([str(s["k"]), _num(s["inertia"], "{:.4g}"), _num(s["calinski_harabasz"], "{:,.1f}"),
+                        _num(s["davies_bouldin"], "{:.3f}"), _num(s["simplified_silhouette"], "{:.3f}"),
+                        _num(s["silhouette"], "{:.3f}"),
+                        f"[{_num(low, '{:.3f}')}, {_num(high, '{:.3f}')}]",
+                        _num(s["stability"], "{:.3f}")])
+        return out
+
+    _HEADER = ["k", "inertia", "Calinski-Harabasz", "Davies-Bouldin", "simplified silhouette", "silhouette",
+               "95% interval", "stability (ARI)"]
+
+    def _notes(self):
+        d = self._data
+        fit = "all rows" if d["fit_rows"] == d["n_rows"] else f"{d['fit_rows']:,} sampled rows"
+        return [f"{d['n_rows']:,} rows x {len(d['features'])} features; {d['n_seeds']} seed(s) per k "
+                f"(random_state {d['random_state']}); {d['clusterer']} fitted on {fit}; medians over seeds",
+                d["silhouette_note"], "stability: mean adjusted Rand index between the seeds' labelings",
+                f"suggested k: {self.suggested_k if self.suggested_k is not None else 'none'} "
+                f"({self.elbow['message']})"]
+
+    def to_markdown(self):
+        """The summary as a Markdown table with its notes."""
+        lines = ["| " + " | ".join(self._HEADER) + " |", "|" + "---:|" * len(self._HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in self._rows()]
+        return "\n".join(lines) + "\n\n" + "\n".join(f"- {note}" for note in self._notes()) + "\n"
+
+    def __str__(self):
+        rows = [self._HEADER] + self._rows()
+        widths = [max(len(r[j]) for r in rows) for j in range(len(self._HEADER))]
+        text = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
+        return "\n".join(text) + "\n" + "\n".join(self._notes())
+
+
+def _num(value, fmt):
+    return "-" if value is None else fmt.format(value)

@@ -1,0 +1,423 @@
+"""Plots and the HTML report (segmint.report): sizes, escaping, self-containment, bounds, the CLI."""
+import base64
+import gc
+import html.parser
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+import weakref
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("matplotlib")
+
+from segmint.errors import MissingExtraError, OutputError, ParameterError  # noqa: E402
+from segmint.explain.profile import profile  # noqa: E402
+from segmint.explain.sweep import Sweep, sweep_k  # noqa: E402
+from segmint.explain.validate import validate  # noqa: E402
+from segmint.report import plots, size_bound, write_report  # noqa: E402
+from segmint.report.html import render  # noqa: E402
+
+HOSTILE = "<script>alert('x')</script> & \"$x^2$\" \\frac{"
+NAMES = ["champions", "loyal regulars", "bargain hunters", "new", "at risk", "lapsed", HOSTILE]  # 7 personas
+FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "age", "income_k", "sessions_30d",
+            "discount_share", "email_opens_90d", "returns_count"]
+
+
+# -- data: the real profile, validation and sweep of a small synthetic base ---------------------------
+@pytest.fixture(scope="module")
+def customers():
+    from segmint.datasets import make_customers
+
+    table = make_customers(12_000, random_state=1)
+    codes = np.asarray(table.column("true_segment").to_numpy(zero_copy_only=False), dtype=np.int64)
+    names = pa.array([NAMES[c % len(NAMES)] for c in codes]).dictionary_encode()
+    return table.append_column("segment", names)
+
+
+@pytest.fixture(scope="module")
+def prof(customers):
+    return profile(customers, segments="segment", features=FEATURES, categories=["region", "channel"],
+                   revenue="monetary", reachable="email_opt_in")
+
+
+@pytest.fixture(scope="module")
+def validation(customers, prof):
+    return validate(customers, segments="segment", features=FEATURES, reachable="email_opt_in",
+                    profile=prof, n_bootstrap=5, sample_size=3_000)
+
+
+@pytest.fixture(scope="module")
+def sweep(customers):
+    spec = [{"column": c, "impute": "median"} for c in ("frequency", "monetary", "tenure_days")]
+    return sweep_k(customers, features=spec, ks=range(2, 7), n_seeds=2, sample_size=1_500, n_bootstrap=20)
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """60 segments x 40 features: what must stay legible and bounded."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    columns = {f"feature number {j} with a rather long column name": rng.normal(j, 1 + j % 3, n)
+               for j in range(40)}
+    seg = [f"segment {i % 60} of a long list of segments with names" for i in range(n)]
+    columns["segment"] = pa.array(seg).dictionary_encode()
+    return profile(pa.table(columns), segments="segment")
+
+
+def _png_shape(data):
+    import matplotlib.image as mpimg
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return mpimg.imread(io.BytesIO(data), format="png").shape
+
+
+def _expected_pixels(fig):
+    w, h = fig.get_size_inches() * fig.dpi
+    return int(round(h)), int(round(w))
+
+
+# -- plots -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["sizes", "differences", "sweep"])
+def test_each_plot_is_a_png_of_exactly_its_figure_size_times_its_dpi(which, prof, sweep, tmp_path):
+    fig = {"sizes": lambda: plots.plot_sizes(prof), "differences": lambda: plots.plot_differences(prof),
+           "sweep": lambda: plots.plot_sweep(sweep)}[which]()
+    path = tmp_path / f"{which}.png"
+    assert plots.save_png(fig, path) == path
+    shape = _png_shape(path.read_bytes())
+    assert shape[:2] == _expected_pixels(fig)
+    assert shape[2] in (3, 4)
+    pixels = __import__("matplotlib.image", fromlist=["imread"]).imread(path)
+    assert pixels[..., :3].std() > 0.05  # drawn, not blank
+    assert len(os.listdir(tmp_path)) == 1  # no temporary file left beside it
+
+
+def test_the_sizes_plot_has_revenue_bars_only_when_the_profile_has_revenue(customers, prof):
+    with_revenue = plots.plot_sizes(prof)
+    plain = plots.plot_sizes(profile(customers, segments="segment", features=FEATURES[:3]))
+    assert len(with_revenue.axes[0].patches) == 2 * len(prof.segments)
+    assert len(plain.axes[0].patches) == len(prof.segments)
+    labels = [t.get_text() for t in with_revenue.axes[0].get_yticklabels()]
+    assert labels == [plots.shorten(s) for s in prof.segments]
+    assert HOSTILE in prof.segments
+
+
+def test_the_heatmap_is_centred_at_zero_clipped_at_two_and_annotated_with_the_differences(prof):
+    fig = plots.plot_differences(prof)
+    ax = fig.axes[0]
+    image = ax.images[0]
+    assert image.norm.vmin == -2 and image.norm.vmax == 2
+    assert np.nanmax(np.abs(image.get_array())) <= 2
+    texts = {t.get_text() for t in ax.texts}
+    finite = prof.std_diff[np.isfinite(prof.std_diff)]
+    assert {plots.cell_text(v) for v in finite} <= texts
+    assert not any(t.startswith("-0.0") or t.startswith("+0.0") for t in texts)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [plots.shorten(f) for f in prof.features]
+
+
+def test_the_sweep_plot_marks_the_suggested_k_or_says_there_is_no_clear_elbow(sweep):
+    fig = plots.plot_sweep(sweep)
+    title = fig._suptitle.get_text()
+    if sweep.suggested_k is None:
+        assert "no clear elbow" in title
+    else:
+        assert f"k = {sweep.suggested_k}" in title
+        assert all(any(line.get_xdata()[0] == sweep.suggested_k for line in ax.lines if line.get_linestyle() == "--")
+                   for ax in fig.axes)
+    data = sweep.to_dict()
+    data.update(suggested_k=None, elbow={"kneedle": None, "chord": None, "message": "inertia falls evenly"})
+    none = plots.plot_sweep(Sweep(data))
+    assert "no clear elbow" in none._suptitle.get_text()
+    assert not any(line.get_linestyle() == "--" for ax in none.axes for line in ax.lines)
+
+
+def test_sixty_segments_by_forty_features_stay_legible_and_bounded(wide, tmp_path):
+    cap = plots.MAX_INCHES * plots.DPI
+    sizes, heatmap = plots.plot_sizes(wide), plots.plot_differences(wide)
+    for fig in (sizes, heatmap):
+        data = plots.png_bytes(fig)
+        h, w = _png_shape(data)[:2]
+        assert (h, w) == _expected_pixels(fig) and h <= cap and w <= cap
+        assert len(data) < 1_500_000
+    names = sizes.axes[0].get_yticklabels() + heatmap.axes[0].get_yticklabels() + heatmap.axes[0].get_xticklabels()
+    assert len(names) == 60 + 60 + 40
+    for label in names:  # every name here is longer than the limit: cut, with an ellipsis
+        assert len(label.get_text()) == plots.LABEL_CHARS and label.get_text().endswith("\u2026")
+        assert label.get_fontsize() >= 4
+    assert not plots.plot_differences(wide).axes[0].texts  # 2,400 cells: no numbers printed
+
+
+def test_hundreds_of_segments_thin_their_labels_instead_of_overlapping_them():
+    n_seg = 400
+    table = pa.table({"segment": pa.array([f"s{i % n_seg:03d}" for i in range(4 * n_seg)]).dictionary_encode(),
+                      "x": np.arange(4.0 * n_seg)})
+    p = profile(table, segments="segment")
+    fig = plots.plot_sizes(p)
+    labels = fig.axes[0].get_yticklabels()
+    assert 10 < len(labels) < n_seg
+    assert all(label.get_fontsize() >= plots.MIN_FONT for label in labels)
+    height_pt = fig.get_size_inches()[1] * 72
+    assert len(labels) * plots.MIN_FONT < height_pt  # they fit one above the other
+    assert not fig.axes[0].texts  # no value beside each bar: no room
+    assert _png_shape(plots.png_bytes(fig))[:2] == _expected_pixels(fig)
+
+
+def test_shorten_keeps_a_label_on_one_line_and_within_its_length():
+    assert plots.shorten("a\nb\t c\x95") == "a b c\ufffd"
+    assert plots.shorten("x" * 40) == "x" * (plots.LABEL_CHARS - 1) + "\u2026"
+    assert plots.shorten("short") == "short"
+
+
+def test_names_that_look_like_mathtext_are_drawn_as_text():
+    table = pa.table({"segment": pa.array(["$x^2$", "a_b \\frac{", "$", "ok"] * 25).dictionary_encode(),
+                      "$weird^col": np.arange(100.0)})
+    prof = profile(table, segments="segment")
+    for fig in (plots.plot_sizes(prof), plots.plot_differences(prof)):
+        plots.png_bytes(fig)  # mathtext would raise on "\frac{" and "$"
+        labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert set(labels) == {"$x^2$", "a_b \\frac{", "$", "ok"}
+
+
+def test_figures_are_freed_after_use_and_never_held_by_pyplot(prof, sweep):
+    for draw in (lambda: plots.plot_sizes(prof), lambda: plots.plot_differences(prof),
+                 lambda: plots.plot_sweep(sweep)):
+        fig = draw()
+        plots.png_bytes(fig)
+        ref = weakref.ref(fig)
+        del fig
+        gc.collect()  # a figure is a cycle (figure, canvas, axes): the cycle collector frees it
+        assert ref() is None, "a figure outlived its last reference"
+    assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
+
+
+def test_without_matplotlib_plotting_says_which_extra_to_install(prof, monkeypatch, tmp_path):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MissingExtraError, match=re.escape('pip install "segmint[plot]"')):
+        plots.plot_sizes(prof)
+    with pytest.raises(MissingExtraError, match=r"segmint\[plot\]"):
+        write_report(tmp_path / "r.html", prof)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_importing_segmint_and_its_report_module_loads_no_plotting_library():
+    code = ("import sys, segmint, segmint.report, segmint.report.plots; "
+            "print([m for m in ('matplotlib', 'pandas', 'playwright') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# -- the HTML report -------------------------------------------------------------------------------
+class _Page(html.parser.HTMLParser):
+    """Tags, attributes and text of a page (what a browser would take from it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend((tag, k, v) for k, v in attrs)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(text):
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+@pytest.fixture(scope="module")
+def report_text(prof, validation, sweep, tmp_path_factory):
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    assert write_report(path, prof, validation=validation, sweep=sweep, title="Q3 <segments>") == path
+    return path.read_text(encoding="utf-8")
+
+
+def test_the_report_is_one_self_contained_page_without_scripts_or_network(report_text):
+    page = _parse(report_text)
+    assert "script" not in page.tags and "link" not in page.tags and "iframe" not in page.tags
+    for tag, key, value in page.attrs:
+        if key in ("src", "href"):
+            assert value.startswith("data:image/png;base64,"), (tag, key, value[:60])
+        assert not key.startswith("on"), (tag, key)
+    assert not re.search(r"https?://", report_text)
+    assert "url(" not in report_text  # no external font or image from the CSS
+    images = [v for t, k, v in page.attrs if t == "img" and k == "src"]
+    assert len(images) == 3
+    for src in images:
+        _png_shape(base64.b64decode(src.split(",", 1)[1]))
+
+
+def test_every_user_string_is_escaped_and_shown_as_text(report_text, prof):
+    page = _parse(report_text)
+    text = "".join(page.text)
+    for name in prof.segments:
+        assert name in text
+    assert HOSTILE in text
+    assert "<script>" not in report_text
+    assert html.escape(HOSTILE, quote=True) in report_text
+    assert "Q3 <segments>" in text and "<segments>" not in report_text
+
+
+def test_the_report_holds_the_summary_traits_verdicts_findings_and_the_sweep(report_text, prof, validation, sweep):
+    text = " ".join(_parse(report_text).text)
+    for description in prof.descriptions.values():
+        assert description in text
+    for name in prof.segments:
+        for _, _, _, words in prof.traits(name, top=3):
+            assert words in text
+    for finding in validation.findings:
+        assert finding in text
+    for verdict in ("measurable", "substantial", "accessible", "distinct"):
+        assert verdict in text
+    assert (f"Suggested k = {sweep.suggested_k}" if sweep.suggested_k is not None else "No clear elbow") in text
+    assert f"{prof.n_rows:,} customers" in text
+    assert re.search(r"generated \d{4}-\d\d-\d\d", text)
+
+
+def test_a_report_without_validation_or_sweep_leaves_their_sections_out(prof, tmp_path):
+    text = write_report(tmp_path / "r.html", prof).read_text(encoding="utf-8")
+    assert "<h2>Validation</h2>" not in text and "<h2>Choosing k</h2>" not in text
+    assert text.count("<img ") == 2
+
+
+def test_a_profile_without_numeric_features_or_with_constant_ones_still_makes_a_report(tmp_path):
+    t = pa.table({"segment": pa.array(["a", "b", "c"] * 20).dictionary_encode(),
+                  "region": pa.array(["x", "y", "z", "x"] * 15).dictionary_encode()})
+    text = write_report(tmp_path / "a.html", profile(t, segments="segment")).read_text(encoding="utf-8")
+    assert text.count("<img ") == 1  # sizes only: no heatmap without numeric features
+    t = t.append_column("constant", pa.array(np.ones(60))).append_column("empty", pa.nulls(60, pa.float64()))
+    p = profile(t, segments="segment")
+    assert np.isnan(p.std_diff).all()
+    text = write_report(tmp_path / "b.html", p).read_text(encoding="utf-8")
+    assert text.count("<img ") == 2  # the heatmap draws its cells grey
+
+
+def test_sixty_segments_by_forty_features_stay_under_the_stated_size_bound(wide, tmp_path):
+    t0 = time.perf_counter()
+    path = write_report(tmp_path / "wide.html", wide)
+    assert os.path.getsize(path) <= size_bound(60, 40)
+    assert size_bound(60, 40) < 3_000_000
+    assert time.perf_counter() - t0 < 30
+
+
+def test_the_report_size_does_not_depend_on_the_number_of_customers(customers, tmp_path):
+    sizes = []
+    for n in (1_000, 12_000):
+        p = profile(customers.slice(0, n), segments="segment", features=FEATURES)
+        sizes.append(os.path.getsize(write_report(tmp_path / f"r{n}.html", p)))
+        assert sizes[-1] <= size_bound(len(p.segments), len(p.features))
+    assert abs(sizes[0] - sizes[1]) < 0.2 * max(sizes)
+
+
+def test_write_report_takes_well_under_five_seconds_for_eight_segments_by_sixteen_features(tmp_path):
+    rng = np.random.default_rng(0)
+    columns = {f"f{j}": rng.gamma(2.0, 10.0 + j, 4_000) for j in range(16)}
+    columns["segment"] = pa.array([f"s{i % 8}" for i in range(4_000)]).dictionary_encode()
+    p = profile(pa.table(columns), segments="segment")
+    write_report(tmp_path / "warm.html", p)
+    t0 = time.perf_counter()
+    write_report(tmp_path / "r.html", p)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_the_report_is_never_written_over_an_input_nor_left_half_written(prof, tmp_path, monkeypatch):
+    data = tmp_path / "customers.arrow"
+    data.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="input"):
+        write_report(data, prof, inputs=[data])
+    assert data.read_bytes() == b"precious"
+    with pytest.raises(OutputError):
+        write_report(tmp_path / "missing" / "r.html", prof)
+    with pytest.raises(ParameterError, match="title"):
+        write_report(tmp_path / "r.html", prof, title=3)
+    target = tmp_path / "r.html"
+    target.write_text("old")
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "plot_differences", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(target, prof)
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["customers.arrow", "r.html"]
+
+
+def test_save_png_refuses_an_input_and_leaves_it_unchanged(prof, tmp_path):
+    data = tmp_path / "data.png"
+    data.write_bytes(b"keep")
+    with pytest.raises(OutputError):
+        plots.save_png(plots.plot_sizes(prof), data, inputs=[data])
+    assert data.read_bytes() == b"keep"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), min_size=1,
+                        max_size=40), min_size=1, max_size=5, unique=True))
+def test_any_segment_names_reach_the_page_as_the_same_text(names):
+    n = 10 * len(names)
+    table = pa.table({"segment": pa.array([names[i % len(names)] for i in range(n)]).dictionary_encode(),
+                      "x": np.arange(n, dtype=np.float64)})
+    p = profile(table, segments="segment")
+    page = _parse(render(p))
+    for name in p.segments:
+        assert name in page.text  # one text node: the name cell of the summary, exactly the name
+    for label in plots.plot_sizes(p).axes[0].get_yticklabels():
+        assert "\n" not in label.get_text() and len(label.get_text()) <= plots.LABEL_CHARS
+    assert "script" not in page.tags and page.tags.count("style") == 1
+
+
+# -- the command line ------------------------------------------------------------------------------
+def test_the_report_command_writes_the_page_and_says_where(customers, tmp_path, capsys):
+    from segmint.cli import main
+    from segmint.io import write_table
+
+    data = tmp_path / "customers.arrow"
+    write_table(customers, data)
+    out = tmp_path / "report.html"
+    code = main(["--quiet", "report", str(data), "--segments", "segment", "--features", ",".join(FEATURES[:4]),
+                 "--revenue", "monetary", "--reachable", "email_opt_in", "-o", str(out)])
+    assert code in (0, None)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and str(out) in printed[0]
+    text = out.read_text(encoding="utf-8")
+    assert "<h2>Validation</h2>" in text and "<h2>Choosing k</h2>" not in text
+    assert html.escape(HOSTILE, quote=True) in text
+
+    code = main(["--quiet", "report", str(data), "--segments", "segment", "--no-validate", "-o", str(out)])
+    assert code in (0, None)
+    assert "<h2>Validation</h2>" not in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--segments", "segment", "-o", "{data}"], "input"),
+    (["--segments", "segment", "-o", "{tmp}/report.txt"], "HTML"),
+    (["--segments", "no_such_column", "-o", "{tmp}/r.html"], "no_such_column"),
+    (["--segments", "segment", "--features", " , ", "-o", "{tmp}/r.html"], "--features"),
+])
+def test_report_command_errors_are_one_line_naming_the_problem(argv, words, customers, tmp_path, capsys):
+    from segmint.cli import main
+    from segmint.io import write_table
+
+    data = tmp_path / "customers.arrow"
+    write_table(customers.slice(0, 2_000), data)
+    before = data.read_bytes()
+    argv = [a.format(data=data, tmp=tmp_path) for a in argv]
+    code = main(["--quiet", "report", str(data)] + argv)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert words in err and "Traceback" not in err
+    assert data.read_bytes() == before
+    assert not [f for f in os.listdir(tmp_path) if f.endswith((".html", ".txt"))]
