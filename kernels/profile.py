@@ -8,9 +8,12 @@ Every kernel takes the batch's segments in one of two forms and adds each row to
   empty): every segment whose bit is set, and slot ``n_seg``, which is then the whole base
   (a row in several segments counts once in it).
 
-Moments are per batch (count, mean, M2 about the batch's own mean: the corrected two-pass
-formula over values that stay in cache), so the caller merges batches with Chan's formula in batch order and gets
-sound variances even for values like 1e9 +- 1. Sketch and category counts are integers: their
+Moments are per batch and per slot (count, mean, M2 about the slot's own mean in the batch: the
+corrected two-pass formula over values that stay in cache; the mean as an unevaluated sum of two
+floats, its rounding kept apart), so the caller merges batches with Chan's formula in batch
+order and gets sound variances even for values like 1e9 +- 1. No shift
+common to all slots is used: one extreme value (9.2e18 in one segment) would swamp the other
+segments' small values once shifted by it. Sketch and category counts are integers: their
 totals do not depend on the order of additions, so callers may keep them per thread.
 """
 import numpy as np
@@ -58,7 +61,7 @@ def count_rows(codes, members, n_rows, counts):
 
 
 @kernel
-def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sketches):
+def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches):
     """Count, mean and M2 per slot of one batch of a numeric column, and its sketches.
 
     Null rows (validity bit 0), NaN and infinities are left out of everything (the caller
@@ -71,9 +74,10 @@ def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sk
     bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
     bit_offset : int, bit of row 0 in ``bits``
     codes, members : the batch's segments, IN (see the module docstring)
-    shift : float64, subtracted from every value before its moments (the same for every batch
-        of a pass: a value of the column, so that means near 1e9 keep their small differences)
-    moments : (n_seg + 1, 3) float64, OUT: ``[count, mean - shift, M2]`` of this batch per slot
+    moments : (n_seg + 1, 4) float64, OUT: ``[count, mean, mean correction, M2]`` of this batch
+        per slot: the mean is ``mean + mean correction`` (a double-double: the correction is the
+        rounding of the first, small next to it), M2 is about that mean (inf when squares
+        overflow, for magnitudes beyond about 1e154)
     sketches : (n_seg + 1, N_BUCKETS) int64, INOUT; or 0 rows to skip the sketch
     """
     n = values.shape[0]
@@ -93,7 +97,6 @@ def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sk
         if not np.isfinite(x):
             continue
         b = bucket_of_bits(x, scratch, scratch_bits) if do_sketch else 0
-        x -= shift
         if multi:
             for s in range(n_seg):
                 if _in_segment(members, s, i):
@@ -110,9 +113,13 @@ def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sk
         if do_sketch:
             sketches[slot, b] += 1
     means = np.zeros(n_slots)
+    overflow = False
     for s in range(n_slots):
         if counts[s] > 0:
             means[s] = sums[s] / counts[s]
+            overflow |= not np.isfinite(sums[s])
+    if overflow:  # a sum beyond 1.8e308: the mean as a sum of value / count (rare: one more pass)
+        _means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means)
     m2 = np.zeros(n_slots)
     dev = np.zeros(n_slots)
     # second pass about each slot's own mean (the values are still in cache), with the
@@ -123,7 +130,6 @@ def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sk
         x = np.float64(values[i])
         if not np.isfinite(x):
             continue
-        x -= shift
         if multi:
             for s in range(n_seg):
                 if _in_segment(members, s, i):
@@ -140,11 +146,51 @@ def profile_numeric(values, bits, bit_offset, codes, members, shift, moments, sk
     for s in range(n_slots):
         moments[s, 0] = counts[s]
         if counts[s] > 0:
-            moments[s, 1] = means[s] + dev[s] / counts[s]
-            moments[s, 2] = max(m2[s] - dev[s] * dev[s] / counts[s], 0.0)
+            correction = dev[s] / counts[s]  # the mean's rounding, kept apart (see above)
+            spread = m2[s] - dev[s] * correction
+            moments[s, 1] = means[s]
+            # deviations beyond 1.8e308 (values near the float64 limit): no correction, M2 inf
+            moments[s, 2] = correction if abs(correction) < np.inf else 0.0
+            if spread >= 0.0:
+                moments[s, 3] = spread
+            elif spread < 0.0:  # rounding
+                moments[s, 3] = 0.0
+            else:  # NaN: inf - inf
+                moments[s, 3] = np.inf
         else:
             moments[s, 1] = 0.0
             moments[s, 2] = 0.0
+            moments[s, 3] = 0.0
+
+
+@kernel
+def _means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means):
+    """The means of the slots whose sum overflowed, as sums of ``value / count``."""
+    n = values.shape[0]
+    n_seg = means.shape[0] - 1
+    has_bits = bits.shape[0] > 0
+    multi = members.shape[0] > 0
+    redo = np.zeros(n_seg + 1)
+    for s in range(n_seg + 1):
+        if not np.isfinite(sums[s]):
+            redo[s] = 1.0
+            means[s] = 0.0
+    for i in range(n):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            continue
+        x = np.float64(values[i])
+        if not np.isfinite(x):
+            continue
+        if multi:
+            for s in range(n_seg):
+                if redo[s] > 0 and _in_segment(members, s, i):
+                    means[s] += x / counts[s]
+            slot = n_seg
+        else:
+            c = codes[i]
+            slot = c if c >= 0 else n_seg
+        if redo[slot] > 0:
+            means[slot] += x / counts[slot]
 
 
 @kernel

@@ -5,12 +5,14 @@ the mantissa, so each octave ``[2^e, 2^(e+1))`` is cut into 64 equal pieces. A b
 representative is the point of equal relative distance to both its ends, so any value of the
 bucket is within ``RELATIVE_ERROR`` = 1/128 (0.78%) of it. Negative values have a mirrored store,
 and values with ``|x| < 2^MIN_EXPONENT`` (about 6e-8) share one zero bucket (reported as 0).
-Magnitudes at or beyond ``2^(MAX_EXPONENT + 1)`` (about 2.8e14) are clamped into the last bucket
-and reported as the range's edge: memory stays ``N_BUCKETS`` counts per sketch whatever the data.
+The range reaches ``2^(MAX_EXPONENT + 1)`` = 2^64 (about 1.8e19), beyond every int64; larger
+magnitudes go to one overflow bucket per sign, reported as -inf or +inf (not as a wrong finite
+value): memory stays ``N_BUCKETS`` counts per sketch whatever the data.
 
-A sketch is a plain int64 array of ``N_BUCKETS`` counts laid out in value order (the most
-negative bucket first, the zero bucket in the middle), so two sketches merge by addition and
-a quantile is a walk along the cumulative counts.
+A sketch is a plain int64 array of ``N_BUCKETS`` counts laid out in value order (the negative
+overflow bucket first, then the negative buckets, the zero bucket in the middle, the positive
+buckets, the positive overflow bucket last), so two sketches merge by addition and a quantile is a
+walk along the cumulative counts.
 """
 import numpy as np
 
@@ -20,10 +22,11 @@ MANTISSA_BITS = 6
 SUB_BUCKETS = 1 << MANTISSA_BITS
 MIN_EXPONENT = -24
 MIN_MAGNITUDE = 2.0 ** MIN_EXPONENT
-MAX_EXPONENT = 47
-SIDE = (MAX_EXPONENT - MIN_EXPONENT + 1) * SUB_BUCKETS  # buckets per sign
-ZERO = SIDE  # index of the zero bucket
-N_BUCKETS = 2 * SIDE + 1
+MAX_EXPONENT = 63
+MAX_MAGNITUDE = 2.0 ** (MAX_EXPONENT + 1)  # 2^64: magnitudes from here on are +-inf
+SIDE = (MAX_EXPONENT - MIN_EXPONENT + 1) * SUB_BUCKETS  # finite buckets per sign
+ZERO = SIDE + 1  # index of the zero bucket (index 0 is the negative overflow bucket)
+N_BUCKETS = 2 * SIDE + 3
 RELATIVE_ERROR = 1.0 / (2 * SUB_BUCKETS)
 
 
@@ -52,12 +55,12 @@ def bucket_of_bits(x, scratch, scratch_bits):
     bits = scratch_bits[0]
     e = ((bits >> 52) & 0x7FF) - 1023
     if e > MAX_EXPONENT:
-        k = SIDE - 1
+        k = SIDE  # the overflow bucket
     else:
         k = (e - MIN_EXPONENT) * SUB_BUCKETS + ((bits >> (52 - MANTISSA_BITS)) & (SUB_BUCKETS - 1))
     if x < 0.0:
-        return SIDE - 1 - k
-    return SIDE + 1 + k
+        return ZERO - 1 - k
+    return ZERO + 1 + k
 
 
 @kernel
@@ -70,10 +73,14 @@ def bucket_of(x):
 @kernel
 def bucket_value(index):
     """The representative value of bucket ``index``: within ``RELATIVE_ERROR`` of every value
-    of the bucket (0 for the zero bucket)."""
+    of the bucket (0 for the zero bucket, -inf and +inf for the overflow buckets)."""
     if index == ZERO:
         return 0.0
-    k = index - SIDE - 1 if index > ZERO else SIDE - 1 - index
+    if index == 0:
+        return -np.inf
+    if index == N_BUCKETS - 1:
+        return np.inf
+    k = index - ZERO - 1 if index > ZERO else ZERO - 1 - index
     e = k // SUB_BUCKETS + MIN_EXPONENT
     m = k % SUB_BUCKETS
     lo = 2.0 ** e * (1.0 + m / SUB_BUCKETS)

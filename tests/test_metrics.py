@@ -259,3 +259,67 @@ def test_the_row_by_row_silhouette_agrees_with_the_symmetric_one(m, monkeypatch)
     by_row = S.silhouette_values(X, rows, bounds)
     np.testing.assert_allclose(by_row, symmetric, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(by_row, naive_silhouette_values(X[rows], labels[rows]), rtol=1e-9, atol=1e-12)
+
+
+# -- labels of any values, weighted samples, pooled intervals -------------------------------------
+def test_labels_outside_0_to_k_minus_1_score_as_in_scikit_learn():
+    rng = np.random.default_rng(7)
+    X = data(300, 3, np.float64, 7)
+    labels = rng.choice(np.array([-1, 0, 3]), size=300)
+    X[labels == 3] += 4.0
+    assert close(S.calinski_harabasz(X, labels), sklearn_metrics.calinski_harabasz_score(X, labels))
+    assert close(S.davies_bouldin(X, labels), sklearn_metrics.davies_bouldin_score(X, labels))
+    assert close(S.silhouette(X, labels), sklearn_metrics.silhouette_score(X, labels))
+    other = rng.choice(np.array([-5, 2, 9, 100]), size=300)
+    assert close(S.adjusted_rand(labels, other), sklearn_metrics.adjusted_rand_score(labels, other))
+
+
+@pytest.mark.parametrize("labels,words", [
+    (np.array([0.5, 1.5, 0.5]), "whole numbers"),
+    (np.array(["a", "b", "a"]), "whole numbers"),
+    (np.zeros((3, 1), dtype=int), "one-dimensional"),
+    (np.array([0, 1]), "2 values for the 3 rows"),
+])
+def test_labels_that_are_not_cluster_codes_are_refused(labels, words):
+    X = data(3, 2, np.float64, 0)
+    for score in (S.calinski_harabasz, S.davies_bouldin, S.silhouette):
+        with pytest.raises(segmint.errors.ParameterError, match=words):
+            score(X, labels)
+
+
+def test_the_weighted_sample_silhouette_estimates_the_whole_datas_despite_the_floor():
+    # one wide cluster of 7,670 rows and 11 tight ones of 30: the floor of 10 sampled rows per
+    # cluster takes the tight ones about 3x too often, and their silhouette is near 1
+    rng = np.random.default_rng(3)
+    centers = np.vstack([np.zeros(2), 40 + 25 * rng.normal(size=(11, 2))])
+    sizes = [7670] + [30] * 11
+    labels = np.repeat(np.arange(12), sizes).astype(np.int32)
+    X = centers[labels] + rng.normal(size=(labels.size, 2)) * np.where(labels == 0, 6.0, 0.3)[:, None]
+    exact = sklearn_metrics.silhouette_score(X, labels)
+    counts = np.bincount(labels)
+    weighted, plain = [], []
+    for seed in range(5):
+        rows, bounds = S.stratified_sample(labels, counts, 800, np.random.default_rng(seed))
+        values = S.silhouette_values(X, rows, bounds)
+        weights = S.sample_weights(counts, bounds)
+        weighted.append(S._mean_silhouette(values, np.diff(bounds), weights))
+        plain.append(values.mean())
+        # resampled within each cluster, as drawn: the interval holds the weighted mean
+        low, high = S.bootstrap_interval(values, 100, np.random.default_rng(seed), weights, bounds)
+        assert low <= weighted[-1] <= high
+    assert abs(np.mean(weighted) - exact) < 0.01
+    assert abs(np.mean(plain) - exact) > 2 * abs(np.mean(weighted) - exact)
+    # every row taken: weights of 1, the exact value
+    rows, bounds = S.stratified_sample(labels, counts, labels.size, np.random.default_rng(0))
+    assert np.all(S.sample_weights(counts, bounds) == 1.0)
+
+
+def test_the_pooled_interval_covers_the_spread_between_seeds():
+    rng = np.random.default_rng(0)
+    fits = [rng.normal(0.3, 0.1, 2000), rng.normal(0.5, 0.1, 2000)]
+    low, high = S.pooled_interval(fits, 400, np.random.default_rng(1))
+    assert low < 0.31 and high > 0.49  # either seed may be drawn twice
+    one = S.bootstrap_interval(fits[0], 400, np.random.default_rng(1))
+    assert one[1] - one[0] < 0.05 and one[0] < fits[0].mean() < one[1]
+    assert S.pooled_interval(fits, 400, np.random.default_rng(1)) == (low, high)  # repeats with its seed
+    assert np.isnan(S.pooled_interval(fits, 0, rng)[0]) and np.isnan(S.pooled_interval([], 10, rng)[1])

@@ -1,5 +1,7 @@
 """segments= in its four forms (column, Segmenter, RuleSet, table of (id, segment)) gives each row
 the segment a slow, obvious twin gives it; Segmenter.stream equals Segmenter.score."""
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -42,7 +44,7 @@ def test_an_integer_column_names_its_values_in_numeric_order():
 
 
 def test_a_float_column_is_not_a_segment_column():
-    with pytest.raises(UnsupportedTypeError, match="'x'.*string or integer"):
+    with pytest.raises(UnsupportedTypeError, match="'x'.*string, integer or boolean"):
         resolve_segments(pa.table({"x": [0.5, 1.5]}), "x")
 
 
@@ -141,3 +143,82 @@ def test_the_command_line_prefers_a_column_then_reads_a_file(tmp_path):
     assert cli_segments(str(tmp_path / "s.parquet"), t.column_names) == str(tmp_path / "s.parquet")
     with pytest.raises(UnknownColumnError, match="did you mean 'region'"):
         cli_segments("regio", t.column_names)
+
+
+def test_a_segment_column_whose_first_batches_are_null_gives_minus_one_there(tmp_path):
+    path = str(tmp_path / "n.arrow")
+    first = pa.record_batch({"seg": pa.array([None, None], pa.string()), "x": [1.0, 2.0]})
+    second = pa.record_batch({"seg": pa.array(["b", None, "a"]), "x": [3.0, 4.0, 5.0]})
+    segmint.write_table(pa.Table.from_batches([first, second]), path)
+    s = resolve_segments(path, "seg")
+    assert s.names == ["a", "b"]
+    np.testing.assert_array_equal(_codes(s, 2), [-1, -1, 1, -1, 0])
+    everything_null = pa.table({"seg": pa.array([None] * 5, pa.string()), "x": np.arange(5.0)})
+    s = resolve_segments(everything_null, "seg")
+    assert s.names == [] and (_codes(s, 2) == -1).all()
+
+
+def test_dictionary_indices_under_null_slots_are_never_read():
+    indices = pa.array([0, 99, 1], pa.int32())  # 99 sits under a null: any value is valid there
+    validity = pa.array([True, False, True]).buffers()[1]
+    seg = pa.DictionaryArray.from_buffers(pa.dictionary(pa.int32(), pa.string()), 3,
+                                          [validity, indices.buffers()[1]], dictionary=pa.array(["a", "b"]))
+    s = resolve_segments(pa.table({"seg": seg}), "seg")
+    np.testing.assert_array_equal(_codes(s), [0, -1, 1])
+
+
+def test_boolean_and_integer_dictionary_columns_are_segment_columns():
+    t = pa.table({"b": [True, None, False], "d": pa.array([5, 7, 5]).dictionary_encode()})
+    s = resolve_segments(t, "b")
+    assert s.names == ["False", "True"]
+    np.testing.assert_array_equal(_codes(s), [1, -1, 0])
+    s = resolve_segments(t, "d")
+    assert s.names == ["5", "7"]
+    np.testing.assert_array_equal(_codes(s), [0, 1, 0])
+
+
+def test_uint64_segments_beyond_int64_are_refused_not_wrapped():
+    big = pa.array([1, 2**63 + 5], pa.uint64())
+    with pytest.raises(DataError, match="int64 range"):
+        resolve_segments(pa.table({"seg": big}), "seg")
+    with pytest.raises(DataError, match="int64 range"):
+        resolve_segments(pa.table({"id": [1, 2]}), pa.table({"id": [1, 2], "segment": big}), id_column="id")
+
+
+def test_a_segment_column_of_a_stream_read_once_is_refused_up_front():
+    t = pa.table({"seg": ["a", "b"], "x": [1.0, 2.0]})
+    reader = pa.RecordBatchReader.from_batches(t.schema, t.to_batches())
+    with pytest.raises(DataError, match="read only once.*table of \\(id, segment\\)"):
+        resolve_segments(reader, "seg")
+
+
+@pytest.mark.parametrize("labels", [np.array([2, 0, 2, 1]), ["b", "a", "b", None],
+                                    pa.array(["b", "a", "b", None]).dictionary_encode()])
+def test_per_row_labels_beside_the_source_are_segments(labels):
+    t = pa.table({"x": np.arange(4.0)})
+    s = resolve_segments(t, labels)
+    assert s.kind == "labels"
+    values = labels.to_pylist() if isinstance(labels, pa.Array) else list(labels)
+    values = [None if v is None else str(v) for v in values]
+    np.testing.assert_array_equal(_codes(s, 3), _twin(values, s.names))
+
+
+def test_per_row_labels_of_the_wrong_length_are_refused():
+    with pytest.raises(DataError, match="3 labels but.*4 rows"):
+        resolve_segments(pa.table({"x": np.arange(4.0)}), np.array([0, 1, 0]))
+    with pytest.raises(ParameterError, match="1-D"):
+        resolve_segments(pa.table({"x": np.arange(4.0)}), np.zeros((4, 2), dtype=int))
+
+
+def test_the_files_read_are_known_so_that_outputs_never_go_over_them(tmp_path):
+    data, table = str(tmp_path / "d.arrow"), str(tmp_path / "s.parquet")
+    segmint.write_table(pa.table({"id": [1, 2], "x": [1.0, 2.0]}), data)
+    segmint.write_table(pa.table({"id": [1, 2], "segment": ["a", "b"]}), table)
+    s = resolve_segments(data, table, id_column="id")
+    assert {os.path.realpath(p) for p in s.paths} == {os.path.realpath(data), os.path.realpath(table)}
+
+
+def test_segmenter_stream_takes_no_columns_as_none():
+    t = segmint.make_customers(300, random_state=0)
+    model = segmint.Segmenter(["frequency"], clusterer=segmint.KMeans(2, random_state=0)).fit(t)
+    assert sum(len(b.segment_id) for b in model.stream(t, columns=None)) == 300

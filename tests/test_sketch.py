@@ -1,4 +1,6 @@
 """The quantile sketch (kernels/sketch.py) against numpy's exact quantiles."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -73,12 +75,25 @@ def test_buckets_keep_the_order_of_values():
     assert buckets == sorted(buckets)
 
 
-def test_magnitudes_beyond_the_range_are_reported_as_its_edge_and_nan_is_skipped():
-    counts = sketch_of([1e20, -1e20, np.nan, np.inf])
-    assert counts.sum() == 2
-    low, high = quantiles(counts, [0.0, 1.0])
-    assert high == pytest.approx(2.0 ** (ks.MAX_EXPONENT + 1), rel=BOUND)
-    assert low == -high
+def test_magnitudes_beyond_the_range_are_reported_as_infinities_and_nan_is_skipped():
+    counts = sketch_of([1e20, -1e20, 2e200, np.nan, np.inf])
+    assert counts.sum() == 3
+    low, median, high = quantiles(counts, [0.0, 0.5, 1.0])
+    assert (low, median, high) == (-np.inf, np.inf, np.inf)
+    assert ks.MAX_MAGNITUDE == 2.0 ** 64
+
+
+@pytest.mark.parametrize("x", [2.0 ** 63, float(np.iinfo(np.int64).max), 9.2e18, -9.2e18,
+                               float(np.iinfo(np.int64).min), 1.8e19, 2.0 ** 64 * (1 - 2 ** -53)])
+def test_every_int64_magnitude_is_inside_the_range_and_within_the_bound(x):
+    got = quantiles(sketch_of([x]), [0.5])[0]
+    assert math.isfinite(got) and abs(got - x) <= BOUND * abs(x)
+
+
+def test_large_values_keep_their_median_instead_of_a_clamped_edge():
+    values = [1e15, 3e15, 5e18]
+    assert quantiles(sketch_of(values), [0.5])[0] == pytest.approx(3e15, rel=BOUND)
+    assert quantiles(sketch_of([1e200, 2e200]), [0.5])[0] == np.inf  # beyond 2^64: inf, not 2^64
 
 
 def test_an_empty_sketch_has_nan_quantiles():

@@ -147,10 +147,17 @@ def test_the_sweep_table_has_a_row_per_k_and_seed_and_the_summary_medians(swept)
     rows = swept.table.to_pylist()
     for s in swept.summary.to_pylist():
         mine = [r for r in rows if r["k"] == s["k"]]
-        for name in METRICS:
+        for name in METRICS[:-2]:
             assert s[name] == float(np.median([r[name] for r in mine]))
         for r in mine:
             assert r["silhouette_low"] <= r["silhouette"] <= r["silhouette_high"]
+        # the summary's interval resamples the seeds too: it holds the median, and it is wider
+        # than one seed's when the seeds disagree more than a seed's rows vary
+        seeds = [r["silhouette"] for r in mine]
+        widths = [r["silhouette_high"] - r["silhouette_low"] for r in mine]
+        assert s["silhouette_low"] <= s["silhouette"] <= s["silhouette_high"]
+        if max(seeds) - min(seeds) > 2 * max(widths):
+            assert s["silhouette_high"] - s["silhouette_low"] > max(widths)
 
 
 def test_each_row_scores_its_fit_as_scikit_learn_does(table, swept):
@@ -193,9 +200,13 @@ def test_the_sweep_is_the_same_bits_on_one_thread_or_two():
         with segmint.threads(n):
             runs.append(sweep_k(data, features=COLUMNS, ks=[3, 4, 5], n_seeds=2, sample_size=2000,
                                 n_bootstrap=20).to_dict())
-    for run in runs:
-        del run["timings"]
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1]  # the whole document: timings are kept out of it
+
+
+def test_identical_runs_write_identical_documents(table, tmp_path):
+    first, second = (sweep_k(table, features=COLUMNS, ks=[2, 3, 4], n_seeds=2, n_bootstrap=20) for _ in range(2))
+    assert first.to_json() == second.to_json() and "timings" not in first.to_dict()
+    assert set(first.timings) >= {"fit", "metrics", "silhouette", "stability", "reference"}
 
 
 def test_fit_rows_fits_on_a_sample_and_scores_every_row(table):
@@ -230,6 +241,7 @@ def test_fewer_distinct_points_than_clusters_leave_clusters_empty_without_failin
     (dict(ks="2-5"), "list or range"),
     (dict(ks=[2.5]), "whole numbers"),
     (dict(n_seeds=0), "n_seeds"),
+    (dict(n_seeds=101), "<= 100"),
     (dict(clusterer="hdbscan"), "'minibatch', 'kmeans'"),
     (dict(sample_size=1), "sample_size"),
     (dict(sample_size=10 ** 6), "quadratic"),
@@ -290,7 +302,10 @@ def test_segmint_sweep_takes_a_spec_file_and_a_list_of_k(data_file, tmp_path, ca
 @pytest.mark.parametrize("extra,words", [
     (["--ks", "2-x"], "--ks takes"),
     (["--ks", "9-3"], "ends before it starts"),
-    (["--ks", "1-3"], "at least 2 clusters"),
+    (["--ks", "1-3"], "--ks holds 1: choosing k needs at least 2 clusters"),
+    (["--ks", "2-5000"], "--ks holds 5000: at most 1,000 clusters"),
+    (["--fit-rows", "3", "--ks", "2-5"], "--fit-rows 3 is fewer than the largest k"),
+    (["--seeds", "101"], "--seeds 101: must be at least 1 and at most 100"),
     (["--features", "x0,nope"], "nope"),
     (["-o", "out.txt"], "must end in"),
 ])
@@ -322,9 +337,94 @@ def test_a_huge_range_of_k_is_refused_at_once_in_a_bounded_process(data_file, tm
 
 
 @pytest.mark.parametrize("fit_rows", [None, 50])
-def test_values_too_large_to_cluster_are_refused_naming_the_limit(fit_rows):
+@pytest.mark.parametrize("big", [1e20, 1e30])
+def test_values_too_large_to_cluster_are_refused_naming_the_column_and_the_limit(fit_rows, big):
     x = np.random.default_rng(0).normal(size=200)
-    x[123] = 1e30  # unscaled: squared distances would overflow float32
-    data = pa.table({"x0": x, "x1": np.arange(200.0)})
-    with pytest.raises(segmint.SegmintError, match="beyond"):
-        sweep_k(data, features=[{"column": "x0", "scale": None}, "x1"], ks=[2, 3], fit_rows=fit_rows)
+    x[123] = big  # unscaled: squared distances would overflow float32
+    data = pa.table({"spend": x, "x1": np.arange(200.0)})
+    with pytest.raises(segmint.SegmintError, match="beyond") as info:
+        sweep_k(data, features=[{"column": "spend", "scale": None}, "x1"], ks=[2, 3], fit_rows=fit_rows)
+    message = str(info.value)
+    assert "'spend' holds" in message and "row 123" in message
+    assert "infinite" not in message and "'x0'" not in message
+
+
+# -- no clusters, no elbow; clear clusters, their number ---------------------------------------------
+def _sweep_array(X, **kwargs):
+    data = pa.table({f"f{j}": X[:, j] for j in range(X.shape[1])})
+    spec = [{"column": f"f{j}", "scale": None} for j in range(X.shape[1])]
+    return sweep_k(data, features=spec, **dict(dict(ks=KS, n_seeds=2, n_bootstrap=0, sample_size=500), **kwargs))
+
+
+@pytest.mark.parametrize("d", [2, 4, 8, 16])
+@pytest.mark.parametrize("shape", ["gaussian", "uniform"])
+def test_data_without_clusters_has_no_clear_elbow(shape, d):
+    # before the structureless reference, one Gaussian gave k = 4 at d = 2 and 6 at d = 8
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(6000, d)) if shape == "gaussian" else rng.uniform(size=(6000, d))
+    result = _sweep_array(X)
+    assert result.suggested_k is None
+    assert result.elbow["message"].startswith("no clear elbow")
+    assert len(result.to_dict()["reference_inertia"]) == len(KS)
+
+
+def separated_blobs(c, d, n=6000, seed=0):
+    """``c`` unit Gaussians 15 apart (on a circle in the first two features) in ``d`` dimensions."""
+    rng = np.random.default_rng(seed)
+    means = np.zeros((c, d))
+    angle = 2 * np.pi * np.arange(c) / c
+    radius = 15 / (2 * np.sin(np.pi / c))  # neighbours 15 apart
+    means[:, 0], means[:, 1] = radius * np.cos(angle), radius * np.sin(angle)
+    return means[rng.integers(0, c, n)] + rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("c", [3, 4, 6])
+@pytest.mark.parametrize("d", [2, 8])
+def test_clear_clusters_give_their_number(c, d):
+    result = _sweep_array(separated_blobs(c, d, seed=c + d))
+    assert result.suggested_k == c, result.elbow
+
+
+def test_a_given_reference_only_removes_elbows_it_explains():
+    curve = [100 / k for k in KS]
+    assert find_elbow(KS, curve)[0] is not None
+    k, elbow = find_elbow(KS, curve, reference=[7 / k for k in KS])  # falls the same: no structure
+    assert k is None and "data without clusters" in elbow["message"]
+    corner = [1000 - 190 * min(k, 5) - 5 * max(k - 5, 0) for k in KS]
+    assert find_elbow(KS, corner, reference=[1000 / k ** 0.25 for k in KS])[0] == 5
+    assert find_elbow(KS, corner, reference=[float("nan")] * len(KS))[0] == 5  # unusable: ignored
+
+
+# -- never over the inputs ------------------------------------------------------------------------------
+def test_to_json_refuses_to_write_over_the_data_it_read(data_file, tmp_path):
+    import shutil
+    copy = tmp_path / "copy.arrow"
+    shutil.copy(data_file, copy)
+    before = copy.read_bytes()
+    result = sweep_k(str(copy), features=COLUMNS, ks=[2, 3], n_seeds=1, n_bootstrap=0)
+    assert result.inputs == (str(copy),)
+    with pytest.raises(segmint.OutputError):
+        result.to_json(copy)
+    assert copy.read_bytes() == before
+    assert sweep_k(blobs(300), features=COLUMNS, ks=[2, 3], n_seeds=1).inputs == ()
+
+
+def test_segmint_sweep_never_writes_over_its_spec_file(data_file, tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(["x0", "x1"]))
+    before = spec.read_text()
+    assert main(["sweep", str(data_file), "--features", str(spec), "--ks", "2-3", "--seeds", "1",
+                 "-o", str(spec)]) == 1
+    assert spec.read_text() == before and "Traceback" not in capsys.readouterr().err
+
+
+# -- the wording follows the data -----------------------------------------------------------------------
+def test_the_notes_say_sampled_only_when_the_sample_is_smaller_than_the_data(table):
+    small = sweep_k(table.slice(0, 400), features=COLUMNS, ks=[2, 3], n_seeds=2, sample_size=1000, n_bootstrap=10)
+    note = small.to_dict()["silhouette_note"]
+    assert small.to_dict()["silhouette_sampled"] is False and "exact on all 400 rows" in note
+    assert "sample estimate" not in note and "sampled" not in note
+    big = sweep_k(table, features=COLUMNS, ks=[2, 3], n_seeds=2, sample_size=1000, n_bootstrap=10)
+    assert big.to_dict()["silhouette_sampled"] is True and "a sample estimate" in str(big)
+    assert big.silhouette_sampled and not small.silhouette_sampled
+    assert "seed-to-seed" in str(big) and "run-to-run variation" in str(big)

@@ -253,7 +253,8 @@ def test_missing_values_are_left_out_pair_by_pair_as_in_the_pairwise_twin():
     t = pa.table({"seg": lab, **{f"x{j}": pa.array(X[:, j], from_pandas=True) for j in range(3)}})
     v = validate(t, segments="seg", min_count=0, batch_size=211)
     Z = X / np.nanstd(X, axis=0)
-    cents = {s: np.nanmean(Z[lab == s], axis=0) for s in "pq"} | {"r": np.r_[np.nanmean(Z[lab == "r", :2], 0), np.nan]}
+    cents = {s: np.nanmean(Z[lab == s], axis=0) for s in "pq"}
+    cents["r"] = np.r_[np.nanmean(Z[lab == "r", :2], axis=0), np.nan]  # r has no x2
     covs = {s: pairwise_covariance(Z[lab == s]) for s in "pqr"}
     for s in "pqr":
         seps = {}
@@ -286,7 +287,8 @@ def test_segments_that_do_not_vary_along_the_line_are_infinitely_separated_and_e
     assert v.table.column("separation").to_pylist() == [None, None]
     assert v.table.column("nearest").to_pylist() == ["q", "p"]
     assert v.table.column("distinct").to_pylist() == ["pass", "pass"]
-    apart = validate(pa.table({"seg": ["p", "p", "q", "q"], "x": [1.0, 1, 3, 3]}), segments="seg", min_count=0)
+    constant = pa.table({"seg": ["p", "p", "q", "q"], "x": [1.0, 1, 3, 3]})
+    apart = validate(constant, segments="seg", min_count=0)
     assert apart.table.column("separation").to_pylist() == [None, None]
     assert apart.table.column("distinct").to_pylist() == ["pass", "pass"]
     same = validate(pa.table({"seg": ["p", "p", "q", "q"], "x": [1.0, 1, 1, 1], "y": [0.0, 1, 0, 1]}),
@@ -316,7 +318,8 @@ def test_covariances_merged_batch_by_batch_match_one_batch_with_any_batch_size_a
     lab = rng.integers(0, 3, n)
     X = np.array([[0.0, 0, 0], [1, 2, 0], [0, 1, 3]])[lab] + rng.normal(size=(n, 3)) * [1.0, 0.5, 2.0] + 1e6
     X[rng.random((n, 3)) < nulls] = np.nan  # far from 0: the merge must not lose digits
-    t = pa.table({"seg": lab.astype(np.int32), **{f"x{j}": pa.array(X[:, j], from_pandas=True) for j in range(3)}})
+    t = pa.table({"seg": lab.astype(np.int32),
+                  **{f"x{j}": pa.array(X[:, j], from_pandas=True) for j in range(3)}})
     one = validate(t, segments="seg", min_count=0, batch_size=n)
     many = validate(t, segments="seg", min_count=0, batch_size=batch)
     assert many.table.column("nearest").to_pylist() == one.table.column("nearest").to_pylist()
@@ -594,3 +597,18 @@ def test_a_saved_validation_loads_again_from_its_document():
         Validation({k: val for k, val in v.to_dict().items() if k != "findings"})
     with pytest.raises(ParameterError, match="does not hold a validation"):
         Validation({**v.to_dict(), "segments": [{"segment": 3, "count": "many"}]})
+
+
+def test_to_json_never_writes_over_the_data_it_read(tmp_path):
+    import hashlib
+
+    import segmint
+    from segmint.errors import OutputError
+    path = str(tmp_path / "customers.arrow")
+    segmint.write_customers(path, 2_000, random_state=0)
+    before = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    v = segmint.validate(path, segments="true_segment", id_column="customer_id", min_count=10)
+    with pytest.raises(OutputError):
+        v.to_json(path)
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == before
+    v.to_json(str(tmp_path / "v.json"))  # anywhere else is fine

@@ -13,34 +13,45 @@ category columns, then categories by share). The same profile always gives the s
 randomness, no dictionary order, no locale.
 """
 import math
+import unicodedata
 
 MIN_STD_DIFF = 0.25
 MIN_LIFT = 1.5
 MIN_CATEGORY_SHARE = 0.10
 N_TRAITS = 3
 
-# Well-known feature names and their words: (word when higher than the base, when lower, unit)
+# Well-known feature names and their words: (word when higher than the base, when lower, unit).
+# A unit only where the name says it (``_days``): a bare ``recency``, ``tenure`` or ``frequency``
+# may count days, weeks, months or orders per year, so their numbers go without a unit.
 KNOWN_WORDS = {
     "recency_days": ("lapsed", "recent", "days"),
-    "recency": ("lapsed", "recent", "days"),
-    "frequency": ("frequent", "infrequent", "orders"),
+    "recency": ("lapsed", "recent", ""),
+    "frequency": ("frequent", "infrequent", ""),
     "monetary": ("high spend", "low spend", ""),
     "avg_order_value": ("large baskets", "small baskets", ""),
     "tenure_days": ("long-standing", "new", "days a customer"),
-    "tenure": ("long-standing", "new", "days a customer"),
+    "tenure": ("long-standing", "new", ""),
 }
+
+# From this magnitude on, numbers read in scientific notation (3 significant digits)
+SCIENTIFIC_FROM = 1e15
 
 
 def format_number(x):
-    """``x`` in plain words: thousands separators, 3 significant digits, no trailing zeros.
+    """``x`` in plain words: thousands separators, 3 significant digits, no trailing zeros;
+    scientific notation from 1e15 on; "inf"/"-inf" for infinities, "n/a" for no value.
 
-    >>> format_number(1298.7), format_number(12.345), format_number(0.04567), format_number(3.0)
-    ('1,300', '12.3', '0.0457', '3')
+    >>> format_number(1298.7), format_number(12.345), format_number(0.04567), format_number(3e20)
+    ('1,300', '12.3', '0.0457', '3.00e+20')
     """
-    if x is None or not math.isfinite(x):
+    if x is None or math.isnan(x):
         return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
     if x == 0:
         return "0"
+    if abs(x) >= SCIENTIFIC_FROM:
+        return f"{x:.2e}"
     digits = 3 - 1 - math.floor(math.log10(abs(x)))
     rounded = round(x, digits)
     if digits <= 0:
@@ -50,14 +61,22 @@ def format_number(x):
 
 
 def format_share(x):
-    """A share as a percentage: one decimal below 10%, whole percents above."""
+    """A share as a percentage: one decimal below 20% ("14.6%"), whole percents from 20% on.
+
+    The choice is made on the rounded figure, so shares that print alike read alike:
+
+    >>> format_share(0.0996), format_share(0.1), format_share(0.146), format_share(0.1996)
+    ('10.0%', '10.0%', '14.6%', '20%')
+    """
     if x is None or not math.isfinite(x):
         return "n/a"
-    return f"{x:.1%}" if x < 0.1 else f"{x:.0%}"
+    text = f"{x:.1%}"
+    return text if abs(float(text[:-1])) < 20 else f"{x:.0%}"
 
 
 def numeric_trait_text(feature, mean_seg, mean_all, std_diff, boolean=False):
-    """``"high monetary (1,300 vs 180)"`` or a known name's own words (``"recent (12 days vs 120)"``);
+    """``"high monetary (1,300 vs 180)"`` or a known name's own words (``"recent (12 days vs 120)"``
+    for ``recency_days``, ``"frequent (12 vs 3)"`` for ``frequency``: units only for ``_days`` names);
     a boolean feature's mean is a share: ``"email opt in 99% (vs 67%)"``."""
     if boolean:
         return f"{_words(feature)} {format_share(mean_seg)} (vs {format_share(mean_all)})"
@@ -69,11 +88,21 @@ def numeric_trait_text(feature, mean_seg, mean_all, std_diff, boolean=False):
 
 def category_trait_text(column, category, share_seg, share_all):
     """``"north region (34% vs 12%)"``."""
-    return f"{category} {_words(column)} ({format_share(share_seg)} vs {format_share(share_all)})"
+    return f"{_one_line(category)} {_words(column)} ({format_share(share_seg)} vs {format_share(share_all)})"
 
 
 def _words(name):
-    return str(name).replace("_", " ").strip()
+    return _one_line(str(name).replace("_", " ")).strip()
+
+
+def _one_line(text):
+    """``text`` on one line: control characters (newline, tab, escape) and line separators become
+    spaces, so a segment or category name cannot break a description, a terminal or a Markdown
+    table."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
 
 
 def rank_traits(features, std_diff, means_seg, means_all, categories, top=None, booleans=()):
@@ -112,7 +141,7 @@ def rank_traits(features, std_diff, means_seg, means_all, categories, top=None, 
 def describe(traits, share, revenue_share=None, count=None):
     """The one-line description of a segment from its ranked traits.
 
-    ``"recent (12 days vs 120), frequent (12 orders vs 3), high spend (1,300 vs 180); 14.6% of
+    ``"recent (12 days vs 120), frequent (12 vs 3), high spend (1,300 vs 180); 14.6% of
     customers, 38% of revenue"``: the first :data:`N_TRAITS` traits, then the sizes.
 
     Parameters

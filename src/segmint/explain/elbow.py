@@ -18,10 +18,24 @@ Both answer None, "no clear elbow", for fewer than three points, a curve that do
 (the last value not below the first) or one that falls unevenly: when its rises add up to more
 than :data:`MAX_RISE` (20%) of its total fall, the bend may be noise (inertia of k-means fits
 falls with k; with the median over seeds a rise means the fits disagree).
+
+A normalised curve always bends somewhere: the inertia of data without any clusters (one
+Gaussian, uniform noise) falls like ``k^(-2/d)``, which in the unit square looks like an elbow
+(at d = 2, Kneedle finds one near k = 4). So :func:`find_elbow` takes the inertia of the same
+k on a structureless reference of the same spread (``reference=``, the gap statistic's idea,
+see :func:`segmint.explain.sweep.reference_inertia`) and keeps an elbow only when the data's
+inertia falls from the first k to the elbow at least :data:`MIN_EXCESS` times more than the
+reference's does: clusters make the inertia drop fast until their number is reached, which
+structureless data of any shape cannot. Of the two ways to judge a bend, a reference sample
+was chosen over fitting the power law ``k^(-2/d)`` because ``d`` is not known: correlated or
+unequally scaled features behave like fewer dimensions and fall faster than their count says,
+while a sample drawn along the data's principal axes with the data's variances shares that
+shape (and the power law holds only for large k).
 """
 import numpy as np
 
 MIN_CHORD_DISTANCE = 0.05
+MIN_EXCESS = 1.5
 MAX_RISE = 0.2
 SENSITIVITY = 1.0
 
@@ -107,23 +121,47 @@ def chord(ks, values):
     return (int(ks[i]) if far >= MIN_CHORD_DISTANCE else None), far
 
 
-def find_elbow(ks, values):
+def find_elbow(ks, values, reference=None):
     """Both methods and the suggestion, with the words that explain it.
 
     The suggestion is Kneedle's k when the chord agrees within 1, else the chord's k when it
-    is significant, else None.
+    is significant, else None; and None when ``reference`` is given and the curve falls from
+    the first k to that k less than :data:`MIN_EXCESS` times as much (as a ratio) as the
+    reference does (see the module docstring).
 
     Parameters
     ----------
     ks : sequence of int, increasing
     values : sequence of float
+    reference : sequence of float, optional
+        The same curve on structureless data of the same spread (one value per k).
 
     Returns
     -------
     (int or None, dict)
         The suggested k and ``{"kneedle": k or None, "chord": k or None, "message": str}``.
     """
+    k, elbow = _find_elbow([int(k) for k in ks], values)
+    if k is None or reference is None:
+        return k, elbow
     ks = [int(k) for k in ks]
+    i = ks.index(k)
+    ref = np.asarray(reference, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if ref.shape != y.shape or not np.all(np.isfinite(ref)) or not np.all(ref > 0):
+        return k, elbow  # no usable reference: judged on the curve alone
+    fall = y[0] / y[i] if y[i] > 0 else np.inf
+    ref_fall = ref[0] / ref[i]
+    if fall >= MIN_EXCESS * ref_fall:
+        return k, elbow
+    message = (f"no clear elbow: the bend at k = {k} is what data without clusters shows; the inertia falls "
+               f"{fall:.2f}x from k = {ks[0]} to k = {k}, structureless data of the same spread {ref_fall:.2f}x "
+               f"(an elbow needs {MIN_EXCESS:g} times that)")
+    return None, dict(elbow, message=message)
+
+
+def _find_elbow(ks, values):
+    """:func:`find_elbow` on the curve alone."""
     _, reason = _normalised(ks, values)
     if reason is not None:
         return None, {"kneedle": None, "chord": None, "message": f"no clear elbow: {reason}"}

@@ -12,8 +12,17 @@ Conventions (also in :class:`Profile`):
 - the **whole base** is every row of the source, rows without a segment included; a row of a
   multi-mode rule set counts in every segment it is in and once in the base;
 - a null, NaN or infinite value is *null* for the statistics (``null_share`` counts them);
-  booleans are numbers 0/1; temporal columns (dates, timestamps) are not profiled;
-- a string column's nulls are the category ``"(null)"``, so a segment's shares add up to 1;
+  booleans are numbers 0/1; decimal128/decimal256 and float16 columns are read as float64 (a
+  decimal keeps about 15-16 significant digits: exact for money below 1e13 in cents); temporal
+  columns (dates, timestamps) are not profiled;
+- a ``reachable=`` value counts as reachable when it is finite and non-zero: null, NaN and
+  infinite values are not reachable;
+- a string column with more than :data:`MAX_CATEGORIES` distinct values (emails, ids) is left out
+  of the default ``categories`` (said in :attr:`Profile.notes`), and refused with a
+  :class:`~segmint.errors.DataError` when named in ``categories=``: counting it per segment would
+  take memory in proportion to its distinct values;
+- a string column's nulls are the category ``"(null)"`` (``"((null))"`` when the column holds
+  the string "(null)" itself), so a segment's shares add up to 1;
 - ``std_diff`` is NaN when the base's standard deviation is 0 (a constant column) or a segment
   has no value, and NaN never ranks as a trait.
 """
@@ -23,11 +32,12 @@ import threading
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._parallel import ordered_map
-from ..errors import ParameterError, UnsupportedTypeError, unknown_column
+from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
-from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, unpack_bits
+from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, unpack_bits, view_of
 from ..kernels import profile as kp
 from ..kernels import sketch as ks
 from . import describe as words
@@ -38,9 +48,13 @@ QUANTILE_NAMES = ("median", "p10", "p90")
 QUANTILE_METHOD = (
     "median, p10 and p90 come from a log-bucketed quantile sketch (64 buckets per power of two): "
     f"each is within {ks.RELATIVE_ERROR:.2%} (relative) of the exact value of rank floor(q * (n - 1)) "
-    "(numpy.quantile's method='lower'); values with |x| < 6e-8 count as 0 and magnitudes beyond "
-    "2.8e14 are reported as 2.8e14")
+    "(numpy.quantile's method='lower'); values with |x| < 6e-8 count as 0 and magnitudes of "
+    "2^64 (1.8e19) or more are reported as -inf or +inf")
 NULL_CATEGORY = "(null)"
+
+# A string column is counted per segment in a (segments + 1) x distinct values array per thread:
+# more distinct values than this (emails, ids) are not categories worth profiling.
+MAX_CATEGORIES = 1_000
 
 # A sketch holds N_BUCKETS int64 counts per (segment, feature) and thread: refuse, before any
 # work, a profile whose sketches alone would take more than this.
@@ -64,16 +78,21 @@ def profile(source, *, segments, features=None, categories=None, id_column=None,
         the fly), or a table of (id, segment) joined on ``id_column``.
     features : list of str, optional
         Numeric or boolean (0/1) columns to describe; default every numeric and boolean column
-        but the id and segment columns. Temporal columns are not profiled.
+        but the id and segment columns (and a Segmenter's own id column). Decimal and float16
+        columns are read as float64. Temporal columns are not profiled.
     categories : list of str, optional
-        String columns; default every string column but the id and segment columns.
+        String columns; default every string column but the id and segment columns, leaving out
+        (with a note in :attr:`Profile.notes`) those with more than :data:`MAX_CATEGORIES`
+        distinct values. A named column with more distinct values is refused with a
+        :class:`~segmint.errors.DataError` as soon as the pass meets them.
     id_column : str, optional
         The customer id column (left out of the defaults; required to join a table).
     revenue : str, optional
-        A numeric money column: revenue, revenue share and revenue per customer (nulls count 0).
+        A numeric money column (decimals are read as float64): revenue, revenue share and revenue
+        per customer (null, NaN and infinite values count 0).
     reachable : str, optional
-        A boolean or 0/1 column: the share of customers whose value is non-zero (nulls: not
-        reachable).
+        A boolean or 0/1 column: the share of customers whose value is finite and non-zero
+        (null, NaN and infinite values: not reachable).
     top : int
         Categories kept per segment and string column, by share.
     as_of : datetime, date or ISO string, optional
@@ -93,11 +112,16 @@ def profile(source, *, segments, features=None, categories=None, id_column=None,
     seg = resolve_segments(source, segments, id_column=id_column, as_of=as_of)
     plan = _Plan(seg, features, categories, id_column, revenue, reachable)
     acc = _Accumulator(plan, len(seg.names))
-    for moments, n in ordered_map(acc.batch, acc.prepared(seg.stream(plan.columns, batch_size))):
+    if plan.casts:  # segmint's batches do not read decimals: a second reader, row-aligned
+        acc.cast_reader = _CastReader(seg.source, plan.casts, batch_size)
+    stream = seg.stream([c for c in plan.columns if c not in plan.casts], batch_size)
+    for moments, n in ordered_map(acc.batch, acc.prepared(stream)):
         acc.merge(moments, n)
         if progress is not None:
             progress(n)
-    return _build(plan, seg, acc, top)
+    # the files read: to_json(path) may not write over any of them
+    inputs = [p for p in getattr(seg, "paths", None) or seg.source.paths if p is not None]
+    return _build(plan, seg, acc, top, inputs)
 
 
 # -- which columns ------------------------------------------------------------------------------
@@ -106,10 +130,16 @@ class _Plan:
 
     def __init__(self, seg, features, categories, id_column, revenue, reachable):
         src = seg.source
-        skip = {id_column, seg.column, seg.id_column} - {None}
-        kinds = {name: column_kind(src.schema.field(name).type) for name in src.column_names}
+        model_id = getattr(seg.segmenter, "id_column", None) if seg.segmenter is not None else None
+        skip = {id_column, seg.column, seg.id_column, model_id} - {None}
+        kinds = {name: _kind(src.schema.field(name).type) for name in src.column_names}
+        casts = {name for name in src.column_names if kinds[name] == NUMERIC
+                 and column_kind(src.schema.field(name).type) != NUMERIC}
         if features is None:
             features = [c for c in src.column_names if kinds[c] in (NUMERIC, BOOLEAN) and c not in skip]
+        # default categories are dropped when they turn out to have too many distinct values;
+        # named ones are refused then
+        self.named_categories = categories is not None
         if categories is None:
             categories = [c for c in src.column_names if kinds[c] == DICTIONARY and c not in skip]
         self.features = self._names("features", features, src, kinds, (NUMERIC, BOOLEAN),
@@ -123,6 +153,8 @@ class _Plan:
         # the numeric columns the kernels read: the features (sketched), then revenue and reach
         self.numeric = list(self.features) + [c for c in (self.revenue, self.reachable) if c]
         self.columns = list(dict.fromkeys(self.numeric + self.categories))
+        # decimal and float16 columns: read apart and cast to float64 batch by batch
+        self.casts = [c for c in self.columns if c in casts]
 
     @staticmethod
     def _names(what, names, src, kinds, allowed, expected):
@@ -145,6 +177,13 @@ class _Plan:
             raise ParameterError(f"{what}= takes a column name, got {name!r:.80}")
         _check_column(what, name, src, kinds, allowed, expected)
         return name
+
+
+def _kind(t):
+    """:func:`column_kind`, with decimals and float16 as numbers (read as float64)."""
+    if pa.types.is_decimal(t) or pa.types.is_float16(t):
+        return NUMERIC
+    return column_kind(t)
 
 
 def _check_column(what, name, src, kinds, allowed, expected):
@@ -177,14 +216,13 @@ class _Accumulator:
         if need > MAX_SKETCH_BYTES:
             raise ParameterError(
                 f"profiling {len(plan.features)} features over {n_seg} segments would hold "
-                f"{need / 2**30:.1f} GiB of quantile sketches (74 KB per segment, feature and thread): "
+                f"{need / 2**30:.1f} GiB of quantile sketches ({ks.N_BUCKETS * 8 // 1000} KB per segment, feature and thread): "
                 "pass fewer features= or use fewer segments")
-        self.moments = np.zeros((len(plan.numeric), self.n_slots, 3))
-        # each numeric column's first value: moments are of value - shift (sound variances for
-        # values like 1e9 +- 1); NaN until a batch has a value (earlier batches add nothing)
-        self.shifts = np.full(len(plan.numeric), np.nan)
+        self.moments = np.zeros((len(plan.numeric), self.n_slots, 4))  # see _chan
         self.n_rows = 0
         self.dictionaries = [None] * len(plan.categories)
+        self.dropped = {}  # default category column -> distinct values met when dropped
+        self.cast_reader = None
         self._states = []
         self._free = []
         self._lock = threading.Lock()
@@ -194,13 +232,30 @@ class _Accumulator:
         come from one dictionary that grows batch by batch, so their views cannot be made by
         workers in arbitrary order."""
         for item in stream:
-            views = {c: item.batch[c] for c in self.plan.columns}
+            views = {}
+            if self.cast_reader is not None:
+                views.update(self.cast_reader.take(item.batch.start, item.batch.num_rows))
+            for c in self.plan.numeric:
+                if c not in views:
+                    views[c] = item.batch[c]
+            counted = []
             for j, c in enumerate(self.plan.categories):
-                self.dictionaries[j] = views[c].dictionary
-            for j, c in enumerate(self.plan.numeric):
-                if np.isnan(self.shifts[j]):  # batches before this one had no value to shift by
-                    self.shifts[j] = _first_value(views[c])
-            yield item, views, self.shifts.copy()
+                if c in self.dropped:
+                    continue  # not even viewed: its pass-wide dictionary stops growing
+                view = item.batch[c]
+                if len(view.dictionary) > MAX_CATEGORIES:
+                    if self.plan.named_categories:
+                        raise DataError(
+                            f"categories= column {c!r} has more than {MAX_CATEGORIES:,} distinct values "
+                            f"({len(view.dictionary):,} so far): too many to count per segment; leave "
+                            "it out of categories= or group its values first")
+                    self.dropped[c] = len(view.dictionary)
+                    self.dictionaries[j] = None
+                    continue
+                views[c] = view
+                self.dictionaries[j] = view.dictionary
+                counted.append(j)
+            yield item, views, counted
 
     def _acquire(self):
         with self._lock:
@@ -217,11 +272,11 @@ class _Accumulator:
     def batch(self, item):
         """One batch's float moments (returned, merged in order) and integer counts (added to
         this thread's state)."""
-        sb, views, shifts = item
+        sb, views, counted = item
         n = sb.batch.num_rows
         codes = sb.codes if sb.codes is not None else _EMPTY_CODES
         members = sb.members if sb.members is not None else _EMPTY_MEMBERS
-        moments = np.zeros((len(self.plan.numeric), self.n_slots, 3))
+        moments = np.zeros((len(self.plan.numeric), self.n_slots, 4))
         state = self._acquire()
         try:
             kp.count_rows(codes, members, n, state.rows)
@@ -231,10 +286,9 @@ class _Accumulator:
                 values = _numbers(view, reach=name == self.plan.reachable and j >= n_sketched)
                 bits, offset = _bits(view)
                 sketches = state.sketches[j] if j < n_sketched else _NO_SKETCH
-                shift = 0.0 if np.isnan(shifts[j]) else float(shifts[j])
-                kp.profile_numeric(values, bits, offset, codes, members, shift, moments[j], sketches)
-            for j, name in enumerate(self.plan.categories):
-                view = views[name]
+                kp.profile_numeric(values, bits, offset, codes, members, moments[j], sketches)
+            for j in counted:
+                view = views[self.plan.categories[j]]
                 width = len(view.dictionary) + 1
                 if state.categories[j].shape[1] < width:  # the pass's dictionary grew
                     grown = np.zeros((self.n_slots, width), dtype=np.int64)
@@ -249,7 +303,8 @@ class _Accumulator:
     def merge(self, moments, n):
         """Chan's merge of one batch's moments, in batch order (so the bits do not depend on
         the thread count)."""
-        self.moments = _chan(self.moments, moments)
+        with np.errstate(over="ignore", invalid="ignore"):  # magnitudes beyond 1e154: inf, no warning
+            self.moments = _chan(self.moments, moments)
         self.n_rows += n
 
     def totals(self):
@@ -264,8 +319,52 @@ class _Accumulator:
             rows += st.rows
             sketches += st.sketches
             for j, c in enumerate(st.categories):
-                cats[j][:, :c.shape[1]] += c
+                if self.plan.categories[j] not in self.dropped:
+                    cats[j][:, :c.shape[1]] += c
         return rows, sketches, cats
+
+
+class _CastReader:
+    """Decimal and float16 columns, read with the source's own reader (segmint's batches refuse
+    those types) and cast to float64 (a decimal keeps 15-16 significant digits), served by row
+    range in step with the main pass."""
+
+    def __init__(self, src, names, batch_size):
+        from ..io.source import ReaderSource
+        if isinstance(src, ReaderSource):
+            raise UnsupportedTypeError(
+                f"columns {names} of {src.label} are {[str(src.schema.field(c).type) for c in names]}: "
+                "a one-pass reader cannot be read twice to cast them; cast them to float64 first")
+        self.names = list(names)
+        self._batches = src._record_batches(self.names, batch_size)
+        self._batch = None
+        self._offset = 0  # rows of self._batch already served or skipped
+        self._row = 0  # source row of self._batch[self._offset]
+
+    def take(self, start, n):
+        """``{name: ColumnView}`` of float64 for rows ``start .. start + n - 1`` (``start`` never
+        goes back)."""
+        pieces = []
+        while n > 0:
+            if self._batch is None or self._offset >= self._batch.num_rows:
+                self._batch = next(self._batches, None)
+                self._offset = 0
+                if self._batch is None:
+                    raise DataError(f"columns {self.names}: the source ended early")
+                continue
+            k = min(self._batch.num_rows - self._offset, (start - self._row) if self._row < start else n)
+            if self._row >= start:
+                pieces.append(self._batch.slice(self._offset, k))
+                start, n = start + k, n - k
+            self._offset += k
+            self._row += k
+        out = {}
+        for j, name in enumerate(self.names):
+            chunks = [p.column(j) for p in pieces]
+            array = pa.chunked_array(chunks, pieces[0].schema.field(j).type).combine_chunks() if chunks \
+                else pa.array([], pa.float64())
+            out[name] = view_of(name, pc.cast(array, pa.float64()))
+        return out
 
 
 def _threads():
@@ -274,16 +373,29 @@ def _threads():
 
 
 def _chan(a, b):
-    """Merge moment arrays ``[..., (count, mean, M2)]`` of two disjoint sets of values."""
+    """Merge moment arrays ``[..., (count, mean, mean correction, M2)]`` of two disjoint sets of
+    values (Chan et al.).
+
+    The mean is kept as a double-double ``mean + correction``: for values like 1e9 +- 1 the
+    difference of two means is then exact (their high parts subtract without rounding), so
+    merging many batches does not wear the variance down, and no common shift is needed (one
+    shift for all segments fails when a single value is extreme)."""
     na, nb = a[..., 0], b[..., 0]
     n = na + nb
     safe = np.where(n > 0, n, 1.0)
-    delta = b[..., 1] - a[..., 1]
+    delta = (b[..., 1] - a[..., 1]) + (b[..., 2] - a[..., 2])
+    step = delta * (nb / safe)
+    hi = a[..., 1] + step
+    back = hi - a[..., 1]  # two-sum: the rounding of hi, exactly
+    err = (a[..., 1] - (hi - back)) + (step - back)
     out = np.empty_like(a)
     out[..., 0] = n
-    out[..., 1] = np.where(n > 0, a[..., 1] + delta * (nb / safe), 0.0)
-    out[..., 2] = a[..., 2] + b[..., 2] + delta * delta * (na * nb / safe)
-    return out
+    out[..., 1] = hi
+    out[..., 2] = a[..., 2] + err
+    out[..., 3] = a[..., 3] + b[..., 3] + delta * delta * (na * nb / safe)
+    # one side empty: the other as it is (its correction intact)
+    out = np.where((na == 0)[..., None], b, out)
+    return np.where((nb == 0)[..., None] & (na > 0)[..., None], a, out)
 
 
 def _numbers(view, reach=False):
@@ -295,19 +407,9 @@ def _numbers(view, reach=False):
         values = view.values
     else:
         values = view.values.astype(np.float64)
-    if reach:  # reachable: any non-zero value counts as one customer
-        values = (values != 0).astype(np.float64)
+    if reach:  # reachable: a finite non-zero value counts as one customer; NaN/inf do not
+        values = (np.isfinite(values) & (values != 0)).astype(np.float64)
     return values
-
-
-def _first_value(view):
-    """The first non-null finite value of a numeric or boolean view (as the kernels see it), or NaN."""
-    values = _numbers(view)
-    ok = np.isfinite(values)
-    if view.validity is not None:
-        ok &= view.is_valid()
-    hit = np.flatnonzero(ok)
-    return float(values[hit[0]]) if hit.size else np.nan
 
 
 def _bits(view):
@@ -317,7 +419,7 @@ def _bits(view):
 
 
 # -- the result -----------------------------------------------------------------------------------
-def _build(plan, seg, acc, top):
+def _build(plan, seg, acc, top, inputs=()):
     n_seg = len(seg.names)
     rows, sketches, cat_counts = acc.totals()
     counts = rows[:n_seg].copy()
@@ -330,21 +432,23 @@ def _build(plan, seg, acc, top):
         base_cats = [c[n_seg] for c in cat_counts]
     else:  # slot n_seg is the unassigned rows: the base is every slot, merged in slot order
         base = moments[:, 0, :]
-        for s in range(1, n_seg + 1):
-            base = _chan(base, moments[:, s, :])
+        with np.errstate(over="ignore", invalid="ignore"):  # huge magnitudes: inf/NaN, no warnings
+            for s in range(1, n_seg + 1):
+                base = _chan(base, moments[:, s, :])
         base_sketch = sketches.sum(axis=1)
         base_cats = [c.sum(axis=0) for c in cat_counts]
-    all_moments = np.concatenate([moments[:, :n_seg, :], base[:, None, :]], axis=1)  # (m, n_seg+1, 3)
-    all_moments[:, :, 1] += np.nan_to_num(acc.shifts)[:, None]  # means of value - shift -> means
+    all_moments = np.concatenate([moments[:, :n_seg, :], base[:, None, :]], axis=1)  # (m, n_seg+1, 4)
+    with np.errstate(invalid="ignore"):  # inf + -inf (overflowed parts): NaN, no warning
+        mean_of = all_moments[..., 1] + all_moments[..., 2]  # (m, n_seg+1)
     all_rows = np.append(counts, n_rows).astype(np.float64)
     all_sketches = np.concatenate([sketches[:, :n_seg, :], base_sketch[:, None, :]], axis=1)
 
     nf = len(plan.features)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         cnt = all_moments[:nf, :, 0].T  # (n_seg+1, nf)
         some = cnt > 0
-        means = np.where(some, all_moments[:nf, :, 1].T, np.nan)
-        std = np.where(some, np.sqrt(np.maximum(all_moments[:nf, :, 2].T, 0.0) / np.where(some, cnt, 1)), np.nan)
+        means = np.where(some, mean_of[:nf].T, np.nan)
+        std = np.where(some, np.sqrt(np.maximum(all_moments[:nf, :, 3].T, 0.0) / np.where(some, cnt, 1)), np.nan)
         null_share = np.where(all_rows[:, None] > 0, 1.0 - cnt / all_rows[:, None], np.nan)
         std_all = std[-1]
         spread = std_all > 0  # NaN (no value) compares False too
@@ -358,22 +462,25 @@ def _build(plan, seg, acc, top):
 
     revenue = revenue_share = per_customer = reach = None
     j = nf
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if plan.revenue:
-            m = all_moments[j]
-            revenue = m[:, 0] * m[:, 1]
+            revenue = all_moments[j][:, 0] * mean_of[j]
             revenue_share = revenue / revenue[-1] if revenue[-1] != 0 else np.full(n_seg + 1, np.nan)
             per_customer = np.where(all_rows > 0, revenue / np.where(all_rows > 0, all_rows, 1), np.nan)
             j += 1
         if plan.reachable:
-            m = all_moments[j]
-            reached = np.rint(m[:, 0] * m[:, 1])
+            reached = np.rint(all_moments[j][:, 0] * mean_of[j])
             reach = np.where(all_rows > 0, reached / np.where(all_rows > 0, all_rows, 1), np.nan)
 
     centroid = _centroids(seg, plan.features, n_seg)
-    top_categories = _top_categories(plan, acc.dictionaries, cat_counts, base_cats, n_seg, top)
+    kept = [j for j, c in enumerate(plan.categories) if c not in acc.dropped]
+    top_categories = _top_categories([plan.categories[j] for j in kept], [acc.dictionaries[j] for j in kept],
+                                     [cat_counts[j] for j in kept], [base_cats[j] for j in kept], n_seg, top)
+    notes = [f"left out of categories: {c!r} (more than {MAX_CATEGORIES:,} distinct values; "
+             f"{n:,} when dropped)" for c, n in acc.dropped.items()]
     return Profile(
-        names=list(seg.names), features=list(plan.features), categories=list(plan.categories),
+        names=list(seg.names), features=list(plan.features),
+        categories=[plan.categories[j] for j in kept], notes=notes, inputs=list(inputs),
         n_rows=int(n_rows), n_unassigned=n_unassigned, counts=counts.astype(np.int64), means=means,
         std=std, null_share=null_share, std_diff=std_diff, quantiles=quantiles, share=share,
         revenue=revenue, revenue_share=revenue_share, revenue_per_customer=per_customer,
@@ -396,13 +503,17 @@ def _centroids(seg, features, n_seg):
     return out
 
 
-def _top_categories(plan, dictionaries, cat_counts, base_cats, n_seg, top):
+def _top_categories(categories, dictionaries, cat_counts, base_cats, n_seg, top):
     """Per category column, per segment then the base: ``[(category, share, lift), ...]`` of the
     ``top`` categories by share in the segment (ties: dictionary order, nulls first)."""
     out = []
-    for j, column in enumerate(plan.categories):
+    for j, column in enumerate(categories):
         d = dictionaries[j]
-        names = [NULL_CATEGORY] + (d.to_pylist() if d is not None else [])
+        strings = d.to_pylist() if d is not None else []
+        null = NULL_CATEGORY
+        while null in strings:  # a real "(null)" keeps its name; the nulls become "((null))"
+            null = f"({null})"
+        names = [null] + strings
         base = base_cats[j].astype(np.float64)
         base_share = base / base.sum() if base.sum() else base
         per_slot = []
@@ -435,12 +546,17 @@ class Profile:
         Rows in no segment (a null segment, an id missing from the table, no rule matched).
     quantiles : str
         How median, p10 and p90 are computed, and their error bound.
+    notes : list of str
+        What the profile left out and why (e.g. a string column with too many distinct values).
+    inputs : tuple of str
+        The files the profile read: ``to_json``, ``write_report`` and ``save_png`` never write
+        over them (empty for in-memory data).
     table : pyarrow.Table
         Tidy: ``segment`` (null: the whole base), ``feature`` (null for size statistics),
         ``category`` (null unless a category statistic), ``statistic``, ``value`` (float64).
         Statistics: ``count``, ``share``, ``revenue``, ``revenue_share``,
         ``revenue_per_customer``, ``reachable_share``; per feature ``mean``, ``std`` (ddof=0),
-        ``null_share``, ``median``, ``p10``, ``p90``, ``std_diff``, ``centroid`` (a Segmenter's
+        ``null_share``, ``median``, ``p10``, ``p90`` (+-inf beyond 2^64), ``std_diff``, ``centroid`` (a Segmenter's
         clusters: the center in input units; numeric features only); per category ``share``
         and ``lift``.
     summary : pyarrow.Table
@@ -465,8 +581,10 @@ class Profile:
 
     def _setup(self, *, names, features, categories, n_rows, n_unassigned, counts, means, std,
                null_share, std_diff, quantiles, share, revenue, revenue_share, revenue_per_customer,
-               reachable_share, centroid, top_categories, booleans=()):
+               reachable_share, centroid, top_categories, booleans=(), notes=(), inputs=()):
         self.segments = names
+        self.notes = list(notes)
+        self.inputs = tuple(inputs)  # the files the profile read: never written over
         self._booleans = frozenset(booleans)
         self.features = features
         self.categories = categories
@@ -512,7 +630,9 @@ class Profile:
         Parameters
         ----------
         segment : str or int
-            A segment name or code.
+            A segment name. An int is looked up as a name first (``str(segment)``: segments
+            from an integer column are named "1", "2", ...) and only then, when no segment has
+            that name, as a code (position in :attr:`segments`).
         top : int
             How many traits at most.
 
@@ -524,9 +644,11 @@ class Profile:
 
     def _index(self, segment):
         if isinstance(segment, (int, np.integer)) and not isinstance(segment, bool):
+            if str(int(segment)) in self.segments:  # a name first: integer segment values
+                return self.segments.index(str(int(segment)))
             if 0 <= segment < len(self.segments):
                 return int(segment)
-        elif segment in self.segments:
+        elif isinstance(segment, str) and segment in self.segments:
             return self.segments.index(segment)
         from ..errors import closest_names
         near = closest_names(str(segment), self.segments)
@@ -593,6 +715,7 @@ class Profile:
         return {"format": "segmint-profile", "version": 1, "segments": list(self.segments),
                 "features": list(self.features), "categories": list(self.categories),
                 "n_rows": self.n_rows, "n_unassigned": self.n_unassigned, "quantiles": self.quantiles,
+                "notes": list(self.notes),
                 "descriptions": dict(self.descriptions),
                 "traits": {s: [[f, c, _json(v), t] for f, c, v, t in self._traits[i]]
                            for i, s in enumerate(self.segments)},
@@ -600,6 +723,9 @@ class Profile:
 
     def to_json(self, path=None):
         """The profile as JSON text; with ``path``, also written there atomically.
+
+        A ``path`` that is (or lies in) a file the profile read raises
+        :class:`~segmint.errors.OutputError`, leaving that file as it was.
 
         Returns
         -------
@@ -609,7 +735,7 @@ class Profile:
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
         if path is not None:
             from ..io.writers import write_text
-            write_text(path, text)
+            write_text(path, text, inputs=self.inputs)
         return text
 
     def to_markdown(self):
@@ -621,17 +747,18 @@ class Profile:
                  + (f", {self.n_unassigned:,} in no segment" if self.n_unassigned else "") + ".", "",
                  _md_row(head), _md_row(["---"] * len(head))]
         for i, name in enumerate(self.segments):
-            cells = [name, f"{int(self.counts[i]):,}", words.format_share(self._share[i])]
+            cells = [_clean(name), f"{int(self.counts[i]):,}", words.format_share(self._share[i])]
             if revenue:
                 cells.append(words.format_share(self._revenue[1][i]))
             if reach:
                 cells.append(words.format_share(self._reach[i]))
-            lines.append(_md_row(cells + [self.descriptions[name]]))
+            lines.append(_md_row(cells + [_clean(self.descriptions[name])]))
         if self.features:
             lines += ["", "## Means (standardized difference from the base)", "",
-                      _md_row(["segment"] + self.features), _md_row(["---"] * (len(self.features) + 1))]
+                      _md_row(["segment"] + [_clean(f) for f in self.features]),
+                      _md_row(["---"] * (len(self.features) + 1))]
             for i, name in enumerate(self.segments + ["(all)"]):
-                cells = [name]
+                cells = [_clean(name)]
                 for f in range(len(self.features)):
                     cell = words.format_number(self.means[i, f])
                     if i < len(self.segments) and math.isfinite(self.std_diff[i, f]):
@@ -639,34 +766,37 @@ class Profile:
                     cells.append(cell)
                 lines.append(_md_row(cells))
             lines += ["", f"Quantiles: {self.quantiles}."]
+        lines += [f"Note: {_clean(n)}." for n in self.notes]
         return "\n".join(lines) + "\n"
 
     def __str__(self):
         width = 100
         revenue, reach = self._revenue[0] is not None, self._reach is not None
-        name_w = min(24, max([len("segment")] + [len(s) for s in self.segments]))
-        head = f"{'segment':<{name_w}} {'count':>11} {'share':>6}" + (f" {'revenue':>7}" if revenue else "") \
+        names = [_clean(s) for s in self.segments]
+        name_w = min(24, max([len("segment")] + [len(s) for s in names]))
+        head = f"{'segment':<{name_w}} {'count':>11} {'share':>6}" + (f" {'rev share':>9}" if revenue else "") \
             + (f" {'reach':>6}" if reach else "")
         lines = [head + "  description"]
         indent = len(head) + 2
-        for i, name in enumerate(self.segments + ["(all)"]):
+        for i, name in enumerate(names + ["(all)"]):
             count = int(self.counts[i]) if i < len(self.segments) else self.n_rows
             cells = f"{_cut(name, name_w):<{name_w}} {count:>11,} {words.format_share(self._share[i]):>6}"
             if revenue:
-                cells += f" {words.format_share(self._revenue[1][i]):>7}"
+                cells += f" {words.format_share(self._revenue[1][i]):>9}"
             if reach:
                 cells += f" {words.format_share(self._reach[i]):>6}"
-            text = self.descriptions.get(name, "") if i < len(self.segments) else ""
+            text = _clean(self.descriptions[self.segments[i]]) if i < len(self.segments) else ""
             lines += _wrap(cells, text, indent, width)
         if self.n_unassigned:
             lines.append(f"({self.n_unassigned:,} customers are in no segment)")
+        lines += [f"note: {_clean(n)}" for n in self.notes]
         lines.append("")
         lines.append("what sets each segment apart (standardized difference of the mean, or lift):")
-        for i, name in enumerate(self.segments):
+        for i, name in enumerate(names):
             parts = []
             for feature, category, value, _ in self._traits[i][:5]:
-                parts.append(f"{feature}={category} x{value:.1f}" if category is not None
-                             else f"{feature} {value:+.2f}")
+                parts.append(_clean(f"{feature}={category} x{value:.1f}" if category is not None
+                                    else f"{feature} {value:+.2f}"))
             lines += _wrap(f"  {_cut(name, name_w):<{name_w}}", ", ".join(parts) or "-", name_w + 4, width)
         return "\n".join(lines)
 
@@ -676,10 +806,15 @@ class Profile:
 
 
 def _num(v):
+    """A float for the tables: NaN (no value) is null; +-inf (a quantile beyond the sketch's
+    range, a sum that overflowed) stays, and becomes null in JSON."""
     if v is None:
         return None
     v = float(v)
-    return v if math.isfinite(v) else None
+    return None if math.isnan(v) else v
+
+
+_clean = words._one_line
 
 
 def _json(v):
@@ -689,7 +824,7 @@ def _json(v):
 
 
 def _md_row(cells):
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    return "| " + " | ".join(_clean(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def _cut(text, n):

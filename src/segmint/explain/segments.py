@@ -8,7 +8,10 @@ this module turns each form into the same stream of ``(batch, codes)``:
 - a fitted :class:`~segmint.Segmenter`: scored on the fly (:meth:`Segmenter.stream`);
 - a :class:`~segmint.RuleSet`: evaluated on the fly; a multi-mode set yields memberships;
 - a **table** of ``(id, segment)`` (anything :func:`segmint.open` takes) joined on ``id_column``:
-  read whole (two columns), the ids sorted once, each batch's ids looked up by binary search.
+  read whole (two columns); integer ids are sorted once and each batch's ids found by binary
+  search, string ids through a hash map (about 1 us per row: slower than integer ids);
+- **per-row labels**: a 1-D numpy array or pyarrow array with one label per row of the source (a
+  scikit-learn ``labels_``), integers or strings.
 
 Code ``-1`` is a row without a segment: a null segment value, or an id the table does not hold.
 """
@@ -22,7 +25,7 @@ import pyarrow.compute as pc
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
-from ..io.columns import DICTIONARY, NUMERIC, column_kind
+from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind
 
 # More distinct values than this in a segment column is almost surely not a segment column
 # (an id, a price): refused with a message instead of profiling a million one-row "segments".
@@ -58,7 +61,7 @@ class SegmentSource:
     Attributes
     ----------
     source : segmint.io.Source
-    kind : {'column', 'segmenter', 'ruleset', 'table'}
+    kind : {'column', 'segmenter', 'ruleset', 'table', 'labels'}
     names : list of str
         Segment code ``i`` is ``names[i]``.
     column : str or None
@@ -68,11 +71,14 @@ class SegmentSource:
     multi : bool
         A multi-mode rule set: a row may be in several segments (``members``, no ``codes``).
     id_column : str or None
+    paths : tuple of str
+        Every file read: the source's and a table of segments' (outputs never go over them).
     """
 
     def __init__(self, source, kind, names, *, column=None, segmenter=None, ruleset=None,
-                 id_column=None, as_of=None, lookup=None):
+                 id_column=None, as_of=None, lookup=None, paths=()):
         self.source = source
+        self.paths = tuple(source.paths) + tuple(paths)
         self.kind = kind
         self.names = list(names)
         self.column = column
@@ -96,7 +102,7 @@ class SegmentSource:
         batch_size : int
             Rows per batch.
         """
-        columns = list(dict.fromkeys(columns))
+        columns = list(dict.fromkeys(columns or ()))
         for c in columns:
             if c not in self.source.column_names:
                 raise unknown_column(c, self.source.column_names, self.source.label)
@@ -108,6 +114,9 @@ class SegmentSource:
             for batch, codes, members in self.ruleset.stream(self.source, as_of=self._as_of,
                                                              batch_size=batch_size, columns=columns):
                 yield SegmentBatch(batch, None if codes is None else codes.astype(np.int32), members, None)
+        elif self.kind == "labels":
+            for batch in self.source.batches(columns=columns or None, batch_size=batch_size):
+                yield SegmentBatch(batch, self._lookup[batch.start:batch.start + batch.num_rows], None, None)
         elif self.kind == "column":
             read = list(dict.fromkeys(columns + [self.column]))
             for batch in self.source.batches(columns=read, batch_size=batch_size):
@@ -154,7 +163,13 @@ def resolve_segments(source, segments, *, id_column=None, as_of=None):
         names = list(segments.names) + ([segments.default] if segments.mode == "waterfall" else [])
         return SegmentSource(src, "ruleset", names, ruleset=segments, id_column=id_column, as_of=as_of)
     if isinstance(segments, str) and segments in src.column_names:
+        if src.one_shot:  # the names are found in a first pass: a stream cannot give a second
+            raise DataError(f"segments={segments!r} is a column of {src.label}, which can be read only "
+                            "once, but a segment column is read twice (its names first): write the data "
+                            "to a file first, or pass the segments as a table of (id, segment)")
         return _column_segments(src, segments, id_column)
+    if isinstance(segments, (np.ndarray, pa.Array, pa.ChunkedArray, list)):
+        return _label_segments(src, segments, id_column)
     if isinstance(segments, str) and not os.path.exists(segments):
         raise unknown_column(segments, src.column_names, f"{src.label} (segments= names a column "
                              "of the source, a Segmenter, a RuleSet or a table of segments)")
@@ -186,34 +201,45 @@ def cli_segments(text, source_columns):
 # -- a segment column ----------------------------------------------------------------------------
 class _ValueCodes:
     """Codes of a column's values: dictionary strings through their (growing) dictionary,
-    integers through the sorted distinct values."""
+    integers through the sorted distinct values, booleans as 0/1 into ``["False", "True"]``."""
 
-    def __init__(self, names, integer_values=None):
+    def __init__(self, names, integer_values=None, boolean=False):
         self.names = names
         self._index = {n: i for i, n in enumerate(names)}
-        self._values = integer_values  # sorted int64 distinct values, or None for strings
-        self._dictionary = None
+        self._values = integer_values  # sorted int64 distinct values, or None
+        self._boolean = boolean
         self._map = np.zeros(0, dtype=np.int32)
 
     def codes(self, view):
         n = len(view)
-        if self._values is not None:
+        valid = view.is_valid() if view.null_count else None
+        if self._boolean:
+            codes = view.to_numpy().astype(np.int32)
+        elif self._values is not None:
             values = view.values.astype(np.int64, copy=False)
-            pos = np.searchsorted(self._values, values)
-            codes = pos.astype(np.int32)
+            if not n or not len(self._values):
+                return np.full(n, -1, dtype=np.int32)
+            pos = np.minimum(np.searchsorted(self._values, values), len(self._values) - 1)
+            # a value the first pass did not see (the data changed between the passes): no segment
+            codes = np.where(self._values[pos] == values, pos, -1).astype(np.int32)
         else:
             dictionary = view.dictionary
             if len(dictionary) != len(self._map):  # the pass's dictionary grew: extend the map
                 strings = dictionary.to_pylist()
                 self._map = np.asarray([self._index.get(s, -1) for s in strings], dtype=np.int32)
-            codes = self._map[view.values] if n else np.zeros(0, dtype=np.int32)
-        if view.null_count:
-            codes = np.where(view.is_valid(), codes, -1).astype(np.int32)
+            if not len(self._map) or not n:  # nothing but nulls so far
+                return np.full(n, -1, dtype=np.int32)
+            # indices under null slots may hold anything: clip, then mask them below
+            codes = np.take(self._map, view.values, mode="clip")
+        if valid is not None:
+            codes = np.where(valid, codes, -1).astype(np.int32)
         return codes
 
 
 def _column_segments(src, column, id_column):
-    kind = column_kind(src.schema.field(column).type)
+    arrow_type = src.schema.field(column).type
+    value_type = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    kind = column_kind(arrow_type)
     distinct = set()
     if kind == DICTIONARY:
         for batch in src.batches(columns=[column]):
@@ -225,19 +251,81 @@ def _column_segments(src, column, id_column):
         names = sorted(distinct)
         return SegmentSource(src, "column", names, column=column, id_column=id_column,
                              lookup=_ValueCodes(names))
-    if kind == NUMERIC and pa.types.is_integer(src.schema.field(column).type):
+    if kind == BOOLEAN:
+        return SegmentSource(src, "column", ["False", "True"], column=column, id_column=id_column,
+                             lookup=_ValueCodes(["False", "True"], boolean=True))
+    if kind == NUMERIC and pa.types.is_integer(value_type):
         for batch in src.batches(columns=[column]):
             view = batch[column]
             values = view.values[view.is_valid()] if view.null_count else view.values
+            if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
+                raise DataError(f"segment column {column!r} of {src.label} holds {int(values.max()):,}, "
+                                "beyond the int64 range segment values are read in")
             distinct.update(np.unique(values).tolist())
             _check_count(len(distinct), column, src)
         values = np.asarray(sorted(distinct), dtype=np.int64)
         names = [str(v) for v in values]
         return SegmentSource(src, "column", names, column=column, id_column=id_column,
                              lookup=_ValueCodes(names, values))
-    raise UnsupportedTypeError(f"segment column {column!r} of {src.label} is "
-                               f"{src.schema.field(column).type}: segments come from a string or "
-                               "integer column")
+    raise UnsupportedTypeError(f"segment column {column!r} of {src.label} is {arrow_type}: segments "
+                               "come from a string, integer or boolean column")
+
+
+def _label_segments(src, labels, id_column):
+    """Per-row labels given beside the source (a scikit-learn ``labels_``)."""
+    if isinstance(labels, (list, np.ndarray)):
+        array = np.asarray(labels)
+        if array.ndim != 1:
+            raise ParameterError(f"segments= as per-row labels must be 1-D, got shape {array.shape}")
+        if array.dtype.kind in "iub":
+            labels = pa.array(array)
+        else:
+            try:
+                labels = pa.array(array.tolist(), pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raise UnsupportedTypeError("segments= as per-row labels holds values that are neither "
+                                           f"integers nor strings (dtype {array.dtype})") from None
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    if pa.types.is_dictionary(labels.type):
+        labels = labels.cast(labels.type.value_type)
+    n = src.num_rows
+    if n is None or len(labels) != n:
+        rows = "an unknown number of" if n is None else f"{n:,}"
+        raise DataError(f"segments= holds {len(labels):,} labels but {src.label} has {rows} rows: "
+                        "per-row labels need one label per row (or pass a table of (id, segment) "
+                        "with id_column=)")
+    if pa.types.is_boolean(labels.type):
+        labels = labels.cast(pa.int8())
+    if not (pa.types.is_integer(labels.type) or pa.types.is_string(labels.type)
+            or pa.types.is_large_string(labels.type)):
+        raise UnsupportedTypeError(f"segments= as per-row labels is {labels.type}: labels are integers "
+                                   "or strings")
+    names, codes = _names_and_codes(labels, "segments=", src.label)
+    return SegmentSource(src, "labels", names, id_column=id_column, lookup=codes)
+
+
+def _names_and_codes(values, what, label):
+    """Sorted names of the distinct non-null ``values`` and each value's code (-1 for null)."""
+    distinct = pc.unique(values.drop_null())
+    if len(distinct) > MAX_SEGMENTS:
+        raise DataError(f"{what} of {label} has more than {MAX_SEGMENTS:,} distinct values: is it a "
+                        "segment column?")
+    if pa.types.is_integer(values.type):
+        numbers = distinct.to_numpy(zero_copy_only=False)
+        if numbers.dtype == np.uint64 and numbers.size and numbers.max() > np.iinfo(np.int64).max:
+            raise DataError(f"{what} of {label} holds {int(numbers.max()):,}, beyond the int64 range "
+                            "segment values are read in")
+        ordered = np.sort(numbers.astype(np.int64))
+        names = [str(v) for v in ordered]
+        codes = np.searchsorted(ordered, values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64))
+    else:
+        names = sorted(distinct.to_pylist())
+        codes = np.asarray(pc.index_in(values, value_set=pa.array(names, values.type)).fill_null(-1))
+    codes = np.array(codes, dtype=np.int32)  # a copy: Arrow's buffers are read-only
+    if values.null_count:
+        codes[~np.asarray(values.is_valid())] = -1
+    return names, codes
 
 
 def _check_count(n, column, src):
@@ -310,23 +398,14 @@ def _table_segments(src, segments, id_column):
             or pa.types.is_integer(values.type)):
         raise UnsupportedTypeError(f"segment column {seg_col!r} of {table_src.label} is {values.type}: "
                                    "segments are strings or integers")
-    distinct = pc.unique(values.drop_null())
-    if len(distinct) > MAX_SEGMENTS:
-        _check_count(len(distinct), seg_col, table_src)
-    if pa.types.is_integer(values.type):
-        ordered = np.sort(distinct.to_numpy(zero_copy_only=False).astype(np.int64))
-        names = [str(v) for v in ordered]
-        codes = np.searchsorted(ordered, values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64))
-    else:
-        names = sorted(distinct.to_pylist())
-        codes = np.asarray(pc.index_in(values, value_set=pa.array(names, values.type)).fill_null(-1))
-    codes = np.asarray(codes, dtype=np.int32)
-    if values.null_count:
-        codes[~np.asarray(values.is_valid())] = -1
+    names, codes = _names_and_codes(values, f"column {seg_col!r}", table_src.label)
     counts = pc.value_counts(ids)
     repeated = pc.filter(counts, pc.greater(counts.field("counts"), 1))
     if len(repeated):
         first = repeated.field("values")[0].as_py()
         raise DataError(f"{table_src.label} gives {len(repeated):,} ids more than one segment, e.g. "
                         f"{id_column}={first!r}: a customer is in one segment per table")
-    return SegmentSource(src, "table", names, id_column=id_column, lookup=_IdCodes(ids, codes))
+    if pa.types.is_uint64(ids.type) and len(ids) and pc.max(ids).as_py() > np.iinfo(np.int64).max:
+        raise DataError(f"ids of {table_src.label} go beyond the int64 range ids are joined in")
+    return SegmentSource(src, "table", names, id_column=id_column, lookup=_IdCodes(ids, codes),
+                         paths=table_src.paths)

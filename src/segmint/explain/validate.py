@@ -115,6 +115,9 @@ class Validation:
         The thresholds used, by parameter name.
     notes : list of str
         How figures were computed, and what was not checked and why.
+    inputs : tuple of str
+        The files the validation read (``to_json`` and ``write_report`` never write over them);
+        empty for in-memory data and for a validation loaded from its document.
     """
 
     def __init__(self, data):
@@ -129,6 +132,7 @@ class Validation:
             self.n_unassigned = int(data["n_unassigned"])
             self.thresholds = dict(data["thresholds"])
             self.notes = [str(n) for n in data.get("notes", [])]
+            self.inputs = ()
         except KeyError as e:
             raise ParameterError(f"the validation document has no {e.args[0]!r}") from None
         except (TypeError, ValueError, pa.ArrowException) as e:
@@ -152,7 +156,7 @@ class Validation:
         if path is None:
             return text
         from ..io.writers import write_text
-        write_text(path, text)
+        write_text(path, text, inputs=self.inputs)
         return text
 
     def to_markdown(self):
@@ -695,9 +699,11 @@ def validate(source, *, segments, features=None, id_column=None, reachable=None,
     thresholds = {"min_count": min_count, "min_share": min_share, "max_null_share": max_null_share,
                   "min_separation": min_separation, "min_jaccard": min_jaccard,
                   "min_reachable_share": min_reachable_share, "max_overlap_share": MAX_OVERLAP_SHARE}
-    return Validation({"format": FORMAT, "n_rows": n_rows, "n_unassigned": n_unassigned,
-                       "thresholds": thresholds, "segments": rows, "findings": findings,
-                       "merge_suggestions": merge_suggestions, "notes": notes})
+    result = Validation({"format": FORMAT, "n_rows": n_rows, "n_unassigned": n_unassigned,
+                         "thresholds": thresholds, "segments": rows, "findings": findings,
+                         "merge_suggestions": merge_suggestions, "notes": notes})
+    result.inputs = tuple(seg.paths)
+    return result
 
 
 def _separation(moments, base, counts, model_space):

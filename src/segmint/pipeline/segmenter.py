@@ -444,7 +444,7 @@ class Segmenter(ParamsMixin):
         _check_batch_size(batch_size)
         if isinstance(columns, str):
             raise ParameterError(f"columns must be a list of column names, got the string {columns!r}")
-        columns = list(columns)
+        columns = list(columns or ())
         if self.clusterer_ is not None:
             check_centers(self.clusterer_.cluster_centers_)
         src = open_source(source)

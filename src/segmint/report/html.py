@@ -13,7 +13,7 @@ import datetime
 import html
 import math
 
-from ..errors import ParameterError
+from ..errors import OutputError, ParameterError
 from ..io.outputs import check_output
 from ..io.writers import write_text
 
@@ -21,18 +21,33 @@ from ..io.writers import write_text
 # 0.1-0.4 MB even at their capped size), plus per segment (its rows in the summary, traits and
 # validation tables, its description and findings, its share of the plots), per
 # (segment, feature) cell of the means table, and per row of the sweep table.
+# User strings are cut (NAME_CHARS for names, TEXT_CHARS for sentences that quote them, the
+# fuller text up to TITLE_CHARS in a title= tooltip), each also to a number of bytes once escaped,
+# so a name takes at most NAME_BYTES + TITLE_BYTES (+ markup) wherever it appears. The bound
+# counts the worst case: a segment's name appears up to 10 times (its rows, "nearest", merge
+# suggestions), with its description, 3 traits and up to FINDINGS_PER_SEGMENT findings of
+# TEXT_BYTES + TITLE_BYTES each; a feature's name up to twice. Real reports take far less: the
+# plots (0.1-0.4 MB each) dominate.
 BOUND_FIXED = 2_000_000
-BOUND_PER_SEGMENT = 8_000
+BOUND_PER_SEGMENT = 100_000
+BOUND_PER_FEATURE = 8_000
 BOUND_PER_CELL = 200
 BOUND_PER_K = 1_000
 TOP_TRAITS = 3
+NAME_CHARS = 200  # a segment, feature or category name longer than this ends in an ellipsis
+TEXT_CHARS = 600  # a description, trait or finding longer than this too
+TITLE_CHARS = 1_000  # the tooltip of a cut name holds at most this much of it
+NAME_BYTES, TEXT_BYTES, TITLE_BYTES = 1_200, 2_400, 2_000  # the same, in bytes of escaped HTML
+FINDINGS_PER_SEGMENT = 8  # findings listed; more are counted
+MAX_SWEEP_FEATURES = 50  # the sweep's features named in the page; more are counted
 
 VERDICTS = ("measurable", "substantial", "accessible", "distinct")
 # columns shown as percentages, as counts, and as plain figures
 _PERCENT = {"share", "revenue_share", "reachable_share", "null_share", "unknown_share",
             "overlap_share"}
-_COUNT = {"count", "k", "seed"}
-_BASE, _CHOSEN = ' class="base"', ' class="chosen"'  # row classes (no backslash in f-string parts)
+_COUNT = {"count", "k", "seed"}  # exact integers; every other figure: 3 significant digits
+# cell and row classes (an f-string's expression part may not hold a backslash)
+_BASE, _CHOSEN, _TEXT, _NAME = ' class="base"', ' class="chosen"', ' class="text"', ' class="name"'
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -47,6 +62,9 @@ table { border-collapse: collapse; font-size: 0.9em; margin: 8px 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; vertical-align: top; }
 th { background: #f3f5f8; font-weight: 600; }
 td.text, th.text { text-align: left; }
+/* a long unbroken name wraps anywhere rather than widen the page (it is cut at 200 characters) */
+td.text, th.name, li, p, h1 { overflow-wrap: anywhere; }
+th.name { max-width: 16em; }
 td.name { text-align: left; font-weight: 600; min-width: 8em; max-width: 22em; overflow-wrap: anywhere; }
 tr.base td { background: #fafafa; font-style: italic; }
 tr.chosen td { background: #fff4dc; }
@@ -74,8 +92,8 @@ def size_bound(n_segments, n_features, n_ks=0):
     -------
     int
     """
-    return (BOUND_FIXED + BOUND_PER_SEGMENT * n_segments + BOUND_PER_CELL * n_segments * n_features
-            + BOUND_PER_K * n_ks)
+    return (BOUND_FIXED + BOUND_PER_SEGMENT * n_segments + BOUND_PER_FEATURE * n_features
+            + BOUND_PER_CELL * n_segments * n_features + BOUND_PER_K * n_ks)
 
 
 def write_report(path, profile, *, validation=None, sweep=None, title=None, inputs=()):
@@ -86,7 +104,9 @@ def write_report(path, profile, *, validation=None, sweep=None, title=None, inpu
     standardized differences and the feature means; with ``validation``, the verdicts per
     segment, the findings and merge suggestions; with ``sweep``, the curves against k, the
     summary per k and the suggested k. It opens offline and needs no JavaScript; its size is
-    at most :func:`size_bound` bytes, whatever the number of customers.
+    at most :func:`size_bound` bytes (checked before writing), whatever the number of customers
+    and the length of the names: names are cut to 200 characters (the fuller name in a tooltip).
+    Figures show 3 significant digits with thousands separators; counts are exact.
 
     Parameters
     ----------
@@ -101,7 +121,8 @@ def write_report(path, profile, *, validation=None, sweep=None, title=None, inpu
     title : str, optional
         The page's title; default "Segment report".
     inputs : iterable of paths, optional
-        The files the job read: the report may not be written over one of them.
+        Other files the job read: the report may not be written over one of them, nor over
+        the files the profile, validation and sweep were read from (their ``inputs``).
 
     Returns
     -------
@@ -109,23 +130,55 @@ def write_report(path, profile, *, validation=None, sweep=None, title=None, inpu
 
     Raises
     ------
+    ParameterError
+        ``profile``, ``validation`` or ``sweep`` is not what its function returns, or
+        ``title`` is not a string.
     MissingExtraError
         matplotlib is not installed (``pip install "segmint[plot]"``).
     OutputError
-        ``path`` is refused (an input, a folder, ...) or cannot be written.
+        ``path`` is refused (an input, a folder, ...) or cannot be written; or the page would
+        exceed :func:`size_bound` (a bug: names are cut so that it cannot).
     """
+    _check_arguments(profile, validation, sweep, title)
+    # never over a file the results were computed from (the data, a model, a rule file)
+    inputs = list(inputs) + [p for obj in (profile, validation, sweep) if obj is not None
+                             for p in (getattr(obj, "inputs", None) or ())]
+    check_output(path, inputs=inputs)  # refuse a bad destination before drawing anything
+    text = render(profile, validation=validation, sweep=sweep, title=title)
+    n_ks = sweep.summary.num_rows if sweep is not None else 0
+    bound = size_bound(len(profile.segments), len(profile.features), n_ks)
+    size = len(text.encode("utf-8"))
+    if size > bound:  # cannot happen with the cuts above; a promise checked, not assumed
+        raise OutputError(f"the report on {len(profile.segments):,} segments x {len(profile.features):,} "
+                          f"features would take {size:,} bytes, beyond its stated bound of {bound:,}; "
+                          "this is a bug in segmint: please report it")
+    write_text(path, text, inputs=inputs)
+    return path
+
+
+def _check_arguments(profile, validation, sweep, title):
+    """ParameterError naming the argument and the expected type (not an AttributeError later)."""
+    from ..explain.profile import Profile
+    from ..explain.sweep import Sweep
+    from ..explain.validate import Validation
+
+    for name, value, kind, made_by in (("profile", profile, Profile, "segmint.profile()"),
+                                       ("validation", validation, Validation, "segmint.validate()"),
+                                       ("sweep", sweep, Sweep, "segmint.sweep_k()")):
+        if value is not None and not isinstance(value, kind):
+            raise ParameterError(f"{name}= must be a segmint.{kind.__name__} (what {made_by} returns); "
+                                 f"got {type(value).__name__}")
+    if profile is None:
+        raise ParameterError("profile= must be a segmint.Profile (what segmint.profile() returns); got None")
     if title is not None and not isinstance(title, str):
         raise ParameterError(f"title= must be a string; got {type(title).__name__}")
-    check_output(path, inputs=inputs)  # refuse a bad destination before drawing anything
-    write_text(path, render(profile, validation=validation, sweep=sweep, title=title), inputs=inputs)
-    return path
 
 
 def render(profile, *, validation=None, sweep=None, title=None):
     """The report's HTML text (what :func:`write_report` writes)."""
     from . import plots
 
-    title = title or "Segment report"
+    title = _cut(title or "Segment report", NAME_CHARS)
     parts = [f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
              f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
              f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
@@ -150,6 +203,46 @@ def render(profile, *, validation=None, sweep=None, title=None):
 def _e(value):
     """Escaped text of a user value (quotes too: it may land in an attribute)."""
     return html.escape(str(value), quote=True)
+
+
+def _cut(text, limit):
+    """``text`` cut to ``limit`` characters, ending in an ellipsis when it was longer."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def _escaped_prefix(text, max_chars, max_bytes):
+    """The escaped HTML of ``text``'s longest prefix of at most ``max_chars`` characters and
+    ``max_bytes`` UTF-8 bytes once escaped (``&`` takes 5, an emoji 4), and whether it was cut."""
+    out, used = [], 0
+    for i, char in enumerate(text):
+        piece = html.escape(char, quote=True)
+        size = len(piece.encode("utf-8", "surrogatepass"))
+        if i >= max_chars or used + size > max_bytes:
+            return "".join(out), True
+        out.append(piece)
+        used += size
+    return "".join(out), False
+
+
+def _name(value, limit=NAME_CHARS, budget=NAME_BYTES):
+    """A user's name (or a sentence quoting names) as escaped HTML: cut to ``limit`` characters
+    (and ``budget`` bytes), the fuller text (up to :data:`TITLE_CHARS`) in a tooltip, so that no
+    name can stretch the page or its size."""
+    text = str(value)
+    shown, cut = _escaped_prefix(text, limit, budget)
+    if not cut:
+        return shown
+    shown = _escaped_prefix(text, limit - 1, budget - 3)[0] + "\u2026"
+    title, cut = _escaped_prefix(text, TITLE_CHARS, TITLE_BYTES - 3)
+    if cut:
+        title += "\u2026"
+    return f"<span title=\"{title}\">{shown}</span>"
+
+
+def _text(value):
+    """A sentence that may quote names (a description, a trait, a finding)."""
+    return _name(value, TEXT_CHARS, TEXT_BYTES)
 
 
 def _header(profile, title):
@@ -180,8 +273,8 @@ def _summary_table(profile):
         base = segment is None
         cells = "".join(f"<td>{_number(c, columns[c][i])}</td>" for c in shown)
         rows.append(f"<tr{_BASE if base else ''}><td class=\"name\">"
-                    f"{'all customers' if base else _e(segment)}</td>{cells}"
-                    f"<td class=\"text\">{_e(descriptions[i] or '')}</td></tr>")
+                    f"{'all customers' if base else _name(segment)}</td>{cells}"
+                    f"<td class=\"text\">{_text(descriptions[i] or '')}</td></tr>")
     return _table(rows)
 
 
@@ -192,10 +285,10 @@ def _traits_table(profile):
         traits = profile.traits(name, top=TOP_TRAITS)
         items = []
         for feature, category, value, text in traits:
-            figure = f"lift {value:.2f}" if category is not None else f"{value:+.2f} sd"
-            items.append(f"{_e(text)} <span class=\"unchecked\">{_e(figure)}</span>")
+            figure = f"lift {_figure(value)}" if category is not None else f"{_signed(value)} sd"
+            items.append(f"{_text(text)} <span class=\"unchecked\">{figure}</span>")
         cell = "<br>".join(items) if items else "nothing stands out"
-        rows.append(f"<tr><td class=\"name\">{_e(name)}</td><td class=\"text\">{cell}</td></tr>")
+        rows.append(f"<tr><td class=\"name\">{_name(name)}</td><td class=\"text\">{cell}</td></tr>")
     return _table(rows)
 
 
@@ -208,55 +301,77 @@ def _means_table(profile):
         # more features than segments: one row per feature, so that the table stays as wide as
         # the number of segments (16 features across would not fit a page)
         rows = ["<tr><th class=\"text\">feature</th>"
-                + "".join(f"<th>{'all customers' if n is None else _e(n)}</th>" for n in labels) + "</tr>"]
+                + "".join(f"<th{_NAME}>{'all customers' if n is None else _name(n)}</th>" for n in labels) + "</tr>"]
         for j, feature in enumerate(profile.features):
             cells = "".join(f"<td>{_figure(v)}</td>" for v in means[:, j])
-            rows.append(f"<tr><td class=\"name\">{_e(feature)}</td>{cells}</tr>")
+            rows.append(f"<tr><td class=\"name\">{_name(feature)}</td>{cells}</tr>")
         return _table(rows)
-    rows = ["<tr><th class=\"text\">segment</th>" + "".join(f"<th>{_e(f)}</th>" for f in profile.features)
+    rows = ["<tr><th class=\"text\">segment</th>" + "".join(f"<th{_NAME}>{_name(f)}</th>" for f in profile.features)
             + "</tr>"]
     for i, name in enumerate(labels):
         cells = "".join(f"<td>{_figure(v)}</td>" for v in means[i])
         rows.append(f"<tr{_BASE if name is None else ''}><td class=\"name\">"
-                    f"{'all customers' if name is None else _e(name)}</td>{cells}</tr>")
+                    f"{'all customers' if name is None else _name(name)}</td>{cells}</tr>")
     return _table(rows)
+
+
+_UNCHECKED = (None, "not checked")
+# the figures behind the verdicts, in a second table (the first one keeps the verdicts visible
+# on a 1280 px screen), with their headers
+_FIGURES = {"null_share": "missing values", "separation": "separation (from nearest)",
+            "nearest": "nearest segment", "jaccard": "bootstrap Jaccard",
+            "reachable_share": "reachable", "unknown_share": "left out (unknown rule)",
+            "overlap_share": "overlap with other segments"}
 
 
 def _validation(validation):
     table = validation.table
-    # the verdicts first, beside the names: the figures behind them follow (they scroll)
-    first = [c for c in ("segment", "count", "share") + VERDICTS + ("stability",) if c in table.column_names]
-    names = first + [c for c in table.column_names if c not in first]
-    rows = ["<tr>" + "".join(f"<th class=\"text\">{_e(c)}</th>" if c in ("segment", "nearest") or c in VERDICTS
-                             or c == "stability" else f"<th>{_e(c.replace('_', ' '))}</th>" for c in names)
-            + "</tr>"]
-    columns = {c: table.column(c).to_pylist() for c in names}
+    columns = {c: table.column(c).to_pylist() for c in table.column_names}
+
+    def shown(c):  # a column "not checked" (or empty) on every row says nothing: left out
+        return c in columns and any(v not in _UNCHECKED for v in columns[c])
+
+    verdicts = [c for c in VERDICTS + ("stability",) if shown(c)]
+    sizes = [c for c in ("count", "share") if c in columns]
+    rows = ["<tr><th class=\"text\">segment</th>" + "".join(f"<th>{_e(c)}</th>" for c in sizes)
+            + "".join(f"<th class=\"text\">{_e(c)}</th>" for c in verdicts) + "</tr>"]
     for i in range(table.num_rows):
-        cells = []
-        for c in names:
-            v = columns[c][i]
-            if c == "segment":
-                cells.append(f"<td class=\"name\">{_e(v)}</td>")
-            elif c in VERDICTS or c == "stability":
-                cells.append(f"<td class=\"text\">{_verdict(v)}</td>")
-            elif isinstance(v, str):
-                cells.append(f"<td class=\"text\">{_e(v)}</td>")
-            else:
-                cells.append(f"<td>{_number(c, v)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+        rows.append(f"<tr><td class=\"name\">{_name(columns['segment'][i])}</td>"
+                    + "".join(f"<td>{_number(c, columns[c][i])}</td>" for c in sizes)
+                    + "".join(f"<td class=\"text\">{_verdict(columns[c][i])}</td>" for c in verdicts) + "</tr>")
     out = [_table(rows)]
+    unchecked = [c for c in VERDICTS + ("stability",) if c in columns and not shown(c)]
+    if unchecked:
+        out.append(f"<p class=\"note\">Not checked for these segments: {_e(', '.join(unchecked))}.</p>\n")
+    figures = [c for c in _FIGURES if shown(c)]
+    if figures:
+        rows = ["<tr><th class=\"text\">segment</th>"
+                + "".join(f"<th{_TEXT if c == 'nearest' else ''}>{_FIGURES[c]}</th>" for c in figures)
+                + "</tr>"]
+        for i in range(table.num_rows):
+            cells = "".join(f"<td{_TEXT}>{_number(c, columns[c][i])}</td>" if c == "nearest"
+                            else f"<td>{_number(c, columns[c][i])}</td>" for c in figures)
+            rows.append(f"<tr><td class=\"name\">{_name(columns['segment'][i])}</td>{cells}</tr>")
+        out += ["<h3>The figures behind the verdicts</h3>\n", _table(rows)]
+    n = max(table.num_rows, 1)
     findings = list(getattr(validation, "findings", []) or [])
     if findings:
-        out.append("<h3>Findings</h3>\n<ul class=\"findings\">"
-                   + "".join(f"<li>{_e(f)}</li>" for f in findings) + "</ul>\n")
+        out.append("<h3>Findings</h3>\n" + _list(findings, FINDINGS_PER_SEGMENT * n + 10, "findings"))
     else:
         out.append("<p>No check failed.</p>\n")
-    merges = list(getattr(validation, "merge_suggestions", []) or [])
+    merges = [f"{_name(a)} and {_name(b)} (separation {_figure(s)})"
+              for a, b, s in list(getattr(validation, "merge_suggestions", []) or [])]
     if merges:
-        out.append("<h3>Segments to consider merging</h3>\n<ul class=\"findings\">"
-                   + "".join(f"<li>{_e(a)} and {_e(b)} (separation {_figure(s)})</li>" for a, b, s in merges)
-                   + "</ul>\n")
+        out.append("<h3>Segments to consider merging</h3>\n" + _list(merges, 2 * n, "suggestions", escaped=True))
     return "".join(out)
+
+
+def _list(items, limit, what, escaped=False):
+    """A bulleted list of at most ``limit`` items (the size bound), saying how many were left out."""
+    shown = [item if escaped else _text(item) for item in items[:limit]]
+    if len(items) > limit:
+        shown.append(f"&hellip; and {len(items) - limit:,} more {what} (in the validation object)")
+    return "<ul class=\"findings\">" + "".join(f"<li>{item}</li>" for item in shown) + "</ul>\n"
 
 
 def _verdict(value):
@@ -267,25 +382,66 @@ def _verdict(value):
     return f"<span class=\"{kind}\">{_e(value)}</span>"
 
 
+# the sweep's summary columns, with headers that say which way is better
+_SWEEP_COLUMNS = [("k", "k"), ("inertia", "inertia (lower is tighter)"),
+                  ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+                  ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+                  ("simplified_silhouette", "simplified silhouette (higher is better)"),
+                  ("silhouette", "silhouette (higher is better)"),
+                  ("silhouette_interval", "silhouette 95% interval"),
+                  ("stability", "stability: ARI between seeds (near 1: the same segments every seed)")]
+
+
+def silhouette_sampled(sweep):
+    """Whether the sweep's exact silhouette was computed on a sample smaller than the data (the
+    sweep's own flag when it has one; else from its sample size and number of rows; True when
+    unknown, the cautious wording)."""
+    flag = getattr(sweep, "silhouette_sampled", None)
+    if flag is not None:
+        return bool(flag)
+    data = sweep.to_dict() if hasattr(sweep, "to_dict") else {}
+    size, rows = data.get("sample_size"), data.get("n_rows", getattr(sweep, "n_rows", None))
+    if size is None or rows is None:
+        return True
+    return size < rows
+
+
 def _sweep(sweep, plots):
     suggested = sweep.suggested_k
     message = (getattr(sweep, "elbow", None) or {}).get("message") or ""
     headline = f"Suggested k = {suggested}." if suggested is not None else "No clear elbow."
-    out = [f"<p><strong>{_e(headline)}</strong> {_e(message)}</p>\n",
-           _image(plots.plot_sweep(sweep), "Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette against k")]
+    features = [str(f) for f in (getattr(sweep, "features", None) or [])]
+    named = ", ".join(_name(f) for f in features[:MAX_SWEEP_FEATURES])
+    if len(features) > MAX_SWEEP_FEATURES:
+        named += f" and {len(features) - MAX_SWEEP_FEATURES:,} more"
+    out = [f"<p><strong>{_e(headline)}</strong> {_text(message)}</p>\n"]
+    if features:
+        out.append(f"<p>Clustered on {len(features):,} feature{'s' if len(features) != 1 else ''}: {named}.</p>\n")
+    out.append(_image(plots.plot_sweep(sweep), "Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette against k"))
     summary = sweep.summary
-    names = summary.column_names
-    columns = {c: summary.column(c).to_pylist() for c in names}
-    rows = ["<tr>" + "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in names) + "</tr>"]
+    columns = {c: summary.column(c).to_pylist() for c in summary.column_names}
+    if "silhouette_low" in columns and "silhouette_high" in columns:
+        columns["silhouette_interval"] = [
+            "&ndash;" if lo is None or hi is None else f"[{_figure(lo)}, {_figure(hi)}]"
+            for lo, hi in zip(columns["silhouette_low"], columns["silhouette_high"])]
+    shown = [(c, head) for c, head in _SWEEP_COLUMNS if c in columns and any(v is not None for v in columns[c])]
+    rows = ["<tr>" + "".join(f"<th>{head}</th>" for _, head in shown) + "</tr>"]
     for i in range(summary.num_rows):
         chosen = suggested is not None and columns.get("k", [None] * summary.num_rows)[i] == suggested
         rows.append(f"<tr{_CHOSEN if chosen else ''}>"
-                    + "".join(f"<td>{_number(c, columns[c][i])}</td>" for c in names) + "</tr>")
+                    + "".join(f"<td>{columns[c][i] if c == 'silhouette_interval' else _number(c, columns[c][i])}</td>"
+                              for c, _ in shown) + "</tr>")
     out.append(_table(rows))
-    out.append("<p class=\"note\">Medians over the seeds. The silhouette is exact on a sample stratified "
-               "by segment, with a bootstrap 95% interval; the simplified silhouette, inertia, "
-               "Calinski-Harabasz and Davies-Bouldin use every row. Stability is the mean adjusted Rand "
-               "index between the seeds' labelings.</p>\n")
+    if silhouette_sampled(sweep):
+        silhouette = ("The silhouette is exact on a sample stratified by segment, with a bootstrap 95% "
+                      "interval; the simplified silhouette, inertia, Calinski-Harabasz and Davies-Bouldin "
+                      "use every row.")
+    else:
+        silhouette = ("Every metric, the exact silhouette included, uses every row; the silhouette's "
+                      "95% interval comes from a bootstrap of its per-row values.")
+    out.append(f"<p class=\"note\">Medians over the seeds. {silhouette} Stability is the mean adjusted Rand "
+               "index (ARI) between the seeds' labelings: 1 means every seed found the same segments, "
+               "near 0 no more agreement than chance; above about 0.9 the segments are stable.</p>\n")
     return "".join(out)
 
 
@@ -293,8 +449,14 @@ def _footer(profile):
     quantiles = getattr(profile, "quantiles", "") or ""
     return ("<footer>\n<p>Standardized difference: (mean in the segment - mean of all customers) / "
             "standard deviation of all customers. Lift: a category's share in the segment over its share "
-            f"in the base. {_e(quantiles)}</p>\n<p>Made by segmint from aggregates only: no customer row "
-            "is in this file.</p>\n</footer>\n")
+            f"in the base. {_text(_sentence(quantiles))}Figures show 3 significant digits; counts are exact.</p>\n"
+            "<p>Made by segmint from aggregates only: no customer row is in this file.</p>\n</footer>\n")
+
+
+def _sentence(text):
+    """``text`` ending in a full stop and a space ("" for no text)."""
+    text = str(text).strip()
+    return "" if not text else text + (" " if text.endswith((".", "!", "?")) else ". ")
 
 
 def _image(fig, alt):
@@ -315,7 +477,7 @@ def _number(column, value):
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
-        return _e(value)
+        return _name(value)
     if column in _COUNT and float(value).is_integer():
         return f"{int(value):,}"
     if column in _PERCENT:
@@ -329,11 +491,24 @@ def _percent(value):
     return f"{100 * value:.1f}%" if abs(value) >= 0.001 or value == 0 else f"{100 * value:.2g}%"
 
 
-def _figure(value):
-    """A number in 4 significant digits, with thousands separators when large."""
+def figure_text(value):
+    """A number as the report prints it: 3 significant digits, thousands separators always
+    (3646 -> "3,650", 0.7548 -> "0.755", 1234567 -> "1,230,000"); "-" for a missing value."""
     value = float(value)
     if not math.isfinite(value):
-        return "&ndash;" if value != value else ("&infin;" if value > 0 else "-&infin;")
-    if abs(value) >= 1e4:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
+        return "-" if value != value else ("\u221e" if value > 0 else "-\u221e")
+    if value == 0:
+        return "0"
+    rounded = float(f"{value:.3g}")  # round first: 999.6 becomes 1,000 (4 digits before the point)
+    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:,.{decimals}f}"
+
+
+def _figure(value):
+    text = figure_text(value)
+    return "&ndash;" if text == "-" else _e(text)
+
+
+def _signed(value):
+    text = _figure(value)
+    return text if text.startswith(("-", "&")) or text == "0" else "+" + text

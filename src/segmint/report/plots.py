@@ -24,6 +24,7 @@ CLIP = 2.0  # the heatmap's colour scale: standardized differences beyond +-2 lo
 ANNOTATE_CELLS = 400  # values printed in the heatmap's cells up to this many cells
 # colours readable by the colour-blind (Okabe-Ito)
 BLUE, ORANGE, GREY = "#0072B2", "#E69F00", "#999999"
+NO_VALUE = "#dddddd"  # the heatmap's cells without a value (all null, or a constant column)
 
 
 def _matplotlib():
@@ -112,13 +113,24 @@ def plot_sizes(profile):
         # above the bars, right: never over a bar, whatever their lengths
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=9, frameon=False)
     ax.set_ylim(n - 0.5, -0.5)  # first segment on top, as in the tables
-    top = max([v for v in list(shares) + list(revenue if revenue is not None else []) if v == v] or [0.0])
-    ax.set_xlim(0, max(top, 1e-9) * 1.18)  # room for the value labels
+    values = [v for v in list(shares) + list(revenue if revenue is not None else []) if v == v]
+    top, bottom = max(values + [0.0]), min(values + [0.0])  # refunds: a negative revenue share
+    span = max(top - bottom, 1e-9)
+    # room for the value labels on each side that has bars (right of positive, left of negative)
+    ax.set_xlim(bottom - (0.12 * span if bottom < 0 else 0.0), top + 0.18 * span)
+    if bottom < 0:
+        ax.axvline(0, color="#333333", linewidth=0.8)
     ax.xaxis.set_major_formatter(_percent())
     ax.set_xlabel("share", fontsize=9)
     ax.set_title("Segment sizes" + (": customers and revenue" if revenue is not None else ""),
                  fontsize=11, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
+    return _remember_inputs(fig, profile)
+
+
+def _remember_inputs(fig, result):
+    """Keep on the figure the files its result was read from: :func:`save_png` refuses them."""
+    fig.segmint_inputs = tuple(str(p) for p in (getattr(result, "inputs", None) or ()))
     return fig
 
 
@@ -144,8 +156,9 @@ def _value(v):
 
 def _bar_labels(ax, rows, values, font):
     for r, v in zip(rows, values):
-        if v == v:
-            ax.text(v, r, f" {v:.1%}", va="center", ha="left", fontsize=font, color="#333333")
+        if v == v:  # beyond the bar's end: right of a positive bar, left of a negative one
+            text = f" {v:.1%}" if v >= 0 else f"{v:.1%} "
+            ax.text(v, r, text, va="center", ha="left" if v >= 0 else "right", fontsize=font, color="#333333")
 
 
 def _percent():
@@ -168,7 +181,7 @@ def plot_differences(profile):
     Each cell is ``(mean in the segment - mean of the base) / std of the base``; the diverging
     colour scale is centred at 0 and clipped at +-2 (beyond it, cells look alike). Values are
     printed in the cells when there are at most :data:`ANNOTATE_CELLS` of them; a feature without
-    a value (all null, or a constant column) is grey.
+    a value (all null, or a constant column) is grey, which the legend says.
 
     Parameters
     ----------
@@ -194,7 +207,7 @@ def plot_differences(profile):
                   + 0.06 * max([len(shorten(f)) for f in features] or [1]))
     ax = fig.add_subplot()
     _, _, colormaps = _matplotlib()
-    cmap = colormaps["RdBu_r"].with_extremes(bad="#dddddd")
+    cmap = colormaps["RdBu_r"].with_extremes(bad=NO_VALUE)
     masked = np.ma.masked_invalid(diff)
     if n_seg and n_feat:
         image = ax.imshow(np.clip(masked, -CLIP, CLIP), cmap=cmap, vmin=-CLIP, vmax=CLIP,
@@ -220,8 +233,13 @@ def plot_differences(profile):
                     # white text on the dark ends of the scale, dark text on the pale middle
                     ax.text(j, i, cell_text(v), ha="center", va="center", fontsize=font,
                             color="white" if abs(v) > 1.2 else "#222222")
+    if n_seg and n_feat and not np.isfinite(diff).all():
+        from matplotlib.patches import Patch
+        # above the cells, right: a grey cell is a feature without a value, not a zero
+        ax.legend(handles=[Patch(facecolor=NO_VALUE, edgecolor="#bbbbbb", label="grey: no value")],
+                  loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_title("Standardized differences from all customers", fontsize=11, loc="left")
-    return fig
+    return _remember_inputs(fig, profile)
 
 
 def cell_text(value):
@@ -251,7 +269,10 @@ def plot_sweep(sweep):
     panels = [("inertia", "inertia (lower is tighter)", "lower"),
               ("calinski_harabasz", "Calinski-Harabasz (higher is better)", "higher"),
               ("davies_bouldin", "Davies-Bouldin (lower is better)", "lower"),
-              ("silhouette", "silhouette, sampled, with 95% interval (higher is better)", "higher")]
+              ("silhouette", "silhouette{}, with 95% interval (higher is better)", "higher")]
+    from .html import silhouette_sampled
+    sampled = ", sampled" if silhouette_sampled(sweep) else ", all rows"
+    panels[3] = panels[3][0], panels[3][1].format(sampled), panels[3][2]
     axes = fig.subplots(2, 2, sharex=True)
     suggested = sweep.suggested_k
     seeds = sweep.table if hasattr(sweep, "table") else None
@@ -288,7 +309,7 @@ def plot_sweep(sweep):
     if message:
         headline += "\n" + shorten(message, 140)
     fig.suptitle(headline, fontsize=11.5, x=0.01, ha="left", parse_math=False)
-    return fig
+    return _remember_inputs(fig, sweep)
 
 
 def png_bytes(fig):
@@ -306,7 +327,8 @@ def png_bytes(fig):
 
 
 def save_png(fig, path, *, inputs=()):
-    """Write the figure to ``path`` as a PNG, atomically (never over one of ``inputs``).
+    """Write the figure to ``path`` as a PNG, atomically (never over one of ``inputs``, nor over
+    a file the plotted profile or sweep was read from).
 
     Parameters
     ----------
@@ -320,6 +342,7 @@ def save_png(fig, path, *, inputs=()):
     -------
     path
     """
+    inputs = list(inputs) + list(getattr(fig, "segmint_inputs", ()))
     data = png_bytes(fig)
     with atomic_file(path, inputs=inputs) as f:
         f.write(data)
