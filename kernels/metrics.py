@@ -41,6 +41,7 @@ def assign_scores(X, lo, hi, centers, labels, sums, counts, inertia, simplified)
     best = np.empty(TILE, X.dtype)
     second = np.empty(TILE, X.dtype)
     lab = np.empty(TILE, np.int32)
+    score = np.empty(TILE)
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)
@@ -62,18 +63,24 @@ def assign_scores(X, lo, hi, centers, labels, sums, counts, inertia, simplified)
                 second[i] = best[i] if closer else min(second[i], v)
                 lab[i] = c if closer else lab[i]
                 best[i] = v if closer else best[i]
+        for i in range(TILE):  # apart from the scatter by label below: the loop vectorises
+            a = np.sqrt(np.float64(best[i]))
+            b = np.sqrt(np.float64(second[i]))
+            top = max(a, b)
+            score[i] = (b - a) / top if top > 0 else 0.0
+        total = inertia[0]  # a register, not a memory round trip per row (same additions)
         for i in range(m):
             c = lab[i]
             labels[start + i] = c
             counts[c] += 1
-            inertia[0] += np.float64(best[i])
-            a = np.sqrt(np.float64(best[i]))
-            b = np.sqrt(np.float64(second[i]))
-            top = max(a, b)
-            if top > 0:
-                simplified[c] += (b - a) / top
+            total += np.float64(best[i])
+            simplified[c] += score[i]
+            # the row itself, contiguous in a C-ordered X: the sums add as vectors
+            row = X[start + i]
+            into = sums[c]
             for j in range(d):
-                sums[c, j] += np.float64(tile[j, i])
+                into[j] += np.float64(row[j])
+        inertia[0] = total
 
 
 @kernel
@@ -245,6 +252,86 @@ def silhouette_rows(XT, bounds, lo, hi, out):
 
 
 @kernel
+def _four_rows_squares(XT, j0, jn, i0, i1, i2, i3, b0, b1, b2, b3):
+    """Squared distances of rows ``i0..i3`` to columns ``j0..j0 + jn`` into ``b0..b3[:jn]``.
+
+    Eight features at a time (then four, then one): each buffer value is loaded and stored
+    once per group instead of once per feature (one at a time, that L1 traffic cost more than
+    the arithmetic: 1.3x slower with groups of four, 1.4x with eight, at d = 16). The order of
+    the additions is fixed, so results are the same bits on every call and thread count.
+    """
+    d = XT.shape[0]
+    b0[:jn] = 0
+    b1[:jn] = 0
+    b2[:jn] = 0
+    b3[:jn] = 0
+    for f in range(0, d - 7, 8):
+        ra = XT[f][j0:j0 + jn]
+        rb = XT[f + 1][j0:j0 + jn]
+        rc = XT[f + 2][j0:j0 + jn]
+        rd = XT[f + 3][j0:j0 + jn]
+        re = XT[f + 4][j0:j0 + jn]
+        rf = XT[f + 5][j0:j0 + jn]
+        rg = XT[f + 6][j0:j0 + jn]
+        rh = XT[f + 7][j0:j0 + jn]
+        a0, a1, a2, a3 = XT[f, i0], XT[f, i1], XT[f, i2], XT[f, i3]
+        c0, c1, c2, c3 = XT[f + 1, i0], XT[f + 1, i1], XT[f + 1, i2], XT[f + 1, i3]
+        e0, e1, e2, e3 = XT[f + 2, i0], XT[f + 2, i1], XT[f + 2, i2], XT[f + 2, i3]
+        g0, g1, g2, g3 = XT[f + 3, i0], XT[f + 3, i1], XT[f + 3, i2], XT[f + 3, i3]
+        p0, p1, p2, p3 = XT[f + 4, i0], XT[f + 4, i1], XT[f + 4, i2], XT[f + 4, i3]
+        q0, q1, q2, q3 = XT[f + 5, i0], XT[f + 5, i1], XT[f + 5, i2], XT[f + 5, i3]
+        u0, u1, u2, u3 = XT[f + 6, i0], XT[f + 6, i1], XT[f + 6, i2], XT[f + 6, i3]
+        w0, w1, w2, w3 = XT[f + 7, i0], XT[f + 7, i1], XT[f + 7, i2], XT[f + 7, i3]
+        for j in range(jn):
+            va = ra[j]
+            vb = rb[j]
+            vc = rc[j]
+            vd = rd[j]
+            ve = re[j]
+            vf = rf[j]
+            vg = rg[j]
+            vh = rh[j]
+            b0[j] += (((va - a0) * (va - a0) + (vb - c0) * (vb - c0)) + ((vc - e0) * (vc - e0) + (vd - g0) * (vd - g0))
+                      + (((ve - p0) * (ve - p0) + (vf - q0) * (vf - q0)) + ((vg - u0) * (vg - u0) + (vh - w0) * (vh - w0))))
+            b1[j] += (((va - a1) * (va - a1) + (vb - c1) * (vb - c1)) + ((vc - e1) * (vc - e1) + (vd - g1) * (vd - g1))
+                      + (((ve - p1) * (ve - p1) + (vf - q1) * (vf - q1)) + ((vg - u1) * (vg - u1) + (vh - w1) * (vh - w1))))
+            b2[j] += (((va - a2) * (va - a2) + (vb - c2) * (vb - c2)) + ((vc - e2) * (vc - e2) + (vd - g2) * (vd - g2))
+                      + (((ve - p2) * (ve - p2) + (vf - q2) * (vf - q2)) + ((vg - u2) * (vg - u2) + (vh - w2) * (vh - w2))))
+            b3[j] += (((va - a3) * (va - a3) + (vb - c3) * (vb - c3)) + ((vc - e3) * (vc - e3) + (vd - g3) * (vd - g3))
+                      + (((ve - p3) * (ve - p3) + (vf - q3) * (vf - q3)) + ((vg - u3) * (vg - u3) + (vh - w3) * (vh - w3))))
+    for f in range(d - d % 8, d - 3, 4):
+        ra = XT[f][j0:j0 + jn]
+        rb = XT[f + 1][j0:j0 + jn]
+        rc = XT[f + 2][j0:j0 + jn]
+        rd = XT[f + 3][j0:j0 + jn]
+        a0, a1, a2, a3 = XT[f, i0], XT[f, i1], XT[f, i2], XT[f, i3]
+        c0, c1, c2, c3 = XT[f + 1, i0], XT[f + 1, i1], XT[f + 1, i2], XT[f + 1, i3]
+        e0, e1, e2, e3 = XT[f + 2, i0], XT[f + 2, i1], XT[f + 2, i2], XT[f + 2, i3]
+        g0, g1, g2, g3 = XT[f + 3, i0], XT[f + 3, i1], XT[f + 3, i2], XT[f + 3, i3]
+        for j in range(jn):
+            va = ra[j]
+            vb = rb[j]
+            vc = rc[j]
+            vd = rd[j]
+            b0[j] += ((va - a0) * (va - a0) + (vb - c0) * (vb - c0)) + ((vc - e0) * (vc - e0) + (vd - g0) * (vd - g0))
+            b1[j] += ((va - a1) * (va - a1) + (vb - c1) * (vb - c1)) + ((vc - e1) * (vc - e1) + (vd - g1) * (vd - g1))
+            b2[j] += ((va - a2) * (va - a2) + (vb - c2) * (vb - c2)) + ((vc - e2) * (vc - e2) + (vd - g2) * (vd - g2))
+            b3[j] += ((va - a3) * (va - a3) + (vb - c3) * (vb - c3)) + ((vc - e3) * (vc - e3) + (vd - g3) * (vd - g3))
+    for f in range(d - d % 4, d):  # the features left over
+        r = XT[f][j0:j0 + jn]
+        x0 = XT[f, i0]
+        x1 = XT[f, i1]
+        x2 = XT[f, i2]
+        x3 = XT[f, i3]
+        for j in range(jn):
+            v = r[j]
+            b0[j] += (v - x0) * (v - x0)
+            b1[j] += (v - x1) * (v - x1)
+            b2[j] += (v - x2) * (v - x2)
+            b3[j] += (v - x3) * (v - x3)
+
+
+@kernel
 def silhouette_block(XT, bounds, clusters, block, I, rows_out, cols_out):
     """Distance sums of sample block ``I`` against blocks ``I, I+1, ...``: each pair once.
 
@@ -290,26 +377,7 @@ def silhouette_block(XT, bounds, clusters, block, I, rows_out, cols_out):
         for J in range(I, n_blocks):
             j0 = J * block
             jn = min(block, m - j0)
-            b0[:] = 0
-            b1[:] = 0
-            b2[:] = 0
-            b3[:] = 0
-            for f in range(d):
-                r = XT[f][j0:]
-                x0 = XT[f, i0]
-                x1 = XT[f, i1]
-                x2 = XT[f, i2]
-                x3 = XT[f, i3]
-                for j in range(jn):
-                    v = r[j]
-                    e0 = v - x0
-                    e1 = v - x1
-                    e2 = v - x2
-                    e3 = v - x3
-                    b0[j] += e0 * e0
-                    b1[j] += e1 * e1
-                    b2[j] += e2 * e2
-                    b3[j] += e3 * e3
+            _four_rows_squares(XT, j0, jn, i0, i1, i2, i3, b0, b1, b2, b3)
             for j in range(jn):
                 b0[j] = np.sqrt(b0[j])
                 b1[j] = np.sqrt(b1[j])

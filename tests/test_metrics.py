@@ -182,6 +182,19 @@ def test_the_silhouette_kernel_equals_its_twin_and_scikit_learn_on_the_same_rows
         assert close(float(values.mean()), sklearn_metrics.silhouette_score(X[rows], labels[rows]))
 
 
+@pytest.mark.parametrize("d", [1, 3, 8, 13, 20])
+def test_the_silhouette_kernel_equals_its_twin_for_any_number_of_features(d):
+    # the distance kernel takes features eight, then four, then one at a time: every mix
+    X = data(300, d, np.float32, d)
+    X[7] = X[3]  # identical rows are exactly 0 apart
+    labels = np.random.default_rng(d).integers(0, 3, 300).astype(np.int32)
+    counts = np.bincount(labels, minlength=3)
+    rows, bounds = S.stratified_sample(labels, counts, 300, np.random.default_rng(0))
+    values = S.silhouette_values(X, rows, bounds)
+    np.testing.assert_allclose(values, naive_silhouette_values(X[rows], labels[rows]), rtol=1e-9, atol=1e-12)
+    assert close(float(values.mean()), sklearn_metrics.silhouette_score(X[rows].astype(np.float64), labels[rows]))
+
+
 def test_the_stratified_sample_is_proportional_with_a_floor_and_stays_in_its_clusters():
     rng = np.random.default_rng(7)
     labels = rng.choice(4, size=100_000, p=[0.7, 0.25, 0.0499, 0.0001]).astype(np.int32)

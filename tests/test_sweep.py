@@ -203,6 +203,49 @@ def test_the_sweep_is_the_same_bits_on_one_thread_or_two():
     assert runs[0] == runs[1]  # the whole document: timings are kept out of it
 
 
+@pytest.mark.parametrize("case", ["converging", "an empty cluster"])
+def test_the_polish_gives_the_centers_of_lloyds_iterations_bit_for_bit(case):
+    from segmint.cluster._matrix import Features
+    from segmint.cluster.kmeans import _lloyd
+    from segmint.explain.sweep import _polish
+    rng = np.random.default_rng(4)
+    X = np.ascontiguousarray((rng.normal(size=(5000, 3)) + rng.integers(0, 3, (5000, 1)) * 6).astype(np.float32))
+    start = X[[0, 1, 2, 3]].copy()
+    if case == "an empty cluster":
+        start[3] = 1e4  # nearest to no row: moved onto the farthest row
+    for n_iter in (1, 3, 50):
+        expected = _lloyd(Features(X), start.copy(), None, n_iter, 0.0)[0]
+        np.testing.assert_array_equal(_polish(X, start.copy(), n_iter), expected)
+
+
+def test_the_sweeps_mini_batch_fits_are_the_estimators_without_its_own_passes():
+    from segmint.cluster import MiniBatchKMeans
+    X = np.asarray(blobs(20_000).to_pandas(), dtype=np.float32)
+    full = MiniBatchKMeans(n_clusters=4, random_state=2, compute_labels=False).fit(X)
+    lean = MiniBatchKMeans(n_clusters=4, random_state=2, compute_labels=False)
+    lean._own_passes = False
+    lean.fit(X)
+    np.testing.assert_array_equal(lean.cluster_centers_, full.cluster_centers_)
+    assert full.inertia_ > 0 and not hasattr(lean, "inertia_")
+
+
+def test_a_polish_on_a_sample_of_the_rows_is_said_and_the_same_bits_on_any_threads(monkeypatch):
+    from segmint.explain import sweep as S
+    monkeypatch.setattr(S, "POLISH_ROWS", 3_000)
+    data = blobs(20_000, seed=5)
+    runs = []
+    for n in (1, 2):
+        with segmint.threads(n):
+            runs.append(sweep_k(data, features=COLUMNS, ks=[3, 4], n_seeds=2, sample_size=500,
+                                n_bootstrap=10).to_dict())
+    assert runs[0] == runs[1]
+    assert "at most 3,000 rows" in runs[0]["stability_note"]
+    full = sweep_k(data, features=COLUMNS, ks=[3, 4], n_seeds=2, sample_size=500, n_bootstrap=10,
+                   clusterer="kmeans").to_dict()
+    for ours, lloyd in zip(runs[0]["summary"], full["summary"]):  # four blobs: as good as Lloyd's fits
+        assert ours["inertia"] <= 1.01 * lloyd["inertia"]
+
+
 def test_identical_runs_write_identical_documents(table, tmp_path):
     first, second = (sweep_k(table, features=COLUMNS, ks=[2, 3, 4], n_seeds=2, n_bootstrap=20) for _ in range(2))
     assert first.to_json() == second.to_json() and "timings" not in first.to_dict()

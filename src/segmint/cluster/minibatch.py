@@ -76,6 +76,10 @@ class MiniBatchKMeans(KMeansBase):
     n_steps_ : int, mini-batch steps run
     """
 
+    # explain.sweep checks the data once and labels and scores every fit itself: it turns off
+    # the finite check and the final labels/inertia pass (inertia_ is then not set)
+    _own_passes = True
+
     def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024, verbose=0,
                  compute_labels=True, random_state=None, tol=0.0, max_no_improvement=10,
                  init_size=None, n_init="auto", reassignment_ratio=0.01, refine_iter=0):
@@ -139,7 +143,8 @@ class MiniBatchKMeans(KMeansBase):
         self._check_params()
         data = self._matrix(X, columns, reset=True)
         _check_size(data, self._k)
-        data.check_finite()
+        if self._own_passes:
+            data.check_finite()
         n = data.n_rows
         # a batch never holds more rows than the data (as scikit-learn): batch_size=10**12
         # must not size a buffer of 10**12 rows
@@ -189,6 +194,8 @@ class MiniBatchKMeans(KMeansBase):
                 del self.labels_
             return self
         self.cluster_centers_ = centers
+        if not self._own_passes:
+            return self
         labels, _, self.inertia_, _ = assign_pass(data, centers, w, want_labels=self.compute_labels)
         if self.compute_labels:
             self.labels_ = labels

@@ -16,6 +16,8 @@ bytes: 10M customers x 16 features is 640 MB), then for each k and seed fits the
 
 Then the elbow of the median inertia per k (:mod:`.elbow`). Work is split into chunks of fixed
 size whose partial results are combined in chunk order: the same bits for any thread count.
+The seeds of one k are fitted side by side, and each fit's silhouette (a job on one thread)
+runs while the next k is fitted and scored.
 """
 import json
 import math
@@ -26,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._estimator import check_positive_int
-from .._parallel import chunk_bounds, run_chunks
+from .._parallel import chunk_bounds, get_num_threads, ordered_map, run_chunks
 from ..errors import DataError, ParameterError, SourceConsumedError
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
@@ -49,18 +51,21 @@ MAX_K = 1_000
 MAX_BOOTSTRAP = 10_000
 MAX_SEEDS = 100  # each seed is a fit per k and a labeling in memory (n x 4 bytes)
 # Each mini-batch fit is polished by REFINE_ITER Lloyd passes over the fitted rows, at most
-# POLISH_ROWS of them (a fixed random sample beyond: centers from a million rows are as good for
-# ten million, at a tenth of the cost). Measured on customer_features at 1M rows, k = 2/6/12,
+# POLISH_ROWS of them (a fixed random sample beyond: the centers' few degrees of freedom need
+# far fewer rows than the data has). Measured on customer_features at 1M rows, k = 2/6/12,
 # 3 seeds (ARI between seeds; inertia per row; scikit-learn KMeans n_init=1 beside):
 #   no polish   ARI 0.60/0.71/0.65, inertia 13.07/8.50/6.89, fit 0.08-0.10 s
 #   2 passes    ARI 0.67/0.72/0.67, inertia 12.98/8.49/6.86, fit 0.12-0.15 s
 #   3 passes    ARI 0.73/0.72/0.68, inertia 12.91/8.49/6.85, fit 0.11-0.18 s
 #   5 passes    ARI 0.84/0.72/0.70, inertia 12.84/8.47/6.80, fit 0.18-0.22 s
 #   scikit-learn ARI 0.98/0.90/0.75, inertia 12.81/8.48/6.77, fit 0.8-2.5 s
-# Three passes cost about 0.06 s per fit (2 s for 11 k x 3 seeds) at any size from 1M rows on;
-# five would cost 4 s of the 10M sweep's 30 s budget for the k = 2 stability alone.
+# Three passes over 1M rows cost about 0.06 s per fit (2 s for 11 k x 3 seeds); five would
+# cost 4 s of the 10M sweep's 30 s budget for the k = 2 stability alone.
+# Polish sample, same 1M rows, k = 2..12 x 3 seeds, inertia of all rows vs a 1M-row polish:
+#   256k rows: mean -0.003%, worst +0.009% (polish 0.48 s in all instead of 1.76 s)
+#   128k rows: mean +0.001%, worst +0.022% (0.29 s);  64k rows: mean +0.008%, worst +0.053%
 REFINE_ITER = 3
-POLISH_ROWS = 1_000_000
+POLISH_ROWS = 256_000
 REFERENCE_ROWS = 100_000  # rows of the data whose covariance shapes the no-structure reference
 CLUSTERERS = ("minibatch", "kmeans")
 METRICS = ("inertia", "calinski_harabasz", "davies_bouldin", "simplified_silhouette", "silhouette",
@@ -584,14 +589,14 @@ def sweep_k(source, *, features, ks=range(2, 13), n_seeds=3, random_state=0, clu
     random_state : int, default 0
     clusterer : {"minibatch", "kmeans"}, default "minibatch"
         segmint's MiniBatchKMeans polished by ``REFINE_ITER`` (3) Lloyd passes over the fitted
-        rows (at most ``POLISH_ROWS``, 1M, drawn at random), or KMeans (Lloyd, one
+        rows (at most ``POLISH_ROWS``, 256,000, drawn at random), or KMeans (Lloyd, one
         initialisation), otherwise default parameters. Without the polish the mini-batch
         centers' run-to-run noise weighs more in the stability and the inertia curve (the
         measured figures are beside :data:`REFINE_ITER` in the source).
     sample_size : int, default 10,000
         Rows of the stratified sample of the exact silhouette (plus at most 10 per cluster),
-        from 2 to 100,000 (its time grows with the square: 10,000 rows cost about 0.1 s per
-        fit on 2 cores).
+        from 2 to 100,000 (its time grows with the square: 10,000 rows cost about 0.1 s of
+        one core per fit).
     n_bootstrap : int, default 200
         Resamples (of the seeds, then of their sampled rows) for the 95% interval of the
         silhouette (0: no interval; at most 10,000).
@@ -653,41 +658,65 @@ def sweep_k(source, *, features, ks=range(2, 13), n_seeds=3, random_state=0, clu
     timings["features"] = time.perf_counter() - t0
     rows = []
     stability = {}
-    intervals = {}
     labelings = [np.empty(n, dtype=np.int32) for _ in range(n_seeds)]  # reused for every k
-    for k in ks:
-        seeds = [random_state + s for s in range(n_seeds)]
+
+    def fitted():
+        """Per k: the fits and their full-data scores, then per seed the silhouette's job (its
+        stratified sample is drawn here: the next k writes over the labels)."""
+        for k in ks:
+            seeds = [random_state + s for s in range(n_seeds)]
+            t = time.perf_counter()
+            # the seeds' fits side by side on the threads: a fit's serial steps (Python between
+            # small kernels) then overlap another fit's passes; each fit is the same either way
+            centers = run_chunks(lambda seed: _fit(clusterer, k, seed, X_fit, X_polish), seeds)
+            timings["fit"] += time.perf_counter() - t
+            t = time.perf_counter()
+            scored = label_scores_many(X, centers, labelings)
+            spreads = centroid_scores_many(X, [(labels, sums, counts) for labels, _, sums, counts, _ in scored])
+            timings["metrics"] += time.perf_counter() - t
+            for seed, (labels, inertia, _, counts, simple), (ch, db) in zip(seeds, scored, spreads):
+                t = time.perf_counter()
+                rng = np.random.default_rng([seed, k])
+                sample, bounds = stratified_sample(labels, counts, sample_size, rng)
+                timings["silhouette"] += time.perf_counter() - t
+                row = dict(k=k, seed=seed, inertia=inertia, calinski_harabasz=ch, davies_bouldin=db,
+                           simplified_silhouette=simple)
+                rows.append(row)
+                yield row, sample, bounds, counts, rng
+            t = time.perf_counter()
+            pairs = [ari_from_table(contingency_table(labelings[i], labelings[j], k, k))
+                     for i in range(n_seeds) for j in range(i + 1, n_seeds)]
+            stability[k] = float(np.mean(pairs)) if pairs else math.nan
+            timings["stability"] += time.perf_counter() - t
+
+    def silhouette_job(job):
+        """One fit's sampled silhouette and its bootstrap (one thread: jobs run side by side)."""
+        row, sample, bounds, counts, rng = job
         t = time.perf_counter()
-        centers = [_fit(clusterer, k, seed, X_fit, X_polish) for seed in seeds]
-        timings["fit"] += time.perf_counter() - t
-        t = time.perf_counter()
-        scored = label_scores_many(X, centers, labelings)
-        spreads = centroid_scores_many(X, [(labels, sums, counts) for labels, _, sums, counts, _ in scored])
-        timings["metrics"] += time.perf_counter() - t
-        pooled = []  # each seed's row resamples
-        t = time.perf_counter()
-        for seed, (labels, inertia, sums, counts, simple), (ch, db) in zip(seeds, scored, spreads):
-            rng = np.random.default_rng([seed, k])
-            sample, bounds = stratified_sample(labels, counts, sample_size, rng)
-            values = silhouette_values(X, sample, bounds)
-            weights = sample_weights(counts, bounds)
-            sil = _mean_silhouette(values, np.diff(bounds), weights)
-            low, high = math.nan, math.nan
-            if math.isfinite(sil) and n_bootstrap:
-                sums = resampled_sums(values, n_bootstrap, rng, weights, bounds)
-                low, high = _interval(*sums)
-                pooled.append(sums)
-            rows.append(dict(k=k, seed=seed, inertia=inertia, calinski_harabasz=ch, davies_bouldin=db,
-                             simplified_silhouette=simple, silhouette=sil, silhouette_low=low,
-                             silhouette_high=high))
-        # the summary's interval: the seeds and their rows resampled together
-        intervals[k] = pooled_from_sums(pooled, np.random.default_rng([random_state, k, 1]))
-        timings["silhouette"] += time.perf_counter() - t
-        t = time.perf_counter()
-        pairs = [ari_from_table(contingency_table(labelings[i], labelings[j], k, k))
-                 for i in range(n_seeds) for j in range(i + 1, n_seeds)]
-        stability[k] = float(np.mean(pairs)) if pairs else math.nan
-        timings["stability"] += time.perf_counter() - t
+        values = silhouette_values(X, sample, bounds)
+        weights = sample_weights(counts, bounds)
+        sil = _mean_silhouette(values, np.diff(bounds), weights)
+        low, high, sums = math.nan, math.nan, None
+        if math.isfinite(sil) and n_bootstrap:
+            sums = resampled_sums(values, n_bootstrap, rng, weights, bounds)
+            low, high = _interval(*sums)
+        row.update(silhouette=sil, silhouette_low=low, silhouette_high=high)
+        return row["k"], sums, time.perf_counter() - t
+
+    # The silhouettes run on the threads while the next k is fitted and scored: their serial
+    # parts (sample gather, bootstrap) fill the gaps of the fits' and the other way round.
+    # Every job is computed whole on one thread (the same bits as on several), in_flight bounds
+    # the samples held; results come back in order.
+    pooled = {k: [] for k in ks}  # per k, each seed's row resamples
+    threads = get_num_threads()
+    job_seconds = 0.0
+    for k, sums, seconds in ordered_map(silhouette_job, fitted(), in_flight=n_seeds + threads):
+        job_seconds += seconds
+        if sums is not None:
+            pooled[k].append(sums)
+    timings["silhouette"] += job_seconds / threads  # thread-seconds shared by the threads
+    # the summary's interval: the seeds and their rows resampled together
+    intervals = {k: pooled_from_sums(pooled[k], np.random.default_rng([random_state, k, 1])) for k in ks}
     t = time.perf_counter()
     reference = reference_inertia(X, ks, max(sample_size, 20 * ks[-1]), random_state)
     timings["reference"] = time.perf_counter() - t
@@ -745,11 +774,37 @@ def _fit(clusterer, k, seed, X, X_polish):
     from ..cluster import KMeans, MiniBatchKMeans
     if clusterer == "kmeans":
         return KMeans(n_clusters=k, n_init=1, random_state=seed).fit(X).cluster_centers_
-    centers = MiniBatchKMeans(n_clusters=k, random_state=seed, compute_labels=False).fit(X).cluster_centers_
-    if REFINE_ITER:
-        from ..cluster._matrix import Features
-        from ..cluster.kmeans import _lloyd
-        centers = _lloyd(Features(X_polish), np.asarray(centers, dtype=X_polish.dtype), None, REFINE_ITER, 0.0)[0]
+    model = MiniBatchKMeans(n_clusters=k, random_state=seed, compute_labels=False)
+    model._own_passes = False  # X is checked (_feature_matrix) and every fit is labelled and scored after
+    centers = model.fit(X).cluster_centers_
+    return _polish(X_polish, np.asarray(centers, dtype=X_polish.dtype), REFINE_ITER)
+
+
+def _polish(X, centers, n_iter):
+    """``n_iter`` Lloyd passes from ``centers`` over the rows of ``X``: the centers of
+    ``segmint.cluster.kmeans._lloyd`` (same passes, same empty-cluster relocation, same bits)
+    without its final labelling pass, whose labels and inertia the scoring pass recomputes."""
+    from ..cluster._matrix import Features
+    from ..cluster._passes import lloyd_pass
+    from ..cluster.kmeans import _relocate
+    data = Features(X)
+    labels = np.empty(data.n_rows, dtype=np.int32)
+    dist = np.empty(data.n_rows, dtype=data.dtype)
+    previous = np.empty_like(labels)
+    for it in range(n_iter):
+        sums, wsums, _, labels, dist = lloyd_pass(data, centers, None, labels, dist)
+        empty = np.flatnonzero(wsums == 0)
+        if empty.size:
+            _relocate(data, empty, labels, dist, None, sums, wsums)
+        new = centers.copy()
+        filled = wsums > 0
+        new[filled] = (sums[filled] / wsums[filled, None]).astype(centers.dtype)
+        unchanged = it > 0 and np.array_equal(labels, previous)
+        moved = float(np.sum((new.astype(np.float64) - centers) ** 2))
+        centers = new
+        if unchanged or moved <= 0.0:  # _lloyd's stops (tolerance 0): later passes change nothing
+            break
+        np.copyto(previous, labels)
     return centers
 
 
@@ -836,7 +891,10 @@ class Sweep:
         and write_report never write over these. Empty for in-memory data; not in the document.
     timings : dict
         Seconds spent on features, fits, metrics, silhouette, stability and the reference;
-        not in the document (it would differ between identical runs).
+        not in the document (it would differ between identical runs). The silhouettes run on
+        the threads beside the other work: ``silhouette`` is their thread-seconds divided by
+        the threads, and the others' wall-clock seconds include waiting for those threads, so
+        the figures add up to more than the sweep's time.
     """
 
     def __init__(self, data):
