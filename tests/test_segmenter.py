@@ -1015,3 +1015,23 @@ def test_fewer_rows_in_scope_than_clusters():
     rules = [("rest", "customer_id > 1000003")]
     with pytest.raises(ValueError, match="n_clusters|n_samples|rows"):
         Segmenter(SPEC, clusterer=kmeans(4), rules=rules).fit(table)
+
+
+def test_the_fit_rows_sample_is_uniform_on_customers_the_generator_made_with_the_same_seed(monkeypatch):
+    # default_rng(seed) is the generator's own stream for its first block (numpy's SeedSequence
+    # ignores trailing zeros): a sample keyed by it picked synthetic customers by persona
+    import segmint
+    t = segmint.make_customers(100_000, random_state=0)
+    seen = {}
+    fit = segmint.MiniBatchKMeans.fit
+
+    def spy(self, X, *args, **kwargs):
+        seen["X"] = np.asarray(X)
+        return fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(segmint.MiniBatchKMeans, "fit", spy)
+    segmint.Segmenter([{"column": "true_segment", "scale": None}], clusterer=segmint.MiniBatchKMeans(3, random_state=0),
+                      fit_rows=20_000, random_state=0).fit(t)
+    truth = t.column("true_segment").to_numpy().astype(np.int64)
+    drawn = np.bincount(np.rint(seen["X"][:, 0]).astype(np.int64), minlength=7) / len(seen["X"])
+    assert np.abs(drawn - np.bincount(truth, minlength=7) / len(truth)).max() < 0.02

@@ -584,7 +584,7 @@ class Profile:
                reachable_share, centroid, top_categories, booleans=(), notes=(), inputs=()):
         self.segments = names
         self.notes = list(notes)
-        self.inputs = tuple(inputs)  # the files the profile read: never written over
+        self.inputs = tuple(str(p) for p in inputs)  # the files the profile read: never written over
         self._booleans = frozenset(booleans)
         self.features = features
         self.categories = categories

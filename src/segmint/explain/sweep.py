@@ -35,6 +35,7 @@ from ..io import open as open_source
 from ..kernels.metrics import (assign_scores, centroid_spread, contingency, label_sums, silhouette_block,
                                silhouette_rows, take_ranks)
 from .elbow import find_elbow
+from .segments import RNG_SALT
 
 CHUNK = 65_536  # rows per chunk of the full-data passes (partials per chunk: thread-count free)
 SILHOUETTE_ROWS = 64  # sample rows per task of the row-by-row silhouette kernel
@@ -649,11 +650,11 @@ def sweep_k(source, *, features, ks=range(2, 13), n_seeds=3, random_state=0, clu
     if fit_rows is not None and fit_rows < n:
         if ks[-1] > fit_rows:
             raise ParameterError(f"fit_rows={fit_rows:,} is fewer than the largest k ({ks[-1]})")
-        picked = np.sort(np.random.default_rng(random_state).choice(n, size=fit_rows, replace=False))
+        picked = np.sort(np.random.default_rng([random_state, RNG_SALT, 3]).choice(n, size=fit_rows, replace=False))
         X_fit = np.ascontiguousarray(X[picked])
     X_polish = X_fit
     if clusterer == "minibatch" and X_fit.shape[0] > POLISH_ROWS:
-        rng = np.random.default_rng([random_state, 5])
+        rng = np.random.default_rng([random_state, RNG_SALT, 5])
         X_polish = np.ascontiguousarray(X_fit[np.sort(rng.choice(X_fit.shape[0], POLISH_ROWS, replace=False))])
     timings["features"] = time.perf_counter() - t0
     rows = []
@@ -676,7 +677,7 @@ def sweep_k(source, *, features, ks=range(2, 13), n_seeds=3, random_state=0, clu
             timings["metrics"] += time.perf_counter() - t
             for seed, (labels, inertia, _, counts, simple), (ch, db) in zip(seeds, scored, spreads):
                 t = time.perf_counter()
-                rng = np.random.default_rng([seed, k])
+                rng = np.random.default_rng([seed, RNG_SALT, k])
                 sample, bounds = stratified_sample(labels, counts, sample_size, rng)
                 timings["silhouette"] += time.perf_counter() - t
                 row = dict(k=k, seed=seed, inertia=inertia, calinski_harabasz=ch, davies_bouldin=db,
@@ -716,7 +717,7 @@ def sweep_k(source, *, features, ks=range(2, 13), n_seeds=3, random_state=0, clu
             pooled[k].append(sums)
     timings["silhouette"] += job_seconds / threads  # thread-seconds shared by the threads
     # the summary's interval: the seeds and their rows resampled together
-    intervals = {k: pooled_from_sums(pooled[k], np.random.default_rng([random_state, k, 1])) for k in ks}
+    intervals = {k: pooled_from_sums(pooled[k], np.random.default_rng([random_state, RNG_SALT, k, 1])) for k in ks}
     t = time.perf_counter()
     reference = reference_inertia(X, ks, max(sample_size, 20 * ks[-1]), random_state)
     timings["reference"] = time.perf_counter() - t
@@ -748,7 +749,7 @@ def reference_inertia(X, ks, rows, random_state):
     """
     from ..cluster import KMeans
     n, d = X.shape
-    rng = np.random.default_rng([random_state, 14])
+    rng = np.random.default_rng([random_state, RNG_SALT, 14])
     some = X if n <= REFERENCE_ROWS else X[np.sort(rng.choice(n, REFERENCE_ROWS, replace=False))]
     some = np.asarray(some, dtype=np.float64)
     mean = some.mean(axis=0)

@@ -50,7 +50,7 @@ from ..errors import ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io.columns import BOOLEAN, NUMERIC, column_kind
 from ..kernels.membership import pair_counts
-from .segments import resolve_segments
+from .segments import RNG_SALT, resolve_segments
 
 # A multi-mode rule set's segment sharing more than this share of its customers with one other
 # segment is not distinct (a module constant, not a parameter: the contract lists the parameters).
@@ -357,7 +357,7 @@ class _Sample:
 
     def __init__(self, size, random_state):
         self.size = size
-        self.rng = np.random.default_rng(random_state)
+        self.rng = np.random.default_rng([random_state, RNG_SALT, 1])
         self.keys = np.zeros(0)
         self.X = None
         self.labels = np.zeros(0, dtype=np.int64)
@@ -795,7 +795,7 @@ def clusterboot(X, labels, clusterer, n_bootstrap, random_state):
     """
     k = clusterer.cluster_centers_.shape[0]
     params = clusterer.get_params()
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng([random_state, RNG_SALT, 2])
     m = len(X)
     total, seen = np.zeros(k), np.zeros(k)
     for b in range(n_bootstrap):

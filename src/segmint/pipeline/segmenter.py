@@ -228,7 +228,12 @@ class Segmenter(ParamsMixin):
         keep_p = None
         if self.fit_rows is not None and n_total is not None and n_total > int(self.fit_rows):
             keep_p = int(self.fit_rows) / n_total
-        rng = check_random_state(self.random_state)
+        # a stream of its own, drawn from the seed: default_rng(seed) itself is the stream segmint's
+        # customer generator draws each customer's persona from (numpy's SeedSequence ignores
+        # trailing zeros: [seed] == [seed, block 0, 0]), so keys from it chose synthetic customers
+        # by persona
+        rng = np.random.default_rng([int(check_random_state(self.random_state).integers(0, 2**63 - 1)),
+                                     0x5E6A1E])
         to_segment = self._rule_to_segment(0) if self.rules_ is not None else None
         pieces = []
         for batch, assign in self._rule_batches(src, as_of, batch_size, list(spec.input_columns)):
