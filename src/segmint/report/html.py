@@ -410,6 +410,9 @@ def _sweep(sweep, plots):
     suggested = sweep.suggested_k
     message = (getattr(sweep, "elbow", None) or {}).get("message") or ""
     headline = f"Suggested k = {suggested}." if suggested is not None else "No clear elbow."
+    if message.lower().startswith("no clear elbow"):  # the message says it already: once is enough
+        message = message[len("no clear elbow"):].lstrip(":;,. ")
+        message = message[:1].upper() + message[1:]
     features = [str(f) for f in (getattr(sweep, "features", None) or [])]
     named = ", ".join(_name(f) for f in features[:MAX_SWEEP_FEATURES])
     if len(features) > MAX_SWEEP_FEATURES:
