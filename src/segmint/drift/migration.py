@@ -1,0 +1,505 @@
+"""The migration matrix of two assignment snapshots: who moved from which segment to which.
+
+``migration(previous, current, id_column=...)`` matches two (id, segment) tables on the customer
+id and counts, for every pair of segments, the customers who were in the first and are now in
+the second. Three labels are segmint's own and never a segment's name:
+
+- :data:`NEW` ``"(new)"``: the from-label of customers only in the current snapshot (the last
+  row of :attr:`Migration.matrix`);
+- :data:`DEPARTED` ``"(departed)"``: the to-label of customers only in the previous snapshot
+  (the last column);
+- :data:`NONE` ``"(none)"``: the segment of a row whose segment is null. A customer without a
+  segment is still a customer (unassigned, or not scored), so it is counted as its own group
+  rather than dropped or refused.
+
+A snapshot whose segment column holds one of these three texts is refused (the output could not
+tell them apart). Ids are refused when null (with their count) or repeated within a snapshot
+(naming one repeated id).
+
+The join: integer ids (any width; uint64 within the int64 range) are addressed directly when
+they are dense (their span at most :data:`DENSE_SPAN` times the rows), else numbered first
+through hash partitions; string ids are dictionary-encoded against one dictionary for both snapshots, which
+makes them dense integers. Both ways end in the kernels of :mod:`segmint.kernels.join`: each
+snapshot's segments scattered into one slot per id (the two snapshots on two threads), then
+the slots of both walked in order and counted pair by pair, in chunks.
+"""
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._parallel import chunk_bounds, run_chunks
+from ..explain.segments import MAX_SEGMENTS
+from ..errors import DataError, UnsupportedTypeError, unknown_column
+from ..io.source import open as open_source
+from ..io.writers import write_text
+from ..kernels import join as _join
+
+NEW = "(new)"
+DEPARTED = "(departed)"
+NONE = "(none)"
+RESERVED = (NEW, DEPARTED, NONE)
+
+# Direct addressing costs 4 bytes per id of the span: allowed while the span is at most this
+# many times the rows of both snapshots, else ids are numbered through a hash table first.
+DENSE_SPAN = 4
+# Sparse ids: up to 2^P_BITS hash partitions (about 4,096 ids or more each: more partitions
+# scatter slower, fewer outgrow the cache), numbered in chunks
+# of partitions.
+P_BITS = 9
+PARTITIONS_PER_CHUNK = 64
+# Slots counted per chunk of the crosstab (chunks depend on the id span only).
+CHUNK_SLOTS = 1 << 20
+# A segment whose share of customers moved by less than this (absolute) gets no finding.
+MIN_SHARE_CHANGE = 0.005
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+SIZES_SCHEMA = pa.schema([
+    ("segment", pa.string()),
+    ("previous_count", pa.int64()),
+    ("previous_share", pa.float64()),
+    ("current_count", pa.int64()),
+    ("current_share", pa.float64()),
+    ("change", pa.float64()),
+    ("status", pa.string()),
+])
+TABLE_SCHEMA = pa.schema([
+    ("from_segment", pa.string()),
+    ("to_segment", pa.string()),
+    ("count", pa.int64()),
+    ("share_of_from", pa.float64()),
+])
+
+
+def migration(previous, current, *, id_column, segments="segment"):
+    """Who moved from which segment to which between two assignment snapshots.
+
+    Parameters
+    ----------
+    previous, current : anything :func:`segmint.open` accepts
+        The older and the newer snapshot, each holding ``id_column`` and ``segments``.
+    id_column : str
+        The customer id column of both: integers of any width (uint64 within the int64
+        range) or strings (dictionary-encoded or not); both snapshots the same kind.
+    segments : str, default ``"segment"``
+        The segment column of both: strings, dictionary strings or integers (named by their
+        decimal text). A null segment counts as :data:`NONE`.
+
+    Returns
+    -------
+    Migration
+
+    Raises
+    ------
+    UnknownColumnError
+        A snapshot lacks ``id_column`` or ``segments``.
+    UnsupportedTypeError
+        An id or segment column of another type.
+    DataError
+        Null ids (with their count), an id twice in one snapshot (naming it and the
+        snapshot), integer ids in one snapshot and strings in the other, uint64 ids beyond
+        the int64 range, or a segment named like one of :data:`RESERVED`.
+    """
+    prev = _Snapshot.read(previous, "the previous snapshot", id_column, segments)
+    cur = _Snapshot.read(current, "the current snapshot", id_column, segments)
+    prev_keys, cur_keys, base, span = _join_keys(prev, cur, id_column)
+
+    matrix = _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column)
+    return Migration(matrix, prev.names, cur.names, id_column=id_column,
+                     inputs=tuple(prev.paths) + tuple(cur.paths))
+
+
+def _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column):
+    """The (n_from + 1, n_to + 1) pair counts: both snapshots scattered into slots side by
+    side, then the slots counted in fixed chunks whose matrices are added in chunk order."""
+    slots = [np.zeros(span, dtype=np.int32), np.zeros(span, dtype=np.int32)]
+    jobs = [(prev, prev_keys, slots[0]), (cur, cur_keys, slots[1])]
+    rows = run_chunks(lambda job: _join.scatter_codes(job[1], base, job[0].codes, job[2]), jobs)
+    for (snap, _, _), row in zip(jobs, rows):
+        if row >= 0:
+            raise snap.duplicate(row, id_column)
+    shape = (len(prev.names) + 1, len(cur.names) + 1)
+
+    def count(bounds):
+        part = np.zeros(shape, dtype=np.int64)
+        _join.crosstab_slots(slots[0], slots[1], bounds[0], bounds[1], part)
+        return part
+
+    matrix = np.zeros(shape, dtype=np.int64)
+    # a wide matrix gets longer chunks, so the partial matrices stay few
+    chunk = max(CHUNK_SLOTS, 16 * shape[0] * shape[1])
+    for part in run_chunks(count, chunk_bounds(span, chunk)):
+        matrix += part
+    return matrix
+
+
+class _Snapshot:
+    """One snapshot read for the join: its ids (Arrow), segment names and codes, paths."""
+
+    def __init__(self, label, ids, names, codes, paths):
+        self.label, self.ids, self.names, self.codes, self.paths = label, ids, names, codes, paths
+
+    @classmethod
+    def read(cls, source, label, id_column, segments):
+        src = open_source(source, label=label)
+        for column in (id_column, segments):
+            if column not in src.column_names:
+                raise unknown_column(column, src.column_names, src.label)
+        if id_column == segments:
+            raise DataError(f"id_column and segments both name {id_column!r}: the snapshot needs "
+                            "an id column and a segment column")
+        table = src.read([id_column, segments]).unify_dictionaries()
+        ids = table.column(id_column).combine_chunks()
+        if ids.null_count:
+            raise DataError(f"{src.label} has {ids.null_count:,} null ids in column {id_column!r}: "
+                            "every customer needs an id to be matched")
+        names, codes = _segment_codes(table.column(segments).combine_chunks(), segments, src.label)
+        return cls(src.label, ids, names, codes, src.paths)
+
+    def duplicate(self, row, id_column):
+        value = self.ids[int(row)].as_py()
+        return DataError(f"{self.label} holds {id_column}={value!r} more than once: a customer is "
+                         "in one segment per snapshot")
+
+
+def _segment_codes(values, column, label):
+    """Names of the segments in ``values`` (sorted; :data:`NONE` last if any is null) and the
+    int32 code of each row."""
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        if not (_is_string(kind.value_type) or pa.types.is_integer(kind.value_type)):
+            raise UnsupportedTypeError(f"segment column {column!r} of {label} is {kind}: segments are "
+                                       "strings, dictionary strings or integers")
+        if pa.types.is_integer(kind.value_type) or values.dictionary.null_count:
+            # integer names sort as numbers; a null in the dictionary is a null segment
+            return _segment_codes(values.cast(kind.value_type), column, label)
+        indices = values.indices
+        indices = (indices.fill_null(0) if values.null_count else indices).to_numpy(zero_copy_only=False)
+        dictionary = values.dictionary.to_pylist()
+        valid_indices = indices[np.asarray(values.is_valid())] if values.null_count else indices
+        used = np.flatnonzero(np.bincount(valid_indices, minlength=len(dictionary)))
+        names = sorted({dictionary[i] for i in used})
+        position = {name: i for i, name in enumerate(names)}
+        remap = np.array([position.get(text, 0) for text in dictionary] or [0], dtype=np.int32)
+        if np.array_equal(remap, np.arange(len(dictionary))):
+            codes = indices  # sorted, distinct and all used: the indices are the codes
+        else:
+            codes = remap[indices] if len(indices) else np.zeros(0, np.int32)
+    elif _is_string(kind):
+        return _segment_codes(pc.dictionary_encode(values), column, label)
+    elif pa.types.is_integer(kind):
+        numbers = values.fill_null(0).to_numpy(zero_copy_only=False)
+        valid = np.asarray(values.is_valid()) if values.null_count else None
+        present = numbers[valid] if valid is not None else numbers
+        if pa.types.is_uint64(kind) and present.size and present.max() > _INT64_MAX:
+            raise DataError(f"segment column {column!r} of {label} holds {int(present.max()):,}, "
+                            "beyond the int64 range segment values are read in")
+        numbers = numbers.astype(np.int64, copy=False)
+        distinct, inverse = _distinct_integers(numbers, present.astype(np.int64, copy=False))
+        names = [str(v) for v in distinct]
+        codes = inverse
+    else:
+        raise UnsupportedTypeError(f"segment column {column!r} of {label} is {kind}: segments are "
+                                   "strings, dictionary strings or integers")
+    if len(names) > MAX_SEGMENTS:
+        raise DataError(f"segment column {column!r} of {label} has {len(names):,} distinct values, more "
+                        f"than {MAX_SEGMENTS:,}: is it a segment column?")
+    clash = sorted(set(names) & set(RESERVED))
+    if clash:
+        raise DataError(f"segment column {column!r} of {label} holds a segment named {clash[0]!r}, "
+                        f"a label migration reserves ({', '.join(RESERVED)}): rename that segment")
+    codes = np.asarray(codes, dtype=np.int32)
+    if values.null_count:
+        codes = codes.copy() if not codes.flags.writeable else codes
+        codes[~np.asarray(values.is_valid())] = len(names)
+        names = names + [NONE]
+    return names, codes
+
+
+def _distinct_integers(numbers, present):
+    """Sorted distinct values of ``present`` and the position of each of ``numbers`` among
+    them (rows not in ``present``, nulls, get any position: the caller overwrites them)."""
+    if present.size == 0:
+        return np.zeros(0, np.int64), np.zeros(numbers.size, np.int32)
+    lo, hi = int(present.min()), int(present.max())
+    if hi - lo < (1 << 20):  # a lookup table: no sort of the rows
+        seen = np.bincount(present - lo, minlength=hi - lo + 1) > 0
+        distinct = np.flatnonzero(seen) + lo
+        lookup = np.cumsum(seen, dtype=np.int32) - 1
+        return distinct, lookup[np.clip(numbers - lo, 0, hi - lo)]
+    distinct = np.unique(present)
+    return distinct, np.searchsorted(distinct, numbers).clip(0, len(distinct) - 1)
+
+
+def _is_string(kind):
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _join_keys(prev, cur, id_column):
+    """Both snapshots' ids as int64 keys, their base and span: ``key - base`` in ``0..span-1``,
+    one id, one slot."""
+    a, b = _decoded(prev.ids), _decoded(cur.ids)
+    for ids, snap in ((a, prev), (b, cur)):
+        if not (pa.types.is_integer(ids.type) or _is_string(ids.type)):
+            raise UnsupportedTypeError(f"id column {id_column!r} of {snap.label} is {snap.ids.type}: "
+                                       "ids are integers or strings")
+    if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
+        x, y = _int64_ids(a, prev.label, id_column), _int64_ids(b, cur.label, id_column)
+        if x.size + y.size == 0:
+            return x, y, 0, 0
+        lo = min(int(x.min()) if x.size else _INT64_MAX, int(y.min()) if y.size else _INT64_MAX)
+        hi = max(int(x.max()) if x.size else -_INT64_MAX, int(y.max()) if y.size else -_INT64_MAX)
+        span = hi - lo + 1
+        if span <= DENSE_SPAN * (x.size + y.size) + 1024:
+            return x, y, lo, span
+        return _numbered(x, y)
+    if pa.types.is_integer(a.type) or pa.types.is_integer(b.type):
+        kinds = f"{a.type} in {prev.label} but {b.type} in {cur.label}"
+        raise DataError(f"id column {id_column!r} is {kinds}: ids are matched only integers with "
+                        "integers or strings with strings")
+    both = pa.chunked_array([a.cast(pa.large_string()), b.cast(pa.large_string())]).combine_chunks()
+    codes = pc.dictionary_encode(both).indices.to_numpy().astype(np.int64)
+    return codes[:len(a)], codes[len(a):], 0, int(codes.max()) + 1 if codes.size else 0
+
+
+def _decoded(ids):
+    """Dictionary-encoded ids as their values (matched by value, whatever their dictionaries)."""
+    return ids.cast(ids.type.value_type) if pa.types.is_dictionary(ids.type) else ids
+
+
+def _int64_ids(ids, label, id_column):
+    values = ids.to_numpy(zero_copy_only=False)
+    if values.dtype == np.uint64 and values.size and values.max() > _INT64_MAX:
+        raise DataError(f"{label} holds {id_column}={int(values.max())}, beyond the int64 range ids "
+                        "are matched in")
+    return values.astype(np.int64, copy=False)
+
+
+def _numbered(x, y):
+    """Sparse ids numbered by hash partitions (see :mod:`segmint.kernels.join`): one number per
+    distinct id, in ``0..rows-1``, the same for both snapshots and any thread count."""
+    ids = np.concatenate([x, y])
+    rows = ids.size
+    p_bits = min(P_BITS, max(1, (rows // 4096).bit_length()))
+    p_shift = 64 - p_bits
+    counts = np.zeros(1 << p_bits, dtype=np.int64)
+    _join.partition_count(ids, p_shift, counts)
+    starts = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    part_ids, part_rows = np.empty(rows, np.int64), np.empty(rows, np.int64)
+    _join.partition_scatter(ids, p_shift, starts[:-1].copy(), part_ids, part_rows)
+    del ids
+    cap = 1 << max(4, (4 * int(counts.max()) // 3).bit_length())
+    out = np.empty(rows, dtype=np.int64)
+
+    def number(bounds):
+        keys, numbers = np.empty(cap, np.int64), np.empty(cap, np.int32)
+        _join.number_partitions(part_ids, part_rows, starts, bounds[0], bounds[1], keys, numbers, out)
+
+    run_chunks(number, chunk_bounds(counts.size, PARTITIONS_PER_CHUNK))
+    return out[:x.size], out[x.size:], 0, rows
+
+
+class Migration:
+    """The migration matrix of two snapshots, its tidy table, segment sizes and findings.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray of int64, shape (n_from + 1, n_to + 1)
+        ``matrix[i, j]`` customers in previous segment ``from_names[i]`` and current segment
+        ``to_names[j]``. The last row is :data:`NEW` (only in current), the last column
+        :data:`DEPARTED` (only in previous); ``matrix[-1, -1]`` is always 0.
+    from_names : list of str
+        The previous snapshot's segments (sorted; :data:`NONE` last when a segment was null),
+        then :data:`NEW`: one name per row of ``matrix``.
+    to_names : list of str
+        The current snapshot's segments, then :data:`DEPARTED`: one name per column.
+    table : pyarrow.Table
+        Tidy: ``from_segment``, ``to_segment``, ``count`` (int64), ``share_of_from`` (float64: the
+        count over all customers of the from-segment, departed included); one row per non-zero
+        cell, in matrix order.
+    sizes : pyarrow.Table
+        One row per segment of either snapshot: ``segment``, ``previous_count``,
+        ``previous_share``, ``current_count``, ``current_share``, ``change`` (current share minus
+        previous share), ``status`` (``"grew"``, ``"shrank"``, ``"unchanged"``, ``"new"``: only in
+        current, ``"vanished"``: only in previous).
+    findings : list of str
+        Plain-words findings, the overall movement first, then segments whose share moved by
+        at least :data:`MIN_SHARE_CHANGE`, largest change first.
+    previous_rows, current_rows : int
+    id_column : str
+    inputs : tuple of str
+        The files the snapshots were read from (``to_json`` never writes over them).
+
+    Built by :func:`migration`: ``matrix`` the pair counts, ``from_segments``/``to_segments``
+    the segment names of its rows and columns without the new/departed labels.
+    """
+
+    def __init__(self, matrix, from_segments, to_segments, *, id_column, inputs=()):
+        self.matrix = matrix
+        self.from_names = list(from_segments) + [NEW]
+        self.to_names = list(to_segments) + [DEPARTED]
+        self.id_column = id_column
+        self.inputs = tuple(dict.fromkeys(str(p) for p in inputs))
+        self.previous_rows = int(matrix[:-1].sum())
+        self.current_rows = int(matrix[:, :-1].sum())
+        self.table = self._tidy()
+        self.sizes = self._sizes()
+        self.findings = self._findings()
+
+    # -- the views ----------------------------------------------------------------------------
+    def _tidy(self):
+        rows, cols = np.nonzero(self.matrix)
+        counts = self.matrix[rows, cols]
+        totals = self.matrix.sum(axis=1)
+        return pa.table([
+            pa.array([self.from_names[i] for i in rows], pa.string()),
+            pa.array([self.to_names[j] for j in cols], pa.string()),
+            pa.array(counts, pa.int64()),
+            pa.array(counts / totals[rows] if len(rows) else np.zeros(0), pa.float64()),
+        ], schema=TABLE_SCHEMA)
+
+    def _segment_counts(self):
+        """{segment: (previous count, current count)} in from order, then current-only ones."""
+        prev = dict(zip(self.from_names[:-1], self.matrix[:-1].sum(axis=1).tolist()))
+        cur = dict(zip(self.to_names[:-1], self.matrix[:, :-1].sum(axis=0).tolist()))
+        names = list(prev) + [n for n in cur if n not in prev]
+        return {n: (prev.get(n), cur.get(n)) for n in names}
+
+    def _sizes(self):
+        rows = []
+        for name, (p, c) in self._segment_counts().items():
+            ps = _share(p or 0, self.previous_rows)
+            cs = _share(c or 0, self.current_rows)
+            if p is None:
+                status = "new"
+            elif c is None:
+                status = "vanished"
+            else:
+                status = "grew" if cs > ps else "shrank" if cs < ps else "unchanged"
+            rows.append((name, p or 0, ps, c or 0, cs, cs - ps, status))
+        columns = list(zip(*rows)) if rows else [[]] * len(SIZES_SCHEMA)
+        return pa.table([pa.array(col, f.type) for col, f in zip(columns, SIZES_SCHEMA)],
+                        schema=SIZES_SCHEMA)
+
+    def _findings(self):
+        m = self.matrix
+        n_new, n_departed = int(m[-1].sum()), int(m[:, -1].sum())
+        both = self.previous_rows - n_departed
+        stayed = sum(int(m[i, self.to_names.index(name)]) for i, name in enumerate(self.from_names[:-1])
+                     if name in self.to_names[:-1])
+        words = [f"{self.previous_rows:,} customers before, {self.current_rows:,} now: "
+                 f"{n_new:,} new, {n_departed:,} departed"
+                 + (f"; {_share(stayed, both):.1%} of the {both:,} in both stayed in their segment"
+                    if both else "")]
+        sizes = self.sizes.to_pylist()
+        sizes.sort(key=lambda r: -abs(r["change"]))
+        for r in sizes:
+            name = r["segment"]
+            if r["status"] == "new":
+                words.append(f"{name} is new: {r['current_share']:.1%} of customers ({r['current_count']:,})"
+                             + self._inflow(name))
+            elif r["status"] == "vanished":
+                words.append(f"{name} vanished (was {r['previous_share']:.1%}, "
+                             f"{_customers(r['previous_count'])})" + self._outflow(name))
+            elif abs(r["change"]) >= MIN_SHARE_CHANGE:
+                verb = "grew" if r["status"] == "grew" else "shrank"
+                tail = self._inflow(name) if verb == "grew" else self._outflow(name)
+                words.append(f"{name} {verb} from {r['previous_share']:.1%} to {r['current_share']:.1%}"
+                             + tail)
+        return words
+
+    def _outflow(self, name):
+        """'; 38% of its customers moved to segment_1': the largest move out of ``name``."""
+        i = self.from_names.index(name)
+        row = self.matrix[i].copy()
+        if name in self.to_names[:-1]:
+            row[self.to_names.index(name)] = 0
+        if row.sum() == 0:
+            return ""
+        j = int(np.argmax(row))
+        share = _share(int(row[j]), int(self.matrix[i].sum()))
+        if j == len(self.to_names) - 1:
+            return f"; {share:.0%} of its customers departed"
+        return f"; {share:.0%} of its customers moved to {self.to_names[j]}"
+
+    def _inflow(self, name):
+        """'; 40% of its customers came from segment_2': the largest move into ``name``."""
+        j = self.to_names.index(name)
+        col = self.matrix[:, j].copy()
+        if name in self.from_names[:-1]:
+            col[self.from_names.index(name)] = 0
+        if col.sum() == 0:
+            return ""
+        i = int(np.argmax(col))
+        share = _share(int(col[i]), int(self.matrix[:, j].sum()))
+        if i == len(self.from_names) - 1:
+            return f"; {share:.0%} of its customers are new"
+        return f"; {share:.0%} of its customers came from {self.from_names[i]}"
+
+    # -- documents ----------------------------------------------------------------------------
+    def to_dict(self):
+        """Plain data (JSON-ready): names, matrix, sizes, findings and the reserved labels."""
+        return {
+            "format": "segmint-migration",
+            "id_column": self.id_column,
+            "previous_rows": self.previous_rows,
+            "current_rows": self.current_rows,
+            "labels": {"new": NEW, "departed": DEPARTED, "none": NONE},
+            "from_names": list(self.from_names),
+            "to_names": list(self.to_names),
+            "matrix": self.matrix.tolist(),
+            "sizes": self.sizes.to_pylist(),
+            "findings": list(self.findings),
+        }
+
+    def to_json(self, path=None):
+        """The :meth:`to_dict` document as JSON text; written atomically to ``path`` if given
+        (never over the snapshots' files). Returns the text."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        if path is not None:
+            write_text(path, text, inputs=self.inputs)
+        return text
+
+    def to_markdown(self):
+        """Findings, the sizes table and the matrix as Markdown."""
+        lines = ["## Segment migration", ""]
+        lines += [f"- {_md(f)}" for f in self.findings]
+        lines += ["", "| segment | previous | previous share | current | current share | change | status |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for r in self.sizes.to_pylist():
+            lines.append(f"| {_md(r['segment'])} | {r['previous_count']:,} | {r['previous_share']:.1%} | "
+                         f"{r['current_count']:,} | {r['current_share']:.1%} | {r['change']:+.1%} | "
+                         f"{r['status']} |")
+        lines += ["", "| from \\ to | " + " | ".join(_md(n) for n in self.to_names) + " |",
+                  "|---|" + "---:|" * len(self.to_names)]
+        for name, row in zip(self.from_names, self.matrix.tolist()):
+            lines.append(f"| {_md(name)} | " + " | ".join(f"{v:,}" for v in row) + " |")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self):
+        width = max([len(n) for n in self.sizes.column("segment").to_pylist()] + [7])
+        lines = ["Segment migration"] + [f"  {f}" for f in self.findings] + [""]
+        lines.append(f"  {'segment':<{width}}  {'previous':>12}  {'current':>12}  {'change':>7}  status")
+        for r in self.sizes.to_pylist():
+            lines.append(f"  {r['segment']:<{width}}  {r['previous_count']:>12,}  {r['current_count']:>12,}  "
+                         f"{r['change']:>+7.1%}  {r['status']}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"Migration({len(self.from_names) - 1} -> {len(self.to_names) - 1} segments, "
+                f"{self.previous_rows:,} -> {self.current_rows:,} customers)")
+
+
+def _share(part, whole):
+    return part / whole if whole else 0.0
+
+
+def _customers(n):
+    return f"{n:,} customer" + ("" if n == 1 else "s")
+
+
+def _md(text):
+    return str(text).replace("|", "\\|")

@@ -1,0 +1,532 @@
+"""Reference statistics: what a customer base looked like, as plain data a model file can hold.
+
+:func:`reference_statistics` reads a source once and records, for later drift checks against new
+data alone (:func:`segmint.drift.psi.feature_drift`):
+
+- per **numeric feature** (numbers and booleans as 0/1) the inner bin edges at the reference
+  deciles, the rows in each bin and the missing rows;
+- per **categorical feature** (a string column) the rows of each category and the null rows;
+- with ``segments=`` (a column), the rows of each segment and the rows without one.
+
+How the edges are chosen, and how exact the bin counts are
+-----------------------------------------------------------
+Each feature is counted into segmint's mergeable quantile sketch (:mod:`segmint.kernels.sketch`:
+64 log-spaced buckets per power of two). The decile ``q`` (q = 0.1, ..., 0.9) is the value of
+rank ``floor(q * (n - 1))`` among the ``n`` non-missing values (``numpy.quantile``'s
+``method="lower"``); its edge is the **upper boundary of the sketch bucket holding it**: the
+smallest float64 above every value of that bucket. So
+
+- an edge is never below its decile and at most one bucket width above it: 1/64 (1.6%) of the
+  decile's magnitude; values with ``|x| < 2^-24`` (about 6e-8) share one bucket, so edges near
+  zero are ``2^-24``;
+- the bin counts are **exact** for these edges (every value of a bucket lies on one side of
+  every edge), taken from the same single pass: no second pass over the source;
+- bins are left-closed (``e_{b-1} <= x < e_b``, see :mod:`segmint.kernels.psi`): a value equal to
+  an edge is in the bin above it, as ``numpy.searchsorted(edges, x, side="right")``;
+- deciles that share a bucket give the same edge, which is kept once: ties and few distinct
+  values give fewer than 9 edges and bins of unequal size; a constant column gives 1 edge (its
+  value's bucket boundary: every row below it, none above); a column without a single
+  non-missing value gives none (one bin, empty);
+- the first bin always holds rows; the last one is empty in the reference when the top decile
+  is in the bucket of the maximum (0/1 flags, small counts): it then catches current values
+  above the reference range (its reference share is floored to epsilon by the PSI);
+- a decile in the overflow bucket (2^64 and beyond, +inf) gives no edge (nothing lies above it).
+
+Missing values: a null or a NaN is *missing* (counted apart); infinities are values (in the outer
+bins); a categorical feature's nulls are its null count. The document stores counts, not shares:
+shares are counts over ``n_rows`` and stay exact.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from .._documents import short_repr as _short
+from .._estimator import check_positive_int
+from .._parallel import ordered_map
+from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
+from ..io import DEFAULT_BATCH_SIZE
+from ..io import open as open_source
+from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, unpack_bits
+from ..kernels import psi as kpsi
+from ..kernels import sketch as ks
+
+FORMAT = "segmint-reference"
+VERSION = 1
+DECILES = tuple(q / 10 for q in range(1, 10))
+
+# A categorical feature or segment column with more distinct values than this (emails, ids) is
+# refused: the reference travels inside a model file, whose description is at most 16 MiB.
+MAX_CATEGORIES = 1_000
+
+# Bins one numeric feature of a loaded document may declare (segmint writes at most 9 edges; other
+# writers may use finer bins, but not enough to make a drift check slow or large).
+MAX_EDGES = 1_000
+
+EDGE_METHOD = (
+    "inner edges at the reference deciles (value of rank floor(q * (n - 1)), q = 0.1..0.9, "
+    "non-missing values), each the upper boundary of its quantile-sketch bucket: at most 1/64 "
+    "(1.6%) above the decile; equal edges kept once; bins left-closed; bin counts exact")
+
+_EMPTY_BITS = np.zeros(0, dtype=np.uint8)
+
+
+# -- the statistics ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NumericReference:
+    """One numeric feature: inner bin ``edges`` (strictly increasing, finite), ``counts``
+    (``len(edges) + 1`` bins, left-closed) and ``null_count`` (rows null or NaN)."""
+
+    name: str
+    edges: tuple
+    counts: tuple
+    null_count: int
+
+    @property
+    def n_rows(self):
+        return sum(self.counts) + self.null_count
+
+    @property
+    def shares(self):
+        """Share of all rows in each bin (the null share is apart: together they add to 1)."""
+        n = self.n_rows
+        return tuple(c / n if n else 0.0 for c in self.counts)
+
+    @property
+    def null_share(self):
+        n = self.n_rows
+        return self.null_count / n if n else 0.0
+
+
+@dataclass(frozen=True)
+class CategoryReference:
+    """One string column (a categorical feature, or the segment column): ``categories`` (in
+    order of first appearance), their ``counts`` and ``null_count``."""
+
+    name: str
+    categories: tuple
+    counts: tuple
+    null_count: int
+
+    @property
+    def n_rows(self):
+        return sum(self.counts) + self.null_count
+
+    @property
+    def shares(self):
+        """``{category: share of all rows}`` (the null share is apart)."""
+        n = self.n_rows
+        return {c: (k / n if n else 0.0) for c, k in zip(self.categories, self.counts)}
+
+    @property
+    def null_share(self):
+        n = self.n_rows
+        return self.null_count / n if n else 0.0
+
+
+class ReferenceStatistics:
+    """Reference statistics of a customer base (see the module docstring).
+
+    Attributes
+    ----------
+    n_rows : int
+        Rows of the reference source.
+    features : dict of str to NumericReference
+        Numeric features, in the order asked for.
+    categories : dict of str to CategoryReference
+        Categorical features, in the order asked for.
+    segments : CategoryReference or None
+        Rows per segment (``name`` is the segment column; ``null_count`` the rows without a
+        segment), when ``segments=`` was given.
+    """
+
+    def __init__(self, n_rows, features=(), categories=(), segments=None):
+        self.n_rows = int(n_rows)
+        self.features = {f.name: f for f in features}
+        self.categories = {c.name: c for c in categories}
+        self.segments = segments
+
+    def __eq__(self, other):
+        return isinstance(other, ReferenceStatistics) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        seg = f", segments by {self.segments.name!r}" if self.segments is not None else ""
+        return (f"<ReferenceStatistics: {self.n_rows:,} rows, {len(self.features)} numeric and "
+                f"{len(self.categories)} categorical features{seg}>")
+
+    def to_dict(self):
+        """The statistics as plain JSON-able data (``{"format": "segmint-reference", "version": 1,
+        ...}``); :meth:`from_dict` reads it back to an equal object."""
+        def category(c):
+            return {"name": c.name, "categories": list(c.categories), "counts": list(c.counts),
+                    "null_count": c.null_count}
+
+        return {"format": FORMAT, "version": VERSION, "n_rows": self.n_rows, "edges": EDGE_METHOD,
+                "features": [{"name": f.name, "edges": list(f.edges), "counts": list(f.counts),
+                              "null_count": f.null_count} for f in self.features.values()],
+                "categories": [category(c) for c in self.categories.values()],
+                "segments": category(self.segments) if self.segments is not None else None}
+
+    @classmethod
+    def from_dict(cls, data):
+        """Read a document written by :meth:`to_dict`, checking every field.
+
+        Raises
+        ------
+        segmint.pipeline.model_file.ModelFormatError
+            Not a reference document, a newer version, or a field of the wrong type or value
+            (NaN or unsorted edges, negative counts, counts that do not add up to ``n_rows``);
+            the message names the field.
+        """
+        return _read(data)
+
+
+# -- the pass ---------------------------------------------------------------------------------
+def reference_statistics(source, *, features, categories=(), segments=None,
+                         batch_size=DEFAULT_BATCH_SIZE):
+    """Reference statistics of ``source`` in one streaming pass (see the module docstring).
+
+    Parameters
+    ----------
+    source : anything :func:`segmint.open` accepts
+    features : list of str
+        Numeric or boolean columns (booleans as 0/1).
+    categories : list of str
+        String columns (plain or dictionary-encoded), at most :data:`MAX_CATEGORIES` distinct
+        values each.
+    segments : str, optional
+        A column holding each row's segment (strings or integers; a null is no segment).
+    batch_size : int
+        Rows per batch.
+
+    Returns
+    -------
+    ReferenceStatistics
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    src = open_source(source)
+    plan = _plan(src, features, categories, segments)
+    columns = list(dict.fromkeys(plan.numeric + plan.strings + plan.integers))
+    sketches = np.zeros((len(plan.numeric), ks.N_BUCKETS + 1), dtype=np.int64)
+    strings = [np.zeros(1, dtype=np.int64) for _ in plan.strings]
+    integers = [{} for _ in plan.integers]  # integer segment column: value -> count
+    dictionaries = [None] * len(plan.strings)
+    n_rows = 0
+
+    def prepared():  # views made in batch order: string codes grow with the pass's dictionary
+        for batch in src.batches(columns=columns, batch_size=batch_size):
+            views = {c: batch[c] for c in columns}
+            for j, name in enumerate(plan.strings):
+                size = len(views[name].dictionary)
+                if size > MAX_CATEGORIES:
+                    raise DataError(f"{plan.what[name]} {name!r} of {src.label} has more than "
+                                    f"{MAX_CATEGORIES:,} distinct values ({size:,} so far): too many "
+                                    "for reference statistics; leave it out or group its values first")
+                dictionaries[j] = views[name].dictionary
+            yield batch.num_rows, views
+
+    def count(item):
+        n, views = item
+        sk = np.zeros_like(sketches)
+        for j, name in enumerate(plan.numeric):
+            values, bits, offset = numeric_arrays(views[name])
+            kpsi.reference_sketch(values, bits, offset, sk[j])
+        cats = []
+        for name in plan.strings:
+            view = views[name]
+            counts = np.zeros(len(view.dictionary) + 1, dtype=np.int64)
+            kpsi.code_counts(view.values, *_bits(view), counts)
+            cats.append(counts)
+        ints = [_integer_counts(views[name]) for name in plan.integers]
+        return n, sk, cats, ints
+
+    for n, sk, cats, ints in ordered_map(count, prepared()):
+        n_rows += n
+        sketches += sk
+        for j, c in enumerate(cats):
+            strings[j] = _add_padded(strings[j], c)
+        for j, d in enumerate(ints):
+            for value, k in d.items():
+                integers[j][value] = integers[j].get(value, 0) + k
+            if len(integers[j]) - (None in integers[j]) > MAX_CATEGORIES:
+                raise DataError(f"segments= column {plan.integers[j]!r} of {src.label} has more than "
+                                f"{MAX_CATEGORIES:,} distinct values: is it a segment column?")
+
+    numeric = [numeric_reference(name, sketches[j]) for j, name in enumerate(plan.numeric)]
+    by_string = {name: _string_reference(name, dictionaries[j], strings[j], n_rows)
+                 for j, name in enumerate(plan.strings)}
+    by_integer = {name: _integer_reference(name, integers[j], n_rows)
+                  for j, name in enumerate(plan.integers)}
+    cats = [by_string[name] for name in plan.categories]
+    seg = None
+    if plan.segments is not None:
+        seg = by_string.get(plan.segments) or by_integer.get(plan.segments)
+    return ReferenceStatistics(n_rows, numeric, cats, seg)
+
+
+class _Plan:
+    def __init__(self):
+        self.numeric, self.categories, self.strings, self.integers = [], [], [], []
+        self.segments = None
+        self.what = {}
+
+
+def _plan(src, features, categories, segments):
+    plan = _Plan()
+    kinds = {}
+    for what, names in (("features=", features), ("categories=", categories)):
+        if isinstance(names, str) or not hasattr(names, "__iter__"):
+            raise ParameterError(f"{what} takes a list of column names, got {_short(names)}")
+        for name in names:
+            if not isinstance(name, str):
+                raise ParameterError(f"{what} takes column names (strings), got {_short(name)}")
+            if name in plan.what:
+                raise ParameterError(f"column {name!r} is named twice (in {plan.what[name]} and {what}): "
+                                     "a column is either a numeric or a categorical feature")
+            kind = _column(src, name, what)
+            if what == "features=":
+                if kind not in (NUMERIC, BOOLEAN):
+                    raise UnsupportedTypeError(
+                        f"features= column {name!r} of {src.label} is {src.schema.field(name).type}: "
+                        "expected a numeric or boolean column (a string column goes in categories=)")
+                plan.numeric.append(name)
+            else:
+                if kind != DICTIONARY:
+                    raise UnsupportedTypeError(
+                        f"categories= column {name!r} of {src.label} is {src.schema.field(name).type}: "
+                        "expected a string column (a number goes in features=)")
+                plan.categories.append(name)
+                plan.strings.append(name)
+            plan.what[name] = what
+            kinds[name] = kind
+    if segments is not None:
+        if not isinstance(segments, str):
+            raise ParameterError(f"segments= takes a column name here, got {_short(segments)}")
+        kind = _column(src, segments, "segments=")
+        t = src.schema.field(segments).type
+        integer = kind == NUMERIC and (pa.types.is_integer(t) or (
+            pa.types.is_dictionary(t) and pa.types.is_integer(t.value_type)))
+        if kind != DICTIONARY and not integer:
+            raise UnsupportedTypeError(f"segments= column {segments!r} of {src.label} is {t}: "
+                                       "expected a string or integer column")
+        plan.segments = segments
+        plan.what.setdefault(segments, "segments=")
+        if kind == DICTIONARY and segments not in plan.strings:
+            plan.strings.append(segments)
+        elif integer:
+            plan.integers.append(segments)
+    return plan
+
+
+def _column(src, name, what):
+    if name not in src.column_names:
+        raise unknown_column(name, src.column_names, f"{src.label} ({what})")
+    kind = column_kind(src.schema.field(name).type)
+    if kind is None:
+        raise UnsupportedTypeError(f"{what} column {name!r} of {src.label} is "
+                                   f"{src.schema.field(name).type}, which segmint does not read; "
+                                   "cast it to float64 (numbers) or string (categories) first")
+    return kind
+
+
+def numeric_arrays(view):
+    """``(values, validity bits, bit offset)`` of a numeric or boolean view for the kernels:
+    float32/float64 as they are, other numbers widened to float64, booleans unpacked to 0/1."""
+    if view.kind == BOOLEAN:
+        values = unpack_bits(view.values, view.values_offset, view.length).astype(np.float64)
+    elif view.values.dtype in (np.float32, np.float64):
+        values = view.values
+    else:
+        values = view.values.astype(np.float64)
+    return (values,) + _bits(view)
+
+
+def _bits(view):
+    if view.validity is None:
+        return _EMPTY_BITS, 0
+    return view.validity, view.validity_offset
+
+
+def _add_padded(total, part):
+    """``total + part`` where the shorter array is padded before its last slot (the null count)."""
+    width = max(len(total), len(part))
+    out = np.zeros(width, dtype=np.int64)
+    for a in (total, part):
+        out[:len(a) - 1] += a[:-1]
+        out[-1] += a[-1]
+    return out
+
+
+def _integer_counts(view):
+    valid = view.is_valid() if view.validity is not None else None
+    values = view.values if valid is None else view.values[valid]
+    distinct, counts = np.unique(values, return_counts=True)
+    out = {int(v): int(k) for v, k in zip(distinct.tolist(), counts.tolist())}
+    out[None] = view.length - len(values)
+    return out
+
+
+def bucket_upper_edge(index):
+    """The smallest float64 above every value of sketch bucket ``index`` (+inf for the positive
+    overflow bucket). Positive buckets hold ``[lo, hi)``, negative ones ``(-hi, -lo]`` and the
+    zero bucket ``(-2^-24, 2^-24)``: see :mod:`segmint.kernels.sketch`."""
+    if index == ks.N_BUCKETS - 1:
+        return math.inf
+    if index == ks.ZERO:
+        return ks.MIN_MAGNITUDE
+    if index == 0:
+        return math.nextafter(-ks.MAX_MAGNITUDE, math.inf)
+    k = index - ks.ZERO - 1 if index > ks.ZERO else ks.ZERO - 1 - index
+    e = k // ks.SUB_BUCKETS + ks.MIN_EXPONENT
+    m = k % ks.SUB_BUCKETS
+    if index > ks.ZERO:
+        return 2.0 ** e * (1.0 + (m + 1) / ks.SUB_BUCKETS)
+    return math.nextafter(-(2.0 ** e * (1.0 + m / ks.SUB_BUCKETS)), math.inf)
+
+
+def numeric_reference(name, sketch):
+    """A :class:`NumericReference` from a sketch of ``N_BUCKETS`` buckets plus a missing count
+    (what :func:`segmint.kernels.psi.reference_sketch` fills)."""
+    buckets, missing = sketch[:-1], int(sketch[-1])
+    cumulative = np.cumsum(buckets)
+    n = int(cumulative[-1])
+    edges, below = [], []
+    if n:
+        for q in DECILES:
+            rank = math.floor(q * (n - 1))
+            b = int(np.searchsorted(cumulative, rank, side="right"))  # first bucket past the rank
+            edge = bucket_upper_edge(b)
+            if math.isfinite(edge) and (not edges or edge > edges[-1]):
+                edges.append(edge)
+                below.append(int(cumulative[b]))
+    counts = np.diff([0] + below + [n]).tolist()
+    return NumericReference(name, tuple(edges), tuple(int(c) for c in counts), missing)
+
+
+def _string_reference(name, dictionary, counts, n_rows):
+    if dictionary is None:
+        return CategoryReference(name, (), (), int(n_rows))
+    names = dictionary.to_pylist()
+    kept = [(c, int(k)) for c, k in zip(names, counts[:-1].tolist()) if k > 0]
+    return CategoryReference(name, tuple(c for c, _ in kept), tuple(k for _, k in kept), int(counts[-1]))
+
+
+def _integer_reference(name, counts, n_rows):
+    nulls = counts.pop(None, 0) if counts else n_rows
+    values = sorted(counts)
+    return CategoryReference(name, tuple(str(v) for v in values), tuple(counts[v] for v in values), nulls)
+
+
+# -- reading a document -----------------------------------------------------------------------
+def _fail(message):
+    from ..pipeline.model_file import ModelFormatError  # lazy: model_file will import this module
+    return ModelFormatError(f"reference statistics: {message}")
+
+
+def _int(value, field):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(f"{field} must be a non-negative integer, got {_short(value)}")
+    return value
+
+
+def _list(value, field, limit):
+    if not isinstance(value, list):
+        raise _fail(f"{field} must be a list, got {_short(value)}")
+    if len(value) > limit:
+        raise _fail(f"{field} has {len(value):,} items; at most {limit:,} are allowed")
+    return value
+
+
+def _name(value, field):
+    if not isinstance(value, str) or not value:
+        raise _fail(f"{field} must be a non-empty string, got {_short(value)}")
+    return value
+
+
+def _keys(data, field, required, optional=()):
+    if not isinstance(data, dict):
+        raise _fail(f"{field} must be a mapping, got {_short(data)}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise _fail(f"{field} lacks {', '.join(repr(k) for k in missing)}")
+    unknown = [k for k in data if k not in required and k not in optional]
+    if unknown:
+        raise _fail(f"{field} has unknown field {_short(unknown[0])}")
+
+
+def _read_numeric(item, field, n_rows):
+    _keys(item, field, ("name", "edges", "counts", "null_count"))
+    name = _name(item["name"], f"{field}.name")
+    edges = []
+    for i, e in enumerate(_list(item["edges"], f"{field}.edges", MAX_EDGES)):
+        where = f"{field}.edges[{i}]"
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e):
+            raise _fail(f"{where} must be a finite number, got {_short(e)}")
+        e = float(e)
+        if edges and not e > edges[-1]:
+            raise _fail(f"{where} = {e!r} is not above the edge before it ({edges[-1]!r}): "
+                        "edges must be strictly increasing")
+        edges.append(e)
+    counts = [_int(c, f"{field}.counts[{i}]")
+              for i, c in enumerate(_list(item["counts"], f"{field}.counts", MAX_EDGES + 1))]
+    if len(counts) != len(edges) + 1:
+        raise _fail(f"{field}.counts has {len(counts)} bins; {len(edges)} edges make {len(edges) + 1}")
+    ref = NumericReference(name, tuple(edges), tuple(counts), _int(item["null_count"], f"{field}.null_count"))
+    _check_total(ref, field, n_rows)
+    return ref
+
+
+def _read_category(item, field, n_rows):
+    _keys(item, field, ("name", "categories", "counts", "null_count"))
+    name = _name(item["name"], f"{field}.name")
+    cats = _list(item["categories"], f"{field}.categories", MAX_CATEGORIES)
+    for i, c in enumerate(cats):
+        if not isinstance(c, str):
+            raise _fail(f"{field}.categories[{i}] must be a string, got {_short(c)}")
+    if len(set(cats)) != len(cats):
+        repeated = next(c for c in cats if cats.count(c) > 1)
+        raise _fail(f"{field}.categories holds {repeated!r} twice")
+    counts = [_int(c, f"{field}.counts[{i}]")
+              for i, c in enumerate(_list(item["counts"], f"{field}.counts", MAX_CATEGORIES))]
+    if len(counts) != len(cats):
+        raise _fail(f"{field}.counts has {len(counts)} items for {len(cats)} categories")
+    ref = CategoryReference(name, tuple(cats), tuple(counts), _int(item["null_count"], f"{field}.null_count"))
+    _check_total(ref, field, n_rows)
+    return ref
+
+
+def _check_total(ref, field, n_rows):
+    if ref.n_rows != n_rows:
+        raise _fail(f"{field}: counts and null_count add up to {ref.n_rows:,} rows, n_rows is {n_rows:,}")
+
+
+def _read(data):
+    if not isinstance(data, dict):
+        raise _fail(f"expected a mapping with \"format\": {FORMAT!r}, got {_short(data)}")
+    if data.get("format") != FORMAT:
+        raise _fail(f"\"format\" must be {FORMAT!r}, got {_short(data.get('format'))}")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _fail(f"\"version\" must be an integer, got {_short(version)}")
+    if version > VERSION:
+        raise _fail(f"version {version} is newer than this segmint reads ({VERSION}): upgrade segmint")
+    if version < 1:
+        raise _fail(f"\"version\" must be 1 or more, got {version}")
+    _keys(data, "the document", ("format", "version", "n_rows", "features", "categories", "segments"),
+          ("edges",))
+    if not isinstance(data.get("edges", ""), str):
+        raise _fail(f"\"edges\" (how the edges were chosen) must be a string, got {_short(data['edges'])}")
+    n_rows = _int(data["n_rows"], "n_rows")
+    features = [_read_numeric(item, f"features[{i}]", n_rows)
+                for i, item in enumerate(_list(data["features"], "features", 100_000))]
+    categories = [_read_category(item, f"categories[{i}]", n_rows)
+                  for i, item in enumerate(_list(data["categories"], "categories", 100_000))]
+    names = [f.name for f in features] + [c.name for c in categories]
+    if len(set(names)) != len(names):
+        repeated = next(n for n in names if names.count(n) > 1)
+        raise _fail(f"feature {repeated!r} is described twice")
+    segments = None
+    if data["segments"] is not None:
+        segments = _read_category(data["segments"], "segments", n_rows)
+    return ReferenceStatistics(n_rows, features, categories, segments)

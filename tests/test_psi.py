@@ -1,0 +1,491 @@
+"""Reference statistics (drift/reference.py), the PSI and its verdict (drift/psi.py) and their
+kernels (kernels/psi.py), each against a slow, obviously correct twin written here."""
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import segmint
+from segmint.drift.psi import PSIResult, band, feature_drift, psi
+from segmint.drift.reference import (CategoryReference, NumericReference, ReferenceStatistics,
+                                     bucket_upper_edge, reference_statistics)
+from segmint.errors import DataError, ParameterError, SegmintError, UnknownColumnError, UnsupportedTypeError
+from segmint.kernels import psi as kpsi
+from segmint.kernels import sketch as ks
+from segmint.pipeline.model_file import ModelFormatError
+
+NO_BITS = np.zeros(0, dtype=np.uint8)
+
+
+# -- slow twins ---------------------------------------------------------------------------------
+def naive_psi(expected, actual, epsilon=1e-4):
+    """PSI as the module docstring writes it, one bin at a time."""
+    e = [x / sum(expected) for x in expected]
+    a = [x / sum(actual) for x in actual]
+    e = [max(x, epsilon) for x in e]
+    a = [max(x, epsilon) for x in a]
+    se, sa = sum(e), sum(a)
+    return sum((ai / sa - ei / se) * math.log((ai / sa) / (ei / se)) for ei, ai in zip(e, a))
+
+
+def naive_bins(values, valid, edges):
+    """Left-closed bins by searchsorted; missing (null or NaN) in the last slot."""
+    values = np.asarray(values, dtype=np.float64)
+    counts = np.zeros(len(edges) + 2, dtype=np.int64)
+    missing = ~valid | np.isnan(values)
+    counts[-1] = missing.sum()
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), values[~missing], side="right")
+    counts[:-1] = np.bincount(idx, minlength=len(edges) + 1)
+    return counts
+
+
+def packed(valid, offset=0):
+    bits = np.concatenate([np.zeros(offset, dtype=bool), valid])
+    return np.packbits(bits, bitorder="little")
+
+
+def kernel_bins(values, valid, edges, offset=0):
+    counts = np.zeros(len(edges) + 2, dtype=np.int64)
+    bits = packed(valid, offset) if not valid.all() else NO_BITS
+    kpsi.bin_counts(values, bits, offset if bits.size else 0, np.asarray(edges, dtype=np.float64), counts)
+    return counts
+
+
+# -- psi() --------------------------------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_psi_matches_the_plain_python_twin_on_random_bins_with_empty_ones(data):
+    bins = data.draw(st.integers(1, 30))
+    expected = data.draw(st.lists(st.sampled_from([0.0, 0.0, 1.0, 3.5, 1e-9, 250.0]) | st.floats(0, 1e3),
+                                  min_size=bins, max_size=bins).filter(lambda x: sum(x) > 0))
+    actual = data.draw(st.lists(st.sampled_from([0.0, 2.0, 1e-7]) | st.floats(0, 1e3),
+                                min_size=bins, max_size=bins).filter(lambda x: sum(x) > 0))
+    got = psi(expected, actual)
+    assert got.psi == pytest.approx(naive_psi(expected, actual), rel=1e-9, abs=1e-12)
+    assert got.psi >= 0 and got.bins == bins and got.band == band(got.psi)
+    assert got.statistic is None and got.verdict is None
+
+
+def test_psi_of_identical_bins_is_zero_and_of_swapped_bins_symmetric():
+    e = [0.1, 0.2, 0.3, 0.4]
+    assert psi(e, e).psi == 0.0
+    assert psi(e, e[::-1]).psi == pytest.approx(psi(e[::-1], e).psi)
+
+
+def test_an_empty_bin_is_floored_at_epsilon_and_the_shares_renormalised():
+    got = psi([0.5, 0.5, 0.0], [0.4, 0.4, 0.2], epsilon=1e-3).psi
+    e = np.array([0.5, 0.5, 1e-3]) / 1.001
+    a = np.array([0.4, 0.4, 0.2])
+    assert got == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
+
+
+def test_counts_are_normalised_to_shares_first():
+    assert psi([10, 30, 60], [20, 20, 60]).psi == pytest.approx(psi([0.1, 0.3, 0.6], [0.2, 0.2, 0.6]).psi)
+
+
+@pytest.mark.parametrize("value, expected", [(0.0, "stable"), (0.0999, "stable"), (0.1, "moderate"),
+                                             (0.25, "moderate"), (0.2501, "major"), (3.0, "major")])
+def test_bands_are_stable_below_0_1_moderate_to_0_25_and_major_above(value, expected):
+    assert band(value) == expected
+
+
+def test_the_verdict_compares_psi_scaled_by_the_sample_sizes_with_the_chi_square_quantile():
+    from scipy.stats import chi2
+    e, a = [0.25] * 4, [0.24, 0.26, 0.25, 0.25]
+    small = psi(e, a, n_reference=1000, n_current=1000)
+    large = psi(e, a, n_reference=10**7, n_current=10**7)
+    assert small.psi == large.psi < 0.1 and small.band == "stable"
+    assert small.statistic == pytest.approx(small.psi / (2 / 1000))
+    assert small.threshold == pytest.approx(chi2.ppf(0.95, 3)) == large.threshold
+    assert (small.verdict, large.verdict) == ("stable", "drifted")
+    stricter = psi(e, a, n_reference=10**5, n_current=10**5, alpha=1e-9)
+    assert stricter.threshold > small.threshold
+    assert isinstance(small, PSIResult)
+
+
+def test_a_single_bin_never_drifts():
+    got = psi([1.0], [5.0], n_reference=10, n_current=10)
+    assert (got.psi, got.threshold, got.verdict) == (0.0, None, "stable")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(expected=[0.5, 0.5], actual=[1.0]), "same bins"),
+    (dict(expected=[], actual=[]), "non-empty"),
+    (dict(expected=[0.5, -0.1], actual=[0.5, 0.5]), r"expected\[1\]"),
+    (dict(expected=[0.5, float("nan")], actual=[0.5, 0.5]), r"expected\[1\]"),
+    (dict(expected=[0.0, 0.0], actual=[0.5, 0.5]), "adds up to 0"),
+    (dict(expected=["a", "b"], actual=[0.5, 0.5]), "shares"),
+    (dict(expected=[0.5, 0.5], actual=[0.5, 0.5], epsilon=0.0), "epsilon"),
+    (dict(expected=[0.5, 0.5], actual=[0.5, 0.5], epsilon=0.6), "epsilon"),
+    (dict(expected=[0.5, 0.5], actual=[0.5, 0.5], alpha=1.0), "alpha"),
+    (dict(expected=[0.5, 0.5], actual=[0.5, 0.5], n_reference=0, n_current=5), "n_reference"),
+    (dict(expected=[0.5, 0.5], actual=[0.5, 0.5], n_reference=5), "n_current"),
+])
+def test_bad_arguments_to_psi_are_refused_naming_the_argument(kwargs, words):
+    with pytest.raises(ParameterError, match=words):
+        psi(**kwargs)
+
+
+# -- the kernels --------------------------------------------------------------------------------
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_the_binning_kernel_matches_searchsorted_with_values_on_edges_nulls_and_nan(data):
+    n = data.draw(st.integers(0, 300))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    pool = data.draw(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=40))
+    values = np.array(data.draw(st.lists(st.sampled_from(pool + [np.nan, np.inf, -np.inf, 0.0]),
+                                         min_size=n, max_size=n)), dtype=dtype)
+    # edges drawn from the values themselves, so many values sit exactly on an edge
+    many = data.draw(st.booleans())  # more than 32 edges: the binary search
+    edges = sorted(set(float(x) for x in pool) | ({float(i) for i in range(-40, 40)} if many else set()))
+    valid = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    offset = data.draw(st.integers(0, 7))
+    got = kernel_bins(values, valid, edges, offset)
+    assert got.tolist() == naive_bins(values, valid, edges).tolist()
+
+
+def test_a_value_exactly_on_an_edge_goes_to_the_bin_above_it():
+    counts = kernel_bins(np.array([1.0, 2.0, 2.0 - 1e-12, 3.0]), np.ones(4, bool), [1.0, 2.0, 3.0])
+    assert counts.tolist() == [0, 2, 1, 1, 0]
+
+
+def test_the_reference_sketch_kernel_counts_buckets_and_missing_rows_like_its_twin():
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.lognormal(0, 3, 500) * rng.choice([-1, 1], 500),
+                             [0.0, -0.0, 1e-30, np.inf, -np.inf, np.nan, 2.0 ** 70, -(2.0 ** 70)]])
+    valid = rng.random(values.size) < 0.9
+    counts = np.zeros(ks.N_BUCKETS + 1, dtype=np.int64)
+    kpsi.reference_sketch(values, packed(valid, 3), 3, counts)
+    twin = np.zeros(ks.N_BUCKETS + 1, dtype=np.int64)
+    for x, v in zip(values, valid):
+        if not v or np.isnan(x):
+            twin[-1] += 1
+        elif np.isinf(x):
+            twin[0 if x < 0 else ks.N_BUCKETS - 1] += 1
+        else:
+            twin[ks.bucket_of(x)] += 1
+    assert counts.tolist() == twin.tolist()
+
+
+def test_the_category_kernel_counts_codes_and_nulls_like_bincount():
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 7, 1001).astype(np.int32)
+    valid = rng.random(1001) < 0.8
+    counts = np.zeros(8, dtype=np.int64)
+    kpsi.code_counts(codes, packed(valid, 5), 5, counts)
+    assert counts[:-1].tolist() == np.bincount(codes[valid], minlength=7).tolist()
+    assert counts[-1] == (~valid).sum()
+
+
+def test_every_bucket_edge_lies_above_its_bucket_and_at_or_below_the_next():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.lognormal(0, 6, 3000) * rng.choice([-1, 1], 3000),
+                             [2.0 ** -24, -(2.0 ** -24), 2.0 ** -24 * (1 + 1 / 64), 1.0, -1.0, 2.0 ** 63]])
+    for x in values:
+        b = ks.bucket_of(x)
+        edge = bucket_upper_edge(b)
+        assert x < edge
+        assert ks.bucket_of(edge) == b + 1  # the edge itself opens the next bucket
+
+
+# -- reference statistics -----------------------------------------------------------------------
+def test_reference_edges_sit_at_the_deciles_within_one_bucket_and_bin_counts_are_exact():
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(3, 1, 100_001)
+    ref = reference_statistics({"x": x}, features=["x"]).features["x"]
+    deciles = np.quantile(x, np.arange(1, 10) / 10, method="lower")
+    assert len(ref.edges) == 9
+    for d, e in zip(deciles, ref.edges):
+        assert d < e <= d * (1 + 1 / 64)
+    assert list(ref.counts) == np.bincount(np.searchsorted(ref.edges, x, side="right"), minlength=10).tolist()
+    assert ref.null_count == 0 and sum(ref.shares) == pytest.approx(1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_reference_bins_count_exactly_what_searchsorted_finds_for_any_data(data):
+    n = data.draw(st.integers(0, 400))
+    pool = data.draw(st.lists(st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+                              min_size=1, max_size=12))
+    x = np.array(data.draw(st.lists(st.sampled_from(pool + [np.nan, np.inf, -np.inf, 0.0]),
+                                    min_size=n, max_size=n)), dtype=np.float64)
+    valid = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    ref = reference_statistics(pa.table({"x": pa.array(x, mask=~valid)}), features=["x"],
+                               batch_size=data.draw(st.integers(1, 64))).features["x"]
+    edges = np.asarray(ref.edges)
+    assert len(edges) <= 9 and np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
+    assert list(ref.counts) + [ref.null_count] == naive_bins(x, valid, edges).tolist()
+    kept = np.sort(x[valid & ~np.isnan(x)])
+    if kept.size:  # every edge lies above its decile
+        deciles = kept[np.floor(np.arange(1, 10) / 10 * (kept.size - 1)).astype(int)]
+        assert all(np.any(e > deciles) for e in edges)
+        assert ref.counts[0] > 0
+
+
+def test_reference_statistics_read_parquet_files_and_their_dictionary_strings(tmp_path):
+    import pyarrow.parquet as pq
+    rng = np.random.default_rng(8)
+    t = pa.table({"a": rng.normal(size=3000), "c": pa.array(rng.choice(["x", "y", "z"], 3000))})
+    pq.write_table(t, tmp_path / "old.parquet", row_group_size=700)
+    from_file = reference_statistics(tmp_path / "old.parquet", features=["a"], categories=["c"])
+    in_memory = reference_statistics(t, features=["a"], categories=["c"])
+    assert from_file.features == in_memory.features
+    assert from_file.categories["c"].shares == in_memory.categories["c"].shares
+    row = feature_drift(from_file, tmp_path / "old.parquet").to_pylist()
+    assert [r["psi"] for r in row] == [0.0, 0.0]
+
+
+def test_ties_and_constant_columns_give_fewer_distinct_edges():
+    n = 1000
+    data = {"constant": np.full(n, 7.0), "three": np.repeat([1, 2, 3], [500, 300, 200]),
+            "negative": np.repeat([-2.5, -1.0], [400, 600]), "empty": pa.nulls(n, pa.float64())}
+    ref = reference_statistics(data, features=list(data)).features
+    assert len(ref["constant"].edges) == 1 and ref["constant"].counts == (n, 0)
+    assert len(ref["three"].edges) == 3 and ref["three"].counts == (500, 300, 200, 0)
+    assert ref["negative"].counts == (400, 600, 0)
+    assert ref["negative"].edges[0] == math.nextafter(-2.5, math.inf)  # -2.5 itself stays below
+    assert ref["empty"].edges == () and ref["empty"].counts == (0,) and ref["empty"].null_count == n
+
+
+def test_nulls_and_nan_are_missing_and_infinities_are_values_in_the_outer_bins():
+    x = pa.array([1.0, None, float("nan"), float("inf"), float("-inf")] + [float(i) for i in range(95)])
+    ref = reference_statistics(pa.table({"x": x}), features=["x"]).features["x"]
+    assert ref.null_count == 2 and ref.null_share == pytest.approx(0.02)
+    assert ref.counts[0] >= 1 and ref.counts[-1] >= 1 and sum(ref.counts) == 98
+
+
+def test_booleans_and_integers_are_numeric_features():
+    t = pa.table({"flag": pa.array([True, False, None, True]), "n": pa.array([1, 2, 3, None], pa.int16())})
+    ref = reference_statistics(t, features=["flag", "n"])
+    # 0/1: edges just above 0 and just above 1; the top bin is empty in the reference
+    assert ref.features["flag"].counts == (1, 2, 0) and ref.features["flag"].null_count == 1
+    assert ref.features["n"].null_count == 1 and sum(ref.features["n"].counts) == 3
+
+
+def test_category_and_segment_shares_count_every_row_with_nulls_apart():
+    t = pa.table({"region": pa.array(["n", "s", None, "n", "e", "n"]),
+                  "seg": pa.array([1, 2, 2, None, 1, 1]),
+                  "label": pa.array(["a", "b", "a", "a", None, "b"]).dictionary_encode()})
+    ref = reference_statistics(t, features=[], categories=["region", "label"], segments="seg", batch_size=2)
+    assert ref.categories["region"].shares == {"n": 0.5, "s": 1 / 6, "e": 1 / 6}
+    assert ref.categories["region"].null_count == 1
+    assert dict(zip(ref.categories["label"].categories, ref.categories["label"].counts)) == {"a": 3, "b": 2}
+    assert ref.segments.name == "seg"
+    assert dict(zip(ref.segments.categories, ref.segments.counts)) == {"1": 3, "2": 2}
+    assert ref.segments.null_count == 1
+    strings = reference_statistics(t, features=[], segments="region")
+    assert strings.segments.null_count == 1 and sum(strings.segments.counts) == 5
+
+
+def test_reference_statistics_do_not_depend_on_threads_or_batch_size():
+    rng = np.random.default_rng(9)
+    t = pa.table({"a": rng.normal(size=20_000), "b": rng.integers(0, 9, 20_000),
+                  "c": pa.array(rng.choice(["x", "y", "z"], 20_000))})
+    with segmint.threads(1):
+        one = reference_statistics(t, features=["a", "b"], categories=["c"], batch_size=4096)
+    with segmint.threads(2):
+        two = reference_statistics(t, features=["a", "b"], categories=["c"], batch_size=777)
+    assert one.to_dict() == two.to_dict()
+
+
+def test_a_reference_round_trips_through_json():
+    rng = np.random.default_rng(1)
+    t = pa.table({"a": rng.normal(size=5000), "c": pa.array(rng.choice(["x", "y", None], 5000)),
+                  "s": rng.integers(0, 3, 5000)})
+    ref = reference_statistics(t, features=["a"], categories=["c"], segments="s")
+    data = json.loads(json.dumps(ref.to_dict(), allow_nan=False))
+    assert data["format"] == "segmint-reference" and data["version"] == 1
+    back = ReferenceStatistics.from_dict(data)
+    assert back == ref and back.features["a"].edges == ref.features["a"].edges
+    assert back.segments == ref.segments
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(features=["nope"]), UnknownColumnError, "'nope'"),
+    (dict(features=["name"]), UnsupportedTypeError, "categories="),
+    (dict(features=[], categories=["x"]), UnsupportedTypeError, "features="),
+    (dict(features="x"), ParameterError, "list of column names"),
+    (dict(features=["x"], categories=["x"]), ParameterError, "named twice"),
+    (dict(features=["x"], segments="x2"), UnknownColumnError, "segments="),
+    (dict(features=["x"], segments="x"), UnsupportedTypeError, "string or integer"),
+    (dict(features=["when"]), UnsupportedTypeError, "numeric"),
+    (dict(features=["x"], batch_size=0), ParameterError, "batch_size"),
+])
+def test_bad_columns_are_refused_naming_the_column(kwargs, error, words):
+    t = pa.table({"x": [1.0, 2.0], "name": ["a", "b"],
+                  "when": pa.array([0, 1], pa.timestamp("s"))})
+    with pytest.raises(error, match=words):
+        reference_statistics(t, **kwargs)
+
+
+def test_a_category_or_segment_column_with_too_many_distinct_values_is_refused():
+    t = pa.table({"email": [f"{i}@x" for i in range(1500)], "id": np.arange(1500)})
+    with pytest.raises(DataError, match="email"):
+        reference_statistics(t, features=[], categories=["email"])
+    with pytest.raises(DataError, match="'id'"):
+        reference_statistics(t, features=[], segments="id")
+
+
+# -- hostile documents --------------------------------------------------------------------------
+def good_document():
+    return {"format": "segmint-reference", "version": 1, "n_rows": 10,
+            "features": [{"name": "a", "edges": [1.0, 2.0], "counts": [3, 3, 3], "null_count": 1}],
+            "categories": [{"name": "c", "categories": ["x", "y"], "counts": [6, 4], "null_count": 0}],
+            "segments": {"name": "s", "categories": ["0"], "counts": [9], "null_count": 1}}
+
+
+def edit(path, value):
+    def change(doc):
+        target = doc
+        for key in path[:-1]:
+            target = target[key]
+        if value is KeyError:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+        return doc
+    return change
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: [], "mapping"),
+    (edit(["format"], "segmint-model"), "format"),
+    (edit(["version"], 2), "newer"),
+    (edit(["version"], "1"), "version"),
+    (edit(["n_rows"], -1), "n_rows"),
+    (edit(["n_rows"], True), "n_rows"),
+    (edit(["features"], KeyError), "features"),
+    (edit(["features", 0, "edges", 1], float("nan")), r"features\[0\].edges\[1\]"),
+    (edit(["features", 0, "edges", 1], float("inf")), r"features\[0\].edges\[1\]"),
+    (edit(["features", 0, "edges", 1], "2"), r"features\[0\].edges\[1\]"),
+    (edit(["features", 0, "edges"], [2.0, 1.0]), "strictly increasing"),
+    (edit(["features", 0, "edges"], [1.0, 1.0]), "strictly increasing"),
+    (edit(["features", 0, "edges"], {"a": 1}), r"features\[0\].edges"),
+    (edit(["features", 0, "counts"], [3, 6]), "2 edges make 3"),
+    (edit(["features", 0, "counts", 0], 3.5), r"features\[0\].counts\[0\]"),
+    (edit(["features", 0, "counts", 0], -3), r"features\[0\].counts\[0\]"),
+    (edit(["features", 0, "null_count"], 0), "add up to 9"),
+    (edit(["features", 0, "name"], ""), r"features\[0\].name"),
+    (edit(["features", 0, "extra"], 1), "unknown field"),
+    (edit(["categories", 0, "categories"], ["x", "x"]), "twice"),
+    (edit(["categories", 0, "categories"], ["x", 3]), r"categories\[0\].categories\[1\]"),
+    (edit(["categories", 0, "name"], "a"), "described twice"),
+    (edit(["segments"], [1, 2]), "segments"),
+    (edit(["edges"], 3), "edges"),
+    (edit(["features", 0, "edges"], list(range(2000))), "at most"),
+])
+def test_hostile_documents_are_refused_naming_the_field(change, words):
+    doc = change(good_document())
+    with pytest.raises(ModelFormatError, match=words) as info:
+        ReferenceStatistics.from_dict(doc)
+    assert isinstance(info.value, SegmintError) and isinstance(info.value, DataError)
+
+
+def test_the_good_document_loads():
+    ref = ReferenceStatistics.from_dict(good_document())
+    assert ref.features["a"] == NumericReference("a", (1.0, 2.0), (3, 3, 3), 1)
+    assert ref.categories["c"] == CategoryReference("c", ("x", "y"), (6, 4), 0)
+
+
+# -- feature drift ------------------------------------------------------------------------------
+def drift_of(n, shift, seed):
+    rng = np.random.default_rng(seed)
+    ref = reference_statistics({"x": rng.normal(size=n)}, features=["x"])
+    table = feature_drift(ref, {"x": rng.normal(size=n) + shift})
+    return table.to_pylist()[0]
+
+
+@pytest.mark.parametrize("n", [1_000, 1_000_000])
+def test_no_shift_is_stable_at_any_sample_size(n):
+    row = drift_of(n, 0.0, seed=11)
+    assert (row["band"], row["verdict"]) == ("stable", "stable")
+    assert row["n_reference"] == row["n_current"] == n
+
+
+def test_a_small_shift_is_drifted_at_a_million_rows_though_its_psi_is_below_0_1():
+    row = drift_of(1_000_000, 0.05, seed=12)
+    assert row["psi"] < 0.1 and row["band"] == "stable"
+    assert row["verdict"] == "drifted" and row["statistic"] > row["threshold"]
+
+
+def test_the_same_small_shift_is_stable_at_a_thousand_rows():
+    row = drift_of(1_000, 0.05, seed=12)
+    assert row["verdict"] == "stable" and row["statistic"] < row["threshold"]
+
+
+def test_feature_drift_matches_the_twin_on_reference_bins_with_nulls_and_nan():
+    rng = np.random.default_rng(4)
+    old = rng.normal(size=3000)
+    old[rng.random(3000) < 0.05] = np.nan
+    new = pa.array(rng.normal(0.3, 1.2, 2000), mask=rng.random(2000) < 0.2)
+    ref = reference_statistics({"x": old}, features=["x"])
+    row = feature_drift(ref, pa.table({"x": new})).to_pylist()[0]
+    f = ref.features["x"]
+    current = naive_bins(np.nan_to_num(new.to_numpy(zero_copy_only=False), nan=np.nan),
+                         ~np.asarray(new.is_null()), f.edges)
+    assert row["psi"] == pytest.approx(naive_psi(list(f.counts) + [f.null_count], current.tolist()))
+    assert row["bins"] == len(f.edges) + 2  # the missing bin too
+    assert row["null_share_reference"] == pytest.approx(f.null_count / 3000)
+    assert row["null_share_current"] == pytest.approx(current[-1] / 2000)
+
+
+def test_constant_columns_are_stable_when_unchanged_and_major_when_the_value_moves():
+    ref = reference_statistics({"c": np.full(500, 3.0)}, features=["c"])
+    same = feature_drift(ref, {"c": np.full(800, 3.0)}).to_pylist()[0]
+    moved = feature_drift(ref, {"c": np.full(800, 4.0)}).to_pylist()[0]
+    assert (same["psi"], same["verdict"], same["bins"]) == (0.0, "stable", 2)
+    assert moved["band"] == "major" and moved["verdict"] == "drifted"
+
+
+def test_a_category_unseen_in_the_reference_gets_its_own_bin_at_epsilon():
+    ref = reference_statistics({"c": np.array(["a"] * 60 + ["b"] * 40)}, features=[], categories=["c"])
+    cur = pa.table({"c": pa.array(["b"] * 50 + ["new"] * 10 + ["a"] * 40)})
+    row = feature_drift(ref, cur).to_pylist()[0]
+    assert row["kind"] == "category" and row["bins"] == 3
+    assert row["psi"] == pytest.approx(naive_psi([60, 40, 0], [40, 50, 10]))
+
+
+def test_a_reference_category_absent_now_counts_as_an_empty_bin():
+    ref = reference_statistics({"c": np.array(["a", "b", "gone"] * 10)}, features=[], categories=["c"])
+    row = feature_drift(ref, {"c": np.array(["a", "b"] * 15)}).to_pylist()[0]
+    assert row["bins"] == 3 and row["psi"] == pytest.approx(naive_psi([10, 10, 10], [15, 15, 0]))
+
+
+def test_feature_drift_is_the_same_for_any_thread_count_and_batch_size():
+    rng = np.random.default_rng(6)
+    old = pa.table({"a": rng.normal(size=9000), "b": rng.exponential(size=9000),
+                    "c": pa.array(rng.choice(["x", "y"], 9000))})
+    new = pa.table({"a": rng.normal(0.1, 1, 7000), "b": pa.array(rng.exponential(size=7000),
+                                                                 mask=rng.random(7000) < 0.1),
+                    "c": pa.array(rng.choice(["x", "y", "z"], 7000))})
+    ref = reference_statistics(old, features=["a", "b"], categories=["c"])
+    with segmint.threads(1):
+        one = feature_drift(ref, new, batch_size=1000)
+    with segmint.threads(2):
+        two = feature_drift(ref, new, batch_size=333)
+    assert one.equals(two)
+    assert one.column("feature").to_pylist() == ["a", "b", "c"]
+    assert one.schema.names == ["feature", "kind", "bins", "psi", "band", "statistic", "threshold",
+                                "verdict", "n_reference", "n_current", "null_share_reference",
+                                "null_share_current"]
+
+
+def test_feature_drift_refuses_missing_columns_wrong_kinds_and_empty_data():
+    ref = reference_statistics({"a": np.arange(10.0), "c": np.array(["x"] * 10)}, features=["a"],
+                               categories=["c"])
+    with pytest.raises(UnknownColumnError, match="'a'"):
+        feature_drift(ref, {"b": np.arange(3.0), "c": np.array(["x"] * 3)})
+    with pytest.raises(UnsupportedTypeError, match="'c'"):
+        feature_drift(ref, {"a": np.arange(3.0), "c": np.arange(3.0)})
+    with pytest.raises(DataError, match="no rows"):
+        feature_drift(ref, pa.table({"a": pa.array([], pa.float64()), "c": pa.array([], pa.string())}))
+    with pytest.raises(ParameterError, match="ReferenceStatistics"):
+        feature_drift(ref.to_dict(), {"a": [1.0]})
+    empty = ReferenceStatistics(0)
+    with pytest.raises(DataError, match="no rows"):
+        feature_drift(empty, {"a": [1.0]})
