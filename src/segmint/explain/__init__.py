@@ -3,7 +3,7 @@
 :func:`profile` describes each segment (size, revenue, reach, what sets it apart, one line of
 words); :func:`sweep_k` fits k-means over a range of k and scores each; :func:`validate` flags
 segments too small, too close, unstable or unreachable. ``segments=`` is a column, a fitted
-Segmenter, a RuleSet or a table of (id, segment): see :mod:`.segments`.
+Segmenter, a RuleSet, a table of (id, segment) or per-row labels: see :mod:`.segments`.
 """
 from .profile import Profile, profile
 from .segments import SegmentBatch, SegmentSource, cli_segments, resolve_segments
