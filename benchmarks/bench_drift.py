@@ -7,9 +7,15 @@ as dictionary strings (as ``Segmenter.score`` writes them), in memory as Arrow t
 Group ``migration``; quality figure: the customers whose from-label differs from their to-label
 (moved, new or departed), which every engine must reproduce exactly. After timing, the DuckDB
 benchmark checks its whole crosstab equal to ours. DuckDB runs on segmint's thread count.
+
+Groups ``migration[hashed ids]`` and ``migration[colliding ids]``: the same snapshots with
+their ids replaced by scattered 64-bit ids (the hash-partition path) and by ids chosen so
+their hashes collide (an adversary who knows the hash: the bounded probe gives up and the
+ids are numbered by a sort), so neither can turn quadratic unnoticed.
 """
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from conftest import compare, duckdb_connection, record
@@ -64,6 +70,40 @@ def test_migration(benchmark, snapshots):
     counts = counts_of(result)
     record(benchmark, quality=(MOVED, moved(counts), "equal"), customers=previous.num_rows,
            new=int(result.matrix[-1].sum()), departed=int(result.matrix[:, -1].sum()))
+
+
+def _unxorshift(y, s):
+    x = y.copy()
+    for _ in range(64 // s + 1):
+        x = y ^ (x >> np.uint64(s))
+    return x
+
+
+def colliding_ids(n):
+    """``n`` ids whose splitmix64 hashes (the join's) are ``i << 24``: one partition, one slot."""
+    with np.errstate(over="ignore"):
+        z = np.arange(1, n + 1, dtype=np.uint64) << np.uint64(24)
+        z = _unxorshift(z, 31) * np.uint64(pow(0x94D049BB133111EB, -1, 1 << 64))
+        z = _unxorshift(z, 27) * np.uint64(pow(0xBF58476D1CE4E5B9, -1, 1 << 64))
+        z = _unxorshift(z, 30) - np.uint64(0x9E3779B97F4A7C15)
+    return z.view(np.int64)
+
+
+@pytest.mark.parametrize("kind", ["hashed", "colliding"])
+def test_migration_sparse_ids(benchmark, snapshots, kind):
+    previous, current = snapshots
+    n = int(max(pc.max(previous["customer_id"]).as_py(),
+                pc.max(current["customer_id"]).as_py())) + 1
+    if kind == "hashed":
+        table = np.random.default_rng(1).integers(-2**63, 2**63 - 1, n, dtype=np.int64)
+    else:
+        table = colliding_ids(n)
+    previous = previous.set_column(0, "customer_id", pa.array(table[previous["customer_id"].to_numpy()]))
+    current = current.set_column(0, "customer_id", pa.array(table[current["customer_id"].to_numpy()]))
+    compare(benchmark, f"{GROUP}[{kind} ids]")
+    run_segmint(previous.slice(0, 1000), current.slice(0, 1000))
+    result = benchmark.pedantic(run_segmint, args=(previous, current), rounds=3, iterations=1, warmup_rounds=1)
+    record(benchmark, quality=(MOVED, moved(counts_of(result)), "equal"), customers=previous.num_rows)
 
 
 SQL = """

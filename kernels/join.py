@@ -6,7 +6,9 @@ snapshots' ids, one after the other, are grouped into partitions by the top bits
 (:func:`partition_count`, :func:`partition_scatter`), and each partition numbers its distinct
 ids in a small, cache-resident hash table (:func:`number_partitions`, partitions split over
 threads); an id's number is its partition's first position plus its order of appearance there,
-so numbers lie in ``0..rows-1`` and ``base`` is 0. The join is then direct addressing in two steps:
+so numbers lie in ``0..rows-1`` and ``base`` is 0. Probes are bounded (ids chosen to collide
+in the public hash would make linear probing quadratic): past the bound the caller numbers the
+ids by a sort instead (O(n log n) for any ids). The join is then direct addressing in two steps:
 
 1. :func:`scatter_codes`, once per snapshot (the two run side by side on two threads), writes
    each customer's segment into ``slots[key - base]`` and finds a repeated id on the way;
@@ -117,29 +119,47 @@ def partition_scatter(ids, p_shift, cursor, part_ids, part_rows):
 
 
 @kernel
-def number_partitions(part_ids, part_rows, starts, p_lo, p_hi, table_keys, table_numbers, out):
+def number_partitions(part_ids, part_rows, starts, p_lo, p_hi, max_probe, table_keys, table_numbers, out):
     """Number the distinct ids of partitions ``p_lo..p_hi``: an id of partition ``p`` gets
-    ``starts[p]`` plus its order of first appearance in the partition (open addressing in a
-    small table reused for each partition, so it stays in cache).
+    ``starts[p]`` plus its order of first appearance in the partition (open addressing with
+    linear probing in a small table reused for each partition, so it stays in cache).
+
+    Each partition uses the first ``size`` slots of the table, ``size`` the power of two at
+    least twice its own row count (at least 16), so only those are reset and the load stays at
+    most 1/2. The slot of an id is the *low* bits of its hash, the partition its *top* bits:
+    disjoint bits, so ids of one partition still spread over its table. Probing is bounded:
+    ids chosen to collide (the hash is public, so an adversary can invert it) make a probe
+    longer than ``max_probe``, and the kernel stops at once and reports it; the caller then
+    numbers the ids another way (a sort), so the cost stays O(rows * max_probe) whatever the ids.
 
     Parameters
     ----------
     part_ids, part_rows : (n,) int64, IN: as :func:`partition_scatter` left them
     starts : (partitions + 1,) int64, IN: first position of each partition, then ``n``
     p_lo, p_hi : int, the partitions of this chunk
-    table_keys : (cap,) int64, scratch; ``cap`` a power of two above 4/3 of the largest partition
+    max_probe : int, the longest probe allowed (slots looked at for one id)
+    table_keys : (cap,) int64, scratch; ``cap`` at least the ``size`` of every partition
     table_numbers : (cap,) int32, scratch
     out : (n,) int64, OUT (rows of these partitions only): the number of the id of each row
+
+    Returns
+    -------
+    int: -1 when every id was numbered, else the partition where a probe exceeded ``max_probe``
+    (``out`` is then incomplete)
     """
-    mask = np.int64(table_keys.shape[0] - 1)
     for p in range(p_lo, p_hi):
         lo = starts[p]
         hi = starts[p + 1]
-        table_numbers[:] = -1
+        size = 16
+        while size < 2 * (hi - lo):
+            size *= 2
+        mask = np.int64(size - 1)
+        table_numbers[:size] = -1
         count = 0
         for j in range(lo, hi):
             key = part_ids[j]
-            h = np.int64(_mix(key)) & mask
+            h = np.int64(_mix(key) & np.uint64(mask))
+            probes = 0
             while True:
                 number = table_numbers[h]
                 if number < 0:
@@ -151,4 +171,8 @@ def number_partitions(part_ids, part_rows, starts, p_lo, p_hi, table_keys, table
                 if table_keys[h] == key:
                     out[part_rows[j]] = lo + number
                     break
+                probes += 1
+                if probes > max_probe:
+                    return p
                 h = (h + 1) & mask
+    return -1

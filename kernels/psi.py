@@ -1,10 +1,15 @@
 """Counts for the population stability index: reference sketches, bins and categories per batch.
 
-Three loops over one batch of one column, each adding integer counts to an array the caller
-owns. Integer sums do not depend on their order, so a caller may count batches on any thread
-and add the per-batch arrays in any order: the totals are the same bits for any thread count.
+Loops over one batch of one column, each adding integer counts to an array the caller owns
+(:func:`finite_range` instead widens a min/max pair: the range :func:`scaled_sketch` needs).
+Integer sums, minima and maxima do not depend on their order, so a caller may count batches on
+any thread and combine them in any order: the totals are the same bits for any thread count.
 
-Conventions shared by the three kernels:
+:func:`reference_sketch` (a sketch of the raw values) is no longer used by the reference
+statistics, which sketch shifted and scaled values (:func:`scaled_sketch`) for edges that do not
+depend on the values' magnitude.
+
+Conventions shared by the kernels:
 
 - a row is *missing* when its validity bit is 0 (null) or its value is NaN; missing rows are
   counted apart, in the last slot of ``counts``;
@@ -16,7 +21,7 @@ Conventions shared by the three kernels:
 """
 import numpy as np
 
-from .settings import kernel
+from .settings import EXACT, kernel
 from .sketch import N_BUCKETS, bucket_of_bits
 
 # Up to this many edges a branch-free count of the edges at or below a value beats a binary
@@ -61,6 +66,80 @@ def reference_sketch(values, bits, bit_offset, counts):
             counts[0] += 1
         else:
             counts[bucket_of_bits(x, scratch, scratch_bits)] += 1
+
+
+@kernel
+def finite_range(values, bits, bit_offset, out):
+    """Widen ``[out[0], out[1]]`` to the smallest and largest finite value of one batch.
+
+    Min and max do not depend on the order batches are combined in: the same bits for any
+    thread count.
+
+    Parameters
+    ----------
+    values : (n,) float32/float64, IN
+    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
+    bit_offset : int, bit of row 0 in ``bits``
+    out : (2,) float64, INOUT: ``[min, max]`` of the finite valid values so far; start from
+        ``[+inf, -inf]`` (still so after a batch without a finite value)
+    """
+    has_bits = bits.shape[0] > 0
+    lo = out[0]
+    hi = out[1]
+    for i in range(values.shape[0]):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            continue
+        x = np.float64(values[i])
+        if x == x and x != np.inf and x != -np.inf:  # finite
+            if x < lo:
+                lo = x
+            if x > hi:
+                hi = x
+    out[0] = lo
+    out[1] = hi
+
+
+# IEEE arithmetic without fast-math: ``scaled_value`` in segmint.drift.reference repeats the same
+# two operations in Python and must land on the same bits, or bin counts would stop being exact.
+@kernel(fastmath=set(EXACT))
+def scaled_sketch(values, bits, bit_offset, low_half, scale, counts):
+    """Add one batch of a numeric column, shifted and scaled, to its quantile sketch.
+
+    Each value ``x`` is counted as ``y = (x * 0.5 - low_half) * scale``: with ``low_half`` half
+    the reference minimum and ``scale`` the inverse of half its spread, finite values map to
+    ``[0, 1]`` (halves first, so that ``max - min`` cannot overflow), so the sketch's relative
+    precision applies to the distance from the minimum, not to the value's magnitude. The map is
+    monotone (each IEEE step is), so a sketch bucket is an interval of ``x`` as well.
+
+    Parameters
+    ----------
+    values : (n,) float32/float64, IN
+    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
+    bit_offset : int, bit of row 0 in ``bits``
+    low_half : float64, half the smallest finite reference value
+    scale : float64 > 0, finite
+    counts : (N_BUCKETS + 1,) int64, INOUT: sketch buckets of ``y`` (``-inf`` in bucket 0,
+        ``+inf`` in bucket ``N_BUCKETS - 1``); the last slot counts missing rows (null or NaN)
+    """
+    has_bits = bits.shape[0] > 0
+    missing = counts.shape[0] - 1
+    top = N_BUCKETS - 1
+    scratch = np.empty(1)
+    scratch_bits = scratch.view(np.int64)
+    for i in range(values.shape[0]):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            counts[missing] += 1
+            continue
+        x = np.float64(values[i])
+        if x != x:
+            counts[missing] += 1
+        elif x == np.inf:
+            counts[top] += 1
+        elif x == -np.inf:
+            counts[0] += 1
+        else:
+            y = (x * 0.5 - low_half) * scale
+            counts[bucket_of_bits(y, scratch, scratch_bits)] += 1
 
 
 @kernel

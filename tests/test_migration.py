@@ -2,6 +2,7 @@
 against a plain-Python twin, and its refusals and words."""
 import json
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 import segmint
 from segmint.drift.migration import DEPARTED, NEW, NONE, Migration, migration
-from segmint.errors import DataError, OutputError, UnknownColumnError, UnsupportedTypeError
+from segmint.errors import (DataError, OutputError, ParameterError, UnknownColumnError,
+                            UnsupportedTypeError)
 from segmint.kernels import join as kj
 
 
@@ -128,15 +130,18 @@ def test_dictionary_integer_ids_and_segments_and_nulls_in_a_dictionary_are_read_
     current = pa.table({"id": pa.array([7, 5, 9], pa.int16()),
                         "segment": pa.array([10, 2, 10]).dictionary_encode()})
     result = migration(previous, current, id_column="id")
-    assert result.from_names == ["a", "b", NONE, NEW] and result.to_names == ["2", "10", DEPARTED]
+    # integer names first in numeric order, then text, (none) last: one order for both axes
+    assert result.from_names == ["2", "10", "a", "b", NONE, NEW]
+    assert result.to_names == ["2", "10", "a", "b", NONE, DEPARTED]
     assert as_counts(result) == {("a", "10"): 1, ("b", "2"): 1, (NONE, DEPARTED): 1, (NEW, "10"): 1}
 
 
 def test_integer_segments_are_named_by_their_decimal_text_in_numeric_order():
     previous, current = snapshots(300, seed=2, segment_kind="int")
     result = migration(previous, current, id_column="id")
-    assert result.from_names == ["-4", "2", "3", "11", NEW]
-    assert result.to_names == ["2", "3", "7", "8", "11", "40", DEPARTED]
+    union = ["-4", "2", "3", "7", "8", "11", "40"]
+    assert result.from_names == union + [NEW]
+    assert result.to_names == union + [DEPARTED]
 
 
 def test_segments_named_new_or_departed_stay_apart_from_the_new_and_departed_labels():
@@ -151,7 +156,8 @@ def test_null_segments_count_as_their_own_group_listed_last():
     current = pa.table({"id": [1, 2, 3], "segment": [None, None, "a"]})
     result = migration(previous, current, id_column="id")
     assert result.from_names == ["a", "b", NONE, NEW]
-    assert result.to_names == ["a", NONE, DEPARTED]
+    assert result.to_names == ["a", "b", NONE, DEPARTED]  # b has no one now: a zero column
+    assert result.matrix[:, 1].sum() == 0
     assert as_counts(result) == {("a", "a"): 1, ("b", NONE): 1, (NONE, NONE): 1}
 
 
@@ -200,9 +206,44 @@ def test_sizes_count_each_segment_in_both_snapshots_and_say_how_it_changed():
         assert r["previous_share"] == pytest.approx(prev_counts.get(name, 0) / previous.num_rows)
         assert r["current_share"] == pytest.approx(cur_counts.get(name, 0) / current.num_rows)
         assert r["change"] == pytest.approx(r["current_share"] - r["previous_share"])
+        assert r["count_change"] == cur_counts.get(name, 0) - prev_counts.get(name, 0)
     assert sizes["gone"]["status"] == "vanished"
     assert sizes["fresh"]["status"] == "new"
-    assert {sizes[n]["status"] for n in "abc"} <= {"grew", "shrank", "unchanged"}
+    for n in "abc":
+        r = sizes[n]
+        expected = ("share grew" if r["change"] > 0 else "share shrank" if r["change"] < 0
+                    else "share unchanged")
+        assert r["status"] == expected
+    assert result.sizes.schema.field("count_change").type == pa.int64()
+
+
+def test_status_compares_shares_so_a_segment_with_more_customers_can_still_shrink():
+    previous = pa.table({"id": np.arange(100), "segment": ["a"] * 50 + ["b"] * 50})
+    current = pa.table({"id": np.arange(300), "segment": ["a"] * 60 + ["b"] * 240})
+    sizes = {r["segment"]: r for r in migration(previous, current, id_column="id").sizes.to_pylist()}
+    assert sizes["a"]["count_change"] == 10 and sizes["a"]["status"] == "share shrank"
+    assert sizes["b"]["count_change"] == 190 and sizes["b"]["status"] == "share grew"
+
+
+def test_both_axes_list_the_union_of_segments_in_one_order_so_the_diagonal_is_stayed():
+    previous = pa.table({"id": [1, 2, 3, 4], "segment": ["c", "a", "b", "a"]})
+    current = pa.table({"id": [4, 3, 2, 5], "segment": ["a", "d", "a", "d"]})
+    result = migration(previous, current, id_column="id")
+    assert result.from_names[:-1] == result.to_names[:-1] == ["a", "b", "c", "d"]
+    m = result.matrix
+    assert m.shape == (5, 5)
+    assert np.trace(m[:-1, :-1]) == 2  # ids 2 and 4 stayed in a
+    assert m[3].sum() == 0 and m[:, 1].sum() == 0 and m[:, 2].sum() == 0  # d not before; b, c not now
+    assert as_counts(result) == crosstab_twin(previous, current)
+
+
+def test_integer_segments_are_in_numeric_order_on_both_axes_with_the_diagonal_aligned():
+    previous = pa.table({"id": [1, 2, 3], "segment": pa.array([10, 2, 9], pa.int32())})
+    current = pa.table({"id": [1, 2, 3], "segment": pa.array([10, 2, 100], pa.int64())})
+    result = migration(previous, current, id_column="id")
+    assert result.from_names == ["2", "9", "10", "100", NEW]
+    assert result.to_names == ["2", "9", "10", "100", DEPARTED]
+    assert np.trace(result.matrix[:-1, :-1]) == 2
 
 
 @pytest.mark.parametrize("which", ["previous", "current", "both"])
@@ -269,12 +310,28 @@ def test_null_ids_are_refused_with_their_count():
         migration(previous, previous.slice(0, 1), id_column="id")
 
 
-def test_uint64_ids_beyond_int64_are_refused_and_within_it_are_matched():
+@pytest.mark.parametrize("other_type", [pa.uint64(), pa.uint32()], ids=str)
+def test_uint64_ids_beyond_2_63_are_matched_with_unsigned_ids_by_their_bits(other_type):
+    big = pa.table({"id": pa.array([1, 2**63 + 5, 2**64 - 1, 7], pa.uint64()), "segment": ["a", "b", "c", "a"]})
+    if other_type == pa.uint64():
+        other = pa.table({"id": pa.array([2**64 - 1, 2**63 + 5, 3], pa.uint64()), "segment": ["a", "b", "c"]})
+    else:
+        other = pa.table({"id": pa.array([7, 1, 3], other_type), "segment": ["a", "b", "c"]})
+    result = migration(big, other, id_column="id")
+    assert as_counts(result) == crosstab_twin(big, other)
+    assert result.matrix.sum() == len(set(big["id"].to_pylist()) | set(other["id"].to_pylist()))
+
+
+def test_uint64_ids_beyond_2_63_beside_signed_ids_are_refused_and_within_it_are_matched():
     big = pa.table({"id": pa.array([1, 2**63 + 5], pa.uint64()), "segment": ["a", "b"]})
+    signed = pa.table({"id": pa.array([1, -9223372036854775803], pa.int64()), "segment": ["a", "b"]})
+    with pytest.raises(DataError, match=r"the previous snapshot holds id=9223372036854775813 \(uint64"):
+        migration(big, signed, id_column="id")
+    with pytest.raises(DataError, match=r"the current snapshot holds id=9223372036854775813.*other "
+                                        r"snapshot's ids are int64"):
+        migration(signed, big, id_column="id")
     small = pa.table({"id": pa.array([1, 2**63 - 1], pa.uint64()), "segment": ["a", "b"]})
-    with pytest.raises(DataError, match=r"beyond the int64 range"):
-        migration(big, small, id_column="id")
-    assert as_counts(migration(small, small, id_column="id")) == {("a", "a"): 1, ("b", "b"): 1}
+    assert as_counts(migration(small, signed, id_column="id")) == crosstab_twin(small, signed)
 
 
 def test_integer_ids_are_not_matched_with_string_ids():
@@ -417,8 +474,8 @@ def test_hash_partitions_number_each_distinct_id_once_within_its_partition(p_bit
     out = np.full(ids.size, -1, np.int64)
     cap = 1024
     for lo in range(counts.size):  # one partition per call: as any chunking would
-        kj.number_partitions(part_ids, part_rows, starts, lo, lo + 1,
-                             np.empty(cap, np.int64), np.empty(cap, np.int32), out)
+        assert kj.number_partitions(part_ids, part_rows, starts, lo, lo + 1, 128,
+                                    np.empty(cap, np.int64), np.empty(cap, np.int32), out) == -1
     # the twin: per partition, distinct ids numbered from the partition's start in order of appearance
     expected = {}
     for p in range(counts.size):
@@ -460,3 +517,119 @@ def test_any_small_pair_of_snapshots_matches_the_crosstab(pair):
     assert result.previous_rows == previous.num_rows and result.current_rows == current.num_rows
     assert result.sizes["previous_count"].to_numpy().sum() == previous.num_rows
     assert result.sizes["current_count"].to_numpy().sum() == current.num_rows
+
+
+# -- hash flooding ---------------------------------------------------------------------------------------
+_M64 = (1 << 64) - 1
+
+
+def _unxorshift(y, s):
+    x = y
+    for _ in range(64 // s + 1):
+        x = y ^ (x >> s)
+    return x
+
+
+def _unmix(z):
+    """The id whose splitmix64 hash (the join's, public) is ``z``: what an adversary computes."""
+    z = _unxorshift(z, 31)
+    z = (z * pow(0x94D049BB133111EB, -1, 1 << 64)) & _M64
+    z = _unxorshift(z, 27)
+    z = (z * pow(0xBF58476D1CE4E5B9, -1, 1 << 64)) & _M64
+    z = _unxorshift(z, 30)
+    z = (z - 0x9E3779B97F4A7C15) & _M64
+    return z - (1 << 64) if z >= 1 << 63 else z
+
+
+def adversarial_ids(n):
+    """Ids whose hashes are ``i << 24``: one partition (top bits 0) and one table slot (low bits
+    0) for all of them, so unbounded linear probing would be quadratic."""
+    return np.array([_unmix(i << 24) for i in range(1, n + 1)], np.int64)
+
+
+def test_the_inverse_hash_of_the_test_is_the_kernels_hash():
+    ids = adversarial_ids(5)
+    assert [int(np.uint64(kj._mix(v))) for v in ids.tolist()] == [i << 24 for i in range(1, 6)]
+
+
+def test_ids_chosen_to_collide_in_the_hash_finish_fast_and_match_the_crosstab():
+    ids = adversarial_ids(40_000)
+    rng = np.random.default_rng(21)
+    prev_ids, cur_ids = ids[:30_000], rng.permutation(ids[10_000:])
+    previous = pa.table({"id": prev_ids, "segment": rng.choice(["a", "b", "c"], prev_ids.size)})
+    current = pa.table({"id": cur_ids, "segment": rng.choice(["a", "b", "d"], cur_ids.size)})
+    migration(previous.slice(0, 50), current.slice(0, 50), id_column="id")  # compiled outside the clock
+    start = time.perf_counter()
+    result = migration(previous, current, id_column="id")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.3, f"{elapsed:.2f} s for 40k adversarial ids"
+    assert as_counts(result) == crosstab_twin(previous, current)
+    with pytest.raises(DataError, match=rf"the current snapshot holds id={int(cur_ids[5])} more than once"):
+        migration(previous, pa.concat_tables([current, current.slice(5, 1)]), id_column="id")
+
+
+def test_a_probe_past_the_bound_stops_the_kernel_and_names_its_partition():
+    ids = np.concatenate([np.arange(10, dtype=np.int64), adversarial_ids(40)])
+    part_rows = np.arange(ids.size, dtype=np.int64)
+    starts = np.array([0, 10, ids.size], np.int64)  # two partitions: 10 plain ids, 40 colliding ones
+    out = np.full(ids.size, -1, np.int64)
+    keys, numbers = np.empty(128, np.int64), np.empty(128, np.int32)
+    assert kj.number_partitions(ids, part_rows, starts, 0, 2, 8, keys, numbers, out) == 1
+    assert out[:10].tolist() == list(range(10))  # the first partition was numbered
+    out[:] = -1
+    assert kj.number_partitions(ids, part_rows, starts, 0, 2, 64, keys, numbers, out) == -1
+    assert out.tolist() == list(range(ids.size))
+
+
+def test_each_partition_sizes_its_own_table_so_many_small_partitions_stay_cheap():
+    # one large partition and many small ones: each small one resets only its own slots,
+    # and a table of 16 slots is enough scratch for partitions of up to 8 ids
+    ids = np.arange(1000, dtype=np.int64) * 7919
+    starts = np.arange(0, 1001, 8, dtype=np.int64)
+    starts = np.append(starts, 1000) if starts[-1] != 1000 else starts
+    out = np.full(ids.size, -1, np.int64)
+    assert kj.number_partitions(ids, np.arange(1000, dtype=np.int64), starts, 0, starts.size - 1, 128,
+                                np.empty(16, np.int64), np.empty(16, np.int32), out) == -1
+    assert out.tolist() == list(range(1000))
+
+
+# -- arguments, words -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, name", [({"id_column": None}, "id_column"),
+                                          ({"id_column": "id", "segments": 1}, "segments"),
+                                          ({"id_column": ["id"]}, "id_column"),
+                                          ({"id_column": "id", "segments": ["segment"]}, "segments"),
+                                          ({"id_column": ""}, "id_column")])
+def test_an_argument_that_is_not_a_column_name_is_refused_naming_the_argument(kwargs, name):
+    table = pa.table({"id": [1, 2], "segment": ["a", "b"]})
+    with pytest.raises(ParameterError, match=rf"^{name} must be the name of a column"):
+        migration(table, table, **kwargs)
+
+
+def test_markdown_escapes_line_breaks_and_pipes_in_segment_names():
+    previous = pa.table({"id": [1, 2], "segment": ["two\nlines", "a|b"]})
+    current = pa.table({"id": [1, 2], "segment": ["win\r\ndows", "a|b"]})
+    md = migration(previous, current, id_column="id").to_markdown()
+    assert "two<br>lines" in md and "win<br>dows" in md and "a\\|b" in md
+    table_lines = [line for line in md.splitlines() if line.startswith("|")]
+    # every row of the matrix and sizes tables is one line with its full set of cells
+    assert all(line.endswith("|") for line in table_lines)
+    assert not any(line.startswith(("lines", "dows")) for line in md.splitlines())
+
+
+def test_customers_without_a_segment_in_both_snapshots_did_not_stay_in_their_segment():
+    previous = pa.table({"id": np.arange(10), "segment": ["a"] * 4 + [None] * 6})
+    current = pa.table({"id": np.arange(10), "segment": ["a"] * 4 + [None] * 6})
+    result = migration(previous, current, id_column="id")
+    assert "; 40.0% of the 10 in both stayed in their segment" in result.findings[0]
+
+
+def test_the_unassigned_group_is_described_as_customers_with_no_segment_now():
+    n = 8936
+    previous = pa.table({"id": np.arange(n), "segment": pa.array(["a"] * (n - 100) + [None] * 100)})
+    current = pa.table({"id": np.arange(n), "segment": pa.array(["a"] * (n - 420) + [None] * 420)})
+    result = migration(previous, current, id_column="id")
+    assert "420 customers (4.7%) have no segment now (was 1.1%)" in result.findings
+    assert not any(f.startswith(NONE) for f in result.findings)
+    fresh = migration(previous.slice(0, n - 100), previous.slice(0, 1).set_column(
+        1, "segment", pa.array([None], pa.string())), id_column="id")
+    assert "1 customer (100.0%) has no segment now" in fresh.findings

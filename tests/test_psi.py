@@ -55,6 +55,37 @@ def kernel_bins(values, valid, edges, offset=0):
     return counts
 
 
+def within_bound(d, lo, hi):
+    """The bound EDGE_METHOD states: d < edge <= d + (d - lo) / 64 + (hi - lo) * 2^-23, or the
+    float right after d."""
+    return max(d + (d - lo) / 64 + (hi - lo) * 2.0 ** -23, math.nextafter(d, math.inf))
+
+
+def decile_values(x):
+    kept = np.sort(x[~np.isnan(x)])
+    return kept[np.floor(np.arange(1, 10) / 10 * (kept.size - 1)).astype(int)]
+
+
+def assert_edges_bound_their_deciles(x, ref):
+    """Every decile d has an edge e with d < e <= bound (the first edge above d), and every edge
+    is the first edge above some decile: the edges are the deciles', nothing else."""
+    x = np.asarray(x, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    lo, hi = finite.min(), finite.max()
+    edges = np.asarray(ref.edges)
+    firsts = set()
+    for d in decile_values(x):
+        if not np.isfinite(d):
+            continue
+        i = int(np.searchsorted(edges, d, side="right"))
+        if i == len(edges):  # no edge above d: only when d's bucket reaches past the maximum
+            assert within_bound(d, lo, hi) >= hi
+            continue
+        assert d < edges[i] <= within_bound(d, lo, hi), (d, edges[i])
+        firsts.add(i)
+    assert firsts == set(range(len(edges))) or np.isinf(decile_values(x)).any()
+
+
 # -- psi() --------------------------------------------------------------------------------------
 
 @settings(max_examples=150, deadline=None)
@@ -194,14 +225,14 @@ def test_every_bucket_edge_lies_above_its_bucket_and_at_or_below_the_next():
 
 
 # -- reference statistics -----------------------------------------------------------------------
-def test_reference_edges_sit_at_the_deciles_within_one_bucket_and_bin_counts_are_exact():
+def test_reference_edges_sit_at_the_deciles_within_the_stated_bound_and_bin_counts_are_exact():
     rng = np.random.default_rng(0)
     x = rng.lognormal(3, 1, 100_001)
     ref = reference_statistics({"x": x}, features=["x"]).features["x"]
     deciles = np.quantile(x, np.arange(1, 10) / 10, method="lower")
     assert len(ref.edges) == 9
     for d, e in zip(deciles, ref.edges):
-        assert d < e <= d * (1 + 1 / 64)
+        assert d < e <= within_bound(d, x.min(), x.max())
     assert list(ref.counts) == np.bincount(np.searchsorted(ref.edges, x, side="right"), minlength=10).tolist()
     assert ref.null_count == 0 and sum(ref.shares) == pytest.approx(1.0)
 
@@ -220,10 +251,10 @@ def test_reference_bins_count_exactly_what_searchsorted_finds_for_any_data(data)
     edges = np.asarray(ref.edges)
     assert len(edges) <= 9 and np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
     assert list(ref.counts) + [ref.null_count] == naive_bins(x, valid, edges).tolist()
-    kept = np.sort(x[valid & ~np.isnan(x)])
-    if kept.size:  # every edge lies above its decile
-        deciles = kept[np.floor(np.arange(1, 10) / 10 * (kept.size - 1)).astype(int)]
-        assert all(np.any(e > deciles) for e in edges)
+    kept = x[valid & ~np.isnan(x)]
+    if np.isfinite(kept).any():  # every edge within the stated bound of its decile
+        assert_edges_bound_their_deciles(kept, ref)
+    if kept.size:
         assert ref.counts[0] > 0
 
 
@@ -248,7 +279,7 @@ def test_ties_and_constant_columns_give_fewer_distinct_edges():
     assert len(ref["constant"].edges) == 1 and ref["constant"].counts == (n, 0)
     assert len(ref["three"].edges) == 3 and ref["three"].counts == (500, 300, 200, 0)
     assert ref["negative"].counts == (400, 600, 0)
-    assert ref["negative"].edges[0] == math.nextafter(-2.5, math.inf)  # -2.5 itself stays below
+    assert -2.5 < ref["negative"].edges[0] <= -2.5 + 1.5 * 2.0 ** -23  # -2.5 itself stays below
     assert ref["empty"].edges == () and ref["empty"].counts == (0,) and ref["empty"].null_count == n
 
 
@@ -489,3 +520,154 @@ def test_feature_drift_refuses_missing_columns_wrong_kinds_and_empty_data():
     empty = ReferenceStatistics(0)
     with pytest.raises(DataError, match="no rows"):
         feature_drift(empty, {"a": [1.0]})
+
+
+# -- review findings (issue 15): each test failed before its fix -----------------------------------
+def test_years_get_one_bin_per_year_and_a_move_to_later_years_is_major_drift():
+    rng = np.random.default_rng(21)
+    old = rng.integers(2016, 2021, 50_000)
+    ref = reference_statistics({"year": old}, features=["year"]).features["year"]
+    assert len(ref.edges) == 5  # 2016 | 2017 | 2018 | 2019 | 2020 | above
+    assert list(ref.counts) == np.bincount(old - 2016, minlength=5).tolist() + [0]
+    assert_edges_bound_their_deciles(old, ref)
+    row = feature_drift(ReferenceStatistics(50_000, [ref]), {"year": rng.integers(2021, 2026, 50_000)})
+    assert row.column("band").to_pylist() == ["major"]
+
+
+def test_epoch_seconds_are_binned_within_days_and_a_month_shift_is_drift():
+    rng = np.random.default_rng(22)
+    start, year = 1_577_836_800, 366 * 86_400  # 2020-01-01, one year of seconds
+    old = start + rng.integers(0, year, 200_000)
+    ref = reference_statistics({"t": old}, features=["t"]).features["t"]
+    assert len(ref.edges) == 9
+    assert_edges_bound_their_deciles(old, ref)
+    deciles = decile_values(old.astype(np.float64))
+    assert np.all(np.asarray(ref.edges) - deciles <= 6 * 86_400)  # within 6 days (was ~315)
+    row = feature_drift(ReferenceStatistics(200_000, [ref]),
+                        {"t": old + 30 * 86_400}).to_pylist()[0]
+    assert row["psi"] > 0.1 and row["verdict"] == "drifted"
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: 1e-9 * (1 + rng.random(20_001)),               # values around 1e-9
+    lambda rng: -1e6 - rng.lognormal(0, 1, 20_001),            # negative values
+    lambda rng: rng.normal(0, 1, 20_001) * 1e-12 + 5e-10,      # tiny spread around 5e-10
+    lambda rng: np.concatenate([rng.normal(size=20_000), [1e300, -1e300]]),  # a huge spread
+])
+def test_edges_lie_within_the_stated_bound_of_their_deciles_and_counts_are_exact(make):
+    x = make(np.random.default_rng(23))
+    ref = reference_statistics({"x": x}, features=["x"]).features["x"]
+    assert_edges_bound_their_deciles(x, ref)
+    assert list(ref.counts) == np.bincount(np.searchsorted(ref.edges, x, side="right"),
+                                           minlength=len(ref.edges) + 1).tolist()
+    if np.ptp(x) < 1:  # no outliers: every decile distinct, nine edges
+        assert len(ref.edges) == 9
+
+
+def test_the_scaled_sketch_kernel_matches_its_twin_with_nulls_nan_and_infinities():
+    from segmint.drift.reference import scaled_value, sketch_scale
+    rng = np.random.default_rng(24)
+    values = np.concatenate([rng.normal(3, 2, 700), [np.nan, np.inf, -np.inf, 3.0, -1.0]])
+    valid = rng.random(values.size) < 0.9
+    finite = values[valid & np.isfinite(values)]
+    out = np.array([np.inf, -np.inf])
+    kpsi.finite_range(values, packed(valid, 2), 2, out)
+    assert out.tolist() == [finite.min(), finite.max()]
+    low_half, scale = sketch_scale(*out)
+    counts = np.zeros(ks.N_BUCKETS + 1, dtype=np.int64)
+    kpsi.scaled_sketch(values, packed(valid, 2), 2, low_half, scale, counts)
+    twin = np.zeros(ks.N_BUCKETS + 1, dtype=np.int64)
+    for x, v in zip(values, valid):
+        if not v or np.isnan(x):
+            twin[-1] += 1
+        elif np.isinf(x):
+            twin[0 if x < 0 else ks.N_BUCKETS - 1] += 1
+        else:
+            twin[ks.bucket_of(scaled_value(float(x), low_half, scale))] += 1
+    assert counts.tolist() == twin.tolist()
+
+
+def test_numeric_reference_statistics_refuse_a_stream_that_can_be_read_once():
+    reader = pa.RecordBatchReader.from_batches(pa.schema([("x", pa.float64())]),
+                                               [pa.record_batch([pa.array([1.0, 2.0])], names=["x"])])
+    with pytest.raises(DataError, match="read only once"):
+        reference_statistics(reader, features=["x"])
+
+
+def test_an_edge_too_large_for_a_float_is_refused_not_an_overflow_error():
+    doc = edit(["features", 0, "edges", 1], 10 ** 400)(good_document())
+    with pytest.raises(ModelFormatError, match=r"features\[0\].edges\[1\]"):
+        ReferenceStatistics.from_dict(doc)
+
+
+@pytest.mark.parametrize("path", [["n_rows"], ["features", 0, "counts", 0], ["features", 0, "null_count"],
+                                  ["categories", 0, "counts", 1], ["segments", "null_count"]])
+def test_counts_above_2_to_the_53_are_refused(path):
+    with pytest.raises(ModelFormatError, match="2\\^53"):
+        ReferenceStatistics.from_dict(edit(path, 2 ** 70)(good_document()))
+
+
+def test_a_categorical_with_many_declared_but_two_used_categories_is_accepted():
+    import pandas as pd
+    declared = [f"c{i}" for i in range(1500)]
+    column = pd.Categorical(["c3", "c7", "c3", None], categories=declared)
+    ref = reference_statistics(pd.DataFrame({"c": column, "s": column}), features=[],
+                               categories=["c"], segments="s")
+    assert ref.categories["c"].categories == ("c3", "c7") and ref.categories["c"].counts == (2, 1)
+    assert ref.segments.categories == ("c3", "c7") and ref.segments.null_count == 1
+
+
+def test_too_many_used_categories_are_refused_naming_the_column():
+    t = pa.table({"email": [f"{i}@x" for i in range(1500)]})
+    with pytest.raises(DataError, match="column 'email'"):
+        reference_statistics(t, features=[], categories=["email"], batch_size=500)
+
+
+def test_current_categories_unseen_beyond_the_limit_are_pooled_into_one_other_bin():
+    from segmint.drift.psi import category_bins
+    from segmint.drift.reference import MAX_CATEGORIES
+    ref = reference_statistics({"c": np.array(["a"] * 60 + ["b"] * 40)}, features=[], categories=["c"])
+    new = ["a"] * 30 + [f"n{i}" for i in range(1500)] + ["n5"] * 4  # n5: the largest unseen one
+    row = feature_drift(ref, {"c": np.array(new)}).to_pylist()[0]
+    current = {k: new.count(k) for k in dict.fromkeys(new)}
+    expected, actual = category_bins(ref.categories["c"], current)
+    assert len(expected) == MAX_CATEGORIES + 1  # 2 known + 998 unseen + "(other)"
+    assert expected[:2] == [60, 40] and actual[:2] == [30, 0]  # a, b, then n0, n1, ... in order
+    assert actual[2:9] == [1, 1, 1, 1, 1, 5, 1]  # n5, the largest unseen one, is kept
+    assert sum(actual) == len(new) and actual[-1] == 1500 - 998 and expected[-1] == 0
+    assert row["bins"] == MAX_CATEGORIES + 1
+    assert row["psi"] == pytest.approx(naive_psi(expected, actual))
+
+
+def test_epsilon_and_alpha_are_checked_before_the_pass():
+    ref = reference_statistics({"x": np.arange(10.0)}, features=["x"])
+    schema = pa.schema([("x", pa.float64())])
+    batch = pa.record_batch([pa.array([1.0, 5.0])], schema=schema)
+    reader = pa.RecordBatchReader.from_batches(schema, [batch])
+    with pytest.raises(ParameterError, match="epsilon"):
+        feature_drift(ref, reader, epsilon=0.5)
+    with pytest.raises(ParameterError, match="alpha"):
+        feature_drift(ref, reader, alpha=0.0)
+    assert feature_drift(ref, reader).num_rows == 1  # the stream was not read by the refusals
+
+
+def test_psi_of_shares_near_the_float_maximum_does_not_overflow():
+    assert psi([1e308, 1e307], [1, 1]).psi == pytest.approx(psi([10, 1], [1, 1]).psi)
+    huge = psi([1.5e308, 1e308, 1e307], [1, 1, 1]).psi  # the plain sum is inf
+    assert huge == pytest.approx(psi([15, 10, 1], [1, 1, 1]).psi) and huge > 0.3
+
+
+def test_categories_are_in_dictionary_order_not_first_appearance():
+    labels = pa.DictionaryArray.from_arrays(pa.array([2, 1, 0, 2], pa.int32()), pa.array(["z", "y", "x"]))
+    ref = reference_statistics(pa.table({"c": labels}), features=[], categories=["c"])
+    assert ref.categories["c"].categories == ("z", "y", "x")
+
+
+def test_a_large_epsilon_pools_new_categories_so_that_every_bin_stays_above_it():
+    ref = reference_statistics({"c": np.array(["a"] * 60 + ["b"] * 40)}, features=[], categories=["c"])
+    new = np.array(["a"] * 30 + [f"n{i}" for i in range(50)])
+    row = feature_drift(ref, {"c": new}, epsilon=0.05).to_pylist()[0]
+    assert row["bins"] == 18  # 17 categories (a, b, n0..n14) and "(other)": fewer than 1/0.05
+    with pytest.raises(ParameterError, match="epsilon"):
+        feature_drift(ref, {"c": new}, epsilon=0.3)  # a, b, "(other)", nulls: up to 4 bins
+    assert feature_drift(ref, {"c": new}, epsilon=0.24).column("bins").to_pylist() == [3]  # a, b, (other)

@@ -16,7 +16,11 @@ A snapshot whose segment column holds one of these three texts is refused (the o
 tell them apart). Ids are refused when null (with their count) or repeated within a snapshot
 (naming one repeated id).
 
-The join: integer ids (any width; uint64 within the int64 range) are addressed directly when
+Both axes of the matrix list the same segments in one order (the union of both snapshots;
+integer segments in numeric order), so its diagonal is "stayed in their segment".
+
+The join: integer ids (any width; uint64 ids keep their bits as int64 keys, only equality
+matters) are addressed directly when
 they are dense (their span at most :data:`DENSE_SPAN` times the rows), else numbered first
 through hash partitions; string ids are dictionary-encoded against one dictionary for both snapshots, which
 makes them dense integers. Both ways end in the kernels of :mod:`segmint.kernels.join`: each
@@ -24,6 +28,7 @@ snapshot's segments scattered into one slot per id (the two snapshots on two thr
 the slots of both walked in order and counted pair by pair, in chunks.
 """
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +36,7 @@ import pyarrow.compute as pc
 
 from .._parallel import chunk_bounds, run_chunks
 from ..explain.segments import MAX_SEGMENTS
-from ..errors import DataError, UnsupportedTypeError, unknown_column
+from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io.source import open as open_source
 from ..io.writers import write_text
 from ..kernels import join as _join
@@ -49,6 +54,9 @@ DENSE_SPAN = 4
 # of partitions.
 P_BITS = 9
 PARTITIONS_PER_CHUNK = 64
+# The longest probe of the hash table (load at most 1/2: random ids never come close) before
+# the ids are taken as chosen to collide and numbered by a sort instead (np.unique).
+MAX_PROBE = 128
 # Slots counted per chunk of the crosstab (chunks depend on the id span only).
 CHUNK_SLOTS = 1 << 20
 # A segment whose share of customers moved by less than this (absolute) gets no finding.
@@ -62,6 +70,7 @@ SIZES_SCHEMA = pa.schema([
     ("previous_share", pa.float64()),
     ("current_count", pa.int64()),
     ("current_share", pa.float64()),
+    ("count_change", pa.int64()),
     ("change", pa.float64()),
     ("status", pa.string()),
 ])
@@ -81,8 +90,9 @@ def migration(previous, current, *, id_column, segments="segment"):
     previous, current : anything :func:`segmint.open` accepts
         The older and the newer snapshot, each holding ``id_column`` and ``segments``.
     id_column : str
-        The customer id column of both: integers of any width (uint64 within the int64
-        range) or strings (dictionary-encoded or not); both snapshots the same kind.
+        The customer id column of both: integers of any width or strings (dictionary-encoded
+        or not); both snapshots the same kind. uint64 ids beyond 2^63 - 1 are matched with
+        unsigned ids only.
     segments : str, default ``"segment"``
         The segment column of both: strings, dictionary strings or integers (named by their
         decimal text). A null segment counts as :data:`NONE`.
@@ -93,6 +103,8 @@ def migration(previous, current, *, id_column, segments="segment"):
 
     Raises
     ------
+    ParameterError
+        ``id_column`` or ``segments`` is not a column name (a non-empty str).
     UnknownColumnError
         A snapshot lacks ``id_column`` or ``segments``.
     UnsupportedTypeError
@@ -100,15 +112,48 @@ def migration(previous, current, *, id_column, segments="segment"):
     DataError
         Null ids (with their count), an id twice in one snapshot (naming it and the
         snapshot), integer ids in one snapshot and strings in the other, uint64 ids beyond
-        the int64 range, or a segment named like one of :data:`RESERVED`.
+        2^63 - 1 beside signed ids, or a segment named like one of :data:`RESERVED`.
     """
+    for name, value in (("id_column", id_column), ("segments", segments)):
+        if not isinstance(value, str) or not value:
+            raise ParameterError(f"{name} must be the name of a column (a non-empty str), got "
+                                 f"{type(value).__name__} {repr(value)[:60]}")
     prev = _Snapshot.read(previous, "the previous snapshot", id_column, segments)
     cur = _Snapshot.read(current, "the current snapshot", id_column, segments)
     prev_keys, cur_keys, base, span = _join_keys(prev, cur, id_column)
 
     matrix = _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column)
-    return Migration(matrix, prev.names, cur.names, id_column=id_column,
-                     inputs=tuple(prev.paths) + tuple(cur.paths))
+    names = _union_names(prev, cur)
+    return Migration(_on_union(matrix, prev.names, cur.names, names), names, names,
+                     id_column=id_column, inputs=tuple(prev.paths) + tuple(cur.paths))
+
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _union_names(prev, cur):
+    """The segments of either snapshot in one order for both axes: numeric order of integer
+    names when either snapshot's segments are integers (so ``"2"`` precedes ``"10"`` on both
+    sides), else text order; :data:`NONE` last."""
+    names = (set(prev.names) | set(cur.names)) - {NONE}
+    if prev.numeric or cur.numeric:
+        def key(name):
+            return (0, int(name), name) if _INTEGER_TEXT.fullmatch(name) else (1, 0, name)
+        ordered = sorted(names, key=key)
+    else:
+        ordered = sorted(names)
+    return ordered + ([NONE] if NONE in prev.names or NONE in cur.names else [])
+
+
+def _on_union(matrix, from_names, to_names, names):
+    """``matrix`` (rows ``from_names`` + new, columns ``to_names`` + departed) spread over the
+    square of ``names``: zero rows and columns for a segment absent from one snapshot."""
+    position = {name: i for i, name in enumerate(names)}
+    rows = [position[n] for n in from_names] + [len(names)]
+    cols = [position[n] for n in to_names] + [len(names)]
+    square = np.zeros((len(names) + 1, len(names) + 1), dtype=np.int64)
+    square[np.ix_(rows, cols)] = matrix
+    return square
 
 
 def _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column):
@@ -138,8 +183,9 @@ def _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column):
 class _Snapshot:
     """One snapshot read for the join: its ids (Arrow), segment names and codes, paths."""
 
-    def __init__(self, label, ids, names, codes, paths):
+    def __init__(self, label, ids, names, codes, paths, numeric=False):
         self.label, self.ids, self.names, self.codes, self.paths = label, ids, names, codes, paths
+        self.numeric = numeric  # integer segments, named by their decimal text
 
     @classmethod
     def read(cls, source, label, id_column, segments):
@@ -155,8 +201,10 @@ class _Snapshot:
         if ids.null_count:
             raise DataError(f"{src.label} has {ids.null_count:,} null ids in column {id_column!r}: "
                             "every customer needs an id to be matched")
-        names, codes = _segment_codes(table.column(segments).combine_chunks(), segments, src.label)
-        return cls(src.label, ids, names, codes, src.paths)
+        values = table.column(segments).combine_chunks()
+        names, codes = _segment_codes(values, segments, src.label)
+        kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+        return cls(src.label, ids, names, codes, src.paths, numeric=pa.types.is_integer(kind))
 
     def duplicate(self, row, id_column):
         value = self.ids[int(row)].as_py()
@@ -246,7 +294,7 @@ def _join_keys(prev, cur, id_column):
             raise UnsupportedTypeError(f"id column {id_column!r} of {snap.label} is {snap.ids.type}: "
                                        "ids are integers or strings")
     if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
-        x, y = _int64_ids(a, prev.label, id_column), _int64_ids(b, cur.label, id_column)
+        x, y = _int64_ids(a, b, prev.label, cur.label, id_column)
         if x.size + y.size == 0:
             return x, y, 0, 0
         lo = min(int(x.min()) if x.size else _INT64_MAX, int(y.min()) if y.size else _INT64_MAX)
@@ -269,12 +317,25 @@ def _decoded(ids):
     return ids.cast(ids.type.value_type) if pa.types.is_dictionary(ids.type) else ids
 
 
-def _int64_ids(ids, label, id_column):
-    values = ids.to_numpy(zero_copy_only=False)
-    if values.dtype == np.uint64 and values.size and values.max() > _INT64_MAX:
-        raise DataError(f"{label} holds {id_column}={int(values.max())}, beyond the int64 range ids "
-                        "are matched in")
-    return values.astype(np.int64, copy=False)
+def _int64_ids(a, b, a_label, b_label, id_column):
+    """Both snapshots' integer ids as int64 keys, equal exactly where the ids are equal.
+
+    Only equality matters, so uint64 ids keep their bits (those beyond the int64 range become
+    negative keys). That is safe when both snapshots are unsigned: the other's values are then
+    non-negative, or uint64 with the same bits. Signed ids beside uint64 ids beyond the int64
+    range are refused: a negative id and a large unsigned one could share their bits."""
+    x, y = a.to_numpy(zero_copy_only=False), b.to_numpy(zero_copy_only=False)
+    unsigned = [pa.types.is_unsigned_integer(t) for t in (a.type, b.type)]
+    for values, label, other, other_unsigned in ((x, a_label, b, unsigned[1]), (y, b_label, a, unsigned[0])):
+        if values.dtype == np.uint64 and values.size and not other_unsigned:
+            top = int(values.max())
+            if top > _INT64_MAX:
+                raise DataError(f"{label} holds {id_column}={top} (uint64, beyond 2^63 - 1) while the "
+                                f"other snapshot's ids are {other.type}: signed and unsigned ids are "
+                                "matched only within the int64 range; give both snapshots unsigned "
+                                "(or both signed) ids")
+    return tuple(v.view(np.int64) if v.dtype == np.uint64 else v.astype(np.int64, copy=False)
+                 for v in (x, y))
 
 
 def _numbered(x, y):
@@ -291,14 +352,24 @@ def _numbered(x, y):
     part_ids, part_rows = np.empty(rows, np.int64), np.empty(rows, np.int64)
     _join.partition_scatter(ids, p_shift, starts[:-1].copy(), part_ids, part_rows)
     del ids
-    cap = 1 << max(4, (4 * int(counts.max()) // 3).bit_length())
     out = np.empty(rows, dtype=np.int64)
 
     def number(bounds):
+        # scratch for the largest partition of this chunk (each partition sizes its own table)
+        largest = int(counts[bounds[0]:bounds[1]].max()) if bounds[1] > bounds[0] else 0
+        cap = max(16, 1 << (2 * largest - 1).bit_length()) if largest else 16
         keys, numbers = np.empty(cap, np.int64), np.empty(cap, np.int32)
-        _join.number_partitions(part_ids, part_rows, starts, bounds[0], bounds[1], keys, numbers, out)
+        return _join.number_partitions(part_ids, part_rows, starts, bounds[0], bounds[1], MAX_PROBE,
+                                       keys, numbers, out)
 
-    run_chunks(number, chunk_bounds(counts.size, PARTITIONS_PER_CHUNK))
+    failed = run_chunks(number, chunk_bounds(counts.size, PARTITIONS_PER_CHUNK))
+    if any(p >= 0 for p in failed):
+        # ids chosen to collide: number them by a sort, O(n log n) whatever they are
+        del part_ids, part_rows, out
+        ids = np.concatenate([x, y])
+        distinct, inverse = np.unique(ids, return_inverse=True)
+        inverse = inverse.reshape(-1).astype(np.int64, copy=False)
+        return inverse[:x.size], inverse[x.size:], 0, int(distinct.size)
     return out[:x.size], out[x.size:], 0, rows
 
 
@@ -312,29 +383,39 @@ class Migration:
         ``to_names[j]``. The last row is :data:`NEW` (only in current), the last column
         :data:`DEPARTED` (only in previous); ``matrix[-1, -1]`` is always 0.
     from_names : list of str
-        The previous snapshot's segments (sorted; :data:`NONE` last when a segment was null),
-        then :data:`NEW`: one name per row of ``matrix``.
+        The segments of either snapshot in one order (text order, or numeric order when
+        segments are integers; :data:`NONE` last when a segment was null), then :data:`NEW`:
+        one name per row of ``matrix``. A segment absent from the previous snapshot has a
+        zero row.
     to_names : list of str
-        The current snapshot's segments, then :data:`DEPARTED`: one name per column.
+        The same segments in the same order, then :data:`DEPARTED`: one name per column (a
+        segment absent from the current snapshot has a zero column). So ``matrix[i, i]`` is
+        the customers who stayed in segment ``i``, and a heatmap's diagonal means "stayed".
     table : pyarrow.Table
         Tidy: ``from_segment``, ``to_segment``, ``count`` (int64), ``share_of_from`` (float64: the
         count over all customers of the from-segment, departed included); one row per non-zero
         cell, in matrix order.
     sizes : pyarrow.Table
         One row per segment of either snapshot: ``segment``, ``previous_count``,
-        ``previous_share``, ``current_count``, ``current_share``, ``change`` (current share minus
-        previous share), ``status`` (``"grew"``, ``"shrank"``, ``"unchanged"``, ``"new"``: only in
-        current, ``"vanished"``: only in previous).
+        ``previous_share``, ``current_count``, ``current_share``, ``count_change`` (int64:
+        current count minus previous count), ``change`` (current share minus previous share),
+        ``status``. The status compares *shares* (a segment can gain customers and still
+        shrink in share when the base grows faster), and says so: ``"share grew"``,
+        ``"share shrank"``, ``"share unchanged"``; or ``"new"`` (only in current),
+        ``"vanished"`` (only in previous).
     findings : list of str
-        Plain-words findings, the overall movement first, then segments whose share moved by
-        at least :data:`MIN_SHARE_CHANGE`, largest change first.
+        Plain-words findings, the overall movement first (customers in :data:`NONE` in both
+        snapshots do not count as staying in their segment), then segments whose share moved
+        by at least :data:`MIN_SHARE_CHANGE`, largest change first; the :data:`NONE` group in
+        words of its own ("420 customers (4.7%) have no segment now (was 2.1%)").
     previous_rows, current_rows : int
     id_column : str
     inputs : tuple of str
         The files the snapshots were read from (``to_json`` never writes over them).
 
     Built by :func:`migration`: ``matrix`` the pair counts, ``from_segments``/``to_segments``
-    the segment names of its rows and columns without the new/departed labels.
+    the segment names of its rows and columns without the new/departed labels (the same list
+    there; a segment with no customers on a side counts as absent from that snapshot).
     """
 
     def __init__(self, matrix, from_segments, to_segments, *, id_column, inputs=()):
@@ -362,24 +443,27 @@ class Migration:
         ], schema=TABLE_SCHEMA)
 
     def _segment_counts(self):
-        """{segment: (previous count, current count)} in from order, then current-only ones."""
+        """{segment: (previous count, current count)} in from order, then current-only ones
+        (a count of 0: the segment is absent from that snapshot)."""
         prev = dict(zip(self.from_names[:-1], self.matrix[:-1].sum(axis=1).tolist()))
         cur = dict(zip(self.to_names[:-1], self.matrix[:, :-1].sum(axis=0).tolist()))
         names = list(prev) + [n for n in cur if n not in prev]
-        return {n: (prev.get(n), cur.get(n)) for n in names}
+        return {n: (prev.get(n, 0), cur.get(n, 0)) for n in names}
 
     def _sizes(self):
         rows = []
         for name, (p, c) in self._segment_counts().items():
-            ps = _share(p or 0, self.previous_rows)
-            cs = _share(c or 0, self.current_rows)
-            if p is None:
+            if not p and not c:
+                continue
+            ps = _share(p, self.previous_rows)
+            cs = _share(c, self.current_rows)
+            if not p:
                 status = "new"
-            elif c is None:
+            elif not c:
                 status = "vanished"
             else:
-                status = "grew" if cs > ps else "shrank" if cs < ps else "unchanged"
-            rows.append((name, p or 0, ps, c or 0, cs, cs - ps, status))
+                status = "share grew" if cs > ps else "share shrank" if cs < ps else "share unchanged"
+            rows.append((name, p, ps, c, cs, c - p, cs - ps, status))
         columns = list(zip(*rows)) if rows else [[]] * len(SIZES_SCHEMA)
         return pa.table([pa.array(col, f.type) for col, f in zip(columns, SIZES_SCHEMA)],
                         schema=SIZES_SCHEMA)
@@ -388,8 +472,9 @@ class Migration:
         m = self.matrix
         n_new, n_departed = int(m[-1].sum()), int(m[:, -1].sum())
         both = self.previous_rows - n_departed
+        # customers without a segment in both snapshots did not "stay in their segment"
         stayed = sum(int(m[i, self.to_names.index(name)]) for i, name in enumerate(self.from_names[:-1])
-                     if name in self.to_names[:-1])
+                     if name in self.to_names[:-1] and name != NONE)
         words = [f"{self.previous_rows:,} customers before, {self.current_rows:,} now: "
                  f"{n_new:,} new, {n_departed:,} departed"
                  + (f"; {_share(stayed, both):.1%} of the {both:,} in both stayed in their segment"
@@ -398,18 +483,28 @@ class Migration:
         sizes.sort(key=lambda r: -abs(r["change"]))
         for r in sizes:
             name = r["segment"]
-            if r["status"] == "new":
+            if name == NONE:
+                if r["status"] == "vanished" or abs(r["change"]) >= MIN_SHARE_CHANGE or r["status"] == "new":
+                    words.append(self._unassigned(r))
+            elif r["status"] == "new":
                 words.append(f"{name} is new: {r['current_share']:.1%} of customers ({r['current_count']:,})"
                              + self._inflow(name))
             elif r["status"] == "vanished":
                 words.append(f"{name} vanished (was {r['previous_share']:.1%}, "
                              f"{_customers(r['previous_count'])})" + self._outflow(name))
             elif abs(r["change"]) >= MIN_SHARE_CHANGE:
-                verb = "grew" if r["status"] == "grew" else "shrank"
+                verb = "grew" if r["change"] > 0 else "shrank"
                 tail = self._inflow(name) if verb == "grew" else self._outflow(name)
                 words.append(f"{name} {verb} from {r['previous_share']:.1%} to {r['current_share']:.1%}"
                              + tail)
         return words
+
+    @staticmethod
+    def _unassigned(r):
+        """'420 customers (4.7%) have no segment now (was 2.1%)': the :data:`NONE` group."""
+        c = r["current_count"]
+        words = f"{_customers(c)} ({r['current_share']:.1%}) {'has' if c == 1 else 'have'} no segment now"
+        return words + (f" (was {r['previous_share']:.1%})" if r["previous_count"] else "")
 
     def _outflow(self, name):
         """'; 38% of its customers moved to segment_1': the largest move out of ``name``."""
@@ -502,4 +597,7 @@ def _customers(n):
 
 
 def _md(text):
-    return str(text).replace("|", "\\|")
+    """``text`` for a Markdown table cell or list item: pipes escaped, line breaks as ``<br>``
+    (a raw newline would end the row)."""
+    text = str(text).replace("|", "\\|")
+    return text.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")

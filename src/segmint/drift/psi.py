@@ -18,11 +18,17 @@ and ``a`` the current (actual) shares.
 :class:`~segmint.drift.reference.ReferenceStatistics` against a current source, in one pass:
 
 - a numeric feature's bins are the reference's (left-closed, see :mod:`segmint.kernels.psi`);
-- a categorical feature's bins are the reference's categories, plus one bin for each category
-  met only in the current data (reference share 0, floored to epsilon);
+- a categorical feature's bins are the reference's categories (in its order), plus one bin for
+  each category met only in the current data (reference share 0, floored to epsilon), in the
+  current pass's dictionary order; when the reference's and these exceed ``MAX_CATEGORIES``
+  (or, for a large ``epsilon``, ``ceil(1 / epsilon) - 3``), the largest unseen ones keep their
+  bin (ties: dictionary order) and the rest share one ``"(other)"`` bin, so a current column
+  with many new values is compared, not refused;
+- ``epsilon`` and ``alpha`` are checked before the pass, against the bins known then.
 - missing rows (null or NaN) form one more bin whenever either side has any, so a change in
   the share of missing values is drift too; ``n_reference`` and ``n_current`` count every row.
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -101,12 +107,7 @@ def psi(expected, actual, *, epsilon=EPSILON, n_reference=None, n_current=None, 
         raise ParameterError(f"expected has {e.shape[0]} bins and actual {a.shape[0]}: they must "
                              "describe the same bins")
     bins = e.shape[0]
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) \
-            or not 0 < epsilon < 1 / bins:
-        raise ParameterError(f"epsilon must be a number in (0, 1/bins) = (0, {1 / bins:.3g}), "
-                             f"got {_short(epsilon)}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
-        raise ParameterError(f"alpha must be a number in (0, 1), got {_short(alpha)}")
+    _check_epsilon_alpha(epsilon, alpha, bins)
     value = _psi(e, a, float(epsilon))
     if n_reference is None and n_current is None:
         return PSIResult(value, band(value), None, None, None, bins)
@@ -116,6 +117,16 @@ def psi(expected, actual, *, epsilon=EPSILON, n_reference=None, n_current=None, 
     threshold = chi2_threshold(bins, alpha)
     verdict = DRIFTED if threshold is not None and statistic > threshold else STABLE
     return PSIResult(value, band(value), statistic, threshold, verdict, bins)
+
+
+def _check_epsilon_alpha(epsilon, alpha, bins):
+    """Refuse an ``epsilon`` outside (0, 1/bins) or an ``alpha`` outside (0, 1)."""
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) \
+            or not 0 < epsilon < 1 / bins:
+        raise ParameterError(f"epsilon must be a number in (0, 1/bins) = (0, {1 / bins:.3g}), "
+                             f"got {_short(epsilon)}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
+        raise ParameterError(f"alpha must be a number in (0, 1), got {_short(alpha)}")
 
 
 def chi2_threshold(bins, alpha=ALPHA):
@@ -136,10 +147,11 @@ def _shares(values, what):
     if not np.all(np.isfinite(x)) or np.any(x < 0):
         bad = int(np.flatnonzero(~np.isfinite(x) | (x < 0))[0])
         raise ParameterError(f"{what}[{bad}] = {float(x[bad])!r}: shares must be finite and non-negative")
-    total = x.sum()
-    if not total > 0:
+    top = x.max()
+    if not top > 0:
         raise ParameterError(f"{what} adds up to 0: no rows to compare")
-    return x / total
+    x = x / top  # scaled by the largest first: a sum of values near 1e308 would overflow to inf
+    return x / x.sum()
 
 
 def _psi(e, a, epsilon):
@@ -174,6 +186,13 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
     """
     if not isinstance(reference, ReferenceStatistics):
         raise ParameterError(f"reference must be a ReferenceStatistics, got {type(reference).__name__}")
+    # before the pass, on the bins known now: a numeric feature's bins and the missing bin; a
+    # category's reference categories, "(other)" and the missing bin. New categories get bins of
+    # their own only while the bins stay below 1 / epsilon: see category_limit
+    most_bins = max([len(f.edges) + 2 for f in reference.features.values()]
+                    + [len(c.categories) + 2 for c in reference.categories.values()] + [2])
+    _check_epsilon_alpha(epsilon, alpha, most_bins)
+    limit = category_limit(epsilon)
     batch_size = check_positive_int("batch_size", batch_size)
     if reference.n_rows == 0:
         raise DataError("the reference statistics describe no rows: nothing to compare with")
@@ -194,12 +213,8 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
     def prepared():
         for batch in src.batches(columns=columns, batch_size=batch_size):
             views = [batch[c] for c in columns]
-            for j, c in enumerate(cats):
-                view = views[len(numeric) + j]
-                if len(view.dictionary) > MAX_CATEGORIES:
-                    raise DataError(f"categories= column {c.name!r} of {src.label} has more than "
-                                    f"{MAX_CATEGORIES:,} distinct values ({len(view.dictionary):,} so far)")
-                dictionaries[j] = view.dictionary
+            for j in range(len(cats)):
+                dictionaries[j] = views[len(numeric) + j].dictionary
             yield batch.num_rows, views
 
     def count(item):
@@ -232,12 +247,53 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
                          int(counts[-1]), reference.n_rows, n_rows, epsilon, alpha))
     for c, counts, dictionary in zip(cats, codes, dictionaries):
         current = dict(zip(dictionary.to_pylist(), counts[:-1].tolist())) if dictionary is not None else {}
-        unseen = [k for k, v in current.items() if v > 0 and k not in set(c.categories)]
-        expected = list(c.counts) + [0] * len(unseen)
-        actual = [current.get(k, 0) for k in c.categories] + [current[k] for k in unseen]
+        expected, actual = category_bins(c, current, limit)
         rows.append(_row(c.name, "category", expected, c.null_count, actual, int(counts[-1]),
                          reference.n_rows, n_rows, epsilon, alpha))
     return _table(rows)
+
+
+def category_limit(epsilon):
+    """Categories (reference and new) a categorical feature keeps as bins of their own:
+    ``MAX_CATEGORIES``, fewer when ``epsilon`` is large, so that with the ``"(other)"`` and the
+    missing bin there are fewer than ``1 / epsilon`` bins, as :func:`psi` requires."""
+    return min(MAX_CATEGORIES, math.ceil(1 / epsilon) - 3)
+
+
+def category_bins(reference, current, limit=MAX_CATEGORIES):
+    """Reference and current counts of one categorical feature over the same bins (nulls apart).
+
+    Parameters
+    ----------
+    reference : CategoryReference
+    current : dict of str to int
+        Current rows per category, in the current pass's dictionary order (zeros allowed).
+    limit : int
+        Categories kept as bins of their own (see :func:`category_limit`); at least the
+        reference's.
+
+    Returns
+    -------
+    (expected, actual) : two lists of int
+        The reference's categories in its order, then the categories met only now (dictionary
+        order), at most ``limit`` categories in all: beyond that the largest unseen ones
+        are kept (ties: dictionary order) and the rest pooled into one last ``"(other)"`` bin.
+    """
+    known = set(reference.categories)
+    unseen = [k for k, v in current.items() if v > 0 and k not in known]
+    room = max(0, limit - len(reference.categories))
+    pooled = 0
+    if len(unseen) > room:
+        order = {k: i for i, k in enumerate(unseen)}
+        kept = set(sorted(unseen, key=lambda k: (-current[k], order[k]))[:room])
+        pooled = sum(current[k] for k in unseen if k not in kept)
+        unseen = [k for k in unseen if k in kept]
+    expected = list(reference.counts) + [0] * len(unseen)
+    actual = [current.get(k, 0) for k in reference.categories] + [current[k] for k in unseen]
+    if pooled:
+        expected.append(0)
+        actual.append(pooled)
+    return expected, actual
 
 
 def _check(src, name, kinds, expected):

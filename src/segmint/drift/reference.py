@@ -1,7 +1,7 @@
 """Reference statistics: what a customer base looked like, as plain data a model file can hold.
 
-:func:`reference_statistics` reads a source once and records, for later drift checks against new
-data alone (:func:`segmint.drift.psi.feature_drift`):
+:func:`reference_statistics` reads a source (twice with numeric features, see below) and
+records, for later drift checks against new data alone (:func:`segmint.drift.psi.feature_drift`):
 
 - per **numeric feature** (numbers and booleans as 0/1) the inner bin edges at the reference
   deciles, the rows in each bin and the missing rows;
@@ -10,33 +10,48 @@ data alone (:func:`segmint.drift.psi.feature_drift`):
 
 How the edges are chosen, and how exact the bin counts are
 -----------------------------------------------------------
-Each feature is counted into segmint's mergeable quantile sketch (:mod:`segmint.kernels.sketch`:
-64 log-spaced buckets per power of two). The decile ``q`` (q = 0.1, ..., 0.9) is the value of
-rank ``floor(q * (n - 1))`` among the ``n`` non-missing values (``numpy.quantile``'s
-``method="lower"``); its edge is the **upper boundary of the sketch bucket holding it**: the
-smallest float64 above every value of that bucket. So
+The decile ``q`` (q = 0.1, ..., 0.9) is the value ``d`` of rank ``floor(q * (n - 1))`` among the
+``n`` non-missing values (``numpy.quantile``'s ``method="lower"``). A numeric feature takes two
+streaming passes (so a source that can be read only once, a stream, is refused):
 
-- an edge is never below its decile and at most one bucket width above it: 1/64 (1.6%) of the
-  decile's magnitude; values with ``|x| < 2^-24`` (about 6e-8) share one bucket, so edges near
-  zero are ``2^-24``;
-- the bin counts are **exact** for these edges (every value of a bucket lies on one side of
-  every edge), taken from the same single pass: no second pass over the source;
+1. the smallest and largest finite value, ``lo`` and ``hi``;
+2. segmint's mergeable quantile sketch (:mod:`segmint.kernels.sketch`: 64 log-spaced buckets
+   per power of two, one bucket for magnitudes below 2^-24) of every value **shifted and scaled**
+   to ``y = (x * 0.5 - lo * 0.5) / ((hi - lo) * 0.5)`` in ``[0, 1]``
+   (:func:`segmint.kernels.psi.scaled_sketch`). The sketch's precision is then relative to the
+   distance from ``lo`` and to the spread, whatever the magnitude of the values: years, epoch
+   seconds, values around 1e-9 and negative values are resolved alike.
+
+The edge of decile ``d`` is the smallest float64 ``e`` whose ``y`` reaches the upper boundary of
+the sketch bucket holding ``d`` (found by bisection over float64 values, with the same IEEE
+operations as the kernel). So
+
+- **bound**: ``d < e <= d + (d - lo) / 64 + (hi - lo) * 2^-23`` (a sketch bucket spans at most
+  1/64 of its ``y``, and ``y`` below 2^-24 shares one bucket; the rest is rounding slack), or
+  ``e`` is the float64 right after ``d`` (a constant column, or ``d`` the maximum).
+  Distinct values closer than that may share a bin; integers less than 64 apart from the
+  minimum never do;
+- the bin counts are **exact** for these edges: ``x`` maps to ``y`` monotonically, so the rows
+  below ``e`` are exactly the rows of the sketch buckets up to ``d``'s;
 - bins are left-closed (``e_{b-1} <= x < e_b``, see :mod:`segmint.kernels.psi`): a value equal to
   an edge is in the bin above it, as ``numpy.searchsorted(edges, x, side="right")``;
 - deciles that share a bucket give the same edge, which is kept once: ties and few distinct
-  values give fewer than 9 edges and bins of unequal size; a constant column gives 1 edge (its
-  value's bucket boundary: every row below it, none above); a column without a single
-  non-missing value gives none (one bin, empty);
+  values give fewer than 9 edges and bins of unequal size; a constant column gives 1 edge (just
+  above its value: every row below it, none above); a column without a single non-missing value
+  gives none (one bin, empty);
 - the first bin always holds rows; the last one is empty in the reference when the top decile
   is in the bucket of the maximum (0/1 flags, small counts): it then catches current values
   above the reference range (its reference share is floored to epsilon by the PSI);
-- a decile in the overflow bucket (2^64 and beyond, +inf) gives no edge (nothing lies above it).
+- ``-inf`` and ``+inf`` are values below and above every finite one: a decile at ``-inf`` gives
+  the edge ``lo`` (only ``-inf`` below it), a decile at ``+inf`` no edge (nothing lies above it);
+- a spread below about 2^-1000 (subnormal numbers) is resolved no finer than 2^-1023 of ``y``.
 
 Missing values: a null or a NaN is *missing* (counted apart); infinities are values (in the outer
 bins); a categorical feature's nulls are its null count. The document stores counts, not shares:
 shares are counts over ``n_rows`` and stay exact.
 """
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,9 +80,14 @@ MAX_CATEGORIES = 1_000
 MAX_EDGES = 1_000
 
 EDGE_METHOD = (
-    "inner edges at the reference deciles (value of rank floor(q * (n - 1)), q = 0.1..0.9, "
-    "non-missing values), each the upper boundary of its quantile-sketch bucket: at most 1/64 "
-    "(1.6%) above the decile; equal edges kept once; bins left-closed; bin counts exact")
+    "inner edges at the reference deciles d (value of rank floor(q * (n - 1)), q = 0.1..0.9, "
+    "non-missing values), from a quantile sketch of (x - min) / (max - min) (finite min and max "
+    "of a first pass): d < edge <= max(d + (d - min) / 64 + (max - min) * 2^-23, next float after "
+    "d); equal edges kept "
+    "once; bins left-closed; bin counts exact")
+
+# Largest scale of the shifted sketch: 1 / (half the spread) overflows for subnormal spreads.
+_MAX_SCALE = 2.0 ** 1023
 
 _EMPTY_BITS = np.zeros(0, dtype=np.uint8)
 
@@ -102,7 +122,11 @@ class NumericReference:
 @dataclass(frozen=True)
 class CategoryReference:
     """One string column (a categorical feature, or the segment column): ``categories`` (in
-    order of first appearance), their ``counts`` and ``null_count``."""
+    **dictionary order**: the order of the pass's dictionary, i.e. the first batch's dictionary
+    with strings met later appended, which for a plain string column is the order of first
+    appearance; an integer segment column's in increasing value; categories without a row are
+    left out), their
+    ``counts`` (each above 0) and ``null_count``."""
 
     name: str
     categories: tuple
@@ -185,16 +209,18 @@ class ReferenceStatistics:
 # -- the pass ---------------------------------------------------------------------------------
 def reference_statistics(source, *, features, categories=(), segments=None,
                          batch_size=DEFAULT_BATCH_SIZE):
-    """Reference statistics of ``source`` in one streaming pass (see the module docstring).
+    """Reference statistics of ``source`` in streaming passes (see the module docstring): one,
+    and a second over the numeric features only when there are any.
 
     Parameters
     ----------
     source : anything :func:`segmint.open` accepts
+        Read twice when ``features`` is not empty, so not a stream that can be read only once.
     features : list of str
         Numeric or boolean columns (booleans as 0/1).
     categories : list of str
         String columns (plain or dictionary-encoded), at most :data:`MAX_CATEGORIES` distinct
-        values each.
+        values with rows each (unused dictionary entries, as in a pandas Categorical, are free).
     segments : str, optional
         A column holding each row's segment (strings or integers; a null is no segment).
     batch_size : int
@@ -207,8 +233,13 @@ def reference_statistics(source, *, features, categories=(), segments=None,
     batch_size = check_positive_int("batch_size", batch_size)
     src = open_source(source)
     plan = _plan(src, features, categories, segments)
+    if plan.numeric and src.one_shot:
+        raise DataError(f"{src.label} can be read only once, but reference statistics of numeric "
+                        "features read it twice (their range, then their deciles): pass a Table, a "
+                        "DataFrame or a file")
     columns = list(dict.fromkeys(plan.numeric + plan.strings + plan.integers))
-    sketches = np.zeros((len(plan.numeric), ks.N_BUCKETS + 1), dtype=np.int64)
+    ranges = np.empty((len(plan.numeric), 2))
+    ranges[:, 0], ranges[:, 1] = np.inf, -np.inf
     strings = [np.zeros(1, dtype=np.int64) for _ in plan.strings]
     integers = [{} for _ in plan.integers]  # integer segment column: value -> count
     dictionaries = [None] * len(plan.strings)
@@ -218,20 +249,16 @@ def reference_statistics(source, *, features, categories=(), segments=None,
         for batch in src.batches(columns=columns, batch_size=batch_size):
             views = {c: batch[c] for c in columns}
             for j, name in enumerate(plan.strings):
-                size = len(views[name].dictionary)
-                if size > MAX_CATEGORIES:
-                    raise DataError(f"{plan.what[name]} {name!r} of {src.label} has more than "
-                                    f"{MAX_CATEGORIES:,} distinct values ({size:,} so far): too many "
-                                    "for reference statistics; leave it out or group its values first")
                 dictionaries[j] = views[name].dictionary
             yield batch.num_rows, views
 
     def count(item):
         n, views = item
-        sk = np.zeros_like(sketches)
+        rg = np.empty_like(ranges)
+        rg[:, 0], rg[:, 1] = np.inf, -np.inf
         for j, name in enumerate(plan.numeric):
             values, bits, offset = numeric_arrays(views[name])
-            kpsi.reference_sketch(values, bits, offset, sk[j])
+            kpsi.finite_range(values, bits, offset, rg[j])
         cats = []
         for name in plan.strings:
             view = views[name]
@@ -239,13 +266,19 @@ def reference_statistics(source, *, features, categories=(), segments=None,
             kpsi.code_counts(view.values, *_bits(view), counts)
             cats.append(counts)
         ints = [_integer_counts(views[name]) for name in plan.integers]
-        return n, sk, cats, ints
+        return n, rg, cats, ints
 
-    for n, sk, cats, ints in ordered_map(count, prepared()):
+    for n, rg, cats, ints in ordered_map(count, prepared()):
         n_rows += n
-        sketches += sk
+        ranges[:, 0] = np.minimum(ranges[:, 0], rg[:, 0])
+        ranges[:, 1] = np.maximum(ranges[:, 1], rg[:, 1])
         for j, c in enumerate(cats):
             strings[j] = _add_padded(strings[j], c)
+            used = int(np.count_nonzero(strings[j][:-1]))
+            if used > MAX_CATEGORIES:  # categories with rows: unused dictionary entries are free
+                raise DataError(f"{plan.what[plan.strings[j]]} column {plan.strings[j]!r} of {src.label} "
+                                f"has more than {MAX_CATEGORIES:,} distinct values ({used:,} so far): too "
+                                "many for reference statistics; leave it out or group its values first")
         for j, d in enumerate(ints):
             for value, k in d.items():
                 integers[j][value] = integers[j].get(value, 0) + k
@@ -253,7 +286,11 @@ def reference_statistics(source, *, features, categories=(), segments=None,
                 raise DataError(f"segments= column {plan.integers[j]!r} of {src.label} has more than "
                                 f"{MAX_CATEGORIES:,} distinct values: is it a segment column?")
 
-    numeric = [numeric_reference(name, sketches[j]) for j, name in enumerate(plan.numeric)]
+    numeric = []
+    if plan.numeric:
+        bounds = ranges.tolist()
+        sketches = _scaled_sketches(src, plan.numeric, [sketch_scale(*b) for b in bounds], batch_size)
+        numeric = [numeric_reference(name, sketches[j], *bounds[j]) for j, name in enumerate(plan.numeric)]
     by_string = {name: _string_reference(name, dictionaries[j], strings[j], n_rows)
                  for j, name in enumerate(plan.strings)}
     by_integer = {name: _integer_reference(name, integers[j], n_rows)
@@ -263,6 +300,42 @@ def reference_statistics(source, *, features, categories=(), segments=None,
     if plan.segments is not None:
         seg = by_string.get(plan.segments) or by_integer.get(plan.segments)
     return ReferenceStatistics(n_rows, numeric, cats, seg)
+
+
+def _scaled_sketches(src, names, scales, batch_size):
+    """The second pass: one shifted and scaled sketch per numeric feature (plus missing rows)."""
+    sketches = np.zeros((len(names), ks.N_BUCKETS + 1), dtype=np.int64)
+
+    def prepared():
+        for batch in src.batches(columns=names, batch_size=batch_size):
+            yield [batch[c] for c in names]
+
+    def count(views):
+        sk = np.zeros_like(sketches)
+        for j, view in enumerate(views):
+            values, bits, offset = numeric_arrays(view)
+            kpsi.scaled_sketch(values, bits, offset, scales[j][0], scales[j][1], sk[j])
+        return sk
+
+    for sk in ordered_map(count, prepared()):
+        sketches += sk
+    return sketches
+
+
+def sketch_scale(lo, hi):
+    """``(low_half, scale)`` of :func:`segmint.kernels.psi.scaled_sketch` for a finite range
+    ``[lo, hi]`` (``lo > hi``: no finite value; the map is then ``y = x``)."""
+    if not lo <= hi:
+        return 0.0, 1.0
+    half_spread = hi * 0.5 - lo * 0.5
+    scale = 1.0 / half_spread if half_spread > 0 else 1.0
+    return lo * 0.5, min(scale, _MAX_SCALE)
+
+
+def scaled_value(x, low_half, scale):
+    """The ``y`` that :func:`segmint.kernels.psi.scaled_sketch` sketches for ``x``: the same
+    IEEE operations, so the same bits."""
+    return (x * 0.5 - low_half) * scale
 
 
 class _Plan:
@@ -385,23 +458,60 @@ def bucket_upper_edge(index):
     return math.nextafter(-(2.0 ** e * (1.0 + m / ks.SUB_BUCKETS)), math.inf)
 
 
-def numeric_reference(name, sketch):
-    """A :class:`NumericReference` from a sketch of ``N_BUCKETS`` buckets plus a missing count
-    (what :func:`segmint.kernels.psi.reference_sketch` fills)."""
+def numeric_reference(name, sketch, lo, hi):
+    """A :class:`NumericReference` from a shifted and scaled sketch of ``N_BUCKETS`` buckets plus
+    a missing count (what :func:`segmint.kernels.psi.scaled_sketch` fills with
+    ``sketch_scale(lo, hi)``), ``lo`` and ``hi`` the smallest and largest finite value."""
     buckets, missing = sketch[:-1], int(sketch[-1])
     cumulative = np.cumsum(buckets)
     n = int(cumulative[-1])
+    low_half, scale = sketch_scale(lo, hi)
     edges, below = [], []
     if n:
         for q in DECILES:
             rank = math.floor(q * (n - 1))
             b = int(np.searchsorted(cumulative, rank, side="right"))  # first bucket past the rank
-            edge = bucket_upper_edge(b)
+            edge = _first_at_or_above(bucket_upper_edge(b), lo, hi, low_half, scale)
             if math.isfinite(edge) and (not edges or edge > edges[-1]):
                 edges.append(edge)
                 below.append(int(cumulative[b]))
     counts = np.diff([0] + below + [n]).tolist()
     return NumericReference(name, tuple(edges), tuple(int(c) for c in counts), missing)
+
+
+def _first_at_or_above(t, lo, hi, low_half, scale):
+    """The smallest float64 ``x`` whose scaled value reaches ``t``: every value below it maps
+    below ``t``, every value from it on to ``t`` or above (the map is monotone). ``lo`` when
+    ``t <= 0`` (only ``-inf`` lies below), the float after ``hi`` when even ``hi`` stays below
+    ``t`` (+inf when there is none, or without finite values and ``t`` = +inf)."""
+    if t == math.inf:  # the decile is +inf: nothing lies above it
+        return math.inf
+    if not lo <= hi:  # no finite value: the sketch holds only -inf and +inf, y = x
+        return 0.0
+    if t <= 0:
+        return lo
+    if scaled_value(hi, low_half, scale) < t:
+        return math.nextafter(hi, math.inf)
+    a, b = _order_key(lo), _order_key(hi)  # scaled(lo) = 0 < t <= scaled(hi)
+    while a < b:
+        mid = (a + b) // 2
+        if scaled_value(_from_order_key(mid), low_half, scale) >= t:
+            b = mid
+        else:
+            a = mid + 1
+    return _from_order_key(a)
+
+
+def _order_key(x):
+    """An integer that orders finite float64 values as their values (-0.0 and 0.0 alike)."""
+    bits = struct.unpack("<q", struct.pack("<d", x))[0]
+    return bits if bits >= 0 else -(bits & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _from_order_key(k):
+    if k >= 0:
+        return struct.unpack("<d", struct.pack("<q", k))[0]
+    return -struct.unpack("<d", struct.pack("<q", -k))[0]
 
 
 def _string_reference(name, dictionary, counts, n_rows):
@@ -424,9 +534,16 @@ def _fail(message):
     return ModelFormatError(f"reference statistics: {message}")
 
 
+# Counts and row numbers a document may hold: every integer up to 2^53 is exact as a float64,
+# so shares and PSI stay exact; larger ones cannot be real row counts and would overflow numpy.
+MAX_COUNT = 2 ** 53
+
+
 def _int(value, field):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _fail(f"{field} must be a non-negative integer, got {_short(value)}")
+    if value > MAX_COUNT:
+        raise _fail(f"{field} = {_short(value)} is above 2^53 (the largest count segmint reads)")
     return value
 
 
@@ -461,7 +578,11 @@ def _read_numeric(item, field, n_rows):
     edges = []
     for i, e in enumerate(_list(item["edges"], f"{field}.edges", MAX_EDGES)):
         where = f"{field}.edges[{i}]"
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e):
+        try:  # an integer beyond float64 (10**400) overflows: refused as not finite
+            finite = not isinstance(e, bool) and isinstance(e, (int, float)) and math.isfinite(float(e))
+        except OverflowError:
+            finite = False
+        if not finite:
             raise _fail(f"{where} must be a finite number, got {_short(e)}")
         e = float(e)
         if edges and not e > edges[-1]:
