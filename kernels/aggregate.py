@@ -22,6 +22,7 @@ State layout (``p`` partition, ``s`` local slot in order of first appearance):
 import numpy as np
 
 from .settings import kernel
+from .hashing import mix64 as _mix
 
 P_BITS = 8
 N_PART = 1 << P_BITS
@@ -35,15 +36,6 @@ AMOUNT_BIT = 62   # in an event's bits: its amount is not null
 MAX_WINDOWS = 62
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
-
-
-@kernel
-def _mix(x):
-    """A 64-bit finaliser (splitmix64) so nearby ids spread over partitions and cells."""
-    z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @kernel

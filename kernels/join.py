@@ -23,6 +23,7 @@ A slot holds ``c + 1`` for a customer of segment ``c`` and ``0`` where no custom
 import numpy as np
 
 from .settings import kernel
+from .hashing import mix64 as _mix
 
 
 @kernel
@@ -70,15 +71,6 @@ def crosstab_slots(previous, current, lo, hi, matrix):
         i = a - 1 if a > 0 else new_row
         j = b - 1 if b > 0 else departed_col
         matrix[i, j] += 1
-
-
-@kernel
-def _mix(x):
-    """splitmix64's finaliser: nearby ids spread over the hash table."""
-    z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @kernel
