@@ -1,13 +1,12 @@
-"""Counts for the population stability index: reference sketches, bins and categories per batch.
+"""Counts for the population stability index, per batch: ranges, sketches, bins, categories.
 
 Loops over one batch of one column, each adding integer counts to an array the caller owns
 (:func:`finite_range` instead widens a min/max pair: the range :func:`scaled_sketch` needs).
 Integer sums, minima and maxima do not depend on their order, so a caller may count batches on
 any thread and combine them in any order: the totals are the same bits for any thread count.
 
-:func:`reference_sketch` (a sketch of the raw values) is no longer used by the reference
-statistics, which sketch shifted and scaled values (:func:`scaled_sketch`) for edges that do not
-depend on the values' magnitude.
+The reference statistics sketch shifted and scaled values (:func:`scaled_sketch`), so that
+their edges do not depend on the values' magnitude.
 
 Conventions shared by the kernels:
 
@@ -33,39 +32,6 @@ _LINEAR_EDGES = 32
 def _is_valid(bits, bit_offset, i):
     k = bit_offset + i
     return ((bits[k >> 3] >> (k & 7)) & 1) == 1
-
-
-@kernel
-def reference_sketch(values, bits, bit_offset, counts):
-    """Add one batch of a numeric column to its quantile sketch; count its missing rows.
-
-    Parameters
-    ----------
-    values : (n,) float32/float64, IN
-    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
-    bit_offset : int, bit of row 0 in ``bits``
-    counts : (N_BUCKETS + 1,) int64, INOUT: the sketch's buckets (see
-        :mod:`segmint.kernels.sketch`), ``-inf`` in bucket 0 and ``+inf`` in bucket
-        ``N_BUCKETS - 1``; the last slot counts missing rows (null or NaN)
-    """
-    has_bits = bits.shape[0] > 0
-    missing = counts.shape[0] - 1
-    top = N_BUCKETS - 1
-    scratch = np.empty(1)
-    scratch_bits = scratch.view(np.int64)
-    for i in range(values.shape[0]):
-        if has_bits and not _is_valid(bits, bit_offset, i):
-            counts[missing] += 1
-            continue
-        x = np.float64(values[i])
-        if x != x:
-            counts[missing] += 1
-        elif x == np.inf:
-            counts[top] += 1
-        elif x == -np.inf:
-            counts[0] += 1
-        else:
-            counts[bucket_of_bits(x, scratch, scratch_bits)] += 1
 
 
 @kernel

@@ -185,24 +185,6 @@ def test_a_value_exactly_on_an_edge_goes_to_the_bin_above_it():
     assert counts.tolist() == [0, 2, 1, 1, 0]
 
 
-def test_the_reference_sketch_kernel_counts_buckets_and_missing_rows_like_its_twin():
-    rng = np.random.default_rng(5)
-    values = np.concatenate([rng.lognormal(0, 3, 500) * rng.choice([-1, 1], 500),
-                             [0.0, -0.0, 1e-30, np.inf, -np.inf, np.nan, 2.0 ** 70, -(2.0 ** 70)]])
-    valid = rng.random(values.size) < 0.9
-    counts = np.zeros(ks.N_BUCKETS + 1, dtype=np.int64)
-    kpsi.reference_sketch(values, packed(valid, 3), 3, counts)
-    twin = np.zeros(ks.N_BUCKETS + 1, dtype=np.int64)
-    for x, v in zip(values, valid):
-        if not v or np.isnan(x):
-            twin[-1] += 1
-        elif np.isinf(x):
-            twin[0 if x < 0 else ks.N_BUCKETS - 1] += 1
-        else:
-            twin[ks.bucket_of(x)] += 1
-    assert counts.tolist() == twin.tolist()
-
-
 def test_the_category_kernel_counts_codes_and_nulls_like_bincount():
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 7, 1001).astype(np.int32)
