@@ -12,14 +12,37 @@ Groups ``migration[hashed ids]`` and ``migration[colliding ids]``: the same snap
 their ids replaced by scattered 64-bit ids (the hash-partition path) and by ids chosen so
 their hashes collide (an adversary who knows the hash: the bounded probe gives up and the
 ids are numbered by a sort), so neither can turn quadratic unnoticed.
+
+Group ``psi[16 features]``: the population stability index of 16 float32 features of
+``--size`` current customers against reference decile bins saved from as many reference
+customers (``segmint.monitor.psi.feature_drift``; half the features shifted by 0.05 to 0.4
+standard deviations, 1% missing values). Quality figure: the features whose verdict is
+"drifted", which every implementation must reproduce exactly. The peer is plain NumPy doing
+the same binning (``searchsorted`` + ``bincount`` per feature, NaN counted apart) and the
+same PSI formula: NumPy runs on one thread (it has no threaded binning), which the table notes.
+
+Group ``refit``: ``Segmenter.refit`` of a model fitted on last month's ``--size`` customers
+(the scoring benchmark's features and rules, MiniBatchKMeans k=8, every customer in scope
+clustered) on this month's customers (another seed of the generator, the same size), beside a
+fresh ``Segmenter.fit`` of the same specification on the same data (``segmint.fit``): the issue
+asks that a refit be no slower than a fresh fit. Quality figure: the share of this month's
+customers whose segment *name* is the one last month's model gives them (names carry over in a
+refit; a fresh fit numbers its clusters anew). Both include recording the reference statistics.
 """
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+import segmint
+from bench_score import AS_OF, RULES, SPEC
 from conftest import compare, duckdb_connection, record
-from segmint.drift.migration import DEPARTED, NEW, migration
+from segmint.monitor.migration import DEPARTED, NEW, migration
+from segmint.monitor.psi import EPSILON, feature_drift
+from segmint.monitor.psi import psi as psi_of
+from segmint.monitor.reference import reference_statistics
 
 GROUP = "migration"
 MOVED = "customers moved, new or departed"
@@ -123,3 +146,111 @@ def test_peer_duckdb_migration(benchmark, snapshots):
     theirs = {(r["from_segment"], r["to_segment"]): r["n"] for r in out.to_pylist()}
     assert theirs == counts_of(run_segmint(previous, current)), "DuckDB's crosstab differs from ours"
     record(benchmark, quality=(MOVED, moved(theirs), "equal"), customers=previous.num_rows)
+
+
+# -- PSI of 16 features against saved reference bins -----------------------------------------
+PSI_GROUP = "psi[16 features]"
+N_FEATURES = 16
+DRIFTED = "features drifted"
+
+
+def _features(n, rng, shift):
+    cols = {}
+    for j in range(N_FEATURES):
+        x = rng.standard_normal(n, dtype=np.float32) * (1 + j % 3) + shift[j]
+        x[rng.random(n) < 0.01] = np.nan
+        cols[f"f{j}"] = x
+    return pa.table(cols)
+
+
+@pytest.fixture(scope="module")
+def psi_data(n_customers):
+    """(reference statistics of n reference customers, current table of n customers)."""
+    rng = np.random.default_rng(7)
+    reference = reference_statistics(_features(n_customers, rng, np.zeros(N_FEATURES)),
+                                     features=[f"f{j}" for j in range(N_FEATURES)])
+    shift = np.where(np.arange(N_FEATURES) % 2 == 1, np.linspace(0.05, 0.4, N_FEATURES), 0.0)
+    return reference, _features(n_customers, rng, shift)
+
+
+def drifted(table):
+    return sum(v == "drifted" for v in table.column("verdict").to_pylist())
+
+
+def test_psi(benchmark, psi_data):
+    reference, current = psi_data
+    compare(benchmark, PSI_GROUP)
+    feature_drift(reference, current.slice(0, 1000))  # compile outside the timed region
+    result = benchmark.pedantic(feature_drift, args=psi_data, rounds=5, iterations=1, warmup_rounds=1)
+    record(benchmark, quality=(DRIFTED, drifted(result), "equal"), customers=current.num_rows,
+           features=N_FEATURES)
+
+
+def numpy_psi(reference, current):
+    """The same bins and PSI in plain NumPy: one searchsorted + bincount per feature."""
+    rows = []
+    n = reference.n_rows
+    for f in reference.features.values():
+        x = current.column(f.name).to_numpy()
+        missing = np.isnan(x)
+        edges = np.asarray(f.edges)
+        counts = np.bincount(np.searchsorted(edges, x[~missing], side="right"), minlength=len(edges) + 1)
+        expected, actual = list(f.counts), counts.tolist()
+        if f.null_count or missing.any():
+            expected, actual = expected + [f.null_count], actual + [int(missing.sum())]
+        rows.append(psi_of(expected, actual, epsilon=EPSILON, n_reference=n, n_current=x.size))
+    return rows
+
+
+def test_peer_numpy_psi(benchmark, psi_data):
+    reference, current = psi_data
+    compare(benchmark, PSI_GROUP, impl="numpy", threads=1)
+    rows = benchmark.pedantic(numpy_psi, args=psi_data, rounds=3, iterations=1, warmup_rounds=1)
+    ours = feature_drift(reference, current)
+    assert [r.psi for r in rows] == pytest.approx(ours.column("psi").to_pylist(), rel=1e-9, abs=1e-15)
+    record(benchmark, quality=(DRIFTED, sum(r.verdict == "drifted" for r in rows), "equal"),
+           customers=current.num_rows, features=N_FEATURES)
+
+
+# -- refit against a fresh fit -----------------------------------------------------------------
+REFIT_GROUP = "refit"
+KEPT = "customers keeping their segment name"
+
+
+def _segmenter():
+    return segmint.Segmenter(SPEC, clusterer=segmint.MiniBatchKMeans(n_clusters=8, random_state=0),
+                             rules=segmint.RuleSet(RULES, default="customers"), id_column="customer_id")
+
+
+@pytest.fixture(scope="module")
+def months(customers_files, bench_dir, n_customers):
+    """(last month's fitted model, this month's customer file)."""
+    model = _segmenter().fit(customers_files["ipc"], as_of=AS_OF)
+    path = os.path.join(bench_dir, "customers-next-month.arrow")
+    if not os.path.exists(path):
+        segmint.write_customers(path, n_customers, random_state=1)
+    return model, path
+
+
+def kept_names(old, new, path):
+    names_old = np.asarray(old.segment_names_)[old.predict(path, as_of=AS_OF)]
+    names_new = np.asarray(new.segment_names_)[new.predict(path, as_of=AS_OF)]
+    return float(np.mean(names_old == names_new))
+
+
+def test_refit(benchmark, months):
+    model, path = months
+    compare(benchmark, REFIT_GROUP)
+    model.refit(path, as_of=AS_OF)  # compile and import outside the timed region
+    new = benchmark.pedantic(lambda: model.refit(path, as_of=AS_OF), rounds=3, iterations=1, warmup_rounds=0)
+    record(benchmark, quality=(KEPT, kept_names(model, new, path), "higher"),
+           inertia=float(new.clusterer_.inertia_), customers=new.reference_.n_rows)
+
+
+def test_fresh_fit(benchmark, months):
+    model, path = months
+    compare(benchmark, REFIT_GROUP, impl="segmint.fit")
+    new = benchmark.pedantic(lambda: _segmenter().fit(path, as_of=AS_OF), rounds=3, iterations=1,
+                             warmup_rounds=1)
+    record(benchmark, quality=(KEPT, kept_names(model, new, path), "higher"),
+           inertia=float(new.clusterer_.inertia_), customers=new.reference_.n_rows)

@@ -65,7 +65,7 @@ def finite_range(values, bits, bit_offset, out):
     out[1] = hi
 
 
-# IEEE arithmetic without fast-math: ``scaled_value`` in segmint.drift.reference repeats the same
+# IEEE arithmetic without fast-math: ``scaled_value`` in segmint.monitor.reference repeats the same
 # two operations in Python and must land on the same bits, or bin counts would stop being exact.
 @kernel(fastmath=set(EXACT))
 def scaled_sketch(values, bits, bit_offset, low_half, scale, counts):

@@ -59,6 +59,7 @@ def test_fit_score_info_rules_aggregate_rfm(tmp_path, capsys):
     assert main(["info", str(model)]) == 0
     text = capsys.readouterr().out
     assert "segmint model, 4 segments" in text and "0=Loyal" in text and "no_consent: not email_opt_in" in text
+    assert "reference statistics: 4,000 rows, 3 numeric and 0 categorical features" in text
     out = tmp_path / "s.parquet"
     assert main(["--threads", "1", "score", str(model), str(data), "-o", str(out)]) == 0
     assert "scored 4,000 customers" in capsys.readouterr().out

@@ -64,7 +64,8 @@ def fingerprint(m):
     parts = [m.segment_names_, m.n_rows_fit_, m.rules_.to_dict() if m.rules_ else None,
              m.feature_spec_.to_dict() if m.feature_spec_ is not None else None,
              c.cluster_centers_.tobytes().hex() if c is not None else None, m.dtype.__name__
-             if isinstance(m.dtype, type) else str(m.dtype)]
+             if isinstance(m.dtype, type) else str(m.dtype),
+             m.reference_.to_dict() if m.reference_ is not None else None]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 for case in json.load(open(sys.argv[1])):
@@ -93,6 +94,25 @@ for case in json.load(open(sys.argv[1])):
 
 
 # ------------------------------------------------------------------ building the corpus
+def many_features(m, n=100_000):
+    """Empty reference of ``n`` numeric features, the last one named as the one before it."""
+    ref = m["reference"]
+    ref["n_rows"] = 0
+    ref["features"] = [{"name": f"f{min(i, n - 2)}", "edges": [], "counts": [0], "null_count": 0} for i in range(n)]
+    ref["categories"] = []
+    ref["segments"]["counts"] = [0] * len(ref["segments"]["counts"])
+
+
+def many_segment_names(m, n=32_768):
+    """Empty reference whose segments list ``n`` names, the last one repeated."""
+    ref = m["reference"]
+    ref["n_rows"] = 0
+    for f in ref["features"] + ref["categories"]:
+        f["counts"], f["null_count"] = [0] * len(f["counts"]), 0
+    ref["segments"]["categories"] = [f"s{min(i, n - 2)}" for i in range(n)]
+    ref["segments"]["counts"] = [0] * n
+
+
 def customers_table():
     return segmint.make_customers(3000, random_state=7)
 
@@ -315,6 +335,40 @@ def model_cases(data):
     }
     for label, change in bad_values.items():
         cases[label] = (with_doc(change), None)
+    # the reference statistics (format version 2): each refused naming the field
+    bad_reference = {
+        "reference missing": (lambda m: m.pop("reference"), "'reference'"),
+        "reference a string": (lambda m: m.update(reference="deciles"), "reference"),
+        "reference of a newer version": (lambda m: m["reference"].update(version=99), "newer"),
+        "reference edge NaN": (lambda m: m["reference"]["features"][0]["edges"].__setitem__(0, float("nan")),
+                               r"features\[0\]\.edges\[0\]"),
+        "reference edges unsorted": (lambda m: m["reference"]["features"][0]["edges"].reverse(),
+                                     "strictly increasing"),
+        "reference counts do not add up": (lambda m: m["reference"]["features"][1]["counts"].__setitem__(0, 10 ** 6),
+                                           "add up"),
+        "reference count beyond 2^53": (lambda m: m["reference"].update(n_rows=2 ** 60), r"2\^53"),
+        "reference count negative": (lambda m: m["reference"]["segments"]["counts"].__setitem__(0, -1),
+                                     r"segments\.counts\[0\]"),
+        "reference feature not in the spec": (lambda m: m["reference"]["features"][0].update(name="income_k"),
+                                              r"reference\.features"),
+        "reference feature left out": (lambda m: m["reference"]["features"].pop(), r"reference\.features"),
+        "reference category not in the spec": (
+            lambda m: m["reference"]["categories"].append({"name": "region", "categories": ["north"],
+                                                           "counts": [m["reference"]["n_rows"]], "null_count": 0}),
+            r"reference\.categories"),
+        "reference segments renamed": (lambda m: m["reference"]["segments"]["categories"].__setitem__(0, "vip2"),
+                                       r"reference\.segments"),
+        "reference segments null": (lambda m: m["reference"].update(segments=None), r"reference\.segments"),
+        "reference segments a list": (lambda m: m["reference"].update(segments=[1]), "segments"),
+        "reference 10,000 edges": (lambda m: m["reference"]["features"][0].update(
+            edges=list(range(10_000)), counts=[0] * 10_000 + [m["reference"]["n_rows"]]), "at most"),
+        "reference unknown field": (lambda m: m["reference"].update(extra=1), "unknown field"),
+        # a repeated name found in one pass (a count per name took 11 s and over a minute)
+        "reference 100,000 features, the last one repeated": (many_features, "'f99998' is described twice"),
+        "reference 32,768 segment names, the last one repeated": (many_segment_names, "'s32766' twice"),
+    }
+    for label, (change, expect) in bad_reference.items():
+        cases[label] = (with_doc(change), expect)
     return cases
 
 

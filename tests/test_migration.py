@@ -1,4 +1,4 @@
-"""The migration matrix (segmint.drift.migration) against a pandas crosstab twin, its kernels
+"""The migration matrix (segmint.monitor.migration) against a pandas crosstab twin, its kernels
 against a plain-Python twin, and its refusals and words."""
 import json
 import os
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmint
-from segmint.drift.migration import DEPARTED, NEW, NONE, Migration, migration
+from segmint.monitor.migration import DEPARTED, NEW, NONE, Migration, migration
 from segmint.errors import (DataError, OutputError, ParameterError, UnknownColumnError,
                             UnsupportedTypeError)
 from segmint.kernels import join as kj
@@ -211,8 +211,8 @@ def test_sizes_count_each_segment_in_both_snapshots_and_say_how_it_changed():
     assert sizes["fresh"]["status"] == "new"
     for n in "abc":
         r = sizes[n]
-        expected = ("share grew" if r["change"] > 0 else "share shrank" if r["change"] < 0
-                    else "share unchanged")
+        moved = abs(round(r["change"] * 100, 1)) >= 0.5  # as shown: 0.1 points
+        expected = ("about the same" if not moved else "share grew" if r["change"] > 0 else "share shrank")
         assert r["status"] == expected
     assert result.sizes.schema.field("count_change").type == pa.int64()
 
@@ -274,7 +274,7 @@ def test_a_column_other_than_segment_can_hold_the_segments():
 
 
 def test_the_result_does_not_depend_on_the_thread_count(monkeypatch):
-    monkeypatch.setattr("segmint.drift.migration.CHUNK_SLOTS", 64)  # many chunks on small data
+    monkeypatch.setattr("segmint.monitor.migration.CHUNK_SLOTS", 64)  # many chunks on small data
     previous, current = snapshots(3000, seed=9, null_share=0.02)
     with segmint.threads(1):
         one = migration(previous, current, id_column="id")
@@ -371,16 +371,16 @@ def test_findings_say_in_plain_words_which_segment_shrank_and_where_its_customer
     ids = np.arange(1000)
     prev = np.array(["segment_0"] * 887 + ["segment_4"] * 113)
     cur = prev.copy()
-    cur[887:887 + 43] = "segment_1"    # 43 of 113 (38%) move to segment_1
+    cur[887:887 + 43] = "segment_1"    # 43 of 113 (38.1%) move to segment_1
     cur[887 + 43:887 + 43 + 9] = "segment_0"  # 9 more leave for segment_0, 61 stay
     cur[:18] = "segment_4"             # and 18 arrive: 61 + 18 = 79 of 1,000 = 7.9%
     result = migration(pa.table({"id": ids, "segment": prev}),
                        pa.table({"id": ids[::-1], "segment": cur[::-1]}), id_column="id")
-    assert "segment_4 shrank from 11.3% to 7.9%; 38% of its customers moved to segment_1" in result.findings
+    assert "segment_4 shrank from 11.3% to 7.9%; 38.1% of its customers moved to segment_1" in result.findings
     assert any(f.startswith("segment_1 is new: 4.3% of customers (43)") for f in result.findings)
     assert result.findings[0].startswith("1,000 customers before, 1,000 now: 0 new, 0 departed")
     # segment_0 lost 18 and gained 9 (0.9%): a finding; its 18 went to segment_4
-    assert "segment_0 shrank from 88.7% to 87.8%; 2% of its customers moved to segment_4" in result.findings
+    assert "segment_0 shrank from 88.7% to 87.8%; 2.0% of its customers moved to segment_4" in result.findings
     assert len(result.findings) == 4
 
 
@@ -389,8 +389,8 @@ def test_findings_name_departed_and_new_customers_as_destinations_and_sources():
     current = pa.table({"id": np.arange(30, 160), "segment": ["a"] * 20 + ["b"] * 110})
     result = migration(previous, current, id_column="id")
     text = "\n".join(result.findings)
-    assert "a shrank from 50.0% to 15.4%; 60% of its customers departed" in text
-    assert "b grew from 50.0% to 84.6%; 55% of its customers are new" in text
+    assert "a shrank from 50.0% to 15.4%; 60.0% of its customers departed" in text
+    assert "b grew from 50.0% to 84.6%; 54.5% of its customers are new" in text
 
 
 def test_to_json_writes_the_document_atomically_and_never_over_a_snapshot(tmp_path):
@@ -485,7 +485,7 @@ def test_hash_partitions_number_each_distinct_id_once_within_its_partition(p_bit
 
 
 def test_sparse_ids_are_numbered_the_same_for_any_thread_count(monkeypatch):
-    monkeypatch.setattr("segmint.drift.migration.PARTITIONS_PER_CHUNK", 1)
+    monkeypatch.setattr("segmint.monitor.migration.PARTITIONS_PER_CHUNK", 1)
     previous, current = snapshots(20_000, seed=13, sparse=True)
     with segmint.threads(1):
         one = migration(previous, current, id_column="id")
@@ -633,3 +633,52 @@ def test_the_unassigned_group_is_described_as_customers_with_no_segment_now():
     fresh = migration(previous.slice(0, n - 100), previous.slice(0, 1).set_column(
         1, "segment", pa.array([None], pa.string())), id_column="id")
     assert "1 customer (100.0%) has no segment now" in fresh.findings
+
+
+def test_the_largest_outflow_and_inflow_name_the_main_destination_and_source_with_their_share():
+    previous = pa.table({"id": np.arange(100), "segment": ["a"] * 50 + ["b"] * 50})
+    current = pa.table({"id": np.arange(30, 160), "segment": ["a"] * 20 + ["b"] * 110})
+    result = migration(previous, current, id_column="id")
+    assert result.largest_outflow("a") == (DEPARTED, pytest.approx(30 / 50))
+    assert result.largest_inflow("b") == (NEW, pytest.approx(60 / 110))
+    # nobody moved between a and b: a's 20 in both stayed, b's 50 too
+    assert result.largest_outflow("b") is None and result.largest_inflow("a") is None
+    assert result.largest_outflow("nope") is None and result.largest_inflow(NEW) is None
+
+
+def test_weighted_findings_carry_each_segment_s_share_change_beside_the_same_words():
+    ids = np.arange(1000)
+    prev = np.array(["x"] * 600 + ["y"] * 400)
+    cur = prev.copy()
+    cur[:100] = "y"  # x: 60% -> 50%
+    result = migration(pa.table({"id": ids, "segment": prev}), pa.table({"id": ids, "segment": cur}),
+                       id_column="id")
+    assert [text for _, text in result.weighted_findings] == result.findings
+    weights = dict((text.split(" ")[0], w) for w, text in result.weighted_findings[1:])
+    assert weights == {"x": pytest.approx(0.1), "y": pytest.approx(0.1)}
+    assert result.weighted_findings[0][0] == 1.0
+
+
+# -- words agree with the figures shown (points), plurals -------------------------------------------
+def test_a_change_shown_as_half_a_point_is_named_and_a_smaller_one_is_about_the_same():
+    # a: 50.0% -> 49.505% (-0.495 pts, shown -0.5 pts); b: the other way
+    previous = pa.table({"id": np.arange(2000), "segment": ["a"] * 1000 + ["b"] * 1000})
+    current = pa.table({"id": np.arange(2020), "segment": ["a"] * 1000 + ["b"] * 1020})
+    result = migration(previous, current, id_column="id")
+    sizes = {r["segment"]: r for r in result.sizes.to_pylist()}
+    assert sizes["a"]["change"] == pytest.approx(-0.00495, abs=1e-5)
+    assert (sizes["a"]["status"], sizes["b"]["status"]) == ("share shrank", "share grew")
+    assert any(f.startswith("a shrank from 50.0% to 49.5%") for f in result.findings)
+    assert "-0.5 pts  share shrank" in str(result) and "| -0.5 pts | share shrank |" in result.to_markdown()
+    # +0.025 pts: shown 0.0 pts, about the same, no finding
+    current = pa.table({"id": np.arange(2001), "segment": ["a"] * 1001 + ["b"] * 1000})
+    result = migration(previous, current, id_column="id")
+    assert {r["status"] for r in result.sizes.to_pylist()} == {"about the same"}
+    assert len(result.findings) == 1 and "0.0 pts  about the same" in str(result)
+    assert "%  " not in str(result).split("status")[1]  # share changes are points, not percent
+
+
+def test_one_customer_is_one_customer_not_one_customers():
+    result = migration(pa.table({"id": [1], "segment": ["a"]}), pa.table({"id": [1], "segment": ["a"]}),
+                       id_column="id")
+    assert result.findings[0].startswith("1 customer before, 1 now: 0 new, 0 departed")

@@ -207,3 +207,74 @@ def test_segmenter_state_builds_a_model_that_saves_the_same_document(tmp_path, c
     assert segmint.load(a).score(customers).equals(segmint.load(b).score(customers))
     table = pa.table({"customer_id": [1], "recency_days": [3], "frequency": [2], "monetary": [10.0]})
     assert rebuilt.predict(table).tolist() == model.predict(table).tolist()
+
+
+# ------------------------------------------------------------------ reference statistics (format 2)
+def _rewrite_manifest(src, dst, change):
+    """Copy a model file, passing its description through ``change``."""
+    import zipfile
+    with zipfile.ZipFile(src) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    doc = json.loads(members["segmint-model.json"])
+    change(doc)
+    members["segmint-model.json"] = json.dumps(doc).encode()
+    with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return dst
+
+
+def _fitted(customers):
+    return Segmenter(FEATURES, clusterer=MiniBatchKMeans(n_clusters=3, batch_size=256, random_state=0),
+                     rules=RULES, id_column="customer_id").fit(customers, as_of=AS_OF)
+
+
+def test_the_reference_statistics_round_trip_through_the_model_file(tmp_path, customers):
+    model = _fitted(customers).rename({1: "Weekend bargain hunters"})
+    path = model.save(tmp_path / "model.seg")
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        doc = json.loads(z.read("segmint-model.json"))
+    assert doc["version"] == 2 and doc["reference"] == model.reference_.to_dict()
+    loaded = segmint.load(path)
+    assert loaded.reference_ == model.reference_
+    assert list(loaded.reference_.segments.categories) == loaded.segment_names_
+    assert loaded.reference_.n_rows == customers.num_rows
+
+
+def test_a_version_1_model_file_still_loads_without_reference(tmp_path, customers):
+    model = _fitted(customers)
+    path = model.save(tmp_path / "model.seg")
+
+    def to_version_1(doc):
+        doc["version"] = 1
+        del doc["reference"]
+
+    old = _rewrite_manifest(path, tmp_path / "old.seg", to_version_1)
+    loaded = segmint.load(old)
+    assert loaded.reference_ is None
+    assert loaded.score(customers, as_of=AS_OF).equals(model.score(customers, as_of=AS_OF))
+    loaded.rename({0: "still renames"})  # a model without reference is a normal model
+    again = segmint.load(loaded.save(tmp_path / "again.seg"))
+    assert again.reference_ is None and again.segment_names_[0] == "still renames"
+
+
+def test_a_model_saved_with_a_null_reference_loads_and_a_hand_built_state_keeps_it(tmp_path, customers):
+    model = _fitted(customers)
+    path = _rewrite_manifest(model.save(tmp_path / "m.seg"), tmp_path / "null.seg",
+                             lambda doc: doc.update(reference=None))
+    assert segmint.load(path).reference_ is None
+    assert Segmenter._from_state(model._state()).reference_ == model.reference_
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda d: d["reference"]["segments"]["categories"].reverse(), "reference.segments"),
+    (lambda d: d["reference"]["features"].reverse(), "reference.features"),
+    (lambda d: d["reference"]["features"][0]["counts"].append(0), "features\\[0\\].counts"),
+    (lambda d: d.pop("reference"), "'reference'"),
+])
+def test_a_reference_that_does_not_fit_the_model_is_refused_naming_the_field(tmp_path, customers, change, words):
+    path = _rewrite_manifest(_fitted(customers).save(tmp_path / "m.seg"), tmp_path / "bad.seg", change)
+    with pytest.raises(segmint.ModelFormatError, match=words) as info:
+        segmint.load(path)
+    assert "bad.seg" in str(info.value)

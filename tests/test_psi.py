@@ -1,4 +1,4 @@
-"""Reference statistics (drift/reference.py), the PSI and its verdict (drift/psi.py) and their
+"""Reference statistics (monitor/reference.py), the PSI and its verdict (monitor/psi.py) and their
 kernels (kernels/psi.py), each against a slow, obviously correct twin written here."""
 import json
 import math
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmint
-from segmint.drift.psi import PSIResult, band, feature_drift, psi
-from segmint.drift.reference import (CategoryReference, NumericReference, ReferenceStatistics,
+from segmint.monitor.psi import PSIResult, band, feature_drift, psi, psi_terms
+from segmint.monitor.reference import (CategoryReference, NumericReference, ReferenceStatistics,
                                      bucket_upper_edge, reference_statistics)
 from segmint.errors import DataError, ParameterError, SegmintError, UnknownColumnError, UnsupportedTypeError
 from segmint.kernels import psi as kpsi
@@ -30,6 +30,17 @@ def naive_psi(expected, actual, epsilon=1e-4):
     a = [max(x, epsilon) for x in a]
     se, sa = sum(e), sum(a)
     return sum((ai / sa - ei / se) * math.log((ai / sa) / (ei / se)) for ei, ai in zip(e, a))
+
+
+def naive_statistic(expected, actual, n, m):
+    """The verdict's statistic as the module docstring writes it: the PSI of the counts each
+    plus one half (bins empty on both sides left out), times (1/n + 1/m)^-1."""
+    e = [x / sum(expected) * n for x in expected]
+    a = [x / sum(actual) * m for x in actual]
+    pairs = [(ei + 0.5, ai + 0.5) for ei, ai in zip(e, a) if ei + ai > 0]
+    se, sa = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    value = sum((ai / sa - ei / se) * math.log((ai / sa) / (ei / se)) for ei, ai in pairs)
+    return max(0.0, value) / (1 / n + 1 / m)
 
 
 def naive_bins(values, valid, edges):
@@ -131,9 +142,10 @@ def test_the_verdict_compares_psi_scaled_by_the_sample_sizes_with_the_chi_square
     small = psi(e, a, n_reference=1000, n_current=1000)
     large = psi(e, a, n_reference=10**7, n_current=10**7)
     assert small.psi == large.psi < 0.1 and small.band == "stable"
-    assert small.statistic == pytest.approx(small.psi / (2 / 1000))
+    assert small.statistic == pytest.approx(naive_statistic(e, a, 1000, 1000))
+    assert small.statistic == pytest.approx(small.psi / (2 / 1000), rel=0.01)  # no empty bin: about the PSI
     assert small.threshold == pytest.approx(chi2.ppf(0.95, 3)) == large.threshold
-    assert (small.verdict, large.verdict) == ("stable", "drifted")
+    assert (small.verdict, large.verdict) == ("within noise", "drifted")
     stricter = psi(e, a, n_reference=10**5, n_current=10**5, alpha=1e-9)
     assert stricter.threshold > small.threshold
     assert isinstance(small, PSIResult)
@@ -141,7 +153,7 @@ def test_the_verdict_compares_psi_scaled_by_the_sample_sizes_with_the_chi_square
 
 def test_a_single_bin_never_drifts():
     got = psi([1.0], [5.0], n_reference=10, n_current=10)
-    assert (got.psi, got.threshold, got.verdict) == (0.0, None, "stable")
+    assert (got.psi, got.threshold, got.verdict) == (0.0, None, "within noise")
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -414,9 +426,9 @@ def drift_of(n, shift, seed):
 
 
 @pytest.mark.parametrize("n", [1_000, 1_000_000])
-def test_no_shift_is_stable_at_any_sample_size(n):
+def test_no_shift_is_in_the_stable_band_and_within_noise_at_any_sample_size(n):
     row = drift_of(n, 0.0, seed=11)
-    assert (row["band"], row["verdict"]) == ("stable", "stable")
+    assert (row["band"], row["verdict"]) == ("stable", "within noise")
     assert row["n_reference"] == row["n_current"] == n
 
 
@@ -426,9 +438,9 @@ def test_a_small_shift_is_drifted_at_a_million_rows_though_its_psi_is_below_0_1(
     assert row["verdict"] == "drifted" and row["statistic"] > row["threshold"]
 
 
-def test_the_same_small_shift_is_stable_at_a_thousand_rows():
+def test_the_same_small_shift_is_within_noise_at_a_thousand_rows():
     row = drift_of(1_000, 0.05, seed=12)
-    assert row["verdict"] == "stable" and row["statistic"] < row["threshold"]
+    assert row["verdict"] == "within noise" and row["statistic"] < row["threshold"]
 
 
 def test_feature_drift_matches_the_twin_on_reference_bins_with_nulls_and_nan():
@@ -447,11 +459,11 @@ def test_feature_drift_matches_the_twin_on_reference_bins_with_nulls_and_nan():
     assert row["null_share_current"] == pytest.approx(current[-1] / 2000)
 
 
-def test_constant_columns_are_stable_when_unchanged_and_major_when_the_value_moves():
+def test_constant_columns_are_within_noise_when_unchanged_and_major_when_the_value_moves():
     ref = reference_statistics({"c": np.full(500, 3.0)}, features=["c"])
     same = feature_drift(ref, {"c": np.full(800, 3.0)}).to_pylist()[0]
     moved = feature_drift(ref, {"c": np.full(800, 4.0)}).to_pylist()[0]
-    assert (same["psi"], same["verdict"], same["bins"]) == (0.0, "stable", 2)
+    assert (same["psi"], same["verdict"], same["bins"]) == (0.0, "within noise", 2)
     assert moved["band"] == "major" and moved["verdict"] == "drifted"
 
 
@@ -547,7 +559,7 @@ def test_edges_lie_within_the_stated_bound_of_their_deciles_and_counts_are_exact
 
 
 def test_the_scaled_sketch_kernel_matches_its_twin_with_nulls_nan_and_infinities():
-    from segmint.drift.reference import scaled_value, sketch_scale
+    from segmint.monitor.reference import scaled_value, sketch_scale
     rng = np.random.default_rng(24)
     values = np.concatenate([rng.normal(3, 2, 700), [np.nan, np.inf, -np.inf, 3.0, -1.0]])
     valid = rng.random(values.size) < 0.9
@@ -606,8 +618,8 @@ def test_too_many_used_categories_are_refused_naming_the_column():
 
 
 def test_current_categories_unseen_beyond_the_limit_are_pooled_into_one_other_bin():
-    from segmint.drift.psi import category_bins
-    from segmint.drift.reference import MAX_CATEGORIES
+    from segmint.monitor.psi import category_bins
+    from segmint.monitor.reference import MAX_CATEGORIES
     ref = reference_statistics({"c": np.array(["a"] * 60 + ["b"] * 40)}, features=[], categories=["c"])
     new = ["a"] * 30 + [f"n{i}" for i in range(1500)] + ["n5"] * 4  # n5: the largest unseen one
     row = feature_drift(ref, {"c": np.array(new)}).to_pylist()[0]
@@ -653,3 +665,97 @@ def test_a_large_epsilon_pools_new_categories_so_that_every_bin_stays_above_it()
     with pytest.raises(ParameterError, match="epsilon"):
         feature_drift(ref, {"c": new}, epsilon=0.3)  # a, b, "(other)", nulls: up to 4 bins
     assert feature_drift(ref, {"c": new}, epsilon=0.24).column("bins").to_pylist() == [3]  # a, b, (other)
+
+
+def test_the_verdict_never_says_stable_which_is_a_band_word():
+    verdicts = {psi([0.25] * 4, a, n_reference=n, n_current=n).verdict
+                for a in ([0.25] * 4, [0.24, 0.26, 0.25, 0.25], [0.1, 0.4, 0.25, 0.25]) for n in (3, 50, 10**7)}
+    assert verdicts == {"within noise", "drifted", "too few rows"}
+
+
+# -- too few rows (Cochran's rule) and many features (Bonferroni) --------------------------------
+def naive_too_few(expected, actual, n, m):
+    """Cochran's rule as the module docstring writes it, cell by cell of the 2 x bins table."""
+    e = [x / sum(expected) * n for x in expected]
+    a = [x / sum(actual) * m for x in actual]
+    cells = []
+    for ei, ai in zip(e, a):
+        if ei + ai == 0:
+            continue  # empty on both sides: left out
+        cells += [n * (ei + ai) / (n + m), m * (ei + ai) / (n + m)]
+    # exact limits up to a relative 1e-9 (counts rebuilt from shares round)
+    return min(cells) < 1 - 1e-9 or sum(c < 5 * (1 - 1e-9) for c in cells) > 0.2 * len(cells)
+
+
+@given(st.data())
+@settings(max_examples=60, deadline=None)
+def test_too_few_rows_follows_cochran_s_rule_on_the_expected_counts(data):
+    bins = data.draw(st.integers(2, 10))
+    counts = st.lists(st.integers(0, 60), min_size=bins, max_size=bins).filter(lambda x: sum(x) > 0)
+    expected, actual = data.draw(counts), data.draw(counts)
+    got = psi(expected, actual, n_reference=sum(expected), n_current=sum(actual))
+    if sum(1 for e, a in zip(expected, actual) if e + a) < 2:
+        assert got.verdict == "within noise"  # one non-empty bin: nothing can move
+    elif naive_too_few(expected, actual, sum(expected), sum(actual)):
+        assert got.verdict == "too few rows"
+        assert got.statistic == pytest.approx(naive_statistic(expected, actual, sum(expected), sum(actual)))
+    else:
+        assert got.verdict == ("drifted" if got.statistic > got.threshold else "within noise")
+
+
+def test_small_current_samples_of_an_unchanged_distribution_are_not_called_drifted():
+    # the review's reproduction: decile bins of N(0, 1), 20,000 reference rows, fresh samples
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=20_000)
+    edges = np.quantile(ref, np.linspace(0.1, 0.9, 9))
+    e = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=10)
+
+    def verdicts(m, runs):
+        out = []
+        for _ in range(runs):
+            a = np.bincount(np.searchsorted(edges, rng.normal(size=m), side="right"), minlength=10)
+            out.append(psi(e, a, n_reference=20_000, n_current=m).verdict)
+        return out
+
+    assert set(verdicts(30, 100)) == {"too few rows"}  # was 40% "drifted"
+    assert set(verdicts(1, 20)) == {"too few rows"}
+    at_200 = verdicts(200, 300)
+    assert "too few rows" not in at_200 and at_200.count("drifted") <= 0.09 * 300  # alpha = 0.05
+
+
+def test_feature_drift_tests_its_features_as_one_family_at_alpha():
+    from scipy.stats import chi2
+    rng = np.random.default_rng(8)
+    cols = {f"x{i}": rng.normal(size=4000) for i in range(4)}
+    ref = reference_statistics(cols, features=list(cols))
+    table = feature_drift(ref, {k: rng.normal(size=3000) for k in cols}, alpha=0.1).to_pylist()
+    for row in table:  # Bonferroni: each of the 4 at 0.1 / 4
+        assert row["threshold"] == pytest.approx(chi2.ppf(1 - 0.1 / 4, row["bins"] - 1))
+    one = psi(list(ref.features["x0"].counts), list(ref.features["x0"].counts), n_reference=4000,
+              n_current=4000, alpha=0.1)
+    assert one.threshold == pytest.approx(chi2.ppf(0.9, one.bins - 1))  # a single psi(): alpha as given
+
+
+def test_a_too_large_epsilon_names_the_feature_with_the_most_bins():
+    rng = np.random.default_rng(2)
+    ref = reference_statistics({"few": rng.integers(0, 2, 500).astype(float), "many": rng.normal(size=500)},
+                               features=["few", "many"])
+    bins = len(ref.features["many"].edges) + 2
+    with pytest.raises(ParameterError, match=rf"feature 'many' .*has {bins} bins, got 0.2"):
+        feature_drift(ref, {"few": np.zeros(3), "many": np.zeros(3)}, epsilon=0.2)
+
+
+@given(st.data())
+@settings(max_examples=40, deadline=None)
+def test_the_psi_terms_are_non_negative_and_add_up_to_the_psi(data):
+    bins = data.draw(st.integers(1, 12))
+    shares = st.lists(st.sampled_from([0.0, 1.0, 7.0]) | st.floats(0, 1e3), min_size=bins,
+                      max_size=bins).filter(lambda x: sum(x) > 0)
+    expected, actual = data.draw(shares), data.draw(shares)
+    terms = psi_terms(expected, actual, epsilon=1e-3)
+    assert terms.shape == (bins,) and np.all(terms >= 0)
+    assert float(terms.sum()) == pytest.approx(psi(expected, actual, epsilon=1e-3).psi, rel=1e-12, abs=1e-15)
+    e = np.maximum(np.asarray(expected) / sum(expected), 1e-3)
+    a = np.maximum(np.asarray(actual) / sum(actual), 1e-3)
+    e, a = e / e.sum(), a / a.sum()
+    assert terms == pytest.approx((a - e) * np.log(a / e), rel=1e-9, abs=1e-15)

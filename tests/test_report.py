@@ -544,7 +544,7 @@ def test_names_of_a_hundred_thousand_characters_are_cut_and_the_size_bound_holds
 def test_a_report_over_its_bound_is_refused_not_written(prof, tmp_path, monkeypatch):
     import segmint.report.html as report_html
 
-    monkeypatch.setattr(report_html, "size_bound", lambda *args: 1_000)
+    monkeypatch.setattr(report_html, "size_bound", lambda *args, **kwargs: 1_000)
     with pytest.raises(OutputError, match="bound"):
         write_report(tmp_path / "r.html", prof)
     assert not os.listdir(tmp_path)
@@ -647,3 +647,326 @@ def test_neither_the_report_nor_a_sweep_plot_is_written_over_the_file_the_sweep_
     with pytest.raises(OutputError):
         plots.save_png(plots.plot_sweep(s), data)
     assert data.read_bytes() == before
+
+
+# -- drift (issue 15): the migration heatmap, the drift section, report --previous ----------------
+def _snapshots(names, n=4_000, seed=0, stay=0.7):
+    """Two (customer_id, segment) snapshots with unsorted ids, 10% departed and 10% new."""
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(np.arange(10 * n, 11 * n + n // 10))
+    before = rng.integers(0, len(names), n)
+    after = np.where(rng.random(n) < stay, before, rng.integers(0, len(names), n))
+    previous = pa.table({"customer_id": ids[:n], "segment": pa.array([names[i] for i in before])})
+    keep = slice(n // 10, n)  # the first tenth departed; n // 10 new ids come after
+    current_ids = np.concatenate([ids[keep], ids[n:]])
+    current_seg = np.concatenate([after[keep], rng.integers(0, len(names), n // 10)])
+    current = pa.table({"customer_id": current_ids, "segment": pa.array([names[i] for i in current_seg])})
+    return previous, current
+
+
+@pytest.fixture(scope="module")
+def snapshot_drift():
+    from segmint.monitor.compare import drift
+
+    previous, current = _snapshots(NAMES)
+    return drift(current, previous=previous, id_column="customer_id")
+
+
+@pytest.fixture(scope="module")
+def model_drift(customers):
+    """A model fitted on the base, then the base a little later: monetary up, 1,000 customers gone,
+    with the previous snapshot (the fit's scores): every view of a drift."""
+    from segmint import KMeans, Segmenter
+    from segmint.monitor.compare import drift
+
+    model = Segmenter(["frequency", "monetary", "tenure_days", {"column": "region", "one_hot": True}],
+                      id_column="customer_id", clusterer=KMeans(n_clusters=4, random_state=0, n_init=1))
+    model.fit(customers.slice(0, 8_000)).rename({0: HOSTILE})
+    previous = model.score(customers.slice(0, 8_000)).select(["customer_id", "segment"])
+    later = customers.slice(1_000, 7_000)
+    later = later.set_column(later.schema.get_field_index("monetary"), "monetary",
+                             pa.array(np.asarray(later.column("monetary")) * 1.5))
+    return drift(later, model=model, previous=previous)
+
+
+def _row_shares(counts):
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
+
+
+def test_the_migration_heatmap_draws_row_shares_previous_by_current_with_new_and_departed(snapshot_drift, tmp_path):
+    m = snapshot_drift.migration
+    fig = plots.migration_heatmap(m)
+    ax = fig.axes[0]
+    drawn = np.ma.filled(ax.images[0].get_array().astype(np.float64), np.nan)
+    assert drawn.shape == m.matrix.shape
+    np.testing.assert_allclose(drawn, _row_shares(m.matrix), rtol=1e-12)
+    full = m.matrix.sum(axis=1) > 0
+    np.testing.assert_allclose(np.nansum(drawn[full], axis=1), 1.0)  # each row adds up to 100%
+    assert ax.images[0].norm.vmin == 0 and ax.images[0].norm.vmax == 1
+    assert [t.get_text() for t in ax.get_yticklabels()] == [plots.shorten(n) for n in m.from_names]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [plots.shorten(n) for n in m.to_names]
+    assert m.from_names[-1] == "(new)" and m.to_names[-1] == "(departed)"
+    assert ax.get_ylabel() == "previous segment" and ax.get_xlabel() == "current segment"
+    texts = [t.get_text() for t in ax.texts]  # 7 segments: every non-zero cell says its share
+    assert sorted(texts) == sorted(plots.share_text(v) for v in drawn[m.matrix > 0])
+    assert len(ax.patches) == len(NAMES)  # the diagonal, "stayed", outlined
+    path = plots.save_png(fig, tmp_path / "migration.png")
+    shape = _png_shape(path.read_bytes())
+    assert shape[:2] == _expected_pixels(fig)
+    assert __import__("matplotlib.image", fromlist=["imread"]).imread(path)[..., :3].std() > 0.05
+    shots = os.environ.get("SEGMINT_REPORT_SHOTS")
+    if shots:
+        plots.save_png(fig, os.path.join(shots, "migration_heatmap.png"))
+
+
+def test_forty_five_segments_draw_the_largest_thirty_and_pool_the_rest_without_cell_numbers():
+    from segmint.monitor.migration import migration
+
+    names = [f"a segment with a long name number {i}" for i in range(45)]
+    rng = np.random.default_rng(5)
+    weights = 1.0 / np.arange(1, 46)
+    n = 9_000
+    ids = np.arange(n)
+    prev = pa.table({"customer_id": ids, "segment": [names[i] for i in rng.choice(45, n, p=weights / weights.sum())]})
+    cur = pa.table({"customer_id": ids[500:] + 300,
+                    "segment": [names[i] for i in rng.choice(45, n - 500, p=weights / weights.sum())]})
+    m = migration(prev, cur, id_column="customer_id")
+    counts, rows, cols, pooled = plots.migration_view(m)
+    assert pooled == 15 and counts.shape == (32, 32)
+    assert rows[-2] == cols[-2] == "(15 other segments)" and rows[-1] == "(new)" and cols[-1] == "(departed)"
+    assert counts.sum() == m.matrix.sum()
+    size = m.matrix[:-1].sum(axis=1) + m.matrix[:, :-1].sum(axis=0)
+    kept = sorted(np.argsort(-size, kind="stable")[:30])
+    assert rows[:30] == [m.from_names[i] for i in kept]  # the largest, in the migration's order
+    np.testing.assert_array_equal(counts[:30, :].sum(axis=1), m.matrix[kept].sum(axis=1))  # rows unchanged
+    fig = plots.migration_heatmap(m)
+    ax = fig.axes[0]
+    assert not ax.texts and "15 smaller ones pooled" in ax.get_title(loc="left")
+    h, w = _png_shape(plots.png_bytes(fig))[:2]
+    assert max(h, w) <= plots.MAX_INCHES * plots.DPI
+    assert all(len(t.get_text()) <= plots.LABEL_CHARS for t in ax.get_yticklabels())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(st.integers(0, 50), min_size=n + 1, max_size=n + 1), min_size=n + 1, max_size=n + 1),
+    st.integers(1, 6))))
+def test_pooling_the_small_segments_matches_a_plain_loop(case):
+    from segmint.monitor.migration import Migration
+
+    rows, limit = case
+    matrix = np.array(rows, dtype=np.int64)
+    matrix[-1, -1] = 0
+    n = matrix.shape[0] - 1
+    m = Migration(matrix, [f"s{i}" for i in range(n)], [f"s{i}" for i in range(n)], id_column="id")
+    counts, from_names, to_names, pooled = plots.migration_view(m, limit)
+    # the twin: a group label per segment, then a sum over every cell
+    size = [matrix[i, :].sum() + matrix[:, i].sum() for i in range(n)]  # previous + current customers
+    big = sorted(sorted(range(n), key=lambda i: (-size[i], i))[:limit]) if n > limit else list(range(n))
+    group = {i: big.index(i) for i in big}
+    other = len(big) if n > limit else None
+    expected = np.zeros((len(big) + (other is not None) + 1,) * 2, dtype=np.int64)
+    for i in range(n + 1):
+        for j in range(n + 1):
+            gi = len(expected) - 1 if i == n else group.get(i, other)
+            gj = len(expected) - 1 if j == n else group.get(j, other)
+            expected[gi, gj] += matrix[i, j]
+    np.testing.assert_array_equal(counts, expected)
+    assert pooled == (n - limit if n > limit else 0)
+    assert from_names[:len(big)] == [f"s{i}" for i in big] == to_names[:len(big)]
+    np.testing.assert_allclose(np.nansum(_row_shares(counts), axis=1)[counts.sum(axis=1) > 0], 1.0)
+
+
+def test_a_report_with_a_drift_shows_its_findings_heatmap_shares_and_feature_psi(prof, model_drift, tmp_path):
+    d = model_drift
+    assert d.migration is not None and d.features is not None and d.segments is not None
+    path = write_report(tmp_path / "drift.html", prof, drift=d)
+    text = path.read_text(encoding="utf-8")
+    page = _parse(text)
+    words = " ".join(page.text)
+    assert "<h2>Drift</h2>" in text
+    section = words.split("Drift", 1)[1]
+    for finding in d.findings:
+        assert finding in section
+    for head in ("Who moved where", "Segment sizes, previous snapshot and now", "Segment shares at fit and now",
+                 "Feature drift: PSI against the reference"):
+        assert head in section
+    for feature in d.features.column("feature").to_pylist():
+        assert feature in section
+    for word in set(d.features.column("band").to_pylist()) | set(d.features.column("verdict").to_pylist()):
+        assert word in section
+    assert HOSTILE in section and html.escape(HOSTILE, quote=True) in text and "<script>" not in text
+    assert f"{d.n_current:,} customers now" in section and f"{d.n_reference:,} when the model was fitted" in section
+    from segmint.report.html import _by_psi
+    shown = _by_psi(d.features)
+    psis = shown.column("psi").to_pylist()
+    assert psis == sorted(psis, reverse=True) and shown.column("feature")[0].as_py() == "monetary"  # x 1.5
+    table = section.split("Feature drift")[1]
+    positions = [table.index(f) for f in shown.column("feature").to_pylist()]
+    assert positions == sorted(positions)  # the page lists them largest PSI first
+    images = [v for t, k, v in page.attrs if t == "img" and k == "src"]
+    assert len(images) == 3  # sizes, differences, and the migration heatmap
+    alts = [v for t, k, v in page.attrs if t == "img" and k == "alt"]
+    assert any(a.startswith("Migration heatmap") for a in alts)
+    for src in images:
+        _png_shape(base64.b64decode(src.split(",", 1)[1]))
+    assert os.path.getsize(path) <= size_bound(len(prof.segments), len(prof.features), drift=d)
+    note = table.split("Largest PSI first.")[1]  # what the verdict is, without claiming too much
+    k = d.features.num_rows
+    assert f"1 - alpha / k (alpha {d.alpha:.3g}, k = {k} features)" in note and "too few rows" in note
+    assert "the verdict does not" not in note and "some false alarms remain" in note
+
+
+def test_a_drift_of_two_snapshots_has_the_heatmap_and_sizes_but_no_psi_tables(prof, snapshot_drift, tmp_path):
+    text = write_report(tmp_path / "r.html", prof, drift=snapshot_drift).read_text(encoding="utf-8")
+    assert "Who moved where" in text and "Segment sizes, previous snapshot and now" in text
+    assert "Feature drift" not in text and "Segment shares at fit and now" not in text
+    assert text.count("<img ") == 3
+    for name in NAMES:
+        assert html.escape(name, quote=True) in text.split("<h2>Drift</h2>")[1]
+
+
+def test_a_drift_without_views_shows_its_note_and_no_heatmap(prof, tmp_path):
+    from segmint.monitor.compare import Drift
+
+    note = "feature drift skipped: <the model> holds no reference statistics"
+    text = write_report(tmp_path / "r.html", prof, drift=Drift(n_current=5, notes=[note])).read_text(encoding="utf-8")
+    section = " ".join(_parse(text.split("<h2>Drift</h2>")[1]).text)
+    assert note in section and "Who moved where" not in section
+    assert text.count("<img ") == 2
+
+
+def test_drift_names_of_a_hundred_thousand_characters_are_cut_and_the_size_bound_holds(prof, tmp_path):
+    from segmint.monitor.compare import drift
+
+    names = ["x" * 100_000, "<&>" * 30_000, "short"]
+    previous, current = _snapshots(names, n=600, seed=3)
+    d = drift(current, previous=previous, id_column="customer_id")
+    path = write_report(tmp_path / "long.html", prof, drift=d)
+    size = os.path.getsize(path)
+    assert size <= size_bound(len(prof.segments), len(prof.features), drift=d)
+    assert size < 3_000_000
+    page = _parse(path.read_text(encoding="utf-8").split("<h2>Drift</h2>")[1])
+    assert "short" in page.text
+    assert all(len(s) <= 600 for s in page.text)
+    assert any(s.startswith("x" * 100) and len(s) == 200 and s.endswith("\u2026") for s in page.text)
+
+
+def test_the_report_is_never_written_over_a_snapshot_the_drift_read(prof, tmp_path):
+    from segmint.monitor.compare import drift
+    from segmint.io import write_table
+
+    previous, current = _snapshots(NAMES, n=500)
+    write_table(previous, tmp_path / "previous.arrow")
+    before = (tmp_path / "previous.arrow").read_bytes()
+    d = drift(current, previous=str(tmp_path / "previous.arrow"), id_column="customer_id")
+    with pytest.raises(OutputError):
+        write_report(tmp_path / "previous.arrow", prof, drift=d)
+    with pytest.raises(OutputError):
+        plots.save_png(plots.migration_heatmap(d.migration), tmp_path / "previous.arrow")
+    assert (tmp_path / "previous.arrow").read_bytes() == before
+
+
+def test_write_report_refuses_a_drift_that_is_not_one(prof, tmp_path):
+    with pytest.raises(ParameterError, match=r"drift= must be a segmint Drift .*got str"):
+        write_report(tmp_path / "r.html", prof, drift="drift.json")
+    assert not os.listdir(tmp_path)
+
+
+def _model_files(tmp_path, reference=True):
+    """customers.arrow (a later base), model.seg fitted on the earlier one, previous.parquet (its scores)."""
+    from segmint import KMeans, Segmenter
+    from segmint.datasets import make_customers
+    from segmint.io import write_table
+
+    base = make_customers(3_000, random_state=4)
+    model = Segmenter(["frequency", "monetary", "tenure_days"], id_column="customer_id",
+                      clusterer=KMeans(n_clusters=3, random_state=0, n_init=1)).fit(base)
+    model.score(base, out=tmp_path / "previous.parquet")
+    if not reference:
+        model.reference_ = None  # what a model saved by an older segmint loads as
+    model.save(tmp_path / "model.seg")
+    write_table(base.slice(200), tmp_path / "customers.arrow")
+    return tmp_path / "customers.arrow", tmp_path / "model.seg", tmp_path / "previous.parquet"
+
+
+def test_the_report_command_with_a_model_and_a_previous_snapshot_adds_the_whole_drift_section(tmp_path, capsys):
+    from segmint.cli import main
+
+    data, model, previous = _model_files(tmp_path)
+    out = tmp_path / "report.html"
+    code = main(["--quiet", "report", str(data), "--segments", str(model), "--previous", str(previous),
+                 "--no-validate", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code in (0, None), captured.err
+    assert "with a drift section" in captured.out
+    text = out.read_text(encoding="utf-8")
+    for head in ("<h2>Drift</h2>", "Who moved where", "Segment shares at fit and now", "Feature drift"):
+        assert head in text
+    assert text.count("<img ") == 3
+    assert "200 departed" in " ".join(_parse(text).text)
+
+    code = main(["--quiet", "report", str(data), "--segments", str(model), "--no-validate", "-o", str(out)])
+    assert code in (0, None)
+    text = out.read_text(encoding="utf-8")  # without --previous: features and shares, no migration
+    assert "Feature drift" in text and "Who moved where" not in text and text.count("<img ") == 2
+
+
+def test_the_report_command_notes_a_model_without_reference_statistics_instead_of_failing(tmp_path, capsys):
+    from segmint.cli import main
+
+    data, model, _ = _model_files(tmp_path, reference=False)
+    out = tmp_path / "report.html"
+    code = main(["--quiet", "report", str(data), "--segments", str(model), "--no-validate", "-o", str(out)])
+    assert code in (0, None), capsys.readouterr().err
+    section = " ".join(_parse(out.read_text(encoding="utf-8").split("<h2>Drift</h2>")[1]).text)
+    assert "holds none" in section and "segmint refit" in section and "Feature drift" not in section
+
+
+def test_the_report_command_compares_a_segment_column_with_a_previous_snapshot(tmp_path, capsys):
+    from segmint.cli import main
+    from segmint.io import write_table
+
+    previous, current = _snapshots(["gold", "silver", "bronze"], n=1_000)
+    current = current.append_column("spend", pa.array(np.arange(current.num_rows, dtype=np.float64)))
+    write_table(previous, tmp_path / "previous.arrow")
+    write_table(current, tmp_path / "current.arrow")
+    out = tmp_path / "report.html"
+    code = main(["--quiet", "report", str(tmp_path / "current.arrow"), "--segments", "segment", "--id-column",
+                 "customer_id", "--previous", str(tmp_path / "previous.arrow"), "--no-validate", "-o", str(out)])
+    assert code in (0, None), capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    assert "Who moved where" in text and "Feature drift" not in text
+    assert "1,000 customers before, 1,000 now: 100 new, 100 departed" in " ".join(_parse(text).text)
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--segments", "segment"], "--id-column"),
+    (["--segments", "segment", "--id-column", "customer_id", "--previous", "{tmp}/nowhere.arrow"], "nowhere"),
+    (["--segments", "segment", "--id-column", "no_such_id"], "no_such_id"),
+    (["--segments", "{tmp}/rules.json", "--id-column", "customer_id"], "neither"),
+])
+def test_a_wrong_previous_fails_in_one_line_before_the_profile_pass(extra, words, tmp_path, capsys, monkeypatch):
+    from segmint import RuleSet
+    from segmint.cli import main
+    from segmint.io import write_table
+
+    profile_module = sys.modules["segmint.explain.profile"]
+    previous, current = _snapshots(["gold", "silver"], n=300)
+    write_table(previous, tmp_path / "previous.arrow")
+    write_table(current.append_column("x", pa.array(np.arange(300.0))), tmp_path / "current.arrow")
+    RuleSet([("big", "x >= 100")], default="small").save(tmp_path / "rules.json")
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the profile pass ran before --previous was checked")
+
+    monkeypatch.setattr(profile_module, "profile", no_pass)
+    argv = [a.format(tmp=tmp_path) for a in extra]
+    if "--previous" not in argv:
+        argv += ["--previous", str(tmp_path / "previous.arrow")]
+    code = main(["--quiet", "report", str(tmp_path / "current.arrow")] + argv + ["-o", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert code == 1 and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()

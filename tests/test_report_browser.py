@@ -57,8 +57,16 @@ RUNNER = textwrap.dedent("""
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         visible = {{n: page.get_by_text(n, exact=True).first.is_visible() for n in names}}
         scripts = page.evaluate("document.scripts.length")
+        # the drift section: its heading, its heatmap, and the segment names of its tables
+        drift = page.locator("h2", has_text="Drift")
+        heatmap = page.evaluate("Array.from(document.images).filter(i => i.alt.startsWith('Migration heatmap'))"
+                                ".map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        drift_names = {{n: page.locator("h2:text-is('Drift') ~ div.scroll td.name").filter(has_text=n).first
+                        .is_visible() for n in names}}
+        drift_seen = {{"heading": drift.count() == 1 and drift.first.is_visible(), "heatmap": heatmap,
+                      "names": drift_names}}
         browser.close()
-    print(json.dumps({{"images": images, "visible": visible, "scripts": scripts,
+    print(json.dumps({{"images": images, "visible": visible, "scripts": scripts, "drift": drift_seen,
                       "requests": [u for u in requests if not u.startswith(("file:", "data:"))]}}))
 """)
 
@@ -66,6 +74,7 @@ RUNNER = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     _browser_or_skip()  # before the data: a skip costs nothing
+    from segmint.monitor.compare import drift
     from segmint.explain.profile import profile
     from segmint.explain.validate import validate
     from segmint.report import write_report
@@ -79,8 +88,15 @@ def report(tmp_path_factory):
     table = pa.table(columns)
     prof = profile(table, segments="segment", revenue="spend", reachable="opt_in")
     validation = validate(table, segments="segment", profile=prof, reachable="opt_in", n_bootstrap=5)
+    # who moved where: a third of the customers changed segment, 500 left, 500 came
+    ids = rng.permutation(n)
+    moved = np.where(rng.random(n) < 0.33, rng.integers(0, len(NAMES), n), seg)
+    previous = pa.table({"customer_id": ids[:n - 500], "segment": [NAMES[s] for s in moved[:n - 500]]})
+    current = pa.table({"customer_id": np.concatenate([ids[500:], np.arange(n, n + 500)]),
+                        "segment": [NAMES[s] for s in np.concatenate([seg[500:], seg[:500]])]})
+    moves = drift(current, previous=previous, id_column="customer_id")
     path = tmp_path_factory.mktemp("browser") / "report.html"
-    return write_report(path, prof, validation=validation, title="Browser check")
+    return write_report(path, prof, validation=validation, drift=moves, title="Browser check")
 
 
 def test_the_report_renders_offline_with_every_segment_name_and_every_plot(report, tmp_path):
@@ -98,9 +114,13 @@ def test_the_report_renders_offline_with_every_segment_name_and_every_plot(repor
 
     assert seen["scripts"] == 0  # the hostile name stayed text
     assert seen["requests"] == []  # nothing fetched: the page is self-contained
-    assert len(seen["images"]) >= 2
+    assert len(seen["images"]) >= 3  # sizes, differences, the migration heatmap
     assert all(complete and w > 0 and h > 0 for complete, w, h in seen["images"]), seen["images"]
     assert seen["visible"] == {n: True for n in NAMES}
+    drift = seen["drift"]
+    assert drift["heading"]
+    assert len(drift["heatmap"]) == 1 and all(complete and w > 300 and h > 300 for complete, w, h in drift["heatmap"])
+    assert drift["names"] == {n: True for n in NAMES}  # in the drift's tables, escaped and shown
 
     pixels = mpimg.imread(shot)[..., :3]
     assert pixels.shape[1] == 1280 and pixels.shape[0] > 900  # the full page, longer than one screen

@@ -885,6 +885,7 @@ def test_fit_on_a_one_shot_reader(files):
         Segmenter(SPEC, clusterer=kmeans(3), rules=ruleset()).fit(segmint.open(make()), as_of=AS_OF)
     rules_only = Segmenter(SPEC, rules=ruleset()).fit(make())
     np.testing.assert_array_equal(rules_only.transform(customers()), reference_matrix(customers(), np.float32))
+    assert rules_only.reference_ is None  # a stream cannot be read again for reference statistics
     # and a reader already read once says so
     reader = segmint.open(make())
     fitted_model = Segmenter(rules=ruleset()).fit(customers())
@@ -1035,3 +1036,89 @@ def test_the_fit_rows_sample_is_uniform_on_customers_the_generator_made_with_the
     truth = t.column("true_segment").to_numpy().astype(np.int64)
     drawn = np.bincount(np.rint(seen["X"][:, 0]).astype(np.int64), minlength=7) / len(seen["X"])
     assert np.abs(drawn - np.bincount(truth, minlength=7) / len(truth)).max() < 0.02
+
+
+# ------------------------------------------------------------ 9. reference statistics of fit
+def score_counts(model, table):
+    """Rows per segment id as score() assigns them: the slow twin of reference_.segments."""
+    ids = model.score(table, as_of=AS_OF).column("segment_id").to_numpy()
+    return np.bincount(ids, minlength=len(model.segment_names_)).tolist()
+
+
+@pytest.mark.parametrize("case", ["clusters", "rules+clusters", "fit_rows sample", "rules only",
+                                  "cluster_within", "no labels"])
+def test_fit_records_the_exact_rows_of_every_segment(case):
+    table = customers()
+    params = {"clusters": dict(clusterer=kmeans(3)),
+              "rules+clusters": dict(clusterer=minibatch(3), rules=ruleset()),
+              "fit_rows sample": dict(clusterer=minibatch(3), rules=ruleset(), fit_rows=900),
+              "rules only": dict(rules=ruleset()),
+              "cluster_within": dict(clusterer=kmeans(2), rules=ruleset(), cluster_within=["lapsed", "active"]),
+              "no labels": dict(clusterer=minibatch(3, compute_labels=False))}[case]
+    model = Segmenter(SPEC, id_column="customer_id", **params).fit(table, as_of=AS_OF)
+    seg = model.reference_.segments
+    assert seg.name == "segment" and seg.null_count == 0
+    assert list(seg.categories) == model.segment_names_
+    assert list(seg.counts) == score_counts(model, table)
+    assert model.reference_.n_rows == table.num_rows
+
+
+def test_fit_reference_features_equal_the_public_reference_statistics():
+    """The one-pass reference (ranges from the spec) equals reference_statistics' two passes."""
+    from segmint.monitor.reference import reference_statistics
+    table = customers()
+    model = Segmenter(SPEC, clusterer=kmeans(3), rules=ruleset()).fit(table, as_of=AS_OF)
+    numeric = ["recency_days", "frequency", "monetary", "sessions_30d", "email_opt_in"]
+    twin = reference_statistics(table, features=numeric, categories=["region"])
+    ref = model.reference_
+    assert list(ref.features) == numeric and list(ref.categories) == ["region"]
+    assert ref.to_dict()["features"] == twin.to_dict()["features"]
+    assert ref.to_dict()["categories"] == twin.to_dict()["categories"]
+    # the batch size changes nothing
+    other = Segmenter(SPEC, clusterer=kmeans(3), rules=ruleset()).fit(table, as_of=AS_OF, batch_size=777)
+    assert other.reference_ == ref
+
+
+def test_a_one_hot_column_of_too_many_categories_is_left_out_of_the_reference():
+    from segmint.monitor.reference import MAX_CATEGORIES
+    n = 3 * MAX_CATEGORIES
+    table = pa.table({"x": np.arange(n, dtype=np.float64), "code": [f"c{i}" for i in range(n)]})
+    model = Segmenter(["x", {"column": "code", "one_hot": True}], clusterer=kmeans(2)).fit(table)
+    assert list(model.reference_.features) == ["x"] and model.reference_.categories == {}
+    assert sum(model.reference_.segments.counts) == n
+
+
+def test_rename_renames_the_reference_segments_too(fitted):
+    model = clone(fitted)
+    before = model.reference_
+    model.rename({0: "Weekend bargain hunters", "lapsed": "Gone quiet"})
+    assert list(model.reference_.segments.categories) == model.segment_names_
+    assert model.reference_.segments.counts == before.segments.counts
+    assert list(fitted.reference_.segments.categories) == fitted.segment_names_  # the original untouched
+
+
+def test_the_reference_costs_one_more_pass_at_most(monkeypatch):
+    """With every row clustered, the segment counts come from the fit's labels: no scoring."""
+    calls = []
+    original = Segmenter._assign_batch
+    monkeypatch.setattr(Segmenter, "_assign_batch", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    Segmenter(SPEC, clusterer=kmeans(3), rules=ruleset()).fit(customers(), as_of=AS_OF)
+    assert calls == []
+
+
+def test_a_one_hot_column_dropped_from_the_reference_is_no_longer_counted():
+    """Past MAX_CATEGORIES categories a column is left out: later batches must not count it."""
+    from segmint.io import open as open_source
+    from segmint.monitor.reference import MAX_CATEGORIES, _KnownRangePass
+    n = MAX_CATEGORIES + 500
+    table = pa.table({"code": pa.array([f"c{i}" for i in range(2 * n)]).dictionary_encode()})
+    counter = _KnownRangePass([], ["code"], [])
+    partials = []
+    for batch in open_source(table).batches(columns=["code"], batch_size=n):
+        views = {"code": batch["code"]}
+        partial = counter.count(batch.num_rows, views)
+        partials.append(partial[2][0])
+        counter.add(partial, [views["code"].dictionary])
+    assert partials[0] is not None and partials[1] is None  # dropped after the first batch
+    ref = counter.finish()
+    assert ref.n_rows == 2 * n and ref.categories == {}

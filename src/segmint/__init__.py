@@ -4,7 +4,9 @@ The data layer is :func:`segmint.open` (files, tables, DataFrames, arrays) and t
 writers; :class:`segmint.KMeans` and :class:`segmint.MiniBatchKMeans` cluster arrays or any
 source; :func:`segmint.make_customers` / :func:`segmint.write_customers` generate a seeded
 synthetic customer base for demos, tests and benchmarks; :func:`segmint.warmup` compiles the
-kernels ahead of time. A Segmenter, a RuleSet and an RFMScorer save with ``obj.save(path)`` and
+kernels ahead of time. :func:`segmint.drift` tells who moved between segments and which
+features drifted since a snapshot or a model's fit, and ``Segmenter.refit`` refreshes a model
+keeping its segment names. A Segmenter, a RuleSet and an RFMScorer save with ``obj.save(path)`` and
 come back with :func:`segmint.load`.
 
 ``from segmint import *`` leaves out :func:`segmint.open`, which would shadow the builtin
@@ -12,8 +14,12 @@ come back with :func:`segmint.load`.
 polars, DuckDB, ...): those load only when data of theirs arrive.
 """
 from . import _startup  # noqa: F401  (first: a Ctrl-C while the CLI imports the rest exits 130)
-from . import cluster, datasets, errors, events, explain, io, pipeline, rules
+from . import cluster, datasets, errors, events, explain, io, monitor, pipeline, rules
 from .explain import Profile, Sweep, Validation, profile, sweep_k, validate
+# the function segmint.drift hides the package's name as an attribute of segmint (as
+# segmint.profile does segmint.explain.profile's); import its modules by their full names:
+# ``from segmint.monitor.psi import psi``
+from .monitor.compare import Drift, drift
 from .events import RFMScorer, aggregate, btyd_summary, lifecycle_stages, rfm_segments
 from ._parallel import get_num_threads, set_num_threads, threads
 from ._warmup import warmup
@@ -41,12 +47,14 @@ __all__ = [
     "events", "aggregate", "btyd_summary", "RFMScorer", "rfm_segments", "lifecycle_stages", "rules",
     "RuleSet", "Segment", "RuleError", "RuleSyntaxError", "RuleTypeError", "RuleSetError",
     "explain", "profile", "Profile", "sweep_k", "Sweep", "validate", "Validation", "write_report",
+    "monitor", "drift", "Drift",
 ]
 
 
-def write_report(path, profile, *, validation=None, sweep=None, title=None, inputs=()):
+def write_report(path, profile, *, validation=None, sweep=None, drift=None, title=None, inputs=()):
     """Write one self-contained HTML report of a :class:`Profile` (and a :class:`Validation`, a
-    :class:`Sweep`): see :func:`segmint.report.write_report`. Needs matplotlib (``segmint[plot]``),
-    imported only here."""
+    :class:`Sweep`, a :class:`Drift`): see :func:`segmint.report.write_report`. Needs matplotlib
+    (``segmint[plot]``), imported only here."""
     from .report import write_report as _write_report
-    return _write_report(path, profile, validation=validation, sweep=sweep, title=title, inputs=inputs)
+    return _write_report(path, profile, validation=validation, sweep=sweep, drift=drift, title=title,
+                         inputs=inputs)

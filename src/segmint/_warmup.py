@@ -106,11 +106,41 @@ def _warm_explain():
     sweep_k(table, features=["i32", "f32"], ks=[2, 3], n_seeds=2, sample_size=60, n_bootstrap=10)
 
 
+def _warm_monitor():
+    """Drift (migration over dense, scattered and string ids; feature and segment-share PSI)
+    and a refit."""
+    import pyarrow as pa
+
+    from .cluster import MiniBatchKMeans
+    from .monitor.compare import drift
+    from .pipeline import Segmenter
+
+    n = 240
+    idx = np.arange(n)
+    table = pa.table({
+        "id": pa.array(idx.astype(np.int64)), "i32": pa.array(idx.astype(np.int32)),
+        "f32": pa.array((idx / 7).astype(np.float32)), "f64": pa.array(idx / 3.0, mask=idx % 11 == 0),
+        "flag": pa.array(idx % 2 == 0), "region": pa.array(["a", "b", None, "c"] * (n // 4)).dictionary_encode(),
+    })
+    model = Segmenter(["i32", "f32", {"column": "f64", "impute": 0.0}, "flag",
+                       {"column": "region", "one_hot": True}],
+                      clusterer=MiniBatchKMeans(n_clusters=3, random_state=0, max_iter=2), id_column="id").fit(table)
+    names = pa.array(["a", "b", "c"] * (n // 3)).dictionary_encode()
+    scattered = (idx.astype(np.int64) + 1) * 0x1F3A5B7C9D1E3F5 - (1 << 61)  # far apart: hash partitions
+    for ids in (pa.array(idx.astype(np.int64)), pa.array(scattered), pa.array([f"c{i}" for i in idx])):
+        previous = pa.table({"id": ids, "segment": names})
+        current = pa.table({"id": ids, "segment": names.take(pa.array(np.roll(idx, 1)))})
+        drift(current, previous=previous, id_column="id")
+    named = pa.array(model.segment_names_).take(pa.array(idx % len(model.segment_names_))).dictionary_encode()
+    drift(table, model=model, previous=pa.table({"id": table["id"], "segment": named}))
+    model.refit(table)
+
+
 def warmup(verbose=False):
     """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
     the rule VM and its loaders for the usual column types; the layout checks of string columns
     read from files; feature transforms, Segmenter
-    scoring and event aggregation; profiles, k sweeps and validation.
+    scoring and event aggregation; profiles, k sweeps and validation; drift and refits.
 
     Returns
     -------
@@ -141,6 +171,7 @@ def warmup(verbose=False):
     _warm_layout_checks()
     _warm_pipeline()
     _warm_explain()
+    _warm_monitor()
     elapsed = time.perf_counter() - t0
     if verbose:
         print(f"segmint kernels ready in {elapsed:.2f} s")

@@ -1,7 +1,8 @@
 """The ``segmint`` command line.
 
 Subcommands: ``demo``, ``generate``, ``fit``, ``score``, ``rules``, ``aggregate``, ``rfm``,
-``info``, and the ones that explain segments: ``profile``, ``sweep``, ``validate``, ``report``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
+``info``, the ones that explain segments: ``profile``, ``sweep``, ``validate``, ``report``,
+and the ones that keep them current: ``drift``, ``refit``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
 bars or notes; results still print), ``--debug`` (tracebacks).
 
 Exit codes: 0 success, 1 a user's error (a segmint error or the file system's: one line on
@@ -151,8 +152,42 @@ def _parser():
     rp.add_argument("--sweep-features", default=None,
                     help="also sweep k over these comma-separated columns (or a feature spec file)")
     rp.add_argument("--no-validate", action="store_true", help="leave the validation out")
+    rp.add_argument("--previous", default=None,
+                    help="an earlier (id, segment) snapshot: adds who moved where to the drift section; its "
+                         "ids in --id-column (with a model: default the model's), its segments in the column "
+                         "named by --segments, or in a column named 'segment' when --segments is a model "
+                         "file (.seg)")
     _random_state(rp)
     _batch_size(rp)
+
+    dr = sub.add_parser("drift", help="who moved between segments, and which features and segment sizes drifted")
+    dr.add_argument("data", help="the current data: a customer table (with --model) or an (id, segment) snapshot")
+    dr.add_argument("--model", default=None,
+                    help="a model file (.seg): score the data and compare it with the reference statistics "
+                         "saved at fit")
+    dr.add_argument("--previous", default=None, help="the earlier (id, segment) snapshot: .arrow, .parquet, folder")
+    dr.add_argument("--id-column", default=None, help="the customer id column (default: the model's)")
+    dr.add_argument("--segments", default="segment", help="the segment column of the snapshots (default segment)")
+    dr.add_argument("--epsilon", type=float, default=None,
+                    help="floor of an empty bin's share in the PSI (default 0.0001)")
+    dr.add_argument("--alpha", type=float, default=None,
+                    help="false-alarm rate of the drift verdict (default 0.05)")
+    dr.add_argument("--as-of", default=None, help="date the model's rules count from (default now)")
+    dr.add_argument("-o", "--output", default=None, help="also write the result: .json or .md")
+    _batch_size(dr)
+
+    rf = sub.add_parser("refit", help="fit a saved model again on new data, keeping its segment names")
+    rf.add_argument("model", help="the model file to refresh (never written)")
+    rf.add_argument("data", help="the new customer table: .arrow, .parquet, folder")
+    rf.add_argument("-o", "--output", required=True, help="the new model file (e.g. model-2026-12.seg)")
+    rf.add_argument("--statistics", choices=["frozen", "refit"], default="frozen",
+                    help="keep the feature statistics (frozen, default: centers stay comparable) or fit "
+                         "them again (refit)")
+    rf.add_argument("-k", "--n-clusters", type=_positive, default=None,
+                    help="number of clusters (default: the model's)")
+    rf.add_argument("--as-of", default=None, help="date the rules count from (default now)")
+    rf.add_argument("--random-state", type=int, default=None, help="seed (default: the model's)")
+    _batch_size(rf)
     return p
 
 
@@ -207,6 +242,8 @@ COMMANDS = {
     "sweep": explain.sweep,
     "validate": explain.validate,
     "report": explain.report,
+    "drift": explain.drift,
+    "refit": explain.refit,
 }
 
 

@@ -1,4 +1,5 @@
-"""The commands that explain segments: ``profile``, ``sweep``, ``validate``, ``report``.
+"""The commands that explain segments (``profile``, ``sweep``, ``validate``, ``report``) and keep
+them current (``drift``, ``refit``).
 
 Each lives in its own module, imported when its command runs, so ``segmint --help`` and the
 other commands never load them.
@@ -22,4 +23,14 @@ def validate(args):
 
 def report(args):
     from . import report as command
+    return command.run(args)
+
+
+def drift(args):
+    from . import drift as command
+    return command.run(args)
+
+
+def refit(args):
+    from . import refit as command
     return command.run(args)

@@ -23,7 +23,9 @@ def output_paths(args):
     if command == "rfm":
         return [(args.output, "table")] + ([(args.save_boundaries, "file")]
                                            if args.save_boundaries is not None else [])
-    if command in ("profile", "sweep", "validate", "report"):
+    if command == "refit":
+        return [(args.output, "file")]
+    if command in ("profile", "sweep", "validate", "report", "drift"):
         if args.output is None:
             return []
         return [(args.output, "table" if _is_table_path(args.output) else "file")]
@@ -56,7 +58,13 @@ def input_paths(args):
         for spec in (getattr(args, "features", None), getattr(args, "sweep_features", None)):
             if spec is not None and os.path.exists(spec):
                 given.append(spec)
+        if getattr(args, "previous", None) is not None:
+            given.append(args.previous)
         return given
+    if command == "drift":
+        return [p for p in (args.data, args.model, args.previous) if p is not None]
+    if command == "refit":
+        return [args.model, args.data]
     if command == "sweep":
         return [args.data] + ([args.features] if os.path.exists(args.features) else [])
     return []

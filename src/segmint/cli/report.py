@@ -1,7 +1,10 @@
 """``segmint report``: one self-contained HTML page about the segments of a customer base.
 
 The profile always; the validation unless ``--no-validate`` (it reuses the profile's pass); the
-k sweep only with ``--sweep-features`` (it fits k-means many times: the slow part).
+k sweep only with ``--sweep-features`` (it fits k-means many times: the slow part); a drift
+section when ``--segments`` is a model file (features and segment shares against the reference
+statistics saved with it) or ``--previous`` names an earlier (id, segment) snapshot (who moved
+where). A model saved without reference statistics gets a note in that section, not an error.
 """
 import os
 import time
@@ -35,6 +38,57 @@ def _check_sweep_columns(spec, src, text):
     for column in columns:
         if column not in src.column_names:
             raise unknown_column(column, src.column_names, f"the data (--sweep-features {text})")
+
+
+NO_REFERENCE = ("Drift against the model's fit needs the reference statistics a model saves when it is "
+                "fitted; this model file holds none (saved by an older segmint). Refit it (segmint refit "
+                "MODEL DATA -o NEW.seg) or fit it again to record them, or pass --previous SNAPSHOT to see "
+                "who moved where.")
+
+
+def _drift_plan(args, src, segments, is_model, id_column, previous):
+    """A function computing the report's drift section (a :class:`segmint.monitor.compare.Drift`;
+    for a model without reference statistics, one holding only a note saying so), or None (no
+    drift section). The arguments are checked here, before any pass, so that a wrong
+    ``--previous`` costs no profile."""
+    from ..errors import unknown_column
+    from ..io import open as open_source
+
+    if not is_model and previous is None:
+        return None
+    if is_model and previous is None and getattr(segments, "reference_", None) is None:
+        from ..monitor.compare import Drift
+        return lambda: Drift(n_current=src.num_rows, notes=[NO_REFERENCE])
+    if previous is not None and id_column is None:
+        raise ParameterError(f"--previous {previous!r} is matched with the current segments on the customer "
+                             "id: name the id column with --id-column"
+                             + ("" if not is_model else " (the model has none)"))
+    if previous is not None and not is_model and segments not in src.column_names:
+        raise ParameterError(f"--previous compares an earlier snapshot with the current segments of a model "
+                             f"file (.seg) or of a segment column of the data; --segments {args.segments!r} "
+                             "is neither")
+    # with a model, the previous snapshot's segment column is "segment" (the name the model's
+    # scores give it; --segments names the model file then): the --previous help says so
+    segment_column = "segment" if is_model else segments
+    if previous is not None:
+        label = f"the previous snapshot ({previous})" + (
+            "; with a model file its segment column is named 'segment'" if is_model else "")
+        snapshot = open_source(previous, label=label)
+        for column in (id_column, segment_column):
+            if column not in snapshot.column_names:
+                raise unknown_column(column, snapshot.column_names, snapshot.label)
+    batch = {"batch_size": args.batch_size} if getattr(args, "batch_size", None) is not None else {}
+
+    def compute():
+        from ..monitor.compare import drift
+
+        if is_model:  # the model scores the data: its segments are the current ones
+            return drift(args.data, model=segments, previous=previous, id_column=id_column,
+                         as_of=args.as_of, **batch)
+        # the current snapshot: the data's id and segment columns
+        return drift(src.read([id_column, segments]), previous=previous, id_column=id_column,
+                     segments=segments, **batch)
+    return compute
 
 
 def run(args):
@@ -71,7 +125,11 @@ def run(args):
         inputs.append(args.segments)  # a model, rule or assignment file
     if sweep_spec is not None and os.path.exists(sweep_spec):
         inputs.append(sweep_spec)
+    previous = getattr(args, "previous", None)  # None: not given (or a namespace without it)
+    if previous is not None:
+        inputs.append(previous)
     check_output(output, inputs=inputs)  # refuse a bad destination before any pass
+    drift_plan = _drift_plan(args, src, segments, is_model, id_column, previous)
     batch = {"batch_size": args.batch_size} if getattr(args, "batch_size", None) is not None else {}
     seed = {"random_state": args.random_state} if getattr(args, "random_state", None) is not None else {}
 
@@ -92,8 +150,12 @@ def run(args):
         from ..explain.sweep import sweep_k
         note(args, "sweeping k (fits k-means for every k and seed)...")
         sweep = sweep_k(src, features=sweep_features, **batch, **seed)
-    write_report(output, prof, validation=validation, sweep=sweep, inputs=inputs)
+    drift = None
+    if drift_plan is not None:
+        note(args, "computing the drift section...")
+        drift = drift_plan()
+    write_report(output, prof, validation=validation, sweep=sweep, drift=drift, inputs=inputs)
     dt = time.perf_counter() - t0
-    print(f"wrote the report on {prof.n_rows:,} customers in {len(prof.segments):,} segments to {output} "
-          f"in {dt:.2f} s")
+    print(f"wrote the report on {prof.n_rows:,} customers in {len(prof.segments):,} segments"
+          + (" with a drift section" if drift is not None else "") + f" to {output} in {dt:.2f} s")
     return 0

@@ -97,6 +97,13 @@ def describe_model(model, path):
         lines.append(f"  clusterer: {type(c).__name__}(n_clusters={model.n_clusters_}){within}, "
                      f"fitted on {model.n_rows_fit_:,} rows, dtype {c.cluster_centers_.dtype}")
     lines.append("  segments: " + ", ".join(f"{i}={n}" for i, n in enumerate(model.segment_names_)))
+    ref = getattr(model, "reference_", None)
+    if ref is None:
+        lines.append("  reference statistics: none (saved by an older segmint, or fitted on a stream): "
+                     "segmint drift needs --previous, or refit the model")
+    else:
+        lines.append(f"  reference statistics: {ref.n_rows:,} rows, {len(ref.features)} numeric and "
+                     f"{len(ref.categories)} categorical features (for segmint drift)")
     return "\n".join(lines)
 
 

@@ -2,13 +2,17 @@
 
 A ``.seg`` file is a zip archive holding
 
-- ``segmint-model.json``: ``{"format": "segmint-model", "version": 1,
+- ``segmint-model.json``: ``{"format": "segmint-model", "version": 2,
   "segmint_version": ..., "params": {...}, "features": <FeatureSpec.to_dict()> or null,
   "rules": <RuleSet.to_dict()> or null, "cluster_within": [...], "segment_names": [...],
   "clusterer": null or {"type": "MiniBatchKMeans" | "KMeans", "params": {...},
-  "n_features_in": d, "inertia": float, "centers": "centers.npy"}, "n_rows_fit": int}``;
+  "n_features_in": d, "inertia": float, "centers": "centers.npy"}, "n_rows_fit": int,
+  "reference": <ReferenceStatistics.to_dict()> or null}``;
 - ``centers.npy``: the cluster centers, ``(k, d)`` float32 or float64, read with
   ``allow_pickle=False``.
+
+Version 2 added ``"reference"`` (the training data's reference statistics, for drift checks);
+a version-1 file still loads, as a model without them (``reference_`` None).
 
 Readers refuse files of a newer format version, and check every shape and type before
 building the model. A model file may come from anyone: :func:`read_state` reads nothing beyond
@@ -43,7 +47,7 @@ from ..rules import RuleSet
 from .features import FeatureSpec
 
 FORMAT = "segmint-model"
-VERSION = 1
+VERSION = 2
 MANIFEST = "segmint-model.json"
 _CLUSTERERS = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
 
@@ -77,6 +81,8 @@ class SegmenterState:
         The name of every segment id.
     n_rows_fit : int
         Rows the clusterer was fitted on.
+    reference : segmint.monitor.reference.ReferenceStatistics or None
+        The training data's reference statistics (None in a version-1 file).
     """
 
     params: dict
@@ -86,6 +92,7 @@ class SegmenterState:
     cluster_within: list
     segment_names: list
     n_rows_fit: int
+    reference: object = None
 
 
 def write_state(path, state):
@@ -105,6 +112,7 @@ def write_state(path, state):
         "segment_names": list(state.segment_names),
         "n_rows_fit": int(state.n_rows_fit),
         "clusterer": None,
+        "reference": state.reference.to_dict() if state.reference is not None else None,
     }
     arrays = {}
     if clusterer is not None:
@@ -411,10 +419,51 @@ def _state(doc, arrays, path):
          and len(set(names)) == len(names),
          f"segment_names must list unique non-empty names (one per cluster center and rule "
          f"segment), got {_short(names)}")
+    reference = None
+    if version >= 2:
+        need("reference" in doc, "the model description has no 'reference' (null or the reference "
+             "statistics; format version 2 has it)")
+        from ..monitor.reference import ReferenceStatistics
+        # that it fits the model (features, segment names) is checked by Segmenter._from_state,
+        # after the names themselves: check_reference
+        reference = _section(ReferenceStatistics.from_dict, doc["reference"], "reference", path)
     params = {"id_column": params.get("id_column"), "fit_rows": params.get("fit_rows"),
               "dtype": params.get("dtype", "float32"), "random_state": params.get("random_state", 0)}
     return SegmenterState(params=params, features=spec, rules=rules, clusterer=clusterer,
-                          cluster_within=list(within), segment_names=list(names), n_rows_fit=n_rows_fit)
+                          cluster_within=list(within), segment_names=list(names), n_rows_fit=n_rows_fit,
+                          reference=reference)
+
+
+def check_reference(reference, spec, segment_names):
+    """Check that reference statistics fit the model: the numeric features are the spec's
+    numeric input columns (in spec order), the categorical ones some of its one-hot columns (in
+    spec order: one of many categories is left out), and the segments section, named
+    ``"segment"``, lists exactly ``segment_names`` with no null rows.
+
+    Raises
+    ------
+    ModelFormatError
+        Naming the field (``reference.features``, ``reference.categories``, ``reference.segments``).
+    """
+    numeric = [f.column for f in spec.entries if f.kind == "numeric"] if spec is not None else []
+    strings = [f.column for f in spec.entries if f.kind != "numeric"] if spec is not None else []
+    got = list(reference.features)
+    if got != numeric:
+        raise ModelFormatError(f"reference.features describes {_short(got)}, but the feature spec's "
+                               f"numeric columns are {_short(numeric)}")
+    got = list(reference.categories)
+    if [c for c in strings if c in got] != got:
+        raise ModelFormatError(f"reference.categories describes {_short(got)}, which are not among "
+                               f"the feature spec's one-hot columns {_short(strings)} (in that order)")
+    seg = reference.segments
+    if seg is None:
+        raise ModelFormatError("reference.segments is null; a model's reference statistics count "
+                               "the rows of every segment")
+    if seg.name != "segment" or list(seg.categories) != list(segment_names) or seg.null_count:
+        raise ModelFormatError(f"reference.segments must be named 'segment', list the model's "
+                               f"segment names {_short(list(segment_names))} in id order and have "
+                               f"null_count 0; got name {_short(seg.name)}, categories "
+                               f"{_short(list(seg.categories))}, null_count {seg.null_count}")
 
 
 def _section(from_dict, data, key, path):

@@ -10,6 +10,7 @@ cluster 0), then the rule segments that are not clustered, in rule order (the ru
 default segment last).
 """
 import functools
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -91,6 +92,17 @@ class Segmenter(ParamsMixin):
         Clusters (0 without a clusterer).
     n_rows_fit_ : int
         Rows the clusterer was fitted on.
+    reference_ : segmint.monitor.reference.ReferenceStatistics or None
+        What the training source looked like, for drift checks against new data alone
+        (:func:`segmint.drift`): per numeric or boolean input column of the spec its decile
+        bins, per one-hot (string) column its category counts (a column of more than 1,000
+        categories is left out), and ``segments`` (named ``"segment"``): the training rows of
+        every segment, by ``segment_names_`` in id order (zero counts included). Saved in the
+        model file; None for a model loaded from a file written before segmint saved it, and
+        for a (rules-only) model fitted on a one-shot stream, which cannot be read again.
+    refit_ : segmint.monitor.refit.Refit
+        Only on a model made by :meth:`refit`: what the refit did to each segment (matched,
+        changed, vanished, new) and its findings. Not saved in the model file.
     """
 
     def __init__(self, features=None, *, clusterer=None, rules=None, cluster_within=None,
@@ -174,6 +186,13 @@ class Segmenter(ParamsMixin):
             With a clusterer, for a one-shot source (a RecordBatchReader), which cannot be
             read twice.
         """
+        return self._fit(source, as_of, batch_size)
+
+    def _fit(self, source, as_of, batch_size, fit_spec=True, fit_clusterer=None, per_batch=None):
+        """:meth:`fit`; :meth:`refit` keeps a fitted spec (``fit_spec=False``), fits the
+        clusterer its own way (``fit_clusterer(X)`` returns the fitted clusterer to keep, then
+        also the ``clusterer`` parameter) and sees each batch of the matrix pass
+        (``per_batch(batch, mask)``, ``mask`` the rows kept in X or None for all)."""
         spec, rules, clusterer, within = self._validate()
         _check_batch_size(batch_size)
         # A failed refit must not leave the previous fit's names and centers next to feature
@@ -190,31 +209,137 @@ class Segmenter(ParamsMixin):
                 "twice (feature statistics, then the rows to cluster); pass a Table, a "
                 "DataFrame or a file (write the stream with segmint.write_table first)")
         self._check_columns(src, spec, rules)
-        if spec is not None:
+        if spec is not None and fit_spec:
             spec.fit(src, batch_size=batch_size)
         self.feature_spec_, self.rules_, self.clusterer_, self.within_ = spec, rules, clusterer, within
         self.n_rows_fit_ = 0
+        rule_counts, sampled, labels = None, False, None
+        # The reference's numeric ranges must be this source's own: the spec's statistics are
+        # when it was fitted here; a kept (refit) spec's are the old data's, so the matrix pass
+        # collects them (or, without a clusterer, a pass of their own in _record_reference).
+        range_columns = self._reference_columns()[0] if not fit_spec else []
+        ranges = None
         if clusterer is not None:
-            X = self._fit_matrix(src, as_of, batch_size)
+            X, rule_counts, sampled, ranges = self._fit_matrix(src, as_of, batch_size, per_batch,
+                                                               range_columns)
             if X.shape[0] == 0:
                 raise DataError("no customer to cluster: the rules left none in "
                                 f"{', '.join(map(repr, within))}" if within else "the source has no rows")
             try:
-                clusterer.fit(X)
+                if fit_clusterer is None:
+                    clusterer.fit(X)
+                else:
+                    clusterer = self.clusterer = self.clusterer_ = fit_clusterer(X)
             except FeatureError:
                 # the clusterer sees an unnamed array: say which features of the spec are bad
                 self._check_matrix(X, "the features to cluster")
                 raise
             self.n_rows_fit_ = int(X.shape[0])
+            # labels of every row in scope, when no sample was drawn: the segment counts of the
+            # reference then need no scoring pass (labels_ come from the final centers, as score's)
+            labels = None if sampled else getattr(clusterer, "labels_", None)
+            del X
         self.n_clusters_ = int(clusterer.cluster_centers_.shape[0]) if clusterer is not None else 0
         self._name_segments()
+        if not fit_spec and ranges is None and range_columns and not src.one_shot:
+            from ..monitor.reference import finite_ranges
+            ranges = finite_ranges(src, range_columns, batch_size)  # no matrix pass read them
+        self._record_reference(src, as_of, batch_size, known=(rule_counts, labels), ranges=ranges)
         return self
 
     _FITTED = ("feature_spec_", "rules_", "clusterer_", "within_", "n_rows_fit_", "n_clusters_",
-               "segment_names_")
+               "segment_names_", "reference_", "refit_")
 
-    def _fit_matrix(self, src, as_of, batch_size):
-        """The transformed features of the rows in scope (a sample of ``fit_rows`` of them)."""
+    # -- reference statistics --------------------------------------------------------------
+    def _reference_columns(self):
+        """``(numeric, strings)``: the spec's numeric/boolean input columns and its one-hot
+        (string) columns, in spec order; none without a spec."""
+        spec = self.feature_spec_
+        if spec is None:
+            return [], []
+        return ([f.column for f in spec.entries if f.kind == "numeric"],
+                [f.column for f in spec.entries if f.kind != "numeric"])
+
+    def _record_reference(self, src, as_of, batch_size, known=(None, None), ranges=None):
+        """Set ``reference_``: the reference statistics of ``src`` (the training source).
+
+        Numeric features are the spec's numeric and boolean input columns, categories its
+        one-hot (string) columns (one with more than
+        :data:`segmint.monitor.reference.MAX_CATEGORIES` categories is left out), and
+        ``segments`` the exact rows of every segment (named as ``segment_names_``, in id order,
+        zero counts included) over every row of ``src``.
+
+        One pass: the numeric ranges are ``ranges`` (``(lo, hi)`` per numeric column, the finite
+        range of ``src`` itself) or, when None, the fitted spec's statistics (right only when the
+        spec was fitted on ``src``): the first pass of
+        :func:`~segmint.monitor.reference.reference_statistics`. The segment counts come from
+        ``known`` = ``(rule code counts of the fit pass or None, cluster labels of every row in
+        scope or None)`` when they cover every row; otherwise the same pass scores the rows.
+        A one-shot source (a stream) gets no reference (``reference_`` None).
+        """
+        from ..monitor.reference import CategoryReference, _KnownRangePass
+        if src.one_shot:
+            # a stream read once already (the spec's statistics), or a rules-only fit that reads
+            # nothing: another pass is impossible, or would consume the caller's stream
+            self.reference_ = None
+            return
+        numeric, strings = self._reference_columns()
+        if ranges is None:
+            stats = self.feature_spec_.stats_ if self.feature_spec_ is not None else {}
+            ranges = []
+            for name in numeric:
+                lo, hi = stats[name]["min"], stats[name]["max"]
+                ranges.append((lo, hi) if lo is not None else (np.inf, -np.inf))
+        counter = _KnownRangePass(numeric, strings, ranges)
+        k, n_segments = self.n_clusters_, len(self.segment_names_)
+        rule_counts, labels = known
+        columns = list(dict.fromkeys(numeric + strings))
+        counts = np.zeros(n_segments, dtype=np.int64)
+        if labels is not None and (self.rules_ is None or rule_counts is not None):
+            # the fit pass saw every row: segment counts without scoring, one pass over the features
+            counts[:k] += np.bincount(np.asarray(labels), minlength=k)[:k]
+            if self.rules_ is not None:
+                to_segment = self._rule_to_segment(k)
+                for code, c in enumerate(rule_counts.tolist()):
+                    if to_segment[code] >= 0:
+                        counts[to_segment[code]] += c
+
+            def items():
+                for batch in src.batches(columns=columns, batch_size=batch_size):
+                    views = {c: batch[c] for c in columns}  # made here, in batch order (string codes)
+                    yield batch.num_rows, views, [views[c].dictionary for c in strings]
+
+            for partial, dicts in ordered_map(lambda it: (counter.count(it[0], it[1]), it[2]), items()):
+                counter.add(partial, dicts)
+        else:
+            # a sample was drawn, or rules only: the same pass scores every row
+            to_segment = self._rule_to_segment(k) if self.rules_ is not None else None
+            dicts_in_order = []
+
+            def items():
+                for item in self._score_items(src, as_of, batch_size, columns):
+                    batch = item[0]
+                    dicts_in_order.append([batch[c].dictionary for c in strings])  # in batch order
+                    yield item
+
+            def work(item):
+                batch = item[0]
+                seg = self._assign_batch(item, to_segment)[0]
+                partial = counter.count(batch.num_rows, {c: batch[c] for c in columns})
+                return partial, np.bincount(seg, minlength=n_segments)[:n_segments]
+
+            for i, (partial, seg_counts) in enumerate(ordered_map(work, items())):
+                counter.add(partial, dicts_in_order[i])
+                dicts_in_order[i] = None
+                counts += seg_counts
+        segments = CategoryReference("segment", tuple(self.segment_names_), tuple(int(c) for c in counts), 0)
+        self.reference_ = counter.finish(segments)
+
+    def _fit_matrix(self, src, as_of, batch_size, per_batch=None, range_columns=()):
+        """``(X, rule code counts, sampled, ranges)``: the transformed features of the rows in
+        scope (a sample of ``fit_rows`` of them when ``sampled``), the rows of every rule code
+        over the whole pass (None without rules), and the finite ``(lo, hi)`` of each of
+        ``range_columns`` over every row of the pass (None without them)."""
         spec, dtype = self.feature_spec_, np.dtype(self.dtype)
         n_total = src.num_rows
         if self.fit_rows is not None and self.rules_ is not None and n_total is not None \
@@ -236,16 +361,30 @@ class Segmenter(ParamsMixin):
                                      0x5E6A1E])
         to_segment = self._rule_to_segment(0) if self.rules_ is not None else None
         pieces = []
+        rule_counts = np.zeros(len(to_segment), dtype=np.int64) if to_segment is not None else None
+        ranges = None
+        if range_columns:
+            from ..monitor.reference import widen_finite_ranges
+            ranges = np.empty((len(range_columns), 2))
+            ranges[:, 0], ranges[:, 1] = np.inf, -np.inf
         for batch, assign in self._rule_batches(src, as_of, batch_size, list(spec.input_columns)):
             X = spec.transform_batch(batch, dtype=dtype)
+            if ranges is not None:  # every row, in scope or not: the reference covers them all
+                widen_finite_ranges({c: batch[c] for c in range_columns}, range_columns, ranges)
+            if assign is not None:
+                rule_counts += np.bincount(assign, minlength=len(rule_counts))[:len(rule_counts)]
             mask = None if assign is None else to_segment[assign] < 0
             if keep_p is not None:
                 draw = rng.random(batch.num_rows) < keep_p
                 mask = draw if mask is None else (mask & draw)
             pieces.append(X if mask is None else X[mask])
+            if per_batch is not None:
+                per_batch(batch, mask)
+        sampled = keep_p is not None
+        ranges = [tuple(r) for r in ranges.tolist()] if ranges is not None else None
         if not pieces:
-            return np.empty((0, spec.n_features_out_), dtype=dtype)
-        return np.ascontiguousarray(np.concatenate(pieces))
+            return np.empty((0, spec.n_features_out_), dtype=dtype), rule_counts, sampled, ranges
+        return np.ascontiguousarray(np.concatenate(pieces)), rule_counts, sampled, ranges
 
     def _rule_batches(self, src, as_of, batch_size, columns):
         """``(batch, rule segment code of each row or None without rules)`` per batch, in order,
@@ -291,14 +430,15 @@ class Segmenter(ParamsMixin):
         # keys are the names before this call (looking them up in the list being rewritten
         # made a swap {'a': 'b', 'b': 'a'} rename 'a' twice and silently leave both as they were)
         current = list(self.segment_names_)
+        index = {n: i for i, n in enumerate(current)}  # names are unique; a dict, not list.index
         names = list(current)
         for key, new in dict(mapping).items():
             if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
                 if not 0 <= key < len(names):
                     raise UnknownSegmentError(f"no segment id {key}: ids run from 0 to {len(names) - 1}")
                 i = int(key)
-            elif key in current:
-                i = current.index(key)
+            elif key in index:
+                i = index[key]
             else:
                 near = closest_names(str(key), current)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
@@ -306,11 +446,28 @@ class Segmenter(ParamsMixin):
             if not isinstance(new, str) or not new.strip():
                 raise ParameterError(f"a segment name must be a non-empty string, got {new!r}")
             names[i] = new
-        dup = sorted({n for n in names if names.count(n) > 1})
+        seen, repeated = set(), set()  # one pass: thousands of names must not cost their square
+        for n in names:
+            (repeated if n in seen else seen).add(n)
+        dup = sorted(repeated)
         if dup:
             raise ParameterError(f"segment names must be unique; {', '.join(map(repr, dup))} would repeat")
         self.segment_names_ = names
+        self._rename_reference()
         return self
+
+    def _rename_reference(self):
+        """Keep ``reference_.segments.categories`` equal to ``segment_names_``."""
+        ref = getattr(self, "reference_", None)
+        if ref is None or ref.segments is None:
+            return
+        from dataclasses import replace
+
+        from ..monitor.reference import ReferenceStatistics
+        # a new object: a copy of this model (refit, deepcopy) may share the old one
+        self.reference_ = ReferenceStatistics(
+            ref.n_rows, ref.features.values(), ref.categories.values(),
+            replace(ref.segments, categories=tuple(self.segment_names_)))
 
     # -- scoring -------------------------------------------------------------------------------
     def _check_fitted(self):
@@ -400,6 +557,46 @@ class Segmenter(ParamsMixin):
             raise DataError("this Segmenter has no features (rules only)")
         return self.feature_spec_.transform(source, dtype=np.dtype(self.dtype),
                                             batch_size=_check_batch_size(batch_size))
+
+    def refit(self, source, *, statistics="frozen", n_clusters=None, as_of=None,
+              batch_size=DEFAULT_BATCH_SIZE, random_state=None):
+        """A new model fitted on ``source`` that keeps this one's segment ids and names where
+        its clusters are still there (this model is left untouched).
+
+        The clusterer is started from this model's centers (warm start) and from its usual
+        init, both fitted on a sample of the rows; the start of lower inertia there is fitted
+        once on every row. New clusters are matched to old ones by a minimum-cost assignment
+        on center distances (shared customers break ties), a pair standing only when the
+        customers agree; matched clusters keep their name (and their id when the number of
+        clusters is unchanged). See :mod:`segmint.monitor.refit`.
+
+        Parameters
+        ----------
+        source : anything :func:`segmint.open` accepts that can be read twice
+        statistics : {"frozen", "refit"}, default "frozen"
+            ``"frozen"`` keeps the fitted feature statistics, so old and new centers live in one
+            feature space and the shifts compare like with like (feature drift itself shows in
+            :func:`segmint.drift`); ``"refit"`` fits them again on ``source`` (old centers are
+            mapped into the new space).
+        n_clusters : int, optional
+            Clusters of the new model (default: as now).
+        as_of : datetime, date or ISO string, optional
+            For rules using dates (default now, UTC).
+        batch_size : int, default ``segmint.io.DEFAULT_BATCH_SIZE``
+            Rows per batch.
+        random_state : int, optional
+            Seed of the new model and its clusterer (default: this model's).
+
+        Returns
+        -------
+        Segmenter
+            Fitted, with ``refit_`` (a :class:`segmint.monitor.refit.Refit`: the per-segment
+            report) and ``reference_`` computed on ``source``. Save it with ``save``; never
+            over this model's file.
+        """
+        from ..monitor.refit import refit
+        return refit(self, source, statistics=statistics, n_clusters=n_clusters, as_of=as_of,
+                     batch_size=batch_size, random_state=random_state)
 
     def fit_predict(self, source, y=None, **kwargs):
         """``fit`` then ``predict`` the same source."""
@@ -559,7 +756,10 @@ class Segmenter(ParamsMixin):
         """
         state = model_file.read_state(path)
         try:
-            return cls._from_state(state)
+            model = cls._from_state(state)
+            # the file it came from: a refit's report never writes over it (Refit.inputs)
+            model._model_path = os.fspath(path)
+            return model
         except (ValueError, TypeError, OverflowError, DataError) as exc:
             # pieces that do not fit together (e.g. an unknown cluster_within): the file is wrong
             raise model_file.ModelFormatError(f"{path}: {exc}") from None
@@ -571,7 +771,7 @@ class Segmenter(ParamsMixin):
         return model_file.SegmenterState(
             params=params, features=self.feature_spec_, rules=self.rules_, clusterer=self.clusterer_,
             cluster_within=list(self.within_), segment_names=list(self.segment_names_),
-            n_rows_fit=int(self.n_rows_fit_))
+            n_rows_fit=int(self.n_rows_fit_), reference=getattr(self, "reference_", None))
 
     @classmethod
     def _from_state(cls, state):
@@ -604,6 +804,9 @@ class Segmenter(ParamsMixin):
             raise DataError(f"segment_names must list {len(model.segment_names_)} unique non-empty names "
                             f"(one per cluster center and rule segment), got {len(names)}")
         model.segment_names_ = names
+        model.reference_ = state.reference
+        if state.reference is not None:
+            model_file.check_reference(state.reference, spec, names)
         return model
 
 

@@ -1,12 +1,15 @@
-"""One self-contained HTML page about a segmentation: sizes, descriptions, traits, checks, k.
+"""One self-contained HTML page about a segmentation: sizes, descriptions, traits, checks, k,
+and drift (who moved where, segment shares and features against the reference).
 
 The page needs no network and no JavaScript: the CSS is inline, the plots are PNGs embedded as
 ``data:`` URIs, and every string that came from the user (segment, feature and category names,
 the title, descriptions and findings that quote them) passes through :func:`html.escape`.
 
 Its size depends on aggregates only, never on the number of customers: a few tables with one
-row per segment (or per k) and one cell per (segment, feature), and three plots whose pixel size
-is capped (:data:`segmint.report.plots.MAX_INCHES`). :func:`size_bound` states the bound.
+row per segment (or per k, or per drifted feature) and one cell per (segment, feature), and up
+to four plots whose pixel size is capped (:data:`segmint.report.plots.MAX_INCHES`; the migration
+heatmap draws at most :data:`segmint.report.plots.MAX_MIGRATION_SEGMENTS` segments per axis).
+:func:`size_bound` states the bound.
 """
 import base64
 import datetime
@@ -40,12 +43,19 @@ TITLE_CHARS = 1_000  # the tooltip of a cut name holds at most this much of it
 NAME_BYTES, TEXT_BYTES, TITLE_BYTES = 1_200, 2_400, 2_000  # the same, in bytes of escaped HTML
 FINDINGS_PER_SEGMENT = 8  # findings listed; more are counted
 MAX_SWEEP_FEATURES = 50  # the sweep's features named in the page; more are counted
+# The drift section: a fixed part (the migration heatmap's PNG, at most 30 x 30 segments drawn:
+# 0.1-0.3 MB; the notes), then per segment of the drift (its rows in the share and size tables,
+# up to FINDINGS_PER_SEGMENT findings) and per feature (its row of the PSI table and a finding).
+BOUND_DRIFT_FIXED = 1_500_000
+BOUND_DRIFT_PER_FEATURE = 2 * BOUND_PER_FEATURE
 
 VERDICTS = ("measurable", "substantial", "accessible", "distinct")
 # columns shown as percentages, as counts, and as plain figures
 _PERCENT = {"share", "revenue_share", "reachable_share", "null_share", "unknown_share",
-            "overlap_share"}
-_COUNT = {"count", "k", "seed"}  # exact integers; every other figure: 3 significant digits
+            "overlap_share", "share_reference", "share_current", "previous_share", "current_share",
+            "null_share_reference", "null_share_current"}
+_COUNT = {"count", "k", "seed", "count_reference", "count_current", "previous_count", "current_count",
+          "count_change", "bins"}  # exact integers; every other figure: 3 significant digits
 # cell and row classes (an f-string's expression part may not hold a backslash)
 _BASE, _CHOSEN, _TEXT, _NAME = ' class="base"', ' class="chosen"', ' class="text"', ' class="name"'
 
@@ -68,10 +78,11 @@ th.name { max-width: 16em; }
 td.name { text-align: left; font-weight: 600; min-width: 8em; max-width: 22em; overflow-wrap: anywhere; }
 tr.base td { background: #fafafa; font-style: italic; }
 tr.chosen td { background: #fff4dc; }
-span.pass, span.fail, span.unchecked { padding: 1px 7px; border-radius: 8px; font-size: 0.85em;
-                                       white-space: nowrap; }
+span.pass, span.fail, span.warn, span.unchecked { padding: 1px 7px; border-radius: 8px;
+                                                  font-size: 0.85em; white-space: nowrap; }
 span.pass { background: #d9f2e3; color: #0b5d2a; }
 span.fail { background: #fbdcdc; color: #8a1111; font-weight: 600; }
+span.warn { background: #fff0c2; color: #6b4a00; }
 span.unchecked { background: #eeeeee; color: #555555; }
 ul.findings li { margin: 3px 0; }
 img.plot { max-width: 100%; height: auto; border: 1px solid #eee; margin: 8px 0; }
@@ -80,30 +91,49 @@ footer { margin-top: 40px; color: #666; font-size: 0.85em; border-top: 1px solid
 """
 
 
-def size_bound(n_segments, n_features, n_ks=0):
+def size_bound(n_segments, n_features, n_ks=0, *, drift=None):
     """The most bytes a report on ``n_segments`` x ``n_features`` (and a sweep of ``n_ks`` k
-    values) may take, whatever the number of customers.
+    values, and a drift section) may take, whatever the number of customers.
 
     Parameters
     ----------
     n_segments, n_features, n_ks : int
+    drift : segmint.monitor.compare.Drift, optional
+        The drift the report shows: adds a fixed part and a part per segment and per feature of
+        the drift (see :func:`drift_size`).
 
     Returns
     -------
     int
     """
-    return (BOUND_FIXED + BOUND_PER_SEGMENT * n_segments + BOUND_PER_FEATURE * n_features
-            + BOUND_PER_CELL * n_segments * n_features + BOUND_PER_K * n_ks)
+    bound = (BOUND_FIXED + BOUND_PER_SEGMENT * n_segments + BOUND_PER_FEATURE * n_features
+             + BOUND_PER_CELL * n_segments * n_features + BOUND_PER_K * n_ks)
+    if drift is not None:
+        d_segments, d_features = drift_size(drift)
+        bound += BOUND_DRIFT_FIXED + BOUND_PER_SEGMENT * d_segments + BOUND_DRIFT_PER_FEATURE * d_features
+    return bound
 
 
-def write_report(path, profile, *, validation=None, sweep=None, title=None, inputs=()):
+def drift_size(drift):
+    """``(segments, features)`` of a drift: the most segments one of its views lists (the
+    migration's axis, the share table) and the rows of its feature table."""
+    migration, segments, features = _views(drift)
+    n_segments = max(len(migration.from_names) if migration is not None else 0,
+                     segments.num_rows if segments is not None else 0)
+    return n_segments, (features.num_rows if features is not None else 0)
+
+
+def write_report(path, profile, *, validation=None, sweep=None, drift=None, title=None, inputs=()):
     """Write one self-contained HTML report of a segmentation to ``path``, atomically.
 
     The page holds a header (customers, segments, features, the date), the segment summary with
     each segment's description, the sizes plot, the top traits per segment, the heatmap of
     standardized differences and the feature means; with ``validation``, the verdicts per
     segment, the findings and merge suggestions; with ``sweep``, the curves against k, the
-    summary per k and the suggested k. It opens offline and needs no JavaScript; its size is
+    summary per k and the suggested k; with ``drift``, a "Drift" section: its findings, the
+    migration heatmap (row shares, previous x current segment, the largest 30 segments) with
+    the segment sizes of both snapshots, the segment shares at fit and now, and the feature
+    PSI table (band and verdict). It opens offline and needs no JavaScript; its size is
     at most :func:`size_bound` bytes (checked before writing), whatever the number of customers
     and the length of the names: names are cut to 200 characters (the fuller name in a tooltip).
     Figures show 3 significant digits with thousands separators; counts are exact.
@@ -118,11 +148,15 @@ def write_report(path, profile, *, validation=None, sweep=None, title=None, inpu
         What :func:`segmint.validate` returned.
     sweep : segmint.Sweep, optional
         What :func:`segmint.sweep_k` returned.
+    drift : segmint.monitor.compare.Drift, optional
+        What :func:`segmint.drift` returned; any of its views may be None (a section shows what
+        there is: a drift of two snapshots has no feature table, one without ``previous=`` no
+        migration).
     title : str, optional
         The page's title; default "Segment report".
     inputs : iterable of paths, optional
         Other files the job read: the report may not be written over one of them, nor over
-        the files the profile, validation and sweep were read from (their ``inputs``).
+        the files the profile, validation, sweep and drift were read from (their ``inputs``).
 
     Returns
     -------
@@ -131,22 +165,22 @@ def write_report(path, profile, *, validation=None, sweep=None, title=None, inpu
     Raises
     ------
     ParameterError
-        ``profile``, ``validation`` or ``sweep`` is not what its function returns, or
-        ``title`` is not a string.
+        ``profile``, ``validation``, ``sweep`` or ``drift`` is not what its function returns,
+        or ``title`` is not a string.
     MissingExtraError
         matplotlib is not installed (``pip install "segmint[plot]"``).
     OutputError
         ``path`` is refused (an input, a folder, ...) or cannot be written; or the page would
         exceed :func:`size_bound` (a bug: names are cut so that it cannot).
     """
-    _check_arguments(profile, validation, sweep, title)
-    # never over a file the results were computed from (the data, a model, a rule file)
-    inputs = list(inputs) + [p for obj in (profile, validation, sweep) if obj is not None
+    _check_arguments(profile, validation, sweep, drift, title)
+    # never over a file the results were computed from (the data, a model, a rule file, a snapshot)
+    inputs = list(inputs) + [p for obj in (profile, validation, sweep, drift) if obj is not None
                              for p in (getattr(obj, "inputs", None) or ())]
     check_output(path, inputs=inputs)  # refuse a bad destination before drawing anything
-    text = render(profile, validation=validation, sweep=sweep, title=title)
+    text = render(profile, validation=validation, sweep=sweep, drift=drift, title=title)
     n_ks = sweep.summary.num_rows if sweep is not None else 0
-    bound = size_bound(len(profile.segments), len(profile.features), n_ks)
+    bound = size_bound(len(profile.segments), len(profile.features), n_ks, drift=drift)
     size = len(text.encode("utf-8"))
     if size > bound:  # cannot happen with the cuts above; a promise checked, not assumed
         raise OutputError(f"the report on {len(profile.segments):,} segments x {len(profile.features):,} "
@@ -156,7 +190,12 @@ def write_report(path, profile, *, validation=None, sweep=None, title=None, inpu
     return path
 
 
-def _check_arguments(profile, validation, sweep, title):
+# what write_report reads of a drift (segmint.monitor.compare.Drift): checked by attribute, so
+# that a drift of any segmint version that has them is shown
+DRIFT_ATTRIBUTES = ("migration", "features", "segments", "segment_psi", "findings")
+
+
+def _check_arguments(profile, validation, sweep, drift, title):
     """ParameterError naming the argument and the expected type (not an AttributeError later)."""
     from ..explain.profile import Profile
     from ..explain.sweep import Sweep
@@ -168,13 +207,17 @@ def _check_arguments(profile, validation, sweep, title):
         if value is not None and not isinstance(value, kind):
             raise ParameterError(f"{name}= must be a segmint.{kind.__name__} (what {made_by} returns); "
                                  f"got {type(value).__name__}")
+    missing = [a for a in DRIFT_ATTRIBUTES if not hasattr(drift, a)] if drift is not None else []
+    if missing:
+        raise ParameterError(f"drift= must be a segmint Drift (what segmint.drift() returns); got "
+                             f"{type(drift).__name__}, without {', '.join(missing)}")
     if profile is None:
         raise ParameterError("profile= must be a segmint.Profile (what segmint.profile() returns); got None")
     if title is not None and not isinstance(title, str):
         raise ParameterError(f"title= must be a string; got {type(title).__name__}")
 
 
-def render(profile, *, validation=None, sweep=None, title=None):
+def render(profile, *, validation=None, sweep=None, drift=None, title=None):
     """The report's HTML text (what :func:`write_report` writes)."""
     from . import plots
 
@@ -194,6 +237,8 @@ def render(profile, *, validation=None, sweep=None, title=None):
         parts += ["<h2>Validation</h2>\n", _validation(validation)]
     if sweep is not None:
         parts += ["<h2>Choosing k</h2>\n", _sweep(sweep, plots)]
+    if drift is not None:
+        parts += ["<h2>Drift</h2>\n", _drift(drift, plots)]
     parts.append(_footer(profile))
     parts.append("</body>\n</html>\n")
     return "".join(parts)
@@ -366,11 +411,11 @@ def _validation(validation):
     return "".join(out)
 
 
-def _list(items, limit, what, escaped=False):
+def _list(items, limit, what, escaped=False, where="the validation object"):
     """A bulleted list of at most ``limit`` items (the size bound), saying how many were left out."""
     shown = [item if escaped else _text(item) for item in items[:limit]]
     if len(items) > limit:
-        shown.append(f"&hellip; and {len(items) - limit:,} more {what} (in the validation object)")
+        shown.append(f"&hellip; and {len(items) - limit:,} more {what} (in {where})")
     return "<ul class=\"findings\">" + "".join(f"<li>{item}</li>" for item in shown) + "</ul>\n"
 
 
@@ -446,6 +491,158 @@ def _sweep(sweep, plots):
                "index (ARI) between the seeds' labelings: 1 means every seed found the same segments, "
                "near 0 no more agreement than chance; above about 0.9 the segments are stable.</p>\n")
     return "".join(out)
+
+
+# -- drift ---------------------------------------------------------------------------------------
+def _views(drift):
+    """The drift's migration, segment share table and feature table, each None when absent (an
+    empty table too: it has nothing to show)."""
+    def table(value):
+        return value if value is not None and value.num_rows else None
+    return (getattr(drift, "migration", None), table(getattr(drift, "segments", None)),
+            table(getattr(drift, "features", None)))
+
+
+# the drift's tables: (column, header) in the order shown
+_SIZES_COLUMNS = [("previous_count", "customers before"), ("previous_share", "share before"),
+                  ("current_count", "customers now"), ("current_share", "share now"),
+                  ("change", "change in share"), ("status", "status")]
+_SHARES_COLUMNS = [("count_reference", "customers at fit"), ("share_reference", "share at fit"),
+                   ("count_current", "customers now"), ("share_current", "share now"),
+                   ("share_change", "change in share"), ("psi_term", "PSI term")]
+_FEATURE_COLUMNS = [("kind", "kind"), ("psi", "PSI"), ("band", "band"), ("verdict", "verdict"),
+                    ("statistic", "statistic"), ("threshold", "threshold"), ("bins", "bins"),
+                    ("null_share_reference", "missing at fit"), ("null_share_current", "missing now")]
+# the PSI's words (segmint.monitor.psi): the band by the usual rule of thumb, the verdict by the
+# sample-size-aware test ("stable" was its word for "within noise" before issue 15)
+_DRIFT_STYLE = {"stable": "pass", "moderate": "warn", "major": "fail", "drifted": "fail",
+                "within noise": "pass"}
+
+
+def _drift(drift, plots):
+    migration, segments, features = _views(drift)
+    n_segments, n_features = drift_size(drift)
+    facts = []
+    for attribute, words in (("n_current", "customers now"), ("n_previous", "in the previous snapshot"),
+                             ("n_reference", "when the model was fitted (its reference statistics)")):
+        value = getattr(drift, attribute, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            facts.append(f"{int(value):,} {words}")
+    out = [f"<p class=\"meta\">{_e(' · '.join(facts))}</p>\n"] if facts else []
+    findings = [str(f) for f in (getattr(drift, "findings", None) or [])]
+    if findings:
+        limit = FINDINGS_PER_SEGMENT * max(n_segments, 1) + 2 * n_features + 10
+        out.append(_list(findings, limit, "findings", where="the drift object"))
+    elif migration is not None or segments is not None or features is not None:
+        out.append("<p>Nothing drifted: no finding.</p>\n")
+    if migration is not None:
+        _, _, _, pooled = plots.migration_view(migration)
+        out += ["<h3>Who moved where</h3>\n",
+                _image(plots.migration_heatmap(migration),
+                       "Migration heatmap: share of each previous segment's customers by current segment"),
+                "<p class=\"note\">Each row holds the customers of a previous segment (or the new customers), "
+                "split by their current segment (or departed): a row adds up to 100%. The outlined diagonal "
+                "is the customers who stayed in their segment."
+                + (f" The {plots.MAX_MIGRATION_SEGMENTS:,} largest of {len(migration.from_names) - 1:,} segments "
+                   f"are drawn; the other {pooled:,} share one row and one column. The table lists every "
+                   "segment." if pooled else "") + "</p>\n"]
+        # the migration's per-segment words that the drift's findings left out
+        moves = [str(f) for f in (getattr(migration, "findings", None) or []) if str(f) not in findings]
+        if moves:
+            out.append(_list(moves, FINDINGS_PER_SEGMENT * max(n_segments, 1) + 10, "findings",
+                             where="the drift's migration"))
+        out += ["<h3>Segment sizes, previous snapshot and now</h3>\n",
+                _drift_table(migration.sizes, "segment", _SIZES_COLUMNS)]
+    segment_psi = getattr(drift, "segment_psi", None)
+    if segments is not None or segment_psi is not None:
+        out.append("<h3>Segment shares at fit and now</h3>\n")
+        if segment_psi is not None:
+            out.append(f"<p>The segment distribution against the reference: {_psi_words(segment_psi)}.</p>\n")
+        if segments is not None:
+            out.append(_drift_table(segments, "segment", _SHARES_COLUMNS))
+    if features is not None:
+        alpha = getattr(drift, "alpha", None)
+        alpha = float(alpha) if isinstance(alpha, (int, float)) and 0 < alpha < 1 else None
+        out += ["<h3>Feature drift: PSI against the reference</h3>\n",
+                _drift_table(_by_psi(features), "feature", _FEATURE_COLUMNS),
+                "<p class=\"note\">Largest PSI first. PSI = sum over bins of (share now - share at fit) "
+                "&times; ln(share now / share at fit), over the reference's decile bins (a categorical "
+                "feature: its categories; missing values: one more bin). Band: below 0.1 stable, 0.1 to "
+                "0.25 moderate, above 0.25 major. Verdict: the statistic PSI &times; (1/n + 1/m)<sup>-1</sup> "
+                "(n rows at fit, m now; this PSI on the counts plus one half, so that an empty bin of a "
+                "small sample does not pass for drift) against its threshold, the chi-square quantile at 1 - alpha / k "
+                + (f"(alpha {alpha:.3g}, k = {features.num_rows} features) " if alpha is not None else "")
+                + "for bins - 1 degrees of freedom: above it, drifted; below it, within noise. The features "
+                "are tested as one family (Bonferroni: each at alpha / k), so alpha is the chance that "
+                "data with no drift get any feature called drifted; the segment shares are one more test. "
+                "Too few rows for the chi-square approximation (Cochran's rule: an expected count below 1, "
+                "or more than 20% below 5) give no verdict: too few rows. Fixed bands raise false alarms "
+                "on small samples and miss drift on large ones; the verdict takes the sample sizes into "
+                "account, but stays a test: some false alarms remain.</p>\n"]
+    return "".join(out)
+
+
+def _psi_words(result):
+    """'PSI 0.0123, stable; within noise (statistic 45.6, threshold 12.6)' as HTML."""
+    words = f"PSI {_figure(result.psi)}, {_styled(result.band)}"
+    if getattr(result, "verdict", None) is not None:
+        words += f"; {_styled(result.verdict)}"
+        if result.statistic is not None and result.threshold is not None:
+            words += f" (statistic {_figure(result.statistic)}, threshold {_figure(result.threshold)})"
+    return words
+
+
+def _styled(word):
+    return f"<span class=\"{_DRIFT_STYLE.get(word, 'unchecked')}\">{_name(word)}</span>"
+
+
+def _by_psi(features):
+    """The feature table, largest PSI first (a missing PSI last; ties in the table's order)."""
+    values = features.column("psi").to_pylist() if "psi" in features.column_names else []
+    if not values:
+        return features
+    def key(i):
+        v = values[i]
+        return (0, -v) if v is not None and v == v else (1, 0.0)
+    order = sorted(range(len(values)), key=key)
+    return features.take(order)
+
+
+def _drift_table(table, name_column, columns):
+    """One row per segment or feature: its (escaped, cut) name, then ``columns`` it has."""
+    shown = [(c, head) for c, head in columns if c in table.column_names]
+    data = {c: table.column(c).to_pylist() for c, _ in shown}
+    names = table.column(name_column).to_pylist() if name_column in table.column_names else [None] * table.num_rows
+    rows = [f"<tr><th class=\"text\">{name_column}</th>"
+            + "".join(f"<th{_TEXT if c in ('kind', 'band', 'verdict', 'status') else ''}>{head}</th>"
+                      for c, head in shown) + "</tr>"]
+    for i in range(table.num_rows):
+        cells = "".join(_drift_cell(c, data[c][i]) for c, _ in shown)
+        rows.append(f"<tr><td class=\"name\">{_name(names[i]) if names[i] is not None else '&ndash;'}</td>"
+                    f"{cells}</tr>")
+    return _table(rows)
+
+
+def _drift_cell(column, value):
+    if value is None:
+        return "<td>&ndash;</td>"
+    if column in ("band", "verdict"):
+        return f"<td class=\"text\">{_styled(value)}</td>"
+    if column in ("kind", "status"):
+        return f"<td class=\"text\">{_name(value)}</td>"
+    if column in ("change", "share_change"):  # a change of share: signed percentage points
+        return f"<td>{_points(value)}</td>"
+    if column == "count_change":
+        return f"<td>{int(value):+,}</td>"
+    return f"<td>{_number(column, value)}</td>"
+
+
+def _points(value):
+    """A change of share in percentage points: "+3.4 pts", "-0.2 pts", "0.0 pts"."""
+    if value != value:
+        return "&ndash;"
+    points = 100 * value
+    return "0.0 pts" if abs(points) < 0.05 else f"{points:+.1f} pts"
 
 
 def _footer(profile):

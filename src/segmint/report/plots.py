@@ -1,4 +1,5 @@
-"""Plots of a profile and a k sweep: segment sizes, standardized differences, sweep curves.
+"""Plots of a profile, a k sweep and a drift: segment sizes, standardized differences, sweep
+curves, the migration heatmap.
 
 matplotlib is an optional extra (``pip install "segmint[plot]"``), imported inside the functions
 that draw, never by ``import segmint``. Figures are built as ``matplotlib.figure.Figure`` on an
@@ -25,6 +26,10 @@ ANNOTATE_CELLS = 400  # values printed in the heatmap's cells up to this many ce
 # colours readable by the colour-blind (Okabe-Ito)
 BLUE, ORANGE, GREY = "#0072B2", "#E69F00", "#999999"
 NO_VALUE = "#dddddd"  # the heatmap's cells without a value (all null, or a constant column)
+# the migration heatmap: at most this many segments drawn on each axis (the largest; the others
+# pooled into one row and column), and shares printed in its cells up to this many segments
+MAX_MIGRATION_SEGMENTS = 30
+ANNOTATE_SEGMENTS = 12
 
 
 def _matplotlib():
@@ -242,6 +247,128 @@ def plot_differences(profile):
     return _remember_inputs(fig, profile)
 
 
+def migration_heatmap(migration):
+    """Heatmap of a migration matrix as row shares: previous segment (rows) x current segment.
+
+    Each row is one previous segment (and the last, ``(new)``, the customers only in the
+    current snapshot); each column one current segment (and the last, ``(departed)``, the
+    customers only in the previous one). A cell is the share of its row's customers that went
+    to its column, so every row with customers adds up to 1; a row without customers (a
+    segment absent from the previous snapshot, or no new customers) is grey. The diagonal,
+    "stayed in their segment", is outlined. The colour scale is sequential from 0 to 100%.
+    Shares are printed in the cells when at most :data:`ANNOTATE_SEGMENTS` segments are drawn.
+
+    With more than :data:`MAX_MIGRATION_SEGMENTS` segments, the largest (previous plus current
+    customers; ties: the migration's order) are drawn in the migration's order and the others
+    are pooled into one ``(N other segments)`` row and column, so rows still add up to 1; the
+    title says so (and :func:`migration_view` gives the same numbers).
+
+    Parameters
+    ----------
+    migration : segmint.monitor.migration.Migration
+        What :func:`segmint.monitor.migration.migration` returned (or ``Drift.migration``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Size growing with the segments drawn, capped at :data:`MAX_INCHES`; :data:`DPI` dots
+        per inch.
+    """
+    import numpy as np
+
+    counts, from_names, to_names, pooled = migration_view(migration)
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
+    n_rows, n_cols = shares.shape
+    label_w = 0.075 * max(len(shorten(s)) for s in from_names) + 0.6
+    label_h = 0.065 * max(len(shorten(s)) for s in to_names) + 0.6
+    fig = _figure(max(7.5, label_w + 1.6 + 0.5 * n_cols), max(4.0, label_h + 1.4 + 0.42 * n_rows))
+    ax = fig.add_subplot()
+    _, _, colormaps = _matplotlib()
+    cmap = colormaps["Blues"].with_extremes(bad=NO_VALUE)
+    image = ax.imshow(np.ma.masked_invalid(shares), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto",
+                      interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.01, shrink=0.9, aspect=30)
+    bar.set_label("share of the previous segment's customers", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+    bar.ax.yaxis.set_major_formatter(_percent())
+    width, height = fig.get_size_inches()
+    _name_ticks(ax, "y", from_names, height - label_h - 1.0)
+    _name_ticks(ax, "x", to_names, width - label_w - 1.4, rotation=45 if n_cols > 4 else 0,
+                ha="right" if n_cols > 4 else "center", rotation_mode="anchor")
+    ax.tick_params(length=0)
+    ax.set_ylabel("previous segment", fontsize=9)
+    ax.set_xlabel("current segment", fontsize=9)
+    # the diagonal: "stayed in their segment" (both axes list the same segments in one order)
+    from matplotlib.patches import Rectangle
+    for i in range(n_rows - (2 if pooled else 1)):  # not the pooled cell: moves among the others
+        ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#E69F00", linewidth=1.2))
+    if n_rows - 1 <= ANNOTATE_SEGMENTS:
+        font = min(_font(n_rows, height - label_h - 1.0, 8.5), _font(n_cols, (width - label_w - 1.4) / 1.6, 8.5))
+        for i in range(n_rows):
+            for j in range(n_cols):
+                if counts[i, j]:
+                    v = shares[i, j]
+                    # white on the dark end of the scale, dark on the pale one
+                    ax.text(j, i, share_text(v), ha="center", va="center", fontsize=font,
+                            color="white" if v > 0.55 else "#222222")
+    title = "Who moved where"  # short: a left-aligned title longer than the cells would be clipped
+    notes = []
+    if pooled:
+        notes.append(f"the {n_rows - 2:,} largest segments drawn; {pooled:,} smaller ones pooled")
+    if np.isnan(shares).any():  # said in words: a legend box would collide with the title
+        notes.append("grey: no customers in that row")
+    if notes:
+        title += "\n" + "; ".join(notes)
+    ax.set_title(title, fontsize=11 if not notes else 10, loc="left")
+    return _remember_inputs(fig, migration)
+
+
+def migration_view(migration, limit=MAX_MIGRATION_SEGMENTS):
+    """The counts :func:`migration_heatmap` draws, the largest segments and the rest pooled.
+
+    Parameters
+    ----------
+    migration : segmint.monitor.migration.Migration
+    limit : int
+        Segments kept on each axis.
+
+    Returns
+    -------
+    counts : numpy.ndarray of int64, shape (rows, rows)
+        ``migration.matrix`` when it has at most ``limit`` segments; else the rows and
+        columns of the ``limit`` largest segments (previous plus current customers: row sum
+        plus column sum; ties: the migration's order) in the migration's order, then one row
+        and column summing the others, then ``(new)`` / ``(departed)``. Every row's total is
+        its customers' total (pooling adds rows and columns, never drops customers).
+    from_names, to_names : list of str
+        The labels of the rows and columns; the pooled ones ``"(N other segments)"``.
+    pooled : int
+        Segments pooled (0 when none).
+    """
+    import numpy as np
+
+    matrix = np.asarray(migration.matrix, dtype=np.int64)
+    from_names, to_names = list(migration.from_names), list(migration.to_names)
+    n = matrix.shape[0] - 1  # segments: both axes list the same ones, then (new) / (departed)
+    if n <= limit:
+        return matrix, from_names, to_names, 0
+    size = matrix[:-1].sum(axis=1) + matrix[:, :-1].sum(axis=0)
+    keep = np.sort(np.argsort(-size, kind="stable")[:limit])
+    rest = np.setdiff1d(np.arange(n), keep)
+    groups = [[int(i)] for i in keep] + [rest.tolist(), [n]]
+    counts = np.array([[matrix[np.ix_(rows, cols)].sum() for cols in groups] for rows in groups], dtype=np.int64)
+    other = f"({rest.size:,} other segments)"
+    return (counts, [from_names[i] for i in keep] + [other, from_names[-1]],
+            [to_names[i] for i in keep] + [other, to_names[-1]], int(rest.size))
+
+
+def share_text(value):
+    """A migration cell's share: "38%", "<1%" for a share below 0.5%, "100%"."""
+    return "<1%" if value < 0.005 else f"{value:.0%}"
+
+
 def cell_text(value):
     """A heatmap cell's number: one decimal with its sign, and "0.0" rather than "-0.0"."""
     return "0.0" if abs(value) < 0.05 else f"{value:+.1f}"
@@ -333,7 +460,8 @@ def save_png(fig, path, *, inputs=()):
     Parameters
     ----------
     fig : matplotlib.figure.Figure
-        What :func:`plot_sizes`, :func:`plot_differences` or :func:`plot_sweep` returned.
+        What :func:`plot_sizes`, :func:`plot_differences`, :func:`plot_sweep` or
+        :func:`migration_heatmap` returned.
     path : str or os.PathLike
     inputs : iterable of paths, optional
         Files the job read: the output may not be one of them.

@@ -12,10 +12,31 @@ and ``a`` the current (actual) shares.
   With ``n`` reference and ``m`` current rows, ``PSI * (1/n + 1/m)^-1`` is asymptotically
   chi-square with ``bins - 1`` degrees of freedom when nothing drifted (Yurdakul 2018), so the
   verdict is ``"drifted"`` when this statistic exceeds ``chi2.ppf(1 - alpha, bins - 1)``
-  (``alpha`` = 0.05 by default) and ``"stable"`` otherwise.
+  (``alpha`` = 0.05 by default) and ``"within noise"`` otherwise. The words differ on purpose:
+  the band says how large the PSI is (``"stable"`` is a band), the verdict whether it is larger
+  than sampling noise at these sample sizes (a PSI in the stable band can be ``"drifted"`` at
+  millions of rows, a moderate one ``"within noise"`` at a few hundred).
+  The statistic's PSI is not the epsilon-floored one: it is computed on the counts (``shares *
+  n`` and ``shares * m``) each plus one half (the Haldane-Anscombe correction; bins empty on
+  both sides left out). The epsilon floor makes an empty current bin cost as much as a large
+  shift (about ``0.1 * ln(0.1 / epsilon)`` = 0.69 of PSI for a decile bin, times ``m``): at 60
+  current rows, decile bins gave about twice ``alpha`` in false alarms, and ten times
+  ``alpha / 16``; with the half counts both stay near their ``alpha``. At large samples the
+  two PSIs agree.
+- **Too few rows**: the chi-square approximation needs enough rows in every bin. So the
+  verdict is checked with Cochran's rule on the 2 x bins table of counts (``shares * n`` and
+  ``shares * m``; bins empty on both sides left out): with the counts expected when nothing
+  drifted (row total x bin total / grand total), if any is below 1 or more than 20% of them
+  are below 5, the verdict is a third word, ``"too few rows"`` (:data:`TOO_FEW`): never
+  ``"drifted"`` nor ``"within noise"``. The PSI, its band and the statistic are still
+  reported.
+- **Many features**: :func:`feature_drift` tests its ``k`` features as one family at
+  ``alpha`` (Bonferroni: each feature at ``alpha / k``, so its ``threshold`` column is
+  ``chi2.ppf(1 - alpha / k, bins - 1)``): ``alpha`` is the chance that a call on data with no
+  drift at all flags any feature. :func:`psi`, one test, uses ``alpha`` as given.
 
 :func:`feature_drift` applies this to every feature of a
-:class:`~segmint.drift.reference.ReferenceStatistics` against a current source, in one pass:
+:class:`~segmint.monitor.reference.ReferenceStatistics` against a current source, in one pass:
 
 - a numeric feature's bins are the reference's (left-closed, see :mod:`segmint.kernels.psi`);
 - a categorical feature's bins are the reference's categories (in its order), plus one bin for
@@ -47,7 +68,12 @@ from .reference import MAX_CATEGORIES, ReferenceStatistics, _add_padded, _bits, 
 EPSILON = 1e-4
 ALPHA = 0.05
 STABLE, MODERATE, MAJOR = "stable", "moderate", "major"
-DRIFTED = "drifted"
+DRIFTED, WITHIN_NOISE, TOO_FEW = "drifted", "within noise", "too few rows"
+# Cochran's rule for the chi-square approximation: every expected count at least MIN_EXPECTED,
+# and at most SMALL_SHARE of them below SMALL_EXPECTED.
+MIN_EXPECTED = 1.0
+SMALL_EXPECTED = 5.0
+SMALL_SHARE = 0.2
 MODERATE_FROM = 0.1
 MAJOR_ABOVE = 0.25
 
@@ -60,11 +86,15 @@ class PSIResult(NamedTuple):
     psi : float
     band : {'stable', 'moderate', 'major'}
     statistic : float or None
-        ``psi * (1/n + 1/m)^-1``; None without sample sizes.
+        ``PSI * (1/n + 1/m)^-1``, with the PSI of the counts plus one half (see the module
+        docstring; close to ``psi * (1/n + 1/m)^-1`` unless bins are nearly empty); None without
+        sample sizes.
     threshold : float or None
         ``chi2.ppf(1 - alpha, bins - 1)``; None without sample sizes or with a single bin.
-    verdict : {'drifted', 'stable'} or None
-        ``"drifted"`` when ``statistic > threshold``; None without sample sizes.
+    verdict : {'drifted', 'within noise', 'too few rows'} or None
+        ``"too few rows"`` when the counts fail Cochran's rule (see the module docstring), else
+        ``"drifted"`` when ``statistic > threshold``, else ``"within noise"``; None without
+        sample sizes.
     bins : int
     """
     psi: float
@@ -95,11 +125,14 @@ def psi(expected, actual, *, epsilon=EPSILON, n_reference=None, n_current=None, 
     n_reference, n_current : int, optional
         Rows behind ``expected`` and ``actual``; both needed for the sample-size-aware verdict.
     alpha : float
-        False-alarm rate of the verdict, in (0, 1).
+        False-alarm rate of the verdict, in (0, 1) (this one test's: :func:`feature_drift`
+        passes ``alpha / k`` for its ``k`` features).
 
     Returns
     -------
     PSIResult
+        With sample sizes, the verdict is ``"too few rows"`` when the counts fail Cochran's
+        rule (see the module docstring).
     """
     e = _shares(expected, "expected")
     a = _shares(actual, "actual")
@@ -113,17 +146,43 @@ def psi(expected, actual, *, epsilon=EPSILON, n_reference=None, n_current=None, 
         return PSIResult(value, band(value), None, None, None, bins)
     n = check_positive_int("n_reference", n_reference)
     m = check_positive_int("n_current", n_current)
-    statistic = value / (1.0 / n + 1.0 / m)
+    statistic = _statistic(e, a, n, m)
     threshold = chi2_threshold(bins, alpha)
-    verdict = DRIFTED if threshold is not None and statistic > threshold else STABLE
+    if threshold is None or np.count_nonzero(e + a) < 2:
+        verdict = WITHIN_NOISE  # a single bin (or a single non-empty one): nothing can move
+    elif not enough_rows(e, a, n, m):
+        verdict = TOO_FEW
+    else:
+        verdict = DRIFTED if statistic > threshold else WITHIN_NOISE
     return PSIResult(value, band(value), statistic, threshold, verdict, bins)
 
 
-def _check_epsilon_alpha(epsilon, alpha, bins):
-    """Refuse an ``epsilon`` outside (0, 1/bins) or an ``alpha`` outside (0, 1)."""
+def enough_rows(expected, actual, n_reference, n_current):
+    """Whether the chi-square verdict may be trusted: Cochran's rule on the 2 x bins table of
+    counts ``expected * n_reference`` and ``actual * n_current`` (shares adding up to 1; bins
+    empty on both sides left out). With the counts expected when nothing drifted, ``row total x
+    bin total / grand total``: none below 1, and at most 20% of them below 5."""
+    e = np.asarray(expected, dtype=np.float64) * n_reference
+    a = np.asarray(actual, dtype=np.float64) * n_current
+    used = (e + a) > 0
+    columns = (e + a)[used]
+    total = float(n_reference + n_current)
+    cells = np.concatenate([columns * (n_reference / total), columns * (n_current / total)])
+    if cells.size == 0:
+        return False
+    # counts come back from shares with rounding: an expected count of exactly 1 or 5 may read as
+    # 0.9999999999999998, so the limits allow a relative 1e-9
+    low, small = MIN_EXPECTED * (1 - 1e-9), SMALL_EXPECTED * (1 - 1e-9)
+    return bool(cells.min() >= low and np.count_nonzero(cells < small) <= SMALL_SHARE * cells.size)
+
+
+def _check_epsilon_alpha(epsilon, alpha, bins, where=None):
+    """Refuse an ``epsilon`` outside (0, 1/bins) or an ``alpha`` outside (0, 1); ``where`` says
+    what has the ``bins`` (e.g. "feature 'monetary'")."""
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) \
             or not 0 < epsilon < 1 / bins:
-        raise ParameterError(f"epsilon must be a number in (0, 1/bins) = (0, {1 / bins:.3g}), "
+        whose = f": {where} has {bins} bins" if where else ""
+        raise ParameterError(f"epsilon must be a number in (0, 1/bins) = (0, {1 / bins:.3g}){whose}, "
                              f"got {_short(epsilon)}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
         raise ParameterError(f"alpha must be a number in (0, 1), got {_short(alpha)}")
@@ -154,12 +213,54 @@ def _shares(values, what):
     return x / x.sum()
 
 
+def _statistic(e, a, n, m):
+    """``PSI * (1/n + 1/m)^-1`` over the counts ``e * n`` and ``a * m`` each plus one half (bins
+    empty on both sides left out): not the epsilon floor, which makes an empty bin of a small
+    sample look like drift (see the module docstring)."""
+    used = (e > 0) | (a > 0)
+    ce = e[used] * n + 0.5
+    ca = a[used] * m + 0.5
+    ce, ca = ce / ce.sum(), ca / ca.sum()
+    return float(max(0.0, np.sum((ca - ce) * np.log(ca / ce)))) / (1.0 / n + 1.0 / m)
+
+
 def _psi(e, a, epsilon):
+    return float(max(0.0, np.sum(_terms(e, a, epsilon))))
+
+
+def _terms(e, a, epsilon):
+    """Each bin's term ``(a - e) * ln(a / e)`` after the epsilon floor and renormalising (every
+    term is >= 0: ``a - e`` and ``ln(a / e)`` share their sign)."""
     e = np.maximum(e, epsilon)
     a = np.maximum(a, epsilon)
     e = e / e.sum()
     a = a / a.sum()
-    return float(max(0.0, np.sum((a - e) * np.log(a / e))))
+    return (a - e) * np.log(a / e)
+
+
+def psi_terms(expected, actual, *, epsilon=EPSILON):
+    """Each bin's term of the PSI sum: where the PSI of :func:`psi` comes from.
+
+    Parameters
+    ----------
+    expected, actual : 1-D array-like of float
+        As for :func:`psi` (counts or shares, same bins).
+    epsilon : float
+        As for :func:`psi`.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (bins,)
+        ``(a_b - e_b) * ln(a_b / e_b)`` with the floored, renormalised shares; non-negative, and
+        adding up to ``psi(expected, actual, epsilon=epsilon).psi``.
+    """
+    e = _shares(expected, "expected")
+    a = _shares(actual, "actual")
+    if e.shape != a.shape:
+        raise ParameterError(f"expected has {e.shape[0]} bins and actual {a.shape[0]}: they must "
+                             "describe the same bins")
+    _check_epsilon_alpha(epsilon, ALPHA, e.shape[0])
+    return np.maximum(_terms(e, a, float(epsilon)), 0.0)
 
 
 # -- every feature of a reference against a current source ------------------------------------
@@ -171,8 +272,12 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
     reference : ReferenceStatistics
     source : anything :func:`segmint.open` accepts
         The current data: holds every feature of the reference, of the same kind.
-    epsilon, alpha : float
+    epsilon : float
         See :func:`psi`.
+    alpha : float
+        False-alarm rate of the whole call: the ``k`` features are tested as one family
+        (Bonferroni: each at ``alpha / k``), so ``alpha`` is the chance that data with no drift
+        at all get any feature flagged ``"drifted"``.
     batch_size : int
         Rows per batch.
 
@@ -181,17 +286,17 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
     pyarrow.Table
         One row per feature (numeric ones first, then categorical, each in the reference's
         order): ``feature``, ``kind`` (``"numeric"``/``"category"``), ``bins``, ``psi``,
-        ``band``, ``statistic``, ``threshold`` (null with a single bin), ``verdict``,
-        ``n_reference``, ``n_current``, ``null_share_reference``, ``null_share_current``.
+        ``band``, ``statistic``, ``threshold`` (``chi2.ppf(1 - alpha / k, bins - 1)``; null
+        with a single bin), ``verdict`` (``"drifted"``, ``"within noise"`` or ``"too few
+        rows"``, see :func:`psi`), ``n_reference``, ``n_current``, ``null_share_reference``,
+        ``null_share_current``.
     """
     if not isinstance(reference, ReferenceStatistics):
         raise ParameterError(f"reference must be a ReferenceStatistics, got {type(reference).__name__}")
     # before the pass, on the bins known now: a numeric feature's bins and the missing bin; a
     # category's reference categories, "(other)" and the missing bin. New categories get bins of
     # their own only while the bins stay below 1 / epsilon: see category_limit
-    most_bins = max([len(f.edges) + 2 for f in reference.features.values()]
-                    + [len(c.categories) + 2 for c in reference.categories.values()] + [2])
-    _check_epsilon_alpha(epsilon, alpha, most_bins)
+    _check_epsilon_alpha(epsilon, alpha, *most_bins(reference))
     limit = category_limit(epsilon)
     batch_size = check_positive_int("batch_size", batch_size)
     if reference.n_rows == 0:
@@ -242,6 +347,7 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
         raise DataError(f"{src.label} has no rows: nothing to compare with the reference")
 
     rows = []
+    alpha = alpha / max(1, len(numeric) + len(cats))  # Bonferroni: the features are one family of tests
     for f, counts in zip(numeric, bins):
         rows.append(_row(f.name, "numeric", list(f.counts), f.null_count, counts[:-1].tolist(),
                          int(counts[-1]), reference.n_rows, n_rows, epsilon, alpha))
@@ -251,6 +357,21 @@ def feature_drift(reference, source, *, epsilon=EPSILON, alpha=ALPHA, batch_size
         rows.append(_row(c.name, "category", expected, c.null_count, actual, int(counts[-1]),
                          reference.n_rows, n_rows, epsilon, alpha))
     return _table(rows)
+
+
+def most_bins(reference):
+    """``(bins, where)``: the most bins a feature of ``reference`` has before the pass (a numeric
+    feature's bins and the missing bin; a category's reference categories, "(other)" and the
+    missing bin) and which feature it is, in words (None without features)."""
+    best, where = 2, None
+    for f in reference.features.values():
+        if len(f.edges) + 2 > best:
+            best, where = len(f.edges) + 2, f"feature {f.name!r} (numeric: its bins and the missing bin)"
+    for c in reference.categories.values():
+        if len(c.categories) + 2 > best:
+            best, where = len(c.categories) + 2, (f"feature {c.name!r} ({len(c.categories)} categories, "
+                                                  "\"(other)\" and the missing bin)")
+    return best, where
 
 
 def category_limit(epsilon):

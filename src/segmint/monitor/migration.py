@@ -59,8 +59,11 @@ PARTITIONS_PER_CHUNK = 64
 MAX_PROBE = 128
 # Slots counted per chunk of the crosstab (chunks depend on the id span only).
 CHUNK_SLOTS = 1 << 20
-# A segment whose share of customers moved by less than this (absolute) gets no finding.
+# A segment whose share of customers moved by less than this (absolute) gets no finding and the
+# status "about the same". Compared after rounding to the 0.1 points shown (share_moved), so
+# the words always agree with the figures printed beside them.
 MIN_SHARE_CHANGE = 0.005
+ABOUT_THE_SAME = "about the same"
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -95,7 +98,10 @@ def migration(previous, current, *, id_column, segments="segment"):
         unsigned ids only.
     segments : str, default ``"segment"``
         The segment column of both: strings, dictionary strings or integers (named by their
-        decimal text). A null segment counts as :data:`NONE`.
+        decimal text). A null segment counts as :data:`NONE`. Here ``segments=`` is always a
+        column name (the first of the forms it takes in :func:`segmint.profile` and
+        :func:`segmint.validate`): a snapshot is already an (id, segment) table; to compare with
+        a model's assignments, use :func:`segmint.monitor.compare.drift` with ``model=``.
 
     Returns
     -------
@@ -120,6 +126,12 @@ def migration(previous, current, *, id_column, segments="segment"):
                                  f"{type(value).__name__} {repr(value)[:60]}")
     prev = _Snapshot.read(previous, "the previous snapshot", id_column, segments)
     cur = _Snapshot.read(current, "the current snapshot", id_column, segments)
+    return _from_snapshots(prev, cur, id_column)
+
+
+def _from_snapshots(prev, cur, id_column):
+    """The :class:`Migration` of two snapshots already read (:meth:`_Snapshot.read`): lets
+    :func:`segmint.drift` check the previous snapshot before its scoring pass."""
     prev_keys, cur_keys, base, span = _join_keys(prev, cur, id_column)
 
     matrix = _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column)
@@ -401,13 +413,17 @@ class Migration:
         current count minus previous count), ``change`` (current share minus previous share),
         ``status``. The status compares *shares* (a segment can gain customers and still
         shrink in share when the base grows faster), and says so: ``"share grew"``,
-        ``"share shrank"``, ``"share unchanged"``; or ``"new"`` (only in current),
-        ``"vanished"`` (only in previous).
+        ``"share shrank"``, or ``"about the same"`` when the change, rounded to the 0.1
+        points shown (:func:`points`), is below :data:`MIN_SHARE_CHANGE`; or ``"new"`` (only
+        in current), ``"vanished"`` (only in previous).
     findings : list of str
         Plain-words findings, the overall movement first (customers in :data:`NONE` in both
         snapshots do not count as staying in their segment), then segments whose share moved
-        by at least :data:`MIN_SHARE_CHANGE`, largest change first; the :data:`NONE` group in
+        by at least :data:`MIN_SHARE_CHANGE` (rounded as shown), largest change first; the :data:`NONE` group in
         words of its own ("420 customers (4.7%) have no segment now (was 2.1%)").
+    weighted_findings : list of (float, str)
+        The same findings, each with its weight: the share change of its segment (absolute),
+        1.0 for the overall movement; :class:`segmint.monitor.compare.Drift` ranks them by it.
     previous_rows, current_rows : int
     id_column : str
     inputs : tuple of str
@@ -428,7 +444,8 @@ class Migration:
         self.current_rows = int(matrix[:, :-1].sum())
         self.table = self._tidy()
         self.sizes = self._sizes()
-        self.findings = self._findings()
+        self.weighted_findings = self._findings()
+        self.findings = [text for _, text in self.weighted_findings]
 
     # -- the views ----------------------------------------------------------------------------
     def _tidy(self):
@@ -461,8 +478,10 @@ class Migration:
                 status = "new"
             elif not c:
                 status = "vanished"
+            elif not share_moved(cs - ps):
+                status = ABOUT_THE_SAME
             else:
-                status = "share grew" if cs > ps else "share shrank" if cs < ps else "share unchanged"
+                status = "share grew" if cs > ps else "share shrank"
             rows.append((name, p, ps, c, cs, c - p, cs - ps, status))
         columns = list(zip(*rows)) if rows else [[]] * len(SIZES_SCHEMA)
         return pa.table([pa.array(col, f.type) for col, f in zip(columns, SIZES_SCHEMA)],
@@ -475,29 +494,41 @@ class Migration:
         # customers without a segment in both snapshots did not "stay in their segment"
         stayed = sum(int(m[i, self.to_names.index(name)]) for i, name in enumerate(self.from_names[:-1])
                      if name in self.to_names[:-1] and name != NONE)
-        words = [f"{self.previous_rows:,} customers before, {self.current_rows:,} now: "
+        words = [f"{_customers(self.previous_rows)} before, {self.current_rows:,} now: "
                  f"{n_new:,} new, {n_departed:,} departed"
                  + (f"; {_share(stayed, both):.1%} of the {both:,} in both stayed in their segment"
                     if both else "")]
+        weights = [1.0]  # the overall movement; then each segment's line weighs its share change
+        self._finding_segments = [None]  # the segment each line is about (None: the overall one)
         sizes = self.sizes.to_pylist()
         sizes.sort(key=lambda r: -abs(r["change"]))
         for r in sizes:
-            name = r["segment"]
-            if name == NONE:
-                if r["status"] == "vanished" or abs(r["change"]) >= MIN_SHARE_CHANGE or r["status"] == "new":
-                    words.append(self._unassigned(r))
-            elif r["status"] == "new":
-                words.append(f"{name} is new: {r['current_share']:.1%} of customers ({r['current_count']:,})"
-                             + self._inflow(name))
-            elif r["status"] == "vanished":
-                words.append(f"{name} vanished (was {r['previous_share']:.1%}, "
-                             f"{_customers(r['previous_count'])})" + self._outflow(name))
-            elif abs(r["change"]) >= MIN_SHARE_CHANGE:
-                verb = "grew" if r["change"] > 0 else "shrank"
-                tail = self._inflow(name) if verb == "grew" else self._outflow(name)
-                words.append(f"{name} {verb} from {r['previous_share']:.1%} to {r['current_share']:.1%}"
-                             + tail)
-        return words
+            line = self._segment_line(r)
+            if line is not None:
+                words.append(line)
+                weights.append(abs(r["change"]))
+                self._finding_segments.append(r["segment"])
+        return list(zip(weights, words))
+
+    def _segment_line(self, r, since=""):
+        """The finding of one row of :attr:`sizes`, or None when its share stayed about the same;
+        ``since`` (e.g. " since the previous snapshot") follows the figures."""
+        name = r["segment"]
+        if name == NONE:
+            if r["status"] in ("vanished", "new") or share_moved(r["change"]):
+                return self._unassigned(r)
+            return None
+        if r["status"] == "new":
+            return (f"{name} is new{since}: {r['current_share']:.1%} of customers "
+                    f"({r['current_count']:,})" + self._inflow(name))
+        if r["status"] == "vanished":
+            return (f"{name} vanished{since} (was {r['previous_share']:.1%}, "
+                    f"{_customers(r['previous_count'])})" + self._outflow(name))
+        if share_moved(r["change"]):
+            verb = "grew" if r["change"] > 0 else "shrank"
+            tail = self._inflow(name) if verb == "grew" else self._outflow(name)
+            return f"{name} {verb} from {r['previous_share']:.1%} to {r['current_share']:.1%}{since}" + tail
+        return None
 
     @staticmethod
     def _unassigned(r):
@@ -507,32 +538,74 @@ class Migration:
         return words + (f" (was {r['previous_share']:.1%})" if r["previous_count"] else "")
 
     def _outflow(self, name):
-        """'; 38% of its customers moved to segment_1': the largest move out of ``name``."""
-        i = self.from_names.index(name)
-        row = self.matrix[i].copy()
-        if name in self.to_names[:-1]:
-            row[self.to_names.index(name)] = 0
-        if row.sum() == 0:
+        """'; 38.1% of its customers moved to segment_1': the largest move out of ``name``."""
+        move = self.largest_outflow(name)
+        if move is None:
             return ""
-        j = int(np.argmax(row))
-        share = _share(int(row[j]), int(self.matrix[i].sum()))
-        if j == len(self.to_names) - 1:
-            return f"; {share:.0%} of its customers departed"
-        return f"; {share:.0%} of its customers moved to {self.to_names[j]}"
+        to, share = move
+        if to == DEPARTED:
+            return f"; {share:.1%} of its customers departed"
+        return f"; {share:.1%} of its customers moved to {to}"
 
     def _inflow(self, name):
-        """'; 40% of its customers came from segment_2': the largest move into ``name``."""
-        j = self.to_names.index(name)
-        col = self.matrix[:, j].copy()
-        if name in self.from_names[:-1]:
-            col[self.from_names.index(name)] = 0
-        if col.sum() == 0:
+        """'; 40.0% of its customers came from segment_2': the largest move into ``name``."""
+        move = self.largest_inflow(name)
+        if move is None:
             return ""
+        source, share = move
+        if source == NEW:
+            return f"; {share:.1%} of its customers are new"
+        return f"; {share:.1%} of its customers came from {source}"
+
+    def largest_outflow(self, segment):
+        """Where most of the customers who left ``segment`` went.
+
+        Parameters
+        ----------
+        segment : str
+            A segment of the previous snapshot (a name of :attr:`from_names`).
+
+        Returns
+        -------
+        (str, float) or None
+            The destination (a segment, or :data:`DEPARTED`) and its share of all the
+            previous customers of ``segment``; None when nobody left it (or it is absent).
+        """
+        if segment not in self.from_names[:-1]:
+            return None
+        i = self.from_names.index(segment)
+        row = self.matrix[i].copy()
+        if segment in self.to_names[:-1]:
+            row[self.to_names.index(segment)] = 0
+        if row.sum() == 0:
+            return None
+        j = int(np.argmax(row))
+        return self.to_names[j], _share(int(row[j]), int(self.matrix[i].sum()))
+
+    def largest_inflow(self, segment):
+        """Where most of the customers who joined ``segment`` came from.
+
+        Parameters
+        ----------
+        segment : str
+            A segment of the current snapshot (a name of :attr:`to_names`).
+
+        Returns
+        -------
+        (str, float) or None
+            The origin (a segment, or :data:`NEW`) and its share of all the current customers
+            of ``segment``; None when nobody joined it (or it is absent).
+        """
+        if segment not in self.to_names[:-1]:
+            return None
+        j = self.to_names.index(segment)
+        col = self.matrix[:, j].copy()
+        if segment in self.from_names[:-1]:
+            col[self.from_names.index(segment)] = 0
+        if col.sum() == 0:
+            return None
         i = int(np.argmax(col))
-        share = _share(int(col[i]), int(self.matrix[:, j].sum()))
-        if i == len(self.from_names) - 1:
-            return f"; {share:.0%} of its customers are new"
-        return f"; {share:.0%} of its customers came from {self.from_names[i]}"
+        return self.from_names[i], _share(int(col[i]), int(self.matrix[:, j].sum()))
 
     # -- documents ----------------------------------------------------------------------------
     def to_dict(self):
@@ -566,7 +639,7 @@ class Migration:
                   "|---|---:|---:|---:|---:|---:|---|"]
         for r in self.sizes.to_pylist():
             lines.append(f"| {_md(r['segment'])} | {r['previous_count']:,} | {r['previous_share']:.1%} | "
-                         f"{r['current_count']:,} | {r['current_share']:.1%} | {r['change']:+.1%} | "
+                         f"{r['current_count']:,} | {r['current_share']:.1%} | {points(r['change'])} | "
                          f"{r['status']} |")
         lines += ["", "| from \\ to | " + " | ".join(_md(n) for n in self.to_names) + " |",
                   "|---|" + "---:|" * len(self.to_names)]
@@ -577,15 +650,27 @@ class Migration:
     def __str__(self):
         width = max([len(n) for n in self.sizes.column("segment").to_pylist()] + [7])
         lines = ["Segment migration"] + [f"  {f}" for f in self.findings] + [""]
-        lines.append(f"  {'segment':<{width}}  {'previous':>12}  {'current':>12}  {'change':>7}  status")
+        lines.append(f"  {'segment':<{width}}  {'previous':>12}  {'current':>12}  {'change':>9}  status")
         for r in self.sizes.to_pylist():
             lines.append(f"  {r['segment']:<{width}}  {r['previous_count']:>12,}  {r['current_count']:>12,}  "
-                         f"{r['change']:>+7.1%}  {r['status']}")
+                         f"{points(r['change']):>9}  {r['status']}")
         return "\n".join(lines)
 
     def __repr__(self):
         return (f"Migration({len(self.from_names) - 1} -> {len(self.to_names) - 1} segments, "
                 f"{self.previous_rows:,} -> {self.current_rows:,} customers)")
+
+
+def share_moved(change):
+    """Whether a share change (current minus previous share, a fraction) is worth words: at
+    least :data:`MIN_SHARE_CHANGE` once rounded to the 0.1 points :func:`points` shows."""
+    return abs(round(change * 100, 1)) >= round(MIN_SHARE_CHANGE * 100, 1)
+
+
+def points(change):
+    """A share change in percentage points, as shown everywhere: "+3.4 pts", "-0.5 pts", "0.0 pts"."""
+    value = round(change * 100, 1)
+    return "0.0 pts" if value == 0 else f"{value:+.1f} pts"
 
 
 def _share(part, whole):

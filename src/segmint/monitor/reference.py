@@ -1,7 +1,7 @@
 """Reference statistics: what a customer base looked like, as plain data a model file can hold.
 
 :func:`reference_statistics` reads a source (twice with numeric features, see below) and
-records, for later drift checks against new data alone (:func:`segmint.drift.psi.feature_drift`):
+records, for later drift checks against new data alone (:func:`segmint.monitor.psi.feature_drift`):
 
 - per **numeric feature** (numbers and booleans as 0/1) the inner bin edges at the reference
   deciles, the rows in each bin and the missing rows;
@@ -75,6 +75,9 @@ DECILES = tuple(q / 10 for q in range(1, 10))
 # refused: the reference travels inside a model file, whose description is at most 16 MiB.
 MAX_CATEGORIES = 1_000
 
+# Segments a document's segments= section may list (a Segmenter's segment ids are int16).
+MAX_SEGMENT_NAMES = 32_768
+
 # Bins one numeric feature of a loaded document may declare (segmint writes at most 9 edges; other
 # writers may use finer bins, but not enough to make a drift check slow or large).
 MAX_EDGES = 1_000
@@ -126,7 +129,9 @@ class CategoryReference:
     with strings met later appended, which for a plain string column is the order of first
     appearance; an integer segment column's in increasing value; categories without a row are
     left out), their
-    ``counts`` (each above 0) and ``null_count``."""
+    ``counts`` (each above 0) and ``null_count``. A Segmenter's ``reference_.segments`` is the
+    exception: named ``"segment"``, it lists every segment name in id order, zero counts
+    included, with ``null_count`` 0."""
 
     name: str
     categories: tuple
@@ -300,6 +305,103 @@ def reference_statistics(source, *, features, categories=(), segments=None,
     if plan.segments is not None:
         seg = by_string.get(plan.segments) or by_integer.get(plan.segments)
     return ReferenceStatistics(n_rows, numeric, cats, seg)
+
+
+def widen_finite_ranges(views, names, out):
+    """Widen ``out[j] = [lo, hi]`` to the finite values of column ``names[j]`` in one batch
+    (``views`` maps each column to its ColumnView); start from ``[+inf, -inf]``. The first pass
+    of :func:`reference_statistics`, for a caller that reads the batches anyway."""
+    for j, name in enumerate(names):
+        values, bits, offset = numeric_arrays(views[name])
+        kpsi.finite_range(values, bits, offset, out[j])
+
+
+def finite_ranges(src, names, batch_size):
+    """``(lo, hi)`` per numeric column ``names[j]`` over every row of ``src`` (an opened source
+    that can be read again): the first pass of :func:`reference_statistics` alone."""
+    out = np.empty((len(names), 2))
+    out[:, 0], out[:, 1] = np.inf, -np.inf
+    if names:
+        for batch in src.batches(columns=list(names), batch_size=batch_size):
+            widen_finite_ranges({c: batch[c] for c in names}, names, out)
+    return [tuple(r) for r in out.tolist()]
+
+
+class _KnownRangePass:
+    """Reference statistics in **one** pass when the finite range of every numeric feature is
+    known already, so a Segmenter's fit reads its source once more, not twice. The result
+    equals :func:`reference_statistics`'s only when the ranges are **the source's own** (what the
+    first pass of :func:`reference_statistics` finds on it: a FeatureSpec's ``min``/``max``
+    when it was fitted on this very source, or :func:`finite_ranges` /
+    :func:`widen_finite_ranges` on it); other ranges (a spec fitted on older data) give wrong
+    edges and counts for values outside them.
+
+    The caller drives the pass: :meth:`count` (pure: any thread) turns one batch's views into
+    partial counts, :meth:`add` merges them **in batch order** on one thread, :meth:`finish`
+    builds the statistics. String views must be made, and their ``dictionary`` handed to
+    :meth:`add`, in batch order (their codes grow with the pass's dictionary).
+
+    Parameters
+    ----------
+    numeric : list of str
+        Numeric or boolean columns.
+    strings : list of str
+        String (dictionary-coded) columns; one with more than :data:`MAX_CATEGORIES` categories
+        is dropped from the result (see :attr:`dropped`), never an error.
+    ranges : list of (float, float)
+        ``(lo, hi)`` per numeric column: its smallest and largest finite value **in the source
+        counted** (``lo > hi``: none).
+    """
+
+    def __init__(self, numeric, strings, ranges):
+        self.numeric, self.strings = list(numeric), list(strings)
+        self.ranges = [(float(lo), float(hi)) for lo, hi in ranges]
+        self.scales = [sketch_scale(lo, hi) for lo, hi in self.ranges]
+        self.sketches = np.zeros((len(self.numeric), ks.N_BUCKETS + 1), dtype=np.int64)
+        self.counts = [np.zeros(1, dtype=np.int64) for _ in self.strings]
+        self.dictionaries = [None] * len(self.strings)
+        self.dropped = set()
+        self.n_rows = 0
+
+    def count(self, n_rows, views):
+        """Partial counts of one batch: ``views`` maps each column to its ColumnView."""
+        sk = np.zeros_like(self.sketches)
+        for j, name in enumerate(self.numeric):
+            values, bits, offset = numeric_arrays(views[name])
+            kpsi.scaled_sketch(values, bits, offset, self.scales[j][0], self.scales[j][1], sk[j])
+        cats = []
+        for name in self.strings:
+            if name in self.dropped:  # too many categories already: left out, no need to count
+                cats.append(None)
+                continue
+            view = views[name]
+            c = np.zeros(len(view.dictionary) + 1, dtype=np.int64)
+            kpsi.code_counts(view.values, *_bits(view), c)
+            cats.append(c)
+        return n_rows, sk, cats
+
+    def add(self, partial, dictionaries):
+        """Merge one batch's :meth:`count` (in batch order), with the string columns' dictionaries
+        as of that batch."""
+        n, sk, cats = partial
+        self.n_rows += n
+        self.sketches += sk
+        for j, c in enumerate(cats):
+            self.dictionaries[j] = dictionaries[j]
+            if c is None or self.strings[j] in self.dropped:
+                continue
+            self.counts[j] = _add_padded(self.counts[j], c)
+            if int(np.count_nonzero(self.counts[j][:-1])) > MAX_CATEGORIES:
+                self.dropped.add(self.strings[j])
+                self.counts[j] = None  # not needed any more
+
+    def finish(self, segments=None):
+        """The :class:`ReferenceStatistics` (``segments``: a :class:`CategoryReference` or None)."""
+        numeric = [numeric_reference(name, self.sketches[j], *self.ranges[j])
+                   for j, name in enumerate(self.numeric)]
+        cats = [_string_reference(name, self.dictionaries[j], self.counts[j], self.n_rows)
+                for j, name in enumerate(self.strings) if name not in self.dropped]
+        return ReferenceStatistics(self.n_rows, numeric, cats, segments)
 
 
 def _scaled_sketches(src, names, scales, batch_size):
@@ -598,23 +700,34 @@ def _read_numeric(item, field, n_rows):
     return ref
 
 
-def _read_category(item, field, n_rows):
+def _read_category(item, field, n_rows, limit=MAX_CATEGORIES):
     _keys(item, field, ("name", "categories", "counts", "null_count"))
     name = _name(item["name"], f"{field}.name")
-    cats = _list(item["categories"], f"{field}.categories", MAX_CATEGORIES)
+    cats = _list(item["categories"], f"{field}.categories", limit)
     for i, c in enumerate(cats):
         if not isinstance(c, str):
             raise _fail(f"{field}.categories[{i}] must be a string, got {_short(c)}")
-    if len(set(cats)) != len(cats):
-        repeated = next(c for c in cats if cats.count(c) > 1)
+    repeated = _first_repeat(cats)
+    if repeated is not None:
         raise _fail(f"{field}.categories holds {repeated!r} twice")
     counts = [_int(c, f"{field}.counts[{i}]")
-              for i, c in enumerate(_list(item["counts"], f"{field}.counts", MAX_CATEGORIES))]
+              for i, c in enumerate(_list(item["counts"], f"{field}.counts", limit))]
     if len(counts) != len(cats):
         raise _fail(f"{field}.counts has {len(counts)} items for {len(cats)} categories")
     ref = CategoryReference(name, tuple(cats), tuple(counts), _int(item["null_count"], f"{field}.null_count"))
     _check_total(ref, field, n_rows)
     return ref
+
+
+def _first_repeat(items):
+    """The first item seen a second time, or None: one pass with a set (a hostile document may
+    list 100,000 names, so no ``items.count`` per item)."""
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
 
 
 def _check_total(ref, field, n_rows):
@@ -644,10 +757,12 @@ def _read(data):
     categories = [_read_category(item, f"categories[{i}]", n_rows)
                   for i, item in enumerate(_list(data["categories"], "categories", 100_000))]
     names = [f.name for f in features] + [c.name for c in categories]
-    if len(set(names)) != len(names):
-        repeated = next(n for n in names if names.count(n) > 1)
+    repeated = _first_repeat(names)
+    if repeated is not None:
         raise _fail(f"feature {repeated!r} is described twice")
     segments = None
     if data["segments"] is not None:
-        segments = _read_category(data["segments"], "segments", n_rows)
+        # a model's segments (its segment names) may outnumber MAX_CATEGORIES: a rule set of
+        # thousands of segments is allowed, up to the int16 segment ids
+        segments = _read_category(data["segments"], "segments", n_rows, MAX_SEGMENT_NAMES)
     return ReferenceStatistics(n_rows, features, categories, segments)

@@ -1,0 +1,14 @@
+"""Segments age: who moved where between snapshots, which features drifted since a model's fit,
+and refreshes that keep segment names.
+
+- :mod:`.migration`: the migration matrix of two (id, segment) snapshots;
+- :mod:`.reference`: reference statistics of a customer table as plain data (a Segmenter
+  records them at fit and saves them in its model file);
+- :mod:`.psi`: the population stability index, its bands and a sample-size-aware verdict;
+- :mod:`.compare`: :func:`segmint.drift` and its :class:`Drift` result, combining the three;
+- :mod:`.refit`: :meth:`segmint.Segmenter.refit` (warm start, then matching new clusters to old
+  ones) and its :class:`~segmint.monitor.refit.Refit` report.
+
+The top-level function ``segmint.drift`` hides this package's name as an attribute of
+``segmint``: import its modules by their full names (``from segmint.monitor.psi import psi``).
+"""
