@@ -27,7 +27,8 @@ clustered) on this month's customers (another seed of the generator, the same si
 fresh ``Segmenter.fit`` of the same specification on the same data (``segmint.fit``): the issue
 asks that a refit be no slower than a fresh fit. Quality figure: the share of this month's
 customers whose segment *name* is the one last month's model gives them (names carry over in a
-refit; a fresh fit numbers its clusters anew). Both include recording the reference statistics.
+refit; a fresh fit numbers its clusters anew), median and worst over five seeds of the refit /
+fit (the timed one is seed 0). Both include recording the reference statistics.
 """
 import os
 
@@ -38,7 +39,7 @@ import pytest
 
 import segmint
 from bench_score import AS_OF, RULES, SPEC
-from conftest import compare, duckdb_connection, record
+from conftest import SEEDS, compare, duckdb_connection, record
 from segmint.monitor.migration import DEPARTED, NEW, migration
 from segmint.monitor.psi import EPSILON, feature_drift
 from segmint.monitor.psi import psi as psi_of
@@ -217,40 +218,44 @@ REFIT_GROUP = "refit"
 KEPT = "customers keeping their segment name"
 
 
-def _segmenter():
-    return segmint.Segmenter(SPEC, clusterer=segmint.MiniBatchKMeans(n_clusters=8, random_state=0),
+def _segmenter(seed=0):
+    return segmint.Segmenter(SPEC, clusterer=segmint.MiniBatchKMeans(n_clusters=8, random_state=seed),
                              rules=segmint.RuleSet(RULES, default="customers"), id_column="customer_id")
 
 
 @pytest.fixture(scope="module")
 def months(customers_files, bench_dir, n_customers):
-    """(last month's fitted model, this month's customer file)."""
+    """(last month's fitted model, this month's customer file, last month's names of this month's
+    customers)."""
     model = _segmenter().fit(customers_files["ipc"], as_of=AS_OF)
     path = os.path.join(bench_dir, "customers-next-month.arrow")
     if not os.path.exists(path):
         segmint.write_customers(path, n_customers, random_state=1)
-    return model, path
+    return model, path, np.asarray(model.segment_names_)[model.predict(path, as_of=AS_OF)]
 
 
-def kept_names(old, new, path):
-    names_old = np.asarray(old.segment_names_)[old.predict(path, as_of=AS_OF)]
-    names_new = np.asarray(new.segment_names_)[new.predict(path, as_of=AS_OF)]
-    return float(np.mean(names_old == names_new))
+def kept_names(before, new, path):
+    return float(np.mean(before == np.asarray(new.segment_names_)[new.predict(path, as_of=AS_OF)]))
 
 
 def test_refit(benchmark, months):
-    model, path = months
+    model, path, before = months
     compare(benchmark, REFIT_GROUP)
     model.refit(path, as_of=AS_OF)  # compile and import outside the timed region
     new = benchmark.pedantic(lambda: model.refit(path, as_of=AS_OF), rounds=3, iterations=1, warmup_rounds=0)
-    record(benchmark, quality=(KEPT, kept_names(model, new, path), "higher"),
-           inertia=float(new.clusterer_.inertia_), customers=new.reference_.n_rows)
+    # the share kept depends on the seed: seed 0 is the timed refit, the others refitted untimed
+    kept = [kept_names(before, new, path)] + [
+        kept_names(before, model.refit(path, as_of=AS_OF, random_state=seed), path) for seed in SEEDS[1:]]
+    record(benchmark, quality=(KEPT, kept, "higher"), inertia=float(new.clusterer_.inertia_),
+           customers=new.reference_.n_rows)
 
 
 def test_fresh_fit(benchmark, months):
-    model, path = months
+    model, path, before = months
     compare(benchmark, REFIT_GROUP, impl="segmint.fit")
     new = benchmark.pedantic(lambda: _segmenter().fit(path, as_of=AS_OF), rounds=3, iterations=1,
                              warmup_rounds=1)
-    record(benchmark, quality=(KEPT, kept_names(model, new, path), "higher"),
-           inertia=float(new.clusterer_.inertia_), customers=new.reference_.n_rows)
+    kept = [kept_names(before, new, path)] + [
+        kept_names(before, _segmenter(seed).fit(path, as_of=AS_OF), path) for seed in SEEDS[1:]]
+    record(benchmark, quality=(KEPT, kept, "higher"), inertia=float(new.clusterer_.inertia_),
+           customers=new.reference_.n_rows)

@@ -68,8 +68,9 @@ def kernel_bins(values, valid, edges, offset=0):
 
 def within_bound(d, lo, hi):
     """The bound EDGE_METHOD states: d < edge <= d + (d - lo) / 64 + (hi - lo) * 2^-23, or the
-    float right after d."""
-    return max(d + (d - lo) / 64 + (hi - lo) * 2.0 ** -23, math.nextafter(d, math.inf))
+    float right after d; a spread below 2^-1022 (subnormals) counts as 2^-1022 (the module
+    docstring: the sketch's scale is capped)."""
+    return max(d + (d - lo) / 64 + max(hi - lo, 2.0 ** -1022) * 2.0 ** -23, math.nextafter(d, math.inf))
 
 
 def decile_values(x):
@@ -229,6 +230,14 @@ def test_reference_edges_sit_at_the_deciles_within_the_stated_bound_and_bin_coun
         assert d < e <= within_bound(d, x.min(), x.max())
     assert list(ref.counts) == np.bincount(np.searchsorted(ref.edges, x, side="right"), minlength=10).tolist()
     assert ref.null_count == 0 and sum(ref.shares) == pytest.approx(1.0)
+
+
+def test_a_subnormal_spread_keeps_exact_counts_and_edges_within_the_capped_bound():
+    # found by hypothesis: 0.0 and 2.2e-313 (a spread below 2^-1022)
+    x = np.array([0.0] * 30 + [2.2250738585e-313] * 13)
+    ref = reference_statistics(pa.table({"x": x}), features=["x"]).features["x"]
+    assert list(ref.counts) + [ref.null_count] == naive_bins(x, np.ones(x.size, bool), np.asarray(ref.edges)).tolist()
+    assert_edges_bound_their_deciles(x, ref)
 
 
 @settings(max_examples=60, deadline=None)

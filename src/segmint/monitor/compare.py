@@ -194,7 +194,7 @@ def drift(current, *, previous=None, model=None, id_column=None, segments="segme
                                  type=pa.dictionary(pa.int16(), pa.string()))})
         del ids
         scored = _Snapshot.read(snapshot, "the current data (scored by the model)", id_column, segments)
-        moved = _from_snapshots(prev, scored, id_column)
+        moved = _from_snapshots(prev, scored, id_column, order=model.segment_names_)
 
     features = shares = segment_psi = None
     if reference is not None:

@@ -129,13 +129,18 @@ def migration(previous, current, *, id_column, segments="segment"):
     return _from_snapshots(prev, cur, id_column)
 
 
-def _from_snapshots(prev, cur, id_column):
+def _from_snapshots(prev, cur, id_column, order=()):
     """The :class:`Migration` of two snapshots already read (:meth:`_Snapshot.read`): lets
-    :func:`segmint.drift` check the previous snapshot before its scoring pass."""
+    :func:`segmint.drift` check the previous snapshot before its scoring pass. ``order``: names
+    that come first, in this order (a model's segments, so that its tables agree), when present."""
     prev_keys, cur_keys, base, span = _join_keys(prev, cur, id_column)
 
     matrix = _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column)
     names = _union_names(prev, cur)
+    if order:
+        present = set(names)
+        first = [n for n in dict.fromkeys(order) if n in present]
+        names = first + [n for n in names if n not in set(first)]
     return Migration(_on_union(matrix, prev.names, cur.names, names), names, names,
                      id_column=id_column, inputs=tuple(prev.paths) + tuple(cur.paths))
 

@@ -44,7 +44,9 @@ operations as the kernel). So
   above the reference range (its reference share is floored to epsilon by the PSI);
 - ``-inf`` and ``+inf`` are values below and above every finite one: a decile at ``-inf`` gives
   the edge ``lo`` (only ``-inf`` below it), a decile at ``+inf`` no edge (nothing lies above it);
-- a spread below about 2^-1000 (subnormal numbers) is resolved no finer than 2^-1023 of ``y``.
+- a spread below 2^-1022 (subnormal numbers) is resolved no finer than a spread of 2^-1022:
+  the bound's last term is then ``2^-1022 * 2^-23`` = 2^-1045 (the scale of ``y`` is capped at
+  2^1023, as ``1 / (half the spread)`` would overflow).
 
 Missing values: a null or a NaN is *missing* (counted apart); infinities are values (in the outer
 bins); a categorical feature's nulls are its null count. The document stores counts, not shares:
