@@ -37,7 +37,8 @@ import pyarrow.compute as pc
 from .._parallel import ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
-from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, unpack_bits, view_of
+from ..io.columns import (BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, kernel_numbers, validity_bits,
+                          view_of)
 from ..kernels import profile as kp
 from ..kernels import sketch as ks
 from . import describe as words
@@ -60,7 +61,6 @@ MAX_CATEGORIES = 1_000
 # work, a profile whose sketches alone would take more than this.
 MAX_SKETCH_BYTES = 2 << 30
 
-_EMPTY_BITS = np.zeros(0, dtype=np.uint8)
 _EMPTY_CODES = np.zeros(0, dtype=np.int32)
 _EMPTY_MEMBERS = np.zeros((0, 0), dtype=np.uint64)
 _NO_SKETCH = np.zeros((0, ks.N_BUCKETS), dtype=np.int64)
@@ -399,23 +399,15 @@ def _chan(a, b):
 
 
 def _numbers(view, reach=False):
-    """A numeric or boolean view's values as float32/float64 for the kernels (two
-    specialisations only: other integer types are widened, booleans unpacked to 0/1)."""
-    if view.kind == BOOLEAN:
-        values = unpack_bits(view.values, view.values_offset, view.length).astype(np.float64)
-    elif view.values.dtype in (np.float32, np.float64):
-        values = view.values
-    else:
-        values = view.values.astype(np.float64)
+    """A numeric or boolean view's values as float32/float64 for the kernels
+    (:func:`segmint.io.columns.kernel_numbers`)."""
+    values = kernel_numbers(view)
     if reach:  # reachable: a finite non-zero value counts as one customer; NaN/inf do not
         values = (np.isfinite(values) & (values != 0)).astype(np.float64)
     return values
 
 
-def _bits(view):
-    if view.validity is None:
-        return _EMPTY_BITS, 0
-    return view.validity, view.validity_offset
+_bits = validity_bits
 
 
 # -- the result -----------------------------------------------------------------------------------

@@ -97,6 +97,28 @@ class ColumnView:
         return [x if v else None for x, v in zip(self.to_numpy().tolist(), valid)]
 
 
+_NO_BITS = np.zeros(0, dtype=np.uint8)
+
+
+def validity_bits(view):
+    """``(validity bitmap, bit offset)`` of a column view, as the kernels take them: an empty
+    bitmap when every value is valid."""
+    if view.validity is None:
+        return _NO_BITS, 0
+    return view.validity, view.validity_offset
+
+
+def kernel_numbers(view):
+    """A numeric or boolean view's values as the kernels take them: float32 and float64 as they
+    are, other numbers widened to float64, booleans unpacked to 0/1 (so a kernel compiles two
+    specialisations, not one per integer type)."""
+    if view.kind == BOOLEAN:
+        return unpack_bits(view.values, view.values_offset, view.length).astype(np.float64)
+    if view.values.dtype in (np.float32, np.float64):
+        return view.values
+    return view.values.astype(np.float64)
+
+
 def unpack_bits(bitmap, offset, length):
     """Bits ``offset .. offset+length`` of an Arrow (LSB-first) bitmap as a bool array."""
     if length == 0:

@@ -65,7 +65,7 @@ from .._parallel import ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
-from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, unpack_bits
+from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, kernel_numbers, validity_bits
 from ..kernels import psi as kpsi
 from ..kernels import sketch as ks
 
@@ -94,7 +94,6 @@ EDGE_METHOD = (
 # Largest scale of the shifted sketch: 1 / (half the spread) overflows for subnormal spreads.
 _MAX_SCALE = 2.0 ** 1023
 
-_EMPTY_BITS = np.zeros(0, dtype=np.uint8)
 
 
 # -- the statistics ---------------------------------------------------------------------------
@@ -508,21 +507,12 @@ def _column(src, name, what):
 
 
 def numeric_arrays(view):
-    """``(values, validity bits, bit offset)`` of a numeric or boolean view for the kernels:
-    float32/float64 as they are, other numbers widened to float64, booleans unpacked to 0/1."""
-    if view.kind == BOOLEAN:
-        values = unpack_bits(view.values, view.values_offset, view.length).astype(np.float64)
-    elif view.values.dtype in (np.float32, np.float64):
-        values = view.values
-    else:
-        values = view.values.astype(np.float64)
-    return (values,) + _bits(view)
+    """``(values, validity bits, bit offset)`` of a numeric or boolean view for the kernels
+    (:func:`segmint.io.columns.kernel_numbers`)."""
+    return (kernel_numbers(view),) + validity_bits(view)
 
 
-def _bits(view):
-    if view.validity is None:
-        return _EMPTY_BITS, 0
-    return view.validity, view.validity_offset
+_bits = validity_bits
 
 
 def _add_padded(total, part):
