@@ -8,8 +8,15 @@
   the installed sources, or below ``NUMBA_CACHE_DIR`` when that is set.
 - :func:`kernel` / :func:`parallel_kernel`: the decorators every kernel uses, so no kernel
   hard-codes an option.
+- Start-up: the first kernel a process runs, even from a warm cache, makes Numba load its
+  implementations (~130 ms), among them ``numba.np.arraymath``, which asks whether BLAS is
+  there by importing ``scipy.linalg`` (another 120-160 ms). :class:`_QuickBlasProbe` answers
+  that one question without the import (see there), unless ``SEGMINT_QUICK_BLAS_PROBE`` is
+  ``0``/``false``/``no``/``off``.
 """
+import importlib.util
 import os
+import sys
 
 import numba
 
@@ -45,3 +52,52 @@ def kernel(*args, **overrides):
 def parallel_kernel(*args, **overrides):
     """Like :func:`kernel` with ``parallel=True``; work must be split into data-sized chunks."""
     return kernel(*args, **dict(overrides, parallel=True))
+
+
+class _QuickBlasProbe:
+    """Lets ``numba.np.arraymath`` learn whether BLAS is there without importing scipy.linalg.
+
+    At its import (inside the first kernel call of a process), ``numba.np.arraymath`` sets
+    ``_HAVE_BLAS`` by calling ``numba.np.linalg.ensure_blas``, which imports
+    ``scipy.linalg.cython_blas``: 120-160 ms of start-up, for a flag that only decides how
+    ``np.dot`` of two 1-D arrays compiles (no segmint kernel calls BLAS). This import hook sees
+    ``numba.np.arraymath`` coming and swaps in, for that one call, a probe that asks only
+    whether ``scipy.linalg`` is installed: the same answer in a working install. Then numba's
+    own ``ensure_blas`` is back: a kernel compiled later that calls BLAS still goes through
+    numba's full check (the import, the LAPACK integer width), and the BLAS functions
+    themselves are bound by numba's helper library when first called, as always.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "numba.np.arraymath":
+            return None
+        _remove_hook(self)
+        try:
+            import numba.np.linalg as linalg
+            real = linalg.ensure_blas
+        except (ImportError, AttributeError):  # another numba layout: leave it alone
+            return None
+
+        def ensure_blas():
+            # once: arraymath's question at its import; then numba's own check everywhere
+            linalg.ensure_blas = real
+            arraymath = sys.modules.get("numba.np.arraymath")
+            if arraymath is not None and vars(arraymath).get("ensure_blas") is ensure_blas:
+                arraymath.ensure_blas = real
+            if importlib.util.find_spec("scipy.linalg") is None:
+                raise ImportError("scipy 0.16+ is required for linear algebra")
+
+        linalg.ensure_blas = ensure_blas
+        return None  # the usual finders import the module
+
+
+def _remove_hook(hook):
+    try:
+        sys.meta_path.remove(hook)
+    except ValueError:
+        pass
+
+
+if _env_flag("SEGMINT_QUICK_BLAS_PROBE", True) and "numba.np.arraymath" not in sys.modules and not any(
+        isinstance(hook, _QuickBlasProbe) for hook in sys.meta_path):
+    sys.meta_path.insert(0, _QuickBlasProbe())

@@ -1,11 +1,30 @@
-"""Compile every Numba kernel ahead of time.
+"""Compile every Numba kernel ahead of time, and tell whether the cache is warm.
 
 With caching on (the default), compiled kernels are written to the Numba cache: next to the
-installed package, or below ``NUMBA_CACHE_DIR``. Run ``segmint.warmup()`` (or
-``python -c "import segmint; segmint.warmup()"``) once when building a container image, with
-``NUMBA_CACHE_DIR`` pointing at a folder kept in the image, and later processes start warm.
+installed package, or below ``NUMBA_CACHE_DIR``. Run ``segmint warmup`` (or
+``segmint.warmup()``) once when building a container image, with ``NUMBA_CACHE_DIR`` pointing
+at a folder kept in the image, and later processes start warm. :func:`warmup` also records
+which kernel signatures it compiled (``segmint-warmup.json`` beside the cache), so that
+:func:`cache_status` (``segmint warmup --check``) can tell, without compiling anything,
+whether each of them would load from the cache here.
+
+How a cached kernel is found (Numba's ``numba.core.caching``): each ``cache=True`` kernel
+has an index file ``<module>.<name>-<line>.py<XY>.nbi`` in the cache folder, holding Numba's
+version, the source file's stamp (modification time and size) and a mapping from a key to a
+data file ``....<n>.nbc``. The key is the argument types, the machine (target triple, CPU
+name and features: ``codegen.magic_tuple()``) and hashes of the function's bytecode and
+closure. An index of another Numba version or of a changed source file counts as empty; a
+key of another CPU or of other bytecode does not match. :func:`cache_status` reads those
+index files and computes the same keys, which is all that loading does before it reads the
+data file.
 """
+import json
+import os
+from typing import NamedTuple
+
 import numpy as np
+
+MANIFEST = "segmint-warmup.json"
 
 
 def _warm_rules():
@@ -35,6 +54,8 @@ def _warm_rules():
         rs.evaluate(table, as_of="2026-01-01")
         rs.counts(table, as_of="2026-01-01")
     rs.evaluate(table, as_of="2026-01-01", memberships="bitmask")
+    # one customer at a time (RuleSet.matches, the Scorer): one signature serves every rule set
+    rs.record_evaluator(table.schema, as_of="2026-01-01").members(table.slice(0, 1).to_pylist()[0])
 
 
 def _warm_layout_checks():
@@ -74,6 +95,7 @@ def _warm_pipeline():
         model = Segmenter(spec, clusterer=MiniBatchKMeans(n_clusters=3, random_state=0, max_iter=2),
                           rules={"odd": "not flag"}, id_column="id", dtype=dtype).fit(table)
         model.score(table)
+        _warm_scorer(model, table)
     as_of = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     events = pa.table({"customer_id": pa.array(idx % 17), "ts": pa.array(
         (1_760_000_000 + idx * 3600) * 10**6).cast(pa.timestamp("us", tz="UTC")),
@@ -83,6 +105,24 @@ def _warm_pipeline():
         aggregate(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of,
                   windows={"n": {"last": "30d", "type": "purchase"}, "s": {"agg": "sum", "last": "9d"}})
         btyd_summary(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of)
+
+
+def _warm_scorer(model, table):
+    """One customer at a time: the Scorer of a Segmenter (its record kernel for the model's
+    dtype, the rules' record evaluator) and a rule set's ``matches``, on records with nulls and
+    an unseen category."""
+    if not hasattr(model, "scorer"):
+        return
+    records = table.slice(0, 4).to_pylist()
+    records[1] = dict(records[1], region="never seen", i64=None)
+    scorer = model.scorer()
+    for record in records:
+        scorer.score_one(record)
+    scorer.score_many(records)
+    rules = model.rules_
+    if rules is not None and hasattr(rules, "matches"):
+        for record in records:
+            rules.matches(record, as_of="2026-01-01")
 
 
 def _warm_explain():
@@ -172,7 +212,169 @@ def warmup(verbose=False):
     _warm_pipeline()
     _warm_explain()
     _warm_monitor()
+    _write_manifest()
     elapsed = time.perf_counter() - t0
     if verbose:
         print(f"segmint kernels ready in {elapsed:.2f} s")
     return elapsed
+
+
+class CacheStatus(NamedTuple):
+    """What :func:`cache_status` found.
+
+    Attributes
+    ----------
+    warm : bool
+        Every kernel signature the last :func:`warmup` here compiled loads from the cache
+        (nothing would compile).
+    path : str
+        The folder holding segmint's compiled kernels (below ``NUMBA_CACHE_DIR`` when set).
+    expected : int
+        Kernel signatures the last warm-up recorded (0 when none was recorded).
+    missing : tuple of str
+        Those not in the cache for this Numba, source, bytecode and CPU, as
+        ``module.kernel(argument types)``.
+    reason : str
+        One line saying why the cache is cold, or that it is warm.
+    """
+    warm: bool
+    path: str
+    expected: int
+    missing: tuple
+    reason: str
+
+
+def cache_status():
+    """Whether the Numba cache is warm, found without compiling anything.
+
+    Reads the record the last :func:`warmup` left beside the cache (which kernel signatures it
+    compiled) and checks, for each, that Numba's cache index holds it for this Numba version,
+    this source file, this bytecode and this CPU, and that its data file is there. Costs about
+    the import of the kernel modules plus a few milliseconds of file reads.
+
+    Returns
+    -------
+    CacheStatus
+        ``warm`` is False when caching is off (``SEGMINT_NUMBA_CACHE=0``), when no warm-up was
+        recorded in this cache folder, or when a recorded signature would compile.
+    """
+    from numba.core.registry import cpu_target
+
+    from .kernels.settings import CACHE
+
+    dispatchers = _kernel_dispatchers()
+    path = _cache_folder(dispatchers)
+    if not CACHE:
+        return CacheStatus(False, path, 0, (), "kernel caching is off (SEGMINT_NUMBA_CACHE=0): every "
+                                               "process compiles the kernels it uses")
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
+            recorded = json.load(f)["kernels"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return CacheStatus(False, path, 0, (), f"no warm-up recorded in {path}: run 'segmint warmup'")
+    codegen = cpu_target.target_context.codegen()
+    missing = []
+    for name, signatures in recorded.items():
+        dispatcher = dispatchers.get(name)
+        have = set() if dispatcher is None else _cached_signatures(dispatcher, codegen)
+        missing.extend(f"{name}{sig}" for sig in signatures if sig not in have)
+    expected = sum(len(signatures) for signatures in recorded.values())
+    if missing:
+        reason = (f"{len(missing)} of {expected} kernel signatures would compile (cache of another segmint, "
+                  f"Numba or CPU, or files removed): run 'segmint warmup'")
+    else:
+        reason = f"all {expected} kernel signatures of the last warm-up load from the cache"
+    return CacheStatus(not missing, path, expected, tuple(missing), reason)
+
+
+def is_cached(dispatcher, argtypes):
+    """Whether calling ``dispatcher`` with arguments of these Numba types would load it from
+    the cache rather than compile it (True also when this process already has it).
+
+    Parameters
+    ----------
+    dispatcher : numba Dispatcher
+        A segmint kernel.
+    argtypes : tuple of numba types
+        As ``tuple(numba.typeof(a) for a in args)``.
+
+    Returns
+    -------
+    bool
+    """
+    from numba.core.registry import cpu_target
+
+    argtypes = tuple(argtypes)
+    if argtypes in dispatcher.overloads:
+        return True
+    if not _caches(dispatcher):
+        return False
+    return str(argtypes) in _cached_signatures(dispatcher, cpu_target.target_context.codegen())
+
+
+def _caches(dispatcher):
+    from numba.core.caching import Cache
+    return isinstance(getattr(dispatcher, "_cache", None), Cache)
+
+
+def _cached_signatures(dispatcher, codegen):
+    """The argument types (as text) that ``dispatcher`` would load from the cache here."""
+    cache = dispatcher._cache
+    index = cache._cache_file._load_index()  # {} when missing, stale or of another Numba
+    _, machine, code = cache._index_key((), codegen)
+    return {str(sig) for (sig, key_machine, key_code), data in index.items()
+            if key_machine == machine and key_code == code
+            and os.path.exists(os.path.join(cache.cache_path, data))}
+
+
+def _kernel_dispatchers():
+    """``{"module.kernel": dispatcher}`` of every cached kernel in ``segmint.kernels``."""
+    import importlib
+    import pkgutil
+
+    from numba.core.dispatcher import Dispatcher
+
+    from . import kernels
+
+    found = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, Dispatcher) and value.py_func.__module__ == module.__name__:
+                found[f"{info.name}.{value.py_func.__name__}"] = value
+    return {name: d for name, d in sorted(found.items()) if _caches(d)}
+
+
+def _cache_folder(dispatchers):
+    """Where Numba keeps segmint's compiled kernels (one folder: they share a package)."""
+    for dispatcher in dispatchers.values():
+        return dispatcher._cache.cache_path
+    from . import kernels
+    return os.path.join(os.environ.get("NUMBA_CACHE_DIR") or kernels.__path__[0], "__pycache__")
+
+
+def _write_manifest():
+    """Record, beside the cache, the kernel signatures this process compiled or loaded (all of
+    them in the cache now), for :func:`cache_status`. Written whole or not at all."""
+    from .kernels.settings import CACHE
+
+    if not CACHE:
+        return None
+    dispatchers = _kernel_dispatchers()
+    kernels = {name: sorted(str(sig) for sig in d.signatures) for name, d in dispatchers.items() if d.signatures}
+    path = os.path.join(_cache_folder(dispatchers), MANIFEST)
+    import numba
+    text = json.dumps({"format": "segmint-warmup", "numba": numba.__version__, "kernels": kernels}, indent=1)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:  # a read-only install: the cache itself could not be written either
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return None
+    return path

@@ -20,15 +20,12 @@ import stat
 
 from ._documents import read_document
 from .errors import CorruptFileError, SourceNotFoundError
-from .events.rfm import FORMAT as RFM_FORMAT
-from .events.rfm import RFMScorer
 from .pipeline.model_file import FORMAT as MODEL_FORMAT
 from .pipeline.segmenter import Segmenter
 from .rules import RuleSet
 from .rules.ruleset import FORMAT as RULES_FORMAT
 
 _ZIP_MAGIC = b"PK\x03\x04"
-_KNOWN = (MODEL_FORMAT, RULES_FORMAT, RFM_FORMAT)
 
 
 def load(path):
@@ -76,6 +73,9 @@ def load(path):
                                    "segmint.open; segmint.load reads a .seg model, a rule set or RFM "
                                    "boundaries")
     doc = read_document(path, "the file", CorruptFileError)
+    # here, not at import: loading a model (the start-up path of a service) needs no events code
+    from .events.rfm import FORMAT as RFM_FORMAT
+    from .events.rfm import RFMScorer
     kind = doc.get("format") if isinstance(doc, dict) else None
     if kind == RULES_FORMAT or (isinstance(doc, dict) and "format" not in doc and "segments" in doc):
         if path.lower().endswith((".json", ".yaml", ".yml")):

@@ -2,7 +2,8 @@
 
 Subcommands: ``demo``, ``generate``, ``fit``, ``score``, ``rules``, ``aggregate``, ``rfm``,
 ``info``, the ones that explain segments: ``profile``, ``sweep``, ``validate``, ``report``,
-and the ones that keep them current: ``drift``, ``refit``. Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
+and the ones that keep them current: ``drift``, ``refit``; ``warmup`` fills Numba's cache for an image
+(``--check``: is it warm?). Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
 bars or notes; results still print), ``--debug`` (tracebacks).
 
 Exit codes: 0 success, 1 a user's error (a segmint error or the file system's: one line on
@@ -29,7 +30,7 @@ import time
 
 from ..events.aggregate import EVENT_BATCH_SIZE
 from ..io import DEFAULT_BATCH_SIZE
-from . import demo, explain, models, tables
+from . import demo, explain, models, tables, warmup
 from .paths import check_paths, output_paths
 
 
@@ -188,6 +189,10 @@ def _parser():
     rf.add_argument("--as-of", default=None, help="date the rules count from (default now)")
     rf.add_argument("--random-state", type=int, default=None, help="seed (default: the model's)")
     _batch_size(rf)
+
+    w = sub.add_parser("warmup", help="compile every kernel into Numba's cache (for an image), or check it")
+    w.add_argument("--check", action="store_true",
+                   help="compile nothing: exit 0 if the cache is warm, 1 if a kernel would compile")
     return p
 
 
@@ -244,6 +249,7 @@ COMMANDS = {
     "report": explain.report,
     "drift": explain.drift,
     "refit": explain.refit,
+    "warmup": warmup.run,
 }
 
 

@@ -11,11 +11,13 @@ import warnings
 import numpy as np
 
 from .._estimator import ConvergenceWarning, NotFittedError, ParamsMixin, SetOutputMixin
+from .._lazy import lazy_import
 from .._parallel import chunk_bounds, run_chunks
 from ..errors import ParameterError
-from ..kernels.distance import center_distances
 from ._matrix import MAX_TOTAL_WEIGHT, FeatureError, Features, check_centers
 from ._passes import assign_pass
+
+kd = lazy_import("segmint.kernels.distance")  # on first use: see segmint._lazy
 
 
 def check_sample_weight(sample_weight, n, dtype):
@@ -195,7 +197,7 @@ class KMeansBase(SetOutputMixin, ParamsMixin):
 
 def _distances_chunk(block, bounds, centers, out, limit):
     counts = np.zeros(block.shape[1], dtype=np.int64)
-    center_distances(block, bounds[0], bounds[1], centers, out, limit, counts)
+    kd.center_distances(block, bounds[0], bounds[1], centers, out, limit, counts)
     return counts
 
 

@@ -16,11 +16,13 @@ import numpy as np
 
 import math
 
+from .._lazy import lazy_import
 from ..errors import DataError, ParameterError, SegmintError, UnsupportedTypeError, unknown_column
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, NUMERIC, column_kind
-from ..kernels.assign import count_beyond
-from ..kernels.gather import gather_rows
+
+ka = lazy_import("segmint.kernels.assign")  # on first use: see segmint._lazy
+kg = lazy_import("segmint.kernels.gather")
 
 BLOCK_ROWS = 131_072
 # Total sample weight at most 2^64 (the unit weights of fewer than 2^64 rows): with
@@ -290,7 +292,7 @@ class Features:
             from .._parallel import chunk_bounds, run_chunks
             if out is None:
                 out = np.empty((indices.size, self.n_features), dtype=self.dtype)
-            run_chunks(lambda b: gather_rows(self.array, indices, b[0], b[1], out),
+            run_chunks(lambda b: kg.gather_rows(self.array, indices, b[0], b[1], out),
                        chunk_bounds(indices.size, 1 << 16))
             return out
         if out is None:
@@ -330,7 +332,7 @@ class Features:
 
 def _count(X, lo, hi, limit):
     counts = np.zeros(X.shape[1], dtype=np.int64)
-    count_beyond(X, lo, hi, limit, counts)
+    ka.count_beyond(X, lo, hi, limit, counts)
     return counts
 
 

@@ -8,10 +8,12 @@ a Parquet dataset read in tiny batches, and for any number of threads.
 """
 import numpy as np
 
+from .._lazy import lazy_import
 from .._memory import pool_array
 from .._parallel import run_chunks
-from ..kernels.assign import assign_rows, assign_rows_sums, prepare_centers
-from ..kernels.reduce import weighted_sum
+
+ka = lazy_import("segmint.kernels.assign")  # on first use: see segmint._lazy
+kr = lazy_import("segmint.kernels.reduce")
 
 CHUNK = 65_536
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
@@ -23,7 +25,7 @@ def prepare(centers):
     kp, dp = (k + 3) // 4 * 4, (d + 3) // 4 * 4
     C2 = np.empty((kp, dp), dtype=centers.dtype)
     cn = np.empty(kp, dtype=centers.dtype)
-    prepare_centers(centers, C2, cn)
+    ka.prepare_centers(centers, C2, cn)
     return C2, cn
 
 
@@ -92,11 +94,11 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
                 lab, lab_lo = labels[start:start + m], 0
             else:
                 lab, lab_lo = np.empty(hi - lo, dtype=np.int32), lo
-            bad[chunk] = assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
+            bad[chunk] = ka.assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
             if dist is not None:
                 dist[start + lo:start + hi] = dis
             if want_inertia:
-                weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
+                kr.weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
 
         run_chunks(piece, _pieces(start, m))
     inertia = _ordered_total(partial[:, 0]) if want_inertia else None
@@ -137,8 +139,8 @@ def lloyd_pass(features, centers, sample_weight=None, labels=None, dist=None):
 
         def piece(p, X=X, lab=lab, dis=dis, w=w):
             lo, hi, chunk = p
-            assign_rows_sums(X, lo, hi, w, C2, cn, lab, dis, sums[chunk], wsums[chunk])
-            weighted_sum(dis, w, lo, hi, partial[chunk])
+            ka.assign_rows_sums(X, lo, hi, w, C2, cn, lab, dis, sums[chunk], wsums[chunk])
+            kr.weighted_sum(dis, w, lo, hi, partial[chunk])
 
         run_chunks(piece, _pieces(start, m))
     total_sums = np.zeros((k, d), dtype=np.float64)

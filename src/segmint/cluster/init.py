@@ -12,11 +12,13 @@ places the seeds as well as the full data would for the cluster sizes segmentati
 import numpy as np
 
 from .._estimator import check_positive_int, check_random_state
+from .._lazy import lazy_import
 from .._parallel import chunk_bounds, run_chunks
 from ..errors import ParameterError
-from ..kernels.kmeanspp import sq_dist_to_point, trial_potentials
 from ._base import check_sample_weight
 from ._matrix import FeatureError
+
+kpp = lazy_import("segmint.kernels.kmeanspp")  # on first use: see segmint._lazy
 
 CHUNK = 16_384
 
@@ -60,7 +62,7 @@ def kmeans_plusplus(X, n_clusters, random_state=None, *, sample_weight=None, n_l
     centers[0] = X[first]
     indices[0] = first
     closest = np.empty(n, dtype=np.float64)
-    sq_dist_to_point(X, centers[0], closest)
+    kpp.sq_dist_to_point(X, centers[0], closest)
     trial_dist = np.empty((n_local_trials, n), dtype=np.float64)
     bounds = chunk_bounds(n, CHUNK)
     partial = np.empty((len(bounds), n_local_trials), dtype=np.float64)
@@ -71,7 +73,7 @@ def kmeans_plusplus(X, n_clusters, random_state=None, *, sample_weight=None, n_l
             candidates = rng.integers(0, n, size=n_local_trials)
         else:
             candidates = _weighted_choice(rng, weight, n_local_trials)
-        run_chunks(lambda ch: trial_potentials(X, w, closest, candidates, bounds[ch][0], bounds[ch][1],
+        run_chunks(lambda ch: kpp.trial_potentials(X, w, closest, candidates, bounds[ch][0], bounds[ch][1],
                                                trial_dist, partial[ch]), range(len(bounds)))
         potentials = partial[0].copy()
         for ch in range(1, len(bounds)):  # chunk order: the same bits for any thread count

@@ -4,13 +4,15 @@ import warnings
 
 import numpy as np
 
-from ..kernels.reassign import relocate_empty
+from .._lazy import lazy_import
 from ..errors import ParameterError
 from .._estimator import check_positive_int, check_random_state
 from ._base import KMeansBase, check_sample_weight, warn_distinct
 from ._matrix import FeatureError, check_centers
 from .init import kmeans_plusplus
 from ._passes import assign_pass, lloyd_pass
+
+kre = lazy_import("segmint.kernels.reassign")  # on first use: see segmint._lazy
 
 DEFAULT_INIT_SAMPLE = 100_000
 # Seedings tried at most: each is a whole fit; more is a typo (10**9 would run for years).
@@ -174,7 +176,7 @@ def _relocate(data, empty, labels, dist, w, sums, wsums):
     far = far[np.lexsort((far, -dist[far].astype(np.float64)))]
     rows = data.take(far)
     weights = np.ones(m) if w is None else w[far].astype(np.float64)
-    relocate_empty(rows, weights, labels[far].astype(np.int32), empty.astype(np.int64), sums, wsums)
+    kre.relocate_empty(rows, weights, labels[far].astype(np.int32), empty.astype(np.int64), sums, wsums)
 
 
 def initial_centers(init, sample, k, rng, sample_weight, dtype):

@@ -5,13 +5,15 @@ import warnings
 import numpy as np
 
 from .._estimator import check_positive_int, check_random_state
+from .._lazy import lazy_import
 from ..errors import ParameterError
 from ._base import KMeansBase, check_sample_weight
 from ._matrix import check_centers
 from ._passes import assign_pass, prepare
 from .kmeans import _check_n_init, _check_size, _check_tol, _init_sample, initial_centers
-from ..kernels.assign import assign_rows
-from ..kernels.minibatch import minibatch_update
+
+ka = lazy_import("segmint.kernels.assign")  # on first use: see segmint._lazy
+kmb = lazy_import("segmint.kernels.minibatch")
 
 # Rows of mini-batches drawn at once. A source without random access (Parquet, compressed
 # IPC) gathers them in one streaming pass, so this bounds memory; the draws do not depend on
@@ -260,7 +262,7 @@ class MiniBatchKMeans(KMeansBase):
         """One mini-batch step on rows Xb: assign, update centers in place, maybe reassign."""
         labels, dist, inertia = _batch_assign(Xb, wb, centers)
         empty_w = np.empty(0, dtype=Xb.dtype)
-        moved = minibatch_update(Xb, wb if wb is not None else empty_w, labels, centers, self._counts)
+        moved = kmb.minibatch_update(Xb, wb if wb is not None else empty_w, labels, centers, self._counts)
         if self.reassignment_ratio > 0 and self._random_reassign():
             self._reassign(Xb, centers, rng)
         return inertia, moved
@@ -334,6 +336,6 @@ def _batch_assign(Xb, wb, centers):
     labels = np.empty(b, dtype=np.int32)
     dist = np.empty(b, dtype=Xb.dtype)
     # rows were checked when the data came in; the largest finite value keeps one compiled kernel
-    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
+    ka.assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
     inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
     return labels, dist, inertia

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from .._lazy import lazy_import
 from .._time import (DURATION_UNITS, MAX_DURATION_US, MAX_US, MIN_US, US_PER_DAY, US_PER_WEEK,
                      as_of_microseconds, time_scale)
 from ..errors import DataError, ParameterError, unknown_column
@@ -26,6 +26,8 @@ from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
 from .._memory import pool_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DENSE_MAX = 1 << 31  # ids per dense span at most (slots are int32)
@@ -496,7 +498,7 @@ class _Scan:
         if self.inp.string_ids:
             strings = self.id_dictionary if self.id_dictionary is not None else pa.array([], pa.string())
             rank = np.empty(len(strings), dtype=np.int64)
-            rank[np.asarray(pa.compute.sort_indices(strings))] = np.arange(len(strings))
+            rank[np.asarray(pc.sort_indices(strings))] = np.arange(len(strings))
             order = _argsort(rank[keys])
             ids = strings.take(pa.array(keys[order]))
             if pa.types.is_dictionary(ids.type):

@@ -8,10 +8,12 @@ import numbers
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .._lazy import lazy_import
 from ..errors import DataError, ParameterError, closest_names, unknown_column
 from .rfm import as_table, numeric_column
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 STAGES = ("prospect", "new", "active", "reactivated", "at_risk", "lapsed", "lost")
 PROSPECT, NEW, ACTIVE, REACTIVATED, AT_RISK, LAPSED, LOST = range(len(STAGES))

@@ -32,8 +32,8 @@ import threading
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .._lazy import lazy_import
 from .._parallel import ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
@@ -43,6 +43,8 @@ from ..kernels import profile as kp
 from ..kernels import sketch as ks
 from . import describe as words
 from .segments import resolve_segments
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 QUANTILES = (0.5, 0.1, 0.9)  # median, p10, p90
 QUANTILE_NAMES = ("median", "p10", "p90")

@@ -20,12 +20,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .._lazy import lazy_import
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 # More distinct values than this in a segment column is almost surely not a segment column
 # (an id, a price): refused with a message instead of profiling a million one-row "segments".

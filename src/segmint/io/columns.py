@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .._lazy import lazy_import
 from ..errors import CorruptFileError, UnsupportedTypeError
-from ..kernels.structure import first_bad_offset
+
+ks = lazy_import("segmint.kernels.structure")  # on first use: see segmint._lazy
+pc = lazy_import("pyarrow.compute")
 
 NUMERIC, TEMPORAL, BOOLEAN, DICTIONARY = "numeric", "temporal", "boolean", "dictionary"
 
@@ -390,7 +392,7 @@ def _check_offsets(array, what):
     buffers = array.buffers()
     offsets = np.frombuffer(buffers[1], dtype=dtype, count=array.offset + len(array) + 1)[array.offset:]
     data_size = buffers[2].size if buffers[2] is not None else 0
-    bad = first_bad_offset(offsets, data_size)
+    bad = ks.first_bad_offset(offsets, data_size)
     if bad >= 0:
         raise LayoutError(
             f"{what} has damaged string offsets: offset {bad} is {int(offsets[bad])}, after "

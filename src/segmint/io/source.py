@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from .._lazy import lazy_import
 from ..errors import (CorruptFileError, DataError, DuplicateColumnError, ParameterError,
                       SegmintError, SourceConsumedError, SourceNotFoundError, unknown_column)
 from .columns import DictionaryUnifier, LayoutError, check_layout, check_supported, view_of
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
+pq = lazy_import("pyarrow.parquet")
 
 # Rows per batch wherever a call does not say: segmint's one default (memory holds about one
 # batch per stream; 131,072 rows keep per-batch overheads small and a batch in cache-sized pieces)

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
+from .._lazy import lazy_import
 from ..errors import DataError, OutputError, ParameterError
 from . import outputs
+
+pq = lazy_import("pyarrow.parquet")  # on first use: see segmint._lazy
 
 FORMATS = ("ipc", "parquet", "parquet-dataset")
 _SUFFIXES = {".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".parquet": "parquet", ".pq": "parquet"}

@@ -32,14 +32,16 @@ import re
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .._lazy import lazy_import
 from .._parallel import chunk_bounds, run_chunks
 from ..explain.segments import MAX_SEGMENTS
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io.source import open as open_source
 from ..io.writers import write_text
 from ..kernels import join as _join
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 NEW = "(new)"
 DEPARTED = "(departed)"

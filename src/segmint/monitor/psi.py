@@ -57,13 +57,15 @@ import pyarrow as pa
 
 from .._documents import short_repr as _short
 from .._estimator import check_positive_int
+from .._lazy import lazy_import
 from .._parallel import ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind
-from ..kernels import psi as kpsi
 from .reference import MAX_CATEGORIES, ReferenceStatistics, _add_padded, _bits, numeric_arrays
+
+kpsi = lazy_import("segmint.kernels.psi")  # on first use: see segmint._lazy (a model's load reads this module)
 
 EPSILON = 1e-4
 ALPHA = 0.05

@@ -61,13 +61,15 @@ import pyarrow as pa
 
 from .._documents import short_repr as _short
 from .._estimator import check_positive_int
+from .._lazy import lazy_import
 from .._parallel import ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, kernel_numbers, validity_bits
-from ..kernels import psi as kpsi
-from ..kernels import sketch as ks
+
+kpsi = lazy_import("segmint.kernels.psi")  # on first use: see segmint._lazy (a model's load reads this module)
+ks = lazy_import("segmint.kernels.sketch")
 
 FORMAT = "segmint-reference"
 VERSION = 1

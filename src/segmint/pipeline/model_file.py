@@ -7,12 +7,16 @@ A ``.seg`` file is a zip archive holding
   "rules": <RuleSet.to_dict()> or null, "cluster_within": [...], "segment_names": [...],
   "clusterer": null or {"type": "MiniBatchKMeans" | "KMeans", "params": {...},
   "n_features_in": d, "inertia": float, "centers": "centers.npy"}, "n_rows_fit": int,
-  "reference": <ReferenceStatistics.to_dict()> or null}``;
+  "reference": <ReferenceStatistics.to_dict()> or null,
+  "input_schema": [{"name": ..., "type": ...}, ...] (optional)}``;
 - ``centers.npy``: the cluster centers, ``(k, d)`` float32 or float64, read with
   ``allow_pickle=False``.
 
 Version 2 added ``"reference"`` (the training data's reference statistics, for drift checks);
-a version-1 file still loads, as a model without them (``reference_`` None).
+a version-1 file still loads, as a model without them (``reference_`` None). The optional
+``"input_schema"`` (the Arrow types of the columns the model reads, for scoring one record at a
+time: :mod:`segmint.serve`) may be absent, as in files written before segmint saved it
+(``input_schema_`` None).
 
 Readers refuse files of a newer format version, and check every shape and type before
 building the model. A model file may come from anyone: :func:`read_state` reads nothing beyond
@@ -93,6 +97,63 @@ class SegmenterState:
     segment_names: list
     n_rows_fit: int
     reference: object = None
+    input_schema: object = None
+
+
+# The Arrow types an input schema may name (plain names, never Arrow's binary schema format:
+# a model file is untrusted). Dictionary-encoded columns are saved as their value type.
+_SCHEMA_TYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "halffloat", "float", "double", "string", "large_string", "date32[day]", "date64[ms]")
+_TIME_UNITS = ("s", "ms", "us", "ns")
+
+
+def schema_to_data(schema):
+    """A pyarrow schema as plain data (``[{"name", "type"[, "unit", "tz"]}]``), or None when a
+    column has a type outside :data:`_SCHEMA_TYPES` and timestamps (such a model scores records
+    with types inferred from its spec)."""
+    import pyarrow as pa
+    out = []
+    for field in schema:
+        t = field.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_timestamp(t):
+            out.append({"name": field.name, "type": "timestamp", "unit": t.unit, "tz": t.tz})
+        elif str(t) in _SCHEMA_TYPES:
+            out.append({"name": field.name, "type": str(t)})
+        else:
+            return None
+    return out
+
+
+def schema_from_data(data, where="input_schema"):
+    """The pyarrow schema :func:`schema_to_data` wrote; a ModelFormatError-free check: raises
+    ValueError naming the entry (the caller adds the file)."""
+    import pyarrow as pa
+    if not isinstance(data, list):
+        raise ValueError(f"{where} must be a list of columns, got {_short(data)}")
+    fields, seen = [], set()
+    for i, entry in enumerate(data):
+        ok = isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("type"), str)
+        if not ok or entry["name"] in seen:
+            raise ValueError(f"{where}[{i}] must be a {{'name', 'type'}} object of a new column, got {_short(entry)}")
+        seen.add(entry["name"])
+        kind = entry["type"]
+        if kind == "timestamp":
+            unit, tz = entry.get("unit"), entry.get("tz")
+            if unit not in _TIME_UNITS or not (tz is None or (isinstance(tz, str) and 0 < len(tz) <= 64)):
+                raise ValueError(f"{where}[{i}]: a timestamp needs a unit of {_TIME_UNITS} and a time zone "
+                                 f"name or null, got {_short(entry)}")
+            try:
+                t = pa.timestamp(unit, tz=tz)
+            except (ValueError, TypeError, pa.ArrowException):
+                raise ValueError(f"{where}[{i}]: unknown time zone {_short(tz)}") from None
+        elif kind in _SCHEMA_TYPES:
+            t = pa.type_for_alias(kind.split("[")[0])
+        else:
+            raise ValueError(f"{where}[{i}]: unknown type {_short(kind)} (known: {', '.join(_SCHEMA_TYPES)}, timestamp)")
+        fields.append(pa.field(entry["name"], t))
+    return pa.schema(fields)
 
 
 def write_state(path, state):
@@ -114,6 +175,9 @@ def write_state(path, state):
         "clusterer": None,
         "reference": state.reference.to_dict() if state.reference is not None else None,
     }
+    input_schema = schema_to_data(state.input_schema) if state.input_schema is not None else None
+    if input_schema is not None:  # optional: absent in older files, which still load
+        doc["input_schema"] = input_schema
     arrays = {}
     if clusterer is not None:
         doc["clusterer"] = {"type": type(clusterer).__name__,
@@ -427,11 +491,17 @@ def _state(doc, arrays, path):
         # that it fits the model (features, segment names) is checked by Segmenter._from_state,
         # after the names themselves: check_reference
         reference = _section(ReferenceStatistics.from_dict, doc["reference"], "reference", path)
+    input_schema = None
+    if doc.get("input_schema") is not None:
+        try:
+            input_schema = schema_from_data(doc["input_schema"])
+        except ValueError as exc:
+            raise ModelFormatError(f"{path}: {exc}") from None
     params = {"id_column": params.get("id_column"), "fit_rows": params.get("fit_rows"),
               "dtype": params.get("dtype", "float32"), "random_state": params.get("random_state", 0)}
     return SegmenterState(params=params, features=spec, rules=rules, clusterer=clusterer,
                           cluster_within=list(within), segment_names=list(names), n_rows_fit=n_rows_fit,
-                          reference=reference)
+                          reference=reference, input_schema=input_schema)
 
 
 def check_reference(reference, spec, segment_names):

@@ -100,6 +100,11 @@ class Segmenter(ParamsMixin):
         every segment, by ``segment_names_`` in id order (zero counts included). Saved in the
         model file; None for a model loaded from a file written before segmint saved it, and
         for a (rules-only) model fitted on a one-shot stream, which cannot be read again.
+    input_schema_ : pyarrow.Schema or None
+        The Arrow types of the columns the model reads (the spec's input columns, the rules'
+        columns, the id column), as the training source had them: what a record must hold to be
+        scored alone (:meth:`scorer`). Saved in the model file (dictionary columns as their
+        value type); None for a model loaded from a file written before segmint saved it.
     refit_ : segmint.monitor.refit.Refit
         Only on a model made by :meth:`refit`: what the refit did to each segment (matched,
         changed, vanished, new) and its findings. Not saved in the model file.
@@ -209,6 +214,7 @@ class Segmenter(ParamsMixin):
                 "twice (feature statistics, then the rows to cluster); pass a Table, a "
                 "DataFrame or a file (write the stream with segmint.write_table first)")
         self._check_columns(src, spec, rules)
+        self.input_schema_ = self._input_schema(src.schema, spec, rules)
         if spec is not None and fit_spec:
             spec.fit(src, batch_size=batch_size)
         self.feature_spec_, self.rules_, self.clusterer_, self.within_ = spec, rules, clusterer, within
@@ -248,7 +254,34 @@ class Segmenter(ParamsMixin):
         return self
 
     _FITTED = ("feature_spec_", "rules_", "clusterer_", "within_", "n_rows_fit_", "n_clusters_",
-               "segment_names_", "reference_", "refit_")
+               "segment_names_", "reference_", "refit_", "input_schema_")
+
+    def _input_schema(self, schema, spec, rules):
+        """The fields of ``schema`` the model reads: the spec's input columns, the rules'
+        columns, the id column (each once, in that order). Scoring one record at a time
+        (:class:`segmint.serve.Scorer`) reads the types from it."""
+        names = list(spec.input_columns) if spec is not None else []
+        if rules is not None:
+            program = rules.prepare(schema)
+            names += [n for n, _ in program.num_columns] + list(program.bool_columns) + list(program.str_columns)
+        if self.id_column is not None:
+            names.append(self.id_column)
+        import pyarrow as pa
+        return pa.schema([schema.field(n) for n in dict.fromkeys(names)])
+
+    def scorer(self):
+        """A :class:`segmint.serve.Scorer` of this model: one customer at a time, in microseconds.
+
+        Everything a call needs is prepared now (feature order, buffers, compiled kernels), so
+        ``score_one(record)`` never compiles. The Scorer keeps what the model is now: a later
+        ``rename`` or refit does not reach it (build another).
+
+        Returns
+        -------
+        segmint.serve.Scorer
+        """
+        from ..serve import Scorer
+        return Scorer(self)
 
     # -- reference statistics --------------------------------------------------------------
     def _reference_columns(self):
@@ -771,7 +804,8 @@ class Segmenter(ParamsMixin):
         return model_file.SegmenterState(
             params=params, features=self.feature_spec_, rules=self.rules_, clusterer=self.clusterer_,
             cluster_within=list(self.within_), segment_names=list(self.segment_names_),
-            n_rows_fit=int(self.n_rows_fit_), reference=getattr(self, "reference_", None))
+            n_rows_fit=int(self.n_rows_fit_), reference=getattr(self, "reference_", None),
+            input_schema=getattr(self, "input_schema_", None))
 
     @classmethod
     def _from_state(cls, state):
@@ -805,6 +839,7 @@ class Segmenter(ParamsMixin):
                             f"(one per cluster center and rule segment), got {len(names)}")
         model.segment_names_ = names
         model.reference_ = state.reference
+        model.input_schema_ = state.input_schema
         if state.reference is not None:
             model_file.check_reference(state.reference, spec, names)
         return model

@@ -152,6 +152,7 @@ class RuleSet:
                 raise exc.with_segment(seg.name) from None
         self._programs = {}
         self._labels = None
+        self._records = None  # one customer at a time: see matches()
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -287,6 +288,74 @@ class RuleSet:
             program = CodeGenerator(typed, scales, self._asts).generate(self.mode)
             self._programs[key] = program
         return program
+
+    # -- one customer ----------------------------------------------------------------------------
+    def matches(self, record, *, as_of=None, schema=None):
+        """Evaluate the rule set for one customer, with the batch engine's semantics.
+
+        Parameters
+        ----------
+        record : mapping
+            Column name -> scalar: None for null, int/float (numpy scalars too), bool, str,
+            ``datetime.date`` / ``datetime.datetime`` for date and timestamp columns,
+            ``datetime.timedelta`` for durations. Keys the rules do not read are ignored.
+        as_of : datetime, date or ISO string, optional
+            As in :meth:`evaluate`; default: now (UTC), at each call.
+        schema : pyarrow.Schema, optional
+            The columns' types. Without it they are told from the record's values (a None
+            from how the rules use its column); the program prepared for each distinct
+            signature of value types is kept, so repeated calls do not prepare again.
+
+        Returns
+        -------
+        str or list of str
+            Waterfall: the name of the customer's segment (``default`` when no rule is true);
+            multi mode: the names of the segments whose rules are true, in rule order.
+
+        Raises
+        ------
+        UnknownColumnError
+            The record lacks a column the rules read (the nearest keys are named).
+        UnsupportedTypeError
+            A value of a type its column cannot hold (the column and the expected type are named).
+
+        Examples
+        --------
+        >>> rs = RuleSet({"vip": "monetary >= 1000"}, default="others")
+        >>> rs.matches({"monetary": 1200.0})
+        'vip'
+        """
+        cache = self._records
+        if cache is None:
+            from .record import RecordCache
+            cache = self._records = RecordCache(self)
+        ev = cache.for_schema(schema) if schema is not None else cache.for_record(record)
+        instant = cache.instant(as_of)
+        if self.mode == "waterfall":
+            return ev.names[ev._run(record, instant, _NO_MEMBER)]
+        member = np.zeros(len(ev.names), dtype=np.uint8)
+        ev._run(record, instant, member)
+        names = ev.names
+        return [names[i] for i in member.nonzero()[0].tolist()]
+
+    def record_evaluator(self, schema, *, as_of=None):
+        """The rule set prepared for one customer at a time against ``schema`` (for the Scorer).
+
+        Parameters
+        ----------
+        schema : pyarrow.Schema
+            The columns' types (every column the rules read).
+        as_of : datetime, date or ISO string, optional
+            A fixed evaluation instant; default: now (UTC), at each call.
+
+        Returns
+        -------
+        segmint.rules.record.RecordEvaluator
+            ``.columns``, ``.code(record)``, ``.codes_many(records)``, ``.members(record)``:
+            everything compiled and prepared now, safe to call from many threads.
+        """
+        from .record import RecordEvaluator
+        return RecordEvaluator(self, schema, as_of)
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, source, *, as_of=None, id_column=None, out=None, memberships="columns",
@@ -553,6 +622,7 @@ class _LutCache:
 
 
 _NO_TABLES = np.zeros(1, dtype=np.uint8)
+_NO_MEMBER = np.zeros(0, dtype=np.uint8)
 _NO_MASKS = np.zeros(2, dtype=np.uint64)
 
 

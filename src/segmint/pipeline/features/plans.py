@@ -1,11 +1,15 @@
 """Fitted statistics turned into kernel plans: the output columns and each one's parameters."""
+import functools
+
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..._lazy import lazy_import
 from ...kernels import transform as kt
 from .checks import _NO_BITS, _check_view, _numeric_input
 from .parse import FeatureSpecError
+
+pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 # Output rows per kernel call: a tile of the output this big stays in cache while every
 # column is written into it (a whole batch, written column by column, would not).
@@ -94,11 +98,17 @@ class _OneHotPlan:
                          "error": -1}[feature.null]
         self.names = [f"{c}={s}" for s in kept] + [f"{c}__other"] + (
             [f"{c}__missing"] if feature.null == "indicator" else [])
-        self.value_set = pa.array(kept, type=pa.string())
+        self.categories = tuple(kept)
         # (dictionary, lookup) of the last batch seen: within a pass the dictionary object
         # changes only when new strings arrive, so most batches reuse the table. One tuple,
         # replaced whole, so concurrent callers never see a half-updated pair.
         self._cache = (None, None)
+
+    @functools.cached_property
+    def value_set(self):
+        """The kept categories as an Arrow string array, built at the first lookup rather than
+        at load: ``pa.array`` imports pandas when it is installed (~150 ms of start-up)."""
+        return pa.array(self.categories, type=pa.string())
 
     def lookup(self, dictionary):
         cached_dictionary, table = self._cache

@@ -1,0 +1,298 @@
+"""Rules on one record (``RuleSet.matches``, ``RuleSet.record_evaluator``) against the batch path."""
+import datetime as dt
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import naive_rules as naive
+from segmint.errors import DataError, ParameterError, UnknownColumnError, UnsupportedTypeError
+from segmint.kernels import rules as vm
+from segmint.rules import RuleSet
+from segmint._warmup import is_cached
+from segmint.rules.record import STRING_CACHE_SIZE, kernel_argtypes
+from test_rules import random_table
+
+UTC = dt.timezone.utc
+AS_OF = dt.datetime(2026, 10, 1, 15, 30, tzinfo=UTC)
+
+# twenty rules over six columns, every function and operator of the language
+TWENTY = [
+    ("champions", "frequency >= 15 and monetary >= 1500"),
+    ("big_spenders", "monetary >= 1000 and email_opt_in"),
+    ("loyal", "frequency >= 8 and days_since(last_order) <= 60"),
+    ("ny_ca_active", "region in ('NY', 'CA') and days_since(last_order) <= 90"),
+    ("seniors_opted_in", "age >= 65 and email_opt_in = true"),
+    ("young_west", "age < 30 and region in ('CA', 'WA')"),
+    ("at_risk", "frequency >= 4 and days_since(last_order) between 120 and 365"),
+    ("lapsed", "days_since(last_order) > 365 or last_seen < timestamp '2025-01-01 00:00:00'"),
+    ("one_timers", "frequency = 1 and region not in ('TX')"),
+    ("prospects", "frequency = 0 and email_opt_in"),
+    ("north", "starts_with(region, 'N') and monetary / frequency > 50"),
+    ("recent", "within_last(last_order, 14d) or within_last(last_seen, 36h)"),
+    ("no_region", "region is null and age is not null"),
+    ("mid", "monetary between 200 and 400 and not email_opt_in"),
+    ("odd_age", "coalesce(age, 0) - 40 > 10 or abs(age - 40) < 2"),
+    ("missing_consent", "email_opt_in is null"),
+    ("west", "contains(region, 'A') and frequency > 2"),
+    ("new_year", "last_order >= date '2026-01-01' and last_seen - last_order < 30d"),
+    ("spend_rate", "-monetary * 2 + frequency <= -300"),
+    ("vip_ref", "segment('champions') or segment('big_spenders') and age > 50"),
+]
+SCHEMA = pa.schema([("frequency", pa.int64()), ("monetary", pa.float64()), ("region", pa.string()),
+                    ("email_opt_in", pa.bool_()), ("last_order", pa.date32()),
+                    ("last_seen", pa.timestamp("us", tz="UTC")), ("age", pa.int32())])
+
+
+def random_records(n, seed):
+    """Records with nulls, values equal to the rules' constants and dates around as_of."""
+    rng = np.random.default_rng(seed)
+    day = AS_OF.date()
+
+    def pick(options, null=0.15):
+        return None if rng.random() < null else options[rng.integers(len(options))]
+
+    out = []
+    for _ in range(n):
+        out.append({
+            "frequency": pick([0, 1, 2, 3, 4, 8, 15, 16, int(rng.integers(0, 40))]),
+            "monetary": pick([199.99, 200.0, 400.0, 1000.0, 1500.0, 1499.5, -150.0, float(rng.normal(500, 400))]),
+            "region": pick(["NY", "CA", "WA", "TX", "NV", "AZ", "", "ny", f"unseen{rng.integers(1000)}"]),
+            "email_opt_in": pick([True, False]),
+            "last_order": pick([day - dt.timedelta(days=int(d)) for d in
+                                (0, 14, 15, 60, 61, 90, 91, 120, 365, 366, -3, int(rng.integers(0, 900)))]
+                               + [dt.date(2026, 1, 1), dt.date(2025, 12, 31)]),
+            "last_seen": pick([AS_OF - dt.timedelta(hours=36), AS_OF - dt.timedelta(hours=36, microseconds=1),
+                               AS_OF, AS_OF + dt.timedelta(seconds=1), dt.datetime(2025, 1, 1, tzinfo=UTC),
+                               AS_OF - dt.timedelta(seconds=int(rng.integers(0, 10**8)))]),
+            "age": pick([29, 30, 38, 39, 40, 41, 42, 50, 51, 65, 64]),
+        })
+    return out
+
+
+def batch_results(rules, records, schema, as_of=AS_OF):
+    """The batch engine's answer for each record: a name (waterfall) or a list of names (multi)."""
+    table = pa.Table.from_pylist(records, schema=schema)
+    result = rules.evaluate(table, as_of=as_of).table
+    if rules.mode == "waterfall":
+        return result.column("segment").to_pylist()
+    columns = [result.column(n).to_pylist() for n in rules.names]
+    return [[n for n, col in zip(rules.names, columns) if col[r]] for r in range(len(records))]
+
+
+@pytest.mark.parametrize("mode", ["waterfall", "multi"])
+def test_twenty_rules_on_random_records_equal_the_batch_path(mode):
+    rules = RuleSet(TWENTY, mode=mode, default="other")
+    records = random_records(600, seed=1)
+    expected = batch_results(rules, records, SCHEMA)
+    assert [rules.matches(r, as_of=AS_OF, schema=SCHEMA) for r in records] == expected
+    # without a schema: types told from the values (None from how the rules use the column)
+    assert [rules.matches(r, as_of=AS_OF) for r in records] == expected
+    # a one-row table gives the same as the record, row by row
+    for r in records[:25]:
+        assert rules.matches(r, as_of=AS_OF) == batch_results(rules, [r], SCHEMA)[0]
+
+
+def test_the_evaluator_codes_equal_the_stream_codes_and_members_equal_multi_columns():
+    records = random_records(400, seed=2)
+    table = pa.Table.from_pylist(records, schema=SCHEMA)
+    waterfall = RuleSet(TWENTY, default="other")
+    ev = waterfall.record_evaluator(SCHEMA, as_of=AS_OF)
+    assert set(ev.columns) == set(SCHEMA.names) and len(ev.columns) == len(SCHEMA)
+    stream = np.concatenate([b.codes for b in waterfall.stream(table, as_of=AS_OF, batch_size=97)])
+    assert [ev.code(r) for r in records] == stream.tolist()
+    many = ev.codes_many(records)
+    assert many.dtype.kind == "i" and many.tolist() == stream.tolist()
+    assert ev.names == waterfall.names + ["other"]
+    multi = RuleSet(TWENTY, mode="multi")
+    mev = multi.record_evaluator(SCHEMA, as_of=AS_OF)
+    got = np.array([mev.members(r) for r in records])
+    result = multi.evaluate(table, as_of=AS_OF).table
+    assert got.dtype == np.bool_
+    assert got.T.tolist() == [result.column(n).to_pylist() for n in multi.names]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(naive.bool_terms(), min_size=1, max_size=6), st.integers(0, 10_000),
+       st.sampled_from(["waterfall", "multi"]))
+def test_random_rule_sets_on_records_equal_the_batch_path(trees, seed, mode):
+    table = random_table(40, seed)
+    rules = RuleSet([(f"s{i}", naive.render(t)) for i, t in enumerate(trees)], mode=mode, default="rest")
+    records = table.to_pylist()
+    expected = batch_results(rules, records, table.schema, naive.AS_OF)
+    # and the slow twin (naive_rules), row by row, agrees with both
+    truth = [[naive.value(t, r) is True for t in trees] for r in records]
+    assert expected == ([f"s{row.index(True)}" if True in row else "rest" for row in truth] if mode == "waterfall"
+                        else [[f"s{i}" for i, hit in enumerate(row) if hit] for row in truth])
+    assert [rules.matches(r, as_of=naive.AS_OF, schema=table.schema) for r in records] == expected
+    assert [rules.matches(r, as_of=naive.AS_OF) for r in records] == expected
+
+
+@pytest.mark.parametrize("arrow_type, value", [
+    (pa.timestamp("ns", tz="UTC"), dt.datetime(2026, 9, 30, 15, 29, 59, 999_999, tzinfo=UTC)),
+    (pa.timestamp("ms"), dt.datetime(2026, 9, 1, 12, 0, 0, 123_000)),
+    (pa.timestamp("s", tz="Europe/Paris"), dt.datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)),
+    (pa.date64(), dt.date(2026, 7, 3)),
+    (pa.date32(), dt.date(1969, 12, 31)),
+])
+def test_time_units_and_zones_equal_the_batch_path(arrow_type, value):
+    rules = RuleSet([("a", "days_since(t) > 29.5"), ("b", "within_last(t, 90d)"),
+                     ("c", "t >= timestamp '2026-09-01 12:00:00'")], mode="multi")
+    schema = pa.schema([("t", arrow_type)])
+    records = [{"t": value}, {"t": None}]
+    try:
+        expected = batch_results(rules, records, schema)
+    except DataError as exc:  # ns timestamps of today are beyond 2**53: both paths refuse them
+        assert "2**53" in str(exc)
+        with pytest.raises(DataError, match=r"'t'.*2\*\*53"):
+            rules.matches(records[0], as_of=AS_OF, schema=schema)
+        return
+    assert [rules.matches(r, as_of=AS_OF, schema=schema) for r in records] == expected
+
+
+def test_numpy_scalars_float32_columns_and_durations():
+    rules = RuleSet([("a", "x > 0.1 and n = 3 and flag"), ("b", "gap > 2d"), ("c", "x = 0.1")], mode="multi")
+    schema = pa.schema([("x", pa.float32()), ("n", pa.int16()), ("flag", pa.bool_()),
+                        ("gap", pa.duration("s"))])
+    records = [{"x": np.float32(0.1), "n": np.int16(3), "flag": np.bool_(True), "gap": dt.timedelta(days=2, seconds=1)},
+               {"x": 0.1, "n": 3, "flag": True, "gap": np.timedelta64(2 * 86_400, "s")},
+               {"x": None, "n": None, "flag": None, "gap": None}]
+    expected = batch_results(rules, records, schema)
+    assert [rules.matches(r, as_of=AS_OF, schema=schema) for r in records] == expected
+    assert expected[1] == ["a"]  # float32(0.1) > 0.1 as float64: the record follows the column's type
+    assert rules.matches({"x": 0.1, "n": 3, "flag": True, "gap": dt.timedelta(days=3)}) == ["b", "c"]
+
+
+def test_as_of_defaults_to_now_at_each_call():
+    rules = RuleSet({"recent": "within_last(seen, 2h)"}, default="old")
+    now = dt.datetime.now(UTC)
+    assert rules.matches({"seen": now - dt.timedelta(hours=1)}) == "recent"
+    assert rules.matches({"seen": now - dt.timedelta(hours=3)}) == "old"
+    ev = rules.record_evaluator(pa.schema([("seen", pa.timestamp("us", tz="UTC"))]))
+    assert ev.code({"seen": now - dt.timedelta(hours=1)}) == 0
+    assert rules.matches({"seen": now}, as_of=now - dt.timedelta(hours=5)) == "old"
+
+
+def test_many_threads_sharing_one_evaluator_get_the_single_thread_answers():
+    rules = RuleSet(TWENTY, default="other")
+    ev = rules.record_evaluator(SCHEMA, as_of=AS_OF)
+    records = random_records(300, seed=3)
+    expected = [ev.code(r) for r in records]
+    results, errors = {}, []
+
+    def work(t):
+        try:
+            for _ in range(20):
+                got = [ev.code(r) for r in records[t::3]] + [
+                    rules.matches(r, as_of=AS_OF) for r in records[t::5]]
+                assert got == expected[t::3] + [ev.names[c] for c in expected[t::5]]
+            results[t] = True
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors and len(results) == 8
+
+
+def test_calls_compile_nothing_once_the_evaluator_is_built():
+    rules = RuleSet(TWENTY, mode="multi")
+    ev = rules.record_evaluator(SCHEMA, as_of=AS_OF)
+    before = len(vm.run_record.signatures)
+    for r in random_records(50, seed=4):
+        ev.members(r)
+        rules.matches(r)
+    RuleSet(TWENTY).record_evaluator(SCHEMA).code(random_records(1, seed=5)[0])
+    assert len(vm.run_record.signatures) == before
+
+
+def test_a_missing_column_is_named_with_the_nearest_key():
+    rules = RuleSet(TWENTY, default="other")
+    record = random_records(1, seed=6)[0]
+    record["monetry"] = record.pop("monetary")
+    with pytest.raises(UnknownColumnError, match=r"'monetary'.*'monetry'"):
+        rules.matches(record)
+    with pytest.raises(UnknownColumnError, match=r"'monetary'.*'monetry'"):
+        rules.record_evaluator(SCHEMA).code(record)
+    with pytest.raises(UnknownColumnError, match="'monetary'"):
+        rules.matches(record, schema=SCHEMA)
+
+
+@pytest.mark.parametrize("column, value, expected", [
+    ("monetary", "1500", "number"), ("frequency", True, "number"), ("email_opt_in", 1, "boolean"),
+    ("region", 7, "string"), ("last_order", "2026-01-01", "date"), ("last_seen", 1.5e9, "timestamp"),
+])
+def test_a_value_of_the_wrong_type_names_the_column_and_the_expected_type(column, value, expected):
+    rules = RuleSet(TWENTY, default="other")
+    record = dict(random_records(1, seed=7)[0], **{column: value})
+    with pytest.raises(UnsupportedTypeError, match=rf"{column!r}.*{expected}"):
+        rules.record_evaluator(SCHEMA).code(record)
+    with pytest.raises(UnsupportedTypeError, match=rf"{column!r}.*{expected}"):
+        rules.matches(record, schema=SCHEMA)
+    with pytest.raises((UnsupportedTypeError, DataError), match=rf"{column!r}"):
+        rules.matches(record)
+
+
+def test_other_bad_records_get_clear_errors():
+    rules = RuleSet({"a": "x > 1"})
+    with pytest.raises(DataError, match=r"'x'.*2\*\*53"):
+        rules.matches({"x": 2 ** 60})
+    with pytest.raises(UnsupportedTypeError, match="mapping"):
+        rules.matches(["x", 1])
+    with pytest.raises(UnsupportedTypeError, match=r"'x'.*list"):
+        rules.matches({"x": [1]})
+    untold = RuleSet({"a": "x = y"})
+    with pytest.raises(DataError, match=r"(?s)'x'.*schema="):
+        untold.matches({"x": None, "y": "a"})
+    assert untold.matches({"x": None, "y": 2}) == "unassigned"
+    with pytest.raises(ParameterError, match="multi"):
+        RuleSet({"a": "x > 1"}, mode="multi").record_evaluator(pa.schema([("x", pa.int64())])).code({"x": 1})
+
+
+def test_a_flood_of_distinct_strings_keeps_the_string_cache_bounded():
+    rules = RuleSet({"n": "starts_with(city, 'N')"}, default="other")
+    schema = pa.schema([("city", pa.string())])
+    ev = rules.record_evaluator(schema)
+    for i in range(STRING_CACHE_SIZE + 500):
+        assert ev.code({"city": f"N{i}" if i % 2 else f"x{i}"}) == (0 if i % 2 else 1)
+    (column,) = ev._str
+    assert len(column.cache) <= STRING_CACHE_SIZE
+    assert rules.matches({"city": "Nantes"}, schema=schema) == "n"
+
+
+def test_nan_is_a_value_and_null_columns_are_typed_from_how_the_rules_use_them():
+    rules = RuleSet([("big", "x > 1"), ("missing", "x is null"), ("flagged", "coalesce(a, b)"),
+                     ("named", "starts_with(s, 'N') or s is null")], mode="multi")
+    schema = pa.schema([("x", pa.float64()), ("a", pa.bool_()), ("b", pa.bool_()), ("s", pa.string())])
+    records = [{"x": float("nan"), "a": None, "b": True, "s": None},
+               {"x": None, "a": False, "b": True, "s": "Nice"},
+               {"x": 2.0, "a": None, "b": None, "s": "Lyon"}]
+    expected = batch_results(rules, records, schema)
+    assert expected[0] == ["flagged", "named"] and expected[1] == ["missing", "named"]
+    assert [rules.matches(r, as_of=AS_OF) for r in records] == expected
+    assert [rules.matches(r, as_of=AS_OF, schema=schema) for r in records] == expected
+
+
+def test_a_program_is_prepared_once_per_signature_of_value_types():
+    rules = RuleSet(TWENTY, default="other")
+    records = random_records(200, seed=8)
+    first = [rules.matches(r, as_of=AS_OF) for r in records]
+    cache = rules._records
+    signatures, evaluators = len(cache.by_types), set(map(id, cache.by_types.values()))
+    assert [rules.matches(r, as_of=AS_OF) for r in records] == first
+    assert len(cache.by_types) == signatures and set(map(id, cache.by_types.values())) == evaluators
+    assert len(evaluators) <= len(cache.by_schema)  # signatures that type alike share one
+
+
+def test_the_kernel_signature_is_known_ahead_for_readiness_checks():
+    RuleSet({"a": "x > 1"}).record_evaluator(pa.schema([("x", pa.int64())]))
+    assert vm.run_record.signatures == [kernel_argtypes()]
+    assert is_cached(vm.run_record, kernel_argtypes())
+    with pytest.raises(ParameterError, match="pyarrow.Schema"):
+        RuleSet({"a": "x > 1"}).record_evaluator({"x": "int64"})

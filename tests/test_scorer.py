@@ -1,0 +1,329 @@
+"""The in-process Scorer: one record at a time, bit for bit the batch path's answer."""
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import segmint
+from segmint.errors import UnknownColumnError, UnsupportedTypeError
+from segmint.kernels import record as kr
+from segmint.kernels import rules as vm
+from segmint.serve import Score, Scorer
+
+AS_OF = "2026-10-01"
+SPEC = [{"column": "recency_days", "impute": "median", "indicator": True},
+        {"column": "frequency", "log1p": True},
+        {"column": "monetary", "log1p": True, "clip": [0.0, 0.995]},
+        {"column": "sessions_30d", "log1p": True},
+        {"column": "tenure_days", "scale": "robust"},
+        {"column": "income_k", "impute": "median", "clip": [0.01, 0.99]},    # float32
+        {"column": "pages_per_session", "impute": "median", "indicator": True},  # float32 with nulls
+        {"column": "discount_share", "impute": 0.0},
+        {"column": "email_opt_in"},                                         # boolean
+        {"column": "region", "one_hot": True, "max_categories": 4},
+        {"column": "channel", "one_hot": True, "null": "other"}]
+RULES = [("no_consent", "not email_opt_in and not sms_opt_in"),
+         ("never_bought", "frequency = 0"),
+         ("lapsed_big", "monetary >= 2000 and days_since(last_order_date) > 365")]
+
+
+def _fit(dtype, n=3000, rules=True, seed=0):
+    table = segmint.make_customers(n, random_state=seed)
+    model = segmint.Segmenter(SPEC, clusterer=segmint.MiniBatchKMeans(n_clusters=8, random_state=0),
+                              rules=segmint.RuleSet(RULES, default="customers") if rules else None,
+                              id_column="customer_id", dtype=dtype)
+    return model.fit(table, as_of=AS_OF), table
+
+
+@pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["float32", "float64"])
+def fitted(request):
+    model, table = _fit(request.param)
+    return model, table, model.scorer()
+
+
+def _edge_records(model, table):
+    """Hand-made customers: nulls, unseen categories, clip bounds, rule constants, log1p of 0,
+    huge values."""
+    base = table.slice(0, 1).to_pylist()[0]
+    stats = model.feature_spec_.stats_
+    lo, hi = stats["income_k"]["clip_low"], stats["income_k"]["clip_high"]
+    edits = [
+        {"recency_days": None, "pages_per_session": None},
+        {"region": "Atlantis", "channel": "pigeon"},                   # unseen: __other
+        {"channel": None, "region": None},                              # null: other / indicator
+        {"income_k": float(np.float32(lo))}, {"income_k": float(np.float32(hi))},
+        {"income_k": lo}, {"income_k": hi},                             # rounded to float32 as the column is
+        {"frequency": 0}, {"frequency": 1, "monetary": 0.0, "sessions_30d": 0},   # rule constant, log1p(0)
+        {"monetary": 2000.0, "last_order_date": dt.date(2025, 9, 30)},  # at the rule's constants
+        {"monetary": 2000.0, "last_order_date": dt.date(2025, 10, 1)},
+        {"monetary": 1e30, "frequency": 10 ** 9, "tenure_days": 2 ** 31 - 1},   # huge, within limits
+        {"email_opt_in": False, "sms_opt_in": False},
+        {"email_opt_in": True, "sms_opt_in": None},
+        {"discount_share": -0.0},
+    ]
+    return [dict(base, **e) for e in edits]
+
+
+def _batch_rows(model, records, schema, batch_size=97):
+    table = pa.Table.from_pylist(records, schema=schema)
+    return model.score(table, as_of=AS_OF, batch_size=batch_size)
+
+
+def _same(score, table, i, dtype):
+    """The score equals row ``i`` of a batch result: id, name, rule, the distance's bits."""
+    if score.segment_id != table["segment_id"][i].as_py() or score.segment != table["segment"][i].as_py():
+        return False
+    if score.rule != (table["rule"][i].as_py() if "rule" in table.column_names else None):
+        return False
+    d = table["distance"][i].as_py()
+    if d is None or score.distance is None:
+        return d is None and score.distance is None
+    return np.array(d, dtype).tobytes() == np.array(score.distance, dtype).tobytes()
+
+
+def test_random_and_hand_made_customers_at_random_batch_positions_score_bit_identically(fitted):
+    model, table, scorer = fitted
+    rng = np.random.default_rng(1)
+    records = segmint.make_customers(1500, random_state=7).to_pylist()
+    for rec in _edge_records(model, table):
+        records.insert(int(rng.integers(0, len(records) + 1)), rec)
+    result = _batch_rows(model, records, table.schema)
+    dtype = np.dtype(model.dtype)
+    equal = sum(_same(scorer.score_one(r, as_of=AS_OF), result, i, dtype) for i, r in enumerate(records))
+    assert equal == len(records)
+    assert result["distance"].null_count > 0  # rules took some: both kinds of rows compared
+
+
+value_of = {
+    "recency_days": st.one_of(st.none(), st.integers(0, 5000)),
+    "frequency": st.integers(0, 10 ** 6),
+    "monetary": st.one_of(st.just(0.0), st.floats(0, 1e12), st.sampled_from([2000.0, 1999.999])),
+    "income_k": st.floats(0, 1e4, width=32),
+    "pages_per_session": st.one_of(st.none(), st.floats(0, 100, width=32)),
+    "discount_share": st.floats(-1e6, 1e6),
+    "region": st.one_of(st.none(), st.sampled_from(["CA", "NY", "TX", "FL", "Mars", ""])),
+    "channel": st.one_of(st.none(), st.sampled_from(["email", "push", "sms", "carrier pigeon"])),
+    "email_opt_in": st.booleans(),
+    "sms_opt_in": st.one_of(st.none(), st.booleans()),
+    "last_order_date": st.one_of(st.none(), st.dates(dt.date(2020, 1, 1), dt.date(2026, 12, 31))),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.fixed_dictionaries({}, optional=value_of), position=st.integers(0, 150))
+def test_generated_customers_score_as_the_batch_path_scores_them_at_any_position(fitted, edits, position):
+    model, table, scorer = fitted
+    records = table.slice(0, 150).to_pylist()
+    records.insert(position, dict(records[position % 150], **edits))
+    result = _batch_rows(model, records, table.schema, batch_size=64)
+    assert _same(scorer.score_one(records[position], as_of=AS_OF), result, position, np.dtype(model.dtype))
+
+
+def test_many_threads_sharing_one_scorer_each_get_the_batch_paths_answer(fitted):
+    model, table, scorer = fitted
+    records = segmint.make_customers(2000, random_state=3).to_pylist()
+    result = _batch_rows(model, records, table.schema, batch_size=500)
+    dtype = np.dtype(model.dtype)
+    order = np.random.default_rng(0).permutation(len(records) * 3) % len(records)
+
+    def check(i):
+        return _same(scorer.score_one(records[i], as_of=AS_OF), result, i, dtype)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(check, order.tolist(), chunksize=16))
+    assert all(answers) and len(answers) == len(order)
+
+
+def test_score_many_returns_the_batch_paths_table_for_lists_and_arrow_batches(fitted):
+    model, table, scorer = fitted
+    small = segmint.make_customers(200, random_state=5)
+    expected = model.score(small, as_of=AS_OF)
+    for records in (small.to_pylist(), small, small.to_batches()[0]):
+        got = scorer.score_many(records, as_of=AS_OF)
+        assert got.column_names == expected.column_names
+        for name in got.column_names:
+            assert got[name].to_pylist() == expected[name].to_pylist(), name
+        assert got["distance"].type == expected["distance"].type
+
+
+def test_a_scorer_compiles_nothing_once_built(fitted):
+    model, table, scorer = fitted
+    before = (len(kr.score_record.signatures), len(vm.run_record.signatures))
+    assert scorer.ready
+    for rec in _edge_records(model, table) + table.slice(0, 50).to_pylist():
+        scorer.score_one(rec, as_of=AS_OF)
+    assert (len(kr.score_record.signatures), len(vm.run_record.signatures)) == before
+
+
+def test_a_missing_field_is_named_with_the_nearest_field_given(fitted):
+    model, table, scorer = fitted
+    rec = table.slice(0, 1).to_pylist()[0]
+    rec["monetry"] = rec.pop("monetary")
+    with pytest.raises(UnknownColumnError, match=r"'monetary'.*did you mean 'monetry'"):
+        scorer.score_one(rec, as_of=AS_OF)
+    rec = table.slice(0, 1).to_pylist()[0]
+    del rec["region"]
+    with pytest.raises(KeyError, match="'region'"):
+        scorer.score_one(rec, as_of=AS_OF)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("tenure_days", "365", "a number"), ("income_k", True, "a number"),
+    ("region", 3, "a string"), ("email_opt_in", 1, "True or False"),
+    ("sessions_30d", [1], "a number")])
+def test_a_mistyped_field_is_named_with_the_type_expected(fitted, field, value, expected):
+    model, table, scorer = fitted
+    rec = dict(table.slice(0, 1).to_pylist()[0], frequency=5, email_opt_in=True)
+    rec[field] = value
+    with pytest.raises(UnsupportedTypeError, match=rf"{field}.*{expected}"):
+        scorer.score_one(rec, as_of=AS_OF)
+
+
+def test_values_the_batch_path_refuses_are_refused_never_scored(fitted):
+    model, table, scorer = fitted
+    base = dict(table.slice(0, 1).to_pylist()[0], frequency=5, email_opt_in=True)
+    for edit, words in [({"discount_share": float("nan")}, "NaN"), ({"tenure_days": None}, "null"),
+                        ({"frequency": -3}, "negative"), ({"tenure_days": 1e300}, "record's features")]:
+        with pytest.raises(segmint.FeatureError, match=words):
+            scorer.score_one(dict(base, **edit), as_of=AS_OF)
+
+
+def test_extra_fields_are_ignored_and_numpy_scalars_accepted(fitted):
+    model, table, scorer = fitted
+    rec = table.slice(3, 1).to_pylist()[0]
+    plain = scorer.score_one(rec, as_of=AS_OF)
+    numpy_rec = {k: (np.float64(v) if isinstance(v, float) else np.int64(v) if type(v) is int else
+                     np.str_(v) if isinstance(v, str) else v) for k, v in rec.items()}
+    assert scorer.score_one(dict(numpy_rec, unused="x", another=[1, 2]), as_of=AS_OF) == plain
+    assert isinstance(plain, Score) and plain.segment == model.segment_names_[plain.segment_id]
+
+
+def test_a_record_that_is_not_a_mapping_is_refused():
+    model, _ = _fit(np.float32, n=400, rules=False)
+    with pytest.raises(UnsupportedTypeError, match="mapping"):
+        model.scorer().score_one([("frequency", 3)])
+
+
+def test_a_rule_set_alone_scores_as_its_batch_engine():
+    rules = segmint.RuleSet(RULES, default="customers")
+    table = segmint.make_customers(800, random_state=2)
+    schema = pa.schema([table.schema.field(c) for c in
+                        ("email_opt_in", "sms_opt_in", "frequency", "monetary", "last_order_date")])
+    scorer = Scorer(rules, schema=schema)
+    codes = np.concatenate([b.codes for b in rules.stream(table, as_of=AS_OF)])
+    names = list(rules.names) + [rules.default]
+    got = [scorer.score_one(r, as_of=AS_OF) for r in table.to_pylist()]
+    assert [g.segment_id for g in got] == codes.tolist()
+    assert all(g.segment == names[c] == g.rule and g.distance is None for g, c in zip(got, codes.tolist()))
+
+
+def test_a_saved_model_keeps_its_input_types_and_an_older_file_without_them_still_scores(tmp_path):
+    model, table = _fit(np.float32, n=1500)
+    path = str(tmp_path / "m.seg")
+    model.save(path)
+    loaded = segmint.load(path)
+    # dictionary columns are saved as their value type (what a record holds: a string)
+    plain = pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                       for f in model.input_schema_])
+    assert loaded.input_schema_.equals(plain)
+    # an older file: the same manifest without "input_schema"
+    old = str(tmp_path / "old.seg")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "segmint-model.json":
+                doc = json.loads(data)
+                assert "input_schema" in doc
+                del doc["input_schema"]
+                data = json.dumps(doc).encode()
+            dst.writestr(info.filename, data)
+    older = segmint.load(old)
+    assert older.input_schema_ is None
+    records = table.slice(0, 300).to_pylist()
+    result = model.score(table.slice(0, 300), as_of=AS_OF)
+    for scorer in (loaded.scorer(), older.scorer()):
+        assert all(_same(scorer.score_one(r, as_of=AS_OF), result, i, np.float32) for i, r in enumerate(records))
+
+
+def test_an_unfitted_segmenter_has_no_scorer():
+    with pytest.raises(segmint.NotFittedError):
+        segmint.Segmenter(SPEC, clusterer=segmint.KMeans(n_clusters=3)).scorer()
+
+
+def test_a_scorer_built_on_a_cold_cache_says_it_compiled_and_a_warm_one_does_not(tmp_path):
+    model, _ = _fit(np.float64, n=400, rules=False)
+    path = str(tmp_path / "m.seg")
+    model.save(path)
+    child = textwrap.dedent(f"""
+        import segmint
+        s = segmint.load({path!r}).scorer()
+        print(s.ready, s.compiled, round(s.warm_seconds, 3))
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    cold, warm = (run.stdout.split() for run in runs)
+    assert cold[:2] == ["True", "True"]
+    assert warm[:2] == ["True", "False"]
+
+
+def _twin_row(model, record, float32_columns):
+    """Slow twin of the record transform: the spec's statistics applied by hand, in float64."""
+    spec = model.feature_spec_
+    names = spec.feature_names_out_
+    row = np.zeros(len(names))
+    for f in spec.entries:
+        s, c, v = spec.stats_[f.column], f.column, record[f.column]
+        if f.kind == "numeric":
+            if v is None:
+                x = s["impute_value"]
+            else:
+                x = float(np.float32(v)) if c in float32_columns else float(v)
+            if f.indicator:
+                row[names.index(f"{c}__missing")] = 1.0 if v is None else 0.0
+            if f.log1p:
+                x = math.log1p(x)  # the C library's, as the kernels call it (numpy's may differ by an ulp)
+            if s["clip_low"] is not None:
+                x = min(max(x, s["clip_low"]), s["clip_high"])
+            row[names.index(c)] = (x - s["center"]) / s["scale"]
+        elif v is None:
+            row[names.index(f"{c}__missing" if f"{c}__missing" in names else f"{c}__other")] = 1.0
+        else:
+            row[names.index(f"{c}={v}" if v in s["categories"] else f"{c}__other")] = 1.0
+    return row
+
+
+def test_the_record_kernel_matches_a_slow_twin_on_random_customers(fitted):
+    model, table, scorer = fitted
+    dtype = np.dtype(model.dtype)
+    float32_columns = {f.name for f in table.schema if f.type == pa.float32()}
+    centers = model.clusterer_.cluster_centers_.astype(np.float64)
+    records = segmint.make_customers(300, random_state=11).to_pylist() + _edge_records(model, table)
+    checked = 0
+    for rec in records:
+        score = scorer.score_one(rec, as_of=AS_OF)
+        row = _twin_row(model, rec, float32_columns)
+        X = scorer._buffers()[5]  # this thread's feature row of the last call
+        assert X.tobytes() == row.astype(dtype)[None, :].tobytes()
+        if score.distance is None:
+            continue
+        d2 = ((centers - row.astype(dtype).astype(np.float64)) ** 2).sum(axis=1)
+        best, second = np.sort(d2)[:2]
+        if second - best > 1e-3 * max(best, 1.0):  # no near tie: the label is certain
+            assert score.segment_id == int(np.argmin(d2))
+            assert score.distance == pytest.approx(np.sqrt(best), rel=1e-3, abs=1e-3)
+            checked += 1
+    assert checked > 100
