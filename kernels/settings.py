@@ -62,7 +62,8 @@ class _QuickBlasProbe:
     ``scipy.linalg.cython_blas``: 120-160 ms of start-up, for a flag that only decides how
     ``np.dot`` of two 1-D arrays compiles (no segmint kernel calls BLAS). This import hook sees
     ``numba.np.arraymath`` coming and swaps in, for that one call, a probe that asks only
-    whether ``scipy.linalg`` is installed: the same answer in a working install. Then numba's
+    whether scipy's ``linalg/cython_blas`` extension file is there (:func:`_cython_blas_installed`):
+    the same answer as numba's import in a working install. Then numba's
     own ``ensure_blas`` is back: a kernel compiled later that calls BLAS still goes through
     numba's full check (the import, the LAPACK integer width), and the BLAS functions
     themselves are bound by numba's helper library when first called, as always.
@@ -84,11 +85,40 @@ class _QuickBlasProbe:
             arraymath = sys.modules.get("numba.np.arraymath")
             if arraymath is not None and vars(arraymath).get("ensure_blas") is ensure_blas:
                 arraymath.ensure_blas = real
-            if importlib.util.find_spec("scipy.linalg") is None:
+            if not _cython_blas_installed():
                 raise ImportError("scipy 0.16+ is required for linear algebra")
 
         linalg.ensure_blas = ensure_blas
         return None  # the usual finders import the module
+
+
+def _cython_blas_installed():
+    """Whether ``import scipy.linalg.cython_blas`` (numba's own check) would find the module,
+    found without importing anything: its compiled extension file is in scipy's folder.
+
+    Checking only that scipy is importable would answer yes for a scipy whose BLAS extension
+    is missing or blocked; numba would then compile ``np.dot``/``np.correlate`` of 1-D arrays
+    to BLAS calls that fail, instead of its non-BLAS fallback.
+    """
+    import importlib.machinery
+
+    for name in ("scipy", "scipy.linalg", "scipy.linalg.cython_blas"):
+        if name in sys.modules:
+            if sys.modules[name] is None:  # import blocked (``sys.modules[name] = None``)
+                return False
+            if name == "scipy.linalg.cython_blas":
+                return True
+    try:
+        spec = importlib.util.find_spec("scipy")
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for folder in spec.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            if os.path.isfile(os.path.join(folder, "linalg", "cython_blas" + suffix)):
+                return True
+    return False
 
 
 def _remove_hook(hook):

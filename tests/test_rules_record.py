@@ -296,3 +296,83 @@ def test_the_kernel_signature_is_known_ahead_for_readiness_checks():
     assert is_cached(vm.run_record, kernel_argtypes())
     with pytest.raises(ParameterError, match="pyarrow.Schema"):
         RuleSet({"a": "x > 1"}).record_evaluator({"x": "int64"})
+
+
+def random_datetime_records(n, seed):
+    """:func:`random_records` with datetimes of several time zones: in the date column (whose
+    calendar date is the datetime's own, as pyarrow takes it) and in the timestamp column."""
+    rng = np.random.default_rng(seed)
+    zones = [dt.timezone(dt.timedelta(hours=h)) for h in (-11, -5, 0, 5.5, 9, 14)]
+    out = random_records(n, seed)
+    for r in out:
+        tz = zones[rng.integers(len(zones))]
+        # near midnight, where the UTC day and the local day differ
+        local = dt.datetime.combine(AS_OF.date() - dt.timedelta(days=int(rng.choice([0, 14, 15, 60, 61]))),
+                                    dt.time(int(rng.choice([0, 1, 22, 23])), 30))
+        if rng.random() < 0.5:
+            r["last_order"] = local.replace(tzinfo=tz) if rng.random() < 0.7 else local
+        if rng.random() < 0.5:
+            r["last_seen"] = (AS_OF - dt.timedelta(hours=float(rng.choice([35.9, 36, 36.1])))).astimezone(tz)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["waterfall", "multi"])
+def test_datetimes_in_a_date_column_and_non_utc_timestamps_equal_the_batch_path(mode):
+    rules = RuleSet(TWENTY, mode=mode, default="other")
+    records = random_datetime_records(400, seed=21)
+    expected = batch_results(rules, records, SCHEMA)
+    assert [rules.matches(r, as_of=AS_OF, schema=SCHEMA) for r in records] == expected
+    tz = dt.timezone(dt.timedelta(hours=-5))  # the reviewer's case: 22:00 at -5 is the next UTC day
+    day = RuleSet([("recent", "days_since(d) < 1")], default="rest")
+    schema = pa.schema([("d", pa.date32())])
+    for value in (dt.datetime(2026, 9, 30, 22, tzinfo=tz), dt.datetime(2026, 9, 30, 23)):
+        assert day.matches({"d": value}, as_of="2026-10-01", schema=schema) == batch_results(
+            day, [{"d": value}], schema, as_of="2026-10-01")[0] == "rest"
+
+
+def test_a_fraction_in_an_integer_column_and_an_inexact_int_in_float32_are_refused():
+    rules = RuleSet({"big": "n > 3", "f": "x > 3"}, mode="multi")
+    schema = pa.schema([("n", pa.int64()), ("x", pa.float32())])
+    with pytest.raises(UnsupportedTypeError, match=r"'n'.*whole number"):
+        rules.matches({"n": 3.5, "x": 1.0}, schema=schema)
+    with pytest.raises(UnsupportedTypeError, match=r"'n'"):
+        rules.matches({"n": float("nan"), "x": 1.0}, schema=schema)
+    assert rules.matches({"n": 4.0, "x": 1.0}, schema=schema) == rules.matches({"n": 4, "x": 1.0}, schema=schema)
+    with pytest.raises(DataError, match=r"'x'.*float32"):
+        rules.matches({"n": 1, "x": 16_777_217}, schema=schema)
+    assert rules.matches({"n": 1, "x": 16_777_216}, schema=schema) == ["f"]
+
+
+def test_a_list_or_dict_in_a_string_column_is_refused_naming_the_column():
+    rules = RuleSet({"n": "starts_with(city, 'N')"}, default="other")
+    schema = pa.schema([("city", pa.string())])
+    for value in (["N"], {"N": 1}):
+        with pytest.raises(UnsupportedTypeError, match=r"'city'.*string"):
+            rules.matches({"city": value}, schema=schema)
+
+
+def test_schemas_with_other_columns_share_one_program_and_one_evaluator():
+    rules = RuleSet({"big": "x > 1"}, default="other")
+    for i in range(300):  # a service passing each request's own schema
+        schema = pa.schema([("x", pa.float64()), (f"extra{i}", pa.int64())])
+        assert rules.matches({"x": 2.0, f"extra{i}": i}, schema=schema) == "big"
+    assert len(rules._programs) == 1
+    assert len(rules._records.by_schema) == 1
+    from segmint.rules.ruleset import MAX_PROGRAMS
+    for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.float32(), pa.float64()) * 20:
+        rules.prepare(pa.schema([("x", t)]))
+    assert len(rules._programs) <= MAX_PROGRAMS
+
+
+def test_an_as_of_per_call_equals_an_evaluator_built_for_it_and_keeps_conversions_bounded():
+    from segmint.rules.record import INSTANTS
+    rules = RuleSet(TWENTY, default="other")
+    ev = rules.record_evaluator(SCHEMA)
+    records = random_records(120, seed=22)
+    for i, r in enumerate(records):
+        as_of = AS_OF - dt.timedelta(days=i, hours=i)
+        assert ev.code(r, as_of=as_of) == rules.record_evaluator(SCHEMA, as_of=as_of).code(r)
+    assert ev.codes_many(records, as_of=AS_OF).tolist() == [ev.code(r, as_of=AS_OF) for r in records]
+    for i in range(INSTANTS.size + 50):
+        ev.code(records[0], as_of=AS_OF + dt.timedelta(microseconds=i))
+    assert len(INSTANTS.items) <= INSTANTS.size

@@ -1,5 +1,6 @@
 """The in-process Scorer: one record at a time, bit for bit the batch path's answer."""
 import datetime as dt
+import decimal
 import json
 import math
 import os
@@ -109,8 +110,9 @@ value_of = {
     "recency_days": st.one_of(st.none(), st.integers(0, 5000)),
     "frequency": st.integers(0, 10 ** 6),
     "monetary": st.one_of(st.just(0.0), st.floats(0, 1e12), st.sampled_from([2000.0, 1999.999])),
-    "income_k": st.floats(0, 1e4, width=32),
-    "pages_per_session": st.one_of(st.none(), st.floats(0, 100, width=32)),
+    # float32 columns: float32 values, and float64 ones the Scorer must round as the column does
+    "income_k": st.one_of(st.floats(0, 1e4, width=32), st.floats(0, 1e4)),
+    "pages_per_session": st.one_of(st.none(), st.floats(0, 100, width=32), st.floats(0, 100)),
     "discount_share": st.floats(-1e6, 1e6),
     "region": st.one_of(st.none(), st.sampled_from(["CA", "NY", "TX", "FL", "Mars", ""])),
     "channel": st.one_of(st.none(), st.sampled_from(["email", "push", "sms", "carrier pigeon"])),
@@ -172,10 +174,11 @@ def test_a_missing_field_is_named_with_the_nearest_field_given(fitted):
     rec["monetry"] = rec.pop("monetary")
     with pytest.raises(UnknownColumnError, match=r"'monetary'.*did you mean 'monetry'"):
         scorer.score_one(rec, as_of=AS_OF)
-    rec = table.slice(0, 1).to_pylist()[0]
-    del rec["region"]
-    with pytest.raises(KeyError, match="'region'"):
-        scorer.score_one(rec, as_of=AS_OF)
+    for missing in ("region", "tenure_days", "sms_opt_in"):  # one-hot, numeric, rule-only
+        rec = table.slice(0, 1).to_pylist()[0]
+        del rec[missing]
+        with pytest.raises(UnknownColumnError, match=f"'{missing}'"):
+            scorer.score_one(rec, as_of=AS_OF)
 
 
 @pytest.mark.parametrize("field, value, expected", [
@@ -327,3 +330,136 @@ def test_the_record_kernel_matches_a_slow_twin_on_random_customers(fitted):
             assert score.distance == pytest.approx(np.sqrt(best), rel=1e-3, abs=1e-3)
             checked += 1
     assert checked > 100
+
+
+def test_a_first_record_of_wrong_types_is_refused_and_teaches_the_scorer_nothing():
+    rules = segmint.RuleSet([("a", "x > 1 and starts_with(s, 'a')")], default="r")
+    scorer = Scorer(rules)
+    with pytest.raises(segmint.rules.errors.RuleTypeError):
+        scorer.score_one({"x": "2", "s": "ab"})
+    assert scorer.score_one({"x": 2.0, "s": "ab"}) == Score(0, "a", None, "a")
+    assert scorer.score_one({"x": 0.5, "s": "ab"}) == Score(1, "r", None, "r")
+
+
+def test_a_rule_set_without_schema_and_an_old_model_compile_nothing_on_their_first_call(tmp_path):
+    # a fresh process: in this one, earlier tests have loaded the kernels already
+    child = textwrap.dedent(f"""
+        import numpy as np, segmint
+        from segmint.serve import Scorer
+        from segmint.kernels import record as kr, rules as vm
+        def counts():
+            return (len(kr.score_record.signatures), len(vm.run_record.signatures))
+        rules = segmint.RuleSet([("a", "x > 1 and starts_with(s, 'a')")], default="r")
+        scorer = Scorer(rules)
+        before = counts()
+        assert scorer.ready and before[1] == 1, before
+        assert scorer.score_one({{"x": 2.0, "s": "ab"}}).segment == "a"
+        assert counts() == before, (before, counts())
+        t = segmint.make_customers(600, random_state=0)
+        model = segmint.Segmenter({SPEC!r}, rules=segmint.RuleSet({RULES!r}, default="customers"),
+                                  clusterer=segmint.MiniBatchKMeans(n_clusters=4, random_state=0))
+        model.fit(t, as_of={AS_OF!r})
+        model.input_schema_ = None  # as a model saved before the types were recorded
+        old = model.scorer()
+        before = counts()
+        for r in t.slice(0, 20).to_pylist():
+            old.score_one(r, as_of={AS_OF!r})
+        assert counts() == before, (before, counts())
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["ok"]
+    # and in this process: the old model's answers are the batch path's
+    model, table = _fit(np.float64, n=600)
+    model.input_schema_ = None
+    old = model.scorer()
+    records = table.slice(0, 40).to_pylist()
+    result = model.score(table.slice(0, 40), as_of=AS_OF)
+    assert all(_same(old.score_one(r, as_of=AS_OF), result, i, np.float64) for i, r in enumerate(records))
+
+
+def test_a_loaded_model_with_a_duration_rule_column_keeps_its_float32_rounding(tmp_path):
+    n = 400
+    rng = np.random.default_rng(0)
+    table = pa.table({"f": pa.array((rng.random(n) * 100).astype(np.float32)),
+                      "dur": pa.array([dt.timedelta(days=int(i)) for i in rng.integers(0, 90, n)],
+                                      pa.duration("s")),
+                      "amount": pa.array([decimal.Decimal(i) for i in range(n)], pa.decimal128(10, 2))})
+    model = segmint.Segmenter([{"column": "f"}], clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0),
+                              rules=segmint.RuleSet([("long", "dur > 30d")], default="rest"),
+                              dtype=np.float64).fit(table)
+    path = str(tmp_path / "d.seg")
+    model.save(path)
+    loaded = segmint.load(path)
+    assert loaded.input_schema_.field("f").type == pa.float32()
+    assert loaded.input_schema_.field("dur").type == pa.duration("s")
+    # a column of a type the file cannot name is left out alone, the others kept
+    from segmint.pipeline.model_file import schema_from_data, schema_to_data
+    kept = schema_from_data(schema_to_data(table.schema))
+    assert kept.names == ["f", "dur"] and kept.field("f").type == pa.float32()
+    records = [{"f": 33.333333333, "dur": dt.timedelta(days=d)} for d in (3, 30, 31)]
+    result = model.score(pa.Table.from_pylist(records, schema=table.schema.remove(2)))
+    for scorer in (model.scorer(), loaded.scorer()):
+        assert all(_same(scorer.score_one(r), result, i, np.float64) for i, r in enumerate(records))
+
+
+def test_a_fraction_for_an_integer_column_and_an_inexact_int_for_float32_are_refused(fitted):
+    model, table, scorer = fitted
+    assert table.schema.field("tenure_days").type == pa.int64() or pa.types.is_integer(
+        table.schema.field("tenure_days").type)
+    base = dict(table.slice(0, 1).to_pylist()[0], frequency=5, email_opt_in=True)
+    with pytest.raises(UnsupportedTypeError, match="tenure_days"):
+        scorer.score_one(dict(base, tenure_days=7.5), as_of=AS_OF)
+    # a whole float is the integer it stands for
+    assert scorer.score_one(dict(base, tenure_days=7.0), as_of=AS_OF) == scorer.score_one(
+        dict(base, tenure_days=7), as_of=AS_OF)
+    with pytest.raises(UnsupportedTypeError, match="income_k.*float32"):
+        scorer.score_one(dict(base, income_k=16_777_217), as_of=AS_OF)
+    assert scorer.score_one(dict(base, income_k=16_777_216), as_of=AS_OF).segment_id >= 0
+
+
+def test_an_as_of_per_call_answers_as_a_fixed_one_and_keeps_one_evaluator():
+    model, table = _fit(np.float64, n=600)
+    scorer = model.scorer()
+    records = table.slice(0, 60).to_pylist()
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=3 * i) for i in range(len(records))]
+    for rec, day in zip(records, days):
+        expected = model.score(pa.Table.from_pylist([rec], schema=table.schema), as_of=day).to_pylist()[0]
+        got = scorer.score_one(rec, as_of=day)
+        assert (got.segment_id, got.rule) == (expected["segment_id"], expected["rule"])
+    assert scorer._rule_evaluator is not None and not hasattr(scorer, "_evaluators")
+
+
+def test_score_many_fills_a_missing_id_with_null_and_the_segmenter_passes_a_schema():
+    model, table = _fit(np.float64, n=600)
+    records = table.slice(0, 3).to_pylist()
+    del records[1]["customer_id"]
+    got = model.scorer().score_many(records, as_of=AS_OF)
+    assert got["customer_id"].to_pylist() == [records[0]["customer_id"], None, records[2]["customer_id"]]
+    model.input_schema_ = None
+    scorer = model.scorer(schema=table.schema)
+    assert scorer.score_one(table.slice(0, 1).to_pylist()[0], as_of=AS_OF).segment_id >= 0
+
+
+def test_a_rule_set_scorer_tells_a_numpy_datetime_for_a_timestamp_column():
+    rules = segmint.RuleSet([("recent", "days_since(seen) < 30")], default="old")
+    scorer = Scorer(rules)
+    assert scorer.score_one({"seen": np.datetime64("2026-09-20T00:00")}, as_of=AS_OF).segment == "recent"
+    assert scorer.score_one({"seen": np.datetime64("2026-01-20T00:00")}, as_of=AS_OF).segment == "old"
+
+
+def test_a_scorer_works_with_the_jit_disabled(tmp_path):
+    child = textwrap.dedent("""
+        import segmint
+        from segmint.serve import Scorer
+        rules = segmint.RuleSet([("a", "x > 1 and starts_with(s, 'a')")], default="r")
+        t = segmint.make_customers(300, random_state=0)
+        m = segmint.Segmenter([{"column": "monetary"}], rules=segmint.RuleSet([("big", "monetary > 900")], default="o"),
+                              clusterer=segmint.MiniBatchKMeans(n_clusters=2, random_state=0)).fit(t)
+        print(Scorer(rules).score_one({"x": 2.0, "s": "ab"}).segment, m.scorer().score_one({"monetary": 3.0}).rule)
+    """)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    run = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["a", "o"]

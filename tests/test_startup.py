@@ -20,7 +20,8 @@ from segmint import _warmup
 # the start-up path (import, load, first score) does not call
 NOT_AT_IMPORT = ("pandas", "polars", "matplotlib", "tqdm", "sklearn", "duckdb",
                  "pyarrow.compute", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.csv", "pyarrow.fs",
-                 "scipy.linalg", "scipy.stats", "scipy.optimize", "scipy.sparse", "segmint.report")
+                 "scipy.linalg", "scipy.stats", "scipy.optimize", "scipy.sparse", "segmint.report",
+                 "segmint.explain", "segmint.monitor", "segmint.events", "segmint.serve")
 # Still not loaded once a saved model has scored its first customer
 NOT_ON_SCORING_PATH = ("pandas", "polars", "matplotlib", "tqdm", "sklearn", "pyarrow.compute",
                        "pyarrow.parquet", "pyarrow.dataset", "pyarrow.csv", "scipy.linalg", "scipy.stats")
@@ -62,7 +63,7 @@ def saved_model(tmp_path_factory):
 
 
 def _score_first_customer(path, record):
-    """A fresh process's code: import, load, score one customer (the Scorer when there is one)."""
+    """A fresh process's code: import, load, score one customer with the model's Scorer."""
     plain = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in record.items()}
     return f"""
         import datetime as dt, json, segmint
@@ -70,11 +71,7 @@ def _score_first_customer(path, record):
         for name in ("signup_date", "first_order_date", "last_order_date"):
             record[name] = dt.date.fromisoformat(record[name])
         model = segmint.load({str(path)!r})
-        if hasattr(model, "scorer"):
-            segment = model.scorer().score_one(record, as_of="2026-10-01")[0]
-        else:
-            segment = None
-        print("segment", segment)
+        print("segment", model.scorer().score_one(record, as_of="2026-10-01")[0])
     """
 
 
@@ -89,7 +86,7 @@ def test_the_quick_blas_probe_scores_the_same_customer_the_same_way(saved_model)
     quick = _run(code).stdout
     full = _run(code, env={"SEGMINT_QUICK_BLAS_PROBE": "0"}).stdout
     assert quick == full
-    assert quick.split()[-1] in ("None", str(expected))
+    assert quick.split()[-1] == str(expected)
 
 
 # -- the quick BLAS probe -------------------------------------------------------------------------
@@ -116,6 +113,41 @@ def test_the_first_kernel_call_answers_numbas_blas_question_without_importing_sc
     assert (module, name, same, hook_left) == ("numba.np.linalg", "ensure_blas", "True", "False")
 
 
+def test_the_quick_blas_probe_says_no_blas_when_scipy_has_no_cython_blas_so_numba_falls_back(tmp_path):
+    # a scipy that imports but lacks linalg/cython_blas*: numba's own check would fail to import
+    # it, so the probe must answer "no BLAS" too, or np.correlate would compile to BLAS calls
+    fake = tmp_path / "scipy"
+    (fake / "linalg").mkdir(parents=True)
+    (fake / "__init__.py").write_text('__version__ = "1.11.0"\n')
+    (fake / "linalg" / "__init__.py").write_text("")
+    out = _run("""
+        import sys
+        import numba
+        import numpy as np
+        from segmint.kernels.reduce import weighted_sum
+        weighted_sum(np.ones(3), np.ones(0), 0, 3, np.zeros(1))
+        import numba.np.arraymath as arraymath
+        correlate = numba.njit(lambda a, b: np.correlate(a, b))
+        print(arraymath._HAVE_BLAS, sys.modules["scipy"].__file__.startswith(%r), correlate(np.ones(3), np.ones(2)).tolist())
+    """ % str(tmp_path), env={"PYTHONPATH": str(tmp_path)}).stdout.strip().split(maxsplit=2)
+    assert out == ["False", "True", "[2.0, 2.0]"]
+
+
+def test_the_quick_blas_probe_says_no_blas_when_cython_blas_is_blocked():
+    from segmint.kernels import settings
+
+    assert settings._cython_blas_installed()  # this environment's scipy has it
+    saved = sys.modules.get("scipy.linalg.cython_blas", "absent")
+    sys.modules["scipy.linalg.cython_blas"] = None
+    try:
+        assert not settings._cython_blas_installed()
+    finally:
+        if saved == "absent":
+            del sys.modules["scipy.linalg.cython_blas"]
+        else:
+            sys.modules["scipy.linalg.cython_blas"] = saved
+
+
 def test_the_quick_blas_probe_can_be_switched_off():
     out = _run(PROBE_CHILD, env={"SEGMINT_QUICK_BLAS_PROBE": "off"}).stdout.split()
     assert out[1:3] == ["True", "True"]  # numba's check ran, importing scipy.linalg
@@ -132,6 +164,28 @@ def test_a_lazy_module_imports_on_first_attribute_read_and_forwards_writes(monke
     assert "JSONDecoder" in dir(fresh)
 
 
+def test_a_lazy_module_forwards_deletes_so_monkeypatch_can_undo_a_new_attribute():
+    lazy = _lazy.LazyModule("json.decoder")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lazy, "segmint_added", 1, raising=False)
+        assert sys.modules["json.decoder"].segmint_added == 1
+    assert not hasattr(sys.modules["json.decoder"], "segmint_added")
+    with pytest.raises(AttributeError):
+        del lazy.segmint_added
+
+
+def test_copying_or_pickling_a_lazy_module_gives_a_proxy_of_the_same_module_without_importing_it():
+    import copy
+    import pickle
+
+    lazy = _lazy.LazyModule("segmint_no_such_module_yet")  # would fail if anything imported it
+    for twin in (copy.copy(lazy), copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))):
+        assert isinstance(twin, _lazy.LazyModule) and twin is not lazy
+        assert repr(twin) == "<lazy module 'segmint_no_such_module_yet' (not loaded yet)>"
+    bare = object.__new__(_lazy.LazyModule)  # as copy and pickle build one: no recursion
+    assert not hasattr(bare, "_name") and not hasattr(bare, "_module")
+
+
 def test_lazy_import_returns_a_module_already_imported_as_it_is():
     assert _lazy.lazy_import("json") is json
     assert isinstance(_lazy.lazy_import("segmint_no_such_module_yet"), _lazy.LazyModule)
@@ -141,6 +195,22 @@ def test_a_lazy_module_that_does_not_exist_fails_at_first_use_naming_it():
     missing = _lazy.LazyModule("segmint_no_such_module_yet")
     with pytest.raises(ModuleNotFoundError, match="segmint_no_such_module_yet"):
         missing.anything
+
+
+def test_every_kernel_module_is_an_attribute_of_segmint_kernels_after_import_segmint():
+    out = _run("""
+        import pkgutil, sys
+        import segmint
+        names = sorted(i.name for i in pkgutil.iter_modules(segmint.kernels.__path__))
+        before = [n for n in names if f"segmint.kernels.{n}" not in sys.modules]
+        assert before, "nothing left to import lazily: the test would prove nothing"
+        for n in names:
+            assert getattr(segmint.kernels, n) is sys.modules[f"segmint.kernels.{n}"], n
+        assert set(names) <= set(dir(segmint.kernels))
+        assert not hasattr(segmint.kernels, "no_such_kernel_module")
+        print(segmint.kernels.distance.__name__, len(before))
+    """).stdout.split()
+    assert out[0] == "segmint.kernels.distance" and int(out[1]) > 0
 
 
 def test_code_behind_lazy_pyarrow_compute_still_works_in_a_fresh_process():
@@ -208,24 +278,148 @@ def test_cache_status_is_warm_after_a_warm_up_and_cold_once_a_compiled_kernel_is
     assert "cold" in check.stdout and "reduce.weighted_sum" in check.stdout
 
 
-def test_is_cached_tells_a_loaded_signature_from_one_never_compiled():
+IS_CACHED = """
     import numba
     import numpy as np
-
+    from segmint import _warmup
     from segmint.kernels.reduce import weighted_sum
-
     args = (np.ones(3), np.ones(0), 0, 3, np.zeros(1))
-    weighted_sum(*args)
-    assert _warmup.is_cached(weighted_sum, tuple(numba.typeof(a) for a in args))
+    warmed = tuple(numba.typeof(a) for a in args)
     never = (numba.typeof(np.ones(3, np.int8)), numba.typeof(np.ones(0, np.int8)), numba.int64, numba.int64,
              numba.typeof(np.zeros(1)))
-    assert not _warmup.is_cached(weighted_sum, never)
+    print(len(weighted_sum.overloads), _warmup.is_cached(weighted_sum, warmed), _warmup.is_cached(weighted_sum, never))
+"""
+
+
+def test_is_cached_in_a_fresh_process_reads_the_cache_a_warm_up_left_without_compiling(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    assert _run(IS_CACHED, env=env).stdout.split() == ["0", "False", "False"]  # empty cache
+    _run(WARM_ONE, env=env)
+    # 0 overloads: the answer came from the cache index, not from this process's compilations
+    assert _run(IS_CACHED, env=env).stdout.split() == ["0", "True", "False"]
+
+
+def _damage_index(manifest):
+    folder = os.path.dirname(manifest)
+    (index,) = [f for f in os.listdir(folder) if f.startswith("reduce.weighted_sum") and f.endswith(".nbi")]
+    with open(os.path.join(folder, index), "r+b") as f:
+        f.truncate(20)
+    return os.path.join(folder, index)
+
+
+def test_a_damaged_cache_index_makes_the_check_say_cold_naming_the_file_not_crash(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    index = _damage_index(_run(WARM_ONE, env=env).stdout.strip())
+    first, missing = _run(STATUS, env=env).stdout.splitlines()
+    assert first == "False 1 1"
+    assert missing.startswith("reduce.weighted_sum (unreadable cache index") and index in missing
+    check = subprocess.run([sys.executable, "-m", "segmint.cli", "warmup", "--check"], capture_output=True,
+                           text=True, timeout=300, env=dict(os.environ, **env))
+    assert check.returncode == 1 and "Traceback" not in check.stderr
+    assert f"unreadable cache index {index}" in check.stdout and "delete it and run 'segmint warmup'" in check.stdout
+    assert _run(IS_CACHED, env=env).stdout.split() == ["0", "False", "False"]
+
+
+def _edit_manifest(manifest, edit):
+    with open(manifest, encoding="utf-8") as f:
+        recorded = json.load(f)
+    edit(recorded)
+    with open(manifest, "w", encoding="utf-8") as f:
+        json.dump(recorded, f)
+
+
+def test_a_warm_up_by_another_segmint_version_counts_as_cold(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    manifest = _run(WARM_ONE, env=env).stdout.strip()
+    recorded = json.load(open(manifest, encoding="utf-8"))
+    assert recorded["segmint"] == segmint.__version__ and "reduce.weighted_sum" in recorded["cached_kernels"]
+    _edit_manifest(manifest, lambda m: m.update(segmint="0.0.1"))
+    out = _run(STATUS.replace('"|".join(s.missing)', "s.reason"), env=env).stdout.splitlines()
+    assert out[0] == "False 1 0"
+    assert "segmint 0.0.1" in out[1] and segmint.__version__ in out[1] and "segmint warmup" in out[1]
+
+
+def test_a_kernel_the_warm_up_did_not_know_counts_as_cold_even_with_every_recorded_signature_cached(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    manifest = _run(WARM_ONE, env=env).stdout.strip()
+    dropped = []
+
+    def forget_one_kernel(recorded):  # as a record of a segmint before that kernel was added
+        dropped.append(next(n for n in recorded["cached_kernels"] if n != "reduce.weighted_sum"))
+        recorded["cached_kernels"].remove(dropped[0])
+
+    _edit_manifest(manifest, forget_one_kernel)
+    first, missing = _run(STATUS, env=env).stdout.splitlines()
+    assert first == "False 1 1"
+    assert missing == f"{dropped[0]} (not warmed up)"
 
 
 def test_cache_status_with_caching_switched_off_says_so():
     out = _run(STATUS.replace('"|".join(s.missing)', "s.reason"), env={"SEGMINT_NUMBA_CACHE": "0"}).stdout
     assert out.splitlines()[0] == "False 0 0"
     assert "caching is off" in out
+
+
+# -- the warmup command -----------------------------------------------------------------------------
+def test_warmup_with_caching_off_stops_before_compiling_and_says_why():
+    out = subprocess.run([sys.executable, "-m", "segmint.cli", "warmup"], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, SEGMINT_NUMBA_CACHE="0"))
+    assert out.returncode == 1
+    assert "caching is off" in out.stderr and "kernels ready" not in out.stdout
+
+
+def test_warmup_names_the_cache_by_where_it_is_not_by_what_was_asked(monkeypatch, tmp_path):
+    from segmint import kernels
+    from segmint.cli import warmup
+
+    package = os.path.join(kernels.__path__[0], "__pycache__")
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert warmup._where(package).endswith("(next to the package)")
+    assert "user cache" in warmup._where(str(tmp_path / "numba"))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "asked"))
+    assert warmup._where(str(tmp_path / "asked" / "kernels_x")).endswith("(NUMBA_CACHE_DIR)")
+    assert "user cache" in warmup._where(str(tmp_path / "fallback"))  # NUMBA_CACHE_DIR was not writable
+
+
+def test_warmup_warns_when_only_the_owner_can_write_to_the_cache_folder(tmp_path):
+    from segmint.cli import warmup
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(0o755)
+    warning = warmup._owner_only_warning(str(folder))
+    assert warning and "\n" not in warning and str(folder) in warning and "compiles every kernel" in warning
+    folder.chmod(0o775)
+    assert warmup._owner_only_warning(str(folder)) is None
+    assert warmup._owner_only_warning(str(tmp_path / "absent")) is None
+
+
+def _pyc_flags(pyc):
+    with open(pyc, "rb") as f:
+        return int.from_bytes(f.read(8)[4:8], "little")
+
+
+def test_warmup_bytecode_is_timestamped_beside_the_path_python_imports_and_honours_dont_write(
+        monkeypatch, tmp_path):
+    import importlib.util
+
+    from segmint.cli import warmup
+
+    real, package = tmp_path / "real", tmp_path / "package"
+    real.mkdir()
+    package.mkdir()
+    (real / "mod.py").write_text("X = 1\n")
+    (package / "plain.py").write_text("Y = 2\n")
+    os.symlink(real / "mod.py", package / "link.py")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # py_compile's default would be checked-hash
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    assert "not written" in warmup._bytecode(roots=[str(package), str(real)])
+    assert not (package / "__pycache__").exists()
+    assert warmup._bytecode(force=True, roots=[str(package), str(real)]) == "bytecode: 2 modules"
+    for source in (package / "plain.py", package / "link.py"):
+        pyc = importlib.util.cache_from_source(str(source))
+        assert os.path.exists(pyc) and _pyc_flags(pyc) == 0  # 0: timestamp-based
+    assert not (real / "__pycache__").exists()  # the link's target was compiled once, as the link
 
 
 def test_the_start_up_script_reports_each_phase_and_what_the_process_loaded():

@@ -51,9 +51,10 @@ __all__ = [
 
 # Imported at first use (PEP 562 ``__getattr__``): explaining segments, drift and event logs
 # are not on the path of a service that imports segmint, loads a model and scores customers.
-# The function segmint.drift hides the package's name (as segmint.profile does
-# segmint.explain.profile's): import its modules by their full names,
-# ``from segmint.monitor.psi import psi``.
+# The functions and their packages have different names (segmint.drift is the function,
+# segmint.monitor its package), except inside segmint.explain, where the function
+# segmint.explain.profile hides the module of that name: import it as
+# ``from segmint.explain.profile import ...``.
 _LAZY = {
     "explain": ("segmint.explain", None), "Profile": ("segmint.explain", "Profile"),
     "Sweep": ("segmint.explain", "Sweep"), "Validation": ("segmint.explain", "Validation"),

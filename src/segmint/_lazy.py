@@ -35,12 +35,28 @@ class LazyModule:
         return module
 
     def __getattr__(self, attr):
+        if attr in LazyModule.__slots__:
+            # only reached while the slots are unset: copy.copy and pickle build an instance
+            # without __init__ and probe it; forwarding would recurse through _load forever
+            raise AttributeError(attr)
         # attributes are not copied onto the proxy: a monkeypatched module attribute (tests)
         # is seen at once, and a read costs one extra call, small beside any Arrow call
         return getattr(self._load(), attr)
 
     def __setattr__(self, attr, value):
         setattr(self._load(), attr, value)
+
+    def __reduce__(self):
+        # copies and pickles are proxies of the same name (a module itself does not pickle)
+        return LazyModule, (self._name,)
+
+    def __deepcopy__(self, memo):
+        # defined here: deepcopy looks it up on the instance, which would import the module
+        return LazyModule(self._name)
+
+    def __delattr__(self, attr):
+        # monkeypatch.setattr undoes a patch of an attribute the module did not have by deleting it
+        delattr(self._load(), attr)
 
     def __dir__(self):
         return dir(self._load())

@@ -111,18 +111,14 @@ def _warm_scorer(model, table):
     """One customer at a time: the Scorer of a Segmenter (its record kernel for the model's
     dtype, the rules' record evaluator) and a rule set's ``matches``, on records with nulls and
     an unseen category."""
-    if not hasattr(model, "scorer"):
-        return
     records = table.slice(0, 4).to_pylist()
     records[1] = dict(records[1], region="never seen", i64=None)
     scorer = model.scorer()
     for record in records:
         scorer.score_one(record)
     scorer.score_many(records)
-    rules = model.rules_
-    if rules is not None and hasattr(rules, "matches"):
-        for record in records:
-            rules.matches(record, as_of="2026-01-01")
+    for record in records:
+        model.rules_.matches(record, as_of="2026-01-01")
 
 
 def _warm_explain():
@@ -225,15 +221,18 @@ class CacheStatus(NamedTuple):
     Attributes
     ----------
     warm : bool
-        Every kernel signature the last :func:`warmup` here compiled loads from the cache
-        (nothing would compile).
+        The last :func:`warmup` here ran with this segmint version, recorded every cached
+        kernel segmint has now, and each signature it compiled loads from the cache (nothing
+        would compile).
     path : str
         The folder holding segmint's compiled kernels (below ``NUMBA_CACHE_DIR`` when set).
     expected : int
         Kernel signatures the last warm-up recorded (0 when none was recorded).
     missing : tuple of str
         Those not in the cache for this Numba, source, bytecode and CPU, as
-        ``module.kernel(argument types)``.
+        ``module.kernel(argument types)``; a kernel the warm-up did not record, as
+        ``module.kernel (not warmed up)``; a kernel whose cache index cannot be read, as
+        ``module.kernel (unreadable cache index <file>)``.
     reason : str
         One line saying why the cache is cold, or that it is warm.
     """
@@ -247,19 +246,24 @@ class CacheStatus(NamedTuple):
 def cache_status():
     """Whether the Numba cache is warm, found without compiling anything.
 
-    Reads the record the last :func:`warmup` left beside the cache (which kernel signatures it
-    compiled) and checks, for each, that Numba's cache index holds it for this Numba version,
-    this source file, this bytecode and this CPU, and that its data file is there. Costs about
-    the import of the kernel modules plus a few milliseconds of file reads.
+    Reads the record the last :func:`warmup` left beside the cache (the segmint version, every
+    cached kernel, the signatures it compiled) and checks that it is of this segmint version,
+    that no kernel of this segmint is missing from it, and, for each signature, that Numba's
+    cache index holds it for this Numba version, this source file, this bytecode and this CPU,
+    and that its data file is there. Costs about the import of the kernel modules plus a few
+    milliseconds of file reads. A damaged index file counts as cold, naming the file.
 
     Returns
     -------
     CacheStatus
         ``warm`` is False when caching is off (``SEGMINT_NUMBA_CACHE=0``), when no warm-up was
-        recorded in this cache folder, or when a recorded signature would compile.
+        recorded in this cache folder, when it was recorded by another segmint version or
+        before a kernel was added, or when a recorded signature would compile.
     """
+    import numba
     from numba.core.registry import cpu_target
 
+    from . import __version__
     from .kernels.settings import CACHE
 
     dispatchers = _kernel_dispatchers()
@@ -269,19 +273,43 @@ def cache_status():
                                                "process compiles the kernels it uses")
     try:
         with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
-            recorded = json.load(f)["kernels"]
-    except (OSError, ValueError, KeyError, TypeError):
+            manifest = json.load(f)
+        recorded = manifest["kernels"]
+        version = manifest.get("segmint")
+        warmed = manifest.get("cached_kernels")
+        if not isinstance(recorded, dict) or not isinstance(warmed, list):
+            raise TypeError("not a segmint warm-up record of this format")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return CacheStatus(False, path, 0, (), f"no warm-up recorded in {path}: run 'segmint warmup'")
+    expected = sum(len(signatures) for signatures in recorded.values())
+    if (version, manifest.get("numba")) != (__version__, numba.__version__):
+        # new kernels or new signatures of old ones would compile: the record cannot tell
+        return CacheStatus(False, path, expected, (), f"the last warm-up here was by segmint {version} with "
+                                                      f"Numba {manifest.get('numba')}, this is segmint "
+                                                      f"{__version__} with Numba {numba.__version__}: "
+                                                      f"run 'segmint warmup'")
     codegen = cpu_target.target_context.codegen()
-    missing = []
+    # a kernel segmint has now that the warm-up did not know would compile at its first call
+    warmed = set(warmed)
+    missing = [f"{name} (not warmed up)" for name in dispatchers if name not in warmed]
+    unreadable = []
     for name, signatures in recorded.items():
         dispatcher = dispatchers.get(name)
-        have = set() if dispatcher is None else _cached_signatures(dispatcher, codegen)
+        try:
+            have = set() if dispatcher is None else _cached_signatures(dispatcher, codegen)
+        except Exception as exc:  # noqa: BLE001 - any damage to Numba's pickle: the kernel would compile
+            index = getattr(getattr(dispatcher._cache, "_cache_file", None), "_index_path", "?")
+            missing.append(f"{name} (unreadable cache index {index}: {type(exc).__name__})")
+            unreadable.append(index)
+            continue
         missing.extend(f"{name}{sig}" for sig in signatures if sig not in have)
-    expected = sum(len(signatures) for signatures in recorded.values())
-    if missing:
-        reason = (f"{len(missing)} of {expected} kernel signatures would compile (cache of another segmint, "
-                  f"Numba or CPU, or files removed): run 'segmint warmup'")
+    if unreadable:
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        reason = (f"unreadable cache index {unreadable[0]}{more} (damaged?): delete it and run "
+                  f"'segmint warmup'")
+    elif missing:
+        reason = (f"{len(missing)} kernel signatures or kernels would compile (cache of another Numba or "
+                  f"CPU, files removed, or kernels not warmed up): run 'segmint warmup'")
     else:
         reason = f"all {expected} kernel signatures of the last warm-up load from the cache"
     return CacheStatus(not missing, path, expected, tuple(missing), reason)
@@ -309,7 +337,10 @@ def is_cached(dispatcher, argtypes):
         return True
     if not _caches(dispatcher):
         return False
-    return str(argtypes) in _cached_signatures(dispatcher, cpu_target.target_context.codegen())
+    try:
+        return str(argtypes) in _cached_signatures(dispatcher, cpu_target.target_context.codegen())
+    except Exception:  # noqa: BLE001 - a damaged index: Numba would compile (and overwrite it)
+        return False
 
 
 def _caches(dispatcher):
@@ -364,7 +395,12 @@ def _write_manifest():
     kernels = {name: sorted(str(sig) for sig in d.signatures) for name, d in dispatchers.items() if d.signatures}
     path = os.path.join(_cache_folder(dispatchers), MANIFEST)
     import numba
-    text = json.dumps({"format": "segmint-warmup", "numba": numba.__version__, "kernels": kernels}, indent=1)
+    from . import __version__
+    # the version and every cached kernel's name: cache_status calls a cache cold when either
+    # changed (a kernel added or changed by an upgrade would compile even with all the
+    # recorded signatures in place)
+    text = json.dumps({"format": "segmint-warmup", "segmint": __version__, "numba": numba.__version__,
+                       "cached_kernels": sorted(dispatchers), "kernels": kernels}, indent=1)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -9,6 +9,6 @@ and refreshes that keep segment names.
 - :mod:`.refit`: :meth:`segmint.Segmenter.refit` (warm start, then matching new clusters to old
   ones) and its :class:`~segmint.monitor.refit.Refit` report.
 
-The top-level function ``segmint.drift`` hides this package's name as an attribute of
-``segmint``: import its modules by their full names (``from segmint.monitor.psi import psi``).
+``segmint.drift`` (the function) and ``segmint.Drift`` come from :mod:`.compare`; this package
+is ``segmint.monitor``, imported at first use: ``import segmint`` loads none of it.
 """

@@ -108,9 +108,12 @@ _TIME_UNITS = ("s", "ms", "us", "ns")
 
 
 def schema_to_data(schema):
-    """A pyarrow schema as plain data (``[{"name", "type"[, "unit", "tz"]}]``), or None when a
-    column has a type outside :data:`_SCHEMA_TYPES` and timestamps (such a model scores records
-    with types inferred from its spec)."""
+    """A pyarrow schema as plain data (``[{"name", "type"[, "unit", "tz"]}]``).
+
+    Column by column: a column of a type outside :data:`_SCHEMA_TYPES`, timestamps and
+    durations (a decimal, a list...) is left out alone, and only its type is then inferred
+    when the loaded model scores records; the other columns keep theirs (a float32 column's
+    rounding, above all)."""
     import pyarrow as pa
     out = []
     for field in schema:
@@ -119,10 +122,10 @@ def schema_to_data(schema):
             t = t.value_type
         if pa.types.is_timestamp(t):
             out.append({"name": field.name, "type": "timestamp", "unit": t.unit, "tz": t.tz})
+        elif pa.types.is_duration(t):
+            out.append({"name": field.name, "type": "duration", "unit": t.unit})
         elif str(t) in _SCHEMA_TYPES:
             out.append({"name": field.name, "type": str(t)})
-        else:
-            return None
     return out
 
 
@@ -148,10 +151,15 @@ def schema_from_data(data, where="input_schema"):
                 t = pa.timestamp(unit, tz=tz)
             except (ValueError, TypeError, pa.ArrowException):
                 raise ValueError(f"{where}[{i}]: unknown time zone {_short(tz)}") from None
+        elif kind == "duration":
+            if entry.get("unit") not in _TIME_UNITS:
+                raise ValueError(f"{where}[{i}]: a duration needs a unit of {_TIME_UNITS}, got {_short(entry)}")
+            t = pa.duration(entry["unit"])
         elif kind in _SCHEMA_TYPES:
             t = pa.type_for_alias(kind.split("[")[0])
         else:
-            raise ValueError(f"{where}[{i}]: unknown type {_short(kind)} (known: {', '.join(_SCHEMA_TYPES)}, timestamp)")
+            raise ValueError(f"{where}[{i}]: unknown type {_short(kind)} (known: {', '.join(_SCHEMA_TYPES)}, "
+                             "timestamp, duration)")
         fields.append(pa.field(entry["name"], t))
     return pa.schema(fields)
 

@@ -269,19 +269,25 @@ class Segmenter(ParamsMixin):
         import pyarrow as pa
         return pa.schema([schema.field(n) for n in dict.fromkeys(names)])
 
-    def scorer(self):
+    def scorer(self, *, schema=None):
         """A :class:`segmint.serve.Scorer` of this model: one customer at a time, in microseconds.
 
         Everything a call needs is prepared now (feature order, buffers, compiled kernels), so
         ``score_one(record)`` never compiles. The Scorer keeps what the model is now: a later
         ``rename`` or refit does not reach it (build another).
 
+        Parameters
+        ----------
+        schema : pyarrow.Schema, optional
+            The types of the columns the model reads, for a model saved without them
+            (``input_schema_`` None); default: the types recorded at fit.
+
         Returns
         -------
         segmint.serve.Scorer
         """
         from ..serve import Scorer
-        return Scorer(self)
+        return Scorer(self, schema=schema)
 
     # -- reference statistics --------------------------------------------------------------
     def _reference_columns(self):

@@ -36,17 +36,51 @@ _NO_MEMBER = np.zeros(0, dtype=np.uint8)
 _DAY = float(US_PER_DAY)  # the scale of a date32 column
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _EPOCH_NAIVE = _dt.datetime(1970, 1, 1)  # naive datetimes are UTC, as in the batch path
-_FAST_NONE, _FAST_NUMBER, _FAST_DATE32, _FAST_MICROSECONDS = range(4)
+_FAST_NONE, _FAST_NUMBER, _FAST_DATE32, _FAST_MICROSECONDS, _FAST_INT = range(5)
 
 # loaders of numeric columns: how a record's value becomes the stored value times the scale
-_NUMBER, _FLOAT32, _DATE, _TIMESTAMP, _DURATION = range(5)
+_NUMBER, _FLOAT32, _DATE, _TIMESTAMP, _DURATION, _INTEGER = range(6)
 # what each kind of column expects, for error messages
 _EXPECTED = {_NUMBER: "a number (int or float)", _FLOAT32: "a number (int or float)",
+             _INTEGER: "a whole number (an integer column: an int, or a float without fraction)",
              _DATE: "a date (datetime.date)", _TIMESTAMP: "a timestamp (datetime.datetime)",
              _DURATION: "a duration (datetime.timedelta)"}
 _TYPE_NAMES = {NUM: "a number (int or float)", BOOL: "a boolean (True or False)", STR: "a string",
                DATE: "a date (datetime.date)", TS: "a timestamp (datetime.datetime)",
                DUR: "a duration (datetime.timedelta)"}
+
+
+class InstantCache:
+    """Converted ``as_of`` values, bounded (the oldest converted goes first): a caller passing
+    a new instant per call costs one conversion each, never memory. Thread-safe; a hit takes
+    no lock (a dict read is atomic), so a service's fixed ``as_of`` costs a dict look-up."""
+
+    def __init__(self, size=256):
+        self.size = size
+        self.items = {}
+        self.lock = threading.Lock()
+
+    def get(self, as_of):
+        """``(as_of_us, as_of_day_us)`` of ``as_of`` (None: now, never cached)."""
+        if as_of is None:
+            us = time.time_ns() // 1000  # now, as the batch path takes it per call
+            return float(us), float(us // US_PER_DAY * US_PER_DAY)
+        try:
+            hit = self.items.get(as_of)
+        except TypeError:  # unhashable: converted (and refused) below
+            return _as_of(as_of)
+        if hit is not None:
+            return hit
+        hit = _as_of(as_of)
+        with self.lock:
+            items = self.items
+            while len(items) >= self.size:  # dicts keep insertion order: the oldest first
+                items.pop(next(iter(items)))
+            items[as_of] = hit
+        return hit
+
+
+INSTANTS = InstantCache()
 
 
 class RecordEvaluator:
@@ -116,13 +150,17 @@ class RecordEvaluator:
         return f"RecordEvaluator({len(self.columns)} columns, {self._n_rules} rules, mode={self.mode!r})"
 
     # -- calls ------------------------------------------------------------------------------
-    def code(self, record):
+    def code(self, record, *, as_of=None):
         """The record's segment: its index in :attr:`names` (waterfall mode).
 
         Parameters
         ----------
         record : mapping
             Column name -> scalar (None for null); :attr:`columns` must all be present.
+        as_of : datetime, date or ISO string, optional
+            This call's evaluation instant (default: the evaluator's, else now). The instant
+            is a kernel argument: a new one per call builds nothing (conversions are cached,
+            bounded).
 
         Returns
         -------
@@ -133,14 +171,16 @@ class RecordEvaluator:
         if self.mode != "waterfall":
             raise ParameterError("code() gives a waterfall's segment; this rule set is mode='multi': "
                                  "use members()")
-        return self._run(record, self._instant(), _NO_MEMBER)
+        return self._run(record, self._instant() if as_of is None else INSTANTS.get(as_of), _NO_MEMBER)
 
-    def codes_many(self, records):
+    def codes_many(self, records, *, as_of=None):
         """:meth:`code` of each record of a list.
 
         Parameters
         ----------
         records : sequence of mapping
+        as_of : datetime, date or ISO string, optional
+            As in :meth:`code`.
 
         Returns
         -------
@@ -148,7 +188,7 @@ class RecordEvaluator:
             ``(len(records),)``, the narrowest signed integer type that holds the codes (as
             :meth:`segmint.RuleSet.stream`); one evaluation instant for the whole list.
         """
-        instant = self._instant()  # one instant for the whole list, as a batch has one
+        instant = self._instant() if as_of is None else INSTANTS.get(as_of)  # one for the list, as a batch has one
         if self.mode != "waterfall":
             raise ParameterError("codes_many() gives a waterfall's segments; this rule set is "
                                  "mode='multi': use members()")
@@ -157,13 +197,15 @@ class RecordEvaluator:
             out[i] = self._run(record, instant, _NO_MEMBER)
         return out
 
-    def members(self, record):
+    def members(self, record, *, as_of=None):
         """The segments the record is in (mode='multi').
 
         Parameters
         ----------
         record : mapping
             Column name -> scalar (None for null); :attr:`columns` must all be present.
+        as_of : datetime, date or ISO string, optional
+            As in :meth:`code`.
 
         Returns
         -------
@@ -174,7 +216,7 @@ class RecordEvaluator:
             raise ParameterError("members() gives a multi-mode rule set's memberships; this rule "
                                  "set is a waterfall: use code()")
         member = np.zeros(self._n_rules, dtype=np.uint8)
-        self._run(record, self._instant(), member)
+        self._run(record, self._instant() if as_of is None else INSTANTS.get(as_of), member)
         return member.view(np.bool_)
 
     # -- internals --------------------------------------------------------------------------
@@ -202,7 +244,7 @@ class RecordEvaluator:
                 if t is float and fast == _FAST_NUMBER:
                     put(value)
                     state(1)
-                elif t is int and fast == _FAST_NUMBER and -_EXACT_INT <= value <= _EXACT_INT:
+                elif t is int and (fast == _FAST_NUMBER or fast == _FAST_INT) and -_EXACT_INT <= value <= _EXACT_INT:
                     put(value)
                     state(1)
                 elif t is _dt.date and fast == _FAST_DATE32:
@@ -257,7 +299,8 @@ class RecordEvaluator:
                       bytes([0] * n + [1] * flags), member)
         # then the compiled function itself: the arguments always have these types (built in
         # _run), so the dispatcher's type resolution, a tenth of a call, can be skipped
-        compiled = vm.run_record.overloads.get(kernel_argtypes())
+        # (no overloads with NUMBA_DISABLE_JIT=1: the plain Python function is called)
+        compiled = getattr(vm.run_record, "overloads", {}).get(kernel_argtypes())
         self._kernel = getattr(compiled, "entry_point", None) or vm.run_record
 
 
@@ -273,7 +316,10 @@ class _StringColumn:
     def results(self, value):
         if value is None:
             return self.null
-        hit = self.cache.get(value)
+        try:
+            hit = self.cache.get(value)
+        except TypeError:  # unhashable (a list, a dict): not a string
+            raise _wrong_type(self.name, value, _TYPE_NAMES[STR]) from None
         if hit is not None:
             return hit
         if not isinstance(value, str):  # np.str_ is a str
@@ -304,6 +350,8 @@ def _numeric_loader(arrow_type):
         return _TIMESTAMP, 1.0 / ARROW_UNIT_US[t.unit]
     if pa.types.is_duration(t):
         return _DURATION, 1.0 / ARROW_UNIT_US[t.unit]
+    if pa.types.is_integer(t):
+        return _INTEGER, 1.0
     return _NUMBER, 1.0
 
 
@@ -311,6 +359,8 @@ def _fast_path(kind, per_us, scale):
     """Which of the inline conversions of :meth:`RecordEvaluator._run` a column may take."""
     if kind == _NUMBER:
         return _FAST_NUMBER
+    if kind == _INTEGER:
+        return _FAST_INT
     if kind == _DATE and scale == _DAY:
         return _FAST_DATE32
     if kind == _TIMESTAMP and per_us == 1.0 and scale == 1.0:
@@ -321,7 +371,17 @@ def _fast_path(kind, per_us, scale):
 def _number(name, value, kind, per_us, scale):
     """The float64 the batch path computes for this value: the stored value (in the column's
     unit) converted to float64, times the column's scale, exactly as ``load_numeric`` does."""
-    if kind == _NUMBER or kind == _FLOAT32:
+    if kind == _NUMBER or kind == _FLOAT32 or kind == _INTEGER:
+        if isinstance(value, (float, np.floating)) and kind == _INTEGER:
+            # an integer column holds integers: a fraction would be truncated by pyarrow to
+            # another customer's value; refused instead
+            x = float(value)
+            if not (np.isfinite(x) and x.is_integer()):
+                raise _wrong_type(name, value, _EXPECTED[kind])
+            if abs(x) > _EXACT_INT:
+                raise DataError(f"column {name!r} holds {x!r}, beyond 2**53, which rules compare as "
+                                "float64 and could get wrong; compare such ids as strings")
+            return x
         if isinstance(value, float):
             x = value
         elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
@@ -329,6 +389,9 @@ def _number(name, value, kind, per_us, scale):
                 raise DataError(f"column {name!r} holds the integer {int(value)}, beyond 2**53, which "
                                 "rules compare as float64 and could get wrong; compare such ids as strings")
             x = float(value)
+            if kind == _FLOAT32 and float(np.float32(x)) != x:  # as pyarrow refuses it
+                raise DataError(f"column {name!r} is float32, which cannot hold the integer "
+                                f"{int(value)} exactly; give a float")
         elif isinstance(value, np.floating):
             x = float(value)
         else:
@@ -351,9 +414,10 @@ def _stored_time(name, value, kind, per_us):
         else:
             raise _wrong_type(name, value, _EXPECTED[kind])
     elif isinstance(value, _dt.datetime):
-        us = epoch_microseconds(value)
-        if kind == _DATE:  # a date column holds the datetime's (UTC) day
-            us = us // US_PER_DAY * US_PER_DAY
+        if kind == _DATE:  # a date column holds the datetime's own calendar date, as pyarrow takes it
+            us = (value.date().toordinal() - _EPOCH_ORDINAL) * US_PER_DAY
+        else:
+            us = epoch_microseconds(value)
     elif isinstance(value, _dt.date):
         us = (value.toordinal() - _EPOCH_ORDINAL) * US_PER_DAY
     elif isinstance(value, np.datetime64):
@@ -557,11 +621,11 @@ class RecordCache:
     def __init__(self, rules):
         self.rules = rules
         self.columns = rule_columns(rules._asts)
+        self.read = frozenset(self.columns)
         self.hints = usage_hints(rules._asts)
         self.by_schema = {}
         self.by_id = {}
         self.by_types = {}
-        self.as_of = {}
         self.lock = threading.Lock()
 
     def for_schema(self, schema):
@@ -571,7 +635,10 @@ class RecordCache:
             return hit[1]
         if not isinstance(schema, pa.Schema):
             raise ParameterError(f"schema must be a pyarrow.Schema, got {type(schema).__name__}")
-        key = tuple((f.name, str(f.type)) for f in schema)
+        # keyed by the columns the rules read: a record schema's other columns must not
+        # multiply the evaluators (one per full schema would grow without need)
+        read = self.read
+        key = tuple((f.name, str(f.type)) for f in schema if f.name in read)
         ev = self.by_schema.get(key)
         if ev is None:
             ev = RecordEvaluator(self.rules, schema)
@@ -614,20 +681,7 @@ class RecordCache:
         return ev
 
     def instant(self, as_of):
-        if as_of is None:
-            us = time.time_ns() // 1000
-            return float(us), float(us // US_PER_DAY * US_PER_DAY)
-        try:
-            hit = self.as_of.get(as_of)
-        except TypeError:  # unhashable: converted (and refused) below
-            hit = None
-        if hit is None:
-            hit = _as_of(as_of)
-            with self.lock:
-                if len(self.as_of) >= self.MAX:
-                    self.as_of.clear()
-                self.as_of[as_of] = hit
-        return hit
+        return INSTANTS.get(as_of)
 
     def _type_error(self, schema):
         from .errors import RuleError

@@ -38,6 +38,8 @@ FORMAT = "segmint-rules"
 VERSION = 1
 _DOCUMENT_KEYS = ("format", "version", "name", "description", "mode", "default", "segments")
 _EXACT_INT = 2 ** 53
+# programs kept per rule set (one per distinct typing of the columns the rules read)
+MAX_PROGRAMS = 64
 
 
 @dataclass
@@ -151,6 +153,7 @@ class RuleSet:
             except RuleError as exc:
                 raise exc.with_segment(seg.name) from None
         self._programs = {}
+        self._read_columns = None  # names of the columns the rules read (see prepare)
         self._labels = None
         self._records = None  # one customer at a time: see matches()
 
@@ -278,14 +281,25 @@ class RuleSet:
 
     # -- compilation ---------------------------------------------------------------------------
     def prepare(self, schema):
-        """Type-check against ``schema`` and compile (cached per schema). No Numba compile."""
-        key = tuple((f.name, str(f.type)) for f in schema)
+        """Type-check against ``schema`` and compile (cached per schema). No Numba compile.
+
+        The program depends only on the types of the columns the rules read, so the cache is
+        keyed by those (a source's or a record's other columns do not multiply it), and
+        bounded (:data:`MAX_PROGRAMS`)."""
+        read = getattr(self, "_read_columns", None)  # (absent on a rule set pickled before it existed)
+        if read is None:
+            from .record import rule_columns
+            read = self._read_columns = frozenset(rule_columns(self._asts))
+        key = tuple((f.name, str(f.type)) for f in schema if f.name in read)
         program = self._programs.get(key)
         if program is None:
+            # typed against the whole schema: a missing column's error names its nearest columns
             types = {f.name: column_type(f.type) for f in schema}
             scales = {f.name: time_scale(f.type) for f in schema}
             typed = type_rules(types, self._asts)
             program = CodeGenerator(typed, scales, self._asts).generate(self.mode)
+            if len(self._programs) >= MAX_PROGRAMS:
+                self._programs.clear()
             self._programs[key] = program
         return program
 

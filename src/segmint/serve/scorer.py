@@ -12,7 +12,7 @@ and the batch assignment kernel on the one-row matrix; the distance is the squar
 squared distance, rounded to the model's dtype, as in the batch path.
 
 Rules go through the rule set's record evaluator (``RuleSet.record_evaluator``: the batch
-engine's program, run on one record), one per distinct ``as_of``.
+engine's program, run on one record), one for every ``as_of``: the instant is a kernel argument.
 """
 import dataclasses
 import datetime as _dt
@@ -35,10 +35,6 @@ from ..kernels import record as kr
 from ..pipeline.features.checks import _problem_error
 from ..rules import RuleSet
 from ..rules.parse import Column
-
-# Evaluators kept per distinct ``as_of`` (a service passes a handful; a loop over dates must
-# not grow memory without bound).
-_MAX_EVALUATORS = 64
 
 
 class Score(NamedTuple):
@@ -68,15 +64,23 @@ class _NumericField:
 
     def __init__(self, name, index, arrow_type):
         self.name, self.index = name, index
-        self.plain = arrow_type is not None and not pa.types.is_boolean(arrow_type)  # takes int and float as they are
+        # the Python types taken as they are, without a look at the value
+        self.plain = ()
+        if arrow_type is not None and pa.types.is_dictionary(arrow_type):
+            arrow_type = arrow_type.value_type
         if arrow_type is None:  # a model saved without its input types: a number or a boolean
             self.kind, self.expected = "loose", "a number or a boolean"
         elif pa.types.is_boolean(arrow_type):
             self.kind, self.expected = "bool", "True or False (a boolean column)"
-        elif pa.types.is_float32(arrow_type):
-            self.kind, self.expected = "float32", "a number"
+        elif pa.types.is_integer(arrow_type):
+            # an integer column holds integers: a float with a fraction is refused (never
+            # truncated to another customer's value)
+            self.kind, self.expected, self.plain = "int", "a number (an integer: an integer column)", (int,)
+        elif pa.types.is_floating(arrow_type) and arrow_type.bit_width < 64:
+            # ints must be exact in float32, as pyarrow requires when it builds the column
+            self.kind, self.expected, self.plain = "float32", "a number", (float,)
         else:
-            self.kind, self.expected = "number", "a number"
+            self.kind, self.expected, self.plain = "number", "a number", (float, int)
 
 
 class _OneHotField:
@@ -105,13 +109,18 @@ def _infer_type(name, value):
         return pa.string()
     if isinstance(value, _dt.datetime):
         return pa.timestamp("us", tz="UTC" if value.tzinfo is not None else None)
+    if isinstance(value, np.datetime64):
+        return pa.timestamp("us")
+    if isinstance(value, np.timedelta64):
+        return pa.duration("us")
     if isinstance(value, _dt.date):
         return pa.date32()
     if isinstance(value, _dt.timedelta):
         return pa.duration("us")
     raise UnsupportedTypeError(
         f"field {name!r}: cannot tell the column type from {_type_name(value)} {value!r}; this model "
-        "was saved without its input types: pass schema= (a pyarrow schema) to the Scorer")
+        "was saved without its input types: pass schema= (a pyarrow schema) to the Scorer "
+        "(Scorer(model, schema=...) or model.scorer(schema=...))")
 
 
 def _rule_columns(rules):
@@ -139,11 +148,16 @@ def _scoring_kernels():
 
 
 def _compile_counts():
-    """Per scoring kernel: (signatures, cache hits, cache misses) so far in this process."""
+    """Per scoring kernel: (signatures, cache hits, cache misses) so far in this process (all
+    zero with NUMBA_DISABLE_JIT=1, where a kernel is a plain Python function)."""
     out = []
     for kernel in _scoring_kernels():
-        stats = kernel.stats
-        out.append((len(kernel.signatures), sum(stats.cache_hits.values()), sum(stats.cache_misses.values())))
+        stats = getattr(kernel, "stats", None)
+        if stats is None:
+            out.append((0, 0, 0))
+            continue
+        out.append((len(getattr(kernel, "signatures", ())), sum(stats.cache_hits.values()),
+                    sum(stats.cache_misses.values())))
     return out
 
 
@@ -154,6 +168,15 @@ def _compiled_since(before):
         if misses1 > misses0 or (n1 > n0 and hits1 == hits0):
             return True
     return False
+
+
+def _warm_rule_kernel():
+    """Load (or compile) the record rule kernel with the argument types every
+    :class:`~segmint.rules.record.RecordEvaluator` calls it with: an empty program."""
+    from array import array
+    from ..kernels import rules as vm
+    vm.run_record(np.array([0, 0, 0, 0, 0], np.int64), np.zeros(2, np.float64), 0.0, 0.0, array("d"),
+                  b"", np.zeros(0, np.uint8))
 
 
 def _getter(names):
@@ -184,7 +207,8 @@ class Scorer:
         The types of the columns the model reads. Default: the types recorded at fit
         (``input_schema_``); for a model saved before segmint recorded them, numeric
         features are float64 and one-hot features strings, and the types of columns only
-        the rules read are taken from the first record scored.
+        the rules read are taken from the first record the rules accept (the rule kernel
+        is loaded at construction all the same; only the program waits for the types).
 
     Attributes
     ----------
@@ -216,12 +240,17 @@ class Scorer:
         self._resolve_types(schema)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._evaluators = {}
+        self._rule_evaluator = None
         start = time.perf_counter()
         before = _compile_counts()
         self._warm()
-        if self._rules is not None and self._rule_types_known():
-            self._evaluator(None)  # the rule evaluator, built (and its kernel loaded) now
+        if self._rules is not None:
+            if self._rule_types_known():
+                self._rule_evaluator = self._make_evaluator(self._rule_types)  # its kernel loaded now
+            else:
+                # the evaluator waits for the first record's types, but its kernel (one
+                # signature for every program) is loaded or compiled now, never in a request
+                _warm_rule_kernel()
         self.compiled = _compile_counts() != before and _compiled_since(before)
         self.warm_seconds = time.perf_counter() - start
         self.ready = True
@@ -305,13 +334,14 @@ class Scorer:
                                           + self._rule_fields))
         self._id_type = self._type_of(self._id_column, given) if self._id_column is not None else None
         self._n_num = len(self._numeric)
-        self._rule_types_ready = self._rule_types_known()
         self._get_numeric = _getter([f.name for f in self._numeric])
         self._get_onehot = _getter([f.name for f in self._onehot])
         self._all_valid = [1.0] * self._n_num
-        # the types taken without a per-field look: numbers, when no column is boolean
-        self._plain_types = (set() if any(f.kind in ("bool", "loose") for f in self._numeric)
-                             else {float, int})
+        # the common case, taken without a per-field look: each numeric field holding a value
+        # of its column's own Python type (an int for an integer column, a float for a float one)
+        kinds = [f.kind for f in self._numeric]
+        self._plain_types = (None if any(k in ("bool", "loose") for k in kinds)
+                             else tuple(int if k == "int" else float for k in kinds))
 
     def _rule_types_known(self):
         return all(name in self._rule_types for name in self._rule_fields)
@@ -343,21 +373,10 @@ class Scorer:
         for want in (False, True):
             kr.score_record(*args, want)
 
-    def _evaluator(self, as_of):
-        """The rule evaluator of ``as_of`` (None: now at each call), built once per value."""
-        try:
-            evaluator = self._evaluators.get(as_of)
-        except TypeError:  # unhashable: the evaluator refuses it below
-            evaluator = None
-        if evaluator is not None:
-            return evaluator
-        schema = pa.schema([pa.field(n, self._rule_types[n]) for n in self._rule_fields])
-        evaluator = self._rules.record_evaluator(schema, as_of=as_of)
-        with self._lock:
-            if len(self._evaluators) >= _MAX_EVALUATORS:
-                self._evaluators.clear()
-            self._evaluators[as_of] = evaluator
-        return evaluator
+    def _make_evaluator(self, types):
+        """The rule evaluator for these column types (the instant is given per call)."""
+        schema = pa.schema([pa.field(n, types[n]) for n in self._rule_fields])
+        return self._rules.record_evaluator(schema)
 
     # -- errors --------------------------------------------------------------------------------
     def _missing(self, name, record):
@@ -371,17 +390,24 @@ class Scorer:
                                        f"{type(record).__name__}")
 
     def _learn_rule_types(self, record):
-        """Types of rule columns the model does not know, from the first record (once)."""
+        """The rule evaluator, built from the types of the first record that the rules accept:
+        types the model does not know are taken from the record, and kept only once the
+        evaluator is built on them (a record of wrong types is refused and teaches nothing)."""
         with self._lock:
+            if self._rule_evaluator is not None:  # another thread built it meanwhile
+                return self._rule_evaluator
+            types = dict(self._rule_types)
             for name in self._rule_fields:
-                if name not in self._rule_types:
+                if name not in types:
                     if name not in record:
                         raise self._missing(name, record)
                     value = record[name]
                     numeric = any(f.name == name for f in self._numeric)
-                    self._rule_types[name] = (pa.float64() if value is None and numeric
-                                              else _infer_type(name, value))
-            self._rule_types_ready = True
+                    types[name] = pa.float64() if value is None and numeric else _infer_type(name, value)
+            evaluator = self._make_evaluator(types)
+            self._rule_types = types
+            self._rule_evaluator = evaluator
+            return evaluator
 
     # -- scoring -------------------------------------------------------------------------------
     def score_one(self, record, *, as_of=None):
@@ -394,9 +420,8 @@ class Scorer:
             for a boolean one, a string for a category, a date/datetime for a time column
             (numpy scalars too). Fields the model does not read are ignored.
         as_of : datetime, date or ISO string, optional
-            For rules using dates (default now, UTC, at each call). A rule evaluator is built
-            for each distinct value (the last 64 kept): a service passes None or a fixed date,
-            not a new instant per request.
+            For rules using dates (default now, UTC, at each call). Any value per call costs
+            nothing extra but its conversion (the last 256 converted are kept).
 
         Returns
         -------
@@ -412,7 +437,13 @@ class Scorer:
             numeric column, a number for a category.
         FeatureError
             Values the batch path refuses too: NaN or infinities, a null without imputation,
-            a negative value under log1p, values too large to cluster.
+            a negative value under log1p, values too large to cluster. The features are
+            checked even when a rule takes the customer (a one-row batch takes such a customer
+            with a NaN feature, a longer batch refuses it: the Scorer keeps to the stricter).
+        RuleError
+            For a model that does not know its rule columns' types (saved without them, or a
+            RuleSet scored without ``schema=``): the first record's types do not fit the
+            rules (nothing is learnt from it; the next record is tried afresh).
         """
         if type(record) is not dict:
             self._record_check(record)
@@ -420,13 +451,11 @@ class Scorer:
         seg = -1
         rules = self._rules
         if rules is not None:
-            if not self._rule_types_ready:
-                self._learn_rule_types(record)
-            evaluator = self._evaluators.get(as_of) if as_of is None else None
+            evaluator = self._rule_evaluator
             if evaluator is None:
-                evaluator = self._evaluator(as_of)
+                evaluator = self._learn_rule_types(record)
             try:
-                code = evaluator.code(record)
+                code = evaluator.code(record, as_of=as_of)
             except KeyError as e:
                 if isinstance(e, UnknownColumnError) or not e.args or e.args[0] not in self.columns:
                     raise
@@ -464,7 +493,7 @@ class Scorer:
             if name not in self.columns:
                 raise
             raise self._missing(name, record) from None
-        if set(map(type, values)) <= self._plain_types:
+        if tuple(map(type, values)) == self._plain_types:
             # the common case: Python numbers for numeric columns, all valid (floats of a
             # float32 column are rounded by the kernel)
             out = list(values) + self._all_valid
@@ -472,7 +501,7 @@ class Scorer:
             out, ok = [], []
             for f, v in zip(self._numeric, values):
                 t = type(v)
-                if (t is float or t is int) and f.plain:
+                if t in f.plain:
                     out.append(v)
                     ok.append(1.0)
                 elif v is None:
@@ -505,6 +534,13 @@ class Scorer:
                 x = float(v)
             except OverflowError:  # an int beyond float64: as the batch path's cast, infinite
                 x = math.inf if v > 0 else -math.inf
+            integer = isinstance(v, (int, np.integer))
+            if f.kind == "int" and not integer and not (math.isfinite(x) and x.is_integer()):
+                raise UnsupportedTypeError(f"field {f.name!r}: expected {f.expected}, got "
+                                           f"{_type_name(v)} {v!r} (a fraction or not finite)")
+            if f.kind == "float32" and integer and float(np.float32(x)) != v:
+                raise UnsupportedTypeError(f"field {f.name!r}: the integer {v!r} is not exact in this "
+                                           "float32 column (as pyarrow refuses it); give a float")
             return x  # a float32 column's value is rounded by the kernel
         raise UnsupportedTypeError(f"field {f.name!r}: expected {f.expected}, got {_type_name(v)} {v!r}")
 
@@ -521,7 +557,8 @@ class Scorer:
         Returns
         -------
         pyarrow.Table
-            The id column (when the model has one and the records carry it), ``segment_id``
+            The id column (when the model has one and any record carries it; null for a
+            record without it), ``segment_id``
             (int16), ``segment`` (dictionary string), ``distance`` (the model's dtype, null
             where a rule took the customer) and, with rules, ``rule``.
         """
@@ -530,10 +567,14 @@ class Scorer:
         elif isinstance(records, Mapping) or not hasattr(records, "__iter__"):
             raise UnsupportedTypeError(f"records must be a list of mappings or an Arrow table, got "
                                        f"{type(records).__name__}")
+        records = list(records)
+        if as_of is None and self._rules is not None:  # one instant for the whole batch
+            as_of = _dt.datetime.now(_dt.timezone.utc)
         scores = [self.score_one(r, as_of=as_of) for r in records]
         arrays, fields = [], []
-        if self._id_column is not None and all(isinstance(r, Mapping) and self._id_column in r for r in records):
-            ids = pa.array([r[self._id_column] for r in records], type=self._id_type)
+        if self._id_column is not None and any(self._id_column in r for r in records):
+            # a record without the id gets a null id (never a dropped column)
+            ids = pa.array([r.get(self._id_column) for r in records], type=self._id_type)
             arrays.append(ids)
             fields.append(pa.field(self._id_column, ids.type))
         seg = np.array([s.segment_id for s in scores], dtype=np.int16)
