@@ -12,6 +12,9 @@ The first score is ``model.scorer().score_one(record)`` when the Segmenter has a
 process also reports which kernel modules and which heavy libraries it imported, so a change
 that pulls a module onto the scoring path shows up here.
 
+Before the timed runs the script writes segmint's bytecode (as ``segmint warmup --bytecode``
+does for an image), so that a development shell's stale bytecode is not what gets timed.
+
 Run: ``python scripts/startup_time.py [--runs 7] [--model model.seg] [--path auto|scorer|predict]``.
 Timings depend on the machine and on what else runs: quote medians and say what ran beside.
 """
@@ -122,6 +125,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="segmint-startup-") as folder:
         model_path = args.model or make_model(folder)
         record = one_record()
+        # as an installed package (or an image after `segmint warmup`) has it: current bytecode,
+        # else every edited module is compiled from source in each process (PYTHONDONTWRITEBYTECODE
+        # in a development shell leaves stale bytecode behind: ~20-150 ms)
+        from segmint.cli.warmup import _compile_bytecode
+        _compile_bytecode()
         first = run_child(model_path, record, args.path)  # untimed: fills the cache if it is cold
         runs = [run_child(model_path, record, args.path) for _ in range(args.runs)]
     print(f"segmint start-up, {args.runs} fresh processes, warm Numba cache, path: {first['path']}")

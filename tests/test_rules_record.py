@@ -13,7 +13,7 @@ from segmint.errors import DataError, ParameterError, UnknownColumnError, Unsupp
 from segmint.kernels import rules as vm
 from segmint.rules import RuleSet
 from segmint._warmup import is_cached
-from segmint.rules.record import STRING_CACHE_SIZE, kernel_argtypes
+from segmint.rules.record import STRING_CACHE_SIZE, TIME_DEFAULT, kernel_argtypes, time_columns
 from test_rules import random_table
 
 UTC = dt.timezone.utc
@@ -128,7 +128,14 @@ def test_random_rule_sets_on_records_equal_the_batch_path(trees, seed, mode):
     assert expected == ([f"s{row.index(True)}" if True in row else "rest" for row in truth] if mode == "waterfall"
                         else [[f"s{i}" for i, hit in enumerate(row) if hit] for row in truth])
     assert [rules.matches(r, as_of=naive.AS_OF, schema=table.schema) for r in records] == expected
-    assert [rules.matches(r, as_of=naive.AS_OF) for r in records] == expected
+    # without a schema a column the rules use only as a time is typed from the rules
+    # (time_columns), whatever the record holds: the batch path on the table cast to those types
+    times = time_columns(rules._asts)
+    typed = table.cast(pa.schema([pa.field(f.name, times.get(f.name, f.type)) for f in table.schema]))
+    result = rules.evaluate(typed, as_of=naive.AS_OF).table
+    typed_expected = (result.column("segment").to_pylist() if mode == "waterfall" else
+                      [[n for n in rules.names if result.column(n)[r].as_py()] for r in range(len(records))])
+    assert [rules.matches(r, as_of=naive.AS_OF) for r in records] == typed_expected
 
 
 @pytest.mark.parametrize("arrow_type, value", [
@@ -226,7 +233,8 @@ def test_a_missing_column_is_named_with_the_nearest_key():
 
 @pytest.mark.parametrize("column, value, expected", [
     ("monetary", "1500", "number"), ("frequency", True, "number"), ("email_opt_in", 1, "boolean"),
-    ("region", 7, "string"), ("last_order", "2026-01-01", "date"), ("last_seen", 1.5e9, "timestamp"),
+    ("region", 7, "string"), ("last_order", "2026-13-01", "date"), ("last_seen", 1.5e9, "timestamp"),
+    ("last_seen", "yesterday", "timestamp.*ISO 8601"), ("last_order", dt.timedelta(days=1), "date"),
 ])
 def test_a_value_of_the_wrong_type_names_the_column_and_the_expected_type(column, value, expected):
     rules = RuleSet(TWENTY, default="other")
@@ -292,7 +300,9 @@ def test_a_program_is_prepared_once_per_signature_of_value_types():
 
 def test_the_kernel_signature_is_known_ahead_for_readiness_checks():
     RuleSet({"a": "x > 1"}).record_evaluator(pa.schema([("x", pa.int64())]))
-    assert vm.run_record.signatures == [kernel_argtypes()]
+    # (the Scorer's kernel calls run_record too, with its own buffers: a second signature
+    # compiled inside that kernel, when this process compiled it)
+    assert kernel_argtypes() in vm.run_record.signatures
     assert is_cached(vm.run_record, kernel_argtypes())
     with pytest.raises(ParameterError, match="pyarrow.Schema"):
         RuleSet({"a": "x > 1"}).record_evaluator({"x": "int64"})
@@ -376,3 +386,130 @@ def test_an_as_of_per_call_equals_an_evaluator_built_for_it_and_keeps_conversion
     for i in range(INSTANTS.size + 50):
         ev.code(records[0], as_of=AS_OF + dt.timedelta(microseconds=i))
     assert len(INSTANTS.items) <= INSTANTS.size
+
+
+@settings(max_examples=30, deadline=None)
+@given(day=st.dates(dt.date(2020, 1, 1), dt.date(2027, 12, 31)),
+       seen=st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2027, 12, 31),
+                         timezones=st.sampled_from([UTC, dt.timezone(dt.timedelta(hours=2)),
+                                                    dt.timezone(dt.timedelta(hours=-9, minutes=-30))])),
+       naive=st.booleans())
+def test_iso_strings_in_date_and_timestamp_columns_equal_the_dates_they_stand_for(day, seen, naive):
+    rules = RuleSet(TWENTY, default="other")
+    if naive:
+        seen = seen.replace(tzinfo=None)
+    base = dict(random_records(1, seed=3)[0], last_order=day, last_seen=seen)
+    iso = dict(base, last_order=day.isoformat(),
+               last_seen=seen.isoformat().replace("+00:00", "Z") if seen.tzinfo is UTC else seen.isoformat())
+    expected = rules.matches(base, as_of=AS_OF, schema=SCHEMA)
+    assert rules.matches(iso, as_of=AS_OF, schema=SCHEMA) == expected
+    assert rules.record_evaluator(SCHEMA, as_of=AS_OF).code(iso) == rules.record_evaluator(
+        SCHEMA, as_of=AS_OF).code(base)
+    # a datetime string in a date column is its own calendar date, as the datetime is
+    assert rules.matches(dict(base, last_order=f"{day.isoformat()}T18:30:00+05:00"), as_of=AS_OF,
+                         schema=SCHEMA) == expected
+    # without a schema: strings the rules use only as dates are taken as dates
+    assert rules.matches(iso, as_of=AS_OF) == rules.matches(base, as_of=AS_OF)
+
+
+# -- time columns of records without a schema: typed from the rules, never from a record --
+TIME_RULES = [("early", "s < date '2026-01-01'"),                  # s: date32 (a date literal)
+              ("late", "t >= timestamp '2026-09-25T00:00:00Z'"),  # t: a timestamp literal
+              ("old", "days_since(d) >= 30")]                     # d: the fixed choice
+TIME_AS_OF = "2026-10-01"
+# each column's values about its rule's boundary, where a date and a timestamp typing disagree
+TIME_VALUES = {
+    "s": ["2025-12-31", "2025-12-31T23:30:00-05:00", "2026-01-01T00:30:00+02:00", "2026-01-01",
+          "2025-12-31T23:59:59"],
+    "t": ["2026-09-25", "2026-09-24T23:00:00-02:00", "2026-09-25T01:00:00+02:00", "2026-09-24",
+          "2026-09-24T23:59:59"],
+    "d": ["2026-09-01", "2026-09-01T23:30:00-05:00", "2026-09-01T00:30:00+02:00", "2026-09-02",
+          "2026-08-31T23:59:59"],
+}
+
+
+def iso_object(text):
+    """The date or datetime an ISO string stands for."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return dt.datetime.fromisoformat(text)
+
+
+def time_record(i, objects=False, only=None):
+    """TIME_RULES' columns at their ``i``-th values (ISO strings, or date/datetime objects);
+    with ``only``, that column alone (the others null)."""
+    return {c: None if only not in (None, c) else (iso_object(v[i]) if objects else v[i])
+            for c, v in TIME_VALUES.items()}
+
+
+def time_probes():
+    """Every value of every column alone and all together, as strings and as objects."""
+    n = len(TIME_VALUES["s"])
+    out = [time_record(i, objects, only) for objects in (False, True) for i in range(n)
+           for only in (None, "s", "t", "d")]
+    return out + [dict.fromkeys(TIME_VALUES)]
+
+
+def time_batch(rules, records):
+    """The batch engine's segments on a table typed as time_columns says: s date32, t and d
+    timestamp[us, tz=UTC] (a date there is midnight UTC, a naive datetime UTC)."""
+    def arrow_value(name, v):
+        v = iso_object(v) if isinstance(v, str) else v
+        if name != "s" and type(v) is dt.date:
+            return dt.datetime(v.year, v.month, v.day, tzinfo=UTC)
+        return v
+    schema = pa.schema([("s", pa.date32()), ("t", TIME_DEFAULT), ("d", TIME_DEFAULT)])
+    table = pa.Table.from_pylist([{c: arrow_value(c, v) for c, v in r.items()} for r in records], schema=schema)
+    return rules.evaluate(table, as_of=TIME_AS_OF).table.column("segment").to_pylist()
+
+
+def test_time_columns_are_typed_from_the_rules_literals_else_as_utc_timestamps():
+    assert TIME_DEFAULT == pa.timestamp("us", tz="UTC")
+    assert time_columns(RuleSet(TIME_RULES, default="other")._asts) == {
+        "s": pa.date32(), "t": TIME_DEFAULT, "d": TIME_DEFAULT}
+    mixed = RuleSet([("m", "m >= date '2026-01-01' and m < timestamp '2026-09-01T00:00:00Z'"),
+                     ("w", "within_last(w, 36h)"), ("a", "days_since(a) > 3 and a < date '2026-01-01'"),
+                     ("r", "r = 'x'"), ("n", "n > 3")], default="other")
+    assert time_columns(mixed._asts) == {"m": TIME_DEFAULT, "w": TIME_DEFAULT, "a": pa.date32()}
+
+
+def test_a_time_column_without_schema_answers_the_same_whatever_records_came_before():
+    probes = time_probes()
+    expected = time_batch(RuleSet(TIME_RULES, default="other"), probes)
+    assert len(set(expected)) == 4  # the probes reach every segment
+    for order in (probes, probes[::-1], probes[1::2] + probes[::2]):
+        rules = RuleSet(TIME_RULES, default="other")  # a fresh cache: the first record differs
+        got = {id(r): rules.matches(r, as_of=TIME_AS_OF) for r in order}
+        assert [got[id(r)] for r in probes] == expected
+    # a date object and its ISO string agree (the probes hold both)
+    rules = RuleSet(TIME_RULES, default="other")
+    for i in range(len(TIME_VALUES["s"])):
+        assert rules.matches(time_record(i), as_of=TIME_AS_OF) == rules.matches(
+            time_record(i, objects=True), as_of=TIME_AS_OF)
+
+
+@pytest.mark.parametrize("arrow_type", [pa.int8(), pa.int16(), pa.int32(), pa.int64(),
+                                        pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()], ids=str)
+def test_an_int_outside_an_integer_columns_type_is_refused_as_pyarrow_refuses_it(arrow_type):
+    rules = RuleSet([("big", "x > 5"), ("small", "x < 2")], default="other")
+    schema = pa.schema([("x", arrow_type)])
+    ev = rules.record_evaluator(schema, as_of=AS_OF)
+    info = np.iinfo(arrow_type.to_pandas_dtype())
+    lo, hi = int(info.min), int(info.max)
+    for value in (lo - 1, lo, hi, hi + 1, float(hi + 1), np.int64(max(lo, -(2 ** 63)))):
+        try:
+            table = pa.Table.from_pylist([{"x": value}], schema=schema)
+        except (pa.ArrowInvalid, OverflowError):
+            for call in (lambda: ev.code({"x": value}), lambda: rules.matches({"x": value}, schema=schema)):
+                with pytest.raises(UnsupportedTypeError, match=rf"'x'.*{arrow_type}.*{lo}\.\.{hi}"):
+                    call()
+            continue
+        if abs(int(value)) > 2 ** 53:  # rules compare as float64: the batch path refuses such a column
+            with pytest.raises(DataError, match="2\\*\\*53"):
+                rules.evaluate(table, as_of=AS_OF)
+            with pytest.raises(DataError, match="2\\*\\*53"):
+                ev.code({"x": value})
+            continue
+        expected = rules.evaluate(table, as_of=AS_OF).table.column("segment").to_pylist()[0]
+        assert ev.names[ev.code({"x": value})] == expected == rules.matches({"x": value}, schema=schema)

@@ -21,6 +21,7 @@ from segmint.errors import UnknownColumnError, UnsupportedTypeError
 from segmint.kernels import record as kr
 from segmint.kernels import rules as vm
 from segmint.serve import Score, Scorer
+from test_rules_record import TIME_AS_OF, TIME_RULES, iso_object, time_batch, time_probes, time_record
 
 AS_OF = "2026-10-01"
 SPEC = [{"column": "recency_days", "impute": "median", "indicator": True},
@@ -161,11 +162,13 @@ def test_score_many_returns_the_batch_paths_table_for_lists_and_arrow_batches(fi
 
 def test_a_scorer_compiles_nothing_once_built(fitted):
     model, table, scorer = fitted
-    before = (len(kr.score_record.signatures), len(vm.run_record.signatures))
+    before = (len(kr.score_customer.signatures), len(vm.run_record.signatures))
     assert scorer.ready
+    # called through the compiled entry point of the signature loaded at build (no dispatch)
+    assert scorer._kernel is not segmint.serve.scorer._python_kernel
     for rec in _edge_records(model, table) + table.slice(0, 50).to_pylist():
         scorer.score_one(rec, as_of=AS_OF)
-    assert (len(kr.score_record.signatures), len(vm.run_record.signatures)) == before
+    assert (len(kr.score_customer.signatures), len(vm.run_record.signatures)) == before
 
 
 def test_a_missing_field_is_named_with_the_nearest_field_given(fitted):
@@ -197,9 +200,15 @@ def test_values_the_batch_path_refuses_are_refused_never_scored(fitted):
     model, table, scorer = fitted
     base = dict(table.slice(0, 1).to_pylist()[0], frequency=5, email_opt_in=True)
     for edit, words in [({"discount_share": float("nan")}, "NaN"), ({"tenure_days": None}, "null"),
-                        ({"frequency": -3}, "negative"), ({"tenure_days": 1e300}, "record's features")]:
+                        ({"frequency": -3}, "negative")]:
         with pytest.raises(segmint.FeatureError, match=words):
             scorer.score_one(dict(base, **edit), as_of=AS_OF)
+    # a whole float beyond an integer column's type: pyarrow cannot build the column either
+    # (values too large to cluster: test_an_int_beyond_2_53_in_a_float64_column_...)
+    with pytest.raises(Exception):
+        pa.Table.from_pylist([dict(base, tenure_days=1e300)], schema=table.schema)
+    with pytest.raises(UnsupportedTypeError, match=r"'tenure_days'.*int32.*-2147483648\.\.2147483647"):
+        scorer.score_one(dict(base, tenure_days=1e300), as_of=AS_OF)
 
 
 def test_extra_fields_are_ignored_and_numpy_scalars_accepted(fitted):
@@ -319,7 +328,7 @@ def test_the_record_kernel_matches_a_slow_twin_on_random_customers(fitted):
     for rec in records:
         score = scorer.score_one(rec, as_of=AS_OF)
         row = _twin_row(model, rec, float32_columns)
-        X = scorer._buffers()[5]  # this thread's feature row of the last call
+        X = scorer._local.buffers[2]  # this thread's feature row of the last call
         assert X.tobytes() == row.astype(dtype)[None, :].tobytes()
         if score.distance is None:
             continue
@@ -348,7 +357,7 @@ def test_a_rule_set_without_schema_and_an_old_model_compile_nothing_on_their_fir
         from segmint.serve import Scorer
         from segmint.kernels import record as kr, rules as vm
         def counts():
-            return (len(kr.score_record.signatures), len(vm.run_record.signatures))
+            return (len(kr.score_customer.signatures), len(vm.run_record.signatures))
         rules = segmint.RuleSet([("a", "x > 1 and starts_with(s, 'a')")], default="r")
         scorer = Scorer(rules)
         before = counts()
@@ -463,3 +472,232 @@ def test_a_scorer_works_with_the_jit_disabled(tmp_path):
     run = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["a", "o"]
+
+
+# -- one pass over the record: rule and feature columns shared, float32 rule columns, ISO dates --
+OVERLAP_SPEC = [{"column": "income_k", "impute": "median", "indicator": True},     # float32, also a rule column
+                {"column": "pages_per_session", "impute": "median"},               # float32 with nulls, rules too
+                {"column": "tenure_days", "scale": "robust"},                      # int32, rules too
+                {"column": "monetary", "log1p": True},                             # float64, rules too
+                {"column": "email_opt_in"},                                        # boolean, rules too
+                {"column": "region", "one_hot": True, "max_categories": 4}]        # one-hot, rules too
+OVERLAP_RULES = [("cheap", "income_k < 30 and pages_per_session >= 2.5"),
+                 ("tenure", "tenure_days between 100 and 101"),
+                 ("early", "signup_date < date '2024-01-01' and email_opt_in"),
+                 ("ca", "region = 'CA' and monetary >= 500"),
+                 ("seen", "days_since(last_order_date) <= 3")]
+
+
+@pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["float32", "float64"])
+def overlapping(request):
+    table = segmint.make_customers(2000, random_state=4)
+    model = segmint.Segmenter(OVERLAP_SPEC, clusterer=segmint.MiniBatchKMeans(n_clusters=5, random_state=0),
+                              rules=segmint.RuleSet(OVERLAP_RULES, default="rest"), id_column="customer_id",
+                              dtype=request.param).fit(table, as_of=AS_OF)
+    return model, table, model.scorer()
+
+
+overlap_value_of = {
+    # float64 values that round to the rule's constant in float32 (29.999999 -> 30.0) and others
+    "income_k": st.one_of(st.none(), st.sampled_from([30.0, 29.999999, 29.99999, 30.000001]),
+                          st.floats(0, 1e4, width=32), st.floats(0, 1e4)),
+    "pages_per_session": st.one_of(st.none(), st.sampled_from([2.5, 2.4999999, 2.49999]), st.floats(0, 50)),
+    "tenure_days": st.one_of(st.sampled_from([99, 100, 101, 102]), st.integers(0, 10_000)),
+    "monetary": st.one_of(st.sampled_from([500.0, 499.99999999999994, 500]), st.floats(0, 1e9)),
+    "email_opt_in": st.booleans(),
+    "region": st.one_of(st.none(), st.sampled_from(["CA", "NY", "TX", "Mars", ""])),
+    "signup_date": st.one_of(st.none(), st.dates(dt.date(2023, 12, 25), dt.date(2024, 1, 5))),
+    "last_order_date": st.one_of(st.none(), st.dates(dt.date(2026, 9, 25), dt.date(2026, 10, 3))),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.fixed_dictionaries({}, optional=overlap_value_of), position=st.integers(0, 80), iso=st.booleans())
+def test_fields_read_by_rules_and_features_score_as_the_batch_path_in_one_pass(overlapping, edits, position, iso):
+    model, table, scorer = overlapping
+    records = table.slice(0, 80).to_pylist()
+    records.insert(position, dict(records[position % 80], **edits))
+    result = _batch_rows(model, records, table.schema, batch_size=32)
+    record = records[position]
+    if iso:  # dates as a JSON body carries them: ISO strings, the same answer
+        record = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in record.items()}
+    assert _same(scorer.score_one(record, as_of=AS_OF), result, position, np.dtype(model.dtype))
+
+
+def test_dates_as_iso_strings_score_as_the_dates_and_a_bad_string_names_the_field(overlapping):
+    model, table, scorer = overlapping
+    records = table.slice(0, 300).to_pylist()
+    result = _batch_rows(model, records, table.schema)
+    dtype = np.dtype(model.dtype)
+    forms = [lambda d: d.isoformat(), lambda d: f"{d.isoformat()}T13:45:00",
+             lambda d: f"{d.isoformat()}T23:59:59Z", lambda d: f"{d.isoformat()}T00:00:00+02:00",
+             lambda d: f"{d.isoformat()}T23:30:00-05:00"]
+    iso_records, object_records = [], []
+    for i, rec in enumerate(records):
+        form = forms[i % len(forms)]
+        iso_records.append({k: form(v) if isinstance(v, dt.date) else v for k, v in rec.items()})
+        object_records.append({k: (iso_object(v) if isinstance(rec[k], dt.date) else v)
+                               for k, v in iso_records[-1].items()})
+    # every form against the batch path, on the table pyarrow builds from the date/datetime
+    # objects (a datetime in a date32 column: its own calendar date)
+    by_objects = _batch_rows(model, object_records, table.schema)
+    for i, iso in enumerate(iso_records):
+        assert _same(scorer.score_one(iso, as_of=AS_OF), by_objects, i, dtype)
+        assert _same(scorer.score_one(object_records[i], as_of=AS_OF), by_objects, i, dtype)
+        if i % len(forms) == 0:  # the plain dates: the original table's answer too
+            assert _same(scorer.score_one(iso, as_of=AS_OF), result, i, dtype)
+    for bad in ("2026-02-30", "yesterday", "2026-10-01T25:00", "x" * 100):
+        with pytest.raises(UnsupportedTypeError, match=r"'last_order_date'.*ISO 8601.*'2026-10-01'"):
+            scorer.score_one(dict(records[0], last_order_date=bad), as_of=AS_OF)
+
+
+def test_a_rule_set_scorer_without_schema_takes_iso_strings_of_date_columns_as_dates():
+    rules = segmint.RuleSet([("recent", "days_since(seen) < 30"), ("old", "signed < date '2020-01-01'")],
+                            default="other")
+    scorer = Scorer(rules)
+    assert scorer.score_one({"seen": "2026-09-20T10:00:00Z", "signed": "2019-05-01"}, as_of=AS_OF).segment == "recent"
+    assert scorer.score_one({"seen": "2026-01-20", "signed": "2019-05-01"}, as_of=AS_OF).segment == "old"
+    assert scorer.score_one({"seen": None, "signed": dt.date(2021, 1, 1)}, as_of=AS_OF).segment == "other"
+
+
+def test_an_int_beyond_2_53_in_a_float64_column_is_refused_as_pyarrow_refuses_it():
+    table = segmint.make_customers(600, random_state=0)
+    model = segmint.Segmenter([{"column": "monetary"}, {"column": "avg_order_value", "impute": "median"}],
+                              clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0),
+                              rules=segmint.RuleSet([("big", "monetary > 1e15")], default="rest"),
+                              dtype=np.float64).fit(table)
+    scorer = model.scorer()
+    base = {"monetary": 10.0, "avg_order_value": 5.0}
+    schema = pa.schema([("monetary", pa.float64()), ("avg_order_value", pa.float64())])
+    for big in (2 ** 53 + 1, -(2 ** 53) - 2, 2 ** 63, 10 ** 400):
+        with pytest.raises(Exception):  # the batch path: pyarrow refuses the value
+            pa.Table.from_pylist([dict(base, avg_order_value=big)], schema=schema)
+        with pytest.raises(UnsupportedTypeError, match=r"'avg_order_value'.*2\*\*53.*float64"):
+            scorer.score_one(dict(base, avg_order_value=big))
+        with pytest.raises(segmint.DataError, match=r"'monetary'.*2\*\*53"):  # a rule column too
+            scorer.score_one(dict(base, monetary=big))
+    # a float too large to cluster: refused as the batch path refuses it
+    with pytest.raises(segmint.FeatureError, match="record's features"):
+        scorer.score_one(dict(base, avg_order_value=1e300))
+    with pytest.raises(segmint.FeatureError):
+        model.score(pa.Table.from_pylist([dict(base, avg_order_value=1e300)] * 2, schema=schema))
+    # up to 2**53 an int is exact: the batch path's bits
+    for exact in (2 ** 53, -(2 ** 53), 2 ** 40 + 1, np.int64(2 ** 53)):
+        record = dict(base, avg_order_value=exact)
+        result = model.score(pa.Table.from_pylist([record], schema=schema))
+        assert _same(scorer.score_one(record), result, 0, np.float64)
+
+
+def test_a_rule_set_scorer_without_schema_answers_the_same_whatever_record_came_first():
+    rules = segmint.RuleSet(TIME_RULES, default="other")
+    probes = time_probes()
+    expected = time_batch(rules, probes)  # s date32, t and d timestamp[us, tz=UTC]
+    firsts = [time_record(0), time_record(1), time_record(0, objects=True), time_record(4, objects=True),
+              dict.fromkeys(time_record(0))]  # dates, offset datetimes, as objects, naive, nulls
+    for first in firsts:
+        scorer = Scorer(rules)
+        scorer.score_one(first, as_of=TIME_AS_OF)
+        assert [scorer.score_one(r, as_of=TIME_AS_OF).segment for r in probes] == expected
+    # a time column of a model saved without its input types: the same typing
+    scorer = Scorer(rules)
+    assert [scorer.score_one(r, as_of=TIME_AS_OF).segment for r in probes[::-1]] == expected[::-1]
+
+
+def test_a_model_saved_without_input_types_takes_ints_beyond_2_53_as_the_batch_path():
+    rng = np.random.default_rng(0)
+    table = pa.table({"x": pa.array(rng.integers(0, 1000, 400), pa.int64()), "y": pa.array(rng.random(400))})
+    model = segmint.Segmenter([{"column": "x"}, {"column": "y"}],
+                              clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0),
+                              dtype=np.float64).fit(table)
+    model.input_schema_ = None  # as a model saved before segmint recorded its input types
+    scorer = model.scorer()
+    for big in (2 ** 53 + 1, -(2 ** 53) - 3, 2 ** 62 + 1, -(2 ** 63), 2 ** 63 - 1, np.int64(2 ** 60 + 1)):
+        record = {"x": big, "y": 0.5}
+        result = model.score(pa.Table.from_pylist([record], schema=table.schema))  # an int64 column
+        assert _same(scorer.score_one(record), result, 0, np.float64)
+
+
+INT_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()]
+
+
+@pytest.fixture(scope="module")
+def integer_models():
+    rng = np.random.default_rng(0)
+    table = pa.table({f"c_{t}": pa.array(rng.integers(0, 100, 400), t) for t in INT_TYPES})
+    names = table.column_names
+    rules = segmint.RuleSet([(f"r{i}", f"{c} > 95") for i, c in enumerate(names)], default="rest")
+    models = [segmint.Segmenter([{"column": c} for c in names], rules=r, dtype=np.float64,
+                                clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0)).fit(table)
+              for r in (rules, None)]
+    return table, models, rules
+
+
+@pytest.mark.parametrize("arrow_type", INT_TYPES, ids=str)
+def test_an_int_outside_an_integer_columns_type_is_refused_naming_the_field_and_range(integer_models, arrow_type):
+    table, models, rules = integer_models
+    schema = table.schema
+    name = f"c_{arrow_type}"
+    info = np.iinfo(arrow_type.to_pandas_dtype())
+    lo, hi = int(info.min), int(info.max)
+    # features and rules sharing each field, features alone, rules alone
+    scorers = [(m.scorer(), m.score) for m in models]
+    scorers.append((Scorer(rules, schema=schema), lambda t, **kw: rules.evaluate(t, **kw).table))
+    base = dict.fromkeys(table.column_names, 1)
+    for value in (lo - 1, lo, hi, hi + 1, float(hi + 1), float(lo) - 2 ** 12):
+        record = dict(base, **{name: value})
+        try:
+            batch_table = pa.Table.from_pylist([record], schema=schema)
+        except (pa.ArrowInvalid, OverflowError):  # pyarrow refuses it: so does the Scorer
+            for scorer, _ in scorers:
+                with pytest.raises(UnsupportedTypeError, match=rf"'{name}'.*{arrow_type}.*{lo}\.\.{hi}"):
+                    scorer.score_one(record, as_of=AS_OF)
+            continue
+        for scorer, batch in scorers:
+            try:
+                result = batch(batch_table, as_of=AS_OF)
+            except segmint.DataError as exc:  # rules refuse ints beyond 2**53, both paths
+                with pytest.raises(type(exc)):
+                    scorer.score_one(record, as_of=AS_OF)
+                continue
+            got = scorer.score_one(record, as_of=AS_OF)
+            if "distance" in result.column_names:
+                assert _same(got, result, 0, np.float64)
+            else:
+                assert got.segment == result.column("segment")[0].as_py()
+
+
+def test_a_rule_taken_customer_with_a_bad_feature_is_refused_as_a_batch_with_a_clustered_one_refuses_it():
+    table = segmint.make_customers(600, random_state=0)
+    model = segmint.Segmenter([{"column": "frequency", "log1p": True}, {"column": "discount_share", "impute": 0.0},
+                               {"column": "monetary"}],
+                              clusterer=segmint.MiniBatchKMeans(n_clusters=3, random_state=0),
+                              rules=segmint.RuleSet([("vip", "monetary >= 2000")], default="rest")).fit(table)
+    scorer = model.scorer()
+    schema = pa.schema([(c, table.schema.field(c).type) for c in ("frequency", "discount_share", "monetary")])
+    clustered = {"frequency": 3, "discount_share": 0.1, "monetary": 50.0}
+    for edit in ({"discount_share": float("nan")}, {"frequency": None}, {"frequency": -1}):
+        vip = dict(clustered, monetary=5000.0, **edit)
+        # the batch path: a batch whose customers rules all took is not transformed (not checked)
+        alone = model.score(pa.Table.from_pylist([vip, vip], schema=schema), as_of=AS_OF)
+        assert alone.column("rule").to_pylist() == ["vip", "vip"]
+        # a batch with a clustered customer checks every row's features, the rule-taken ones too
+        with pytest.raises(segmint.FeatureError):
+            model.score(pa.Table.from_pylist([vip, clustered], schema=schema), as_of=AS_OF)
+        # the Scorer: always the stricter, whatever the neighbours
+        with pytest.raises(segmint.FeatureError):
+            scorer.score_one(vip, as_of=AS_OF)
+
+
+def test_field_names_never_enter_the_generated_reader_source():
+    name = "a'b\"\n) or __import__('os') #"
+    table = pa.table({name: pa.array(np.arange(200, dtype=np.float64)),
+                      "r": pa.array(["x", "y"] * 100)})
+    model = segmint.Segmenter([{"column": name}, {"column": "r", "one_hot": True}],
+                              clusterer=segmint.MiniBatchKMeans(n_clusters=2, random_state=0)).fit(table)
+    scorer = model.scorer()
+    assert name not in scorer._plan.source and "os" not in scorer._plan.source
+    records = table.slice(0, 20).to_pylist()
+    result = model.score(table.slice(0, 20))
+    assert all(_same(scorer.score_one(r), result, i, np.float32) for i, r in enumerate(records))
+    with pytest.raises(UnknownColumnError, match="no field"):
+        scorer.score_one({"r": "x"})

@@ -3,8 +3,9 @@
 Subcommands: ``demo``, ``generate``, ``fit``, ``score``, ``rules``, ``aggregate``, ``rfm``,
 ``info``, the ones that explain segments: ``profile``, ``sweep``, ``validate``, ``report``,
 and the ones that keep them current: ``drift``, ``refit``; ``warmup`` fills Numba's cache for an image
-(``--check``: is it warm?). Global options (before the subcommand): ``--threads N``, ``--quiet`` (no progress
-bars or notes; results still print), ``--debug`` (tracebacks).
+(``--check``: is it warm?); ``serve`` serves a model over HTTP (:mod:`.serve`). Global options
+(before the subcommand): ``--threads N``, ``--quiet`` (no progress bars or notes; results still
+print), ``--debug`` (tracebacks).
 
 Exit codes: 0 success, 1 a user's error (a segmint error or the file system's: one line on
 stderr, the traceback only with ``--debug``) or a bug (any other exception: its traceback),
@@ -30,7 +31,7 @@ import time
 
 from ..events.aggregate import EVENT_BATCH_SIZE
 from ..io import DEFAULT_BATCH_SIZE
-from . import demo, explain, models, tables, warmup
+from . import demo, explain, models, serve, tables, warmup
 from .paths import check_paths, output_paths
 
 
@@ -195,6 +196,8 @@ def _parser():
                    help="compile nothing: exit 0 if the cache is warm, 1 if a kernel would compile")
     w.add_argument("--bytecode", action="store_true",
                    help="write segmint's bytecode even when PYTHONDONTWRITEBYTECODE (or -B) says not to")
+
+    serve.add_parser(sub, _positive)
     return p
 
 
@@ -252,6 +255,7 @@ COMMANDS = {
     "drift": explain.drift,
     "refit": explain.refit,
     "warmup": warmup.run,
+    "serve": serve.run,
 }
 
 

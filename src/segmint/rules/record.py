@@ -12,6 +12,8 @@ converts the record's values and runs the kernel: nothing is compiled or allocat
 beyond the call, so one evaluator serves many threads.
 """
 import datetime as _dt
+import functools
+import math
 import threading
 import time
 from array import array
@@ -41,9 +43,11 @@ _FAST_NONE, _FAST_NUMBER, _FAST_DATE32, _FAST_MICROSECONDS, _FAST_INT = range(5)
 # loaders of numeric columns: how a record's value becomes the stored value times the scale
 _NUMBER, _FLOAT32, _DATE, _TIMESTAMP, _DURATION, _INTEGER = range(6)
 # what each kind of column expects, for error messages
+_ISO_FORMS = "'2026-10-01', '2026-10-01T12:00:00', with 'Z' or an offset such as '+02:00'"
 _EXPECTED = {_NUMBER: "a number (int or float)", _FLOAT32: "a number (int or float)",
              _INTEGER: "a whole number (an integer column: an int, or a float without fraction)",
-             _DATE: "a date (datetime.date)", _TIMESTAMP: "a timestamp (datetime.datetime)",
+             _DATE: f"a date (datetime.date, or an ISO 8601 string: {_ISO_FORMS})",
+             _TIMESTAMP: f"a timestamp (datetime.datetime, or an ISO 8601 string: {_ISO_FORMS})",
              _DURATION: "a duration (datetime.timedelta)"}
 _TYPE_NAMES = {NUM: "a number (int or float)", BOOL: "a boolean (True or False)", STR: "a string",
                DATE: "a date (datetime.date)", TS: "a timestamp (datetime.datetime)",
@@ -118,11 +122,17 @@ class RecordEvaluator:
         self._consts = program.consts.copy()  # never written; private all the same
         self._as_of = None if as_of is None else _as_of(as_of)
         self._n_rules = len(rules.names)
-        # numeric columns: (name, fast path, loader kind, stored units per microsecond, scale)
+        # numeric columns: (name, fast path, loader kind, stored units per microsecond, scale,
+        # the ints taken inline (lo, hi), an integer column's type range or None)
         self._num = []
         for name, scale in program.num_columns:
-            kind, per_us = _numeric_loader(schema.field(name).type)
-            self._num.append((name, _fast_path(kind, per_us, scale), kind, per_us, float(scale)))
+            t = schema.field(name).type
+            kind, per_us = _numeric_loader(t)
+            limits = integer_limits(t)
+            lo, hi = -_EXACT_INT, _EXACT_INT
+            if limits is not None:
+                lo, hi = max(lo, limits[0]), min(hi, limits[1])
+            self._num.append((name, _fast_path(kind, per_us, scale), kind, per_us, float(scale), lo, hi, limits))
         self._bool = list(program.bool_columns)
         # string columns: each with the string predicates (lookup tables) that read it. A
         # record's predicate results follow the boolean columns column by column, so each
@@ -237,14 +247,14 @@ class RecordEvaluator:
         put = values.append
         state = states.append
         try:
-            for name, fast, kind, per_us, scale in self._num:
+            for name, fast, kind, per_us, scale, lo, hi, limits in self._num:
                 value = record[name]
                 t = type(value)
                 # the common cases inline (a call costs as much as the conversion)
                 if t is float and fast == _FAST_NUMBER:
                     put(value)
                     state(1)
-                elif t is int and (fast == _FAST_NUMBER or fast == _FAST_INT) and -_EXACT_INT <= value <= _EXACT_INT:
+                elif t is int and (fast == _FAST_NUMBER or fast == _FAST_INT) and lo <= value <= hi:
                     put(value)
                     state(1)
                 elif t is _dt.date and fast == _FAST_DATE32:
@@ -253,13 +263,14 @@ class RecordEvaluator:
                 elif t is _dt.datetime and fast == _FAST_MICROSECONDS:
                     d = value - (_EPOCH if value.tzinfo is not None else _EPOCH_NAIVE)
                     us = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-                    put(float(us) if -_EXACT_INT <= us <= _EXACT_INT else _number(name, value, kind, per_us, scale))
+                    put(float(us) if -_EXACT_INT <= us <= _EXACT_INT
+                        else _number(name, value, kind, per_us, scale, limits))
                     state(1)
                 elif value is None:
                     put(0.0)
                     state(0)
                 else:
-                    put(_number(name, value, kind, per_us, scale))
+                    put(_number(name, value, kind, per_us, scale, limits))
                     state(1)
             for name in self._bool:
                 value = record[name]
@@ -368,10 +379,40 @@ def _fast_path(kind, per_us, scale):
     return _FAST_NONE
 
 
-def _number(name, value, kind, per_us, scale):
+def integer_limits(arrow_type):
+    """``(min, max)`` of an integer Arrow type (int8..int64, uint8..uint64; a dictionary's
+    values), None for any other type."""
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if not pa.types.is_integer(t):
+        return None
+    if pa.types.is_signed_integer(t):
+        return -(1 << (t.bit_width - 1)), (1 << (t.bit_width - 1)) - 1
+    return 0, (1 << t.bit_width) - 1
+
+
+def out_of_range(name, value, limits):
+    """The error for an integer outside its column's type (pyarrow refuses to build such a
+    column: "Value ... too large to fit in C integer type", or an OverflowError)."""
+    lo, hi = limits
+    kind = f"int{hi.bit_length() + 1}" if lo < 0 else f"uint{hi.bit_length()}"
+    return UnsupportedTypeError(f"field {name!r}: {value!r} is out of range for this {kind} column, "
+                                f"which holds {lo}..{hi} (pyarrow refuses it too)")
+
+
+def _number(name, value, kind, per_us, scale, limits=None):
     """The float64 the batch path computes for this value: the stored value (in the column's
-    unit) converted to float64, times the column's scale, exactly as ``load_numeric`` does."""
+    unit) converted to float64, times the column's scale, exactly as ``load_numeric`` does.
+    ``limits``: an integer column's type range (an integer outside it is refused)."""
     if kind == _NUMBER or kind == _FLOAT32 or kind == _INTEGER:
+        if limits is not None and not isinstance(value, (bool, np.bool_)):  # as pyarrow refuses it
+            if isinstance(value, (int, np.integer)):
+                out = not limits[0] <= int(value) <= limits[1]
+            elif isinstance(value, (float, np.floating)):  # NaN, infinities: refused below
+                out = math.isfinite(value) and not limits[0] <= float(value) <= limits[1]
+            else:
+                out = False
+            if out:
+                raise out_of_range(name, value, limits)
         if isinstance(value, (float, np.floating)) and kind == _INTEGER:
             # an integer column holds integers: a fraction would be truncated by pyarrow to
             # another customer's value; refused instead
@@ -404,8 +445,36 @@ def _number(name, value, kind, per_us, scale):
     return float(stored) * scale if scale != 1.0 else float(stored)
 
 
+@functools.lru_cache(maxsize=4096)
+def iso_value(text):
+    """The ``datetime.date`` or ``datetime.datetime`` an ISO 8601 string stands for
+    (``date.fromisoformat``, else ``datetime.fromisoformat``: ``'2026-10-01'``,
+    ``'2026-10-01T12:00:00'``, ``'...Z'``, ``'...+02:00'``), None when it is neither.
+
+    JSON has no dates, so a service receives them as strings. Memoised (bounded): customers
+    share dates, and a parse costs as much as the rest of a field's reading.
+    """
+    if len(text) > 64:  # the longest ISO datetime with offset and fraction fits in 40
+        return None
+    try:
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def _stored_time(name, value, kind, per_us):
-    """A date, timestamp or duration in the column's stored unit (an int, as Arrow holds it)."""
+    """A date, timestamp or duration in the column's stored unit (an int, as Arrow holds it);
+    a date or timestamp also from its ISO 8601 string, converted as the date/datetime it
+    stands for."""
+    if isinstance(value, str) and kind != _DURATION:
+        parsed = iso_value(str(value))
+        if parsed is None:
+            raise _wrong_type(name, value, _EXPECTED[kind])
+        value = parsed
     if kind == _DURATION:
         if isinstance(value, _dt.timedelta):
             us = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
@@ -473,13 +542,54 @@ def value_arrow_type(value):
     return None
 
 
+# The type of a time column of a record given without a schema, when the rules' literals do
+# not tell (``days_since(seen)`` alone): one fixed choice, never the record's (a first
+# record's '2026-09-20' must not make the column a date for every later customer, nor its
+# '...T23:30-05:00' a timestamp). A date (object or 'YYYY-MM-DD') is then midnight UTC of
+# that day, as a timestamp[us, tz=UTC] column holds datetime(2026, 9, 20, tzinfo=UTC); a
+# naive datetime is UTC (as pyarrow stores it in such a column).
+TIME_DEFAULT = pa.timestamp("us", tz="UTC")
+_TIME_VALUES = (str, _dt.date, np.datetime64)  # values a time column takes (a datetime is a date)
+
+
+def time_columns(segments):
+    """Column name -> the Arrow type a record's value of it has when no schema says, for the
+    columns the rules use only as a time (a date or a timestamp, never as a string).
+
+    The type follows the rules, never the record: a column compared with a ``timestamp '...'``
+    literal (or moved by a duration) is :data:`TIME_DEFAULT`, one compared only with
+    ``date '...'`` literals is date32 (a datetime value then takes its own calendar date, as
+    pyarrow takes it), and any other (``days_since(col)``, ``within_last(col, ...)`` only) is
+    :data:`TIME_DEFAULT`. So the same customer gets the same segment whatever came before it,
+    and a date object and its ISO string agree.
+
+    Parameters
+    ----------
+    segments : dict
+        Segment name -> ``(syntax tree, rule text)``.
+
+    Returns
+    -------
+    dict of str to pyarrow.DataType
+    """
+    uses = usage_hints(segments)
+    literals = usage_hints(segments, functions=False)
+    out = {}
+    for name, used in uses.items():
+        if STR in used or not (DATE in used or TS in used):
+            continue
+        told = literals.get(name, ())
+        out[name] = pa.date32() if DATE in told and TS not in told else TIME_DEFAULT
+    return out
+
+
 _HINT_TYPES = {NUM: pa.float64(), BOOL: pa.bool_(), STR: pa.string(), DATE: pa.date32(),
                TS: pa.timestamp("us"), DUR: pa.duration("us")}
 _LITERAL_HINTS = {"number": NUM, "string": STR, "bool": BOOL, "date": DATE, "timestamp": TS,
                   "duration": DUR}
 
 
-def usage_hints(segments):
+def usage_hints(segments, *, functions=True):
     """Column name -> the rule types its uses ask for (a comparison with a literal, a function
     argument, a condition), from the syntax trees of a rule set; the first one seen first.
 
@@ -487,6 +597,9 @@ def usage_hints(segments):
     ----------
     segments : dict
         Segment name -> ``(syntax tree, rule text)``.
+    functions : bool
+        False: ``days_since``/``within_last`` arguments give no hint (they take a date or a
+        timestamp alike).
     """
     hints = {}
 
@@ -527,7 +640,7 @@ def usage_hints(segments):
                 hint(node.arg, literal_type(other))
         elif isinstance(node, Call):
             if node.name in ("days_since", "within_last"):
-                hint(node.args[0], TS)
+                hint(node.args[0], TS if functions else None)
             elif node.name in ("starts_with", "contains"):
                 hint(node.args[0], STR)
             elif node.name == "abs":
@@ -623,6 +736,7 @@ class RecordCache:
         self.columns = rule_columns(rules._asts)
         self.read = frozenset(self.columns)
         self.hints = usage_hints(rules._asts)
+        self.times = time_columns(rules._asts)
         self.by_schema = {}
         self.by_id = {}
         self.by_types = {}
@@ -665,7 +779,11 @@ class RecordCache:
         if ev is not None:
             return ev
         types = {}
+        times = self.times
         for c, v in zip(self.columns, values):
+            if c in times and (v is None or isinstance(v, _TIME_VALUES)):
+                types[c] = times[c]  # the rules' type, never the value's (see time_columns)
+                continue
             t = None if v is None else value_arrow_type(v)
             if v is not None and t is None:
                 raise UnsupportedTypeError(f"column {c!r} holds a {type(v).__name__}, which rules cannot "

@@ -317,8 +317,12 @@ class RuleSet:
             As in :meth:`evaluate`; default: now (UTC), at each call.
         schema : pyarrow.Schema, optional
             The columns' types. Without it they are told from the record's values (a None
-            from how the rules use its column); the program prepared for each distinct
-            signature of value types is kept, so repeated calls do not prepare again.
+            from how the rules use its column), but a column the rules use only as a time is
+            typed from the rules, whatever the record holds
+            (:func:`segmint.rules.record.time_columns`: date32 when compared only with date
+            literals, else timestamp[us, tz=UTC], where a date is midnight UTC); the program
+            prepared for each distinct signature of value types is kept, so repeated calls do
+            not prepare again.
 
         Returns
         -------
@@ -679,7 +683,8 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         view = batch[name]
         values = view.values
         if values.dtype.kind in "iu" and values.dtype.itemsize == 8 and n:
-            big = np.abs(values.view(np.int64)) > _EXACT_INT if values.dtype.kind == "i" else values > _EXACT_INT
+            # not np.abs: it leaves int64's minimum negative
+            big = ((values > _EXACT_INT) | (values < -_EXACT_INT)) if values.dtype.kind == "i" else values > _EXACT_INT
             if big.any():
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
