@@ -184,6 +184,23 @@ def test_a_missing_field_is_named_with_the_nearest_field_given(fitted):
             scorer.score_one(rec, as_of=AS_OF)
 
 
+def test_a_partial_record_is_told_every_missing_field_at_once(fitted):
+    model, table, scorer = fitted
+    full = table.slice(0, 1).to_pylist()[0]
+    kept = scorer.columns[:2]
+    with pytest.raises(UnknownColumnError) as info:
+        scorer.score_one({k: full[k] for k in kept}, as_of=AS_OF)
+    gaps = [c for c in scorer.columns if c not in kept]
+    message = str(info.value)
+    assert f"{len(gaps) - 1} more fields the model reads are missing" in message
+    assert all(repr(c) in message for c in gaps[:9])  # the named one and the first eight others
+    rec = dict(full)
+    del rec[gaps[0]]  # one gap alone: no list
+    with pytest.raises(UnknownColumnError) as info:
+        scorer.score_one(rec, as_of=AS_OF)
+    assert "more fields" not in str(info.value)
+
+
 @pytest.mark.parametrize("field, value, expected", [
     ("tenure_days", "365", "a number"), ("income_k", True, "a number"),
     ("region", 3, "a string"), ("email_opt_in", 1, "True or False"),

@@ -21,7 +21,7 @@ from ..errors import MissingExtraError, ParameterError
 
 # segmint.serve.admission.DEFAULT_QUEUE_MS, not imported: that loads the Scorer, and the parser
 # is built for every command (segmint --help stays quick); a test keeps the two equal
-DEFAULT_QUEUE_MS = 10.0
+DEFAULT_QUEUE_MS = 50.0
 
 
 def add_parser(sub, positive):
@@ -39,7 +39,7 @@ def add_parser(sub, positive):
                    help="queueing delay budget: a scoring request that has waited longer on the event "
                         f"loop gets 503 at once (default {DEFAULT_QUEUE_MS:g}). A 503 still costs ~75%% of a "
                         "scored request's CPU (uvicorn's HTTP handling; measured ~53 against ~69 us), so "
-                        "shedding holds up to ~1.3x the capacity (segmint.serve.admission)")
+                        "shedding bounds latency only a little beyond capacity (segmint.serve.admission)")
     s.add_argument("--admin-token-file", default=None,
                    help="file holding the token of POST /admin/reload (else SEGMINT_ADMIN_TOKEN; "
                         "neither: the endpoint is off). A reload body may name any file the server "

@@ -64,13 +64,19 @@ offered      queue-ms 10                                 queue-ms 20
 1.65x (24k)  503 41 % (p99 2.4 s), admitted p99 2.4 s    503 1.5 % (p99 3.4 s), admitted p99 2.3 s
 ===========  ==========================================  ==========================================
 
-So the default is 10 ms: no shedding below capacity, and the lower admitted p99 just over it.
-Neither holds the issue's "p99 <= 50 ms at 2x": above ~1.3x no in-app rule can, because a 503
-costs ~75 % of a scored request; that needs a cheaper refusal (fewer connections, a proxy in front).
+The default was 10 ms on that table; the final run (alone on the machine, issue 16's notes)
+moved it to 50 ms: a 10-minute soak at 70% of capacity (8,200 req/s) with 10 ms gave 612 503s in
+4.9 million requests (0.012 %, every one a request caught behind a VM or GC stall of 10-230 ms that
+the loop drained in the next passes anyway), while at overload a tight budget buys little since a
+503 costs ~75 % of a scored request. 50 ms is the issue's bound for an admitted request's p99:
+nothing that waited less is refused, and a sustained overload (a queue that keeps growing) is
+still cut. Neither budget holds the issue's "p99 <= 50 ms at 2x": above ~1.3x no in-app rule can,
+because a 503 costs ~75 % of a scored request; that needs a cheaper refusal (fewer connections, a
+proxy in front).
 """
 import time
 
-DEFAULT_QUEUE_MS = 10.0  # measured: see the table above
+DEFAULT_QUEUE_MS = 50.0  # measured: see above
 # the budget while a reload runs in a worker thread (see the module's docstring)
 RELOAD_BUDGET_S = 1.0
 

@@ -34,6 +34,7 @@ success: a bad file is refused and the old model keeps serving.
 """
 import asyncio
 import datetime as _dt
+import gc
 import hashlib
 import hmac
 import logging
@@ -214,6 +215,12 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # everything imported and loaded so far lives as long as the process: move it out
+                # of the collector's sight, so a full collection no longer scans ~120k objects
+                # (~25 ms of a stalled loop, measured) in the middle of requests. Models loaded by
+                # later reloads stay collectable.
+                gc.collect()
+                gc.freeze()
                 loop = asyncio.get_running_loop()
                 self.lag.start(loop)
                 try:

@@ -692,6 +692,11 @@ class Scorer:
     def _missing(self, name, record):
         near = closest_names(str(name), [str(k) for k in record])
         hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+        # a caller who sent a partial record learns every gap at once, not one per attempt
+        others = [c for c in self.columns if c != name and c not in record]
+        if others:
+            shown = ", ".join(map(repr, others[:8])) + (", ..." if len(others) > 8 else "")
+            hint += f" ({len(others)} more fields the model reads are missing: {shown})"
         return UnknownColumnError(f"the record has no field {name!r}, which the model reads{hint}")
 
     def _record_check(self, record):
