@@ -401,16 +401,12 @@ def _write_manifest():
     # recorded signatures in place)
     text = json.dumps({"format": "segmint-warmup", "segmint": __version__, "numba": numba.__version__,
                        "cached_kernels": sorted(dispatchers), "kernels": kernels}, indent=1)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    from .errors import OutputError
+    from .io.writers import write_text
+
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:  # a read-only install: the cache itself could not be written either
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        write_text(path, text)  # atomic: whole or not at all
+    except (OSError, OutputError):  # a read-only install: the cache itself could not be written either
         return None
     return path
