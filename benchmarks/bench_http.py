@@ -11,7 +11,8 @@ What pytest-benchmark times: one request's round trip on the idle server (one ke
 connection, one request at a time). The figures that matter come from the load generator, run
 untimed after it. For each server: the capacity (``loadgen.find_capacity``: the highest rate
 with throughput >= 95% of offered, errors and 503s <= 0.1%, p99 <= 50 ms, the generator on
-schedule), then one step at 70% and one at 2x that capacity. ``extra_info`` holds, per step, throughput, p50/p95/p99/max,
+schedule), then one step at 70% and one at 2x that capacity (each after a 3 s warm-up at its rate: the
+steady state; the per-second ``*_windows`` show the measured part's settling). ``extra_info`` holds, per step, throughput, p50/p95/p99/max,
 errors, the 503 share and the 503s' p99 (``at70_*``, ``at2x_*``), the capacity, and for ours
 the ratio of our capacity to the baseline's (the baseline runs first). Quality: of a sample of
 customers sent one by one, the responses equal to the in-process answer (ours: ``Scorer.
@@ -55,8 +56,8 @@ SERVER_CPU, GENERATOR_CPU = 0, 1
 READY = re.compile(r"ready on http://([\d.]+):(\d+)")
 # per --size: measured seconds of a capacity step, its warm-up, bisections, seconds at 70% / 2x
 PLANS = {"small": None,
-         "medium": {"duration": 2.0, "warmup": 0.5, "bisect": 2, "steps": 3.0, "sample": 200},
-         "large": {"duration": 5.0, "warmup": 1.0, "bisect": 3, "steps": 10.0, "sample": 500}}
+         "medium": {"duration": 2.0, "warmup": 0.5, "bisect": 2, "steps": 3.0, "steps_warmup": 1.0, "sample": 200},
+         "large": {"duration": 5.0, "warmup": 1.0, "bisect": 3, "steps": 10.0, "steps_warmup": 3.0, "sample": 500}}
 SMALL = {"rate": 200.0, "duration": 0.5, "warmup": 0.2, "sample": 50}
 _CAPACITY = {}  # impl -> capacity, so ours can record the ratio to the baseline
 
@@ -178,7 +179,7 @@ def _load(request, host, port, records, pid):
         if capacity:
             for label, factor in (("at70", 0.7), ("at2x", 2.0)):
                 steps[label] = loadgen.run_step(host, port, reqs, capacity * factor, plan["steps"],
-                                                warmup=plan["warmup"], server_pid=pid, rss_every=1.0)
+                                                warmup=plan["steps_warmup"], server_pid=pid, rss_every=1.0)
         return found, steps
 
 
@@ -194,6 +195,8 @@ def _figures(found, steps):
                     "lag_p99_ms", "peak_connections"):
             info[f"{label}_{key}"] = s[key]
         info[f"{label}_other_status"] = s["other_status"]
+        if "windows" in s:  # per second: how an overload's onset settles (shedding starts after ~0.5 s of saturation)
+            info[f"{label}_windows"] = s["windows"]
     return info
 
 

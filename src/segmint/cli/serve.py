@@ -37,9 +37,9 @@ def add_parser(sub, positive):
                    help="more records in one /score/batch get 413 (default 1000)")
     s.add_argument("--queue-ms", type=_milliseconds, default=DEFAULT_QUEUE_MS,
                    help="queueing delay budget: a scoring request that has waited longer on the event "
-                        f"loop gets 503 at once (default {DEFAULT_QUEUE_MS:g}). A 503 still costs ~75%% of a "
-                        "scored request's CPU (uvicorn's HTTP handling; measured ~53 against ~69 us), so "
-                        "shedding bounds latency only a little beyond capacity (segmint.serve.admission)")
+                        f"loop gets 503 at once (default {DEFAULT_QUEUE_MS:g}). Beyond it, a sustained "
+                        "overload (loop iterations over 5 ms for 100 ms) sheds a share of scoring requests "
+                        "with a 503 answered from their raw bytes (segmint.serve.admission)")
     s.add_argument("--admin-token-file", default=None,
                    help="file holding the token of POST /admin/reload (else SEGMINT_ADMIN_TOKEN; "
                         "neither: the endpoint is off). A reload body may name any file the server "
@@ -96,8 +96,9 @@ def run(args):
     host, port = sock.getsockname()[:2]
     app = App(served, admin_token=token, max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
               queue_ms=args.queue_ms)
+    http = _http(app, args.access_log)
     config = uvicorn.Config(app, lifespan="on", log_config=None, log_level=args.log_level,
-                            access_log=args.access_log, http=_http(), loop=_loop(), server_header=False,
+                            access_log=args.access_log, http=http, loop=_loop(), server_header=False,
                             # uvicorn's default, written out: scripts/serve_baseline.py uses the same
                             backlog=2048)
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -148,12 +149,22 @@ def _bind(host, port):
     return sock
 
 
-def _http():
+def _http(app, access_log):
+    """uvicorn's HTTP protocol: httptools with the fast refusal of shed requests
+    (:mod:`segmint.serve.protocol`) unless every request must reach the access log; plain
+    httptools, or h11 without it."""
     try:
         import httptools  # noqa: F401
-        return "httptools"
     except ImportError:
         return "h11"
+    if not access_log:
+        from ..serve.protocol import protocol_class
+
+        cls = protocol_class(app)
+        if cls is not None:
+            app.fast_refusal = True
+            return cls
+    return "httptools"
 
 
 def _loop():

@@ -70,15 +70,56 @@ moved it to 50 ms: a 10-minute soak at 70% of capacity (8,200 req/s) with 10 ms 
 the loop drained in the next passes anyway), while at overload a tight budget buys little since a
 503 costs ~75 % of a scored request. 50 ms is the issue's bound for an admitted request's p99:
 nothing that waited less is refused, and a sustained overload (a queue that keeps growing) is
-still cut. Neither budget holds the issue's "p99 <= 50 ms at 2x": above ~1.3x no in-app rule can,
-because a 503 costs ~75 % of a scored request; that needs a cheaper refusal (fewer connections, a
-proxy in front).
+still cut. Neither budget holds the issue's "p99 <= 50 ms at 2x" alone: above ~1.3x no in-app rule
+can, because a 503 costs ~75 % of a scored request.
+
+Beyond capacity: shedding a sustained overload. Two things stood in the way, and a controller
+with a cheaper refusal answers both:
+
+1. *The queue the service cannot see.* A keep-alive client keeps one request in flight per
+   connection, so 512 connections put at most ~512 requests (~26 ms of work) in the server: under
+   a 50 ms budget nothing is ever refused, and at 2x the overload queues in the clients (measured:
+   no 503, 66 % timeouts; 380 of 512 server sockets held an unread request). What the service
+   does see is its loop busy window after window with late timer ticks. :meth:`LoopLag.control`
+   reads, every :data:`SHED_WINDOW_S`, the process's CPU time over the wall time ("busy") and
+   whether a tick came later than :data:`SHED_TARGET_S`; :data:`SHED_START_WINDOWS` windows in a
+   row both saturated (busy >= :data:`SHED_START_BUSY`) and late start shedding at half the
+   requests. Busy alone misleads: the loop batches more as load rises (~69 us a scored request at
+   12k req/s, ~52 us at 19k), so 70 % of capacity already reads ~0.93 busy; a stall alone is one
+   window. Shedding, the admitted share falls (x :data:`SHED_DECREASE`) in each window busier
+   than :data:`SHED_BUSY` and rises (+ :data:`SHED_INCREASE`) in the others (AIMD):
+   the headroom drains what queued in the clients before shedding began. Back at 1 it stops.
+   ``admit`` lets exactly that share pass, evenly. Tuning on this machine (each a full run of
+   ``bench_http.py``): starting at 0.9 and falling x0.85 per 50 ms took ~1 s to drain the onset's
+   queue (2x: p99 0.64 s); a late-tick-only rule never drained it (p99 1.2-1.5 s); a 0.95 busy
+   start shed 1 % at 0.67x capacity (the capacity search then stopped there); lowering the
+   share on late ticks too kept a 10-minute soak at 70 % shedding ~35 % for 90 s after a VM
+   hiccup (late ticks from steal, the loop not busy); starting after 0.2 s of saturation shed
+   during the catch-up after a stall (at 70 % the loop is ~93 % busy: a 0.3 s stall takes
+   seconds to drain), hence 0.5 s.
+2. *The dear refusal.* A shed request is refused by :mod:`segmint.serve.protocol` from the raw
+   bytes of its read, before uvicorn parses it: ~13 us of CPU at 38k req/s (a canned-answer
+   server on uvloop, the floor: ~10 us), against ~53 us for the app's 503.
+
+Measured with the server on core 0 and ``scripts/loadgen.py`` on core 1 (512 connections), the
+same model as the issue's figures: see BENCHMARKS.md (issue 16) for the final run.
 """
 import time
 
 DEFAULT_QUEUE_MS = 50.0  # measured: see above
 # the budget while a reload runs in a worker thread (see the module's docstring)
 RELOAD_BUDGET_S = 1.0
+
+# Sustained overload, the shedding controller (see "Beyond capacity" above; measured choices).
+SHED_WINDOW_S = 0.025
+SHED_TARGET_S = 0.005
+SHED_START_BUSY = 0.99
+SHED_BUSY = 0.97
+SHED_START_WINDOWS = 20
+SHED_DECREASE = 0.7
+SHED_INCREASE = 0.02
+SHED_START_SHARE = 0.5
+SHED_FLOOR = 0.05      # never below: admitted requests keep flowing while the loop recovers
 
 
 class LoopLag:
@@ -117,6 +158,15 @@ class LoopLag:
         self._start = None
         self._armed = False
         self._busy = False
+        # the shedding controller: the share of scoring requests admitted while shedding, since
+        # when the ticks have been late without a break, and the admission credit (deterministic:
+        # exactly ``share`` of the requests pass, spread evenly)
+        self.shedding = False
+        self.share = 1.0
+        self._credit = 0.0
+        self._window = None     # (wall, cpu) at the window's start
+        self._late = False      # a tick of this window was late
+        self._busy_windows = 0  # busy windows with late ticks in a row (not shedding)
 
     def start(self, loop):
         """Start ticking on ``loop`` (from a coroutine running on it)."""
@@ -135,6 +185,52 @@ class LoopLag:
         self.lag = max(0.0, now - self._due)
         self._due = now + self.interval
         self._handle = self._loop.call_later(self.interval, self._tick)
+        self.control(self.lag, now)
+
+    def control(self, lag, now, cpu=None):
+        """Update the shedding state from one tick: its lateness ``lag`` seen at ``now`` (seconds,
+        ``time.perf_counter``), and the process's CPU time ``cpu`` (``time.process_time``; read
+        when None). Decides once a window (see :data:`SHED_WINDOW_S`); a reload in a worker
+        thread keeps the loop busy and late without any overload: it resets the controller.
+        """
+        if self.reloading:
+            self.shedding, self.share, self._busy_windows, self._window = False, 1.0, 0, None
+            return
+        if cpu is None:
+            cpu = time.process_time()
+        self._late = self._late or lag > SHED_TARGET_S
+        if self._window is None:
+            self._window = (now, cpu)
+            return
+        wall0, cpu0 = self._window
+        if now - wall0 < SHED_WINDOW_S:
+            return
+        busy = (cpu - cpu0) / (now - wall0)
+        late, self._late, self._window = self._late, False, (now, cpu)
+        if self.shedding:
+            # busy only: late ticks without a busy loop are the VM's (steal), not a queue
+            if busy > SHED_BUSY:
+                self.share = max(SHED_FLOOR, self.share * SHED_DECREASE)
+            else:
+                self.share += SHED_INCREASE
+                if self.share >= 1.0:
+                    self.shedding, self.share, self._busy_windows = False, 1.0, 0
+        elif busy >= SHED_START_BUSY and late:
+            self._busy_windows += 1
+            if self._busy_windows >= SHED_START_WINDOWS:
+                self.shedding, self.share, self._credit = True, SHED_START_SHARE, 0.0
+        else:
+            self._busy_windows = 0
+
+    def admit(self):
+        """While shedding: whether to admit this scoring request (exactly ``share`` of them pass,
+        evenly spread: no random numbers, so a run can be replayed)."""
+        credit = self._credit + self.share
+        if credit >= 1.0:
+            self._credit = credit - 1.0
+            return True
+        self._credit = credit
+        return False
 
     def _boundary(self):
         # runs first in the pass after the one that queued it: every request of this pass was

@@ -192,6 +192,8 @@ class App:
         self.max_batch = max_batch
         self.lag = LoopLag(queue_ms)
         self.metrics = Metrics()
+        # set by segmint serve when its protocol refuses shed requests itself
+        self.fast_refusal = False
         self._reloading = False
         self._tasks = set()
         self._routes = {
@@ -250,7 +252,11 @@ class App:
                 status = await self._error(send, served, 405, "MethodNotAllowed",
                                            f"{scope['path']} takes {' or '.join(methods)}",
                                            extra=[(b"allow", ", ".join(methods).encode())])
-            elif endpoint in ("score", "score_batch") and self.lag.overloaded():
+            elif endpoint in ("score", "score_batch") and (
+                    self.lag.overloaded()
+                    # shedding a sustained overload: here only when the protocol does not (it
+                    # refuses from the raw bytes, far cheaper: segmint.serve.protocol)
+                    or (self.lag.shedding and not self.fast_refusal and not self.lag.admit())):
                 # refused before reading the body: the cheapest answer (Retry-After: come back)
                 self.metrics.rejected += 1
                 status = await self._error(send, served, 503, "Overloaded",
@@ -453,7 +459,8 @@ class App:
         return await self._json(send, served, 200, {"status": "ready", "model_version": served.version})
 
     async def _metrics(self, scope, receive, send, served):
-        body = self.metrics.render(served.version if served is not None else None, self.lag.current())
+        body = self.metrics.render(served.version if served is not None else None, self.lag.current(),
+                                   self.lag.share if self.lag.shedding else 1.0)
         headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
         if served is not None:
             headers.append(served.version_header)

@@ -38,6 +38,10 @@ class Metrics:
         self.requests = {}
         self.errors = {}
         self.rejected = 0
+        # requests the protocol refused from their raw bytes (segmint.serve.protocol), by
+        # endpoint: counted here, folded into the totals when rendered (no handling time: they
+        # never reach the app)
+        self.shed = {"score": 0, "score_batch": 0}
         self.reloads = 0
         self.reload_failures = 0
         # per endpoint: bucket counts (one past the last bucket: +Inf), count, sum
@@ -56,19 +60,28 @@ class Metrics:
     def error(self, name):
         self.errors[name] = self.errors.get(name, 0) + 1
 
-    def render(self, version, loop_lag):
+    def render(self, version, loop_lag, admitted_share=1.0):
         """The text exposition format (version 0.0.4) of every metric, as bytes."""
         out = []
         add = out.append
         add("# HELP segmint_http_requests_total HTTP requests answered, by endpoint and status.")
         add("# TYPE segmint_http_requests_total counter")
-        for (endpoint, status), n in sorted(self.requests.items()):
+        requests = dict(self.requests)
+        errors = dict(self.errors)
+        shed = 0
+        for endpoint, n in self.shed.items():
+            if n:
+                requests[(endpoint, 503)] = requests.get((endpoint, 503), 0) + n
+                errors["Overloaded"] = errors.get("Overloaded", 0) + n
+                shed += n
+        for (endpoint, status), n in sorted(requests.items()):
             add(f'segmint_http_requests_total{{endpoint="{endpoint}",status="{status}"}} {n}')
         add("# HELP segmint_http_errors_total Error answers (4xx and 5xx naming an error class), by class.")
         add("# TYPE segmint_http_errors_total counter")
-        for name, n in sorted(self.errors.items()):
+        for name, n in sorted(errors.items()):
             add(f'segmint_http_errors_total{{error="{_escape(name)}"}} {n}')
-        add("# HELP segmint_http_request_duration_seconds The app's handling time of a request.")
+        add("# HELP segmint_http_request_duration_seconds The app's handling time of a request (not of a "
+            "request refused from its raw bytes: it never reaches the app).")
         add("# TYPE segmint_http_request_duration_seconds histogram")
         for endpoint in ENDPOINTS:
             counts, count, total = self._hist[endpoint]
@@ -84,10 +97,13 @@ class Metrics:
             add(f'segmint_http_request_duration_seconds_sum{{endpoint="{endpoint}"}} {total!r}')
         add("# HELP segmint_rejected_overloaded_total Requests answered 503 by admission control.")
         add("# TYPE segmint_rejected_overloaded_total counter")
-        add(f"segmint_rejected_overloaded_total {self.rejected}")
+        add(f"segmint_rejected_overloaded_total {self.rejected + shed}")
         add("# HELP segmint_event_loop_lag_seconds Lateness of the event loop's last timer tick.")
         add("# TYPE segmint_event_loop_lag_seconds gauge")
         add(f"segmint_event_loop_lag_seconds {loop_lag!r}")
+        add("# HELP segmint_admitted_share The share of scoring requests admitted (1: not shedding).")
+        add("# TYPE segmint_admitted_share gauge")
+        add(f"segmint_admitted_share {admitted_share!r}")
         add("# HELP segmint_model_info The model being served (its content hash).")
         add("# TYPE segmint_model_info gauge")
         if version is not None:
