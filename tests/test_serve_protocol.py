@@ -89,6 +89,15 @@ def test_common_clients_requests_are_recognised():
     _request()[:20],
     b"POST /score HTTP/1.1\r\nContent-Length: 2\r\n",                       # no blank line yet
     b"",
+    # malformed heads: httptools refuses them (400, connection closed), so must see them
+    _request(body=b"5c\r\n", headers=[("Transfer-Encoding ", "chunked"), ("Content-Length", "4")]),
+    _request(body=b"{}", headers=[("X", "a\r\n Transfer-Encoding: chunked"), ("Content-Length", "2")]),
+    _request(body=b"{}", headers=[("X", "a\nConnection: close"), ("Content-Length", "2")]),
+    _request(body=b"{}", headers=[("X", "a\x00b"), ("Content-Length", "2")]),
+    _request(body=b"{}", headers=[("X", "a\rb"), ("Content-Length", "2")]),
+    _request(body=b"{}", headers=[("X Y", "a"), ("Content-Length", "2")]),
+    _request(body=b"{}", headers=[("Content-Length", "2"), ("NoColon", "")]).replace(b"NoColon: ", b"NoColon"),
+    _request("/score?a\tb", body=b"{}", headers=[("Content-Length", "2")]),
 ], ids=lambda d: repr(d[:40]))
 def test_anything_a_refusal_cannot_simply_skip_is_left_to_uvicorn(data):
     assert scoring_request(data) is None
@@ -122,6 +131,10 @@ _HEADER = st.one_of(
               st.sampled_from(["keep-alive", "Keep-Alive", "close", "upgrade", "keep-alive, close"])),
     st.tuples(st.sampled_from(["Transfer-Encoding", "Expect", "Upgrade"]),
               st.sampled_from(["chunked", "100-continue", "h2c"])),
+    # malformed: a blank before the colon, obs-fold, bare LF or CR, NUL, a control in a name
+    st.tuples(st.sampled_from(["X", "X Y", "Transfer-Encoding ", "Bad\x01", "Content-Length "]),
+              st.sampled_from(["a\r\n Transfer-Encoding: chunked", "a\nConnection: close", "a\x00",
+                               "a\rb", "ok", "\t2"])),
 )
 
 
@@ -211,13 +224,31 @@ def test_busy_without_late_ticks_or_late_ticks_without_a_busy_loop_do_not_start_
     assert not any(s for s, _ in _drive(LoopLag(), [(0.009, 0.5)] * 400))    # late but idle (steal)
 
 
-def test_a_reload_resets_the_controller():
+def test_a_reload_freezes_the_controller_and_its_window_restarts_after():
     lag = LoopLag()
-    _drive(lag, [(0.009, 1.0)] * 100)
+    _drive(lag, [(0.009, 1.0)] * 200)
     assert lag.shedding
+    frozen = lag.share
     lag.reloading = True
-    states = _drive(lag, [(0.009, 1.0)] * 100, start=5.0)
-    assert not any(s for s, _ in states) and lag.share == 1.0
+    states = _drive(lag, [(0.009, 1.0)] * 100 + [(0.0, 0.1)] * 100, start=5.0)
+    assert set(states) == {(True, frozen)}  # neither busier nor idler while the reload runs
+    lag.reloading = False
+    _drive(lag, [(0.0, 0.1)] * 2000, start=10.0)
+    assert (lag.shedding, lag.share) == (False, 1.0)
+    # not shedding when the reload starts: its stalls never start shedding
+    lag = LoopLag()
+    lag.reloading = True
+    assert not any(s for s, _ in _drive(lag, [(0.009, 1.0)] * 400))
+
+
+def test_near_capacity_without_a_queue_ends_shedding():
+    # after an overload, the loop stays ~98 % busy but its ticks are punctual: no queue, so the
+    # share rises back and shedding ends (a reviewer found it could stay shedding on busy alone)
+    lag = LoopLag()
+    _drive(lag, [(0.009, 1.0)] * 200)
+    assert lag.shedding
+    _drive(lag, [(0.001, 0.98)] * 2000, start=10.0)
+    assert (lag.shedding, lag.share) == (False, 1.0)
 
 
 @pytest.mark.parametrize("share", [0.05, 0.3, 0.5, 0.9, 1.0])
@@ -252,7 +283,7 @@ def forced(tmp_path_factory):
     record = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in table.slice(0, 1).to_pylist()[0].items()}
     servers = {}
     try:
-        for name, share in (("none", "0"), ("half", "0.5")):
+        for name, share in (("none", "0"), ("half", "0.5"), ("all", "1")):
             env = os.environ.copy()
             env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
             env["SEGMINT_TEST_SHARE"] = share
@@ -329,6 +360,7 @@ def test_a_shed_request_gets_the_apps_503_and_its_connection_serves_on(forced):
             assert status == 503 and payload == BODY
             assert json.loads(payload) == {"error": "Overloaded", "message": "the service is overloaded: retry later"}
             assert headers["retry-after"] == "1" and headers["content-type"] == "application/json"
+            assert "date" in headers  # uvicorn's default headers, as on every other answer
             assert len(headers["segmint-model-version"]) == 16
         conn.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection, not a scoring request
         assert conn.response()[0] == 200
@@ -336,32 +368,71 @@ def test_a_shed_request_gets_the_apps_503_and_its_connection_serves_on(forced):
         conn.close()
 
 
-def test_requests_a_refusal_cannot_skip_are_answered_the_usual_way_in_order(forced):
+def _handled_by_app(server):
+    # the app times what it answers; the protocol's refusals never reach it
+    return _metric(server, "segmint_http_request_duration_seconds_count", endpoint="score")
+
+
+def test_requests_a_refusal_cannot_skip_are_shed_by_the_app_in_order(forced):
     server, body = forced["servers"]["none"], forced["body"]
+    before = _handled_by_app(server)
     conn = _Conn(server.port)
     try:
-        # pipelined: two requests in one write, answered in order (scored: admitted by default)
-        conn.send(_score_request(body) + _score_request(body))
-        assert [conn.response()[0] for _ in range(2)] == [200, 200]
+        # pipelined: two requests in one write, both refused by the app, in order
+        conn.send(_score_request(body) + _score_request(body, target="/healthz"))
+        assert [conn.response()[0] for _ in range(2)] == [503, 405]
         # the body split over two writes
         data = _score_request(body)
         conn.send(data[:-5])
         time.sleep(0.05)
         conn.send(data[-5:])
-        assert conn.response()[0] == 200
-        # Expect: 100-continue (uvicorn answers 100 once the app reads the body)
-        conn.send(_score_request(body, [("Expect", "100-continue")])[:-len(body)])
-        status, _, _ = conn.response()
-        assert status == 100
-        conn.send(body)
-        assert conn.response()[0] == 200
-        # and then a plain one is refused on the same connection
+        assert conn.response()[0] == 503
+        # a head over 2 KiB (never cached nor refused from its bytes)
+        conn.send(_score_request(body, [("X-Trace", "t" * 3000)]))
+        assert conn.response()[0] == 503
+        assert _handled_by_app(server) - before == 3  # the app answered those three
+        # and a plain one is refused by the protocol on the same connection
         conn.send(_score_request(body))
         assert conn.response()[0] == 503
-        # Connection: close is answered and the connection closed
+        assert _handled_by_app(server) - before == 3
+        # Connection: close is refused by the app and the connection closed
         conn.send(_score_request(body, [("Connection", "close")]))
-        assert conn.response()[0] == 200
+        assert conn.response()[0] == 503
         assert conn.closed()
+    finally:
+        conn.close()
+
+
+def test_a_malformed_head_reaches_httptools_and_the_connection_closes(forced):
+    # the reviewer's smuggling probe: an obfuscated Transfer-Encoding, then a second request
+    server = forced["servers"]["none"]
+    for head in (b"Transfer-Encoding : chunked\r\nContent-Length: 4",
+                 b"X: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 4"):
+        conn = _Conn(server.port)
+        try:
+            conn.send(b"POST /score HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n5c\r\n")
+            time.sleep(0.05)
+            try:
+                conn.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            except OSError:
+                pass
+            assert conn.response()[0] == 400
+            assert conn.closed()
+        finally:
+            conn.close()
+
+
+def test_admitted_requests_are_scored_and_judged_once(forced):
+    # share 1 held while shedding: the protocol admits every request and the app must not
+    # judge them again (share x share); fallbacks are judged by the app alone
+    server, body = forced["servers"]["all"], forced["body"]
+    conn = _Conn(server.port)
+    try:
+        for _ in range(5):
+            conn.send(_score_request(body))
+            assert conn.response()[0] == 200
+        conn.send(_score_request(body) + _score_request(body))
+        assert [conn.response()[0] for _ in range(2)] == [200, 200]
     finally:
         conn.close()
 

@@ -37,9 +37,10 @@ def add_parser(sub, positive):
                    help="more records in one /score/batch get 413 (default 1000)")
     s.add_argument("--queue-ms", type=_milliseconds, default=DEFAULT_QUEUE_MS,
                    help="queueing delay budget: a scoring request that has waited longer on the event "
-                        f"loop gets 503 at once (default {DEFAULT_QUEUE_MS:g}). Beyond it, a sustained "
-                        "overload (loop iterations over 5 ms for 100 ms) sheds a share of scoring requests "
-                        "with a 503 answered from their raw bytes (segmint.serve.admission)")
+                        f"loop gets 503 at once (default {DEFAULT_QUEUE_MS:g}). Beside it, a sustained "
+                        "overload (the loop saturated, with ticks over 5 ms late, for 0.5 s) sheds a share "
+                        "of scoring requests with a 503 answered from their raw bytes "
+                        "(segmint.serve.admission)")
     s.add_argument("--admin-token-file", default=None,
                    help="file holding the token of POST /admin/reload (else SEGMINT_ADMIN_TOKEN; "
                         "neither: the endpoint is off). A reload body may name any file the server "
@@ -162,7 +163,6 @@ def _http(app, access_log):
 
         cls = protocol_class(app)
         if cls is not None:
-            app.fast_refusal = True
             return cls
     return "httptools"
 

@@ -86,15 +86,16 @@ with a cheaper refusal answers both:
    row both saturated (busy >= :data:`SHED_START_BUSY`) and late start shedding at half the
    requests. Busy alone misleads: the loop batches more as load rises (~69 us a scored request at
    12k req/s, ~52 us at 19k), so 70 % of capacity already reads ~0.93 busy; a stall alone is one
-   window. Shedding, the admitted share falls (x :data:`SHED_DECREASE`) in each window busier
-   than :data:`SHED_BUSY` and rises (+ :data:`SHED_INCREASE`) in the others (AIMD):
+   window. Shedding, the admitted share falls (x :data:`SHED_DECREASE`) in each window both late
+   and busier than :data:`SHED_BUSY` and rises (+ :data:`SHED_INCREASE`) in the others (AIMD):
    the headroom drains what queued in the clients before shedding began. Back at 1 it stops.
    ``admit`` lets exactly that share pass, evenly. Tuning on this machine (each a full run of
    ``bench_http.py``): starting at 0.9 and falling x0.85 per 50 ms took ~1 s to drain the onset's
    queue (2x: p99 0.64 s); a late-tick-only rule never drained it (p99 1.2-1.5 s); a 0.95 busy
    start shed 1 % at 0.67x capacity (the capacity search then stopped there); lowering the
-   share on late ticks too kept a 10-minute soak at 70 % shedding ~35 % for 90 s after a VM
-   hiccup (late ticks from steal, the loop not busy); starting after 0.2 s of saturation shed
+   share on late ticks alone kept a 10-minute soak at 70 % shedding ~35 % for 90 s after a VM
+   hiccup (late ticks from steal, the loop not busy), and on busy alone it could stay shedding
+   just under capacity (a reviewer's model: 0.9x after a 2x burst, a third refused); starting after 0.2 s of saturation shed
    during the catch-up after a stall (at 70 % the loop is ~93 % busy: a 0.3 s stall takes
    seconds to drain), hence 0.5 s.
 2. *The dear refusal.* A shed request is refused by :mod:`segmint.serve.protocol` from the raw
@@ -191,10 +192,13 @@ class LoopLag:
         """Update the shedding state from one tick: its lateness ``lag`` seen at ``now`` (seconds,
         ``time.perf_counter``), and the process's CPU time ``cpu`` (``time.process_time``; read
         when None). Decides once a window (see :data:`SHED_WINDOW_S`); a reload in a worker
-        thread keeps the loop busy and late without any overload: it resets the controller.
+        thread keeps the loop busy and late without any overload: the controller stays as it is
+        until the reload ends.
         """
         if self.reloading:
-            self.shedding, self.share, self._busy_windows, self._window = False, 1.0, 0, None
+            # frozen, not reset: an overload during a reload stays shed as it was; the window
+            # restarts after it (the reload's GIL-holding thread made this one meaningless)
+            self._window, self._late, self._busy_windows = None, False, 0
             return
         if cpu is None:
             cpu = time.process_time()
@@ -208,8 +212,10 @@ class LoopLag:
         busy = (cpu - cpu0) / (now - wall0)
         late, self._late, self._window = self._late, False, (now, cpu)
         if self.shedding:
-            # busy only: late ticks without a busy loop are the VM's (steal), not a queue
-            if busy > SHED_BUSY:
+            # both: late ticks without a busy loop are the VM's (steal), not a queue; a busy loop
+            # with punctual ticks is near capacity without a queue (the loop batches more as load
+            # rises): neither is a reason to refuse more
+            if late and busy > SHED_BUSY:
                 self.share = max(SHED_FLOOR, self.share * SHED_DECREASE)
             else:
                 self.share += SHED_INCREASE

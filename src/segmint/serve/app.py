@@ -48,7 +48,9 @@ import pyarrow as pa
 
 from ..errors import ParameterError, SegmintError
 from .admission import DEFAULT_QUEUE_MS, LoopLag
+
 from .metrics import Metrics
+from .protocol import ADMITTED
 
 log = logging.getLogger("segmint.serve")
 
@@ -192,8 +194,6 @@ class App:
         self.max_batch = max_batch
         self.lag = LoopLag(queue_ms)
         self.metrics = Metrics()
-        # set by segmint serve when its protocol refuses shed requests itself
-        self.fast_refusal = False
         self._reloading = False
         self._tasks = set()
         self._routes = {
@@ -254,9 +254,9 @@ class App:
                                            extra=[(b"allow", ", ".join(methods).encode())])
             elif endpoint in ("score", "score_batch") and (
                     self.lag.overloaded()
-                    # shedding a sustained overload: here only when the protocol does not (it
+                    # shedding a sustained overload: the requests the protocol did not judge (it
                     # refuses from the raw bytes, far cheaper: segmint.serve.protocol)
-                    or (self.lag.shedding and not self.fast_refusal and not self.lag.admit())):
+                    or (self.lag.shedding and ADMITTED not in scope and not self.lag.admit())):
                 # refused before reading the body: the cheapest answer (Retry-After: come back)
                 self.metrics.rejected += 1
                 status = await self._error(send, served, 503, "Overloaded",

@@ -12,13 +12,16 @@ When: only while :class:`~segmint.serve.admission.LoopLag` is shedding (a sustai
 never one stall) and its :meth:`~segmint.serve.admission.LoopLag.admit` says this request is not
 among the share admitted. Only a read that holds exactly one complete ``POST`` to ``/score`` or
 ``/score/batch`` (:func:`scoring_request`), on a connection with nothing in flight (no earlier
-request unanswered, so answers stay in order) and its parser between messages. Anything else
-(a body split over reads, pipelined requests, ``Transfer-Encoding``, ``Expect``, ``Upgrade``,
-a ``Connection`` header other than one ``keep-alive``, HTTP/1.0) goes the usual way, where the app's own 503 still applies. A
-refused request's headers are not validated (a malformed one gets 503 now and 400 on retry).
+request unanswered, so answers stay in order) and its parser between messages, with a head
+that follows HTTP's grammar strictly (else httptools must see it: it refuses what is malformed).
+Anything else (a body split over reads, pipelined requests, ``Transfer-Encoding``, ``Expect``,
+``Upgrade``, a ``Connection`` header other than one ``keep-alive``, HTTP/1.0, a head over 2 KiB)
+goes the usual way, and the app sheds it with the same share (a request the protocol admitted
+carries ``scope["segmint.admitted"]`` so the app does not judge it twice).
 
-The answer is the app's 503 byte for byte in content (the same JSON, ``Retry-After``, the model's
-version header); the metrics count it as the app counts its own. uvicorn's access log does not
+The answer has the app's 503 headers and body (uvicorn's default headers with the Date, the
+same JSON, ``Retry-After``, the model's version header); the metrics count it as the app counts
+its own. uvicorn's access log does not
 see it: with ``--access-log`` the fast refusal is off (every request logged, as asked).
 
 This leans on uvicorn's ``HttpToolsProtocol`` (``data_received``, ``on_message_begin``,
@@ -27,6 +30,8 @@ This leans on uvicorn's ``HttpToolsProtocol`` (``data_received``, ``on_message_b
 then runs uvicorn's own protocol (the app's 503 still works, only dearer). Tested on uvicorn
 0.54 with httptools 0.9.
 """
+import re
+
 __all__ = ["protocol_class", "read_head", "scoring_request"]
 
 _SCORING = {b"/score": "score", b"/score/batch": "score_batch"}
@@ -37,6 +42,16 @@ BODY = b'{"error":"Overloaded","message":"the service is overloaded: retry later
 # headers a fast refusal cannot honour by skipping the request (found after a CRLF, lower case)
 _REFUSE_IF = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nupgrade:")
 _LENGTH = b"\r\ncontent-length:"
+# The whole head, strictly (RFC 9112): the request line, then header lines of a token, a colon
+# right after it and a value of visible characters, blanks and obs-text; no obs-fold, no bare CR
+# or LF, no control characters. httptools refuses (400, connection closed) what breaks these
+# rules; a refusal that skipped such a request would keep the connection open and read what
+# follows as a new request (a smuggling gap a front proxy could be led into): it goes to
+# httptools instead.
+_HEAD = re.compile(rb"POST /score(?:/batch)?(?:\?[\x21-\x7e]*)? HTTP/1\.1"
+                   rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t \x20-\x7e\x80-\xff]*)*")
+ADMITTED = "segmint.admitted"  # the scope key of a request the protocol judged and admitted
+_MAX_HEAD = 2048  # longer heads are not cached (nor refused fast): the cache stays ~2 MiB
 _HEADS = 1024  # request heads remembered (see protocol_class)
 _CONNECTION = b"\r\nconnection:"
 _VERSION = b" HTTP/1.1"
@@ -73,10 +88,12 @@ def read_head(head):
     """``(endpoint, content_length)`` of a request's head (its bytes up to the blank line, not
     included) when a fast refusal may skip that request (see :func:`scoring_request`); else None.
     """
-    if not head.startswith(b"POST /score"):
+    if not head.startswith(b"POST /score") or _HEAD.fullmatch(head) is None:
         return None
     eol = head.find(b"\r\n")
-    if eol < 0 or not head.endswith(_VERSION, 0, eol):
+    if eol < 0:
+        eol = len(head)
+    if not head.endswith(_VERSION, 0, eol):
         return None
     target = head[5:eol - len(_VERSION)]
     endpoint = _SCORING.get(target.split(b"?", 1)[0])
@@ -116,19 +133,24 @@ def protocol_class(app):
     if not all(callable(getattr(HttpToolsProtocol, name, None)) for name in _NEEDED):
         return None
 
-    canned = {}  # model version -> the whole 503, bytes (one version at a time)
+    canned = {}  # (model version, uvicorn's default headers list) -> the whole 503, bytes
     # request heads seen -> read_head's verdict: a client sends the same head again and again
     # (only the length may change), and a dict lookup is far cheaper than reading the headers;
-    # bounded (a client varying its headers only misses)
+    # only heads of scoring requests up to _MAX_HEAD bytes, at most _HEADS of them (~2 MiB)
     heads = {}
 
-    def answer(served):
+    def answer(served, defaults):
+        # uvicorn's default headers (the Date, refreshed once a second as a new list): the same
+        # headers as any other answer of the server
         version = served.version if served is not None else ""
-        data = canned.get(version)
+        key = (version, id(defaults))
+        data = canned.get(key)
         if data is None:
             canned.clear()
-            data = canned[version] = (
-                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            data = canned[key] = (
+                b"HTTP/1.1 503 Service Unavailable\r\n"
+                + b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+                + b"content-type: application/json\r\n"
                 + (b"segmint-model-version: " + version.encode() + b"\r\n" if version else b"")
                 + b"retry-after: 1\r\ncontent-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
         return data
@@ -140,10 +162,16 @@ def protocol_class(app):
         _segmint_between = True
         # loop time of the last fast refusal: the connection was not idle since
         _segmint_refused_at = -1e300
+        # the request about to be parsed was judged here and admitted: the app must not judge
+        # it again (it would admit share x share)
+        _segmint_admitted = False
 
         def on_message_begin(self):
             self._segmint_between = False
             super().on_message_begin()
+            if self._segmint_admitted:
+                self.scope[ADMITTED] = True
+                self._segmint_admitted = False
 
         def on_message_complete(self):
             self._segmint_between = True
@@ -152,8 +180,9 @@ def protocol_class(app):
         def data_received(self, data):
             lag = app.lag
             if (lag.shedding and self._segmint_between and not self.pipeline
-                    and (self.cycle is None or self.cycle.response_complete)):
-                end = data.find(b"\r\n\r\n")
+                    and (self.cycle is None or self.cycle.response_complete)
+                    and data.startswith(b"POST /score")):
+                end = data.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
                 if end >= 0:
                     head = data[:end]
                     known = heads.get(head)
@@ -161,17 +190,20 @@ def protocol_class(app):
                         if len(heads) >= _HEADS:
                             heads.clear()
                         known = heads[head] = read_head(head) or False
-                    if known and end + 4 + known[1] == len(data) and not lag.admit():
-                        self.transport.write(answer(app.served))
-                        app.metrics.shed[known[0]] += 1
-                        self.server_state.total_requests += 1
-                        # the keep-alive timer is left armed (re-arming it costs more than the
-                        # rest of a refusal): it checks this when it fires
-                        self._segmint_refused_at = self.loop.time()
-                        if self.timeout_keep_alive_task is None:
-                            self.timeout_keep_alive_task = self.loop.call_later(
-                                self.timeout_keep_alive, self.timeout_keep_alive_handler)
-                        return
+                    if known and end + 4 + known[1] == len(data):
+                        if lag.admit():
+                            self._segmint_admitted = True
+                        else:
+                            self.transport.write(answer(app.served, self.server_state.default_headers))
+                            app.metrics.shed[known[0]] += 1
+                            self.server_state.total_requests += 1
+                            # the keep-alive timer is left armed (re-arming it costs more than
+                            # the rest of a refusal): it checks this when it fires
+                            self._segmint_refused_at = self.loop.time()
+                            if self.timeout_keep_alive_task is None:
+                                self.timeout_keep_alive_task = self.loop.call_later(
+                                    self.timeout_keep_alive, self.timeout_keep_alive_handler)
+                            return
             super().data_received(data)
 
         def timeout_keep_alive_handler(self):
