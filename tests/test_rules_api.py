@@ -228,3 +228,21 @@ def test_rules_the_vm_cannot_run_are_type_errors(rule, message):
     table = pa.table({"i": [1], "s": ["a"], "t": ["b"], "d": pa.array([1], pa.date32())})
     with pytest.raises(RuleTypeError, match=re.escape(message)):
         RuleSet({"x": rule}).evaluate(table, as_of=AS_OF)
+
+
+def test_integers_beyond_2_53_count_only_where_valid_pandas_nat_is_a_null():
+    # pandas' NaT lies under a null as int64's minimum: a null, never an out-of-range value
+    import numpy as np
+    import pyarrow as pa
+    import pytest
+
+    import segmint
+
+    times = pa.array(np.array(["NaT", "2024-01-01", "2025-12-30"], dtype="datetime64[us]"), from_pandas=True)
+    rules = segmint.RuleSet([("old", "days_since(last_order) > 30")], default="other")
+    out = rules.evaluate(pa.table({"last_order": times}), as_of="2026-01-01")
+    assert out.table.column("segment").to_pylist() == ["other", "old", "other"]
+    assert out.counts.column("unknown").to_pylist() == [1, 0]
+    # a valid value beyond 2**53 is still refused, naming the column
+    with pytest.raises(segmint.DataError, match="'v' holds integers beyond 2\\*\\*53"):
+        segmint.RuleSet([("b", "v > 1")], default="o").evaluate(pa.table({"v": pa.array([None, 2 ** 60])}))

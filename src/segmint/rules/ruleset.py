@@ -685,6 +685,9 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
         if values.dtype.kind in "iu" and values.dtype.itemsize == 8 and n:
             # not np.abs: it leaves int64's minimum negative
             big = ((values > _EXACT_INT) | (values < -_EXACT_INT)) if values.dtype.kind == "i" else values > _EXACT_INT
+            if big.any() and view.validity is not None:
+                # only valid values count: under a null lies anything (pandas' NaT is int64's minimum)
+                big &= view.is_valid()
             if big.any():
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
