@@ -347,7 +347,8 @@ def test_minibatch_score_improves_with_max_iter_once_early_stopping_is_off():
 
 
 def test_import_segmint_imports_neither_pandas_nor_scikit_learn():
-    code = "import sys, segmint; print(sorted(m for m in ('pandas', 'polars', 'sklearn') if m in sys.modules))"
+    code = ("import sys, segmint; print(sorted(m for m in ('pandas', 'polars', 'sklearn', 'dask', 'distributed') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

@@ -122,7 +122,7 @@ class ResultWriter:
         parent = self.path.parent
         if not parent.is_dir():
             raise OutputError(f"cannot write {str(self.path)!r}: folder {str(parent)!r} does not exist")
-        self._tmp = parent / f".{_stem(self.path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._tmp = temporary_path(self.path)
         self._writer = None
         self._part = 0
         self._rows_in_part = 0
@@ -183,57 +183,10 @@ class ResultWriter:
         """Finish the output and move it to its destination atomically."""
         if self._done:
             return
-        try:
-            self._writer.close()
-            if self.format == "parquet-dataset":
-                parts = [f"part-{i:05d}.parquet" for i in range(self._part + 1)]
-                (self._tmp / outputs.MARKER).write_bytes(outputs.marker_bytes(parts))
-            _fsync_tree(self._tmp)
-            if not self._overwrite and os.path.lexists(self.path):  # it appeared during the job
-                raise OutputError(f"{str(self.path)!r} appeared while it was being written; with "
-                                  "overwrite=False it is left as it is and nothing was written")
-            outputs.commit_started(self.path, self._tmp)
-            if self.format == "parquet-dataset":
-                self._replace_folder()
-            else:
-                if self.path.is_dir():  # it may have appeared since the check
-                    raise OutputError(f"{str(self.path)!r} is a folder; it cannot be replaced by a file")
-                os.replace(self._tmp, self.path)
-            outputs.commit_done(self.path)
-            _fsync_dir(self.path.parent)
-        except BaseException as exc:
-            if os.path.lexists(self._tmp):  # the rename, which commits, did not happen
-                outputs.commit_abandoned(self.path)
-                self.abort()
-                if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-                    raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from exc
-            else:  # committed; only what came after failed (or Ctrl-C came just then)
-                outputs.commit_done(self.path)
-                self._done = True
-            raise
-        self._done = True
-
-    def _replace_folder(self):
-        """Rename the finished temporary folder to the destination; an existing destination must
-        (still) be empty or a dataset segmint wrote, and only its listed files are removed."""
-        if not os.path.lexists(self.path):
-            os.rename(self._tmp, self.path)
-            return
-        if not self.path.is_dir() or self.path.is_symlink():
-            raise OutputError(f"{str(self.path)!r} is not a folder segmint wrote; nothing was replaced")
-        names = outputs.dataset_parts(self.path)  # checked again: the job may have run for hours
-        if not names:
-            os.rename(self._tmp, self.path)  # POSIX renames over an empty folder, atomically; a
-            return                           # file that appeared since makes it fail instead
-        old = self.path.parent / f".{_stem(self.path)}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(self.path, old)
-        try:
-            os.rename(self._tmp, self.path)
-        except BaseException:
-            if not os.path.lexists(self.path):
-                os.rename(old, self.path)  # put the previous dataset back
-            raise
-        outputs.remove_dataset(old, names)
+        self._done = True  # committed or dropped below, whatever happens
+        parts = ([f"part-{i:05d}.parquet" for i in range(self._part + 1)]
+                 if self.format == "parquet-dataset" else None)
+        commit(self._tmp, self.path, parts=parts, overwrite=self._overwrite, finish=self._writer.close)
 
     def abort(self):
         """Drop everything written; the destination is left as it was."""
@@ -248,10 +201,7 @@ class ResultWriter:
         self._remove_tmp()
 
     def _remove_tmp(self):
-        if self._tmp.is_dir():
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        elif self._tmp.exists():
-            self._tmp.unlink()
+        remove_temporary(self._tmp)
 
     def __enter__(self):
         return self
@@ -289,6 +239,97 @@ def write_table(table, path, *, format=None, compression=None, overwrite=True, r
         for piece in pieces:
             out.write(piece)
     return out.rows_written
+
+
+def temporary_path(path):
+    """A new hidden name beside ``path`` for its temporary file or folder (not created):
+    ``.NAME.tmp-PID-RANDOM``, which says what it is if a killed job leaves it behind."""
+    path = Path(path)
+    return path.parent / f".{_stem(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def commit(tmp, path, *, parts=None, overwrite=True, finish=None):
+    """Move the finished temporary ``tmp`` to ``path`` atomically, or remove it.
+
+    Parameters
+    ----------
+    tmp : pathlib.Path
+        A file, or (with ``parts``) a folder holding exactly the part files ``parts``.
+    path : pathlib.Path
+        The destination, checked before the work began (:func:`check_table_output`).
+    parts : list of str, optional
+        A Parquet dataset folder's part file names: its marker file listing them is written
+        first. An existing destination folder is replaced only while it is empty or holds
+        nothing but a dataset segmint wrote, and only its listed files are removed.
+    overwrite : bool
+        False: a destination that appeared during the job is left as it is (an error).
+    finish : callable, optional
+        Called first (closing the writer of ``tmp``); a failure there drops ``tmp`` too.
+
+    Raises
+    ------
+    OutputError
+        The destination cannot be replaced, or a file system error; ``tmp`` is removed then,
+        unless the rename (the commit) happened and only what came after failed.
+    """
+    try:
+        if finish is not None:
+            finish()
+        if parts is not None:
+            (tmp / outputs.MARKER).write_bytes(outputs.marker_bytes(parts))
+        _fsync_tree(tmp)
+        if not overwrite and os.path.lexists(path):  # it appeared during the job
+            raise OutputError(f"{str(path)!r} appeared while it was being written; with "
+                              "overwrite=False it is left as it is and nothing was written")
+        outputs.commit_started(path, tmp)
+        if parts is not None:
+            _replace_folder(tmp, path)
+        else:
+            if path.is_dir():  # it may have appeared since the check
+                raise OutputError(f"{str(path)!r} is a folder; it cannot be replaced by a file")
+            os.replace(tmp, path)
+        outputs.commit_done(path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        if os.path.lexists(tmp):  # the rename, which commits, did not happen
+            outputs.commit_abandoned(path)
+            remove_temporary(tmp)
+            if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+                raise OutputError(f"cannot write {str(path)!r}: {exc}") from exc
+        else:  # committed; only what came after failed (or Ctrl-C came just then)
+            outputs.commit_done(path)
+        raise
+
+
+def _replace_folder(tmp, path):
+    """Rename the finished temporary folder to the destination; an existing destination must
+    (still) be empty or a dataset segmint wrote, and only its listed files are removed."""
+    if not os.path.lexists(path):
+        os.rename(tmp, path)
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise OutputError(f"{str(path)!r} is not a folder segmint wrote; nothing was replaced")
+    names = outputs.dataset_parts(path)  # checked again: the job may have run for hours
+    if not names:
+        os.rename(tmp, path)  # POSIX renames over an empty folder, atomically; a
+        return                # file that appeared since makes it fail instead
+    old = path.parent / f".{_stem(path)}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        if not os.path.lexists(path):
+            os.rename(old, path)  # put the previous dataset back
+        raise
+    outputs.remove_dataset(old, names)
+
+
+def remove_temporary(tmp):
+    """Remove a temporary file or folder (and what it holds) if it is there."""
+    if os.path.isdir(tmp) and not os.path.islink(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif os.path.lexists(tmp):
+        os.unlink(tmp)
 
 
 def _rows_per_file(value):

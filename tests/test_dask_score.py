@@ -1,0 +1,279 @@
+"""segmint.dask.score and segmint.dask.warmup on a real LocalCluster (2 worker processes).
+
+The reference is local segmint on the same data: the dataset written by the cluster, read back
+in part-name order, must equal ``Segmenter.score`` / ``RuleSet.evaluate`` (Arrow
+``Table.equals``), whatever the chunking of a Parquet input or the partitions of a dask
+DataFrame. The outputs follow segmint's rules: nothing over an input or over a folder segmint
+did not write, nothing at all when a task fails.
+"""
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="segmint.dask needs the dask extra")
+dd = pytest.importorskip("dask.dataframe", reason="dask DataFrame inputs need dask[dataframe]")
+
+import segmint  # noqa: E402
+import segmint.dask as sd  # noqa: E402
+from segmint import KMeans, RuleSet, Segmenter  # noqa: E402
+from segmint import FeatureError  # noqa: E402
+from segmint.errors import OutputError, UnknownColumnError  # noqa: E402
+from segmint.io import outputs  # noqa: E402
+
+AS_OF = "2026-10-01"
+ALIGN = 65_536
+N = 2 * ALIGN + 5_003  # three chunks of 65,536 rows, the last short
+COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "sessions_30d", "email_opt_in",
+           "region", "last_order_date"]
+SPEC = [{"column": "recency_days", "impute": "median", "log1p": True, "indicator": True},
+        {"column": "frequency", "log1p": True},
+        {"column": "monetary", "log1p": True, "scale": "robust"},
+        "sessions_30d",
+        {"column": "region", "one_hot": True}]
+RULES = [("no_consent", "not email_opt_in"), ("lapsed", "days_since(last_order_date) > 365"),
+         ("never_bought", "frequency = 0")]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def customers():
+    table = segmint.make_customers(N, random_state=3).select(COLUMNS)
+    # a few nulls where the features impute them and the rules meet them
+    recency = pc.if_else(pa.array(np.arange(N) % 97 == 0), pa.scalar(None, pa.int32()), table["recency_days"])
+    return table.set_column(1, "recency_days", recency)
+
+
+@pytest.fixture(scope="module")
+def folder(customers, tmp_path_factory):
+    """Two Parquet files with odd row groups, so that chunks cut across groups and files."""
+    path = tmp_path_factory.mktemp("in") / "customers"
+    path.mkdir()
+    cut = 70_001
+    pq.write_table(customers.slice(0, cut), path / "a.parquet", row_group_size=30_011)
+    pq.write_table(customers.slice(cut), path / "b.parquet", row_group_size=17_777)
+    return path
+
+
+@pytest.fixture(scope="module")
+def segmenter(customers):
+    model = Segmenter(SPEC, clusterer=KMeans(n_clusters=4, random_state=0, max_iter=20),
+                      rules=RuleSet(RULES, default="active"), id_column="customer_id")
+    return model.fit(customers.slice(0, 20_000), as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return RuleSet(RULES, default="active")
+
+
+def read_back(path):
+    """The dataset's parts in name order, as one table (what a reader of the output gets)."""
+    names = sorted(n for n in os.listdir(path) if n.endswith(".parquet"))
+    return pa.concat_tables([pq.read_table(os.path.join(path, n)) for n in names])
+
+
+def local_dataset(model_score, tmp_path):
+    """Local segmint's result written as a dataset and read back the same way."""
+    out = tmp_path / "local"
+    model_score(out=str(out) + "/")
+    return read_back(out)
+
+
+# -- warm-up ----------------------------------------------------------------------------------------
+def light_warmup():
+    """One kernel and its record, as segmint.warmup() leaves them for every kernel (the whole
+    warm-up compiles for about a minute on a cold cache: too long for this suite)."""
+    from segmint import _warmup
+    from segmint.kernels.reduce import weighted_sum
+    weighted_sum(np.ones(3), np.ones(0), 0, 3, np.zeros(1))
+    _warmup._write_manifest()
+    return 0.0
+
+
+def use_light_warmup():  # on a worker
+    segmint._real_warmup = segmint.warmup
+    segmint.warmup = light_warmup
+
+
+def use_real_warmup():  # on a worker
+    segmint.warmup = segmint._real_warmup
+
+
+def test_warmup_runs_on_every_worker_and_a_second_call_loads_from_the_cache(client):
+    client.run(use_light_warmup)
+    try:
+        first = sd.warmup(client)
+        second = sd.warmup()  # the current client by default
+    finally:
+        client.run(use_real_warmup)
+    workers = sorted(client.scheduler_info()["workers"])
+    assert sorted(first) == sorted(second) == workers
+    for report in first.values():
+        assert report.action in ("compiled", "loaded")
+        assert report.numba_cache_dir == os.environ["NUMBA_CACHE_DIR"]  # the tests' own cache
+        assert report.cache.startswith(report.numba_cache_dir)
+    for report in second.values():
+        assert report.action == "loaded", report.before
+        assert "load from the cache" in report.before
+
+
+# -- equal to local segmint ---------------------------------------------------------------------------
+@pytest.mark.parametrize("rows_per_chunk", [ALIGN, 4 * ALIGN])
+def test_a_segmenter_with_rules_scores_a_parquet_folder_as_local_segmint_does(client, folder, segmenter,
+                                                                              tmp_path, rows_per_chunk):
+    out = tmp_path / "scored"
+    result = sd.score(segmenter, folder, out, as_of=AS_OF, rows_per_chunk=rows_per_chunk)
+    chunks = -(-N // rows_per_chunk)
+    assert result == (str(out), N, chunks)
+    assert sorted(os.listdir(out)) == [outputs.MARKER] + [f"part-{i:05d}.parquet" for i in range(chunks)]
+    back = read_back(out)
+    assert back.equals(local_dataset(lambda out: segmenter.score(folder, out=out, as_of=AS_OF), tmp_path))
+    # and the rows are local segmint's in memory, value for value
+    local = segmenter.score(folder, as_of=AS_OF)
+    assert back.select(["customer_id", "segment_id", "distance"]).equals(
+        local.select(["customer_id", "segment_id", "distance"]))
+    for name in ("segment", "rule"):
+        assert back[name].to_pylist() == local[name].to_pylist()
+
+
+@pytest.mark.parametrize(("mode", "memberships"), [("waterfall", "columns"), ("multi", "columns"),
+                                                   ("multi", "bitmask")])  # memberships: multi mode only
+def test_a_rule_set_alone_scores_a_parquet_folder_as_local_segmint_does(client, folder, tmp_path, mode,
+                                                                        memberships):
+    rules = RuleSet(RULES, mode=mode) if mode == "multi" else RuleSet(RULES, default="active")
+    out = tmp_path / "rules"
+    result = sd.score(rules, folder, out, as_of=AS_OF, id_column="customer_id", memberships=memberships, rows_per_chunk=ALIGN,
+                      columns=["region"])
+    assert result.rows == N and result.parts == 3
+    local = rules.evaluate(folder, as_of=AS_OF, id_column="customer_id", memberships=memberships).table
+    back = read_back(out)
+    assert back.column_names == local.column_names + ["region"]
+    assert back.drop_columns(["region"]).equals(local_dataset(lambda out: rules.evaluate(
+        folder, as_of=AS_OF, id_column="customer_id", memberships=memberships, out=out), tmp_path))
+    assert back.drop_columns(["region"]).to_pylist() == local.to_pylist()
+    assert back["region"].to_pylist() == pq.read_table(folder, columns=["region"])["region"].to_pylist()
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 40])
+def test_a_dask_dataframe_is_scored_per_partition_as_local_segmint_scores_it(client, customers, segmenter,
+                                                                            tmp_path, partitions):
+    frame = customers.slice(0, 9_000).to_pandas()
+    # datetime64[us], not dates (which dask would turn into strings); without NaT: local
+    # segmint's rules refuse the int64 minimum pandas leaves under a null timestamp (reported)
+    frame["last_order_date"] = frame["last_order_date"].astype("datetime64[us]").fillna(pd.Timestamp("2020-01-01"))
+    ddf = dd.from_pandas(frame, npartitions=partitions)
+    out = tmp_path / "scored"
+    result = sd.score(segmenter, ddf, out, as_of=AS_OF)
+    assert result == (str(out), 9_000, ddf.npartitions)
+    table = pa.Table.from_pandas(frame, schema=pa.Schema.from_pandas(ddf._meta, preserve_index=False),
+                                 preserve_index=False)
+    assert read_back(out).equals(local_dataset(lambda out: segmenter.score(table, out=out, as_of=AS_OF),
+                                               tmp_path))
+
+
+def test_an_empty_parquet_file_gives_a_dataset_of_one_empty_part(client, customers, segmenter, tmp_path):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(customers.slice(0, 0), path)
+    out = tmp_path / "scored"
+    assert sd.score(segmenter, path, out, as_of=AS_OF) == (str(out), 0, 1)
+    assert read_back(out).equals(local_dataset(lambda out: segmenter.score(path, out=out, as_of=AS_OF),
+                                               tmp_path))
+
+
+def test_a_rerun_replaces_the_dataset_segmint_wrote(client, folder, rules, tmp_path):
+    out = tmp_path / "scored"
+    sd.score(rules, folder, out, as_of=AS_OF, rows_per_chunk=4 * ALIGN)
+    assert sd.score(rules, folder, out, as_of=AS_OF, rows_per_chunk=ALIGN).parts == 3
+    assert sorted(os.listdir(out)) == [outputs.MARKER] + [f"part-{i:05d}.parquet" for i in range(3)]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+# -- refusals ----------------------------------------------------------------------------------------
+def test_an_output_over_a_folder_or_file_segmint_did_not_write_is_refused_before_any_work(client, folder,
+                                                                                        rules, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputError, match="segmint did not write"):
+        sd.score(rules, folder, foreign, as_of=AS_OF)
+    assert os.listdir(foreign) == ["notes.txt"]
+    a_file = tmp_path / "file"
+    a_file.write_text("keep me")
+    with pytest.raises(OutputError, match="is a file"):
+        sd.score(rules, folder, a_file, as_of=AS_OF)
+    assert a_file.read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["file", "mine"]
+
+
+def test_an_output_over_or_inside_an_input_is_refused(client, folder, rules, tmp_path):
+    before = sorted(os.listdir(folder))
+    for out in (folder, folder / "scored", folder / "a.parquet"):
+        with pytest.raises(OutputError, match="never writes over its own input"):
+            sd.score(rules, folder, out, as_of=AS_OF)
+    with pytest.raises(OutputError, match="never writes over its own input"):
+        sd.score(rules, [folder / "a.parquet", folder / "b.parquet"], folder, as_of=AS_OF)
+    assert sorted(os.listdir(folder)) == before
+
+
+def test_a_failing_chunk_leaves_nothing_and_names_the_rows(client, customers, segmenter, tmp_path):
+    path = tmp_path / "bad"
+    path.mkdir()
+    monetary = customers["monetary"].to_numpy().copy()
+    monetary[ALIGN + 10] = np.inf  # in the second chunk only
+    bad = customers.set_column(COLUMNS.index("monetary"), "monetary", pa.array(monetary))
+    pq.write_table(bad, path / "part.parquet", row_group_size=50_000)
+    with pytest.raises(FeatureError, match=r"rows 65,536\.\.131,071.*monetary"):
+        sd.score(segmenter, path, tmp_path / "scored", as_of=AS_OF, rows_per_chunk=ALIGN)
+    assert sorted(os.listdir(tmp_path)) == ["bad"]  # no output, no temporary folder beside it
+
+
+def test_an_unknown_column_is_refused_on_the_client_naming_the_nearest(client, folder, rules, tmp_path):
+    with pytest.raises(UnknownColumnError, match="customer_id"):
+        sd.score(rules, folder, tmp_path / "scored", id_column="customer_idd")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_retried_task_leaves_one_whole_part_with_the_same_rows(folder, rules, tmp_path):
+    # what the scheduler does when a worker is lost: the same task runs again, into the same folder
+    import importlib
+
+    from segmint.dask.chunks import parquet_chunks
+
+    score_module = importlib.import_module("segmint.dask.scoring")  # the module, not sd.score
+
+    chunk = parquet_chunks(folder, ALIGN).chunks[1]
+    shipped, _ = score_module._ship(rules)
+    options = score_module._Options(score_module._fixed_as_of(AS_OF), "customer_id", "columns", 10_000, (),
+                                    None)
+    read = score_module._columns_read(rules, pq.read_schema(folder / "a.parquet"), options)
+    first = score_module._score_chunk(chunk, shipped, read, options, str(tmp_path), "part-00001.parquet")
+    written = pq.read_table(tmp_path / "part-00001.parquet")
+    second = score_module._score_chunk(chunk, shipped, read, options, str(tmp_path), "part-00001.parquet")
+    assert first == second and first[0] == ALIGN
+    assert os.listdir(tmp_path) == ["part-00001.parquet"]  # no temporary left beside it
+    assert pq.read_table(tmp_path / "part-00001.parquet").equals(written)
+    expected = rules.evaluate(pq.read_table(folder).slice(ALIGN, ALIGN), as_of=AS_OF, id_column="customer_id")
+    assert written.to_pylist() == expected.table.to_pylist()
+
+
+def test_segmint_dask_without_the_extra_names_it():
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "try:\n    import segmint.dask\nexcept ImportError as e:\n"
+            "    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("MissingExtraError") and "segmint[dask]" in out.stdout
