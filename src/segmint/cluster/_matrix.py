@@ -233,23 +233,8 @@ class Features:
         """
         if not counts.any():
             return
-        names = self.names or [f"x{j}" for j in range(self.n_features)]
-        what = "feature columns" if self.names else "feature columns of the array"
         nonfinite, first_big = self._describe(np.flatnonzero(counts))
-        parts = []
-        if nonfinite.any():
-            detail = ", ".join(f"{names[j]!r} has {c:,}" for j, c in enumerate(nonfinite) if c)
-            parts.append(f"{what} hold NaN or infinite values: {detail}; impute or drop them first")
-        if first_big:
-            limit = self.limit
-            big = ", ".join(f"{names[j]!r} holds {v} (row {r:,})" for j, (r, v) in sorted(first_big.items()))
-            parts.append(f"{what} hold values beyond \u00b1{limit:.3g}, the largest segmint clusters for "
-                         f"{self.n_features} {self.dtype} feature{'s' if self.n_features != 1 else ''} "
-                         f"(squared distances would overflow): {big}; rescale them first (e.g. "
-                         "standardise or log)")
-        if not parts:  # counted before but not found now: the data changed under us
-            parts.append(f"{what} hold NaN, infinite or too large values")
-        raise FeatureError("; ".join(parts))
+        raise nonfinite_error(self.names, self.n_features, self.dtype, nonfinite, first_big)
 
     def raise_overflow(self):
         """Raise :class:`FeatureError` for data within :attr:`limit` whose distances still
@@ -328,6 +313,31 @@ class Features:
                 views.append([batch[n] for n in self.names])
             self._chunks = (np.asarray(starts, dtype=np.int64), views)
         return self._chunks
+
+
+def nonfinite_error(names, n_features, dtype, nonfinite, first_big):
+    """The :class:`FeatureError` for features holding NaN, infinities or values beyond the limit.
+
+    ``names``: feature names or None (an array); ``nonfinite``: per-feature NaN/inf counts;
+    ``first_big``: {feature: (row, value text)} of the first finite value beyond the limit.
+    Shared by :meth:`Features.raise_nonfinite` and the distributed checks of :mod:`segmint.dask`.
+    """
+    what = "feature columns" if names else "feature columns of the array"
+    names = names or [f"x{j}" for j in range(n_features)]
+    parts = []
+    if nonfinite.any():
+        detail = ", ".join(f"{names[j]!r} has {c:,}" for j, c in enumerate(nonfinite) if c)
+        parts.append(f"{what} hold NaN or infinite values: {detail}; impute or drop them first")
+    if first_big:
+        limit = value_limit(dtype, n_features)
+        big = ", ".join(f"{names[j]!r} holds {v} (row {r:,})" for j, (r, v) in sorted(first_big.items()))
+        parts.append(f"{what} hold values beyond \u00b1{limit:.3g}, the largest segmint clusters for "
+                     f"{n_features} {dtype} feature{'s' if n_features != 1 else ''} "
+                     f"(squared distances would overflow): {big}; rescale them first (e.g. "
+                     "standardise or log)")
+    if not parts:  # counted before but not found now: the data changed under us
+        parts.append(f"{what} hold NaN, infinite or too large values")
+    return FeatureError("; ".join(parts))
 
 
 def _count(X, lo, hi, limit):

@@ -101,7 +101,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
                 kr.weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
 
         run_chunks(piece, _pieces(start, m))
-    inertia = _ordered_total(partial[:, 0]) if want_inertia else None
+    inertia = ordered_total(partial[:, 0]) if want_inertia else None
     overflow = inertia is not None and not np.isfinite(inertia)
     return labels, dist, inertia, bool(bad.any()) or overflow
 
@@ -139,19 +139,48 @@ def lloyd_pass(features, centers, sample_weight=None, labels=None, dist=None):
 
         def piece(p, X=X, lab=lab, dis=dis, w=w):
             lo, hi, chunk = p
-            ka.assign_rows_sums(X, lo, hi, w, C2, cn, lab, dis, sums[chunk], wsums[chunk])
-            kr.weighted_sum(dis, w, lo, hi, partial[chunk])
+            lloyd_piece(X, lo, hi, w, C2, cn, lab, dis, sums[chunk], wsums[chunk], partial[chunk])
 
         run_chunks(piece, _pieces(start, m))
+    total_sums, total_w, inertia = combine_lloyd(sums, wsums, partial[:, 0])
+    return total_sums, total_w, inertia, labels, dist
+
+
+def lloyd_piece(X, lo, hi, w, C2, cn, labels, dist, sums, wsums, partial):
+    """Rows ``lo..hi`` of one chunk: labels and distances out, the chunk's partials added to.
+
+    The one sequence of kernel calls a Lloyd pass runs per piece of a chunk, here and on a Dask
+    worker (:mod:`segmint.dask.cluster`), so both give the same partials.
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64, IN
+    lo, hi : int
+    w : (n,) weights of X's dtype, or empty for unit weights, IN
+    C2, cn : centers from :func:`prepare`, IN
+    labels : (n,) int32, dist : (n,) X's dtype, OUT at ``lo..hi``
+    sums : (k, d) float64, wsums : (k,) float64, partial : (1,) float64, INOUT
+    """
+    ka.assign_rows_sums(X, lo, hi, w, C2, cn, labels, dist, sums, wsums)
+    kr.weighted_sum(dist, w, lo, hi, partial)
+
+
+def combine_lloyd(sums, wsums, partial):
+    """Per-chunk Lloyd partials (chunks in global order) -> (sums, wsums, inertia).
+
+    sums : (n_chunks, k, d), wsums : (n_chunks, k), partial : (n_chunks,), all float64.
+    """
+    k, d = sums.shape[1:]
     total_sums = np.zeros((k, d), dtype=np.float64)
     total_w = np.zeros(k, dtype=np.float64)
-    for c in range(n_chunks):  # fixed order: the same bits for any thread count
+    for c in range(sums.shape[0]):  # fixed order: the same bits for any thread count
         total_sums += sums[c]
         total_w += wsums[c]
-    return total_sums, total_w, _ordered_total(partial[:, 0]), labels, dist
+    return total_sums, total_w, ordered_total(partial)
 
 
-def _ordered_total(values):
+def ordered_total(values):
+    """Sum of per-chunk float64 partials, left to right (chunk order)."""
     total = 0.0
     for v in values.tolist():
         total += v

@@ -98,9 +98,21 @@ class KMeans(KMeansBase):
         -------
         self
         """
+        k, n_init, max_iter, tol, verbose = self._check_fit_params()
+        data = self._matrix(X, columns, reset=True)
+        _check_size(data, k)
+        data.check_finite()
+        w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
+        self._fit_matrix(data, w, k, n_init, max_iter, tol, verbose, LocalPasses(data, w))
+        warn_distinct(self.labels_, k)
+        return self
+
+    def _check_fit_params(self):
+        """The checked (k, n_init, max_iter, tol, verbose) of a fit."""
         k = check_positive_int("n_clusters", self.n_clusters)
         max_iter = check_positive_int("max_iter", self.max_iter)
-        n_init = _check_n_init(self.n_init, self.init, default_random=10, owner=type(self).__name__)
+        n_init = _check_n_init(self.n_init, self.init, default_random=10, owner=type(self).__name__,
+                               stacklevel=4)
         tol = _check_tol(self.tol)
         verbose = self._check_verbose()
         if self.algorithm not in ("lloyd", "elkan"):  # both exact: one Lloyd serves both
@@ -108,14 +120,19 @@ class KMeans(KMeansBase):
                                  f"{{'lloyd', 'elkan'}}. Got {self.algorithm!r:.80} instead.")
         if self.algorithm == "elkan" and k == 1:  # scikit-learn's warning, kept for parity
             warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' "
-                          "instead.", RuntimeWarning, stacklevel=2)
+                          "instead.", RuntimeWarning, stacklevel=3)
         if not isinstance(self.copy_x, (bool, np.bool_)):
             raise ParameterError(f"The 'copy_x' parameter of {type(self).__name__} must be an instance of "
                                  f"'bool'. Got {self.copy_x!r:.80} instead.")
-        data = self._matrix(X, columns, reset=True)
-        _check_size(data, k)
-        data.check_finite()
-        w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
+        return k, n_init, max_iter, tol, verbose
+
+    def _fit_matrix(self, data, w, k, n_init, max_iter, tol, verbose, passes):
+        """Seed and run Lloyd ``n_init`` times on checked ``data``; keep the lowest inertia.
+
+        ``data`` needs ``n_rows``, ``dtype``, ``array`` and ``take`` (local
+        :class:`~._matrix.Features`, or the blocks of a Dask fit); ``passes`` runs the data passes
+        (:class:`LocalPasses`, or the distributed ones of :mod:`segmint.dask.cluster`).
+        """
         rng = check_random_state(self.random_state)
         init_size = check_positive_int("init_size", self.init_size) if self.init_size is not None \
             else DEFAULT_INIT_SAMPLE
@@ -128,34 +145,67 @@ class KMeans(KMeansBase):
             if verbose:
                 print("Initialization complete")
             tol_abs = tol * float(np.mean(np.var(sample, axis=0, dtype=np.float64))) if tol > 0 else 0.0
-            run = _lloyd(data, centers, w, max_iter, tol_abs, verbose)
+            run = _lloyd(data, centers, w, max_iter, tol_abs, verbose, passes=passes)
             if best is None or run[2] < best[2]:
                 best = run
         self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
-        warn_distinct(self.labels_, k)
         return self
 
 
-def _lloyd(data, centers, w, max_iter, tol_abs, verbose=0):
+class LocalPasses:
+    """The data passes of a Lloyd run over local :class:`~._matrix.Features`.
+
+    A distributed fit (:mod:`segmint.dask.cluster`) brings its own object with the same four
+    methods, so both run the one loop of :func:`_lloyd` and stop at the same iteration.
+    """
+
+    def __init__(self, data, w):
+        self.data, self.w = data, w
+        self.labels = np.empty(data.n_rows, dtype=np.int32)
+        self.dist = np.empty(data.n_rows, dtype=data.dtype)
+        self.previous = np.empty(data.n_rows, dtype=np.int32)
+
+    def lloyd(self, centers):
+        """One Lloyd pass: (sums, wsums, inertia); labels and distances kept for the rest."""
+        sums, wsums, inertia, self.labels, self.dist = lloyd_pass(self.data, centers, self.w,
+                                                                  self.labels, self.dist)
+        return sums, wsums, inertia
+
+    def relocate(self, empty, sums, wsums):
+        _relocate(self.data, empty, self.labels, self.dist, self.w, sums, wsums)
+
+    def labels_unchanged(self):
+        """Whether the last pass's labels equal those remembered by :meth:`remember_labels`."""
+        return np.array_equal(self.labels, self.previous)
+
+    def remember_labels(self):
+        np.copyto(self.previous, self.labels)
+
+    def final(self, centers, want_labels=True):
+        """(labels or None, inertia) of the final centers."""
+        labels, _, inertia, _ = assign_pass(self.data, centers, self.w, want_labels=want_labels)
+        return labels, inertia
+
+
+def _lloyd(data, centers, w, max_iter, tol_abs, verbose=0, passes=None):
     """Lloyd iterations from ``centers``: (centers, labels, inertia, n_iter)."""
-    labels = np.empty(data.n_rows, dtype=np.int32)
-    dist = np.empty(data.n_rows, dtype=data.dtype)
-    previous = np.empty(data.n_rows, dtype=np.int32)
+    if passes is None:
+        passes = LocalPasses(data, w)
     have_previous = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        sums, wsums, inertia, labels, dist = lloyd_pass(data, centers, w, labels, dist)
+        sums, wsums, inertia = passes.lloyd(centers)
         if verbose:  # scikit-learn's messages, iterations counted from 0
             print(f"Iteration {n_iter - 1}, inertia {inertia}.")
         empty = np.flatnonzero(wsums == 0)
         if empty.size:
-            _relocate(data, empty, labels, dist, w, sums, wsums)
+            passes.relocate(empty, sums, wsums)
         new = centers.copy()
         filled = wsums > 0
         new[filled] = (sums[filled] / wsums[filled, None]).astype(centers.dtype)
         shift = float(np.sum((new.astype(np.float64) - centers) ** 2))
         centers = new
-        if have_previous and np.array_equal(labels, previous):
+        if have_previous and passes.labels_unchanged():
             if verbose:
                 print(f"Converged at iteration {n_iter - 1}: strict convergence.")
             break  # strict convergence: the assignment no longer changes
@@ -163,17 +213,33 @@ def _lloyd(data, centers, w, max_iter, tol_abs, verbose=0):
             if verbose:
                 print(f"Converged at iteration {n_iter - 1}: center shift {shift} within tolerance {tol_abs}.")
             break
-        np.copyto(previous, labels)
+        passes.remember_labels()
         have_previous = True
-    labels, _, inertia, _ = assign_pass(data, centers, w, want_labels=True)
+    labels, inertia = passes.final(centers)
     return centers, labels, inertia, n_iter
+
+
+def farthest(dist, m):
+    """Indices of the ``m`` largest ``dist``, farthest first, ties to the lowest index.
+
+    Selecting the top ``m`` of per-chunk tops gives the same rows, so a distributed pass
+    chooses the rows a local one does.
+    """
+    if m >= dist.size:
+        far = np.arange(dist.size)
+    else:
+        # the m-th largest value; rows tied with it taken by index (argpartition alone would
+        # pick among ties in an order of its own)
+        cut = np.partition(dist, dist.size - m)[dist.size - m]
+        above = np.flatnonzero(dist > cut)
+        far = np.concatenate([above, np.flatnonzero(dist == cut)[:m - above.size]])
+    return far[np.lexsort((far, -dist[far].astype(np.float64)))]
 
 
 def _relocate(data, empty, labels, dist, w, sums, wsums):
     """Move empty centers onto the rows farthest from their centers (farthest first)."""
     m = empty.size
-    far = np.argpartition(-dist, m - 1)[:m] if m < dist.size else np.arange(dist.size)
-    far = far[np.lexsort((far, -dist[far].astype(np.float64)))]
+    far = farthest(dist, m)
     rows = data.take(far)
     weights = np.ones(m) if w is None else w[far].astype(np.float64)
     kre.relocate_empty(rows, weights, labels[far].astype(np.int32), empty.astype(np.int64), sums, wsums)

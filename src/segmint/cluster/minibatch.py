@@ -1,15 +1,14 @@
 """Mini-batch k-means (Sculley 2010) over arrays or any segmint source, in bounded memory."""
 import numbers
-import warnings
 
 import numpy as np
 
 from .._estimator import check_positive_int, check_random_state
 from .._lazy import lazy_import
 from ..errors import ParameterError
-from ._base import KMeansBase, check_sample_weight
+from ._base import KMeansBase, check_sample_weight, warn_caller
 from ._matrix import check_centers
-from ._passes import assign_pass, prepare
+from ._passes import prepare
 from .kmeans import _check_n_init, _check_size, _check_tol, _init_sample, initial_centers
 
 ka = lazy_import("segmint.kernels.assign")  # on first use: see segmint._lazy
@@ -121,8 +120,8 @@ class MiniBatchKMeans(KMeansBase):
         else:
             size = check_positive_int("init_size", self.init_size)
             if size < self._k:  # scikit-learn's warning and fallback
-                warnings.warn(f"init_size={size} should be larger than n_clusters={self._k}. Setting it "
-                              "to min(3*n_clusters, n_samples)", RuntimeWarning, stacklevel=3)
+                warn_caller(f"init_size={size} should be larger than n_clusters={self._k}. Setting it "
+                            "to min(3*n_clusters, n_samples)", RuntimeWarning)
                 size = 3 * self._k
         return min(n, max(size, self._k))
 
@@ -147,11 +146,18 @@ class MiniBatchKMeans(KMeansBase):
         _check_size(data, self._k)
         if self._own_passes:
             data.check_finite()
+        w = check_sample_weight(sample_weight, data.n_rows, data.dtype)
+        from .kmeans import LocalPasses
+        return self._fit_matrix(data, w, LocalPasses(data, w))
+
+    def _fit_matrix(self, data, w, passes):
+        """The fit on checked ``data`` (``n_rows``, ``n_features``, ``dtype``, ``array``, ``take``:
+        local Features or the blocks of a Dask fit), its full passes run by ``passes``
+        (:class:`~.kmeans.LocalPasses` or the distributed ones of :mod:`segmint.dask.cluster`)."""
         n = data.n_rows
         # a batch never holds more rows than the data (as scikit-learn): batch_size=10**12
         # must not size a buffer of 10**12 rows
         self._batch = min(self._batch, n)
-        w = check_sample_weight(sample_weight, n, data.dtype)
         rng = check_random_state(self.random_state)
         self._rng = rng  # partial_fit after fit continues the same random stream
         init_size = self._init_size(n)
@@ -189,7 +195,7 @@ class MiniBatchKMeans(KMeansBase):
         self.n_iter_ = int(np.ceil(step * self._batch / n))
         if self.refine_iter:
             from .kmeans import _lloyd
-            centers, labels, inertia, _ = _lloyd(data, centers, w, self.refine_iter, 0.0)
+            centers, labels, inertia, _ = _lloyd(data, centers, w, self.refine_iter, 0.0, passes=passes)
             self.cluster_centers_, self.inertia_ = centers, inertia
             self.labels_ = labels if self.compute_labels else None
             if not self.compute_labels:
@@ -198,7 +204,7 @@ class MiniBatchKMeans(KMeansBase):
         self.cluster_centers_ = centers
         if not self._own_passes:
             return self
-        labels, _, self.inertia_, _ = assign_pass(data, centers, w, want_labels=self.compute_labels)
+        labels, self.inertia_ = passes.final(centers, want_labels=self.compute_labels)
         if self.compute_labels:
             self.labels_ = labels
         return self
