@@ -256,3 +256,81 @@ def pc_floor_to(column, unit):
     valid = column.is_valid().to_numpy(zero_copy_only=False)
     us = np.where(valid, us // step * step, 0)
     return pa.array(us, mask=~valid).cast(pa.timestamp("us", tz="UTC"))
+
+
+def segment_folds(log, as_of_us, segment=65_536):
+    """The slow twin of segmint's float sums (see "Sums by segment" in segmint.events.aggregate):
+    per customer, qualifying amounts added from 0.0 in row order within each segment of 65,536
+    global rows, the segment partials added from 0.0 in segment order. Also the plain running
+    sum over all rows, to show that the two orders round differently on this log."""
+    ids = log["customer_id"].to_pylist()
+    ts = log["ts"].cast(pa.int64()).to_pylist()
+    types = log["event_type"].to_pylist()
+    amounts = log["amount"].to_pylist()
+    partial, running = {}, {}
+    for r, (c, t, e, a) in enumerate(zip(ids, ts, types, amounts)):
+        if c is None or t is None or t > as_of_us or e != "purchase" or a is None:
+            continue
+        key = (c, r // segment)
+        partial[key] = partial.get(key, 0.0) + a
+        running[c] = running.get(c, 0.0) + a
+    folded = {}
+    for (c, _), s in sorted(partial.items()):
+        folded[c] = folded.get(c, 0.0) + s
+    return folded, running
+
+
+def test_sums_are_segment_folds_whatever_the_batches_and_threads():
+    # 200k events over 4 segments, amounts that round (not cents: any order would show)
+    log = random_log(200_000, 21)
+    rng = np.random.default_rng(5)
+    amount = log["amount"].to_numpy(zero_copy_only=False) * rng.choice([1.0, 1e-3, 1e3], log.num_rows)
+    log = log.set_column(3, "amount", pa.array(amount, mask=np.isnan(amount)))
+    kw = dict(amount="amount", event_type="event_type", qualifying="purchase", as_of=AS_OF,
+              windows={"spend_ever": {"agg": "sum", "type": "purchase"}})
+    results = []
+    for threads, batch_size in [(1, 1 << 22), (2, 1 << 22), (2, 65_536), (1, 30_011), (2, 100_003)]:
+        with segmint.threads(threads):
+            results.append(segmint.aggregate(log, batch_size=batch_size, **kw).table)
+    for t in results[1:]:
+        assert t.equals(results[0])
+    folded, running = segment_folds(log, int(AS_OF.timestamp() * 1e6))
+    got = dict(zip(results[0]["customer_id"].to_pylist(), results[0]["monetary"].to_pylist()))
+    want = {c: folded.get(c, 0.0) for c in got}
+    assert got == want  # exact: the same bits as the twin's Python floats
+    assert results[0]["spend_ever"].to_pylist() == results[0]["monetary"].to_pylist()
+    assert any(running[c] != folded[c] for c in folded), "the orders should round differently somewhere"
+    # BTYD's mean repeat value divides sums of the same structure: independent of batches too
+    btyd = [btyd_summary(log, batch_size=b, **{k: v for k, v in kw.items() if k != "windows"}).table
+            for b in (1 << 22, 30_011)]
+    assert btyd[0].equals(btyd[1])
+
+
+def test_segment_folds_keep_inf_nan_and_signed_zeros():
+    # a few customers, events over 3 segments: inf, -inf, NaN and -0.0 amounts in some of them
+    n = 140_000
+    rng = np.random.default_rng(8)
+    as_of_us = int(AS_OF.timestamp() * 1e6)
+    cid = rng.integers(0, 40, n)
+    amount = rng.gamma(2, 30, n) * rng.choice([1.0, 1e-3, 1e3], n)
+    amount[cid == 0] = -0.0                              # only -0.0: a sum of +0.0
+    amount[(cid == 1) & (np.arange(n) == np.flatnonzero(cid == 1)[3])] = np.inf
+    amount[(cid == 2) & (np.arange(n) > 70_000)] = np.nan  # NaN in the second segment on
+    first3 = np.flatnonzero(cid == 3)
+    amount[first3[2]], amount[first3[-2]] = np.inf, -np.inf  # inf - inf: NaN
+    log = pa.table({"customer_id": cid, "ts": pa.array(as_of_us - rng.integers(0, 99 * US_DAY, n),
+                                                        pa.timestamp("us", tz="UTC")),
+                    "event_type": pa.array(["purchase"] * n), "amount": amount})
+    kw = dict(amount="amount", event_type="event_type", qualifying="purchase", as_of=AS_OF)
+    tables = []
+    for threads, batch_size in [(1, 1 << 22), (2, 50_001)]:
+        with segmint.threads(threads):
+            tables.append(segmint.aggregate(log, batch_size=batch_size, **kw).table)
+    got = [t["monetary"].to_numpy() for t in tables]
+    folded, _ = segment_folds(log, as_of_us)
+    want = np.array([folded[c] for c in tables[0]["customer_id"].to_pylist()])
+    for g in got:
+        assert np.array_equal(g, want, equal_nan=True)
+        assert np.array_equal(np.signbit(g), np.signbit(want))
+    assert got[0][0] == 0.0 and not np.signbit(got[0][0])
+    assert got[0][1] == np.inf and np.isnan(got[0][2]) and np.isnan(got[0][3])

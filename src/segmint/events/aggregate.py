@@ -21,11 +21,26 @@ from ..errors import DataError, ParameterError, unknown_column
 # each batch is radix-partitioned 256 ways, a cost per batch, so small batches are slow (on
 # 20.5M events: 131,072 per batch 570 ms, 1M 455 ms, 4M 425 ms). A 4M-event batch holds ~120 MB.
 EVENT_BATCH_SIZE = 1 << 22
+
+# Sums by segment. Floating-point addition is not associative, so a sum's bits depend on the
+# order of its additions. Every float sum here (``monetary``, sum windows, BTYD's first-period
+# amount) has one fixed structure, whatever the batches and threads: the input's rows are cut
+# into segments of ``kernels.aggregate.SEGMENT_ROWS`` (65,536) consecutive global rows (a
+# segment may span batches); a customer's amounts are added from 0.0 in row order within each
+# segment, and the segment partials are added to the total in segment order, a left fold from
+# 0.0 (``((0.0 + s0) + s1) + ...``; a segment without the customer's events adds nothing).
+# The kernels keep the pending partials beside the totals and fold them lazily (see
+# ``kernels/aggregate.py``). This is what lets ``segmint.dask.aggregate``, whose chunks are
+# whole segments, return the very same bits: its chunk tasks send per-segment partials and
+# its bucket tasks fold them in segment order. Counts, firsts and lasts are exact in any order.
+
 from ..io import open as open_source
 from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
 from .._memory import pool_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
+
+SEGMENT_ROWS = agg.SEGMENT_ROWS  # rows per segment of float sums (see "Sums by segment")
 
 pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
@@ -266,7 +281,9 @@ class _Scan:
         self.n_slots = np.zeros(agg.N_PART, dtype=np.int64)
         self.table_ = np.full((agg.N_PART, 16, 2), -1, dtype=np.int64)
         self.istate = np.zeros((agg.N_PART, 0, agg.N_ISTATE), dtype=np.int64)  # grown per batch
-        self.fstate = np.zeros((agg.N_PART, 0, 1 + len(spec)))
+        # totals, then the segment partials of the float sums (see kernels.aggregate)
+        n_sums = 1 + sum(w.agg == "sum" for w in spec)
+        self.fstate = np.zeros((agg.N_PART, 0, 1 + len(spec) + n_sums))
         self.id_dictionary = None
         # Dense mode while ids look like dictionary codes or database keys (base, base + 1, ...
         # with few gaps): slots come straight from the id, no hash table. Ids that turn out
@@ -285,6 +302,9 @@ class _Scan:
             self.n_periods = np.zeros((agg.N_PART, 0), dtype=np.int64)
             self.first_period = np.zeros((agg.N_PART, 0), dtype=np.int64)
             self.first_amount = np.zeros((agg.N_PART, 0))
+            self.pseg = np.zeros((agg.N_PART, 0), dtype=np.int64)
+            self.seg_period = np.zeros((agg.N_PART, 0), dtype=np.int64)
+            self.seg_amount = np.zeros((agg.N_PART, 0))
         self._run(int(batch_size))
 
     def report_counts(self):
@@ -320,6 +340,9 @@ class _Scan:
             self.n_periods = widen(self.n_periods, 0)
             self.first_period = widen(self.first_period, agg.INT64_MAX)
             self.first_amount = widen(self.first_amount, 0.0)
+            self.pseg = widen(self.pseg, -1)
+            self.seg_period = widen(self.seg_period, agg.INT64_MAX)
+            self.seg_amount = widen(self.seg_amount, 0.0)
         self.cap = cap
         return old
 
@@ -427,30 +450,44 @@ class _Scan:
                 amount_col = _KernelColumn(_NO_FLOATS)
             type_col, code_bits = _type_tables(batch, inp.event_type, inp.qualifying, self.spec)
             part, buf, buf_f, b_slot = buffers
-            chunks = chunk_bounds(n, -(-n // n_threads))
-            counts = np.zeros((len(chunks), agg.N_PART), dtype=np.int64)
-            bad_rows = np.full((len(chunks), 1), -1, dtype=np.int64)
+            # the batch's rows by global segment (see "Sums by segment" above): a thread takes
+            # whole segments, so each segment's events are counted, then placed, by one kernel call
+            row0 = self.n_events - n
+            g0, off = row0 >> agg.SEG_BITS, row0 & (agg.SEGMENT_ROWS - 1)
+            seg_rows = [(max(0, k * agg.SEGMENT_ROWS - off), min(n, (k + 1) * agg.SEGMENT_ROWS - off))
+                        for k in range((off + n - 1) // agg.SEGMENT_ROWS + 1)]
+            runs = _runs(len(seg_rows), n_threads)
+            counts = np.zeros((len(seg_rows), agg.N_PART), dtype=np.int64)
+            bad_rows = np.full((len(runs), 1), -1, dtype=np.int64)
+            report = np.zeros((len(runs), 3), dtype=np.int64)
 
             def count(c):
-                _partition_count(id_col, ts_col, unit, as_of_us=inp.as_of_us, rows=chunks[c],
-                                 dense=dense, base=base, part=part, counts=counts[c],
-                                 report=self.report[c], bad_row=bad_rows[c])
+                for k in range(*runs[c]):
+                    _partition_count(id_col, ts_col, unit, as_of_us=inp.as_of_us, rows=seg_rows[k],
+                                     dense=dense, base=base, part=part, counts=counts[k],
+                                     report=report[c], bad_row=bad_rows[c])
 
-            run_chunks(count, range(len(chunks)))
+            run_chunks(count, range(len(runs)))
+            self.report[:len(runs)] += report
             if (bad_rows >= 0).any():
                 row = int(bad_rows[bad_rows >= 0].min())
                 raise _time_error(inp, ts_view, int(ts_col.values[row]), batch.start + row)
             starts = np.zeros(agg.N_PART + 1, dtype=np.int64)
             np.cumsum(counts.sum(axis=0), out=starts[1:])
-            pos = starts[:-1] + np.cumsum(counts, axis=0) - counts  # chunk c after chunks < c
+            # segment k of partition p starts after the partition's events of segments < k
+            seg_lo = np.empty((len(seg_rows) + 1, agg.N_PART), dtype=np.int64)
+            seg_lo[:-1] = starts[:-1] + np.cumsum(counts, axis=0) - counts
+            seg_lo[-1] = starts[1:]
+            pos = seg_lo[:-1].copy()
 
             def scatter(c):
-                _partition_scatter(id_col.values, ts_col.values, unit, amount_col, type_col, code_bits,
-                                   as_of_us=inp.as_of_us, windows=(self.win_lo, self.win_hi),
-                                   rows=chunks[c], part=part, pos=pos[c], buf=buf, buf_f=buf_f,
-                                   dense=dense, base=base, buf_slot=b_slot)
+                for k in range(*runs[c]):
+                    _partition_scatter(id_col.values, ts_col.values, unit, amount_col, type_col, code_bits,
+                                       as_of_us=inp.as_of_us, windows=(self.win_lo, self.win_hi),
+                                       rows=seg_rows[k], part=part, pos=pos[k], buf=buf, buf_f=buf_f,
+                                       dense=dense, base=base, buf_slot=b_slot)
 
-            run_chunks(scatter, range(len(chunks)))
+            run_chunks(scatter, range(len(runs)))
             parts = _part_ranges(starts, n_threads)
             if not dense:
                 progress = starts[:-1].copy()
@@ -464,19 +501,25 @@ class _Scan:
                 # the state grows once per batch, to the slots now known to be needed
                 self._grow(int(self.n_slots.max()))
                 agg.init_slots(before, self.n_slots, self.istate, self.fstate)
-            run_chunks(lambda r: agg.sum_events(r[0], r[1], starts, buf, buf_f, b_slot, self.istate,
+            run_chunks(lambda r: agg.sum_events(r[0], r[1], seg_lo, g0, buf, buf_f, b_slot, self.istate,
                                                 self.fstate, self.win_sum), parts)
             if self.period is not None:
-                self._periods(parts, starts, buf, buf_f, b_slot)
+                self._periods(parts, starts, seg_lo, g0, buf, buf_f, b_slot)
+        # the last segment partials of every customer (at most one pending each)
+        agg.fold_pending(self.istate.reshape(-1, agg.N_ISTATE), self.fstate.reshape(-1, self.fstate.shape[2]),
+                         self.win_sum)
+        if self.period is not None:
+            agg.fold_periods(self.first_period, self.first_amount, self.pseg, self.seg_period, self.seg_amount)
 
-    def _periods(self, parts, starts, buf, buf_f, b_slot):
+    def _periods(self, parts, starts, seg_lo, g0, buf, buf_f, b_slot):
         period_us, shift_us = self.period
         progress = starts[:-1].copy()
 
         def pairs(r):
-            return agg.period_pairs(r[0], r[1], starts, progress, buf, buf_f, b_slot,
+            return agg.period_pairs(r[0], r[1], seg_lo, g0, progress, buf, buf_f, b_slot,
                                     period_us, shift_us, self.pairs, self.n_pairs,
-                                    self.n_periods, self.first_period, self.first_amount)
+                                    self.n_periods, self.first_period, self.first_amount,
+                                    self.pseg, self.seg_period, self.seg_amount)
 
         while any(run_chunks(pairs, parts)):
             new = pool_array((agg.N_PART, 2 * self.pairs.shape[1]), np.int64, fill=-1)
@@ -525,7 +568,7 @@ class _Scan:
         parts = chunk_bounds(rows.size, max(1, -(-rows.size // get_num_threads())))
         run_chunks(lambda r: agg.gather_state(ist, fst, rows[r[0]:r[1]], out_i[:, r[0]:r[1]],
                                               out_f[:, r[0]:r[1]]), parts)
-        return out_i, out_f
+        return out_i, out_f[:1 + len(self.spec)]  # the totals (the partials are folded in)
 
     def flat(self, array, rows):
         return array.reshape(-1)[rows]
@@ -596,6 +639,12 @@ def _argsort(keys):
     out = np.empty(n, dtype=np.int64)
     agg.merge_order(keys, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False), out)
     return out
+
+
+def _runs(n, n_threads):
+    """``0..n`` cut into at most ``n_threads`` runs of consecutive items, as equal as may be."""
+    cuts = [n * t // max(1, n_threads) for t in range(max(1, n_threads) + 1)]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def _part_ranges(starts, n_threads):
