@@ -227,3 +227,26 @@ def test_bad_input_gets_segmint_errors_naming_the_problem(client, dataset, monke
     monkeypatch.setattr(distributed, "get_client", no_client)
     with pytest.raises(ParameterError, match="no Dask client"):
         dc.fit(_kmeans(), X)
+
+
+def test_relative_paths_and_lists_of_files_read_the_clients_files(client, dataset, monkeypatch):
+    # review finding: workers resolve relative paths against their own working folder, and a
+    # list of files was taken for an array
+    X, _, folder = dataset
+    want = _kmeans().fit(folder, columns=COLUMNS)
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
+    monkeypatch.chdir(folder)  # the client's folder only: the workers' stay where they started
+    _same_model(dc.fit(_kmeans(), files, columns=COLUMNS, client=client, rows_per_chunk=ALIGN), want)
+    _same_model(dc.fit(_kmeans(), tuple(files), columns=COLUMNS, client=client, rows_per_chunk=ALIGN), want)
+    labels = dc.predict(want, files, client=client, rows_per_chunk=ALIGN).compute()
+    np.testing.assert_array_equal(labels, want.predict(folder))
+
+
+def test_predict_on_a_dask_dataframe_selects_the_fitted_columns_by_name(client, dataset):
+    # review finding: a reordered frame (or one with an extra numeric column) gave other labels
+    X, frame, _ = dataset
+    km = _kmeans().fit(frame, columns=COLUMNS)
+    want = km.predict(frame)
+    shuffled = frame[["c", "name", "b", "a"]].assign(customer_id=np.arange(len(frame)))
+    got = dc.predict(km, dd.from_pandas(shuffled, npartitions=3), client=client, rows_per_chunk=ALIGN)
+    np.testing.assert_array_equal(got.compute(), want)

@@ -277,3 +277,21 @@ def test_segmint_dask_without_the_extra_names_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("MissingExtraError") and "segmint[dask]" in out.stdout
+
+
+def test_relative_input_and_output_paths_are_the_clients(client, folder, rules, tmp_path, monkeypatch):
+    # review finding: workers resolved relative paths against their own working folder
+    monkeypatch.chdir(os.path.dirname(folder))
+    result = sd.score(rules, os.path.basename(folder), os.path.relpath(tmp_path / "out", os.getcwd()),
+                      as_of=AS_OF, rows_per_chunk=ALIGN)
+    assert result.rows == N and os.path.isabs(result.path)
+    local = rules.evaluate(folder, as_of=AS_OF).table
+    assert read_back(tmp_path / "out").to_pylist() == local.to_pylist()
+
+
+def test_rules_on_constants_keep_every_row(client, folder, tmp_path):
+    # review finding: a chunk read with no column lost its row count (0 rows scored)
+    everyone = RuleSet([("all", "1 = 1")], default="none")
+    result = sd.score(everyone, folder, tmp_path / "out", rows_per_chunk=ALIGN)
+    assert result.rows == N
+    assert read_back(tmp_path / "out")["segment"].to_pylist() == ["all"] * N

@@ -12,6 +12,7 @@ threads or the dataset's files and row groups.
 
 The row counts are fixed by the footers, whichever columns a task reads.
 """
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -105,10 +106,13 @@ def parquet_chunks(path, rows_per_chunk=CHUNK_ROWS, label=None):
     try:
         groups = []  # (path, row group, rows) in read order
         for f, meta in zip(src.files, src._metadata):
+            # absolute: a worker resolves a relative path against its own working folder (where
+            # another file of that name would be read silently)
+            f = os.path.abspath(f)
             for rg in range(meta.num_row_groups):
                 n = meta.row_group(rg).num_rows
                 if n:
-                    groups.append((str(f), rg, n))
+                    groups.append((f, rg, n))
         total = sum(n for _, _, n in groups)
         chunks = []
         pieces, start, filled = [], 0, 0
@@ -146,6 +150,8 @@ def read_chunk(chunk, columns, strings=None):
         ``chunk.rows`` rows; a file changed since the chunks were cut (fewer rows, another
         schema) or damaged is a :class:`~segmint.errors.CorruptFileError` naming it.
     """
+    if not columns:  # no column to read (rules on constants): the rows still count
+        return pa.table({"_": pa.nulls(chunk.rows)}).select([])
     parts = []
     try:
         files = {}

@@ -333,5 +333,10 @@ def _predict_block_at(X, prepared, names, *, start=0):
 
 
 def _is_arrayish(data):
+    """Data without column names (a numpy or dask array): not a frame, not paths (a dask
+    DataFrame has ``__array__`` too, and a list of files is array-like)."""
     from ..cluster._matrix import _is_array_like
+    from .data import _is_dask_dataframe, _is_paths
+    if _is_dask_dataframe(data) or _is_paths(data):
+        return False
     return _is_array_like(data) or (type(data).__module__.split(".")[0] == "dask" and not hasattr(data, "columns"))

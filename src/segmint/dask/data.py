@@ -18,6 +18,7 @@ memory. A numpy array is always scattered (it is in memory already); its blocks,
 others, cannot be recomputed if a worker is lost.
 """
 import hashlib
+import os
 
 import numpy as np
 
@@ -259,12 +260,19 @@ def feature_blocks(data, columns=None, *, client=None, rows_per_chunk=_chunks.CH
         if columns is not None:
             raise FeatureError("columns= names columns of a table or file; a dask array has none")
         return _from_dask_array(client, data, rows_per_chunk, persist, dtype)
+    if _is_paths(data):  # before array-likes: a list of file names is array-like too
+        return _from_parquet(client, data, columns, rows_per_chunk, persist, dtype)
     if _is_array_like(data):
         return _from_numpy(client, data, columns, rows_per_chunk, dtype)
-    if isinstance(data, (str, list, tuple)) or hasattr(data, "__fspath__"):
-        return _from_parquet(client, data, columns, rows_per_chunk, persist, dtype)
     raise UnsupportedTypeError(f"segmint.dask clusters a Parquet path, a dask DataFrame, a dask array or a "
                                f"numpy array, got {type(data).__name__}")
+
+
+def _is_paths(data):
+    """A path, or a non-empty list or tuple of paths (Parquet files)."""
+    if isinstance(data, (str, os.PathLike)):
+        return True
+    return isinstance(data, (list, tuple)) and bool(data) and all(isinstance(p, (str, os.PathLike)) for p in data)
 
 
 def _is_dask_dataframe(data):

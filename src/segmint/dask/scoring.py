@@ -150,7 +150,8 @@ def score(model, data, output, *, columns=None, as_of=None, client=None, rows_pe
     # before any work: never over an input, a folder segmint did not write, ".", ...
     _writers.check_table_output(output, inputs=() if isinstance(inp, FrameInput) else inp.paths,
                                 format="parquet-dataset", overwrite=overwrite)
-    output = Path(output)
+    # absolute: workers write into the temporary folder beside it from their own working folders
+    output = Path(os.path.abspath(output))
     options = _Options(_fixed_as_of(as_of), id_column, memberships, _batch_size(batch_size), columns,
                        compression)
     schema = inp.schema
