@@ -38,7 +38,7 @@ def add_parser(sub, positive):
     s.add_argument("--queue-ms", type=_milliseconds, default=DEFAULT_QUEUE_MS,
                    help="queueing delay budget: a scoring request that has waited longer on the event "
                         f"loop gets 503 at once (default {DEFAULT_QUEUE_MS:g}). Beside it, a sustained "
-                        "overload (the loop saturated, with ticks over 5 ms late, for 0.5 s) sheds a share "
+                        "overload (the loop saturated, with ticks over 5 ms late, for ~0.3 s) sheds a share "
                         "of scoring requests with a 503 answered from their raw bytes "
                         "(segmint.serve.admission)")
     s.add_argument("--admin-token-file", default=None,

@@ -82,8 +82,9 @@ with a cheaper refusal answers both:
    no 503, 66 % timeouts; 380 of 512 server sockets held an unread request). What the service
    does see is its loop busy window after window with late timer ticks. :meth:`LoopLag.control`
    reads, every :data:`SHED_WINDOW_S`, the process's CPU time over the wall time ("busy") and
-   whether a tick came later than :data:`SHED_TARGET_S`; :data:`SHED_START_WINDOWS` windows in a
-   row both saturated (busy >= :data:`SHED_START_BUSY`) and late start shedding at half the
+   whether a tick came later than :data:`SHED_TARGET_S`; windows both saturated (busy >=
+   :data:`SHED_START_BUSY`) and late count up, the others count down by :data:`SHED_LEAK`;
+   :data:`SHED_START_WINDOWS` on the count (~0.3 s of saturation) start shedding at half the
    requests. Busy alone misleads: the loop batches more as load rises (~69 us a scored request at
    12k req/s, ~52 us at 19k), so 70 % of capacity already reads ~0.93 busy; a stall alone is one
    window. Shedding, the admitted share falls (x :data:`SHED_DECREASE`) in each window both late
@@ -97,7 +98,9 @@ with a cheaper refusal answers both:
    hiccup (late ticks from steal, the loop not busy), and on busy alone it could stay shedding
    just under capacity (a reviewer's model: 0.9x after a 2x burst, a third refused); starting after 0.2 s of saturation shed
    during the catch-up after a stall (at 70 % the loop is ~93 % busy: a 0.3 s stall takes
-   seconds to drain), hence 0.5 s.
+   seconds to drain), hence longer; but 20 windows *in a row* never came at 2x (an idle or
+   punctual window now and then reset the count: no 503 at all, 50 % timeouts), hence a leaky
+   count of 12.
 2. *The dear refusal.* A shed request is refused by :mod:`segmint.serve.protocol` from the raw
    bytes of its read, before uvicorn parses it: ~13 us of CPU at 38k req/s (a canned-answer
    server on uvloop, the floor: ~10 us), against ~53 us for the app's 503.
