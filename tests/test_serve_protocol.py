@@ -251,6 +251,23 @@ def test_near_capacity_without_a_queue_ends_shedding():
     assert (lag.shedding, lag.share) == (False, 1.0)
 
 
+
+def test_a_pinned_loop_with_punctual_ticks_keeps_shedding_more():
+    # at 2x the queue waits in the clients (one request in flight per connection): the loop's
+    # passes stay short, so ticks are punctual, but it never idles: the share must keep falling
+    # (measured before this rule: the share crept back up on such windows, admitted p99 0.47 s)
+    lag = LoopLag()
+    lag.shedding, lag.share = True, 0.5
+    states = _drive(lag, [(0.0, 0.995)] * 100)
+    assert states[-1][0] and states[-1][1] < 0.1
+    # a few idle windows raise it faster than busy-but-unsaturated ones
+    idle, busy = LoopLag(), LoopLag()
+    for one in (idle, busy):
+        one.shedding, one.share = True, 0.3
+    _drive(idle, [(0.0, 0.5)] * 30)
+    _drive(busy, [(0.0, 0.95)] * 30)
+    assert idle.share > busy.share > 0.3
+
 @pytest.mark.parametrize("share", [0.05, 0.3, 0.5, 0.9, 1.0])
 def test_admit_passes_exactly_its_share_evenly(share):
     lag = LoopLag()
