@@ -59,7 +59,8 @@ def event_folder(bench_dir, n_customers):
     rng = np.random.default_rng(0)
     as_of_us = int(AS_OF.timestamp() * 1e6)
     # row groups of one chunk each: a chunk task then reads exactly its row group (a chunk
-    # smaller than its row group reads the whole group, see segmint.dask.chunks.read_chunk)
+    # inside a bigger row group decodes the group's rows up to its own end, see
+    # segmint.dask.chunks.read_chunk)
     step = _rows_per_chunk(n_events)
     per_file = 8 * step
     for f, start in enumerate(range(0, n_events, per_file)):

@@ -225,3 +225,37 @@ def test_a_bad_event_time_is_refused_naming_where(client, tmp_path):
     path = write_files(log, tmp_path / "ev", 1, 30_000)
     with pytest.raises(segmint.errors.DataError, match="row 5 .*global row 65,536"):
         sd_events.aggregate(path, client=client, rows_per_chunk=CHUNK, as_of=AS_OF)
+
+
+def test_a_dask_dataframe_read_from_parquet_reads_only_its_columns_and_is_never_written_over(client, tmp_path):
+    # the event type dictionary-encoded in the files: dd.read_parquet's meta holds a categorical of
+    # unknown categories (Arrow: dictionary<null>); a junk object column the job never reads
+    log = event_log(90_000, seed=21, ids="plain")  # (int ids with nulls read back as float64 in pandas)
+    log = log.set_column(3, "event_type", log["event_type"].dictionary_encode())
+    path = write_files(log, tmp_path / "ev", 2, 20_000)
+    kw = dict(KW, windows=WINDOWS)
+    frame = dd.read_parquet(path)
+    assert pa.types.is_dictionary(pa.Schema.from_pandas(frame._meta, preserve_index=False)
+                                  .field("event_type").type)
+    got = sd_events.aggregate(frame, client=client, rows_per_chunk=CHUNK, buckets=3, **kw)
+    assert got.equals(local_aggregate(path, **kw))
+    mixed = log.to_pandas()
+    mixed["notes"] = pd.Series([{"a": 1}, "text", 2.5] * 30_000, dtype=object)  # Arrow cannot type it
+    got = sd_events.aggregate(dd.from_pandas(mixed, npartitions=3, sort=False), client=client,
+                              rows_per_chunk=CHUNK, buckets=3, **kw)
+    assert got.equals(local_aggregate(path, **kw))
+    for out in (tmp_path / "ev", tmp_path / "ev" / "agg", tmp_path / "ev" / "part-000.parquet", tmp_path):
+        with pytest.raises(OutputError):
+            sd_events.aggregate(frame, client=client, rows_per_chunk=CHUNK, output=out, **kw)
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["part-000.parquet", "part-001.parquet"]
+
+
+def test_a_dask_dataframe_column_arrow_cannot_read_is_a_data_error_naming_it(client):
+    import dask
+
+    frame = pd.DataFrame({"customer_id": pd.Series([1, 2, {"x": 1}] * 10, dtype=object),
+                          "ts": pd.Timestamp("2026-01-01", tz="UTC")})
+    with dask.config.set({"dataframe.convert-string": False}):  # else dask turns objects into text
+        ddf = dd.from_pandas(frame, npartitions=2, sort=False)
+    with pytest.raises(segmint.errors.DataError, match="customer_id.*dtype object"):
+        sd_events.aggregate(ddf, client=client, rows_per_chunk=CHUNK, as_of=AS_OF)

@@ -6,8 +6,10 @@ in part-name order, must equal ``Segmenter.score`` / ``RuleSet.evaluate`` (Arrow
 DataFrame. The outputs follow segmint's rules: nothing over an input or over a folder segmint
 did not write, nothing at all when a task fails.
 """
+import importlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -19,13 +21,14 @@ import pyarrow.parquet as pq
 import pytest
 
 distributed = pytest.importorskip("distributed", reason="segmint.dask needs the dask extra")
+dask = pytest.importorskip("dask", reason="segmint.dask needs the dask extra")
 dd = pytest.importorskip("dask.dataframe", reason="dask DataFrame inputs need dask[dataframe]")
 
 import segmint  # noqa: E402
 import segmint.dask as sd  # noqa: E402
 from segmint import KMeans, RuleSet, Segmenter  # noqa: E402
 from segmint import FeatureError  # noqa: E402
-from segmint.errors import OutputError, UnknownColumnError  # noqa: E402
+from segmint.errors import DataError, OutputError, UnknownColumnError  # noqa: E402
 from segmint.io import outputs  # noqa: E402
 
 AS_OF = "2026-10-01"
@@ -295,3 +298,130 @@ def test_rules_on_constants_keep_every_row(client, folder, tmp_path):
     result = sd.score(everyone, folder, tmp_path / "out", rows_per_chunk=ALIGN)
     assert result.rows == N
     assert read_back(tmp_path / "out")["segment"].to_pylist() == ["all"] * N
+
+
+# -- review fixes (issue 17, second review) --------------------------------------------------------
+def frame_of(customers, rows):
+    """The customers as pandas, as the DataFrame tests use them (see the partitions test)."""
+    frame = customers.slice(0, rows).to_pandas()
+    frame["last_order_date"] = frame["last_order_date"].astype("datetime64[us]").fillna(pd.Timestamp("2020-01-01"))
+    return frame
+
+
+def test_columns_the_model_does_not_read_are_never_converted(client, customers, segmenter, tmp_path):
+    # review finding: whole partitions went through Arrow with meta's types, so a column the
+    # model does not read could fail the score: here an object column of junk (without dask's
+    # string conversion, meta types it null) beside a categorical
+    frame = frame_of(customers, 3_000)
+    frame["tier"] = pd.Categorical(np.array(["gold", "silver", "bronze"], dtype=object)[np.arange(3_000) % 3])
+    frame["notes"] = pd.Series([{"a": 1}, b"\x00\xff", 3.5, "x", None, [1, 2]] * 500, dtype=object)
+    with dask.config.set({"dataframe.convert-string": False}):  # object columns stay objects
+        ddf = dd.from_pandas(frame, npartitions=3)
+    out = tmp_path / "scored"
+    assert sd.score(segmenter, ddf, out, as_of=AS_OF, columns=["region"]).rows == 3_000
+    kept = frame.drop(columns=["tier", "notes"])
+    local = pa.Table.from_pandas(kept, schema=pa.Schema.from_pandas(ddf._meta[kept.columns], preserve_index=False),
+                                 preserve_index=False)
+    back = read_back(out)
+    assert back.drop_columns(["region"]).equals(
+        local_dataset(lambda out: segmenter.score(local, out=out, as_of=AS_OF), tmp_path))
+    assert back["region"].to_pylist() == frame["region"].tolist()
+
+
+def test_a_dask_dataframe_read_from_parquet_scores_as_local_segmint_scores_the_files(client, folder, segmenter,
+                                                                                    tmp_path):
+    # review finding: a dictionary column read by dd.read_parquet is a categorical whose meta
+    # holds no category (Arrow dictionary<null>): converting with meta's type failed
+    ddf = dd.read_parquet(folder)
+    assert pa.Schema.from_pandas(ddf._meta, preserve_index=False).field("region").type.value_type == pa.null()
+    out = tmp_path / "scored"
+    assert sd.score(segmenter, ddf, out, as_of=AS_OF, columns=["region"]).rows == N
+    back = read_back(out)
+    local = segmenter.score(folder, as_of=AS_OF)
+    assert back.select(local.column_names).to_pylist() == local.to_pylist()
+    assert back["region"].to_pylist() == pq.read_table(folder, columns=["region"])["region"].to_pylist()
+
+
+def test_a_column_the_model_reads_that_arrow_cannot_convert_is_a_data_error_naming_it(client, customers,
+                                                                                       segmenter, tmp_path):
+    frame = frame_of(customers, 3_000)
+    frequency = frame["frequency"].astype(object)
+    frequency.iloc[2_500] = "7 orders"  # in the last partition only: the first ones type it int64
+    frame["frequency"] = frequency
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(frame, npartitions=3)
+    with pytest.raises(DataError, match=r"partition 2 of 3: column 'frequency' \(dtype object\) cannot be converted"):
+        sd.score(segmenter, ddf, tmp_path / "scored", as_of=AS_OF)
+    frequency.iloc[0] = "7 orders"  # in the first partition: found on the client, before the tasks
+    frame["frequency"] = frequency
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(frame, npartitions=3)
+    with pytest.raises(DataError, match=r"partition 0 of 3: column 'frequency' \(dtype object\) cannot be converted"):
+        sd.score(segmenter, ddf, tmp_path / "scored", as_of=AS_OF)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_rule_set_with_a_string_id_column_scores_chunks_of_one_row_as_local_segmint(client, customers,
+                                                                                      tmp_path):
+    # review finding: RuleSet.evaluate typed a string id column string on 0 rows (the schema the
+    # client expects) and dictionary<string> on rows (every part's): sd.score always failed
+    table = customers.slice(0, ALIGN + 1)
+    table = table.set_column(0, "customer_id", pc.cast(table["customer_id"], pa.string()))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(table.slice(0, ALIGN), folder / "a.parquet")
+    pq.write_table(table.slice(0, 0), folder / "b.parquet")  # an empty file
+    pq.write_table(table.slice(ALIGN), folder / "c.parquet")  # the last chunk: one row
+    rules = RuleSet(RULES, default="active")
+    result = sd.score(rules, folder, tmp_path / "out", as_of=AS_OF, id_column="customer_id", rows_per_chunk=ALIGN)
+    assert result.rows == ALIGN + 1 and result.parts == 2
+    back = read_back(tmp_path / "out")
+    assert back.schema.field("customer_id").type == pa.string()
+    assert back.equals(local_dataset(lambda out: rules.evaluate(folder, as_of=AS_OF, id_column="customer_id",
+                                                                out=out), tmp_path))
+    # no rows at all: the one empty part has the same schema
+    empty = sd.score(rules, folder / "b.parquet", tmp_path / "none", as_of=AS_OF, id_column="customer_id")
+    assert empty.rows == 0 and read_back(tmp_path / "none").schema.equals(back.schema)
+
+
+def test_an_output_over_or_inside_a_dask_dataframe_s_parquet_input_is_refused(client, folder, rules, tmp_path):
+    # review finding: the rule was checked for Parquet paths only, not for dd.read_parquet(path)
+    before = sorted(os.listdir(folder))
+    frame = dd.read_parquet(folder)
+    for data in (frame, frame[frame.frequency > 0][["customer_id", "frequency", "email_opt_in",
+                                                    "last_order_date"]]):  # the reader deep in the expression
+        for out in (folder, folder / "scored", folder / "a.parquet", folder.parent):
+            with pytest.raises(OutputError, match="never writes over its own input"):
+                sd.score(rules, data, out, as_of=AS_OF)
+    files = dd.read_parquet([str(folder / "a.parquet"), str(folder / "b.parquet")])
+    with pytest.raises(OutputError, match="never writes over its own input"):
+        sd.score(rules, files, folder, as_of=AS_OF)
+    with pytest.raises(OutputError, match="never writes over its own input"):
+        sd.score(rules, dd.read_parquet(str(folder / "*.parquet")), folder / "scored", as_of=AS_OF)
+    assert sorted(os.listdir(folder)) == before
+    # elsewhere it scores, as local segmint scores the folder
+    sd.score(rules, frame, tmp_path / "scored", as_of=AS_OF)
+    assert read_back(tmp_path / "scored").to_pylist() == rules.evaluate(folder, as_of=AS_OF).table.to_pylist()
+
+
+def test_every_worker_killed_mid_score_does_not_change_the_output(client, folder, segmenter, tmp_path,
+                                                                 monkeypatch):
+    # review finding: the model was scattered; with every worker that held it dead, the tasks
+    # needing it failed. It is now a task's result, which the scheduler computes again.
+    scoring = importlib.import_module("segmint.dask.scoring")  # the module, not sd.score
+    original = scoring._gather
+    pids = list(client.run(os.getpid).values())
+
+    def kill_then_gather(client, futures):
+        distributed.wait(futures[:1])  # scoring has started: the model is on a worker
+        for pid in pids:  # every worker: the model's holders, and the parts' results
+            os.kill(pid, signal.SIGKILL)
+        return original(client, futures)
+
+    monkeypatch.setattr(scoring, "_gather", kill_then_gather)
+    result = sd.score(segmenter, folder, tmp_path / "scored", as_of=AS_OF, rows_per_chunk=ALIGN)
+    assert result.rows == N and result.parts == 3
+    assert read_back(tmp_path / "scored").equals(
+        local_dataset(lambda out: segmenter.score(folder, out=out, as_of=AS_OF), tmp_path))
+    client.wait_for_workers(2, timeout=60)
+    assert not set(pids) & set(client.run(os.getpid).values())  # they did die (their nannies restarted them)

@@ -246,3 +246,47 @@ def test_integers_beyond_2_53_count_only_where_valid_pandas_nat_is_a_null():
     # a valid value beyond 2**53 is still refused, naming the column
     with pytest.raises(segmint.DataError, match="'v' holds integers beyond 2\\*\\*53"):
         segmint.RuleSet([("b", "v > 1")], default="o").evaluate(pa.table({"v": pa.array([None, 2 ** 60])}))
+
+
+ID_SOURCES = {
+    "a Table": lambda table, path: table,
+    "a Parquet file": lambda table, path: path,
+    "a Parquet folder": lambda table, path: path.parent,
+    "a pandas DataFrame": lambda table, path: table.to_pandas(),
+}
+
+
+# (a pandas categorical of 0 rows has no categories: pandas gives Arrow dictionary<null>, which
+# rules cannot read: that pair is left out, it says nothing about segmint)
+@pytest.mark.parametrize("form,id_type", [
+    (form, id_type) for form in ID_SOURCES
+    for id_type in (pa.string(), pa.large_string(), pa.dictionary(pa.int32(), pa.string()), pa.int64())
+    if not (form == "a pandas DataFrame" and pa.types.is_dictionary(id_type))], ids=str)
+def test_the_id_column_keeps_the_source_s_type_on_0_1_or_many_rows(tmp_path, form, id_type):
+    # review finding (#17): strings are read dictionary-encoded for the rules, so a string id
+    # column came out string on 0 rows and dictionary<string> on 1 row or more; the parts of
+    # one dataset scored on a cluster then had two schemas
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    segments = {"often": "frequency > 2"}
+    if id_type != pa.int64():
+        segments["vip"] = "id = 'c1'"  # a rule reads the id column too (dictionary-encoded for it)
+    rules = RuleSet(segments, default="rare")
+    schemas, written = [], []
+    for rows in (0, 1, 5):
+        ids = pa.array([f"c{i}" if id_type != pa.int64() else str(i) for i in range(rows)], pa.string())
+        table = pa.table({"id": pc.cast(ids, id_type), "frequency": pa.array(range(rows), pa.int64())})
+        (tmp_path / f"{rows}").mkdir()
+        pq.write_table(table, tmp_path / f"{rows}" / "in.parquet")
+        source = ID_SOURCES[form](table, tmp_path / f"{rows}" / "in.parquet")
+        declared = segmint.open(source).schema.field("id").type
+        result = rules.evaluate(source, as_of=AS_OF, id_column="id").table
+        assert result.schema.field("id").type == declared, rows
+        assert result.column("id").to_pylist() == table.column("id").to_pylist()
+        out = tmp_path / f"out-{rows}.parquet"
+        rules.evaluate(source, as_of=AS_OF, id_column="id", out=out)
+        schemas.append(result.schema)
+        written.append(pq.read_schema(out))
+    assert schemas[0].equals(schemas[1]) and schemas[1].equals(schemas[2])
+    assert written[0].equals(written[1]) and written[1].equals(written[2])

@@ -24,23 +24,42 @@ def check_sample_weight(sample_weight, n, dtype):
     """Sample weights as an (n,) array of ``dtype``, or None; refuses what cannot be weighed."""
     if sample_weight is None:
         return None
-    try:
-        w = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ParameterError(f"sample_weight must be numbers: {e}") from None
+    w = weights_float64(sample_weight)
     if w.ndim == 0:
         w = np.full(n, float(w))
     if w.shape != (n,):
-        raise ParameterError(f"sample_weight must have shape ({n},), got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise weight_shape_error(n, w.shape)
+    valid = bool(np.all(np.isfinite(w))) and not np.any(w < 0)
+    check_weight_values(valid, n == 0 or bool(np.any(w > 0)), float(np.sum(w)) if valid else 0.0)
+    return w.astype(dtype)
+
+
+def weights_float64(values):
+    """``values`` as a float64 array (any shape), or the error naming what is not a number."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"sample_weight must be numbers: {e}") from None
+
+
+def weight_shape_error(n, shape):
+    return ParameterError(f"sample_weight must have shape ({n},), got {shape}")
+
+
+def check_weight_values(finite_non_negative, some_positive, total):
+    """The checks of :func:`check_sample_weight` on summaries of the weights (so a distributed
+    fit, :mod:`segmint.dask.data`, folds them from its blocks and raises the same errors).
+
+    finite_non_negative, some_positive : bool (``some_positive`` True for no rows)
+    total : float, the weights' sum in float64
+    """
+    if not finite_non_negative:
         raise ParameterError("sample_weight must be finite and non-negative")
-    if n and not np.any(w > 0):
+    if not some_positive:
         raise ParameterError("sample_weight must not be all zero: no row would count")
-    total = float(np.sum(w))
     if not total <= MAX_TOTAL_WEIGHT:  # weighted sums of squared distances would overflow
         raise ParameterError(f"sample_weight sums to {total:.3g}, more than the 2^64 (1.8e19) segmint "
                              "weighs without overflow; scale the weights down (only their ratios matter)")
-    return w.astype(dtype)
 
 
 class KMeansBase(SetOutputMixin, ParamsMixin):

@@ -182,10 +182,11 @@ class MiniBatchKMeans(KMeansBase):
             if round_buffer is None:
                 round_buffer = np.empty((todo * self._batch, data.n_features), dtype=data.dtype)
             rows = data.take(draws.ravel(), out=round_buffer)  # one gather (or streaming pass) per round
+            # the round's weights in one gather too (a Dask fit's weights stay on the workers)
+            weights = w[draws.ravel()] if w is not None else None
             for s in range(todo):
-                idx = draws[s]
                 Xb = rows[s * self._batch:(s + 1) * self._batch]
-                wb = w[idx] if w is not None else None
+                wb = weights[s * self._batch:(s + 1) * self._batch] if w is not None else None
                 inertia, moved = self._step(Xb, wb, centers, rng)
                 step += 1
                 if self._converged(step, n_steps, n, inertia, moved, tol_abs):

@@ -12,6 +12,7 @@ threads or the dataset's files and row groups.
 
 The row counts are fixed by the footers, whichever columns a task reads.
 """
+import math
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +26,10 @@ pa = lazy_import("pyarrow")
 
 ALIGN = 65_536  # segmint.cluster._passes.CHUNK (not imported: that loads the clustering code)
 CHUNK_ROWS = 16 * ALIGN  # 1,048,576 rows a task by default
+# Reading a piece of a row group: rows per record batch when the piece's bounds share no large
+# divisor, and bytes read at a time from a column chunk (see read_chunk)
+READ_BATCH = ALIGN
+READ_BUFFER = 1 << 20
 
 
 class Piece(NamedTuple):
@@ -137,6 +142,11 @@ def parquet_chunks(path, rows_per_chunk=CHUNK_ROWS, label=None):
 def read_chunk(chunk, columns, strings=None):
     """The chunk's rows of ``columns`` as a pyarrow Table (on a worker).
 
+    Only the chunk's rows are read: each piece streams its row group in batches and stops at
+    the piece's last row, so a chunk much smaller than its row group no longer reads and
+    decodes the whole group (pyarrow has no row-range read: the rows of the group before the
+    piece are still decoded, then dropped).
+
     Parameters
     ----------
     chunk : Chunk
@@ -152,27 +162,66 @@ def read_chunk(chunk, columns, strings=None):
     """
     if not columns:  # no column to read (rules on constants): the rows still count
         return pa.table({"_": pa.nulls(chunk.rows)}).select([])
-    parts = []
+    batches = []
     try:
         files = {}
         for piece in chunk.pieces:
             pf = files.get(piece.path)
             if pf is None:
                 _source._check_parquet_footer(piece.path, chunk.label)
+                # pre_buffer off and a read buffer: the column chunks are read as the batches
+                # need them, so the bytes after the piece are not read either
                 pf = files[piece.path] = pq.ParquetFile(piece.path, read_dictionary=strings or None,
-                                                        pre_buffer=False)
-            table = pf.read_row_group(piece.row_group, columns=list(columns), use_threads=False)
-            if table.num_rows < piece.hi:
-                raise _source.CorruptFileError(
-                    f"{chunk.label}: {Path(piece.path).name} row group {piece.row_group} holds "
-                    f"{table.num_rows} rows, {piece.hi} expected: the file changed since the job started")
-            parts.append(table.slice(piece.lo, piece.hi - piece.lo))
+                                                        pre_buffer=False, buffer_size=READ_BUFFER)
+            batches.extend(_piece_batches(pf, piece, list(columns), chunk.label))
     except SegmintError:
         raise
     except _source._READ_ERRORS as exc:
         raise _source._corrupt(chunk.label, exc) from None
     try:
-        return pa.concat_tables(parts)
+        return pa.Table.from_batches(batches)
     except pa.ArrowInvalid as exc:
         raise _source.CorruptFileError(f"{chunk.label}: the files' schemas changed since the job "
                                        f"started ({exc})") from None
+
+
+def _piece_batches(pf, piece, columns, label):
+    """Record batches holding rows ``lo..hi`` of the piece's row group, read up to ``hi`` only.
+
+    Batches are as long as the largest common divisor of ``lo`` and the piece's length (the
+    piece then starts and ends on batch bounds: chunks of a large row group arrive in whole
+    batches, no slicing), or ``READ_BATCH`` rows when that divisor is small (odd row groups).
+    """
+    def changed(rows):
+        return _source.CorruptFileError(
+            f"{label}: {Path(piece.path).name} row group {piece.row_group} holds {rows} rows, "
+            f"{piece.hi} expected: the file changed since the job started")
+
+    if piece.row_group >= pf.metadata.num_row_groups:
+        raise _source.CorruptFileError(
+            f"{label}: {Path(piece.path).name} has {pf.metadata.num_row_groups} row groups, row group "
+            f"{piece.row_group} expected: the file changed since the job started")
+    declared = pf.metadata.row_group(piece.row_group).num_rows
+    if declared < piece.hi:
+        raise changed(declared)
+    size = piece.hi - piece.lo
+    step = math.gcd(piece.lo, size)
+    if step < READ_BATCH:
+        step = min(size, READ_BATCH)
+    out, pos = [], 0
+    reader = pf.iter_batches(batch_size=step, row_groups=[piece.row_group], columns=columns,
+                             use_threads=False)
+    try:
+        for batch in reader:
+            end = pos + batch.num_rows
+            if end > piece.lo:
+                lo = max(pos, piece.lo)
+                out.append(batch.slice(lo - pos, min(end, piece.hi) - lo))
+            pos = end
+            if pos >= piece.hi:
+                break
+    finally:
+        reader.close()  # stop the reader now: nothing after hi is decoded
+    if pos < piece.hi:  # the footer promised rows the pages do not hold
+        raise changed(pos)
+    return out

@@ -15,6 +15,10 @@ segmint draws (same generator, same calls, same order), gathers those rows from 
 one task per block, and runs the local greedy k-means++ on them. The result is identical to the
 local fit, costs one gathering pass, and sends the scheduler one small task per block, where
 k-means|| (dask-ml) runs several full passes and can flood the scheduler with tasks.
+
+Sample weights (a column of the input, or an array aligned with its rows) stay on the workers
+with the blocks: the tasks weigh their partials with them as the local passes do, and the
+client gathers only the weights of the rows it gathers (the seeding sample, the mini-batches).
 """
 import numpy as np
 
@@ -22,8 +26,8 @@ from .._estimator import NotFittedError
 from .._lazy import lazy_import
 from ..cluster._matrix import FeatureError, check_centers, nonfinite_error, value_limit
 from ..cluster._passes import CHUNK, _EMPTY, combine_lloyd, lloyd_piece, ordered_total, prepare
-from ..errors import ParameterError, UnsupportedTypeError
-from .data import _check_block, digest, feature_blocks, get_client
+from ..errors import UnsupportedTypeError
+from .data import _check_block, digest, feature_blocks, get_client, kernel_weights
 from .chunks import CHUNK_ROWS
 
 ka = lazy_import("segmint.kernels.assign")
@@ -68,11 +72,14 @@ def fit(estimator, data, columns=None, *, client=None, rows_per_chunk=CHUNK_ROWS
     ----------
     estimator : segmint.KMeans or segmint.MiniBatchKMeans
         Fitted in place and returned.
-    data : str, Path, list of them, dask DataFrame, dask array or numpy array
+    data : str, Path, list of them, dask DataFrame, dask array, numpy array, pyarrow Table or pandas DataFrame
         A Parquet file, folder or list of files (each task reads its own chunk), a dask
-        DataFrame, a 2-D dask array, or a numpy array (scattered to the workers).
+        DataFrame, a 2-D dask array, or in-memory data scattered to the workers: a numpy
+        array, a pyarrow Table or a pandas DataFrame (columns selected by name and converted
+        as ``estimator.fit`` converts them).
     columns : list of str, optional
-        Feature columns (default: every numeric and boolean column).
+        Feature columns (default: every numeric and boolean column but the ``sample_weight``
+        column).
     client : distributed.Client, optional
         Default: the current client.
     rows_per_chunk : int, default 1,048,576
@@ -82,17 +89,19 @@ def fit(estimator, data, columns=None, *, client=None, rows_per_chunk=CHUNK_ROWS
         itemsize`` bytes over the cluster), released at the end; False reads the Parquet files
         (or computes the dask collection) again in every pass, for data larger than the
         cluster's memory.
-    sample_weight : None
-        Not supported in this first version (a ParameterError otherwise).
+    sample_weight : str, array-like, dask array or dask Series, optional
+        The name of a column of ``data`` (a Parquet dataset, a dask DataFrame or an in-memory
+        table: read with the features, never a feature unless named in ``columns``), or one
+        weight per row: a numpy array (or a list...), a 1-D dask array or dask Series (any
+        chunking). The model equals ``estimator.fit(X, sample_weight=w)`` with the same weights,
+        bit for bit; negative, NaN, infinite, all-zero weights or a wrong length raise local
+        segmint's ParameterError.
 
     Returns
     -------
     estimator
     """
     kind = _estimator_kind(estimator)
-    if sample_weight is not None:
-        raise ParameterError("sample_weight is not supported by segmint.dask.fit in this version: fit "
-                             "without weights, or fit locally with estimator.fit(X, sample_weight=...)")
     client = get_client(client)
     from ..cluster.kmeans import _check_size
     if kind == "kmeans":
@@ -100,7 +109,8 @@ def fit(estimator, data, columns=None, *, client=None, rows_per_chunk=CHUNK_ROWS
     else:
         estimator._check_params()
         k = estimator._k
-    blocks = feature_blocks(data, columns, client=client, rows_per_chunk=rows_per_chunk, persist=persist)
+    blocks = feature_blocks(data, columns, client=client, rows_per_chunk=rows_per_chunk, persist=persist,
+                            sample_weight=sample_weight)
     try:
         estimator.n_features_in_ = blocks.n_features
         if blocks.names is not None:
@@ -109,13 +119,15 @@ def fit(estimator, data, columns=None, *, client=None, rows_per_chunk=CHUNK_ROWS
             del estimator.feature_names_in_
         _check_size(blocks, k)
         passes = DaskPasses(blocks, k)
-        if kind == "kmeans":
+        # the local order: the features' check, then the weights'
+        if kind == "kmeans" or estimator._own_passes:
             blocks.check_finite()
-            estimator._fit_matrix(blocks, None, k, n_init, max_iter, tol, verbose, passes)
+        blocks.check_weights()
+        w = blocks.weights()
+        if kind == "kmeans":
+            estimator._fit_matrix(blocks, w, k, n_init, max_iter, tol, verbose, passes)
         else:
-            if estimator._own_passes:
-                blocks.check_finite()
-            estimator._fit_matrix(blocks, None, passes)
+            estimator._fit_matrix(blocks, w, passes)
         if hasattr(estimator, "labels_"):
             del estimator.labels_
         if kind == "kmeans":
@@ -160,14 +172,14 @@ class DaskPasses:
 
     def lloyd(self, centers):
         self.prepared = self._scatter(centers)
-        results = self.blocks.map(_lloyd_block, self.prepared, self.k)
+        results = self.blocks.map(_lloyd_block, self.prepared, self.k, with_weights=True)
         sums = np.concatenate([r[0] for r in results])
         wsums = np.concatenate([r[1] for r in results])
         partial = np.concatenate([r[2] for r in results])
         # Strict convergence compares each block's labels with the previous pass's through a
-        # 16-byte blake2b digest instead of shipping n labels: equal labels give equal digests,
-        # and different labels collide with probability about 2^-128 per block, far below any
-        # hardware error rate, so the stop is the local one in practice.
+        # 16-byte digest (kernels.hashing.labels_digest) instead of shipping n labels: equal
+        # labels give equal digests, one changed label always changes it, and more changes
+        # collide only by chance (~2^-64 per hash), so the stop is the local one in practice.
         self.digests = [r[3] for r in results]
         return combine_lloyd(sums, wsums, partial)
 
@@ -176,14 +188,17 @@ class DaskPasses:
         empty centers; each block sends its own top ``m``, which hold the global top ``m``."""
         from ..cluster.kmeans import farthest
         m = empty.size
-        results = self.blocks.map(_far_block, self.prepared, self.k, m)
+        results = self.blocks.map(_far_block, self.prepared, self.k, m, with_weights=True)
         dist = np.concatenate([r[0] for r in results])
         rows_idx = np.concatenate([start + r[1] for start, r in zip(self.blocks.starts.tolist(), results)])
         labels = np.concatenate([r[2] for r in results])
         rows = np.concatenate([r[3] for r in results])
         order = np.argsort(rows_idx, kind="stable")  # positions in row order: farthest breaks ties by them
         pick = order[farthest(dist[order], m)]
-        kre.relocate_empty(np.ascontiguousarray(rows[pick]), np.ones(m), labels[pick].astype(np.int32),
+        # local _relocate's weights: ones, or the rows' weights (in the features' dtype) as float64
+        weights = np.concatenate([r[4] for r in results])[pick].astype(np.float64) if self.blocks.weighted \
+            else np.ones(m)
+        kre.relocate_empty(np.ascontiguousarray(rows[pick]), weights, labels[pick].astype(np.int32),
                            empty.astype(np.int64), sums, wsums)
 
     def labels_unchanged(self):
@@ -195,7 +210,7 @@ class DaskPasses:
     def final(self, centers, want_labels=True):
         """(None, inertia) of ``centers``: labels stay on the workers (see :func:`predict`)."""
         prepared = self._scatter(centers)
-        results = self.blocks.map(_assign_block, prepared, self.k)
+        results = self.blocks.map(_assign_block, prepared, self.k, with_weights=True)
         inertia = ordered_total(np.concatenate([r[0] for r in results]))
         self.finals.append((inertia, sum(r[1] for r in results)))
         return None, inertia
@@ -211,8 +226,9 @@ def _chunk_bounds(m):
     return [(lo, min(m, lo + CHUNK)) for lo in range(0, m, CHUNK)]
 
 
-def _lloyd_block(X, prepared, k):
-    """Per 65,536-row chunk of the block: Lloyd sums, weights, inertia; and a labels digest."""
+def _lloyd_block(X, prepared, k, w=None):
+    """Per 65,536-row chunk of the block: Lloyd sums, weights, inertia; and a labels digest
+    (``w``: the block's float64 sample weights, or None)."""
     C2, cn = prepared
     m, d = X.shape
     bounds = _chunk_bounds(m)
@@ -221,15 +237,15 @@ def _lloyd_block(X, prepared, k):
     partial = np.zeros((len(bounds), 1), dtype=np.float64)
     labels = np.empty(m, dtype=np.int32)
     dist = np.empty(m, dtype=X.dtype)
-    w = _EMPTY[X.dtype]
+    w = kernel_weights(w, X.dtype)
     for c, (lo, hi) in enumerate(bounds):
         lloyd_piece(X, lo, hi, w, C2, cn, labels, dist, sums[c], wsums[c], partial[c])
     return sums, wsums, partial[:, 0], digest(labels)
 
 
-def _far_block(X, prepared, k, m):
+def _far_block(X, prepared, k, m, w=None):
     """The block's ``m`` farthest rows of the pass (distances as the Lloyd pass computed them):
-    (distances, block row indices, labels, rows)."""
+    (distances, block row indices, labels, rows, their weights in X's dtype or None)."""
     from ..cluster.kmeans import farthest
     C2, cn = prepared
     n, d = X.shape
@@ -241,21 +257,22 @@ def _far_block(X, prepared, k, m):
     for lo, hi in _chunk_bounds(n):
         lloyd_piece(X, lo, hi, _EMPTY[X.dtype], C2, cn, labels, dist, sums, wsums, partial)
     far = np.sort(farthest(dist, m))
-    return dist[far], far, labels[far], np.ascontiguousarray(X[far])
+    return dist[far], far, labels[far], np.ascontiguousarray(X[far]), \
+        None if w is None else kernel_weights(w, X.dtype)[far]
 
 
-def _assign_block(X, prepared, k):
+def _assign_block(X, prepared, k, w=None):
     """Per chunk: the inertia partial of local ``assign_pass``; and the block's label counts."""
     C2, cn = prepared
     n = X.shape[0]
     bounds = _chunk_bounds(n)
     partial = np.zeros((len(bounds), 1), dtype=np.float64)
     labels = np.empty(n, dtype=np.int32)
-    w = _EMPTY[X.dtype]
+    w = kernel_weights(w, X.dtype)
     for c, (lo, hi) in enumerate(bounds):
         dis = np.empty(hi - lo, dtype=X.dtype)  # the calls of local assign_pass, piece by piece
         ka.assign_rows(X, lo, hi, C2, cn, labels, 0, dis, lo, True)
-        kr.weighted_sum(dis, w, 0, hi - lo, partial[c])
+        kr.weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[c])
     return partial[:, 0], np.bincount(labels, minlength=k)
 
 
@@ -290,8 +307,8 @@ def predict(estimator, data, columns=None, *, client=None, rows_per_chunk=CHUNK_
     Parameters
     ----------
     estimator : fitted segmint.KMeans or segmint.MiniBatchKMeans
-    data : str, Path, list of them, dask DataFrame, dask array or numpy array
-        As in :func:`fit`.
+    data : str, Path, list of them, dask DataFrame, dask array, numpy array, pyarrow Table or pandas DataFrame
+        As in :func:`fit` (a table's columns selected by name).
     columns : list of str, optional
         Default: the columns the model was fitted on (every numeric column if it was fitted on
         an array).

@@ -36,6 +36,7 @@ from ..errors import DataError, ParameterError
 from ..io.writers import ResultWriter
 from ..kernels import aggregate as _agg
 from ..kernels import bucket as _bucket
+from ._inputs import frame_schema, is_dask_dataframe, table_input
 from .chunks import ALIGN, CHUNK_ROWS, parquet_chunks, read_chunk
 
 # the module, not the function segmint.events re-exports under the same name
@@ -147,7 +148,7 @@ def _run(events, opts, as_of, batch_size, client, rows_per_chunk, buckets, outpu
         except ValueError:
             raise ParameterError("segmint.dask needs a Dask client: pass client= or create a "
                                  "distributed.Client first") from None
-    reads, schema, inputs = _chunk_reads(events, rows_per_chunk, client)
+    reads, schema, inputs = _chunk_reads(events, opts, rows_per_chunk, client)
     local_fn = _local.btyd_summary if period else _local.aggregate
     # local segmint checks every option and column on an empty table of the same schema, and
     # gives the result's schema (the one the buckets' tables are cast to)
@@ -188,7 +189,7 @@ def _check_buckets(buckets):
     return int(buckets)
 
 
-def _chunk_reads(events, rows_per_chunk, client):
+def _chunk_reads(events, opts, rows_per_chunk, client):
     """``(one read description per chunk, schema, input paths)``: plain data for Parquet
     (:class:`~segmint.dask.chunks.Chunk`), delayed partition slices for a dask DataFrame."""
     if isinstance(events, (str, os.PathLike)) or (isinstance(events, (list, tuple)) and events
@@ -196,26 +197,32 @@ def _chunk_reads(events, rows_per_chunk, client):
         ds = parquet_chunks(list(events) if isinstance(events, tuple) else events, rows_per_chunk)
         paths = events if isinstance(events, (list, tuple)) else [events]
         return [("parquet", c) for c in ds.chunks], ds.schema, [str(p) for p in paths]
-    try:
-        import dask.dataframe as dd
-    except ImportError:  # pragma: no cover - dask without its dataframe part
-        dd = None
-    if dd is not None and isinstance(events, dd.DataFrame):
-        return _frame_reads(events, rows_per_chunk, client)
+    if is_dask_dataframe(events):
+        return _frame_reads(events, opts, rows_per_chunk, client)
     raise ParameterError("segmint.dask events are a Parquet file, folder or list of files, or a dask "
                          f"DataFrame; got {type(events).__name__}")
 
 
-def _frame_reads(frame, rows_per_chunk, client):
+def _frame_reads(frame, opts, rows_per_chunk, client):
     """Chunks of fixed global rows over a dask DataFrame's partitions, in order.
 
-    The partitions' lengths are computed first (one pass over the frame, as Dask reads it);
-    each chunk task then gets the partitions that overlap its rows and slices them, so a chunk
-    is the same rows however the frame is partitioned.
+    Only the columns the job reads are computed (a Parquet-backed frame reads only those; the
+    others are never converted), typed from ``meta`` or, where ``meta`` says nothing (object
+    columns, categoricals of unknown categories), from the data (:func:`_inputs.frame_schema`).
+    The partitions' lengths are computed first (one pass, as Dask reads them); each chunk task
+    then gets the partitions that overlap its rows and slices them, so a chunk is the same rows
+    however the frame is partitioned. The files a ``dd.read_parquet`` frame reads are the
+    job's inputs: ``output=`` may not be one of them, nor hold or lie in one.
     """
-    schema = pa.Schema.from_pandas(frame._meta, preserve_index=False)
-    parts = frame.to_delayed()
-    lengths = [int(n) for n in client.compute(frame.map_partitions(len)).result()]
+    inp = table_input(frame)
+    read = _named(opts)
+    if any(c not in inp.schema.names for c in read):
+        return [], inp.schema, []  # the caller's check on an empty table gives local's message
+    schema = frame_schema(inp, read, client)
+    schema = pa.schema([schema.field(c) for c in read], metadata=schema.metadata)
+    selected = frame[[{str(c): c for c in frame.columns}[c] for c in read]]
+    parts = selected.to_delayed()
+    lengths = [int(n) for n in client.compute(selected.map_partitions(len)).result()]
     ends = np.cumsum([0] + lengths)
     total = int(ends[-1])
     reads = []
@@ -225,14 +232,19 @@ def _frame_reads(frame, rows_per_chunk, client):
         for i, n in enumerate(lengths):
             lo, hi = max(start, int(ends[i])), min(stop, int(ends[i + 1]))
             if hi > lo:
-                pieces.append((parts[i], lo - int(ends[i]), hi - int(ends[i])))
+                pieces.append((parts[i], lo - int(ends[i]), hi - int(ends[i]), i, len(lengths)))
         reads.append(("frame", pieces, schema, start))
-    return reads, schema, []
+    return reads, schema, [str(p) for p in inp.paths]
+
+
+def _named(opts):
+    """The columns a job reads, in order: id, time, then amount and event type when given."""
+    read = [opts["id_column"], opts["timestamp"]] + [opts[c] for c in ("amount", "event_type") if opts.get(c)]
+    return list(dict.fromkeys(read))
 
 
 def _columns(opts, schema):
-    read = [opts["id_column"], opts["timestamp"]] + [opts[c] for c in ("amount", "event_type") if opts[c]]
-    read = list(dict.fromkeys(read))
+    read = _named(opts)
     strings = [c for c in read if pa.types.is_string(schema.field(c).type)
                or pa.types.is_large_string(schema.field(c).type)]
     return read, strings
@@ -271,10 +283,21 @@ def _read(read, columns, strings):
     if read[0] == "parquet":
         return read_chunk(read[1], columns, strings)
     _, pieces, schema, _ = read
-    tables = [pa.Table.from_pandas(df.iloc[lo:hi][columns], preserve_index=False,
-                                   schema=pa.schema([schema.field(c) for c in columns]))
-              for df, lo, hi in pieces]
-    return pa.concat_tables(tables) if tables else pa.schema([schema.field(c) for c in columns]).empty_table()
+    columns_schema = pa.schema([schema.field(c) for c in columns])
+    tables = []
+    for df, lo, hi, index, count in pieces:
+        part = df.iloc[lo:hi]
+        arrays = []
+        for position, name in enumerate(columns):
+            series = part.iloc[:, position]
+            try:
+                arrays.append(pa.array(series, type=columns_schema.field(name).type, from_pandas=True))
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise DataError(f"the dask DataFrame, partition {index} of {count}: column {name!r} "
+                                f"(dtype {series.dtype}) cannot be read as "
+                                f"{columns_schema.field(name).type}: {exc}") from None
+        tables.append(pa.Table.from_arrays(arrays, schema=columns_schema))
+    return pa.concat_tables(tables) if tables else columns_schema.empty_table()
 
 
 def _chunk_partials(read, columns, strings, opts, n_buckets, period):

@@ -16,9 +16,19 @@ nothing appears at ``output``. Read back in part-name order, the dataset holds l
 segmint's result row for row.
 
 The model travels as plain data, never pickled: a Segmenter as the bytes of its saved model
-file, a RuleSet as its document (:meth:`~segmint.RuleSet.to_dict`). A worker loads it as
-``segmint.load`` would (with the same checks; a worker of another segmint version refuses a
-newer file instead of scoring wrongly) once per process, and keeps it for the following tasks.
+file, a RuleSet as its document (:meth:`~segmint.RuleSet.to_dict`). It is the result of a task
+of its own that every scoring task depends on (not scattered data): the scheduler holds that
+task, so when every worker holding the model dies it is computed again, as any lost result.
+A worker loads it as ``segmint.load`` would (with the same checks; a worker of another segmint
+version refuses a newer file instead of scoring wrongly) once per process, and keeps it for the
+following tasks.
+
+A dask DataFrame is converted to Arrow partition by partition, only in the columns the model
+reads and the output keeps (its id column, ``columns``): other columns, whatever they hold,
+are never converted (nor read, for a DataFrame read from Parquet). Each column gets one Arrow
+type for every partition: its ``meta``'s, or where ``meta`` has none (an object column, a
+categorical of unknown categories) the type of its first values (see
+:func:`segmint.dask._inputs.frame_schema`).
 """
 import datetime as dt
 import hashlib
@@ -39,7 +49,7 @@ from ..errors import DataError, OutputError, ParameterError, SegmintError
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import writers as _writers
 from . import chunks as _chunks
-from ._inputs import FrameInput, resolve_client, table_input
+from ._inputs import FrameInput, frame_schema, resolve_client, table_input
 
 pq = lazy_import("pyarrow.parquet")
 
@@ -54,7 +64,8 @@ class ScoreResult(NamedTuple):
     rows : int
         Rows written (one per input row).
     parts : int
-        Part files (one per chunk or partition; at least one, empty when the input is).
+        Part files (one per chunk or partition of the columns read; at least one, empty when
+        the input is).
     """
 
     path: str
@@ -96,11 +107,14 @@ def score(model, data, output, *, columns=None, as_of=None, client=None, rows_pe
     data : str, Path, list of them, or dask DataFrame
         A Parquet file, folder or list of files (cut into chunks from the footers; workers
         read the files themselves, so the paths must be readable on every worker), or a dask
-        DataFrame (one part per partition).
+        DataFrame (one part per partition of the columns the model reads and the output keeps:
+        only those are computed and converted to Arrow; dask may combine the partitions of a
+        Parquet read when it reads fewer columns).
     output : str or Path
         The dataset folder to write. Its parent must exist and be shared by the client and the
         workers (the workers write the parts, the client renames the folder). Refused before
-        any work when it is, holds or lies in an input, or exists and is not empty nor a
+        any work when it is, holds or lies in an input (for a dask DataFrame: the Parquet
+        files and folders its ``read_parquet`` calls read), or exists and is not empty nor a
         dataset segmint wrote.
     columns : list of str, optional
         Input columns copied into the result after the scores (e.g. a region to split the
@@ -147,35 +161,42 @@ def score(model, data, output, *, columns=None, as_of=None, client=None, rows_pe
                              "id column (Segmenter(id_column=...))")
     columns = _column_list(columns)
     inp = table_input(data, rows_per_chunk)
-    # before any work: never over an input, a folder segmint did not write, ".", ...
-    _writers.check_table_output(output, inputs=() if isinstance(inp, FrameInput) else inp.paths,
-                                format="parquet-dataset", overwrite=overwrite)
+    # before any work: never over an input, a folder segmint did not write, ".", ... (a dask
+    # DataFrame's inputs are the Parquet paths in its expression; one built from pandas has none)
+    _writers.check_table_output(output, inputs=inp.paths, format="parquet-dataset", overwrite=overwrite)
     # absolute: workers write into the temporary folder beside it from their own working folders
     output = Path(os.path.abspath(output))
     options = _Options(_fixed_as_of(as_of), id_column, memberships, _batch_size(batch_size), columns,
                        compression)
     schema = inp.schema
+    if isinstance(inp, FrameInput):  # the columns meta leaves untyped (object...) typed from the data
+        schema = frame_schema(inp, _columns_named(model, options), client)
     read = _columns_read(model, schema, options)
     # the local code on no rows: checks columns, types and rules here, before any task, with
     # local segmint's errors; and gives the schema every part must have
     empty = _score_table(model, schema.empty_table().select(read), options)
-    units = len(inp.partitions) if isinstance(inp, FrameInput) else len(inp.dataset.chunks)
-    names = [_part_name(i, units) for i in range(max(units, 1))]
+    if isinstance(inp, FrameInput):
+        # the partitions of the columns read, not the frame's: dask may combine the partitions
+        # of a Parquet read when it reads fewer columns
+        units = inp.partitions(read)
+    else:
+        units = inp.dataset.chunks
+    names = [_part_name(i, len(units)) for i in range(max(len(units), 1))]
 
     tmp = _writers.temporary_path(output)
     futures = []
     try:
         tmp.mkdir()
-        if units == 0:  # an empty input: one empty part, as a local dataset output has
+        if not units:  # an empty input: one empty part, as a local dataset output has
             _write_part(empty, str(tmp), names[0], compression)
             results = [(0, empty.schema)]
         else:
-            [model_ref] = client.scatter([shipped], broadcast=True, hash=False)
-            futures = _submit(client, inp, model_ref, read, options, str(tmp), names)
+            model_ref = _model_future(client, shipped)  # held until the parts are checked
+            futures = _submit(client, inp, units, model_ref, schema, read, options, str(tmp), names)
             results = _gather(client, futures)
         for index, (rows, part_schema) in enumerate(results):
             if not part_schema.equals(empty.schema, check_metadata=False):
-                raise DataError(f"{_unit_label(inp, index)} scored to the schema\n{part_schema}\nnot\n"
+                raise DataError(f"{_unit_label(inp, units, index)} scored to the schema\n{part_schema}\nnot\n"
                                 f"{empty.schema}\nas the other parts: a column typed differently there")
         _drop_strays(tmp, names)  # temporaries of attempts a lost worker left half-written
         _check_parts(tmp, names)
@@ -230,6 +251,24 @@ def _fixed_as_of(as_of):
     return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros)
 
 
+def _columns_named(model, options):
+    """The names of the input columns the model reads and the output keeps, unchecked (before
+    their types are known: see :func:`_columns_read` for the checked list)."""
+    from ..rules import RuleSet
+    from ..rules.record import rule_columns
+
+    if isinstance(model, RuleSet):
+        rules, names = model, [options.id_column] if options.id_column else []
+    else:
+        rules = model.rules_
+        names = list(model.feature_spec_.input_columns) if model.clusterer_ is not None else []
+        if model.id_column is not None:
+            names.append(model.id_column)
+    if rules is not None:
+        names += rule_columns(rules._asts)
+    return list(dict.fromkeys(names + list(options.columns)))
+
+
 def _columns_read(model, schema, options):
     """The input columns the tasks read: what the model needs, then ``columns``; an unknown
     name is an error naming the nearest ones."""
@@ -257,23 +296,33 @@ def _part_name(index, count):
     return f"part-{index:0{max(5, len(str(count - 1)))}d}.parquet"
 
 
-def _unit_label(inp, index):
+def _unit_label(inp, units, index):
     if isinstance(inp, FrameInput):
-        return f"{inp.label}, partition {index}"
+        return f"{inp.label}, partition {index} of {len(units)}"
     chunk = inp.dataset.chunks[index]
     return f"{chunk.label}, rows {chunk.start:,}..{chunk.start + chunk.rows - 1:,}"
 
 
-def _submit(client, inp, model_ref, read, options, folder, names):
+def _model_future(client, shipped):
+    """The model as the result of a task (keyed by its digest: one per model however many
+    scores run): the scheduler can compute it again when the workers holding it are lost,
+    which it cannot do for scattered data. The tasks depend on it, so each worker fetches it
+    once (a few KB to a few hundred KB), not once per task."""
+    return client.submit(_model_data, shipped, key=f"segmint-model-{shipped.digest}", pure=True)
+
+
+def _submit(client, inp, units, model_ref, schema, read, options, folder, names):
+    """One task per unit (a chunk or a partition of the columns read), in unit order."""
     if isinstance(inp, FrameInput):
         import dask
-        tasks = [dask.delayed(_score_partition, pure=False)(part, model_ref, i, inp.label, inp.schema, read,
-                                                            options, folder, names[i])
-                 for i, part in enumerate(inp.partitions)]
+        read_schema = pa.schema([schema.field(name) for name in read])
+        score_partition = dask.delayed(_score_partition, pure=False)
+        tasks = [score_partition(part, model_ref, _unit_label(inp, units, i), read_schema, options, folder, names[i])
+                 for i, part in enumerate(units)]
         return client.compute(tasks)
     return [client.submit(_score_chunk, chunk, model_ref, read, options, folder, names[chunk.index],
                           pure=False)
-            for chunk in inp.dataset.chunks]
+            for chunk in units]
 
 
 def _gather(client, futures):
@@ -323,6 +372,11 @@ _models_lock = threading.Lock()
 _MODELS_KEPT = 4
 
 
+def _model_data(shipped):
+    """Task: the model's plain data, as given (the task the scheduler recomputes if lost)."""
+    return shipped
+
+
 def _load(shipped):
     """The model of ``shipped``, loaded once per worker process (with ``segmint.load``'s checks)."""
     with _models_lock:
@@ -360,17 +414,29 @@ def _score_chunk(chunk, shipped, read, options, folder, name):
         raise _located(exc, where) from None
 
 
-def _score_partition(frame, shipped, index, label, schema, read, options, folder, name):
-    """Task: score one dask DataFrame partition (pandas) and write its part."""
-    where = f"{label}, partition {index}"
+def _score_partition(frame, shipped, where, schema, options, folder, name):
+    """Task: score one dask DataFrame partition (pandas, only the columns of ``schema``, in
+    its order) and write its part; errors start with ``where`` (the partition)."""
     try:
-        try:
-            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False).select(read)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-            raise DataError(f"cannot convert it to Arrow with the DataFrame's types: {exc}") from None
-        return _score_and_write(_load(shipped), table, options, folder, name)
+        return _score_and_write(_load(shipped), _partition_table(frame, schema), options, folder, name)
     except SegmintError as exc:
         raise _located(exc, where) from None
+
+
+def _partition_table(frame, schema):
+    """``frame`` as an Arrow table of ``schema``'s types (every partition gets the same); a
+    column that does not convert is a :class:`DataError` naming it and its dtype."""
+    if not len(schema):  # no column to read (rules on constants): the rows still count
+        return pa.table({"_": pa.nulls(len(frame))}).select([])
+    arrays = []
+    for position, field in enumerate(schema):
+        series = frame.iloc[:, position]
+        try:
+            arrays.append(pa.array(series, type=field.type, from_pandas=True))
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(f"column {field.name!r} (dtype {series.dtype}) cannot be converted to Arrow "
+                            f"{field.type}: {exc}") from None
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _score_and_write(model, table, options, folder, name):

@@ -23,6 +23,7 @@ from .._time import time_scale
 from ..errors import DataError, ParameterError
 from ..io import DEFAULT_BATCH_SIZE, ResultWriter
 from ..io import open as open_source
+from ..io.source import _decode
 from ..kernels import rules as vm
 from ..kernels.membership import pair_counts, to_bitmask
 from .codegen import K_AS_OF_DAY_US, K_AS_OF_US, CodeGenerator
@@ -419,7 +420,7 @@ class RuleSet:
         try:
             acc = self._counts_acc()
             for batch, assign, bits in self._stream(src, as_of, True, batch_size, id_column, acc):
-                result = self._result_batch(batch, assign, bits, id_column, memberships)
+                result = self._result_batch(batch, assign, bits, id_column, memberships, src.schema)
                 if overlaps is not None:
                     pair_counts(bits, overlaps)
                 if out is not None:
@@ -553,10 +554,13 @@ class RuleSet:
                          "unknown": pa.array(unknown, pa.int64()),
                          "share": pa.array([m / rows for m in matched], pa.float64())})
 
-    def _result_batch(self, batch, assign, bits, id_column, memberships):
+    def _result_batch(self, batch, assign, bits, id_column, memberships, schema):
         arrays, names = [], []
         if id_column is not None:
-            arrays.append(batch.record_batch.column(id_column))
+            # the source's own type, as on no rows (_empty_result_schema): strings are read
+            # dictionary-encoded for the rules, so a string id column came out as a dictionary
+            # on >= 1 row and as a string on 0 rows (parts of one dataset disagreed)
+            arrays.append(_as_type(batch.record_batch.column(id_column), schema.field(id_column).type))
             names.append(id_column)
         if self.mode == "waterfall":
             if self._labels is None:
@@ -587,6 +591,15 @@ class RuleSet:
         else:
             fields.extend(pa.field(n, pa.bool_()) for n in self.names)
         return pa.schema(fields)
+
+
+def _as_type(array, arrow_type):
+    """``array`` as ``arrow_type`` (the source's declared type of a column read dictionary-encoded)."""
+    if array.type == arrow_type:
+        return array
+    if pa.types.is_dictionary(array.type) and not pa.types.is_dictionary(arrow_type):
+        array = _decode(array)
+    return array if array.type == arrow_type else array.cast(arrow_type)
 
 
 def _pack_members(member):
