@@ -8,10 +8,11 @@ Every kernel takes the batch's segments in one of two forms and adds each row to
   empty): every segment whose bit is set, and slot ``n_seg``, which is then the whole base
   (a row in several segments counts once in it).
 
-Moments are per batch and per slot (count, mean, M2 about the slot's own mean in the batch: the
-corrected two-pass formula over values that stay in cache; the mean as an unevaluated sum of two
-floats, its rounding kept apart), so the caller merges batches with Chan's formula in batch
-order and gets sound variances even for values like 1e9 +- 1. No shift
+Moments are per call and per slot (count, mean, M2 about the slot's own mean over the rows given:
+the corrected two-pass formula over values that stay in cache; the mean as an unevaluated sum of
+two floats, its rounding kept apart). The caller calls once per fixed block of rows and merges
+blocks with Chan's formula in block order, so it gets sound variances even for values like 1e9 +- 1
+(and the same bits however the rows were batched). No shift
 common to all slots is used: one extreme value (9.2e18 in one segment) would swamp the other
 segments' small values once shifted by it. Sketch and category counts are integers: their
 totals do not depend on the order of additions, so callers may keep them per thread.
@@ -68,6 +69,11 @@ def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches)
     derives the null share from the row counts). Every row's value is added to each slot
     it belongs to (see the module docstring).
 
+    The work of :func:`numeric_sums`, :func:`numeric_means`, :func:`means_by_parts`,
+    :func:`numeric_deviations` and :func:`numeric_moments` in one call: a caller holding its
+    rows in several consecutive parts makes those calls itself, part by part, for the same
+    bits as one call over the parts joined.
+
     Parameters
     ----------
     values : (n,) float32/float64, IN
@@ -80,14 +86,30 @@ def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches)
         overflow, for magnitudes beyond about 1e154)
     sketches : (n_seg + 1, N_BUCKETS) int64, INOUT; or 0 rows to skip the sketch
     """
-    n = values.shape[0]
     n_slots = moments.shape[0]
-    n_seg = n_slots - 1
+    sums = np.zeros(n_slots)
+    counts = np.zeros(n_slots)
+    numeric_sums(values, bits, bit_offset, codes, members, sums, counts, sketches)
+    means = np.zeros(n_slots)
+    if numeric_means(sums, counts, means):
+        means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means)
+    dev = np.zeros(n_slots)
+    m2 = np.zeros(n_slots)
+    numeric_deviations(values, bits, bit_offset, codes, members, means, dev, m2)
+    numeric_moments(counts, means, dev, m2, moments)
+
+
+@kernel
+def numeric_sums(values, bits, bit_offset, codes, members, sums, counts, sketches):
+    """First pass of :func:`profile_numeric`: per slot the sum and count of the valid finite
+    values, added in row order to ``sums`` and ``counts`` (INOUT, float64 ``(n_seg + 1,)``: a
+    second call continues the first, over the next rows), and their sketch buckets
+    (``sketches`` INOUT, or 0 rows to skip). Other parameters as :func:`profile_numeric`."""
+    n = values.shape[0]
+    n_seg = sums.shape[0] - 1
     has_bits = bits.shape[0] > 0
     multi = members.shape[0] > 0
     do_sketch = sketches.shape[0] > 0
-    sums = np.zeros(n_slots)
-    counts = np.zeros(n_slots)
     scratch = np.empty(1)
     scratch_bits = scratch.view(np.int64)
     for i in range(n):
@@ -112,18 +134,58 @@ def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches)
         counts[slot] += 1.0
         if do_sketch:
             sketches[slot, b] += 1
-    means = np.zeros(n_slots)
+
+
+@kernel
+def numeric_means(sums, counts, means):
+    """``means`` (OUT) of :func:`numeric_sums`' totals; True when a sum overflowed (beyond
+    1.8e308): those slots' means are then 0 here, for :func:`means_by_parts` to add up."""
     overflow = False
-    for s in range(n_slots):
+    for s in range(means.shape[0]):
+        means[s] = 0.0
         if counts[s] > 0:
-            means[s] = sums[s] / counts[s]
-            overflow |= not np.isfinite(sums[s])
-    if overflow:  # a sum beyond 1.8e308: the mean as a sum of value / count (rare: one more pass)
-        _means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means)
-    m2 = np.zeros(n_slots)
-    dev = np.zeros(n_slots)
-    # second pass about each slot's own mean (the values are still in cache), with the
-    # corrected two-pass formula: the sum of deviations repairs the rounding of the first mean
+            if np.isfinite(sums[s]):
+                means[s] = sums[s] / counts[s]
+            else:
+                overflow = True
+    return overflow
+
+
+@kernel
+def means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means):
+    """The means of the slots whose sum overflowed, as sums of ``value / count`` (``means``
+    INOUT: a second call continues the first, over the next rows; rare: one more pass)."""
+    n = values.shape[0]
+    n_seg = means.shape[0] - 1
+    has_bits = bits.shape[0] > 0
+    multi = members.shape[0] > 0
+    for i in range(n):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            continue
+        x = np.float64(values[i])
+        if not np.isfinite(x):
+            continue
+        if multi:
+            for s in range(n_seg):
+                if not np.isfinite(sums[s]) and _in_segment(members, s, i):
+                    means[s] += x / counts[s]
+            slot = n_seg
+        else:
+            c = codes[i]
+            slot = c if c >= 0 else n_seg
+        if not np.isfinite(sums[slot]):
+            means[slot] += x / counts[slot]
+
+
+@kernel
+def numeric_deviations(values, bits, bit_offset, codes, members, means, dev, m2):
+    """Second pass of :func:`profile_numeric`, about each slot's own mean (the values are still
+    in cache), with the corrected two-pass formula: the sum of deviations ``dev`` repairs the
+    rounding of the first mean; ``dev`` and ``m2`` INOUT (a second call continues the first)."""
+    n = values.shape[0]
+    n_seg = means.shape[0] - 1
+    has_bits = bits.shape[0] > 0
+    multi = members.shape[0] > 0
     for i in range(n):
         if has_bits and not _is_valid(bits, bit_offset, i):
             continue
@@ -143,7 +205,12 @@ def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches)
         d = x - means[slot]
         dev[slot] += d
         m2[slot] += d * d
-    for s in range(n_slots):
+
+
+@kernel
+def numeric_moments(counts, means, dev, m2, moments):
+    """``moments`` (OUT, see :func:`profile_numeric`) from the passes' totals."""
+    for s in range(moments.shape[0]):
         moments[s, 0] = counts[s]
         if counts[s] > 0:
             correction = dev[s] / counts[s]  # the mean's rounding, kept apart (see above)
@@ -161,36 +228,6 @@ def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches)
             moments[s, 1] = 0.0
             moments[s, 2] = 0.0
             moments[s, 3] = 0.0
-
-
-@kernel
-def _means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means):
-    """The means of the slots whose sum overflowed, as sums of ``value / count``."""
-    n = values.shape[0]
-    n_seg = means.shape[0] - 1
-    has_bits = bits.shape[0] > 0
-    multi = members.shape[0] > 0
-    redo = np.zeros(n_seg + 1)
-    for s in range(n_seg + 1):
-        if not np.isfinite(sums[s]):
-            redo[s] = 1.0
-            means[s] = 0.0
-    for i in range(n):
-        if has_bits and not _is_valid(bits, bit_offset, i):
-            continue
-        x = np.float64(values[i])
-        if not np.isfinite(x):
-            continue
-        if multi:
-            for s in range(n_seg):
-                if redo[s] > 0 and _in_segment(members, s, i):
-                    means[s] += x / counts[s]
-            slot = n_seg
-        else:
-            c = codes[i]
-            slot = c if c >= 0 else n_seg
-        if redo[slot] > 0:
-            means[slot] += x / counts[slot]
 
 
 @kernel
@@ -220,3 +257,41 @@ def profile_category(cat_codes, bits, bit_offset, codes, members, counts):
         else:
             c = codes[i]
             counts[c if c >= 0 else n_seg, col] += 1
+
+
+@kernel
+def first_seen(cat_codes, bits, bit_offset, lo, hi, mapping, seen, n_seen):
+    """Number the categories of rows ``lo .. hi - 1`` in the order the rows first show them.
+
+    A string column's profile codes do not come from the reader's dictionaries (whose order and
+    unused entries depend on how the data was written and read) but from the rows: the first
+    distinct value met is code 0, the next new one code 1, and so on, so the codes of a whole
+    pass are the same whatever its batches, files or chunks.
+
+    Parameters
+    ----------
+    cat_codes : (n,) int32 dictionary codes of the reader, IN
+    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid (null rows are not
+        categories: they are counted apart)
+    bit_offset : int, bit of row 0 in ``bits``
+    lo, hi : int, the rows to read
+    mapping : (dictionary size,) int32, INOUT: the profile code of each reader code, -1 for a
+        value not met yet (set here when met)
+    seen : (>= n_seen + hi - lo,) int32, INOUT: ``seen[k]`` the reader code of profile code ``k``
+    n_seen : int, the values met before row ``lo``
+
+    Returns
+    -------
+    int
+        The values met up to row ``hi - 1``.
+    """
+    has_bits = bits.shape[0] > 0
+    for i in range(lo, hi):
+        if has_bits and not _is_valid(bits, bit_offset, i):
+            continue
+        c = cat_codes[i]
+        if mapping[c] < 0:
+            mapping[c] = n_seen
+            seen[n_seen] = c
+            n_seen += 1
+    return n_seen

@@ -425,3 +425,47 @@ def test_every_worker_killed_mid_score_does_not_change_the_output(client, folder
         local_dataset(lambda out: segmenter.score(folder, out=out, as_of=AS_OF), tmp_path))
     client.wait_for_workers(2, timeout=60)
     assert not set(pids) & set(client.run(os.getpid).values())  # they did die (their nannies restarted them)
+
+
+def _rules_case(case, tmp_path):
+    """(a dask DataFrame, what local segmint reads for the same data, a RuleSet, columns=)."""
+    n = 600
+    if case == "pandas categorical of numbers, from Parquet":  # meta: dask's placeholder category
+        df = pd.DataFrame({"k": pd.Categorical(np.arange(n) % 3), "frequency": np.arange(n) % 5})
+        (tmp_path / "in").mkdir()
+        df.iloc[:300].to_parquet(tmp_path / "in" / "a.parquet")
+        df.iloc[300:].to_parquet(tmp_path / "in" / "b.parquet")
+        return dd.read_parquet(tmp_path / "in"), str(tmp_path / "in"), RuleSet({"one": "k = 1"}, default="o"), ["k"]
+    if case == "dictionary growing past 127 values, from Parquet":  # int8 codes in the first file
+        (tmp_path / "in").mkdir()
+        for name, values in (("a", 3), ("b", 300)):
+            pq.write_table(pa.table({"c": pa.array([f"v{i % values}" for i in range(300)]).dictionary_encode(),
+                                     "frequency": pa.array(np.arange(300) % 5)}), tmp_path / "in" / f"{name}.parquet")
+        return dd.read_parquet(tmp_path / "in"), str(tmp_path / "in"), RuleSet({"v1": "c = 'v1'"}, default="o"), ["c"]
+    # an object column of ints in one partition and floats in the next: local types it double
+    mixed = pd.Series([1] * 300 + [2.5] * 300, dtype=object)
+    df = pd.DataFrame({"mixed": mixed, "frequency": np.arange(n) % 5})
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_pandas(df, npartitions=2, sort=False)
+    return frame, df, RuleSet({"big": "mixed > 2"}, default="small"), ["mixed"]
+
+
+@pytest.mark.parametrize("case", ["pandas categorical of numbers, from Parquet",
+                                  "dictionary growing past 127 values, from Parquet",
+                                  "object column of ints then floats"])
+def test_columns_meta_cannot_type_are_typed_from_all_partitions_as_local_types_them(client, tmp_path, case):
+    # review findings: dask's placeholder categories were typed as strings; the first partition's
+    # type was imposed on the others (int8 codes overflowed; 2.5 became 2 in an int64 column)
+    frame, local_input, rules, columns = _rules_case(case, tmp_path)
+    sd.score(rules, frame, tmp_path / "scored", as_of=AS_OF, columns=columns)
+    got = read_back(tmp_path / "scored")
+    want = rules.evaluate(local_input, as_of=AS_OF).table
+    assert got["segment"].to_pylist() == want["segment"].to_pylist()
+    local_column = segmint.open(local_input).schema.field(columns[0]).type
+    got_column = got.schema.field(columns[0]).type
+    if pa.types.is_dictionary(local_column):  # dictionary indices: int32, as a Parquet read gives
+        assert got_column.value_type == local_column.value_type
+    else:
+        assert got_column == local_column
+    values = (pa.table(local_input) if isinstance(local_input, pd.DataFrame) else pq.read_table(local_input))
+    assert got[columns[0]].to_pylist() == values[columns[0]].to_pylist()

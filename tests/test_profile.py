@@ -673,3 +673,157 @@ def test_a_real_null_string_category_does_not_merge_with_the_nulls():
     p = profile(t, segments="seg", categories=["city"], top=10)
     assert value(p, "a", "city", "share", "(null)") == 0.25
     assert value(p, "a", "city", "share", "((null))") == 0.5
+
+
+# -- the same bits however the rows are read --------------------------------------------------------
+def assert_same_profile(a, b, inputs=True):
+    """Two profiles equal field by field: floats bit for bit (NaN equal to NaN)."""
+    def same(x, y, what):
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=what, strict=True)
+        else:
+            assert x == y or (x is None and y is None), what
+
+    for name in ("segments", "features", "categories", "notes", "n_rows", "n_unassigned", "quantiles",
+                 "descriptions", "_booleans", "_top", "_traits"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("counts", "means", "std_diff", "_std", "_null_share", "_quantiles", "_share", "_reach",
+                 "_centroid"):
+        same(getattr(a, name), getattr(b, name), name)
+    for k in range(3):
+        same(a._revenue[k], b._revenue[k], f"revenue {k}")
+    assert a.summary.equals(b.summary) and a.table.equals(b.table)
+    if inputs:
+        assert a.inputs == b.inputs
+
+
+def layout_customers(n, seed=0):
+    """Customers over several row blocks: nulls, NaN, values near 1e9 (whose variance shows
+    any change in the order of additions), a string column whose values first appear late."""
+    rng = np.random.default_rng(seed)
+    seg = rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
+    seg[rng.random(n) < 0.01] = None
+    money = rng.lognormal(4, 1, n)
+    money[rng.random(n) < 0.05] = np.nan
+    city = rng.choice(["paris", "lyon", "nice"], n).astype(object)
+    city[n - 300:] = rng.choice(["brest", "metz", "paris"], 300)  # first seen in the last rows
+    city[rng.random(n) < 0.03] = None
+    return pa.table({
+        "customer_id": pa.array(np.arange(n, dtype=np.int64)),
+        "money": pa.array(money, mask=rng.random(n) < 0.05),
+        "big": pa.array(1e9 + rng.normal(0, 1, n)),
+        "score": pa.array(rng.normal(0, 1, n).astype(np.float32), mask=rng.random(n) < 0.1),
+        "visits": pa.array(rng.integers(0, 50, n).astype(np.int32)),
+        "opt_in": pa.array(rng.random(n) < 0.3),
+        "city": pa.array(city, pa.string()),
+        "segment": pa.array(seg, pa.string()),
+    })
+
+
+def write_layout(table, folder, cuts, row_group_size):
+    folder.mkdir()
+    edges = [0, *cuts, table.num_rows]
+    for i in range(len(edges) - 1):
+        pq.write_table(table.slice(edges[i], edges[i + 1] - edges[i]), folder / f"part-{i}.parquet",
+                       row_group_size=row_group_size)
+    return str(folder)
+
+
+def test_block_rows_are_the_clustering_chunk():
+    from segmint.cluster._passes import CHUNK
+    from segmint.explain.profile import BLOCK_ROWS
+    assert BLOCK_ROWS == CHUNK == 65_536
+
+
+def test_the_same_data_gives_the_same_bits_for_any_batch_size_and_file_layout(tmp_path):
+    table = layout_customers(2 * 65_536 + 5_003)
+    one = write_layout(table, tmp_path / "one", [], 1 << 20)
+    several = write_layout(table, tmp_path / "several", [50_001, 70_000, 131_072], 9_999)
+    kw = dict(segments="segment", id_column="customer_id", revenue="money", reachable="opt_in")
+    want = profile(table, **kw, batch_size=65_536)
+    assert want.categories == ["city"] and want.n_rows == table.num_rows
+    for source in (table, one, several):
+        for batch_size in (1_000, 65_536, 1_000_000):
+            assert_same_profile(profile(source, **kw, batch_size=batch_size), want, inputs=False)
+
+
+def test_multi_mode_memberships_cut_at_any_row_give_the_same_bits():
+    from segmint.rules import RuleSet
+    table = layout_customers(65_536 + 3_001, seed=1)
+    rules = RuleSet({"rich": "money > 60", "loyal": "visits >= 25", "odd": "score < 0"}, mode="multi")
+    kw = dict(segments=rules, id_column="customer_id", revenue="money")
+    want = profile(table, **kw, batch_size=65_536)
+    for batch_size in (999, 4_096, 100_000):  # cuts inside a 64-row membership word, and on one
+        assert_same_profile(profile(table, **kw, batch_size=batch_size), want)
+
+
+def test_the_note_of_a_dropped_category_column_does_not_depend_on_the_batch_size(tmp_path):
+    n = 70_000
+    t = pa.table({"seg": pa.array(np.where(np.arange(n) % 3 == 0, "a", "b")),
+                  "email": pa.array([f"c{i % 30_000}@x.org" for i in range(n)])})
+    pq.write_table(t, tmp_path / "t.parquet", row_group_size=1_000)  # a dictionary per row group
+    notes = {tuple(profile(source, segments="seg", batch_size=b).notes)
+             for source in (t, str(tmp_path / "t.parquet")) for b in (300, 65_536, 100_000)}
+    assert notes == {("left out of categories: 'email' (more than 1,000 distinct values; 30,000 when "
+                      "dropped)",)}
+
+
+def test_equal_shares_rank_in_the_order_the_rows_first_show_them_whatever_the_dictionary():
+    rows = ["y", "x", "z", "x", "y", "z"]
+    for dictionary in (["x", "y", "z"], ["z", "y", "x"], ["y", "x", "z", "unused"]):
+        idx = pa.array([dictionary.index(v) for v in rows], pa.int32())
+        t = pa.table({"seg": ["a"] * 6, "city": pa.DictionaryArray.from_arrays(idx, pa.array(dictionary))})
+        p = profile(t, segments="seg", categories=["city"], top=10)
+        assert [c for c, _, _ in p._top[0][0]] == ["y", "x", "z"], dictionary
+
+
+@pytest.mark.parametrize("bit_offset", [0, 3])
+def test_first_seen_matches_a_python_twin(bit_offset):
+    rng = np.random.default_rng(bit_offset)
+    n, size = 500, 40
+    codes = rng.integers(0, size, n).astype(np.int32)
+    valid = rng.random(n) > 0.2
+    bits = np.packbits(np.concatenate([np.zeros(bit_offset, bool), valid]), bitorder="little")
+    mapping = np.full(size, -1, np.int32)
+    seen = np.zeros(n, np.int32)
+    n_seen = 0
+    for lo, hi in [(0, 123), (123, 124), (124, n)]:
+        n_seen = kp.first_seen(codes, bits, bit_offset, lo, hi, mapping, seen, n_seen)
+    order = list(dict.fromkeys(codes[valid].tolist()))
+    assert seen[:n_seen].tolist() == order
+    assert [int(mapping[c]) for c in order] == list(range(len(order)))
+    assert (mapping[[c for c in range(size) if c not in order]] == -1).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["codes", "members"])
+def test_the_numeric_passes_part_by_part_give_the_bits_of_one_call(mode, dtype):
+    from segmint.explain.profile import _block_moments, _member_words
+    rng = np.random.default_rng(len(mode))
+    n, n_seg = 1_000, 3
+    values = (1e9 if dtype == np.float64 else 1e4) + rng.normal(0, 1, n)
+    if dtype == np.float64:
+        values[rng.random(n) < 0.02] = 1.5e308  # sums beyond 1.8e308: the means by parts
+    values[rng.random(n) < 0.02] = np.nan
+    values = values.astype(dtype)
+    values.flags.writeable = False  # as Arrow's buffers
+    valid = rng.random(n) > 0.1
+    bits = np.packbits(valid, bitorder="little")
+    if mode == "codes":
+        codes, member = rng.integers(-1, n_seg, n).astype(np.int32), None
+        members = np.zeros((0, 0), np.uint64)
+    else:
+        codes, member = np.zeros(0, np.int32), rng.random((n_seg, n)) < 0.4
+        members = _member_words(member)
+    one, one_sketch = np.zeros((n_seg + 1, 4)), np.zeros((n_seg + 1, ks.N_BUCKETS), np.int64)
+    kp.profile_numeric(values, bits, 0, codes, members, one, one_sketch)
+    parts = []
+    for lo, hi in [(0, 333), (333, 334), (334, 700), (700, n)]:
+        parts.append(((values[lo:hi], bits, lo), codes[lo:hi] if mode == "codes" else codes,
+                      members if member is None else _member_words(member[:, lo:hi])))
+    cut, cut_sketch = np.zeros((n_seg + 1, 4)), np.zeros((n_seg + 1, ks.N_BUCKETS), np.int64)
+    _block_moments(parts, cut, cut_sketch)
+    assert np.isinf(one[:, 1] + one[:, 2]).sum() == 0
+    assert (one[:, 3] == np.inf).any() == (dtype == np.float64)  # the overflow path was taken
+    np.testing.assert_array_equal(cut, one)
+    np.testing.assert_array_equal(cut_sketch, one_sketch)

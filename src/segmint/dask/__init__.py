@@ -1,4 +1,4 @@
-"""segmint on a Dask cluster: fits, predictions, scoring and event aggregation beyond one machine.
+"""segmint on a Dask cluster: fits, predictions, scoring, profiles and event aggregation beyond one machine.
 
 Needs the ``dask`` extra (``pip install 'segmint[dask]'``: dask and distributed); ``import
 segmint`` never imports it. Every function takes ``client=`` (default: the current
@@ -22,6 +22,7 @@ _PUBLIC = {
     "fit": "cluster", "predict": "cluster",
     "aggregate": "events", "btyd_summary": "events",
     "score": "scoring", "ScoreResult": "scoring", "warmup": "warm", "WorkerWarmup": "warm",
+    "profile": "profiling",  # not "profile.py": importing that submodule would shadow the function
     "parquet_chunks": "chunks", "read_chunk": "chunks", "Chunk": "chunks", "CHUNK_ROWS": "chunks",
 }
 

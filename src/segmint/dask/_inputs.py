@@ -100,6 +100,9 @@ def _meta_schema(meta):
     fields = []
     for label in meta.columns:
         name = str(label)
+        if _unknown_categories(meta[label]):  # dask's placeholder category, not the values
+            fields.append(pa.field(name, pa.dictionary(pa.int32(), pa.null())))
+            continue
         try:
             field = pa.Schema.from_pandas(meta[[label]], preserve_index=False).field(0)
         except (pa.ArrowException, TypeError, ValueError):
@@ -120,40 +123,147 @@ def untyped(arrow_type):
                                            and pa.types.is_null(arrow_type.value_type))
 
 
+def _unknown_categories(series):
+    """True for a categorical whose ``meta`` holds dask's placeholder instead of its categories
+    (a Parquet read of a pandas categorical, ``.cat.as_unknown()``): Arrow would type the
+    placeholder (strings), not the values."""
+    dtype = getattr(series, "dtype", None)
+    if getattr(dtype, "name", None) != "category":
+        return False
+    try:
+        from dask.dataframe.utils import has_known_categories
+    except ImportError:  # pragma: no cover - dask without its dataframe part
+        return False
+    return not has_known_categories(series)
+
+
 def frame_schema(inp, names, client):
     """``inp.schema`` with the columns of ``names`` that ``meta`` left untyped typed from the
-    data: the first partition in which such a column holds a value gives its type (computed on
-    the cluster, for those columns only), and every partition is then converted with that one
-    type. A column with no value in any partition stays ``null``; one Arrow cannot type is a
-    :class:`~segmint.errors.DataError` naming it, its dtype and the partition.
+    data, as local segmint types the whole column: each partition's Arrow type of each such
+    column is inferred on the cluster (one parallel pass over those columns only), and the
+    types are unified in partition order with Arrow's permissive promotion (int64 and double:
+    double; decimals: the scale and precision that hold both; dictionaries of strings: int32
+    indices, as a Parquet read gives; of numbers: the numbers). Every partition is then converted to that one type, safely
+    (:func:`partition_table`). A column with no value in any partition stays ``null``; one
+    Arrow cannot type, or whose partitions' types do not unify, is a
+    :class:`~segmint.errors.DataError` naming it and the partition.
     """
+    import dask
     import pyarrow as pa
 
     from ..errors import DataError
 
     wanted = [n for n in dict.fromkeys(names) if n in inp.schema.names and untyped(inp.schema.field(n).type)]
+    if not wanted:
+        return inp.schema
+    parts = inp.partitions(wanted)
+    inferred = client.compute([dask.delayed(_partition_types, pure=True)(part, wanted) for part in parts],
+                              sync=True)
     types = {}
-    parts = inp.partitions(wanted) if wanted else []
-    for index, part in enumerate(parts):
-        frame = client.compute(part).result()
-        for position, name in enumerate(wanted):
-            if name in types:
-                continue
-            series = frame.iloc[:, position]
-            try:
-                arrow_type = pa.array(series, from_pandas=True).type
-            except (pa.ArrowException, TypeError, ValueError) as exc:
+    for index, found in enumerate(inferred):
+        for name, (arrow_type, dtype, problem) in zip(wanted, found):
+            if problem is not None:
                 raise DataError(f"{inp.label}, partition {index} of {len(parts)}: column {name!r} "
-                                f"(dtype {series.dtype}) "
-                                f"cannot be converted to Arrow: {exc}") from None
-            if not untyped(arrow_type):
-                types[name] = arrow_type
-        if len(types) == len(wanted):
-            break
+                                f"(dtype {dtype}) cannot be converted to Arrow: {problem}")
+            if untyped(arrow_type):
+                continue
+            if name not in types:
+                types[name] = (arrow_type, index)
+                continue
+            try:
+                unified = pa.unify_schemas([pa.schema([pa.field(name, types[name][0])]),
+                                            pa.schema([pa.field(name, arrow_type)])],
+                                           promote_options="permissive").field(0).type
+            except (pa.ArrowException, TypeError, ValueError):
+                raise DataError(f"{inp.label}: column {name!r} holds {types[name][0]} in partition "
+                                f"{types[name][1]} and {arrow_type} in partition {index} of {len(parts)}: "
+                                "one column needs one type") from None
+            types[name] = (unified, types[name][1])
     if not types:
         return inp.schema
-    fields = [f.with_type(types[f.name]) if f.name in types else f for f in inp.schema]
+    fields = [f.with_type(types[f.name][0]) if f.name in types else f for f in inp.schema]
     return pa.schema(fields, metadata=inp.schema.metadata)
+
+
+def _partition_types(frame, names):
+    """On a worker: per column of ``names``, (the Arrow type pyarrow infers for this partition's
+    values, with dictionary indices widened to int32; the pandas dtype; the problem or None)."""
+    import pyarrow as pa
+
+    out = []
+    for position, _ in enumerate(names):
+        series = frame.iloc[:, position]
+        try:
+            arrow_type = pa.array(series, from_pandas=True).type
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            out.append((None, str(series.dtype), str(exc)))
+            continue
+        if pa.types.is_dictionary(arrow_type):
+            value = arrow_type.value_type
+            # strings stay dictionary-encoded (int32 indices, as a Parquet read gives them);
+            # a categorical of numbers is its numbers, as segmint reads those files locally
+            arrow_type = pa.dictionary(pa.int32(), value) if (pa.types.is_string(value)
+                                                              or pa.types.is_large_string(value)) else value
+        out.append((arrow_type, str(series.dtype), None))
+    return out
+
+
+def frame_chunk_reads(frame, columns, schema, rows_per_chunk, client):
+    """Chunks of fixed global rows over a dask DataFrame's partitions (of ``columns`` only),
+    in order: one ``("frame", pieces, schema of columns, first global row)`` per chunk, each
+    piece ``(delayed partition, lo, hi, partition index, partitions)``, so a chunk is the same
+    rows however the frame is partitioned.
+
+    The lengths are those of these very partitions (one ``len`` task each): computing the
+    frame's own ``map_partitions(len)`` lets dask fuse the partitions of a Parquet read of few
+    columns (4 lengths for 20 partitions), and slices would then pair with the wrong partition
+    (a reviewer's probe lost 80% of the events that way).
+    """
+    import dask
+    import numpy as np
+    import pyarrow as pa
+
+    labels = {str(c): c for c in frame.columns}
+    parts = frame[[labels[c] for c in columns]].to_delayed()
+    lengths = [int(n) for n in client.compute([dask.delayed(len)(p) for p in parts], sync=True)]
+    ends = np.cumsum([0] + lengths)
+    total = int(ends[-1])
+    read_schema = pa.schema([schema.field(c) for c in columns])
+    reads = []
+    for start in range(0, total, rows_per_chunk):
+        stop = min(start + rows_per_chunk, total)
+        pieces = []
+        for i in range(len(lengths)):
+            lo, hi = max(start, int(ends[i])), min(stop, int(ends[i + 1]))
+            if hi > lo:
+                pieces.append((parts[i], lo - int(ends[i]), hi - int(ends[i]), i, len(lengths)))
+        reads.append(("frame", pieces, read_schema, start))
+    return reads
+
+
+def partition_table(frame, schema, where):
+    """One partition (a pandas DataFrame holding ``schema``'s columns, in order) as an Arrow
+    table of ``schema``: each column converted as pyarrow infers it, then cast to the schema's
+    type *safely*, so a value the type cannot hold (2.5 in an integer column, a decimal's lost
+    digits) is a :class:`~segmint.errors.DataError` naming the column, its dtype and ``where``
+    (e.g. "the dask DataFrame, partition 3 of 8"; None: the caller adds it), never a silently
+    changed value."""
+    import pyarrow as pa
+
+    from ..errors import DataError
+
+    arrays = []
+    for position, field in enumerate(schema):
+        series = frame.iloc[:, position]
+        try:
+            array = pa.array(series, from_pandas=True)
+            if array.type != field.type:
+                array = array.cast(field.type, safe=True)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(f"{where + ': ' if where else ''}column {field.name!r} (dtype {series.dtype}) "
+                            f"cannot be read as {field.type}: {exc}") from None
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def frame_paths(frame):

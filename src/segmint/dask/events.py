@@ -36,7 +36,7 @@ from ..errors import DataError, ParameterError
 from ..io.writers import ResultWriter
 from ..kernels import aggregate as _agg
 from ..kernels import bucket as _bucket
-from ._inputs import frame_schema, is_dask_dataframe, table_input
+from ._inputs import frame_chunk_reads, frame_schema, is_dask_dataframe, partition_table, table_input
 from .chunks import ALIGN, CHUNK_ROWS, parquet_chunks, read_chunk
 
 # the module, not the function segmint.events re-exports under the same name
@@ -152,7 +152,11 @@ def _run(events, opts, as_of, batch_size, client, rows_per_chunk, buckets, outpu
     local_fn = _local.btyd_summary if period else _local.aggregate
     # local segmint checks every option and column on an empty table of the same schema, and
     # gives the result's schema (the one the buckets' tables are cast to)
-    template = local_fn(schema.empty_table(), **opts).table.schema
+    empty = schema.empty_table()
+    if is_dask_dataframe(events):  # local's messages name the input ("unknown column ... in ...")
+        from ..io.source import open as _open
+        empty = _open(empty, label="the dask DataFrame")
+    template = local_fn(empty, **opts).table.schema
     writer = None
     if output is not None:
         writer = _DatasetCommit(output, template, inputs)
@@ -220,20 +224,7 @@ def _frame_reads(frame, opts, rows_per_chunk, client):
         return [], inp.schema, []  # the caller's check on an empty table gives local's message
     schema = frame_schema(inp, read, client)
     schema = pa.schema([schema.field(c) for c in read], metadata=schema.metadata)
-    selected = frame[[{str(c): c for c in frame.columns}[c] for c in read]]
-    parts = selected.to_delayed()
-    lengths = [int(n) for n in client.compute(selected.map_partitions(len)).result()]
-    ends = np.cumsum([0] + lengths)
-    total = int(ends[-1])
-    reads = []
-    for start in range(0, total, rows_per_chunk):
-        stop = min(start + rows_per_chunk, total)
-        pieces = []
-        for i, n in enumerate(lengths):
-            lo, hi = max(start, int(ends[i])), min(stop, int(ends[i + 1]))
-            if hi > lo:
-                pieces.append((parts[i], lo - int(ends[i]), hi - int(ends[i]), i, len(lengths)))
-        reads.append(("frame", pieces, schema, start))
+    reads = frame_chunk_reads(frame, read, schema, rows_per_chunk, client)
     return reads, schema, [str(p) for p in inp.paths]
 
 
@@ -284,19 +275,8 @@ def _read(read, columns, strings):
         return read_chunk(read[1], columns, strings)
     _, pieces, schema, _ = read
     columns_schema = pa.schema([schema.field(c) for c in columns])
-    tables = []
-    for df, lo, hi, index, count in pieces:
-        part = df.iloc[lo:hi]
-        arrays = []
-        for position, name in enumerate(columns):
-            series = part.iloc[:, position]
-            try:
-                arrays.append(pa.array(series, type=columns_schema.field(name).type, from_pandas=True))
-            except (pa.ArrowException, TypeError, ValueError) as exc:
-                raise DataError(f"the dask DataFrame, partition {index} of {count}: column {name!r} "
-                                f"(dtype {series.dtype}) cannot be read as "
-                                f"{columns_schema.field(name).type}: {exc}") from None
-        tables.append(pa.Table.from_arrays(arrays, schema=columns_schema))
+    tables = [partition_table(df.iloc[lo:hi], columns_schema, f"the dask DataFrame, partition {index} of {count}")
+              for df, lo, hi, index, count in pieces]
     return pa.concat_tables(tables) if tables else columns_schema.empty_table()
 
 
@@ -391,7 +371,9 @@ def _buckets_of(ids, flip, n_buckets):
 def _split(state, n_buckets, inp, period):
     """The chunk's state cut into buckets: one dict of arrays per bucket (None: no customer)."""
     which = _buckets_of(state["ids"], inp.flip_ids, n_buckets)
-    order = np.argsort(which, kind="stable")  # one sort, not one scan per bucket
+    # one sort, not one scan per bucket; as uint16, numpy's stable sort is a radix sort (~3.5x
+    # faster than on int32 at a million states) and a stable order is the same whatever the sort
+    order = np.argsort(which.astype(np.uint16) if n_buckets <= 1 << 16 else which, kind="stable")
     bounds = np.searchsorted(which[order], np.arange(n_buckets + 1))
     if period:  # (a customer with pairs has a state too: a pair is one of its events)
         pair_bucket = _buckets_of(state["pairs"]["id"], inp.flip_ids, n_buckets)

@@ -49,7 +49,7 @@ from ..errors import DataError, OutputError, ParameterError, SegmintError
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import writers as _writers
 from . import chunks as _chunks
-from ._inputs import FrameInput, frame_schema, resolve_client, table_input
+from ._inputs import FrameInput, frame_schema, partition_table, resolve_client, table_input
 
 pq = lazy_import("pyarrow.parquet")
 
@@ -428,15 +428,7 @@ def _partition_table(frame, schema):
     column that does not convert is a :class:`DataError` naming it and its dtype."""
     if not len(schema):  # no column to read (rules on constants): the rows still count
         return pa.table({"_": pa.nulls(len(frame))}).select([])
-    arrays = []
-    for position, field in enumerate(schema):
-        series = frame.iloc[:, position]
-        try:
-            arrays.append(pa.array(series, type=field.type, from_pandas=True))
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise DataError(f"column {field.name!r} (dtype {series.dtype}) cannot be converted to Arrow "
-                            f"{field.type}: {exc}") from None
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return partition_table(frame, schema, None)  # _score_partition names the partition
 
 
 def _score_and_write(model, table, options, folder, name):

@@ -20,21 +20,33 @@ Conventions (also in :class:`Profile`):
 - a string column with more than :data:`MAX_CATEGORIES` distinct values (emails, ids) is left out
   of the default ``categories`` (said in :attr:`Profile.notes`), and refused with a
   :class:`~segmint.errors.DataError` when named in ``categories=``: counting it per segment would
-  take memory in proportion to its distinct values;
+  take memory in proportion to its distinct values. The limit is checked at the end of each
+  block of :data:`BLOCK_ROWS` rows (the note gives the values met by then);
+- a string column's categories rank, at equal shares, in the order the rows first show them
+  (not the order of a file's dictionaries);
 - a string column's nulls are the category ``"(null)"`` (``"((null))"`` when the column holds
   the string "(null)" itself), so a segment's shares add up to 1;
 - ``std_diff`` is NaN when the base's standard deviation is 0 (a constant column) or a segment
   has no value, and NaN never ranks as a trait.
+
+The numbers do not depend on how the source is read: float moments are computed per fixed block
+of :data:`BLOCK_ROWS` global rows and merged in block order (a block that batches cut is put
+together first), integer counts (rows, sketches, categories) are exact in any order. So any
+``batch_size``, thread count, file layout, and :func:`segmint.dask.profile` on any cluster give
+the same bits.
 """
 import json
 import math
 import threading
+from collections import deque
+from concurrent.futures import Future
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from .._lazy import lazy_import
-from .._parallel import ordered_map
+from .._parallel import _get_pool, get_num_threads, ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io.columns import (BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, kernel_numbers, validity_bits,
@@ -63,6 +75,13 @@ MAX_CATEGORIES = 1_000
 # work, a profile whose sketches alone would take more than this.
 MAX_SKETCH_BYTES = 2 << 30
 
+# Float moments are computed per block of this many global rows (row ``r`` is in block
+# ``r // BLOCK_ROWS``), each block by one kernel call over all its rows, and blocks are merged in
+# block order: so the bits do not depend on batch_size, the files' row groups, the thread count,
+# nor on how segmint.dask cuts a dataset into chunks (whole blocks each). The value is local
+# segmint's accumulation chunk (segmint.cluster._passes.CHUNK; a test checks).
+BLOCK_ROWS = 65_536
+
 _EMPTY_CODES = np.zeros(0, dtype=np.int32)
 _EMPTY_MEMBERS = np.zeros((0, 0), dtype=np.uint64)
 _NO_SKETCH = np.zeros((0, ks.N_BUCKETS), dtype=np.int64)
@@ -86,7 +105,8 @@ def profile(source, *, segments, features=None, categories=None, id_column=None,
         String columns; default every string column but the id and segment columns, leaving out
         (with a note in :attr:`Profile.notes`) those with more than :data:`MAX_CATEGORIES`
         distinct values. A named column with more distinct values is refused with a
-        :class:`~segmint.errors.DataError` as soon as the pass meets them.
+        :class:`~segmint.errors.DataError` at the end of the block of :data:`BLOCK_ROWS` rows
+        where the pass meets them.
     id_column : str, optional
         The customer id column (left out of the defaults; required to join a table).
     revenue : str, optional
@@ -100,7 +120,7 @@ def profile(source, *, segments, features=None, categories=None, id_column=None,
     as_of : datetime, date or ISO string, optional
         For rules using dates.
     batch_size : int
-        Rows per batch.
+        Rows per batch (the result does not depend on it).
     progress : callable, optional
         Called with each batch's row count.
 
@@ -113,14 +133,7 @@ def profile(source, *, segments, features=None, categories=None, id_column=None,
     batch_size = check_positive_int("batch_size", batch_size)
     seg = resolve_segments(source, segments, id_column=id_column, as_of=as_of)
     plan = _Plan(seg, features, categories, id_column, revenue, reachable)
-    acc = _Accumulator(plan, len(seg.names))
-    if plan.casts:  # segmint's batches do not read decimals: a second reader, row-aligned
-        acc.cast_reader = _CastReader(seg.source, plan.casts, batch_size)
-    stream = seg.stream([c for c in plan.columns if c not in plan.casts], batch_size)
-    for moments, n in ordered_map(acc.batch, acc.prepared(stream)):
-        acc.merge(moments, n)
-        if progress is not None:
-            progress(n)
+    acc = _pass(seg, plan, batch_size, progress)
     # the files read: to_json(path) may not write over any of them
     inputs = [p for p in getattr(seg, "paths", None) or seg.source.paths if p is not None]
     return _build(plan, seg, acc, top, inputs)
@@ -198,6 +211,24 @@ def _check_column(what, name, src, kinds, allowed, expected):
 
 
 # -- the pass -----------------------------------------------------------------------------------
+def _pass(seg, plan, batch_size, progress=None, n_threads=None, keep_blocks=False):
+    """One streaming pass over ``seg``'s source: an :class:`_Accumulator` holding its statistics.
+
+    ``keep_blocks``: keep each row block's moments (in block order) instead of merging them, and
+    leave the category limit to the caller (a chunk of a dataset, see :mod:`segmint.dask.profiling`).
+    """
+    acc = _Accumulator(plan, len(seg.names), keep_blocks=keep_blocks, n_threads=n_threads)
+    if plan.casts:  # segmint's batches do not read decimals: a second reader, row-aligned
+        acc.cast_reader = _CastReader(seg.source, plan.casts, batch_size)
+    stream = seg.stream([c for c in plan.columns if c not in plan.casts], batch_size)
+    for result in ordered_map(acc.batch, acc.prepared(stream), n_threads=n_threads):
+        acc.merge(result)
+        if progress is not None:
+            progress(result.rows)
+    acc.finish()
+    return acc
+
+
 class _ThreadState:
     """Integer counts one worker thread adds to: sketches and category counts. Integer sums
     do not depend on their order, so keeping them per thread keeps results thread-invariant."""
@@ -208,8 +239,144 @@ class _ThreadState:
         self.rows = np.zeros(n_slots, dtype=np.int64)
 
 
+class _BatchResult(NamedTuple):
+    """What a worker thread made of one batch: its rows, and for each row block it touches, in
+    row order, the block's moments (a whole block) or a :class:`_Piece` (a block the batch cuts)."""
+
+    rows: int
+    blocks: list
+
+
+class _Piece:
+    """The rows of one row block that one batch holds, kept until the block is whole.
+
+    Per numeric column its kernel values and validity bitmap as the batch has them (views, no
+    copy: the batch's memory stays alive with them), the rows' segment codes (a view) or
+    membership bits (bool, unpacked: a piece need not start on a 64-row word)."""
+
+    __slots__ = ("start", "stop", "columns", "codes", "members")
+
+    def __init__(self, start, columns, lo, hi, codes, members):
+        self.start, self.stop = start + lo, start + hi  # global rows: the first, after the last
+        self.columns = [(values[lo:hi], bits, offset + lo) for values, bits, offset in columns]
+        self.codes = codes[lo:hi] if codes.shape[0] else None
+        self.members = _member_bools(members, lo, hi) if members.shape[0] else None
+
+
+def _block_moments(parts, moments, sketches):
+    """One numeric column's moments over a row block given as consecutive ``parts``
+    ``((values, bits, bit offset), codes, members)``: the passes of
+    :func:`segmint.kernels.profile.profile_numeric`, each over every part in row order, so the
+    bits do not depend on where the parts were cut (nor are the parts copied to join them).
+    ``moments`` OUT, ``sketches`` INOUT (or 0 rows)."""
+    if len(parts) == 1:  # one kernel call (a Python call per pass and part costs ~5 us each)
+        (values, bits, offset), codes, members = parts[0]
+        kp.profile_numeric(values, bits, offset, codes, members, moments, sketches)
+        return
+    n_slots = moments.shape[0]
+    sums, counts = np.zeros(n_slots), np.zeros(n_slots)
+    for (values, bits, offset), codes, members in parts:
+        kp.numeric_sums(values, bits, offset, codes, members, sums, counts, sketches)
+    means = np.zeros(n_slots)
+    if kp.numeric_means(sums, counts, means):  # a sum beyond 1.8e308: the means by parts
+        for (values, bits, offset), codes, members in parts:
+            kp.means_by_parts(values, bits, offset, codes, members, counts, sums, means)
+    dev, m2 = np.zeros(n_slots), np.zeros(n_slots)
+    for (values, bits, offset), codes, members in parts:
+        kp.numeric_deviations(values, bits, offset, codes, members, means, dev, m2)
+    kp.numeric_moments(counts, means, dev, m2, moments)
+
+
+def _block_bounds(start, n):
+    """``[(lo, hi), ...]`` rows of a batch of ``n`` rows starting at global row ``start``, cut at
+    the row blocks' edges (multiples of :data:`BLOCK_ROWS`)."""
+    out, lo = [], 0
+    while lo < n:
+        hi = min(n, lo + BLOCK_ROWS - (start + lo) % BLOCK_ROWS)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _member_bools(members, lo, hi):
+    """Rows ``lo .. hi - 1`` of membership bit words as a (n_seg, hi - lo) bool array."""
+    as_bytes = np.ascontiguousarray(members, dtype="<u8").view(np.uint8)
+    return np.unpackbits(as_bytes, axis=1, count=hi, bitorder="little")[:, lo:].astype(bool)
+
+
+def _member_words(bools):
+    """(n_seg, n) bool memberships as the kernels' uint64 bit words (bit r % 64 of word r // 64)."""
+    n_seg, n = bools.shape
+    packed = np.packbits(bools, axis=1, bitorder="little")
+    words = np.zeros((n_seg, 8 * ((n + 63) // 64)), dtype=np.uint8)
+    words[:, :packed.shape[1]] = packed
+    return np.ascontiguousarray(words.view("<u8").astype(np.uint64))
+
+
+def _member_slice(members, lo, hi):
+    """Membership words of rows ``lo .. hi - 1`` (a copy: the kernels want C-contiguous words)."""
+    if members.shape[0] == 0:
+        return members
+    if lo % 64 == 0:
+        return np.ascontiguousarray(members[:, lo // 64:(hi + 63) // 64])
+    return _member_words(_member_bools(members, lo, hi))
+
+
+class _FirstSeen:
+    """A string column's profile codes: its values numbered in the order the rows first show
+    them (:func:`segmint.kernels.profile.first_seen`), and how many were met at each row
+    block's end.
+
+    The reader's own codes cannot serve: their order, and the unused values a dictionary may
+    hold, depend on how the data was written and read (row groups, batches, Dask chunks). So
+    does a count taken at a batch's end: the limit :data:`MAX_CATEGORIES` is checked at the end
+    of each row block only."""
+
+    def __init__(self):
+        self.mapping = np.zeros(0, dtype=np.int32)  # reader code -> profile code (-1: not met)
+        self.seen = np.zeros(0, dtype=np.int32)  # profile code -> reader code
+        self.n = 0
+        self.ends = []  # values met at the end of each row block
+        self.dictionary = None  # the reader's (pass-wide) dictionary
+        self.over = False  # more than MAX_CATEGORIES at a block's end: no longer followed
+
+    def meet(self, view, start):
+        """Number the new values of a batch starting at global row ``start``, in row order."""
+        n = len(view)
+        self.dictionary = view.dictionary
+        size = len(view.dictionary)
+        if size > len(self.mapping):  # a new array: batches under way keep the one they have
+            grown = np.full(size, -1, dtype=np.int32)
+            grown[:len(self.mapping)] = self.mapping
+            self.mapping = grown
+        if len(self.seen) < self.n + n:
+            grown = np.empty(max(self.n + n, 2 * len(self.seen)), dtype=np.int32)
+            grown[:self.n] = self.seen[:self.n]
+            self.seen = grown
+        bits, offset = _bits(view)
+        for lo, hi in _block_bounds(start, n):
+            self.n = kp.first_seen(view.values, bits, offset, lo, hi, self.mapping, self.seen, self.n)
+            if (start + hi) % BLOCK_ROWS == 0:
+                self.block_end()
+                if self.over:
+                    return
+
+    def block_end(self):
+        self.ends.append(self.n)
+        self.over = self.n > MAX_CATEGORIES
+
+    def strings(self):
+        """The values, by profile code (a pyarrow string array)."""
+        if self.n == 0:
+            return pa.array([], pa.string())
+        return self.dictionary.take(pa.array(self.seen[:self.n]))
+
+
 class _Accumulator:
-    def __init__(self, plan, n_seg):
+    """A pass's statistics: float moments per row block merged in block order (or kept, with
+    ``keep_blocks``), integer counts per worker thread, string columns' first-seen codes."""
+
+    def __init__(self, plan, n_seg, keep_blocks=False, n_threads=None):
         self.plan = plan
         self.n_seg = n_seg
         self.n_slots = n_seg + 1
@@ -221,18 +388,30 @@ class _Accumulator:
                 f"{need / 2**30:.1f} GiB of quantile sketches ({ks.N_BUCKETS * 8 // 1000} KB per segment, feature and thread): "
                 "pass fewer features= or use fewer segments")
         self.moments = np.zeros((len(plan.numeric), self.n_slots, 4))  # see _chan
+        self.blocks = [] if keep_blocks else None  # each row block's moments, in block order
         self.n_rows = 0
-        self.dictionaries = [None] * len(plan.categories)
+        self.seen = [_FirstSeen() for _ in plan.categories]
         self.dropped = {}  # default category column -> distinct values met when dropped
         self.cast_reader = None
+        self._open = []  # the pieces of the row block batches have cut, so far
+        self._queue = deque()  # blocks' moments (or futures of them) waiting to merge, in order
+        n = get_num_threads() if n_threads is None else n_threads
+        in_pool = threading.current_thread().name.startswith("segmint")  # (as ordered_map decides)
+        self._pool = _get_pool(n) if n > 1 and not in_pool else None
+        self._window = 2 * n
         self._states = []
         self._free = []
         self._lock = threading.Lock()
 
+    @property
+    def dictionaries(self):
+        """Per category column its values by profile code, None for a column left out."""
+        return [None if fs.over else fs.strings() for fs in self.seen]
+
     def prepared(self, stream):
         """The stream with each batch's column views made here, in batch order: string codes
-        come from one dictionary that grows batch by batch, so their views cannot be made by
-        workers in arbitrary order."""
+        are numbered by first appearance over the whole pass, so not by workers in arbitrary
+        order."""
         for item in stream:
             views = {}
             if self.cast_reader is not None:
@@ -242,22 +421,29 @@ class _Accumulator:
                     views[c] = item.batch[c]
             counted = []
             for j, c in enumerate(self.plan.categories):
-                if c in self.dropped:
-                    continue  # not even viewed: its pass-wide dictionary stops growing
+                fs = self.seen[j]
+                if fs.over:
+                    continue  # not even viewed: the reader's dictionary stops growing
                 view = item.batch[c]
-                if len(view.dictionary) > MAX_CATEGORIES:
-                    if self.plan.named_categories:
-                        raise DataError(
-                            f"categories= column {c!r} has more than {MAX_CATEGORIES:,} distinct values "
-                            f"({len(view.dictionary):,} so far): too many to count per segment; leave "
-                            "it out of categories= or group its values first")
-                    self.dropped[c] = len(view.dictionary)
-                    self.dictionaries[j] = None
-                    continue
-                views[c] = view
-                self.dictionaries[j] = view.dictionary
-                counted.append(j)
+                fs.meet(view, item.batch.start)
+                if fs.over:
+                    self._too_many(j)
+                elif fs.n <= MAX_CATEGORIES:  # (beyond: left out at this block's end, not counted)
+                    counted.append((j, view, fs.mapping, fs.n))
             yield item, views, counted
+
+    def _too_many(self, j):
+        """A category column met more than MAX_CATEGORIES values by a row block's end: refused
+        when named, else left out (a chunk of a dataset leaves that to its caller)."""
+        if self.blocks is not None:
+            return
+        c, n = self.plan.categories[j], self.seen[j].n
+        if self.plan.named_categories:
+            raise DataError(
+                f"categories= column {c!r} has more than {MAX_CATEGORIES:,} distinct values "
+                f"({n:,} so far): too many to count per segment; leave it out of categories= or "
+                "group its values first")
+        self.dropped[c] = n
 
     def _acquire(self):
         with self._lock:
@@ -272,56 +458,131 @@ class _Accumulator:
             self._free.append(state)
 
     def batch(self, item):
-        """One batch's float moments (returned, merged in order) and integer counts (added to
-        this thread's state)."""
+        """One batch (on a worker thread): the moments of the row blocks it holds whole, the
+        pieces of those it cuts, and its integer counts (added to this thread's state)."""
         sb, views, counted = item
-        n = sb.batch.num_rows
+        n, start = sb.batch.num_rows, sb.batch.start
         codes = sb.codes if sb.codes is not None else _EMPTY_CODES
         members = sb.members if sb.members is not None else _EMPTY_MEMBERS
-        moments = np.zeros((len(self.plan.numeric), self.n_slots, 4))
         state = self._acquire()
         try:
             kp.count_rows(codes, members, n, state.rows)
             n_sketched = len(self.plan.features)
+            columns = []
             for j, name in enumerate(self.plan.numeric):
                 view = views[name]
-                values = _numbers(view, reach=name == self.plan.reachable and j >= n_sketched)
-                bits, offset = _bits(view)
-                sketches = state.sketches[j] if j < n_sketched else _NO_SKETCH
-                kp.profile_numeric(values, bits, offset, codes, members, moments[j], sketches)
-            for j in counted:
-                view = views[self.plan.categories[j]]
-                width = len(view.dictionary) + 1
-                if state.categories[j].shape[1] < width:  # the pass's dictionary grew
+                columns.append((_numbers(view, reach=name == self.plan.reachable and j >= n_sketched), *_bits(view)))
+            blocks = []
+            for lo, hi in _block_bounds(start, n):
+                if hi - lo == BLOCK_ROWS:
+                    part = ([(values[lo:hi], bits, offset + lo) for values, bits, offset in columns],
+                            codes[lo:hi] if codes.shape[0] else codes, _member_slice(members, lo, hi))
+                    blocks.append(self._moments([part], state))
+                else:  # a block cut by the batch's edge: completed in order by merge()
+                    blocks.append(_Piece(start, columns, lo, hi, codes, members))
+            for j, view, mapping, n_seen in counted:
+                width = n_seen + 1
+                if state.categories[j].shape[1] < width:  # more values met since
                     grown = np.zeros((self.n_slots, width), dtype=np.int64)
                     grown[:, :state.categories[j].shape[1]] = state.categories[j]
                     state.categories[j] = grown
                 bits, offset = _bits(view)
-                kp.profile_category(view.values, bits, offset, codes, members, state.categories[j])
+                # null rows may hold any code: clip keeps the gather in bounds (they count as nulls)
+                profile_codes = np.take(mapping, view.values, mode="clip") if mapping.shape[0] \
+                    else np.zeros(len(view), dtype=np.int32)  # no value met yet: all rows null
+                kp.profile_category(profile_codes, bits, offset, codes, members, state.categories[j])
         finally:
             self._release(state)
-        return moments, n
+        return _BatchResult(n, blocks)
 
-    def merge(self, moments, n):
-        """Chan's merge of one batch's moments, in batch order (so the bits do not depend on
-        the thread count)."""
+    def _moments(self, parts, state):
+        """Moments of one whole row block given as consecutive ``parts`` ``(columns, codes,
+        members)`` (one part: a batch held the block; several: batches cut it, no copy made);
+        its sketches are added to ``state``."""
+        n_sketched = len(self.plan.features)
+        moments = np.zeros((len(self.plan.numeric), self.n_slots, 4))
+        for j in range(len(self.plan.numeric)):
+            sketches = state.sketches[j] if j < n_sketched else _NO_SKETCH
+            _block_moments([(columns[j], codes, members) for columns, codes, members in parts], moments[j],
+                           sketches)
+        return moments
+
+    def merge(self, result):
+        """One batch's row blocks, in batch order: whole blocks' moments queued for merging,
+        pieces gathered until their block is whole (its moments are then computed on the pool,
+        not to serialise a pass whose batches all cut blocks, e.g. files of 100,000-row groups)."""
+        for block in result.blocks:
+            if isinstance(block, _Piece):
+                self._open.append(block)
+                if block.stop % BLOCK_ROWS == 0:
+                    self._queue.append(self._close(self._open))
+                    self._open = []
+            else:
+                self._queue.append(block)
+        self.n_rows += result.rows
+        self._drain(keep=self._window)
+
+    def finish(self):
+        """After the last batch: the last row block (ended by the data), every block merged, and
+        the category limit at the last block's end."""
+        if self._open:
+            self._queue.append(self._close(self._open))
+            self._open = []
+        self._drain(keep=0)
+        if self.n_rows % BLOCK_ROWS:
+            for j, fs in enumerate(self.seen):
+                if not fs.over:
+                    fs.block_end()
+                    if fs.over:
+                        self._too_many(j)
+
+    def _close(self, pieces):
+        """The moments of the block ``pieces`` make up: a future on the pool, or computed now."""
+        if self._pool is None:
+            return self._close_block(pieces)
+        return self._pool.submit(self._close_block, pieces)
+
+    def _drain(self, keep):
+        """Merge the blocks at the head of the queue, in block order, as long as they are ready
+        (or while more than ``keep`` are queued: memory stays a few blocks)."""
+        while self._queue:
+            head = self._queue[0]
+            if isinstance(head, Future):
+                if not head.done() and len(self._queue) <= keep:
+                    return
+                head = head.result()
+            self._queue.popleft()
+            self._add_block(head)
+
+    def _close_block(self, pieces):
+        """Moments of the block made of ``pieces`` (in row order), by the kernels' passes over
+        the pieces one after the other: the bits of one call over the whole block."""
+        parts = [(p.columns, p.codes if p.codes is not None else _EMPTY_CODES,
+                  _member_words(p.members) if p.members is not None else _EMPTY_MEMBERS) for p in pieces]
+        state = self._acquire()
+        try:
+            return self._moments(parts, state)
+        finally:
+            self._release(state)
+
+    def _add_block(self, moments):
+        if self.blocks is not None:
+            self.blocks.append(moments)
+            return
         with np.errstate(over="ignore", invalid="ignore"):  # magnitudes beyond 1e154: inf, no warning
             self.moments = _chan(self.moments, moments)
-        self.n_rows += n
 
     def totals(self):
-        """Integer counts of every thread, added: rows, sketches, category counts."""
+        """Integer counts of every thread, added: rows, sketches, category counts (None for a
+        column left out)."""
         rows = np.zeros(self.n_slots, dtype=np.int64)
         sketches = np.zeros((len(self.plan.features), self.n_slots, ks.N_BUCKETS), dtype=np.int64)
-        cats = []
-        for j, d in enumerate(self.dictionaries):
-            width = (len(d) if d is not None else 0) + 1
-            cats.append(np.zeros((self.n_slots, width), dtype=np.int64))
+        cats = [None if fs.over else np.zeros((self.n_slots, fs.n + 1), dtype=np.int64) for fs in self.seen]
         for st in self._states:
             rows += st.rows
             sketches += st.sketches
             for j, c in enumerate(st.categories):
-                if self.plan.categories[j] not in self.dropped:
+                if cats[j] is not None:
                     cats[j][:, :c.shape[1]] += c
         return rows, sketches, cats
 
@@ -423,14 +684,14 @@ def _build(plan, seg, acc, top, inputs=()):
     if seg.multi:  # slot n_seg holds every row once
         base = moments[:, n_seg, :]
         base_sketch = sketches[:, n_seg, :]
-        base_cats = [c[n_seg] for c in cat_counts]
+        base_cats = [None if c is None else c[n_seg] for c in cat_counts]
     else:  # slot n_seg is the unassigned rows: the base is every slot, merged in slot order
         base = moments[:, 0, :]
         with np.errstate(over="ignore", invalid="ignore"):  # huge magnitudes: inf/NaN, no warnings
             for s in range(1, n_seg + 1):
                 base = _chan(base, moments[:, s, :])
         base_sketch = sketches.sum(axis=1)
-        base_cats = [c.sum(axis=0) for c in cat_counts]
+        base_cats = [None if c is None else c.sum(axis=0) for c in cat_counts]
     all_moments = np.concatenate([moments[:, :n_seg, :], base[:, None, :]], axis=1)  # (m, n_seg+1, 4)
     with np.errstate(invalid="ignore"):  # inf + -inf (overflowed parts): NaN, no warning
         mean_of = all_moments[..., 1] + all_moments[..., 2]  # (m, n_seg+1)
@@ -467,11 +728,13 @@ def _build(plan, seg, acc, top, inputs=()):
             reach = np.where(all_rows > 0, reached / np.where(all_rows > 0, all_rows, 1), np.nan)
 
     centroid = _centroids(seg, plan.features, n_seg)
-    kept = [j for j, c in enumerate(plan.categories) if c not in acc.dropped]
-    top_categories = _top_categories([plan.categories[j] for j in kept], [acc.dictionaries[j] for j in kept],
+    dictionaries = acc.dictionaries
+    kept = [j for j, d in enumerate(dictionaries) if d is not None]
+    top_categories = _top_categories([plan.categories[j] for j in kept], [dictionaries[j] for j in kept],
                                      [cat_counts[j] for j in kept], [base_cats[j] for j in kept], n_seg, top)
+    # in column order (not the order the pass met them in: that depends on its batches)
     notes = [f"left out of categories: {c!r} (more than {MAX_CATEGORIES:,} distinct values; "
-             f"{n:,} when dropped)" for c, n in acc.dropped.items()]
+             f"{acc.dropped[c]:,} when dropped)" for c in plan.categories if c in acc.dropped]
     return Profile(
         names=list(seg.names), features=list(plan.features),
         categories=[plan.categories[j] for j in kept], notes=notes, inputs=list(inputs),
@@ -499,7 +762,7 @@ def _centroids(seg, features, n_seg):
 
 def _top_categories(categories, dictionaries, cat_counts, base_cats, n_seg, top):
     """Per category column, per segment then the base: ``[(category, share, lift), ...]`` of the
-    ``top`` categories by share in the segment (ties: dictionary order, nulls first)."""
+    ``top`` categories by share in the segment (ties: order of first appearance, nulls first)."""
     out = []
     for j, column in enumerate(categories):
         d = dictionaries[j]
