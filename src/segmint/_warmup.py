@@ -135,11 +135,33 @@ def _warm_explain():
         "i64": pa.array(idx.astype(np.int64), mask=idx % 9 == 0), "i32": pa.array(idx.astype(np.int32)),
         "f32": pa.array((idx / 7).astype(np.float32)), "f64": pa.array(idx / 3.0, mask=idx % 11 == 0),
         "flag": pa.array(idx % 2 == 0), "region": pa.array(["a", "b", None, "c"] * (n // 4)).dictionary_encode(),
+        "channel": pa.array(["web", "app"] * (n // 2)),  # a category without nulls: its own specialisation
     })
     profile(table, segments="seg", id_column="id", revenue="f64", reachable="flag")
+    profile(table, segments="seg", batch_size=100)  # a row block cut by batch edges: the passes by parts
     profile(table, segments=RuleSet({"x": "i32 > 10", "y": "f32 < 20"}, mode="multi"), id_column="id")
     validate(table, segments="seg", id_column="id", reachable="flag")
     sweep_k(table, features=["i32", "f32"], ks=[2, 3], n_seeds=2, sample_size=60, n_bootstrap=10)
+
+
+def _warm_distributed():
+    """The kernels segmint.dask runs on workers and nothing local does: the label digest of the
+    fit's strict convergence, the event buckets and their in-order fold (plain kernels: no dask
+    import here, so ``segmint warmup`` builds them into an image's cache too)."""
+    from .kernels import aggregate as _agg
+    from .kernels import bucket as _bucket
+    from .kernels.hashing import labels_digest
+
+    labels_digest(np.zeros(5, np.int32), np.empty(2, np.uint64))
+    out = np.empty(1, np.int32)
+    _bucket.int_buckets(np.zeros(1, np.int64), 2, out)
+    _bucket.string_buckets(np.zeros(2, np.int64), np.zeros(0, np.uint8), 2, out)
+    _bucket.string_buckets(np.zeros(2, np.int32), np.zeros(0, np.uint8), 2, out)
+    starts = np.array([0, 1], np.int64)
+    _bucket.fold_partials(starts, np.zeros((1, _agg.N_ISTATE), np.int64), np.zeros((1, 1)),
+                          np.empty((1, _agg.N_ISTATE), np.int64), np.empty((1, 1)), _agg.I_COUNT,
+                          _agg.I_AMOUNT_N, _agg.I_FIRST, _agg.I_LAST, _agg.I_FIRST_Q, _agg.I_LAST_Q)
+    _bucket.fold_first_period(starts, np.zeros(1, np.int64), np.zeros(1), np.empty(1, np.int64), np.empty(1))
 
 
 def _warm_monitor():
@@ -208,6 +230,7 @@ def warmup(verbose=False):
     _warm_pipeline()
     _warm_explain()
     _warm_monitor()
+    _warm_distributed()
     _write_manifest()
     elapsed = time.perf_counter() - t0
     if verbose:

@@ -457,17 +457,3 @@ def _bucket_table(states, opts, template, period):
     else:
         table = _local._columns_aggregate(scan, rows, out_ids)
     return table.cast(template)
-
-
-def _warm():
-    """Compile (or load from Numba's cache) the bucket kernels this module runs on workers;
-    for :func:`segmint.dask.warmup` (``client.run``), beside ``segmint.warmup()``."""
-    out = np.empty(1, np.int32)
-    _bucket.int_buckets(np.zeros(1, np.int64), 2, out)
-    _bucket.string_buckets(np.zeros(2, np.int64), np.zeros(0, np.uint8), 2, out)
-    _bucket.string_buckets(np.zeros(2, np.int32), np.zeros(0, np.uint8), 2, out)
-    starts = np.array([0, 1], np.int64)
-    _bucket.fold_partials(starts, np.zeros((1, _agg.N_ISTATE), np.int64), np.zeros((1, 1)),
-                          np.empty((1, _agg.N_ISTATE), np.int64), np.empty((1, 1)), _agg.I_COUNT,
-                          _agg.I_AMOUNT_N, _agg.I_FIRST, _agg.I_LAST, _agg.I_FIRST_Q, _agg.I_LAST_Q)
-    _bucket.fold_first_period(starts, np.zeros(1, np.int64), np.zeros(1), np.empty(1, np.int64), np.empty(1))
