@@ -158,6 +158,12 @@ def _seeded_rounds(init, seeds=SEEDS):
         seed = queue.pop(0)
         got[seed] = np.asarray(init(seed), dtype=np.float32)
         return got[seed]
+
+    def rest():  # the seeds a run with timing off (one call) did not reach, untimed
+        while queue:
+            run()
+        return got
+    run.rest = rest
     return run, got
 
 
@@ -186,6 +192,7 @@ def test_dask_init(benchmark, client, data):
         seed(99)  # untimed first call
         run, got = _seeded_rounds(seed)
         benchmark.pedantic(run, rounds=len(SEEDS), iterations=1)
+        got = run.rest()
     finally:
         blocks.release()
     _init_quality(benchmark, client, data, got)
@@ -198,7 +205,7 @@ def test_peer_daskml_init(benchmark, client, data):
     init_scalable(data["darr"], K, random_state=check_random_state(99))  # untimed first call
     run, got = _seeded_rounds(lambda s: init_scalable(data["darr"], K, random_state=check_random_state(s)))
     benchmark.pedantic(run, rounds=len(SEEDS), iterations=1)
-    _init_quality(benchmark, client, data, got)
+    _init_quality(benchmark, client, data, run.rest())
 
 
 def _fitted_ours(data):
