@@ -251,19 +251,25 @@ def _fixed_as_of(as_of):
     return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros)
 
 
+def _model_inputs(model, options):
+    """``(the model's rule set or None, the columns it reads besides its rules')``: a RuleSet's
+    id column; a Segmenter's feature inputs (when it clusters) and its id column."""
+    from ..rules import RuleSet
+
+    if isinstance(model, RuleSet):
+        return model, [options.id_column] if options.id_column else []
+    names = list(model.feature_spec_.input_columns) if model.clusterer_ is not None else []
+    if model.id_column is not None:
+        names.append(model.id_column)
+    return model.rules_, names
+
+
 def _columns_named(model, options):
     """The names of the input columns the model reads and the output keeps, unchecked (before
     their types are known: see :func:`_columns_read` for the checked list)."""
-    from ..rules import RuleSet
     from ..rules.record import rule_columns
 
-    if isinstance(model, RuleSet):
-        rules, names = model, [options.id_column] if options.id_column else []
-    else:
-        rules = model.rules_
-        names = list(model.feature_spec_.input_columns) if model.clusterer_ is not None else []
-        if model.id_column is not None:
-            names.append(model.id_column)
+    rules, names = _model_inputs(model, options)
     if rules is not None:
         names += rule_columns(rules._asts)
     return list(dict.fromkeys(names + list(options.columns)))
@@ -273,15 +279,8 @@ def _columns_read(model, schema, options):
     """The input columns the tasks read: what the model needs, then ``columns``; an unknown
     name is an error naming the nearest ones."""
     from ..errors import unknown_column
-    from ..rules import RuleSet
 
-    if isinstance(model, RuleSet):
-        rules, needed = model, [options.id_column] if options.id_column else []
-    else:
-        rules = model.rules_
-        needed = list(model.feature_spec_.input_columns) if model.clusterer_ is not None else []
-        if model.id_column is not None:
-            needed.append(model.id_column)
+    rules, needed = _model_inputs(model, options)
     if rules is not None:
         program = rules.prepare(schema)  # a rule's type errors name the rule and the column
         needed += [n for n, _ in program.num_columns] + program.bool_columns + program.str_columns
