@@ -213,9 +213,9 @@ def _frame_reads(frame, opts, rows_per_chunk, client):
     Only the columns the job reads are computed (a Parquet-backed frame reads only those; the
     others are never converted), typed from ``meta`` or, where ``meta`` says nothing (object
     columns, categoricals of unknown categories), from the data (:func:`_inputs.frame_schema`).
-    The partitions' lengths are computed first (one pass, as Dask reads them); each chunk task
-    then gets the partitions that overlap its rows and slices them, so a chunk is the same rows
-    however the frame is partitioned. The files a ``dd.read_parquet`` frame reads are the
+    Each chunk task gets the partitions that overlap its rows and slices them
+    (:func:`_inputs.frame_chunk_reads`), so a chunk is the same rows however the frame is
+    partitioned. The files a ``dd.read_parquet`` frame reads are the
     job's inputs: ``output=`` may not be one of them, nor hold or lie in one.
     """
     inp = table_input(frame)
