@@ -504,25 +504,40 @@ def test_a_burst_behind_a_long_batch_gets_fast_503s_with_retry_after_and_the_ser
     request = (f"POST /score?as_of={AS_OF} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                f"content-length: {len(single)}\r\n\r\n").encode() + single
     n = 300
-    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(n)]
-    batch = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    try:
-        batch.request("POST", f"/score/batch?as_of={AS_OF}", big, {"content-type": "application/x-ndjson"})
-        time.sleep(0.03)  # the batch is being read and scored: the burst queues behind it
-        sent = time.perf_counter()
-        for sock in socks:
-            sock.sendall(request)
-        outcomes = []
-        for sock in socks:
-            head = _read_response(sock)
-            outcomes.append((int(head.split()[1]), time.perf_counter() - sent,
-                             re.search(rb"(?im)^retry-after: *(\S+)", head)))
-        r = batch.getresponse()
-        r.read()
-    finally:
-        batch.close()
-        for sock in socks:
-            sock.close()
+
+    def burst():
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(n)]
+        batch = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            batch.request("POST", f"/score/batch?as_of={AS_OF}", big, {"content-type": "application/x-ndjson"})
+            time.sleep(0.03)  # the batch is being read and scored: the burst queues behind it
+            sent = time.perf_counter()
+            for sock in socks:
+                sock.sendall(request)
+            outcomes = []
+            for sock in socks:
+                head = _read_response(sock)
+                outcomes.append((int(head.split()[1]), time.perf_counter() - sent,
+                                 re.search(rb"(?im)^retry-after: *(\S+)", head)))
+            r = batch.getresponse()
+            r.read()
+        finally:
+            batch.close()
+            for sock in socks:
+                sock.close()
+        return outcomes
+
+    # A stall of the VM (or a GC pause) longer than the 5 ms budget at the start of the burst's
+    # pass leaves the pending tick overdue for the whole pass: every request of it has then truly
+    # waited over the budget and is refused (seen once in CI: 300 of 300 refused). So up to three
+    # bursts, each judged on its own; the same shape must show in one of them.
+    rejected_before = _metrics(server)[("segmint_rejected_overloaded_total", ())]
+    refused = 0
+    for _ in range(3):
+        outcomes = burst()
+        refused += sum(st == 503 for st, _, _ in outcomes)
+        if {st for st, _, _ in outcomes} == {200, 503}:
+            break
     statuses = [st for st, _, _ in outcomes]
     assert set(statuses) <= {200, 503}
     shed = [(t, ra) for st, t, ra in outcomes if st == 503]
@@ -534,7 +549,7 @@ def test_a_burst_behind_a_long_batch_gets_fast_503s_with_retry_after_and_the_ser
     assert server.request("GET", "/healthz")[0] == 200
     # nothing is carried over: the next request, alone, is admitted
     assert server.score(records[1])[0] == 200
-    assert _metrics(server)[("segmint_rejected_overloaded_total", ())] >= len(shed)
+    assert _metrics(server)[("segmint_rejected_overloaded_total", ())] - rejected_before >= refused
 
 
 def _read_response(sock):
