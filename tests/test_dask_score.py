@@ -97,9 +97,10 @@ def local_dataset(model_score, tmp_path):
 
 
 # -- warm-up ----------------------------------------------------------------------------------------
-def light_warmup():
+def light_warmup(verbose=False, n_jobs=None):
     """One kernel and its record, as segmint.warmup() leaves them for every kernel (the whole
     warm-up compiles for about a minute on a cold cache: too long for this suite)."""
+    assert n_jobs == 1, "a worker warms up in its own process only"
     from segmint import _warmup
     from segmint.kernels.reduce import weighted_sum
     weighted_sum(np.ones(3), np.ones(0), 0, 3, np.zeros(1))

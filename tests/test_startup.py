@@ -360,6 +360,94 @@ def test_cache_status_with_caching_switched_off_says_so():
     assert "caching is off" in out
 
 
+# -- a cold warm-up in two processes --------------------------------------------------------------
+PARTS_MODULE = """
+import os
+import numpy as np
+
+
+def sums():
+    from segmint.kernels.reduce import weighted_sum
+    weighted_sum(np.ones(3), np.ones(0), 0, 3, np.zeros(1))
+
+
+def gather():
+    from segmint.kernels.gather import gather_rows
+    gather_rows(np.ones((4, 2)), np.arange(2), 0, 2, np.empty((2, 2)))
+
+
+def fails():
+    raise RuntimeError("a part that fails")
+
+
+def pid():
+    with open(os.environ["PARTS_PID_FILE"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+"""
+IN_TWO = """
+    import os
+    import numba
+    import numpy as np
+    from segmint import _warmup
+    from segmint.kernels.reduce import weighted_sum
+    from segmint.kernels.gather import gather_rows
+    ok = _warmup._compile_in_processes(%s)
+    sums = tuple(numba.typeof(a) for a in (np.ones(3), np.ones(0), 0, 3, np.zeros(1)))
+    gather = tuple(numba.typeof(a) for a in (np.ones((4, 2)), np.arange(2), 0, 2, np.empty((2, 2))))
+    # nothing compiled here: what is cached came from the children
+    print(ok, len(weighted_sum.overloads), len(gather_rows.overloads),
+          _warmup.is_cached(weighted_sum, sums), _warmup.is_cached(gather_rows, gather))
+"""
+
+
+def _parts_env(tmp_path):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "warm_parts.py").write_text(PARTS_MODULE)
+    path = os.pathsep.join([str(tmp_path / "mods"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": path,
+            "PARTS_PID_FILE": str(tmp_path / "pids")}
+
+
+def test_two_processes_fill_the_cache_at_once_and_this_process_loads_what_they_compiled(tmp_path):
+    env = _parts_env(tmp_path)
+    shares = (("warm_parts:sums", "warm_parts:pid"), ("warm_parts:gather", "warm_parts:pid"))
+    out = _run(IN_TWO % (shares,), env=env).stdout.split()
+    assert out == ["2", "0", "0", "True", "True"]
+    pids = (tmp_path / "pids").read_text().split()
+    assert len(set(pids)) == 2  # two processes, not one after the other in this one
+
+
+def test_a_share_that_fails_costs_only_its_head_start(tmp_path):
+    env = _parts_env(tmp_path)
+    shares = (("warm_parts:fails", "warm_parts:sums"), ("warm_parts:gather",))
+    # the failing child stopped before compiling its kernel: the caller's own pass will
+    assert _run(IN_TWO % (shares,), env=env).stdout.split() == ["1", "0", "0", "False", "True"]
+
+
+def test_warmup_runs_its_parts_in_this_process_and_spawns_only_on_a_cold_cache(monkeypatch):
+    ran, spawned = [], []
+    monkeypatch.setattr(_warmup, "PARTS", ("json:dumps",))  # any callable: the order is what counts
+    monkeypatch.setattr(_warmup, "_run_parts", lambda parts: ran.append(tuple(parts)))
+    monkeypatch.setattr(_warmup, "_compile_in_processes", lambda shares: spawned.append(shares))
+    monkeypatch.setattr(_warmup, "_write_manifest", lambda: None)
+    cold = segmint.cache_status()._replace(warm=False)
+    monkeypatch.setattr(_warmup, "cache_status", lambda: cold)
+    segmint.warmup(n_jobs=1)
+    assert spawned == [] and ran == [("json:dumps",)]
+    segmint.warmup(n_jobs=2)
+    assert spawned == [_warmup.SHARES] and ran[-1] == ("json:dumps",)
+    monkeypatch.setattr(_warmup, "cache_status", lambda: cold._replace(warm=True))
+    segmint.warmup(n_jobs=2)
+    assert len(spawned) == 1  # warm: loading is quicker than starting processes
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(segmint.errors.ParameterError, match="n_jobs"):
+            segmint.warmup(n_jobs=bad)
+
+
+def test_the_two_shares_hold_every_part_once():
+    assert sorted(p for share in _warmup.SHARES for p in share) == sorted(_warmup.PARTS)
+
+
 # -- the warmup command -----------------------------------------------------------------------------
 def test_warmup_with_caching_off_stops_before_compiling_and_says_why():
     out = subprocess.run([sys.executable, "-m", "segmint.cli", "warmup"], capture_output=True, text=True,

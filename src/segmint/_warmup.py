@@ -194,24 +194,12 @@ def _warm_monitor():
     model.refit(table)
 
 
-def warmup(verbose=False):
-    """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
-    the rule VM and its loaders for the usual column types; the layout checks of string columns
-    read from files; feature transforms, Segmenter
-    scoring and event aggregation; profiles, k sweeps and validation; drift and refits.
-
-    Returns
-    -------
-    float
-        Seconds spent (mostly compiling on a cold cache, loading on a warm one).
-    """
-    import time
-
+def _warm_clustering():
+    """KMeans and MiniBatchKMeans, float32 and float64, on arrays and on columnar sources."""
     import pyarrow as pa
 
     from .cluster import KMeans, MiniBatchKMeans
 
-    t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         X = rng.normal(size=(300, 5)).astype(dtype)
@@ -225,12 +213,100 @@ def warmup(verbose=False):
             mb = MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64, max_iter=2).fit(data)
             mb.predict(data)
         MiniBatchKMeans(n_clusters=3, random_state=0).partial_fit(X)
-    _warm_rules()
-    _warm_layout_checks()
-    _warm_pipeline()
-    _warm_explain()
-    _warm_monitor()
-    _warm_distributed()
+
+
+# Every part of the warm-up, in the order one process runs them.
+PARTS = ("segmint._warmup:_warm_clustering", "segmint._warmup:_warm_rules",
+         "segmint._warmup:_warm_layout_checks", "segmint._warmup:_warm_pipeline",
+         "segmint._warmup:_warm_explain", "segmint._warmup:_warm_monitor",
+         "segmint._warmup:_warm_distributed")
+# How a cold warm-up splits over two processes (Numba compiles one function at a time per
+# process, under a global lock: threads cannot share the work, processes can). Measured shares
+# of a cold warm-up (compile seconds, 2026-11-30): clustering's assignment kernels ~30 %, the
+# rule VM ~20 %, the real-time scorer ~10 %, profiles and metrics ~15 %. The parts that fit
+# models (pipeline, explain, monitor) reuse the assignment kernels: they go with clustering, so
+# that no two processes compile the same kernel at once (a wasted compile, and a race on its
+# cache index that the final pass would have to repair).
+SHARES = (("segmint._warmup:_warm_clustering", "segmint._warmup:_warm_explain",
+           "segmint._warmup:_warm_monitor"),
+          ("segmint._warmup:_warm_rules", "segmint._warmup:_warm_layout_checks",
+           "segmint._warmup:_warm_distributed", "segmint._warmup:_warm_pipeline"))
+
+
+def _run_parts(parts):
+    """Run warm-up parts given as ``"module:function"``."""
+    import importlib
+
+    for part in parts:
+        module, _, name = part.partition(":")
+        getattr(importlib.import_module(module), name)()
+
+
+def _compile_in_processes(shares, timeout=900.0):
+    """Run each share of warm-up parts in a child process at once, filling the Numba cache.
+
+    Only a head start: the caller then runs every part itself (loading what the children
+    cached, compiling whatever they did not: a child that failed, was killed, or lost a cache
+    index entry to a race), so the result never depends on the children. Returns the number of
+    children that ended well.
+    """
+    import subprocess
+    import sys
+
+    import segmint
+
+    script = ("import sys, segmint\n"
+              "if segmint.__file__ != sys.argv[1]: sys.exit(3)  # another segmint: leave it to the parent\n"
+              "from segmint._warmup import _run_parts\n"
+              "_run_parts(sys.argv[2:])\n")
+    children = [subprocess.Popen([sys.executable, "-c", script, segmint.__file__, *share],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL) for share in shares if share]
+    ok = 0
+    for child in children:
+        try:
+            ok += child.wait(timeout=timeout) == 0
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return ok
+
+
+def warmup(verbose=False, n_jobs=None):
+    """Compile the kernels: clustering for float32 and float64, arrays and columnar sources;
+    the rule VM and its loaders for the usual column types; the layout checks of string columns
+    read from files; feature transforms, Segmenter
+    scoring and event aggregation; profiles, k sweeps and validation; drift and refits.
+
+    Parameters
+    ----------
+    verbose : bool, default False
+        Print the time taken.
+    n_jobs : int, optional
+        Processes compiling at once on a cold cache (Numba compiles one function at a time per
+        process). None: segmint's thread count (:func:`segmint.get_num_threads`), at most 2;
+        1: this process alone. Extra processes run only when kernels are cached (the default)
+        and the cache is not already warm; this process then loads what they compiled.
+
+    Returns
+    -------
+    float
+        Seconds spent (mostly compiling on a cold cache, loading on a warm one).
+    """
+    import time
+
+    from .kernels.settings import CACHE
+
+    t0 = time.perf_counter()
+    if n_jobs is None:
+        from ._parallel import get_num_threads
+        n_jobs = min(get_num_threads(), len(SHARES))
+    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs < 1:
+        from .errors import ParameterError
+        raise ParameterError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+    if CACHE and n_jobs > 1 and not cache_status().warm:
+        _compile_in_processes(SHARES[:n_jobs] if n_jobs < len(SHARES) else SHARES)
+    _run_parts(PARTS)
     _write_manifest()
     elapsed = time.perf_counter() - t0
     if verbose:

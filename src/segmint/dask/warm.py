@@ -76,6 +76,7 @@ def _warm_worker():
     import segmint
 
     status = segmint.cache_status()  # read from the cache's files, compiles nothing
-    seconds = segmint.warmup()
+    # one process per worker: the workers of a machine already compile side by side
+    seconds = segmint.warmup(n_jobs=1)
     return ("loaded" if status.warm else "compiled", float(seconds), status.path,
             os.environ.get("NUMBA_CACHE_DIR"), status.reason)
