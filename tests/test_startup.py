@@ -456,6 +456,20 @@ def test_warmup_with_caching_off_stops_before_compiling_and_says_why():
     assert "caching is off" in out.stderr and "kernels ready" not in out.stdout
 
 
+def test_warmup_jobs_on_the_command_line_reach_the_warm_up_and_a_bad_count_is_refused(monkeypatch, capsys):
+    from segmint import cli
+
+    asked = []
+    from segmint.cli import warmup as command
+    monkeypatch.setattr(_warmup, "warmup", lambda n_jobs=None: asked.append(n_jobs) or 0.0)
+    monkeypatch.setattr(command, "_bytecode", lambda force: "bytecode: not written by this test")
+    cli.main(["--quiet", "warmup", "--jobs", "1"])
+    assert asked == [1]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["warmup", "--jobs", "0"])
+    assert exit_.value.code == 2 and "--jobs" in capsys.readouterr().err
+
+
 def test_warmup_names_the_cache_by_where_it_is_not_by_what_was_asked(monkeypatch, tmp_path):
     from segmint import kernels
     from segmint.cli import warmup

@@ -194,6 +194,8 @@ def _parser():
     w = sub.add_parser("warmup", help="compile every kernel into Numba's cache (for an image), or check it")
     w.add_argument("--check", action="store_true",
                    help="compile nothing: exit 0 if the cache is warm, 1 if a kernel would compile")
+    w.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                   help="processes compiling at once on a cold cache (default: the thread count, at most 2)")
     w.add_argument("--bytecode", action="store_true",
                    help="write segmint's bytecode even when PYTHONDONTWRITEBYTECODE (or -B) says not to")
 

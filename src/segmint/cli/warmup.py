@@ -41,7 +41,7 @@ def run(args):
         print("segmint warmup: compiling every kernel into Numba's cache (minutes on a cold cache) ...",
               flush=True)
     t0 = time.perf_counter()
-    kernel_seconds = warmup()
+    kernel_seconds = warmup(n_jobs=getattr(args, "jobs", None))
     status = cache_status()
     print(f"kernels ready in {kernel_seconds:.1f} s ({status.expected} kernel signatures): "
           f"cache {'warm' if status.warm else 'NOT warm'}, {status.reason}")
