@@ -48,7 +48,11 @@ def _warm_rules():
     rules = [("a", "i8 > 3 and i16 < 50 and i32 >= 1 and i64 != 5 and u8 <= 9"),
              ("b", "(f32 + f64) / 2 > 10 or coalesce(i32, 0) = 0 or abs(-f64) between 1 and 2"),
              ("c", "flag and days_since(day) > 30 and within_last(ts, 90d) and i32 is not null"),
-             ("d", "small in ('a', 'b') or starts_with(large, 'v1') or not segment('a')")]
+             ("d", "small in ('a', 'b') or starts_with(large, 'v1') or not segment('a')"),
+             # comparisons with a constant run in one pass per column type (the bit-plane
+             # kernels): float32, float64, dates and timestamps each have their own
+             ("e", "f32 < 5 and f64 >= 1 and day > date '2024-01-01' and ts <= timestamp '2026-01-01 00:00:00'"),
+             ("f", "i8 + i16 + u8 > 3")]
     for mode in ("waterfall", "multi"):
         rs = RuleSet(rules, mode=mode)
         rs.evaluate(table, as_of="2026-01-01")

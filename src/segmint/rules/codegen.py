@@ -14,7 +14,7 @@ import numpy as np
 from .._time import US_PER_DAY
 from ..kernels import rules as vm
 from .parse import COMPARISONS, Between, Binary, Column, InList, IsNull, Literal, Unary
-from .peephole import fuse
+from .peephole import fuse, hoist_comparisons
 from .types import BOOL, DATE, DUR, NULL, NUM, STR, TS
 
 _CMP_CODES = {"=": vm.EQ, "!=": vm.NE, "<": vm.LT, "<=": vm.LE, ">": vm.GT, ">=": vm.GE}
@@ -47,7 +47,11 @@ class Program:
     n_num: int
     n_bool: int
     lut_patch: list = field(default_factory=list)  # instruction rows whose b is a LUT id
-    mask_columns: set = field(default_factory=set)  # numeric columns some instruction reads the validity of
+    # the batch VM's program: comparisons of columns with constants read planes (see
+    # peephole.hoist_comparisons); same rows as ``code``
+    batch_code: np.ndarray = None
+    planes: np.ndarray = None        # (P, 3) int64: (column, constant index, comparison code)
+    value_columns: set = field(default_factory=set)  # numeric columns the batch VM reads as float64
 
 
 class CodeGenerator:
@@ -127,6 +131,7 @@ class CodeGenerator:
             self.emit(sink, seg_index, result.ref)
             self._release(result)
         fused, new_row = fuse(self.code)
+        batch_code, planes = hoist_comparisons(fused)
         return Program(
             code=np.asarray(fused, dtype=np.int64).reshape(-1, 5),
             consts=np.asarray(self.consts, dtype=np.float64),
@@ -134,7 +139,7 @@ class CodeGenerator:
             bool_columns=list(self.bool_cols), str_columns=list(self.str_cols),
             luts=self.luts, segments=list(self.segments), n_num=self.n_num, n_bool=self.n_bool,
             lut_patch=[new_row[r] for r in self.lut_patch],
-            mask_columns=_mask_readers(fused))
+            batch_code=batch_code, planes=planes, value_columns=_value_readers(batch_code))
 
     # -- expressions ------------------------------------------------------------------------
     def expr(self, node):
@@ -404,17 +409,19 @@ class CodeGenerator:
         return Operand("bool", dst, BOOL)
 
 
-def _mask_readers(code):
-    """Numeric columns whose validity bytes an instruction reads. Comparisons with a constant
-    (CMPK, CMPK_AND) check the column's no-null flag first and read no bytes when it is set."""
+def _value_readers(code):
+    """Numeric columns whose float64 values an instruction of the batch program reads
+    (arithmetic, comparisons of two numbers, or of a number with a constant that was not
+    hoisted); a column only compared with constants is read by ``column_planes`` as stored."""
     readers = set()
     numeric_operands = {vm.N_ADD: (2, 3), vm.N_SUB: (2, 3), vm.N_MUL: (2, 3), vm.N_DIV: (2, 3),
                         vm.N_NEG: (2,), vm.N_ABS: (2,), vm.N_FLOOR: (2,), vm.N_ADDK: (2,),
                         vm.N_SUBK: (2,), vm.N_KSUB: (2,), vm.N_MULK: (2,), vm.N_DIVK: (2,),
-                        vm.N_KDIV: (2,), vm.N_COALESCE: (2, 3), vm.CMP: (2, 3), vm.N_ISNULL: (2,)}
+                        vm.N_KDIV: (2,), vm.N_COALESCE: (2, 3), vm.CMP: (2, 3), vm.CMPK: (2,),
+                        vm.CMPK_AND: (2,)}
     for row in code:
-        for field_index in numeric_operands.get(row[0], ()):
-            ref = row[field_index]
+        for field_index in numeric_operands.get(int(row[0]), ()):
+            ref = int(row[field_index])
             if ref < 0:
                 readers.add(-ref - 1)
     return readers

@@ -5,6 +5,7 @@ nothing (the kernels are compiled once per machine), so a service can load or sw
 at run time.
 """
 import json
+import math
 import threading
 import unicodedata
 from collections import Counter
@@ -293,7 +294,7 @@ class RuleSet:
             read = self._read_columns = frozenset(rule_columns(self._asts))
         key = tuple((f.name, str(f.type)) for f in schema if f.name in read)
         program = self._programs.get(key)
-        if program is None:
+        if program is None or getattr(program, "batch_code", None) is None:  # (pickled before it existed)
             # typed against the whole schema: a missing column's error names its nearest columns
             types = {f.name: column_type(f.type) for f in schema}
             scales = {f.name: time_scale(f.type) for f in schema}
@@ -522,12 +523,13 @@ class RuleSet:
         names = [n for n, _ in program.num_columns] + program.bool_columns + program.str_columns
         read = list(dict.fromkeys(names + ([id_column] if id_column else []) + list(extra)))
         luts = _LutCache(program)
+        planes = _Planes(program, consts)
         k = len(self.segments)
         waterfall = self.mode == "waterfall"
 
         def work(item):
             batch, tables, masks, code = item
-            return batch, _run_batch(program, code, consts, tables, masks, batch, k, waterfall, keep)
+            return batch, _run_batch(program, code, consts, tables, masks, planes, batch, k, waterfall, keep)
 
         def prepared():  # lookup tables grow with the dictionaries: built here, in order
             for batch in src.batches(columns=read, batch_size=batch_size):
@@ -624,9 +626,9 @@ class _LutCache:
         """``(tables, masks, code)`` for this batch: tables of up to 64 entries become bit masks."""
         program = self.program
         if not program.luts:
-            return _NO_TABLES, _NO_MASKS, program.code
+            return _NO_TABLES, _NO_MASKS, program.batch_code
         parts, masks, total = [], [], 0
-        code = program.code.copy()
+        code = program.batch_code.copy()
         for lut_id, (node, col, text, segments, _stack) in enumerate(program.luts):
             view = batch[program.str_columns[col]]
             strings = view.dictionary.to_pylist()
@@ -641,6 +643,8 @@ class _LutCache:
             if len(table) <= 64:
                 true_bits = sum(1 << i for i, v in enumerate(table) if v == 2)
                 null_bits = sum(1 << i for i, v in enumerate(table) if v == 1)
+                if view.null_count == 0:  # no row reads the null entry: often no null bit is left,
+                    null_bits &= ~(1 << len(strings))  # and the VM then skips their pass
                 code[row, 0] = vm.LUT64
                 code[row, 3] = len(masks) // 2
                 masks.extend((true_bits, null_bits))
@@ -673,7 +677,7 @@ def _buffer(name, shape, dtype):
     store = getattr(_workspace, "arrays", None)
     if store is None:
         store = _workspace.arrays = {}
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     buf = store.get((name, np.dtype(dtype)))
     if buf is None or buf.size < size:
         buf = np.empty(max(size, 1), dtype=dtype)
@@ -681,17 +685,24 @@ def _buffer(name, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall, keep):
+def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, waterfall, keep):
     """Load one batch's columns and run the program over it (runs on a worker thread).
 
+    Comparisons of columns with constants are computed first, a pass per column over all of
+    its comparisons (``planes``, a :class:`_Planes`), in the column's own type when it is an
+    int32 or int64 (:func:`_integer_thresholds`), else in float64; the program reads them.
+
     Returns ``(assign, bits, matched, unknown)``: ``assign`` the waterfall labels (kept only),
-    ``bits`` the multi-mode memberships packed as by :func:`_pack_members` (kept only), and
-    per-segment counts of matched and unknown rows.
+    ``bits`` the multi-mode memberships as ``(k, ceil(n / 64))`` uint64 words, Arrow's boolean
+    layout (kept only), and per-segment counts of matched and unknown rows.
     """
     n = batch.num_rows
-    col_v = _buffer("col_v", (len(program.num_columns), n), np.float64)
-    col_m = _buffer("col_m", (len(program.num_columns), n), np.uint8)
-    col_nn = np.empty(len(program.num_columns), dtype=np.uint8)
+    words = (n + 63) // 64
+    cn = len(program.num_columns)
+    col_valid = _buffer("col_valid", (cn, words), np.uint64)
+    # float64 copies only of the columns arithmetic reads; comparisons read columns as stored
+    col_v = _buffer("col_v", (cn, n if program.value_columns else 0), np.float64)
+    plane_bits = _buffer("planes", (planes.count, words), np.uint64)
     for j, (name, scale) in enumerate(program.num_columns):
         view = batch[name]
         values = view.values
@@ -705,40 +716,139 @@ def _run_batch(program, code, consts, lut_array, lut_masks, batch, k, waterfall,
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
         bits = _ro(view.validity) if view.validity is not None else _NO_BITS
-        vm.load_numeric(_ro(values), bits, view.validity_offset, scale, col_v[j], col_m[j],
-                        j in program.mask_columns)
-        col_nn[j] = view.null_count == 0
-    col_b = _buffer("col_b", (len(program.bool_columns), n), np.uint8)
+        vm.bitmap_words(bits, view.validity_offset, n, col_valid[j])
+        lo, hi = planes.ranges[j]
+        if hi > lo:
+            tail = _tail(values)
+            if values.dtype in _NATIVE_INTEGERS and scale == 1.0:
+                ks, codes = planes.integer(j, values.dtype)
+                vm.integer_planes(_ro(values), tail, col_valid[j], ks, codes, plane_bits[lo:hi], n)
+            else:
+                vm.column_planes(_ro(values), tail, col_valid[j], scale, planes.ks[lo:hi], planes.codes[lo:hi],
+                                 plane_bits[lo:hi], n)
+        if j in program.value_columns:
+            vm.load_numeric(_ro(values), _NO_BITS, 0, scale, col_v[j], _NO_MASK, False)
+    cb = len(program.bool_columns)
+    col_t = _buffer("col_t", (cb, words), np.uint64)
+    col_f = _buffer("col_f", (cb, words), np.uint64)
     for j, name in enumerate(program.bool_columns):
         view = batch[name]
         vbits = _ro(view.validity) if view.validity is not None else _NO_BITS
-        vm.load_bool(_ro(view.values), view.values_offset, vbits, view.validity_offset, n, col_b[j])
-    col_i = _buffer("col_i", (len(program.str_columns), n), np.int32)
-    for j, name in enumerate(program.str_columns):
+        vm.load_bool(_ro(view.values), view.values_offset, vbits, view.validity_offset, n, col_t[j], col_f[j])
+    col_i = _string_codes(program, batch, n)
+    # results that leave this function are fresh arrays; counting alone writes none
+    if waterfall and keep:
+        # the labels, in the narrowest integer that holds them, written by the kernel into
+        # memory from Arrow's pool (which recycles freed memory: fresh pages from the OS cost
+        # a fault each)
+        dtype = _label_dtype(k)
+        assign = pool_array(n, dtype)
+        labels = assign.view(np.uint8)
+    else:
+        assign = np.empty(0, dtype=_label_dtype(k))
+        labels = _NO_LABELS
+    kept = keep and not waterfall
+    bits = pool_array((k, words), np.uint64) if kept else np.empty((0, 0), dtype=np.uint64)
+    matched = np.zeros(k, dtype=np.int64)
+    unknown = np.zeros(k, dtype=np.int64)
+    vm.run_program(code, consts, lut_array, lut_masks, plane_bits, col_v, col_valid, col_t, col_f, _ro(col_i),
+                   n, program.n_num, program.n_bool, labels, assign.dtype.itemsize, k, bits, matched, unknown)
+    return assign, bits, matched, unknown
+
+
+def _string_codes(program, batch, n):
+    """``(string columns, n)`` int32 lookup-table indices: a column's codes, null rows at its
+    null entry. One string column without nulls is its own codes, not copied (the VM reads
+    them through a read-only view either way, so one compiled variant serves both)."""
+    names = program.str_columns
+    if len(names) == 1:
+        view = batch[names[0]]
+        if view.null_count == 0 and view.values.dtype == np.int32 and view.values.flags.c_contiguous:
+            return view.values.reshape(1, n)
+    col_i = _buffer("col_i", (len(names), n), np.int32)
+    for j, name in enumerate(names):
         view = batch[name]
         vbits = _ro(view.validity) if view.validity is not None else _NO_BITS
         vm.load_codes(_ro(view.values), vbits, view.validity_offset, len(view.dictionary), col_i[j])
-    # results that leave this function are fresh arrays; counting alone reuses scratch
-    if waterfall:
-        assign = _buffer("assign", (n,), np.int16)  # 2 bytes a row: each segment's sink rewrites it
-        assign.fill(-1)
-    else:
-        assign = np.empty(0, dtype=np.int16)
-    kept = keep and not waterfall
-    member = _buffer("member", (k, n), np.uint8) if kept else np.empty((0, 0), dtype=np.uint8)
-    matched = np.zeros(k, dtype=np.int64)
-    unknown = np.zeros(k, dtype=np.int64)
-    vm.run_program(code, consts, lut_array, lut_masks, col_v, col_m, col_nn, col_b, col_i, n, program.n_num,
-                   program.n_bool, assign, k, member, matched, unknown)
-    if waterfall and keep:
-        # the kept labels: the narrowest integer that holds them, in memory from Arrow's pool
-        # (which recycles freed memory: fresh pages from the OS cost a fault each)
-        dtype = _label_dtype(k)
-        labels = pool_array(n, dtype)
-        np.copyto(labels, assign, casting="unsafe")
-        assign = labels
-    bits = _pack_members(member) if kept else np.empty((0, 0), dtype=np.uint64)
-    return assign, bits, matched, unknown
+    return col_i
+
+
+def _tail(values):
+    """The last ``len(values) % 64`` values padded to 64 with zeros, read-only (see
+    :func:`segmint.kernels.rules.column_planes`)."""
+    rest = len(values) % 64
+    if not rest:  # not read: any array of the type
+        tail = _ZERO_TAILS.get(values.dtype)
+        if tail is None:
+            tail = _ZERO_TAILS[values.dtype] = _ro(np.zeros(64, dtype=values.dtype))
+        return tail
+    tail = np.zeros(64, dtype=values.dtype)
+    tail[:rest] = values[len(values) - rest:]
+    tail.flags.writeable = False
+    return tail
+
+
+_ZERO_TAILS = {}
+
+
+class _Planes:
+    """One evaluation's comparisons of columns with constants (``program.planes``, grouped by
+    column): the constants (``as_of`` fixed), each column's rows, and the integer thresholds
+    per column and dtype, worked out once rather than per batch."""
+
+    def __init__(self, program, consts):
+        planes = program.planes
+        self.count = len(planes)
+        self.ks = consts[planes[:, 1]]
+        self.codes = np.ascontiguousarray(planes[:, 2])
+        bounds = np.searchsorted(planes[:, 0], np.arange(len(program.num_columns) + 1)).tolist()
+        self.ranges = list(zip(bounds[:-1], bounds[1:]))
+        self._integer = {}
+
+    def integer(self, j, dtype):
+        """Column j's comparisons for :func:`segmint.kernels.rules.integer_planes`."""
+        key = (j, dtype)
+        found = self._integer.get(key)
+        if found is None:  # (two threads may both work it out: the same answer)
+            lo, hi = self.ranges[j]
+            found = self._integer[key] = _integer_thresholds(self.ks[lo:hi], self.codes[lo:hi], dtype)
+        return found
+
+
+def _integer_thresholds(ks, codes, dtype):
+    """Comparisons ``float64(x) c k`` of an integer column as comparisons in its own type.
+
+    Returns ``(thresholds of dtype, codes)`` for :func:`segmint.kernels.rules.integer_planes`:
+    ``x >= k`` is ``x >= ceil(k)``, ``x > k`` is ``x >= floor(k) + 1``, ``x <= k`` is
+    ``x <= floor(k)``, ``x < k`` is ``x <= ceil(k) - 1``, ``x = k`` needs a whole ``k``; a
+    threshold beyond the type's range, or a NaN ``k`` (only ``!=`` is true), makes the
+    comparison true (``ALL``) or false (``NONE``) for every valid row. The float64 answers are
+    exact for these columns (integers beyond 2**53 are refused), so the two agree everywhere.
+    """
+    info = np.iinfo(dtype)
+    lo, hi = int(info.min), int(info.max)
+    out_k = np.zeros(len(ks), dtype)
+    out_c = np.zeros(len(ks), np.int64)
+    for p, (k, c) in enumerate(zip(ks.tolist(), codes.tolist())):
+        t = 0
+        if math.isnan(k):
+            code = vm.ALL if c == vm.NE else vm.NONE
+        elif c in (vm.EQ, vm.NE):
+            if math.isfinite(k) and k.is_integer() and lo <= k <= hi:
+                code, t = c, int(k)
+            else:
+                code = vm.ALL if c == vm.NE else vm.NONE
+        elif math.isinf(k):  # (ceil and floor refuse infinities)
+            code = vm.ALL if (k > 0) == (c in (vm.LT, vm.LE)) else vm.NONE
+        elif c in (vm.GE, vm.GT):
+            t = math.ceil(k) if c == vm.GE else math.floor(k) + 1
+            code = vm.ALL if t <= lo else (vm.NONE if t > hi else vm.GE)
+        else:
+            t = math.floor(k) if c == vm.LE else math.ceil(k) - 1
+            code = vm.ALL if t >= hi else (vm.NONE if t < lo else vm.LE)
+        out_c[p] = code
+        out_k[p] = t if code in (vm.EQ, vm.NE, vm.LE, vm.GE) else 0
+    return out_k, out_c
 
 
 def _label_dtype(k):
@@ -748,6 +858,10 @@ def _label_dtype(k):
 
 _NO_BITS = np.zeros(0, dtype=np.uint8)
 _NO_BITS.flags.writeable = False
+# integer columns compared in their own type (integer_planes); others are widened to float64
+_NATIVE_INTEGERS = (np.dtype(np.int32), np.dtype(np.int64))
+_NO_MASK = np.zeros(0, dtype=np.uint8)  # load_numeric's validity bytes, never written (no bits, not asked)
+_NO_LABELS = np.zeros(0, dtype=np.uint8)
 
 
 def _ro(array):
