@@ -8,7 +8,10 @@ that do not depend on how many rounds the timer ran. Compilation and data genera
 before timing.
 
 Groups: ``assign[k=..,dtype]`` (nearest center for given centers: segmint ``predict``,
-scikit-learn ``predict``, faiss ``IndexFlatL2.search``), ``predict[k=..]`` (a fitted model's
+scikit-learn ``predict``, faiss ``IndexFlatL2.search``; k from 2 to 4096 on fixed work of
+``n * 8`` rows x centers, so k=4096 runs ``n / 512`` rows, at least 10,000, and k=2 all n rows;
+at k <= 8 ours also records the memory-bandwidth floor: the time of one pass that only reads
+the rows, measured beside it with the same threads), ``predict[k=..]`` (a fitted model's
 centers), ``minibatch_step_kernel`` and ``partial_fit`` (one and five mini-batch steps),
 ``kmeans++[k=..]`` (seeding), ``fit[k=8]`` (MiniBatchKMeans beside scikit-learn's and faiss),
 ``fit_lloyd[k=8]`` (KMeans beside scikit-learn's), ``scaling``.
@@ -24,10 +27,12 @@ and ``extra_info`` says so).
 """
 import time
 
+import numba
 import numpy as np
 import pytest
 
 import segmint
+from segmint._parallel import chunk_bounds, run_chunks
 from segmint.cluster._passes import prepare
 from segmint.cluster.init import kmeans_plusplus
 from segmint.datasets import customer_features
@@ -38,7 +43,8 @@ from conftest import (SEEDS, compare, faiss_threads, inertia_float64, nearest_fl
 
 K = 8
 BATCH = 8192
-ASSIGN_KS = (8, 64, 256, 1024)
+ASSIGN_KS = (2, 8, 64, 256, 1024, 4096)
+FLOOR_KS = (2, 8)  # memory-bound: the bandwidth floor is recorded beside these
 DTYPES = (np.float32, np.float64)
 AGREEMENT = "label agreement with float64"
 INERTIA = "inertia (float64, all rows)"
@@ -87,8 +93,8 @@ def assign_case(request, features):
     and frees the case before the next (at 10M rows a float64 copy is 1.3 GB).
     """
     k, dtype = request.param
-    # fixed work: rows * k is the same for every k (n * 8), with at least 10,000 rows
-    m = min(len(features), max(len(features) // (k // 8), 10_000))
+    # fixed work: rows * k is the same for every k >= 8 (n * 8), with at least 10,000 rows
+    m = min(len(features), max(len(features) // max(k // 8, 1), 10_000))
     if k not in _ref_cache:  # the float64 copy holds the same values: one reference per k
         X = features[:m]
         C = X[np.random.default_rng(0).choice(m, k, replace=False)]
@@ -106,6 +112,29 @@ def _record_assign(benchmark, case, labels, **info):
            dtype=case["dtype"], distance_evals=len(case["X"]) * case["k"], inertia_excess=excess, **info)
 
 
+@numba.njit(nogil=True, fastmath=True)
+def _read_values(flat, lo, hi):
+    s = flat[lo] - flat[lo]  # in the data's dtype: the loop vectorises to plain loads and adds
+    for i in range(lo, hi):
+        s += flat[i]
+    return s
+
+
+def bandwidth_floor(X, repeat=9):
+    """Median seconds of one pass that only reads every value of the C-ordered X, on segmint's
+    threads in chunks of 65,536 rows (what any assignment must at least do), and the values read
+    per second: the floor a memory-bound assignment (small k) can approach."""
+    flat = X.reshape(-1)
+    bounds = chunk_bounds(flat.size, 65_536 * X.shape[1])
+    run_chunks(lambda b: _read_values(flat, *b), bounds)  # compiled and paged in before timing
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run_chunks(lambda b: _read_values(flat, *b), bounds)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
 def test_assign(benchmark, assign_case, warm):
     compare(benchmark, assign_case["group"])
     X, C = assign_case["X"], assign_case["C"]
@@ -113,7 +142,14 @@ def test_assign(benchmark, assign_case, warm):
     model.cluster_centers_, model.n_features_in_ = C, X.shape[1]
     model.predict(X[:256])  # compiled for this dtype and layout before timing
     labels = benchmark(model.predict, X)
-    _record_assign(benchmark, assign_case, labels, mean_label=float(labels.mean()))
+    info = {}
+    if assign_case["k"] in FLOOR_KS:
+        floor = bandwidth_floor(X)
+        info.update(bandwidth_floor_ms=floor * 1e3, bandwidth_floor_gb_s=X.nbytes / floor / 1e9)
+        stats = getattr(benchmark, "stats", None)
+        if stats is not None and getattr(stats, "stats", None) is not None:
+            info["time_over_floor"] = float(stats.stats.median) / floor
+    _record_assign(benchmark, assign_case, labels, mean_label=float(labels.mean()), **info)
 
 
 def test_peer_sklearn_assign(benchmark, assign_case):

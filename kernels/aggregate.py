@@ -614,6 +614,33 @@ def grow_pairs(pairs, new_pairs):
 
 
 @kernel
+def dense_seen(istate, keys, rows):
+    """Dense mode: the customers seen, in id order (one pass, instead of numpy's several).
+
+    Parameters
+    ----------
+    istate : (N_PART, cap, N_ISTATE) int64, IN: slot ``s`` of partition ``p`` holds the id
+        ``base + s * N_PART + p``; a slot without an event has ``I_FIRST`` at the maximum int64
+    keys : (N_PART * cap,) int64, OUT: ``id - base`` of each customer seen, increasing
+    rows : (N_PART * cap,) int64, OUT: its flat row in ``istate.reshape(-1, N_ISTATE)``
+
+    Returns
+    -------
+    int : the customers seen (the first entries of ``keys`` and ``rows``)
+    """
+    cap = istate.shape[1]
+    n = 0
+    for k in range(N_PART * cap):
+        p = k & (N_PART - 1)
+        s = k >> P_BITS
+        if istate[p, s, I_FIRST] != INT64_MAX:
+            keys[n] = k
+            rows[n] = p * cap + s
+            n += 1
+    return n
+
+
+@kernel
 def gather_state(istate, fstate, rows, out_i, out_f):
     """The state of the given customers, field by field (the columns of the result).
 

@@ -1,11 +1,15 @@
 """Nearest-center assignment: labels and squared distances, blocked for cache and SIMD.
 
 Distances use the expanded form ``|x|^2 + |c|^2 - 2 x.c``. Rows are processed in tiles of
-``TILE`` rows copied feature-major into a small buffer (so any input layout works and the
-inner loops run over contiguous rows, which the compiler vectorises; the copy itself uses the
-block transposes of :mod:`.simd`), and centers four at a
-time with features four at a time, so every load of the tile feeds sixteen multiply-adds.
-Ties go to the lowest center index, like ``numpy.argmin``.
+``TILE`` rows copied feature-major into a small buffer (so any input layout works and rows
+sit side by side in SIMD registers; the copy itself uses the block transposes of
+:mod:`.simd`). :func:`_tile_argmin` is a GEMM-shaped micro-kernel fused with the argmin: a
+block of four registers of rows by four centers stays in registers while the loop runs over
+features (written with the explicit vector values of :mod:`.simd`: LLVM's own vectoriser
+targets 256-bit vectors on AVX-512 CPUs and keeps accumulators in memory; measured ~2-4x
+the GFLOP/s of the previous loop kernel at k >= 64, ~160 GFLOP/s a core for float32).
+Ties go to the lowest center index, like ``numpy.argmin``. float64 data at large k are
+screened in float32 first (:func:`_assign_rows_screened`), with the float64 kernel's results.
 
 Centers are given prepared by :func:`prepare_centers`: ``C2 = -2 * centers`` zero-padded to a
 multiple of four features and four centers, and ``cn = |c|^2`` with ``+inf`` on padding rows,
@@ -13,8 +17,12 @@ so padding never wins.
 """
 import numpy as np
 
-from .settings import kernel
-from .simd import NATIVE_VECTOR_BYTES, transpose_16B, transpose_32B, transpose_64B
+from numba import types
+from numba.extending import overload
+
+from .settings import FASTMATH, kernel
+from .simd import (NATIVE_VECTOR_BYTES, fmadd, lanes_of, transpose_16B, transpose_32B, transpose_64B, vadd,
+                   vfill, vfill_labels, vfma, vless, vload, vmax, vmin, vselect, vstore)
 
 TILE = 128
 
@@ -94,82 +102,123 @@ def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk):
     """For the TILE rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c of it),
     chk (the sum of every center's value: NaN when one of them is NaN, see :func:`assign_rows`).
 
-    Centers go four at a time, features four at a time. The first block of features starts
-    the four accumulators from ``cn`` and the last one finishes them in registers and keeps
-    the best center, so no pass over the tile only initialises or only compares. Each loop is
-    free of branches on its block's position (measured: branches in the loop cost 1.5x with
-    AVX2).
+    Parameters
+    ----------
+    tile : (dp, TILE) float32/float64, IN: rows feature-major, features beyond d zero
+    C2, cn : prepared centers (:func:`prepare_centers`), IN
+    a0, a1, a2, a3 : (TILE,) scratch of the tile's dtype (unused: kept so that callers, the
+        real-time scorer among them, need not change)
+    best_d : (TILE,) tile's dtype, OUT
+    best_l : (TILE,) int32, OUT
+    chk : (TILE,) tile's dtype, OUT
+
+    A GEMM-shaped micro-kernel: a block of four registers of rows (64 float32 rows with
+    AVX-512) by four centers keeps its sixteen accumulators in registers while the loop runs
+    over the features, each row load feeding four multiply-adds and each broadcast center value
+    four; then the block folds into the rows' running best, kept in registers too while the
+    centers go by. Every center's value is ``cn[c]`` plus the products ``C2[c, j] * x[j]`` added
+    one feature at a time in feature order (fused where the CPU has FMA): the same arithmetic
+    for every row, whatever the tile, so one row scored alone gets the batch's bits.
     """
     kp, dp = C2.shape
-    for i in range(TILE):
-        best_d[i] = np.inf
-        best_l[i] = 0
-        chk[i] = 0
-    for c in range(0, kp, 4):
-        k0, k1, k2, k3 = cn[c], cn[c + 1], cn[c + 2], cn[c + 3]
-        for g in range(0, dp, 4):
-            x0 = tile[g]
-            x1 = tile[g + 1]
-            x2 = tile[g + 2]
-            x3 = tile[g + 3]
-            p0, p1, p2, p3 = C2[c, g], C2[c, g + 1], C2[c, g + 2], C2[c, g + 3]
-            q0, q1, q2, q3 = C2[c + 1, g], C2[c + 1, g + 1], C2[c + 1, g + 2], C2[c + 1, g + 3]
-            r0, r1, r2, r3 = C2[c + 2, g], C2[c + 2, g + 1], C2[c + 2, g + 2], C2[c + 2, g + 3]
-            s0, s1, s2, s3 = C2[c + 3, g], C2[c + 3, g + 1], C2[c + 3, g + 2], C2[c + 3, g + 3]
-            last = g + 4 >= dp
-            if g == 0 and not last:
-                for i in range(TILE):
-                    v0 = x0[i]
-                    v1 = x1[i]
-                    v2 = x2[i]
-                    v3 = x3[i]
-                    a0[i] = k0 + (p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3)
-                    a1[i] = k1 + (q0 * v0 + q1 * v1 + q2 * v2 + q3 * v3)
-                    a2[i] = k2 + (r0 * v0 + r1 * v1 + r2 * v2 + r3 * v3)
-                    a3[i] = k3 + (s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3)
-                continue
-            if not last:
-                for i in range(TILE):
-                    v0 = x0[i]
-                    v1 = x1[i]
-                    v2 = x2[i]
-                    v3 = x3[i]
-                    a0[i] += p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3
-                    a1[i] += q0 * v0 + q1 * v1 + q2 * v2 + q3 * v3
-                    a2[i] += r0 * v0 + r1 * v1 + r2 * v2 + r3 * v3
-                    a3[i] += s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3
-                continue
-            if g == 0:  # at most four features: one block both starts and finishes
-                for i in range(TILE):
-                    a0[i] = k0
-                    a1[i] = k1
-                    a2[i] = k2
-                    a3[i] = k3
-            for i in range(TILE):
-                v0 = x0[i]
-                v1 = x1[i]
-                v2 = x2[i]
-                v3 = x3[i]
-                t0 = a0[i] + (p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3)
-                t1 = a1[i] + (q0 * v0 + q1 * v1 + q2 * v2 + q3 * v3)
-                t2 = a2[i] + (r0 * v0 + r1 * v1 + r2 * v2 + r3 * v3)
-                t3 = a3[i] + (s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3)
-                chk[i] += (t0 + t1) + (t2 + t3)  # the comparisons below skip a NaN: this keeps it
-                v = t0
-                lab = c
-                if t1 < v:
-                    v = t1
-                    lab = c + 1
-                if t2 < v:
-                    v = t2
-                    lab = c + 2
-                if t3 < v:
-                    v = t3
-                    lab = c + 3
-                # ties keep the lower index; a row holding NaN never improves on +inf
-                better = v < best_d[i]
-                best_d[i] = v if better else best_d[i]
-                best_l[i] = lab if better else best_l[i]
+    w = lanes_of(tile)
+    for r in range(0, TILE, 4 * w):
+        inf = vfill(np.inf, tile)
+        zero = vfill(0.0, tile)
+        b0, b1, b2, b3 = inf, inf, inf, inf
+        lab0 = vfill_labels(0, tile)
+        l0, l1, l2, l3 = lab0, lab0, lab0, lab0
+        h0, h1, h2, h3 = zero, zero, zero, zero
+        for c in range(0, kp, 4):
+            (s00, s01, s02, s03, s10, s11, s12, s13,
+             s20, s21, s22, s23, s30, s31, s32, s33) = _block_values(tile, C2, cn, r, c, w)
+            # the comparisons skip a NaN: the sum of all values keeps it (see assign_rows)
+            h0 = vadd(h0, vadd(vadd(s00, s01), vadd(s02, s03)))
+            h1 = vadd(h1, vadd(vadd(s10, s11), vadd(s12, s13)))
+            h2 = vadd(h2, vadd(vadd(s20, s21), vadd(s22, s23)))
+            h3 = vadd(h3, vadd(vadd(s30, s31), vadd(s32, s33)))
+            # centers in increasing order with a strict <: ties keep the lower index
+            b0, l0 = _fold4(b0, l0, s00, s01, s02, s03, c)
+            b1, l1 = _fold4(b1, l1, s10, s11, s12, s13, c)
+            b2, l2 = _fold4(b2, l2, s20, s21, s22, s23, c)
+            b3, l3 = _fold4(b3, l3, s30, s31, s32, s33, c)
+        vstore(best_d, r, b0)
+        vstore(best_d, r + w, b1)
+        vstore(best_d, r + 2 * w, b2)
+        vstore(best_d, r + 3 * w, b3)
+        vstore(best_l, r, l0)
+        vstore(best_l, r + w, l1)
+        vstore(best_l, r + 2 * w, l2)
+        vstore(best_l, r + 3 * w, l3)
+        vstore(chk, r, h0)
+        vstore(chk, r + w, h1)
+        vstore(chk, r + 2 * w, h2)
+        vstore(chk, r + 3 * w, h3)
+
+
+@kernel(inline="always")
+def _block_values(tile, C2, cn, r, c, w):
+    """The values ``|c|^2 - 2 x.c`` of four registers of rows (``r``, ``r + w``, ...) for
+    centers ``c..c+3``, as sixteen registers (rows-major): ``cn[c]`` plus ``C2[c, j] * x[j]``
+    added one feature at a time in feature order, each a multiply-add of :func:`.simd.vfma`.
+
+    Inlined where it is called, so the sixteen accumulators stay in registers while the loop
+    runs over features: each row load feeds four multiply-adds, each broadcast center value four.
+    """
+    dp = C2.shape[1]
+    e0 = vfill(cn[c], tile)
+    e1 = vfill(cn[c + 1], tile)
+    e2 = vfill(cn[c + 2], tile)
+    e3 = vfill(cn[c + 3], tile)
+    s00, s01, s02, s03 = e0, e1, e2, e3
+    s10, s11, s12, s13 = e0, e1, e2, e3
+    s20, s21, s22, s23 = e0, e1, e2, e3
+    s30, s31, s32, s33 = e0, e1, e2, e3
+    for j in range(dp):
+        row = tile[j]
+        x0 = vload(row, r)
+        x1 = vload(row, r + w)
+        x2 = vload(row, r + 2 * w)
+        x3 = vload(row, r + 3 * w)
+        p0 = vfill(C2[c, j], tile)
+        p1 = vfill(C2[c + 1, j], tile)
+        p2 = vfill(C2[c + 2, j], tile)
+        p3 = vfill(C2[c + 3, j], tile)
+        s00 = vfma(x0, p0, s00)
+        s01 = vfma(x0, p1, s01)
+        s02 = vfma(x0, p2, s02)
+        s03 = vfma(x0, p3, s03)
+        s10 = vfma(x1, p0, s10)
+        s11 = vfma(x1, p1, s11)
+        s12 = vfma(x1, p2, s12)
+        s13 = vfma(x1, p3, s13)
+        s20 = vfma(x2, p0, s20)
+        s21 = vfma(x2, p1, s21)
+        s22 = vfma(x2, p2, s22)
+        s23 = vfma(x2, p3, s23)
+        s30 = vfma(x3, p0, s30)
+        s31 = vfma(x3, p1, s31)
+        s32 = vfma(x3, p2, s32)
+        s33 = vfma(x3, p3, s33)
+    return (s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
+
+
+@kernel(inline="always")
+def _fold4(best, lab, t0, t1, t2, t3, c):
+    """Fold the values of centers ``c..c+3`` into one register of rows' best value and label."""
+    m = vless(t0, best)
+    best = vselect(m, t0, best)
+    lab = vselect(m, vfill_labels(c, lab), lab)
+    m = vless(t1, best)
+    best = vselect(m, t1, best)
+    lab = vselect(m, vfill_labels(c + 1, lab), lab)
+    m = vless(t2, best)
+    best = vselect(m, t2, best)
+    lab = vselect(m, vfill_labels(c + 2, lab), lab)
+    m = vless(t3, best)
+    best = vselect(m, t3, best)
+    lab = vselect(m, vfill_labels(c + 3, lab), lab)
+    return best, lab
 
 
 @kernel
@@ -246,7 +295,15 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     :func:`_tile_argmin` keeps the sum of all centers' values, which is NaN exactly then. This
     costs one add per center in registers, about 2% at k=8 (a separate check of every value
     against a limit cost 20%).
+
+    float64 data with at least ``SCREEN_CENTERS`` (padded) centers go through
+    :func:`_assign_rows_screened`, which gives the same labels, distances and count bit for bit
+    in about half the time.
     """
+    if C2.shape[0] >= SCREEN_CENTERS:
+        bad = _screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+        if bad >= 0:
+            return bad
     d = X.shape[1]
     dp = C2.shape[1]
     tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
@@ -270,6 +327,278 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
                     v = 0
                 dist[od + i] = v
     return bad
+
+
+# -- float64 screened in float32 -----------------------------------------------------------------
+#
+# float64 has half the lanes of float32, so its kernel runs at half the speed. Most rows'
+# nearest center is clear by far more than float32's rounding: :func:`_tile_screen` computes
+# every center's value in float32 keeping the best and the second best, and a row whose gap
+# between them exceeds twice a rigorous bound on the float32 error takes the best's label, its
+# float64 value recomputed exactly as :func:`_tile_argmin` would (the same multiply-adds in the
+# same order). Other rows (near-ties, values beyond float32's comfortable range, NaN) are
+# gathered into a tile of their own and go through the float64 kernel itself. Either way a row
+# gets the bits the float64 kernel gives it: the screen changes the time, never the result.
+
+SCREEN_FLOAT64 = True  # False: float64 never screened, and the screen is not even compiled
+SCREEN_CENTERS = 128  # padded centers from which float64 data are screened (measured, one thread,
+# d=16: 1.7x faster at k=256, 2.2x at k=1024, even at k=64, slower at k=32: the conversions and
+# the second-best tracking cost about what the float64 arithmetic saves)
+_U32 = 2.0 ** -24  # float32's unit roundoff
+_SAFE = 2.0 ** 100  # bound on the row's sum |x| and on the error bound's scale: far from float32's overflow
+
+
+def _screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+    """:func:`_assign_rows_screened` for C-ordered float64 data; -1 (not screened) otherwise.
+
+    Compiled code chooses by the data's type when it is typed (see the overload below), so
+    only the build of :func:`assign_rows` for C-ordered float64 arrays compiles the screen
+    (~2 s cold): float32 needs none, and column-major blocks (streamed from columnar sources)
+    get the same bits from the float64 kernel alone, only slower.
+    """
+    if not SCREEN_FLOAT64 or X.dtype != np.float64 or not X.flags.c_contiguous:
+        return -1
+    return _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+
+
+@overload(_screened, jit_options=dict(nogil=True, fastmath=set(FASTMATH), error_model="numpy"))
+def _screened_typed(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+    if SCREEN_FLOAT64 and X.dtype == types.float64 and X.layout == "C":
+        def impl(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+            return _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+    else:
+        def impl(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+            return -1
+    return impl
+
+
+@kernel
+def _prepare_screen(C2, cn, C2f, cnf, M):
+    """float32 copies of float64 prepared centers, and what the screen's error bound needs.
+
+    Parameters
+    ----------
+    C2, cn : prepared float64 centers (:func:`prepare_centers`), IN
+    C2f : (kp, dp) float32, OUT: ``C2`` rounded to float32
+    cnf : (kp,) float32, OUT: ``cn`` rounded to float32 (padding stays +inf)
+    M : (dp,) float64, OUT: per feature, the largest ``|C2[c, j]|``
+
+    Returns
+    -------
+    float
+        The largest ``|cn[c]|`` of real centers, or -1 when nothing can be screened: a center
+        value at or beyond ``_SAFE``, or 1024 features or more.
+    """
+    kp, dp = C2.shape
+    M[:] = 0
+    cmax = 0.0
+    for c in range(kp):
+        v = cn[c]
+        cnf[c] = np.float32(v)
+        if v < np.inf:  # padding rows (+inf) never win, in float32 either
+            cmax = max(cmax, abs(v))
+        for j in range(dp):
+            a = C2[c, j]
+            C2f[c, j] = np.float32(a)
+            M[j] = max(M[j], abs(a))
+    big = cmax
+    for j in range(dp):
+        big = max(big, M[j])
+    if not big < _SAFE or dp >= 1024:  # (the error bound assumes fewer than 2^10 features)
+        return -1.0
+    return cmax
+
+
+@kernel
+def _tile_screen(tile, C2, cn, best_d, second_d, best_l):
+    """float32 screen of a tile: per row the best value, the second best and the best's label.
+
+    Parameters
+    ----------
+    tile : (dp, TILE) float32, IN: rows feature-major (the float64 tile rounded)
+    C2, cn : float32 copies of the prepared centers (:func:`_prepare_screen`), IN
+    best_d, second_d : (TILE,) float32, OUT: smallest and second smallest ``|c|^2 - 2 x.c``
+        (equal when two centers tie)
+    best_l : (TILE,) int32, OUT: the center of the smallest (lowest index on ties)
+
+    The values are those of :func:`_block_values` (the float64 kernel's loop, in float32).
+    """
+    kp = C2.shape[0]
+    w = lanes_of(tile)
+    for r in range(0, TILE, 4 * w):
+        inf = vfill(np.inf, tile)
+        b0, b1, b2, b3 = inf, inf, inf, inf
+        u0, u1, u2, u3 = inf, inf, inf, inf
+        lab0 = vfill_labels(0, tile)
+        l0, l1, l2, l3 = lab0, lab0, lab0, lab0
+        for c in range(0, kp, 4):
+            (s00, s01, s02, s03, s10, s11, s12, s13,
+             s20, s21, s22, s23, s30, s31, s32, s33) = _block_values(tile, C2, cn, r, c, w)
+            b0, u0, l0 = _fold4_second(b0, u0, l0, s00, s01, s02, s03, c)
+            b1, u1, l1 = _fold4_second(b1, u1, l1, s10, s11, s12, s13, c)
+            b2, u2, l2 = _fold4_second(b2, u2, l2, s20, s21, s22, s23, c)
+            b3, u3, l3 = _fold4_second(b3, u3, l3, s30, s31, s32, s33, c)
+        vstore(best_d, r, b0)
+        vstore(best_d, r + w, b1)
+        vstore(best_d, r + 2 * w, b2)
+        vstore(best_d, r + 3 * w, b3)
+        vstore(second_d, r, u0)
+        vstore(second_d, r + w, u1)
+        vstore(second_d, r + 2 * w, u2)
+        vstore(second_d, r + 3 * w, u3)
+        vstore(best_l, r, l0)
+        vstore(best_l, r + w, l1)
+        vstore(best_l, r + 2 * w, l2)
+        vstore(best_l, r + 3 * w, l3)
+
+
+@kernel(inline="always")
+def _fold4_second(best, second, lab, t0, t1, t2, t3, c):
+    """:func:`_fold4` keeping the second smallest value too (``min(second, max(best, t))``)."""
+    second = vmin(second, vmax(best, t0))
+    m = vless(t0, best)
+    best = vselect(m, t0, best)
+    lab = vselect(m, vfill_labels(c, lab), lab)
+    second = vmin(second, vmax(best, t1))
+    m = vless(t1, best)
+    best = vselect(m, t1, best)
+    lab = vselect(m, vfill_labels(c + 1, lab), lab)
+    second = vmin(second, vmax(best, t2))
+    m = vless(t2, best)
+    best = vselect(m, t2, best)
+    lab = vselect(m, vfill_labels(c + 2, lab), lab)
+    second = vmin(second, vmax(best, t3))
+    m = vless(t3, best)
+    best = vselect(m, t3, best)
+    lab = vselect(m, vfill_labels(c + 3, lab), lab)
+    return best, second, lab
+
+
+@kernel
+def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+    """:func:`assign_rows` for float64 data, screened in float32 (see above); -1 when the centers
+    are too large for float32 (nothing done: :func:`assign_rows` runs the float64 kernel).
+
+    The bound: with inputs rounded to float32 (relative error ``u = 2^-24`` each) and a chain
+    of ``dp`` float32 multiply-adds, a center's float32 value differs from the exact
+    ``|c|^2 - 2 x.c`` by at most ``(dp + 3) u (1 + 2^-14) A``, ``A = |cn[c]| + sum_j |C2[c, j]|
+    |x_j|`` (the textbook bound for recursive summation, ``dp < 2^10``); the float64 value by
+    ``(dp + 1) 2^-53 A``. ``delta = (dp + 5) u A_row`` with ``A_row = max|cn| + sum_j M_j |x_j|
+    >= A`` covers both; underflow in float32 adds at most ``2^-150`` per rounding times the other
+    factor of a product, covered by ``2^-140 (dp + 1 + sum_j M_j + sum_j |x_j|)``. When the float32
+    gap between the best and the second best exceeds ``2 delta``, the float64 values keep the
+    best strictly smallest, so the float64 kernel picks it too. Rows whose ``A_row`` or ``sum
+    |x_j|`` reach ``2^100`` (or are NaN) are not screened: float32 could overflow.
+    """
+    kp, dp = C2.shape
+    d = X.shape[1]
+    C2f = np.empty((kp, dp), np.float32)
+    cnf = np.empty(kp, np.float32)
+    M = np.empty(dp, np.float64)
+    cmax = _prepare_screen(C2, cn, C2f, cnf, M)
+    if not cmax >= 0:
+        return -1
+    slack = (dp + 5) * _U32
+    # absolute error of float32 underflow: at most 2^-150 per rounding of a value or a product,
+    # times the other factor (|x| <= size, |C2| <= M)
+    tiny = dp + 1.0
+    for j in range(dp):
+        tiny += M[j]
+    tiny *= 2.0 ** -140
+    tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
+    tile32 = np.zeros((dp, TILE), np.float32)
+    b32 = np.empty(TILE, np.float32)
+    u32 = np.empty(TILE, np.float32)
+    l32 = np.empty(TILE, np.int32)
+    scale = np.empty(TILE, np.float64)
+    size = np.empty(TILE, np.float64)
+    # rows the screen cannot settle wait in a float64 tile of their own
+    pend = np.zeros((dp, TILE), np.float64)
+    pend_row = np.empty(TILE, np.int64)
+    n_pend = 0
+    bad = 0
+    for start in range(lo, hi, TILE):
+        m = min(TILE, hi - start)
+        _fill_tile(X, start, m, tile)
+        for j in range(dp):
+            t = tile[j]
+            t32 = tile32[j]
+            for i in range(TILE):
+                t32[i] = np.float32(t[i])
+        _tile_screen(tile32, C2f, cnf, b32, u32, l32)
+        for i in range(TILE):
+            scale[i] = cmax
+            size[i] = 0.0
+        for j in range(d):
+            t = tile[j]
+            mj = M[j]
+            for i in range(TILE):
+                a = abs(t[i])
+                scale[i] += a * mj
+                size[i] += a
+        for i in range(m):
+            delta = slack * scale[i] + tiny + 2.0 ** -140 * size[i]
+            gap = np.float64(u32[i]) - np.float64(b32[i])  # exact: two float32 values
+            settled = scale[i] < _SAFE and size[i] < _SAFE and gap > 2 * delta
+            if settled:
+                c = l32[i]
+                v = cn[c]
+                for j in range(dp):  # _block_values' multiply-adds for this center, in its order
+                    v = fmadd(tile[j, i], C2[c, j], v)
+                best_l[i] = c
+                best_d[i] = v
+            else:
+                best_l[i] = -1
+                for j in range(dp):
+                    pend[j, n_pend] = tile[j, i]
+                pend_row[n_pend] = start + i
+                n_pend += 1
+                if n_pend == TILE:
+                    bad += _flush_pending(pend, n_pend, pend_row, d, C2, cn, a0, a1, a2, labels, labels_lo,
+                                          dist, dist_lo, with_dist)
+                    n_pend = 0
+        if with_dist:
+            _add_row_norms(tile, d, best_d)
+        for i in range(m):
+            lab = best_l[i]
+            if lab < 0:
+                continue
+            labels[start + i - labels_lo] = lab
+            v = best_d[i]
+            bad += not (v > -np.inf and v < np.inf)
+            if with_dist:
+                dist[start + i - dist_lo] = v if v >= 0 else 0.0
+    if n_pend > 0:
+        bad += _flush_pending(pend, n_pend, pend_row, d, C2, cn, a0, a1, a2, labels, labels_lo, dist, dist_lo,
+                              with_dist)
+    return bad
+
+
+@kernel
+def _flush_pending(pend, n_pend, pend_row, d, C2, cn, best_d, chk, spare, labels, labels_lo, dist, dist_lo,
+                   with_dist):
+    """Assign the ``n_pend`` rows waiting in ``pend`` (feature-major, their rows of X in
+    ``pend_row``) with the float64 kernel, as :func:`_assign_rows_direct` would, writing their
+    labels and distances; return how many failed (NaN, infinities, overflow).
+
+    ``best_d``, ``chk``, ``spare`` are (TILE,) float64 scratch.
+    """
+    best_l = np.empty(TILE, np.int32)
+    _tile_argmin(pend, C2, cn, spare, spare, spare, spare, best_d, best_l, chk)
+    if with_dist:
+        _add_row_norms(pend, d, best_d)
+    bad = 0
+    for p in range(n_pend):
+        row = pend_row[p]
+        labels[row - labels_lo] = best_l[p]
+        v = best_d[p]
+        bad += not (v > -np.inf and v < np.inf) or chk[p] != chk[p]
+        if with_dist:
+            if v < 0:
+                v = 0
+            dist[row - dist_lo] = v
+    return bad
+
 
 
 @kernel

@@ -78,8 +78,8 @@ _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 # lowers to mask registers on AVX-512 and to movemask instructions elsewhere: measured on the
 # planes of an int32 and a float64 column, 0.068 ms per million rows against 0.098 for the loop
 # (and the loop's ``x[base + b]`` compiled to gathers, 0.7 ms, until it read a slice). The
-# conversion to float64 and the product by the scale are the IR Numba emits for
-# ``np.float64(x) * scale``, so the bits are those of the loop.
+# float comparisons read float64 blocks only (``column_planes`` widens other dtypes itself, as
+# ``load_numeric`` does), so they compile once.
 
 _PREDICATES = {EQ: (True, "=="), NE: (False, "!="), LT: (True, "<"), LE: (True, "<="), GT: (True, ">"),
                GE: (True, ">=")}
@@ -104,32 +104,22 @@ def _make_compare64(code):
     ordered, symbol = _PREDICATES[code]
 
     @intrinsic
-    def compare64(typingctx, values, base, scale, k):
+    def compare64(typingctx, values, base, k):
         if not (isinstance(values, types.Array) and values.ndim == 1 and values.layout == "C"
-                and isinstance(values.dtype, (types.Integer, types.Float))):
+                and values.dtype == types.float64):
             return None
-        sig = types.uint64(values, types.intp, types.float64, types.float64)
+        sig = types.uint64(values, types.intp, types.float64)
 
         def codegen(context, builder, signature, args):
-            array_type = signature.args[0]
-            v = _load64(context, builder, array_type, args[0], args[1])
-            doubles = ir.VectorType(ir.DoubleType(), 64)
-            dtype = array_type.dtype
-            if isinstance(dtype, types.Float):
-                x = v if dtype.bitwidth == 64 else builder.fpext(v, doubles)
-            elif dtype.signed:
-                x = builder.sitofp(v, doubles)
-            else:
-                x = builder.uitofp(v, doubles)
-            x = builder.fmul(x, _splat(builder, doubles, args[2]))
-            k = _splat(builder, doubles, args[3])
+            x = _load64(context, builder, signature.args[0], args[0], args[1])
+            k = _splat(builder, ir.VectorType(ir.DoubleType(), 64), args[2])
             bits = (builder.fcmp_ordered(symbol, x, k) if ordered else builder.fcmp_unordered(symbol, x, k))
             return builder.bitcast(bits, ir.IntType(64))
 
         return sig, codegen
 
-    compare64.__doc__ = f"""Bit b set where ``float64(values[base + b]) * scale {symbol} k``, b < 64 (the
-    64 rows must exist: no bounds check)."""
+    compare64.__doc__ = f"""Bit b set where ``values[base + b] {symbol} k`` (float64 ``values``), b < 64
+    (the 64 rows must exist: no bounds check)."""
     return compare64
 
 
@@ -231,8 +221,8 @@ if config.DISABLE_JIT:
         return np.packbits(np.asarray(flags, dtype=bool), bitorder="little").view(np.uint64)[0]
 
     def _python_compare64(code):
-        def compare64(values, base, scale, k):
-            return _word_of(_PYTHON_OPS[code](values[base:base + 64].astype(np.float64) * scale, k))
+        def compare64(values, base, k):
+            return _word_of(_PYTHON_OPS[code](values[base:base + 64], k))
         return compare64
 
     def _python_icompare64(code):
@@ -389,33 +379,32 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
 
 
 @kernel(fastmath=set(EXACT))
-def _compare_word(x, base, count, scale, k, c):
-    """Bit b set where ``float64(x[base + b]) * scale  c  k``, for b < count (count <= 64).
+def _compare_word(x, base, count, k, c):
+    """Bit b set where ``x[base + b]  c  k`` (float64 ``x``), for b < count (count <= 64).
 
-    The conversion and the product round exactly as :func:`load_numeric` does (a product
-    by 1.0 changes no float), so the answer is the one the float64 loads gave. One loop per
-    comparison code, over a slice: a loop of 64 shifts and ors compiles to vector compares
-    into mask registers, while ``x[base + b]`` (a signed index Numba may wrap) becomes gathers."""
+    One loop per comparison code, over a slice: a loop of 64 shifts and ors compiles to vector
+    compares into mask registers, while ``x[base + b]`` (a signed index Numba may wrap) becomes
+    gathers."""
     chunk = x[base:base + count]
     word = np.uint64(0)
     if c == EQ:
         for b in range(count):
-            word |= np.uint64(np.float64(chunk[b]) * scale == k) << np.uint64(b)
+            word |= np.uint64(chunk[b] == k) << np.uint64(b)
     elif c == NE:
         for b in range(count):
-            word |= np.uint64(np.float64(chunk[b]) * scale != k) << np.uint64(b)
+            word |= np.uint64(chunk[b] != k) << np.uint64(b)
     elif c == LT:
         for b in range(count):
-            word |= np.uint64(np.float64(chunk[b]) * scale < k) << np.uint64(b)
+            word |= np.uint64(chunk[b] < k) << np.uint64(b)
     elif c == LE:
         for b in range(count):
-            word |= np.uint64(np.float64(chunk[b]) * scale <= k) << np.uint64(b)
+            word |= np.uint64(chunk[b] <= k) << np.uint64(b)
     elif c == GT:
         for b in range(count):
-            word |= np.uint64(np.float64(chunk[b]) * scale > k) << np.uint64(b)
+            word |= np.uint64(chunk[b] > k) << np.uint64(b)
     else:
         for b in range(count):
-            word |= np.uint64(np.float64(chunk[b]) * scale >= k) << np.uint64(b)
+            word |= np.uint64(chunk[b] >= k) << np.uint64(b)
     return word
 
 
@@ -519,22 +508,22 @@ def _plane_words(block, nw, k, c, valid, out):
     tested per word."""
     if c == EQ:
         for w in range(nw):
-            out[w] = _compare64_eq(block, w * 64, 1.0, k) & valid[w]
+            out[w] = _compare64_eq(block, w * 64, k) & valid[w]
     elif c == NE:
         for w in range(nw):
-            out[w] = _compare64_ne(block, w * 64, 1.0, k) & valid[w]
+            out[w] = _compare64_ne(block, w * 64, k) & valid[w]
     elif c == LT:
         for w in range(nw):
-            out[w] = _compare64_lt(block, w * 64, 1.0, k) & valid[w]
+            out[w] = _compare64_lt(block, w * 64, k) & valid[w]
     elif c == LE:
         for w in range(nw):
-            out[w] = _compare64_le(block, w * 64, 1.0, k) & valid[w]
+            out[w] = _compare64_le(block, w * 64, k) & valid[w]
     elif c == GT:
         for w in range(nw):
-            out[w] = _compare64_gt(block, w * 64, 1.0, k) & valid[w]
+            out[w] = _compare64_gt(block, w * 64, k) & valid[w]
     else:
         for w in range(nw):
-            out[w] = _compare64_ge(block, w * 64, 1.0, k) & valid[w]
+            out[w] = _compare64_ge(block, w * 64, k) & valid[w]
 
 
 @kernel(fastmath=set(EXACT))
@@ -546,7 +535,7 @@ def _compare_words(xv, yv, k, c, out, m):
         base = w * 64
         count = min(64, m - base)
         if yv.shape[0] == 0:
-            out[w] = _compare_word(xv, base, count, 1.0, k, c)
+            out[w] = _compare_word(xv, base, count, k, c)
             continue
         word = np.uint64(0)
         xs = xv[base:base + count]

@@ -86,3 +86,16 @@ def test_partition_count_and_scatter_keep_every_event_in_order(dense):
         assert np.array_equal(slots, (ids[order] - 1000) >> agg.P_BITS)
     else:
         assert np.array_equal(buf[:, agg.B_ID], ids[order])
+
+
+@pytest.mark.parametrize("cap", [0, 1, 3, 40])
+def test_dense_seen_matches_numpy(cap):
+    rng = np.random.default_rng(cap)
+    ist = rng.integers(-99, 99, (agg.N_PART, cap, agg.N_ISTATE)).astype(np.int64)
+    ist[rng.random((agg.N_PART, cap)) < 0.3, agg.I_FIRST] = agg.INT64_MAX  # slots never seen
+    keys = np.arange(agg.N_PART * cap, dtype=np.int64)
+    rows = (keys & (agg.N_PART - 1)) * cap + (keys >> agg.P_BITS)
+    seen = ist.reshape(-1, agg.N_ISTATE)[rows, agg.I_FIRST] != agg.INT64_MAX
+    out_k, out_r = np.empty(keys.size, np.int64), np.empty(keys.size, np.int64)
+    n = agg.dense_seen(ist, out_k, out_r)
+    assert np.array_equal(out_k[:n], keys[seen]) and np.array_equal(out_r[:n], rows[seen])

@@ -20,6 +20,7 @@ data file.
 """
 import json
 import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -105,10 +106,19 @@ def _warm_pipeline():
         (1_760_000_000 + idx * 3600) * 10**6).cast(pa.timestamp("us", tz="UTC")),
         "event_type": pa.array(["purchase", "view"] * (n // 2)).dictionary_encode(),
         "amount": pa.array(idx * 1.5)})
-    for ids in (events, events.set_column(0, "customer_id", events.column(0).cast(pa.string()))):
+    # string ids are numbered by kernels (segmint.kernels.string_ids): plain, large and dictionary
+    # strings, dictionaries with int8 and int32 indices, each its own specialisation
+    many = pa.array([f"c{i}" for i in idx])
+    id_columns = (events.column(0), many, many.cast(pa.large_string()), many.dictionary_encode(),
+                  pa.DictionaryArray.from_arrays(pa.array(idx % 100, pa.int8()), many[:100]))
+    for column in id_columns:
+        ids = events.set_column(0, "customer_id", column)
         aggregate(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of,
                   windows={"n": {"last": "30d", "type": "purchase"}, "s": {"agg": "sum", "last": "9d"}})
         btyd_summary(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of)
+    from .kernels import string_ids
+    # a table's growth: compiled here as every string-id table may need it once it fills
+    string_ids.grow_cells(np.zeros((256, 8, 4), np.int64), np.zeros(256, np.int64), np.full((256, 32), -1, np.int64))
 
 
 def _warm_scorer(model, table):
@@ -217,6 +227,13 @@ def _warm_clustering():
             mb = MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64, max_iter=2).fit(data)
             mb.predict(data)
         MiniBatchKMeans(n_clusters=3, random_state=0).partial_fit(X)
+        # an empty cluster (duplicate rows) relocates a center: KMeans, and the default
+        # MiniBatchKMeans's Lloyd refinement of its seedings on the init sample
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning: fewer distinct rows than clusters
+            KMeans(n_clusters=3, random_state=0, max_iter=3).fit(np.repeat(X[:2], 50, axis=0))
+        # a Fortran-ordered array (a column-major frame's values): its own row gather
+        MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64, max_iter=2).fit(np.asfortranarray(X))
 
 
 # Every part of the warm-up, in the order one process runs them.

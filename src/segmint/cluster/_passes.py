@@ -42,6 +42,16 @@ def _pieces(start, m):
     return out
 
 
+def _task_rows(shape):
+    """Rows per task of an assignment pass for prepared centers of ``shape`` (kp, dp): a whole
+    chunk at small k; at large k fewer rows (a multiple of the kernel's tile, about 2^25
+    multiply-adds: ~0.2 ms), since a chunk would keep one thread busy while others idle (at
+    k=1024, 78k rows are a chunk of 65,536 rows and one of 12,464: one thread did 84% of the work)."""
+    kp, dp = shape
+    rows = (1 << 25) // max(1, kp * dp)
+    return max(ka.TILE, min(CHUNK, rows // ka.TILE * ka.TILE))
+
+
 def _blocks(features):
     """The blocks a pass runs over: an in-memory array whole (its chunks then run without a
     barrier between blocks), a source in its bounded streamed blocks."""
@@ -81,13 +91,14 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
     n_chunks = (n + CHUNK - 1) // CHUNK
     partial = np.zeros((n_chunks, 1), dtype=np.float64)
     bad = np.zeros(n_chunks, dtype=bool)
+    need_dist = want_inertia or dist is not None
+    task_rows = _task_rows(C2.shape)
     for start, X in _blocks(features):
         m = X.shape[0]
         w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
 
         def piece(p, X=X, start=start, w=w):
             lo, hi, chunk = p
-            need_dist = want_inertia or dist is not None
             # distances go to a per-piece scratch unless kept; labels straight to the output
             dis = np.empty(hi - lo if need_dist else 0, dtype=dtype)
             if labels is not None:
@@ -100,10 +111,41 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
             if want_inertia:
                 kr.weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
 
-        run_chunks(piece, _pieces(start, m))
+        if task_rows >= CHUNK:
+            run_chunks(piece, _pieces(start, m))
+        else:
+            _split_pieces(X, start, C2, cn, task_rows, labels, dist, need_dist, want_inertia, w, bad, partial)
     inertia = ordered_total(partial[:, 0]) if want_inertia else None
     overflow = inertia is not None and not np.isfinite(inertia)
     return labels, dist, inertia, bool(bad.any()) or overflow
+
+
+def _split_pieces(X, start, C2, cn, task_rows, labels, dist, need_dist, want_inertia, w, bad, partial):
+    """:func:`assign_pass`'s work on one block at large k: each piece's rows go to several tasks
+    of ``task_rows`` rows, so that all threads stay busy; then each piece's distances are copied
+    out and summed into its chunk's partial as one piece is (the same bits: a row's label and
+    distance do not depend on which task computed it)."""
+    m = X.shape[0]
+    pieces = _pieces(start, m)
+    dis_of = [np.empty(hi - lo if need_dist else 0, dtype=X.dtype) for lo, hi, _ in pieces]
+    lab_of = [labels[start:start + m] if labels is not None else np.empty(hi - lo, dtype=np.int32)
+              for lo, hi, _ in pieces]
+    tasks = [(i, a, min(a + task_rows, hi)) for i, (lo, hi, _) in enumerate(pieces)
+             for a in range(lo, hi, task_rows)]
+
+    def task(t):
+        i, a, b = t
+        lo = pieces[i][0]
+        return ka.assign_rows(X, a, b, C2, cn, lab_of[i], 0 if labels is not None else lo, dis_of[i], lo,
+                              need_dist) > 0
+
+    for (i, _, _), failed in zip(tasks, run_chunks(task, tasks)):
+        bad[pieces[i][2]] |= failed
+    for (lo, hi, chunk), dis in zip(pieces, dis_of):
+        if dist is not None:
+            dist[start + lo:start + hi] = dis
+        if want_inertia:
+            kr.weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[chunk])
 
 
 def lloyd_pass(features, centers, sample_weight=None, labels=None, dist=None):

@@ -12,10 +12,9 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from .._lazy import lazy_import
 from .._time import (DURATION_UNITS, MAX_DURATION_US, MAX_US, MIN_US, US_PER_DAY, US_PER_WEEK,
                      as_of_microseconds, time_scale)
-from ..errors import DataError, ParameterError, unknown_column
+from ..errors import CorruptFileError, DataError, ParameterError, unknown_column
 
 # Events per batch. Not the one streaming default (``segmint.io.DEFAULT_BATCH_SIZE``) on purpose:
 # each batch is radix-partitioned 256 ways, a cost per batch, so small batches are slow (on
@@ -39,10 +38,10 @@ from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
 from .._memory import pool_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
+from ..kernels import string_ids as sk
 
 SEGMENT_ROWS = agg.SEGMENT_ROWS  # rows per segment of float sums (see "Sums by segment")
 
-pc = lazy_import("pyarrow.compute")  # on first use: see segmint._lazy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DENSE_MAX = 1 << 31  # ids per dense span at most (slots are int32)
@@ -127,8 +126,8 @@ def aggregate(events, *, id_column="customer_id", timestamp="ts", amount=None, e
         ``orders_trend_previous`` (the 60 days before) and ``orders_trend``, their ratio
         (null when the earlier window is empty).
     batch_size : int, default :data:`EVENT_BATCH_SIZE` (4,194,304 events)
-        Events per batch; memory holds one batch (about 36 bytes per event) plus the
-        per-customer state.
+        Events per batch; memory holds one batch (about 36 bytes per event; string ids
+        about 60 more) plus the per-customer state (string ids: plus each distinct string).
 
     Returns
     -------
@@ -267,7 +266,9 @@ class _Scan:
     """One pass over the events: partition each batch, then aggregate the partitions.
 
     Memory: the batch's partitioned copy (about 36 bytes per event) plus the per-customer
-    state (about 60 bytes plus 8 per window), whatever the number of events.
+    state (about 60 bytes plus 8 per window), whatever the number of events. String ids add
+    the numbering's scratch (about 60 bytes per event of a batch) and each distinct string
+    with about 80 bytes of table (see :class:`_StringIds`).
     """
 
     def __init__(self, inp, spec, batch_size, period=None):
@@ -284,7 +285,7 @@ class _Scan:
         # totals, then the segment partials of the float sums (see kernels.aggregate)
         n_sums = 1 + sum(w.agg == "sum" for w in spec)
         self.fstate = np.zeros((agg.N_PART, 0, 1 + len(spec) + n_sums))
-        self.id_dictionary = None
+        self.strings = _StringIds(self.report.shape[0]) if inp.string_ids else None
         # Dense mode while ids look like dictionary codes or database keys (base, base + 1, ...
         # with few gaps): slots come straight from the id, no hash table. Ids that turn out
         # sparse move the state to hash mode once. BTYD's pair sets stay in hash mode.
@@ -353,22 +354,29 @@ class _Scan:
         if not self.dense or inp.string_ids or src.kind not in ("table", "ipc") or not src.zero_copy:
             return
         lo, hi, n = agg.INT64_MAX, agg.INT64_MIN, 0
-        rng = np.zeros(3, dtype=np.int64)
+        n_threads = self.report.shape[0]
         for batch in src.batches(columns=[inp.id_column], batch_size=batch_size):
             ids = batch[inp.id_column]
-            agg.id_range(_id_values(ids, inp), _bits(ids), ids.validity_offset, rng)
-            if rng[2]:
-                lo, hi, n = min(lo, int(rng[0])), max(hi, int(rng[1])), n + int(rng[2])
+            values, bits, offset = _id_values(ids, inp), _bits(ids), ids.validity_offset
+            runs = _runs(values.size, n_threads if values.size >= 65_536 else 1)
+            rng = np.zeros((len(runs), 3), dtype=np.int64)
+            # a run's validity bits start at bit offset + its first row
+            run_chunks(lambda c: agg.id_range(values[runs[c][0]:runs[c][1]], bits, offset + runs[c][0], rng[c]),
+                       range(len(runs)))
+            for r in rng:
+                if r[2]:
+                    lo, hi, n = min(lo, int(r[0])), max(hi, int(r[1])), n + int(r[2])
         if n:
             self._dense_fits(lo, hi, n, slack=False)
         self.planned = True
 
     def _choose_mode(self, ids):
-        """Stay dense while this batch's ids fit (see ``__init__``); else move to hash mode."""
+        """Stay dense while this batch's ids (a kernel column) fit (see ``__init__``); else move
+        to hash mode."""
         if not self.dense or self.planned:
             return
         rng = np.zeros(3, dtype=np.int64)
-        agg.id_range(_id_values(ids, self.inp), _bits(ids), ids.validity_offset, rng)
+        agg.id_range(ids.values, ids.bitmap(), ids.offset, rng)
         self._dense_fits(*(int(v) for v in rng))
 
     def _dense_fits(self, lo, hi, n, slack=True):
@@ -379,8 +387,11 @@ class _Scan:
         if self.base is None:
             self.base = lo
         span = max(self.id_span, hi - self.base + 1)
-        # dense slots cost memory per id in the span: allow about one per event seen
-        if lo < self.base or span > max(1 << 16, self.valid_ids) or span > _DENSE_MAX:
+        # dense slots cost memory per id in the span: allow about one per event seen, or, for
+        # string numbers (``slot * N_PART + partition``: the partitions' sizes differ by a few
+        # percent, unless strings were made to collide), two per distinct string
+        limit = max(1 << 16, self.valid_ids, 2 * self.strings.n_distinct if self.strings else 0)
+        if lo < self.base or span > limit or span > _DENSE_MAX:
             self._to_hash()
             return
         self.id_span = span
@@ -392,10 +403,10 @@ class _Scan:
 
     def _dense_rows(self):
         """Dense mode: ``(keys, flat rows)`` of the customers seen, in id order."""
-        keys = np.arange(agg.N_PART * self.cap, dtype=np.int64)
-        rows = (keys & (agg.N_PART - 1)) * self.cap + (keys >> agg.P_BITS)
-        seen = self.istate.reshape(-1, agg.N_ISTATE)[rows, agg.I_FIRST] != agg.INT64_MAX
-        return keys[seen], rows[seen]
+        keys = pool_array(agg.N_PART * self.cap, np.int64)
+        rows = pool_array(agg.N_PART * self.cap, np.int64)
+        n = agg.dense_seen(self.istate, keys, rows)
+        return keys[:n], rows[:n]
 
     def _to_hash(self):
         self.dense = False
@@ -422,6 +433,12 @@ class _Scan:
         inp = self.inp
         read = [inp.id_column, inp.timestamp] + [c for c in (inp.amount, inp.event_type) if c is not None]
         n_threads = self.report.shape[0]
+        raw_ids = None
+        if inp.string_ids and inp.src.kind == "table" and inp.id_column not in read[1:]:
+            # string ids are numbered from the table's own buffers (see _StringIds): not read
+            # through the source, which would dictionary-encode the whole column first
+            raw_ids = inp.src.table.column(inp.id_column)
+            read = read[1:]
         self._plan_dense(batch_size)
         buffers = None
         unit = _TimeUnit.of(inp.scale)
@@ -430,16 +447,19 @@ class _Scan:
             self.n_events += n
             if n == 0:
                 continue
-            ids = batch[inp.id_column]
             if inp.string_ids:
-                self.id_dictionary = ids.dictionary
-            self._choose_mode(ids)
+                pieces = raw_ids.slice(batch.start, n).chunks if raw_ids is not None else \
+                    [batch.record_batch.column(inp.id_column)]
+                id_col = self.strings.codes(pieces, n)
+            else:
+                ids = batch[inp.id_column]
+                id_col = _KernelColumn(_id_values(ids, inp), _bits(ids), ids.validity_offset)
+            self._choose_mode(id_col)
             dense, base = self.dense, (self.base or 0)
             width = 3 if dense else 4
             if buffers is None or buffers[0].shape[0] < n or buffers[1].shape[1] != width:
                 rows = pool_array((n, width), np.int64)
                 buffers = (pool_array(n, np.int16), rows, rows.view(np.float64), pool_array(n, np.int32))
-            id_col = _KernelColumn(_id_values(ids, inp), _bits(ids), ids.validity_offset)
             ts_view = batch[inp.timestamp]
             ts_col = _KernelColumn(ts_view.values.view(np.int64), _bits(ts_view), ts_view.validity_offset)
             if inp.amount is not None:
@@ -539,14 +559,7 @@ class _Scan:
             rows = np.flatnonzero((np.arange(self.cap) < self.n_slots[:, None]).ravel())
             keys = slot_key.ravel()[rows]
         if self.inp.string_ids:
-            strings = self.id_dictionary if self.id_dictionary is not None else pa.array([], pa.string())
-            rank = np.empty(len(strings), dtype=np.int64)
-            rank[np.asarray(pc.sort_indices(strings))] = np.arange(len(strings))
-            order = _argsort(rank[keys])
-            ids = strings.take(pa.array(keys[order]))
-            if pa.types.is_dictionary(ids.type):
-                ids = ids.dictionary_decode()
-            ids = ids.cast(pa.string())
+            order, ids = self.strings.sorted_ids(keys, self.inp.id_column)
         else:
             order = _argsort(keys)
             ids = self._id_array(keys[order])
@@ -629,8 +642,188 @@ def _columns_btyd(scan, rows, ids):
     })
 
 
+# ANDed onto every string hash: all ones. Tests set fewer bits to force hash collisions (then
+# only the byte comparison on a hash match tells strings apart).
+_HASH_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+# A dictionary much larger than the rows that use it (a slice of a big table): its rows are
+# numbered, not its values
+_DICTIONARY_RATIO = 2
+
+
+class _StringIds:
+    """Numbers string customer ids across the batches of one scan (``kernels/string_ids.py``).
+
+    The numbers feed the aggregation as integer ids (dense: ``slot * N_PART + partition``); the
+    strings stay in the partitions' stores, so the result's ids are built from them at the
+    end, in byte order (:meth:`sorted_ids`). Plain string columns are hashed row by row;
+    dictionary columns hash their dictionary once (again only when it changes) and gather.
+    This replaces Arrow's ``dictionary_encode`` of every row and the unification of batch
+    dictionaries, which cost more than the aggregation itself on 20M string ids.
+    """
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+        self.cells = np.full((agg.N_PART, 16), -1, dtype=np.int64)
+        self.soff = np.zeros((agg.N_PART, 9), dtype=np.int64)
+        self.shead = np.zeros((agg.N_PART, 8, 4), dtype=np.int64)
+        self.sdata = np.zeros((agg.N_PART, 256), dtype=np.uint8)
+        self.n_slots = np.zeros(agg.N_PART, dtype=np.int64)
+        self.scratch = None
+        self.dict_key = None
+        self.dict_map = None
+        self.dict_ref = None
+
+    @property
+    def n_distinct(self):
+        return int(self.n_slots.sum())
+
+    def codes(self, pieces, n):
+        """The numbers of a batch's ids, given as Arrow arrays (``pieces``, ``n`` rows in all):
+        a :class:`_KernelColumn` of int64 numbers with its validity."""
+        if self.scratch is None or self.scratch[0].shape[0] < n:
+            self.scratch = (pool_array(n, np.int64), pool_array(n, np.uint64), pool_array(n, np.int16),
+                            pool_array((n, 5), np.int64))
+        codes = self.scratch[0][:n]
+        nulls = 0
+        row = 0
+        for piece in pieces:
+            m = len(piece)
+            if m == 0:
+                continue
+            out = codes[row:row + m]
+            if pa.types.is_dictionary(piece.type) and len(piece.dictionary) > _DICTIONARY_RATIO * m:
+                piece = piece.dictionary_decode()
+            if pa.types.is_dictionary(piece.type):
+                nulls += self._dictionary_codes(piece, out)
+            else:
+                nulls += self._number(_string_buffers(piece), out)
+            row += m
+        if nulls:
+            return _KernelColumn(codes, np.packbits(codes >= 0, bitorder="little"), 0)
+        return _KernelColumn(codes)
+
+    def _dictionary_codes(self, piece, out):
+        dictionary = piece.dictionary
+        key = _buffers_key(dictionary)
+        if key != self.dict_key:
+            mapping = np.empty(len(dictionary), dtype=np.int64)
+            self._number(_string_buffers(dictionary), mapping)
+            # the dictionary is kept: its memory cannot be reused by another with the same key
+            self.dict_key, self.dict_map, self.dict_ref = key, mapping, dictionary
+        indices = piece.indices
+        values = np.frombuffer(indices.buffers()[1], dtype=np.dtype(indices.type.to_pandas_dtype()),
+                               count=indices.offset + len(indices))[indices.offset:]
+        if values.dtype != np.int32:
+            values = values.astype(np.int64)
+        bits, offset = _arrow_bits(indices)
+        nulls = sk.dictionary_codes(values, bits, offset, self.dict_map, out)
+        if nulls < 0:
+            raise DataError(f"customer ids: dictionary index {int(values[-nulls - 1])} at row "
+                            f"{-nulls - 1:,} of a batch lies outside its dictionary of "
+                            f"{len(dictionary):,} strings")
+        return nulls
+
+    def _number(self, strings, out):
+        """Number the rows of one string array (``(offsets, data, bits, bit offset)``) into
+        ``out``; null rows get -1. Returns the null rows."""
+        offsets, data, bits, bit_offset = strings
+        n = out.shape[0]
+        _, hashes, part, ent = self.scratch if self.scratch[0].shape[0] >= n else (
+            None, np.empty(n, np.uint64), np.empty(n, np.int16), np.empty((n, 5), np.int64))
+        runs = _runs(n, self.n_threads if n >= 65_536 else 1)
+        counts = np.zeros((len(runs), agg.N_PART), dtype=np.int64)
+        nulls = run_chunks(lambda c: sk.hash_strings(offsets, data, bits, bit_offset, runs[c][0], runs[c][1],
+                                                     _HASH_MASK, hashes, part, counts[c], out),
+                           range(len(runs)))
+        starts = np.zeros(agg.N_PART + 1, dtype=np.int64)
+        np.cumsum(counts.sum(axis=0), out=starts[1:])
+        pos = starts[:-1] + np.cumsum(counts, axis=0) - counts  # chunk c after chunks < c
+        run_chunks(lambda c: sk.scatter_rows(part, hashes, offsets, data, runs[c][0], runs[c][1], pos[c], ent),
+                   range(len(runs)))
+        progress = starts[:-1].copy()
+        parts = _part_ranges(starts, self.n_threads if n >= 65_536 else 1)
+        while True:
+            need = 0
+            for r in run_chunks(lambda r: sk.number_strings(r[0], r[1], starts, progress, ent, offsets, data,
+                                                            self.cells, self.soff, self.shead, self.sdata,
+                                                            self.n_slots, out), parts):
+                need |= r
+            if not need:
+                return sum(nulls)
+            if need & sk.GROW_TABLE:
+                tcap = self.cells.shape[1]
+                cells = pool_array((agg.N_PART, 2 * tcap), np.int64, fill=-1)
+                sk.grow_cells(self.shead, self.n_slots, cells)
+                soff = pool_array((agg.N_PART, tcap + 1), np.int64)
+                soff[:, :self.soff.shape[1]] = self.soff
+                shead = pool_array((agg.N_PART, tcap, 4), np.int64)
+                shead[:, :self.shead.shape[1]] = self.shead
+                self.cells, self.soff, self.shead = cells, soff, shead
+            if need & sk.GROW_BYTES:
+                sdata = pool_array((agg.N_PART, 2 * self.sdata.shape[1]), np.uint8)
+                sdata[:, :self.sdata.shape[1]] = self.sdata
+                self.sdata = sdata
+
+    def sorted_ids(self, keys, id_column):
+        """``(order, ids)``: the order that sorts the strings numbered ``keys`` bytewise (as
+        Arrow sorts strings), and those strings in that order as a string array."""
+        n = keys.size
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        start = sk.common_prefix(keys, self.soff, self.sdata)
+        words = np.empty(n, dtype=np.uint64)
+        sk.prefix_words(keys, self.soff, self.sdata, start, words)
+        # as int64 with the top bit flipped (the same order), sorted on two threads; ties (equal
+        # words) in any order: sort_ties puts them in byte order
+        order = _argsort((words ^ np.uint64(1 << 63)).view(np.int64))
+        sk.sort_ties(order, words, keys, self.soff, self.sdata, start, np.empty(n, dtype=np.int64))
+        ordered = keys[order]
+        offsets = np.empty(n + 1, dtype=np.int64)
+        sk.string_lengths(ordered, self.soff, offsets)
+        data = np.empty(max(1, int(offsets[-1])), dtype=np.uint8)
+        sk.gather_strings(ordered, self.soff, self.sdata, offsets, data)
+        if offsets[-1] < 1 << 31:
+            ids = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                        pa.py_buffer(data)])
+        else:
+            ids = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        try:
+            ids.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise CorruptFileError(f"customer id column {id_column!r} holds a string that is not valid "
+                                   f"UTF-8 ({exc})") from None
+        return order, ids.cast(pa.string())
+
+
+def _string_buffers(array):
+    """``(offsets, data, validity bits, bit offset)`` of a string array, as the kernels take them."""
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = array.cast(pa.large_string())  # string views
+    n = len(array)
+    buffers = array.buffers()
+    dtype = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    if n == 0 or buffers[1] is None:
+        return np.zeros(1, dtype), _NO_BYTES, _NO_BITS, 0
+    offsets = np.frombuffer(buffers[1], dtype=dtype, count=array.offset + n + 1)[array.offset:]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and buffers[2].size else _NO_BYTES
+    bits, offset = _arrow_bits(array)
+    return offsets, data, bits, offset
+
+
+def _arrow_bits(array):
+    """``(validity bitmap, bit offset of row 0)`` of an Arrow array; empty when no nulls."""
+    if array.null_count == 0 or array.buffers()[0] is None:
+        return _NO_BITS, 0
+    return np.frombuffer(array.buffers()[0], dtype=np.uint8), array.offset
+
+
+def _buffers_key(array):
+    """What identifies an array's memory: equal keys, the same strings."""
+    return (len(array), array.offset) + tuple(b.address if b is not None else 0 for b in array.buffers())
+
+
 def _argsort(keys):
-    """``np.argsort`` of unique keys, the halves sorted on two threads and merged."""
+    """``np.argsort`` of keys, the halves sorted on two threads and merged (equal keys in no
+    particular order)."""
     n = keys.size
     if get_num_threads() < 2 or n < 65_536:
         return np.argsort(keys)
@@ -853,3 +1046,4 @@ def _bits(view):
 _NO_BITS = np.zeros(0, dtype=np.uint8)
 _NO_CODES = np.zeros(0, dtype=np.int32)
 _NO_FLOATS = np.zeros(0, dtype=np.float64)
+_NO_BYTES = np.zeros(1, dtype=np.uint8)  # one byte: Numba gets a non-empty buffer

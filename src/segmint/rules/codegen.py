@@ -4,8 +4,13 @@ The typing pass (:mod:`segmint.rules.types`) has decided every node's type and w
 sub-expressions are string predicates; this module only reads those decisions. It allocates
 registers, folds constants and emits instructions. Dates, timestamps and durations become
 float64 microseconds (dates at midnight UTC), so ``date`` and ``timestamp`` compare with each
-other. A string predicate becomes one lookup-table instruction: the table is filled at
-evaluation time by evaluating the sub-expression once per dictionary entry (and once for null).
+other. A timestamp or duration stored in nanoseconds (pandas' default) is read as the whole
+microsecond it falls in (floored, exactly, in int64, before any float64), in comparisons and
+arithmetic alike and by the batch and the one-record paths alike: ``t > timestamp '2026-01-01
+00:00:00'`` is false for ``00:00:00.000000500``. Times more than 2**53 microseconds from 1970
+(after the year 2255) are refused, as integers beyond 2**53 are. A string predicate becomes
+one lookup-table instruction: the table is filled at evaluation time by evaluating the
+sub-expression once per dictionary entry (and once for null).
 """
 from dataclasses import dataclass, field
 
@@ -52,6 +57,9 @@ class Program:
     batch_code: np.ndarray = None
     planes: np.ndarray = None        # (P, 3) int64: (column, constant index, comparison code)
     value_columns: set = field(default_factory=set)  # numeric columns the batch VM reads as float64
+    # num_columns indices stored in nanoseconds (timestamps, durations): floored to microseconds
+    # on load, their scale is 1 (RuleSet.prepare)
+    ns_columns: tuple = ()
 
 
 class CodeGenerator:

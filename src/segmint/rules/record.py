@@ -357,10 +357,11 @@ def _numeric_loader(arrow_type):
         return _FLOAT32, 1.0
     if pa.types.is_date(t):
         return _DATE, (1.0 / US_PER_DAY if pa.types.is_date32(t) else 1e-3)
+    # nanoseconds are read as whole microseconds (floored), as the batch path reads them
     if pa.types.is_timestamp(t):
-        return _TIMESTAMP, 1.0 / ARROW_UNIT_US[t.unit]
+        return _TIMESTAMP, (1.0 if t.unit == "ns" else 1.0 / ARROW_UNIT_US[t.unit])
     if pa.types.is_duration(t):
-        return _DURATION, 1.0 / ARROW_UNIT_US[t.unit]
+        return _DURATION, (1.0 if t.unit == "ns" else 1.0 / ARROW_UNIT_US[t.unit])
     if pa.types.is_integer(t):
         return _INTEGER, 1.0
     return _NUMBER, 1.0
@@ -439,7 +440,7 @@ def _number(name, value, kind, per_us, scale, limits=None):
             raise _wrong_type(name, value, _EXPECTED[kind])
         return float(np.float32(x)) if kind == _FLOAT32 else x
     stored = _stored_time(name, value, kind, per_us)
-    if abs(stored) > _EXACT_INT:  # as the batch path refuses such a column (ns timestamps)
+    if abs(stored) > _EXACT_INT:  # as the batch path refuses such a column (after the year 2255)
         raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                         "as float64 and could get wrong; compare such ids as strings")
     return float(stored) * scale if scale != 1.0 else float(stored)
@@ -495,8 +496,8 @@ def _stored_time(name, value, kind, per_us):
             us = us // US_PER_DAY * US_PER_DAY
     else:
         raise _wrong_type(name, value, _EXPECTED[kind])
-    if per_us >= 1.0:  # ns: exact
-        return us * int(per_us)
+    if per_us == 1.0:  # us, and ns (read as whole microseconds: see _numeric_loader)
+        return us
     return us // int(round(1.0 / per_us))  # s, ms, days: whole stored units
 
 

@@ -297,9 +297,13 @@ class RuleSet:
         if program is None or getattr(program, "batch_code", None) is None:  # (pickled before it existed)
             # typed against the whole schema: a missing column's error names its nearest columns
             types = {f.name: column_type(f.type) for f in schema}
-            scales = {f.name: time_scale(f.type) for f in schema}
+            # nanosecond timestamps and durations are read as whole microseconds (floored, in
+            # int64, before anything converts them to float64): scale 1, see _run_batch
+            scales = {f.name: (1.0 if _nanoseconds(f.type) else time_scale(f.type)) for f in schema}
             typed = type_rules(types, self._asts)
             program = CodeGenerator(typed, scales, self._asts).generate(self.mode)
+            program.ns_columns = tuple(j for j, (name, _) in enumerate(program.num_columns)
+                                       if _nanoseconds(schema.field(name).type))
             if len(self._programs) >= MAX_PROGRAMS:
                 self._programs.clear()
             self._programs[key] = program
@@ -604,16 +608,6 @@ def _as_type(array, arrow_type):
     return array if array.type == arrow_type else array.cast(arrow_type)
 
 
-def _pack_members(member):
-    """(k, n) uint8 memberships as (k, ceil(n / 64)) uint64 words, least significant bit first
-    (Arrow's boolean layout), zero past the last row."""
-    k, n = member.shape
-    words = np.zeros((k, (n + 63) // 64), dtype=np.uint64)
-    if n:
-        words.view(np.uint8)[:, :(n + 7) // 8] = np.packbits(member, axis=1, bitorder="little")
-    return words
-
-
 class _LutCache:
     """Lookup tables of string predicates, grown as dictionaries grow (append-only per pass)."""
 
@@ -703,9 +697,15 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
     # float64 copies only of the columns arithmetic reads; comparisons read columns as stored
     col_v = _buffer("col_v", (cn, n if program.value_columns else 0), np.float64)
     plane_bits = _buffer("planes", (planes.count, words), np.uint64)
+    ns_columns = program.ns_columns
     for j, (name, scale) in enumerate(program.num_columns):
         view = batch[name]
         values = view.values
+        if ns_columns and j in ns_columns:
+            # timestamp[ns] / duration[ns]: the microsecond each value falls in (floored, exact,
+            # in int64), then read as a [us] column is. (Under a null lies anything: pandas'
+            # NaT, int64's minimum, floors without overflow.)
+            values = np.floor_divide(values, 1000, out=_buffer("ns_us", (n,), np.int64))
         if values.dtype.kind in "iu" and values.dtype.itemsize == 8 and n:
             # not np.abs: it leaves int64's minimum negative
             big = ((values > _EXACT_INT) | (values < -_EXACT_INT)) if values.dtype.kind == "i" else values > _EXACT_INT
@@ -849,6 +849,13 @@ def _integer_thresholds(ks, codes, dtype):
         out_c[p] = code
         out_k[p] = t if code in (vm.EQ, vm.NE, vm.LE, vm.GE) else 0
     return out_k, out_c
+
+
+def _nanoseconds(arrow_type):
+    """Whether a column is a timestamp or duration stored in nanoseconds (the rules read it in
+    whole microseconds, floored)."""
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    return (pa.types.is_timestamp(t) or pa.types.is_duration(t)) and t.unit == "ns"
 
 
 def _label_dtype(k):

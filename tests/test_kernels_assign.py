@@ -1,0 +1,301 @@
+"""The register-blocked assignment kernel (:func:`segmint.kernels.assign._tile_argmin`) and the
+assignment pass that splits large-k work across threads, against slow twins.
+
+Exact checks use small integer values: every product and partial sum is then exact in float32
+and float64, so the kernel's distances must equal the reference's bit for bit and its labels
+must be numpy's ``argmin`` (lowest index on ties) whatever the order of the arithmetic.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive_kmeans as naive
+import segmint
+from segmint.cluster import _passes
+from segmint.cluster._matrix import Features
+from segmint.cluster._passes import assign_pass, prepare
+from segmint.kernels.assign import TILE, assign_rows, assign_rows_sums
+from segmint.kernels.simd import NATIVE_VECTOR_BYTES
+
+DTYPES = [np.float32, np.float64]
+
+
+def _exact_reference(X, C):
+    """Labels (lowest index on ties) and squared distances, in float64: exact for small integers."""
+    D = naive.sq_distances(X, C)
+    labels = np.argmin(D, axis=1) if len(X) else np.zeros(0, np.int64)
+    return labels, D[np.arange(len(X)), labels]
+
+
+def _assign(X, C, with_dist=True):
+    C2, cn = prepare(C)
+    labels = np.full(len(X), -1, np.int32)
+    dist = np.full(len(X), -1, X.dtype)
+    bad = assign_rows(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0, X.dtype), 0,
+                      with_dist)
+    return labels, dist, bad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (1, 16, 8), (3, 5, 2), (TILE - 1, 3, 7), (TILE, 16, 8),
+                                   (TILE + 1, 17, 13), (2 * TILE + 5, 4, 64), (333, 9, 257),
+                                   (700, 16, 1024), (130, 2, 4099)])
+def test_integer_data_gives_the_exact_argmin_and_distance(dtype, n, d, k):
+    """Odd n, d and k (padding of both), many ties: labels and distances equal the exact ones."""
+    rng = np.random.default_rng(n + 10 * d + 100 * k)
+    X = rng.integers(-4, 5, size=(n, d)).astype(dtype)
+    C = rng.integers(-4, 5, size=(k, d)).astype(dtype)
+    ref_labels, ref_dist = _exact_reference(X, C)
+    labels, dist, bad = _assign(X, C)
+    assert bad == 0
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(dist, ref_dist.astype(dtype))
+    only, _, _ = _assign(X, C, with_dist=False)
+    np.testing.assert_array_equal(only, ref_labels)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_exact_argmin_on_structured_inputs(data):
+    """Duplicated centers, rows on centers, rows equidistant from several centers: ties keep the
+    lowest index, in every position of a tile and every register block of centers."""
+    dtype = data.draw(st.sampled_from(DTYPES))
+    d = data.draw(st.integers(1, 20))
+    k = data.draw(st.integers(1, 40))
+    n = data.draw(st.integers(1, 2 * TILE + 3))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    C = rng.integers(-3, 4, size=(k, d)).astype(dtype)
+    dup = data.draw(st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), max_size=5))
+    for a, b in dup:
+        C[b] = C[a]
+    X = rng.integers(-3, 4, size=(n, d)).astype(dtype)
+    on_center = rng.random(n) < 0.3
+    X[on_center] = C[rng.integers(0, k, on_center.sum())]
+    ref_labels, ref_dist = _exact_reference(X, C)
+    labels, dist, bad = _assign(X, C)
+    assert bad == 0
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(dist, ref_dist.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ties_between_register_blocks_and_lanes_keep_the_lowest_index(dtype):
+    """A row equidistant from centers 3, 4 and 9 (three register blocks of four centers, one of
+    them shared) goes to 3, in every lane of every register of rows."""
+    d, k = 6, 12
+    C = np.full((k, d), 50, dtype)
+    C[3], C[4], C[9] = 1, -1, 1
+    C[9, 0] = -1  # same distance from the origin as centers 3 and 4
+    X = np.zeros((TILE + 3, d), dtype)
+    labels, dist, _ = _assign(X, C)
+    assert labels.tolist() == [3] * len(X)
+    assert np.all(dist == d)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [2, 9, 300])
+def test_one_row_alone_gets_the_bits_of_the_batch(dtype, k):
+    """Each row assigned alone (a tile of one row) gets the label and distance bits it gets in a
+    full tile, at every position of the tile: the scorer relies on it."""
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(TILE + 9, 11)).astype(dtype) * 3
+    C = rng.normal(size=(k, 11)).astype(dtype)
+    labels, dist, _ = _assign(X, C)
+    C2, cn = prepare(C)
+    for i in range(len(X)):
+        one_l = np.empty(1, np.int32)
+        one_d = np.empty(1, dtype)
+        assign_rows(X, i, i + 1, C2, cn, one_l, i, one_d, i, True)
+        assert one_l[0] == labels[i]
+        assert one_d.view(np.uint8).tobytes() == dist[i:i + 1].view(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_data_is_assigned_to_the_nearest_center_up_to_rounding(dtype):
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(1000, 13)) * 10 + 3).astype(dtype)
+    C = (rng.normal(size=(97, 13)) * 10).astype(dtype)
+    labels, dist, _ = _assign(X, C)
+    D = naive.sq_distances(X, C)
+    scale = 1 + (X.astype(np.float64) ** 2).sum(1) + (C.astype(np.float64) ** 2).sum(1).max()
+    tol = {np.float32: 1e-5, np.float64: 1e-13}[dtype] * scale
+    chosen = D[np.arange(len(X)), labels]
+    assert np.all(chosen <= D.min(1) + tol)
+    assert np.all(np.abs(dist - chosen) <= tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lloyd_labels_equal_predict_labels(dtype):
+    """assign_rows_sums runs the same tile kernel: the labels Lloyd uses are predict's."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3 * TILE + 17, 7)).astype(dtype)
+    C = rng.normal(size=(37, 7)).astype(dtype)
+    labels, dist, _ = _assign(X, C)
+    C2, cn = prepare(C)
+    l2 = np.empty(len(X), np.int32)
+    d2 = np.empty(len(X), dtype)
+    assign_rows_sums(X, 0, len(X), np.empty(0, dtype), C2, cn, l2, d2, np.zeros((37, 7)), np.zeros(37))
+    np.testing.assert_array_equal(l2, labels)
+    np.testing.assert_array_equal(d2, dist)
+
+
+# -- the pass: large k splits chunks into tasks; nothing may depend on the split or threads --------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_tasks_give_the_bits_of_whole_chunks(dtype, monkeypatch):
+    rng = np.random.default_rng(3)
+    n = _passes.CHUNK + 3 * TILE + 11  # two chunks, the second short
+    X = rng.normal(size=(n, 5)).astype(dtype)
+    C = rng.normal(size=(21, 5)).astype(dtype)
+    w = rng.random(n) + 0.5
+    results = {}
+    for name, rows in [("whole", _passes.CHUNK), ("tiles", TILE), ("odd", 5 * TILE)]:
+        monkeypatch.setattr(_passes, "_task_rows", lambda shape, rows=rows: rows)
+        for threads in (1, 2, 3):
+            with segmint.threads(threads):
+                labels, dist, inertia, bad = assign_pass(Features(X), C, w, want_distances=True)
+                no_labels = assign_pass(Features(X), C, w, want_labels=False)
+            assert not bad and no_labels[0] is None and no_labels[2] == inertia
+            results[name, threads] = (labels, dist, inertia)
+    first = results["whole", 1]
+    for key, (labels, dist, inertia) in results.items():
+        np.testing.assert_array_equal(labels, first[0], err_msg=str(key))
+        assert dist.tobytes() == first[1].tobytes(), key
+        assert inertia == first[2], key
+    np.testing.assert_array_equal(first[0], naive.assign(X, C)[0])
+
+
+def test_large_k_uses_tasks_smaller_than_a_chunk():
+    assert _passes._task_rows((8, 16)) == _passes.CHUNK
+    rows = _passes._task_rows((1024, 16))
+    assert TILE <= rows < _passes.CHUNK and rows % TILE == 0
+    assert _passes._task_rows((1 << 20, 64)) == TILE
+
+
+def test_a_bad_row_in_one_task_is_reported():
+    X = np.random.default_rng(0).normal(size=(5000, 4))
+    X[100, 2] = np.nan  # in the first of the chunk's tasks: later tasks must not clear it
+    C = np.random.default_rng(1).normal(size=(2048, 4))
+    labels, _, _, bad = assign_pass(Features(X), C, want_inertia=False)
+    assert bad and labels.shape == (5000,)
+    assert not assign_pass(Features(np.delete(X, 100, axis=0)), C, want_inertia=False)[3]
+
+
+def test_predict_at_large_k_is_the_same_on_one_and_two_threads():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(20_000, 16)).astype(np.float32)
+    C = X[rng.choice(len(X), 1024, replace=False)]
+    model = segmint.KMeans(n_clusters=1024, init=C, max_iter=1)
+    model.cluster_centers_, model.n_features_in_ = C, 16
+    with segmint.threads(1):
+        one = model.predict(X), model.score(X)
+    with segmint.threads(2):
+        two = model.predict(X), model.score(X)
+    np.testing.assert_array_equal(one[0], two[0])
+    assert one[1] == two[1]
+    assert np.mean(one[0][:2000] == naive.assign(X[:2000], C)[0]) > 0.999  # float32 rounding near ties
+
+
+def test_lanes_follow_the_native_register():
+    from segmint.kernels.simd import _lanes_for
+    from numba import types
+    assert _lanes_for(types.float32) == NATIVE_VECTOR_BYTES // 4
+    assert _lanes_for(types.float64) == NATIVE_VECTOR_BYTES // 8
+    # the kernel's register block of rows divides the tile for every width
+    for width in (16, 32, 64):
+        assert TILE % (4 * (width // 4)) == 0
+
+
+# -- float64 screened in float32: a row gets the float64 kernel's bits either way -----------------
+def _direct(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+    """The float64 kernel alone: column-major data are never screened (and a copy between
+    layouts moves values exactly)."""
+    return assign_rows(np.asfortranarray(X), lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+
+
+def _screened_and_direct(X, C, with_dist=True):
+    """Results of the screened path and of the float64 kernel alone; the screened path declines
+    (-1, nothing written) only when a center is beyond float32's comfortable range."""
+    from segmint.kernels.assign import _assign_rows_screened
+    X = np.ascontiguousarray(X)
+    C2, cn = prepare(C)
+    out = []
+    for f in (_assign_rows_screened, _direct):
+        labels = np.full(len(X), -9, np.int32)
+        dist = np.full(len(X), -9.0)
+        bad = f(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
+        if bad == -1:
+            real = np.isfinite(cn)
+            assert max(np.abs(C2).max(), np.abs(cn[real]).max()) >= 2.0 ** 100 or C2.shape[1] >= 1024
+            assert (labels == -9).all()
+            bad = assign_rows(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
+        out.append((labels, dist, bad))
+    return out
+
+
+def _assert_same(screened, direct):
+    assert screened[2] == direct[2]
+    np.testing.assert_array_equal(screened[0], direct[0])
+    assert screened[1].tobytes() == direct[1].tobytes()
+
+
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (5, 3, 130), (TILE + 3, 16, 256), (3 * TILE + 1, 17, 97),
+                                   (700, 40, 300)])
+def test_screened_float64_gives_the_float64_kernel_bits(n, d, k):
+    rng = np.random.default_rng(n + d + k)
+    X = rng.normal(size=(n, d)) * rng.choice([1e-3, 1, 1e3], size=(n, 1)) + 5
+    C = rng.normal(size=(k, d)) + 5
+    for with_dist in (True, False):
+        _assert_same(*_screened_and_direct(X, C, with_dist))
+
+
+def test_screened_float64_hands_near_ties_and_extremes_to_float64():
+    """Exact ties, differences below float32's resolution, values float32 cannot hold, tiny values
+    that underflow in float32, NaN and infinities: every row still gets the float64 bits."""
+    rng = np.random.default_rng(7)
+    d, k = 9, 140
+    C = rng.normal(size=(k, d))
+    C[5] = C[77]  # duplicate centers: exact ties
+    C[6] = C[8] + 1e-12  # closer than float32 can tell
+    X = np.concatenate([rng.normal(size=(300, d)), C[[5, 6, 8, 77]] + 1e-13, rng.normal(size=(200, d)) * 1e-42,
+                        rng.normal(size=(50, d)) * 1e45, rng.normal(size=(50, d)) * 1e150])
+    X[3, 2], X[4, 0], X[310, 1] = np.nan, np.inf, -np.inf
+    labels, dist, bad = _screened_and_direct(X, C)[0]
+    _assert_same(*_screened_and_direct(X, C))
+    assert bad >= 3
+    tiny = rng.normal(size=(k, d)) * 1e-40  # centers too small for float32's normal range
+    _assert_same(*_screened_and_direct(rng.normal(size=(400, d)) * 1e-40, tiny))
+    _assert_same(*_screened_and_direct(rng.normal(size=(400, d)), tiny))  # subnormal in float32
+    _assert_same(*_screened_and_direct(rng.normal(size=(400, d)) * 1e-41, C))
+    _assert_same(*_screened_and_direct(rng.normal(size=(400, d)), C * 1e40))  # centers beyond float32: declined
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_screened_float64_on_structured_inputs(data):
+    d = data.draw(st.integers(1, 24))
+    k = data.draw(st.integers(1, 200))
+    n = data.draw(st.integers(1, 2 * TILE + 5))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    scale = data.draw(st.sampled_from([1e-30, 1e-3, 1.0, 1e6, 1e30]))
+    offset = data.draw(st.sampled_from([0.0, 1.0, 1e4]))
+    C = rng.integers(-3, 4, size=(k, d)) * scale + offset
+    X = rng.integers(-3, 4, size=(n, d)) * scale + offset
+    X[rng.random(n) < 0.2] = C[0]
+    X = X + rng.normal(size=X.shape) * scale * data.draw(st.sampled_from([0.0, 1e-9, 1e-3]))
+    _assert_same(*_screened_and_direct(X, C))
+
+
+def test_float64_assign_rows_screens_from_the_threshold_on():
+    """The public kernel around the threshold (and every layout) gives the float64 kernel's bits."""
+    from segmint.kernels import assign as ka
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(TILE * 2 + 3, 6))
+    for k in (ka.SCREEN_CENTERS - 4, ka.SCREEN_CENTERS, ka.SCREEN_CENTERS + 1):
+        C = rng.normal(size=(k, 6))
+        screened, direct = _screened_and_direct(X, C)
+        _assert_same(_assign(X, C), direct)
+        _assert_same(screened, direct)
+        big = np.zeros((len(X), 9))
+        big[:, 2:8] = X  # strided rows: not screened either
+        _assert_same(_assign(big[:, 2:8], C), direct)
