@@ -162,10 +162,15 @@ def test_stream_names_an_unknown_column_and_refuses_a_bare_string():
 
 
 def test_as_of_is_keyword_only_and_batch_size_defaults_to_the_one_constant():
-    for method in (RuleSet.evaluate, RuleSet.counts, RuleSet.stream):
+    # stream hands batches to its caller: the one constant. evaluate and counts consume their
+    # batches: None, larger batches on large sources (auto_batch_size), never below the constant
+    from segmint.rules.ruleset import auto_batch_size
+
+    for method, default in ((RuleSet.evaluate, None), (RuleSet.counts, None), (RuleSet.stream, DEFAULT_BATCH_SIZE)):
         params = inspect.signature(method).parameters
         assert params["as_of"].kind is inspect.Parameter.KEYWORD_ONLY, method.__name__
-        assert params["batch_size"].default == DEFAULT_BATCH_SIZE, method.__name__
+        assert params["batch_size"].default == default, method.__name__
+    assert auto_batch_size(segmint.open(_table())) == DEFAULT_BATCH_SIZE
     with pytest.raises(TypeError):
         RuleSet(RULES).evaluate(_table(), AS_OF)
     with pytest.raises(TypeError):

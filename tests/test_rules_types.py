@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import segmint
 from segmint.rules import RuleSet
 
 AS_OF = "2026-10-01T15:30:00+00:00"
@@ -281,3 +282,35 @@ def test_without_the_jit_the_engine_gives_the_compiled_answers():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout) == json.loads(json.dumps(compiled["out"]))
+
+
+def test_evaluate_and_counts_pick_larger_batches_on_large_sources_with_the_same_results():
+    from segmint.io import DEFAULT_BATCH_SIZE
+    from segmint.rules.ruleset import MAX_AUTO_BATCH, auto_batch_size
+
+    class Known:
+        def __init__(self, rows):
+            self.num_rows = rows
+
+    with segmint.threads(2):
+        assert auto_batch_size(Known(10_000_000)) == MAX_AUTO_BATCH  # 1.25M a quarter-thread: capped
+        assert auto_batch_size(Known(4_000_000)) == 500_000
+        assert auto_batch_size(Known(1_000_000)) == DEFAULT_BATCH_SIZE  # never below the default
+        assert auto_batch_size(Known(None)) == DEFAULT_BATCH_SIZE  # a one-shot stream
+        assert auto_batch_size(Known(10_000_000), 997) == 997  # the caller's word wins
+    with segmint.threads(1):
+        assert auto_batch_size(Known(2_000_000)) == 500_000
+    rng = np.random.default_rng(3)
+    n = 1_200_000
+    table = pa.table({"x": rng.normal(size=n), "y": pa.array(rng.integers(0, 9, n), mask=rng.random(n) < 0.1)})
+    rules = {"a": "x > 0.5 and y < 4", "b": "y >= 4 or x < -1", "c": "not (x between -0.1 and 0.1)"}
+    for mode in ("waterfall", "multi"):
+        rs = segmint.RuleSet(rules, mode=mode)
+        with segmint.threads(1):
+            auto = rs.evaluate(table)  # one thread: 300,000-row batches
+            assert auto.table.column(0).num_chunks == 4
+        small = rs.evaluate(table, batch_size=65_537)
+        assert auto.table.equals(small.table) and auto.counts.equals(small.counts)
+        if mode == "multi":
+            assert auto.overlaps.equals(small.overlaps)
+        assert rs.counts(table).equals(rs.counts(table, batch_size=65_537))

@@ -90,7 +90,7 @@ def _parser():
     r.add_argument("-o", "--output", default=None, help="write the per-row segments here")
     r.add_argument("--id-column", default=None, help="column copied into the output")
     r.add_argument("--as-of", default=None, help="date days_since() counts from (default now)")
-    _batch_size(r)
+    _batch_size(r, None)  # RuleSet.evaluate's own choice (segmint.rules.ruleset.auto_batch_size)
 
     a = sub.add_parser("aggregate", help="per-customer features from an event log")
     a.add_argument("events", help="event log: .arrow, .parquet, folder")
@@ -226,8 +226,10 @@ def _random_state(parser):
 
 
 def _batch_size(parser, default=DEFAULT_BATCH_SIZE, what="rows"):
+    shown = ("a quarter of a large input's rows per thread, 131,072 to 1,048,576" if default is None
+             else default)
     parser.add_argument("--batch-size", type=_positive, default=default,
-                        help=f"{what} per batch: memory holds about one (default {default})")
+                        help=f"{what} per batch: memory holds about one (default {shown})")
 
 
 def _positive(text):

