@@ -31,8 +31,9 @@ untimed run the test suite makes):
   threadpoolctl (:func:`sklearn_threads`), pyarrow through ``set_cpu_count``. Each benchmark's
   ``extra_info["threads"]`` is the count its timed code ran with, as read back from the tool:
   :func:`compare` records ours; peers pass the count the helpers below return.
-- **Size.** Every benchmark's ``extra_info["size"]`` is the ``--size`` it ran at (set here),
-  so the gate can refuse to compare runs of different sizes.
+- **Size.** Every benchmark's ``extra_info["size"]`` is the ``--size`` it ran at (set here;
+  ``rows=N`` when ``--rows N`` chose the row count instead), so the gate can refuse to compare
+  runs of different sizes.
 """
 import contextlib
 import math
@@ -59,11 +60,14 @@ os.environ["POLARS_MAX_THREADS"] = str(THREADS)
 def pytest_addoption(parser):
     parser.addoption("--size", choices=sorted(SIZES), default="small",
                      help="benchmark data size: small (CI), medium (1M rows), large (10M rows)")
+    parser.addoption("--rows", type=int, default=None,
+                     help="rows (customers) instead of --size's count, e.g. 2000000 for issue #18's 2M")
 
 
 @pytest.fixture(scope="session")
 def n_customers(request):
-    return SIZES[request.config.getoption("--size")]
+    rows = request.config.getoption("--rows")
+    return rows if rows is not None else SIZES[request.config.getoption("--size")]
 
 
 @pytest.fixture(scope="session")
@@ -220,7 +224,8 @@ def pytest_runtest_call(item):
     fixture = getattr(item, "funcargs", {}).get("benchmark")
     if fixture is not None:
         # the gate refuses to compare runs of different sizes, and the tables name the size
-        fixture.extra_info["size"] = item.config.getoption("--size")
+        rows = item.config.getoption("--rows")
+        fixture.extra_info["size"] = item.config.getoption("--size") if rows is None else f"rows={rows}"
     result = yield
     if fixture is not None:
         problems = convention_problems(fixture.extra_info)

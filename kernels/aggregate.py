@@ -33,6 +33,7 @@ are whole segments, reproduces these sums bit for bit (``segmint.dask.events``).
 import numpy as np
 
 from .settings import kernel
+from .structure import is_valid as _valid  # shared: one compile
 from .hashing import mix64 as _mix
 
 P_BITS = 8
@@ -49,12 +50,6 @@ AMOUNT_BIT = 62   # in an event's bits: its amount is not null
 MAX_WINDOWS = 62
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
-
-
-@kernel
-def _valid(bits, offset, i):
-    k = offset + i
-    return ((bits[k >> 3] >> (k & 7)) & 1) == 1
 
 
 @kernel
@@ -101,7 +96,7 @@ def dense_to_hash(keys, rows, base, istate, fstate, table, n_slots, new_istate, 
     shift = np.uint64(64 - P_BITS)
     for r in range(keys.shape[0]):
         key = keys[r] + base
-        z = _mix(key)
+        z = _mix(np.uint64(key))
         p = np.int64(z >> shift)
         h = np.int64(z) & tmask
         while table[p, h, 1] != EMPTY:
@@ -167,7 +162,7 @@ def partition_count(ids, id_bits, id_bit_offset, ts, ts_bits, ts_bit_offset, ts_
         if dense:
             p = (ids[i] - base) & (N_PART - 1)
         else:
-            p = np.int64(_mix(ids[i]) >> shift)
+            p = np.int64(_mix(np.uint64(ids[i])) >> shift)
         part[i] = p
         counts[p] += 1
 
@@ -271,7 +266,7 @@ def assign_slots(p_lo, p_hi, starts, progress, buf, buf_slot, table, n_slots):
         tab = table[p]
         for i in range(progress[p], starts[p + 1]):
             key = buf[i, B_ID]
-            h = np.int64(_mix(key)) & tmask
+            h = np.int64(_mix(np.uint64(key))) & tmask
             while True:
                 s = tab[h, 1]
                 if s == EMPTY:
@@ -316,7 +311,7 @@ def init_slots(lo, hi, istate, fstate):
 
 
 @kernel
-def sum_events(p_lo, p_hi, seg_lo, g0, buf, buf_f, buf_slot, istate, fstate, win_sum):
+def sum_events(p_lo, p_hi, seg_lo, g0, buf, buf_f, buf_slot, istate, fstate, win_sum, win_col, sum_cols):
     """Add the buffered events of partitions ``p_lo..p_hi`` to their customers' state.
 
     Parameters
@@ -331,8 +326,8 @@ def sum_events(p_lo, p_hi, seg_lo, g0, buf, buf_f, buf_slot, istate, fstate, win
     fstate : (N_PART, cap, f + 1 + sums) float64, INOUT: totals, then the pending segment
         partials of the float sums (see the module notes)
     win_sum : (w,) uint8, IN: 1 to sum amounts in window j, 0 to count events
+    win_col, sum_cols : int64, IN: from :func:`sum_columns` of ``win_sum``
     """
-    win_col, sum_cols = _sum_columns(win_sum)
     # the fold's bit masks, read from memory so the compiler cannot turn them back into a
     # branch (see _sums)
     masks = np.array([0, -1], dtype=np.int64)
@@ -342,37 +337,37 @@ def sum_events(p_lo, p_hi, seg_lo, g0, buf, buf_f, buf_slot, istate, fstate, win
                   win_sum, win_col, sum_cols, masks)
 
 
-@kernel
-def _sum_columns(win_sum):
-    """``(win_col, sum_cols)``: the fstate column each window's events add to (count windows:
-    their total; sum windows: their partial), and the total column of each partial."""
-    n_win = win_sum.shape[0]
+def sum_columns(win_sum):
+    """``(win_col, sum_cols)`` (int64 arrays): the fstate column each window's events add to
+    (count windows: their total; sum windows: their partial), and the total column of each
+    partial, for :func:`sum_events` and :func:`fold_pending`.
+
+    Plain Python, computed once per scan by the caller: as a kernel it was one more compile
+    (with its own array allocations) for a few integers.
+    """
+    n_win = len(win_sum)
     nf = 1 + n_win
     win_col = np.empty(n_win, dtype=np.int64)
-    sum_cols = np.empty(1 + n_win, dtype=np.int64)
-    sum_cols[0] = F_AMOUNT
-    k = 1
+    sum_cols = [F_AMOUNT]
     for j in range(n_win):
         if win_sum[j]:
-            win_col[j] = nf + k
-            sum_cols[k] = 1 + j
-            k += 1
+            win_col[j] = nf + len(sum_cols)
+            sum_cols.append(1 + j)
         else:
             win_col[j] = 1 + j
-    return win_col, sum_cols[:k]
+    return win_col, np.asarray(sum_cols, dtype=np.int64)
 
 
 @kernel
-def fold_pending(istate, fstate, win_sum):
+def fold_pending(istate, fstate, sum_cols):
     """Add every customer's pending segment partials to its totals (the end of the input).
 
     Parameters
     ----------
     istate : (m, N_ISTATE) int64, INOUT: partitions flattened
     fstate : (m, f + 1 + sums) float64, INOUT
-    win_sum : (w,) uint8, IN: as in :func:`sum_events`
+    sum_cols : int64, IN: from :func:`sum_columns`
     """
-    sum_cols = _sum_columns(win_sum)[1]
     for s in range(istate.shape[0]):
         if istate[s, I_SEG] >= 0:
             _fold(istate, fstate, s, sum_cols)
@@ -472,7 +467,7 @@ def grow_tables(table, n_slots, new_table):
         for h in range(table.shape[1]):
             if table[p, h, 1] != EMPTY:
                 key = table[p, h, 0]
-                g = np.int64(_mix(key)) & mask
+                g = np.int64(_mix(np.uint64(key))) & mask
                 while new_table[p, g, 1] != EMPTY:
                     g = (g + 1) & mask
                 new_table[p, g, 0] = key
@@ -528,10 +523,10 @@ def period_pairs(p_lo, p_hi, seg_lo, g0, progress, buf, buf_f, buf_slot,
             while i >= seg_lo[j + 1, p]:
                 j += 1
             if np.uint64(buf[i, B_FLAGS]) & qbit:
-                s = buf_slot[i]
+                s = np.int64(buf_slot[i])  # int64 as in fold_periods: one compile of _fold_period
                 period = (buf[i, B_TS] + period_shift_us) // period_us
                 key = (s << 32) | ((period + 2147483648) & 0xFFFFFFFF)
-                h = np.int64(_mix(key)) & mask
+                h = np.int64(_mix(np.uint64(key))) & mask
                 while True:
                     k = pairs[p, h]
                     if k == EMPTY:
@@ -607,7 +602,7 @@ def grow_pairs(pairs, new_pairs):
         for h in range(pairs.shape[1]):
             key = pairs[p, h]
             if key != EMPTY:
-                g = np.int64(_mix(key)) & mask
+                g = np.int64(_mix(np.uint64(key))) & mask
                 while new_pairs[p, g] != EMPTY:
                     g = (g + 1) & mask
                 new_pairs[p, g] = key

@@ -1,15 +1,23 @@
 """Nearest-center assignment: labels and squared distances, blocked for cache and SIMD.
 
 Distances use the expanded form ``|x|^2 + |c|^2 - 2 x.c``. Rows are processed in tiles of
-``TILE`` rows copied feature-major into a small buffer (so any input layout works and rows
-sit side by side in SIMD registers; the copy itself uses the block transposes of
-:mod:`.simd`). :func:`_tile_argmin` is a GEMM-shaped micro-kernel fused with the argmin: a
+``TILE`` rows copied feature-major into a small buffer (so rows sit side by side in SIMD
+registers; the copy of row-major data uses the block transposes of :mod:`.simd`).
+
+Data come as a C-ordered 2-D array and a flag ``fm``: ``fm=False``, X is (n, d) row-major;
+``fm=True``, X is (d, n) feature-major (``X[j, i]`` is row i's feature j: a Fortran-ordered
+array or a block streamed from columnar sources, passed as its C-ordered transpose ``X.T``;
+see ``segmint.cluster._matrix.kernel_layout``). One layout, so each kernel compiles once per
+dtype (a Fortran-ordered signature of every kernel and helper cost ~6 s of a cold warm-up).
+
+:func:`_tile_argmin` is a GEMM-shaped micro-kernel fused with the argmin: a
 block of four registers of rows by four centers stays in registers while the loop runs over
 features (written with the explicit vector values of :mod:`.simd`: LLVM's own vectoriser
 targets 256-bit vectors on AVX-512 CPUs and keeps accumulators in memory; measured ~2-4x
 the GFLOP/s of the previous loop kernel at k >= 64, ~160 GFLOP/s a core for float32).
 Ties go to the lowest center index, like ``numpy.argmin``. float64 data at large k are
-screened in float32 first (:func:`_assign_rows_screened`), with the float64 kernel's results.
+screened in float32 first (:func:`assign_rows_screened`, chosen by the caller), with the
+float64 kernel's results.
 
 Centers are given prepared by :func:`prepare_centers`: ``C2 = -2 * centers`` zero-padded to a
 multiple of four features and four centers, and ``cn = |c|^2`` with ``+inf`` on padding rows,
@@ -17,10 +25,7 @@ so padding never wins.
 """
 import numpy as np
 
-from numba import types
-from numba.extending import overload
-
-from .settings import FASTMATH, kernel
+from .settings import kernel
 from .simd import (NATIVE_VECTOR_BYTES, fmadd, lanes_of, transpose_16B, transpose_32B, transpose_64B, vadd,
                    vfill, vfill_labels, vfma, vless, vload, vmax, vmin, vselect, vstore)
 
@@ -50,39 +55,36 @@ def prepare_centers(centers, C2, cn):
 
 
 @kernel
-def _transpose_columns(X, lo, tile, j, vector_bytes):
-    """Copy columns ``j..`` of the TILE rows from ``lo`` into ``tile`` in whole ``w x w`` blocks,
-    ``w = vector_bytes // itemsize``, while a block fits; return the first column not copied."""
-    d = X.shape[1]
-    w = vector_bytes // X.itemsize
-    while j + w <= d:
-        for i in range(0, TILE, w):
-            if vector_bytes == 64:
-                transpose_64B(X, lo + i, j, tile, j, i)
-            elif vector_bytes == 32:
-                transpose_32B(X, lo + i, j, tile, j, i)
-            else:
-                transpose_16B(X, lo + i, j, tile, j, i)
-        j += w
-    return j
-
-
-@kernel
 def _fill_tile(X, lo, m, tile):
     """Copy rows ``lo..lo+m`` of X feature-major into ``tile[:d, :m]`` (other entries untouched).
 
-    Full tiles of row-major data go through whole-vector block transposes; column-major data
-    (blocks streamed from columnar sources) is a contiguous copy per feature.
+    Full tiles of row-major data go through whole-vector block transposes (the widest the CPU
+    has first, then narrower ones for the remaining columns, then single values); column-major
+    data is a contiguous copy per feature. The block widths are branches on a module constant
+    (folded away when compiled), written in this one function: a helper taking the width as an
+    argument was compiled once per constant width it was called with (18 signatures, ~2.7 s).
     """
     d = X.shape[1]
     size = X.itemsize
     if m == TILE and X.strides[1] == size:
         j = 0
         if NATIVE_VECTOR_BYTES >= 64:
-            j = _transpose_columns(X, lo, tile, j, 64)
+            w = 64 // size
+            while j + w <= d:
+                for i in range(0, TILE, w):
+                    transpose_64B(X, lo + i, j, tile, j, i)
+                j += w
         if NATIVE_VECTOR_BYTES >= 32:
-            j = _transpose_columns(X, lo, tile, j, 32)
-        j = _transpose_columns(X, lo, tile, j, 16)
+            w = 32 // size
+            while j + w <= d:
+                for i in range(0, TILE, w):
+                    transpose_32B(X, lo + i, j, tile, j, i)
+                j += w
+        w = 16 // size
+        while j + w <= d:
+            for i in range(0, TILE, w):
+                transpose_16B(X, lo + i, j, tile, j, i)
+            j += w
         if j < d:
             for i in range(TILE):
                 for jj in range(j, d):
@@ -231,43 +233,38 @@ def _add_row_norms(tile, d, best_d):
 
 
 @kernel
-def _tile_buffers(dp, like):
-    """Scratch of one tile: the feature-major rows, four accumulators, best distance and label,
-    and the NaN check of :func:`_tile_argmin`.
-
-    ``like`` is any array of the data's dtype (only its dtype is used).
-    """
-    dtype = like.dtype
-    return (np.zeros((dp, TILE), dtype), np.empty(TILE, dtype), np.empty(TILE, dtype),
-            np.empty(TILE, dtype), np.empty(TILE, dtype), np.empty(TILE, dtype),
-            np.empty(TILE, np.int32), np.empty(TILE, dtype))
-
-
-@kernel
-def count_beyond(X, lo, hi, limit, counts):
+def count_beyond(X, fm, lo, hi, limit, counts):
     """Count, per feature, the values of rows ``lo..hi`` that are NaN or beyond ``limit`` in
     absolute value (infinities included): the values the distance kernels cannot take.
 
     Parameters
     ----------
-    X : (n, d) float32/float64, any layout, IN
+    X : (n, d) float32/float64, or (d, n) when ``fm`` (see the module), IN
+    fm : bool, X feature-major
     lo, hi : int
     limit : float, the largest absolute value allowed (see ``segmint.cluster._matrix.value_limit``)
     counts : (d,) int64, INOUT: the counts are added
     """
-    d = X.shape[1]
-    for i in range(lo, hi):
-        for j in range(d):
-            counts[j] += not (abs(X[i, j]) <= limit)
+    if fm:  # rows in the outer loop, as for row-major data (a loop per feature measured 2x slower)
+        d = X.shape[0]
+        for i in range(lo, hi):
+            for j in range(d):
+                counts[j] += not (abs(X[j, i]) <= limit)
+    else:
+        d = X.shape[1]
+        for i in range(lo, hi):
+            for j in range(d):
+                counts[j] += not (abs(X[i, j]) <= limit)
 
 
 @kernel
-def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """Nearest center of rows ``lo..hi`` of X.
 
     Parameters
     ----------
-    X : (n, d) float32/float64, any memory layout, IN
+    X : (n, d) float32/float64, or (d, n) when ``fm`` (see the module), IN
+    fm : bool, X feature-major
     lo, hi : int, the rows to assign (``0 <= lo <= hi <= n``)
     C2, cn : prepared centers from :func:`prepare_centers` (same dtype as X), IN
     labels : int32 array, OUT: row ``i`` goes to ``labels[i - labels_lo]``: its nearest center
@@ -296,21 +293,30 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     costs one add per center in registers, about 2% at k=8 (a separate check of every value
     against a limit cost 20%).
 
-    float64 data with at least ``SCREEN_CENTERS`` (padded) centers go through
-    :func:`_assign_rows_screened`, which gives the same labels, distances and count bit for bit
-    in about half the time.
+    For float64 data with at least ``SCREEN_CENTERS`` (padded) centers, callers run
+    :func:`assign_rows_screened` first, which gives the same labels, distances and count bit
+    for bit in about half the time (``segmint.cluster._passes.assign_rows`` chooses).
     """
-    if C2.shape[0] >= SCREEN_CENTERS:
-        bad = _screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
-        if bad >= 0:
-            return bad
-    d = X.shape[1]
+    d = X.shape[0] if fm else X.shape[1]
     dp = C2.shape[1]
-    tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
+    # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
+    # and NaN check, views of it) and the labels: two allocations, no helper to compile
+    scratch = np.zeros((dp + 6, TILE), C2.dtype)
+    tile = scratch[:dp]
+    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
+    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_l = np.empty(TILE, np.int32)
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
-        _fill_tile(X, start, m, tile)
+        if fm:  # a contiguous copy per feature
+            for j in range(d):
+                src = X[j]
+                t = tile[j]
+                for i in range(m):
+                    t[i] = src[start + i]
+        else:
+            _fill_tile(X, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
         if with_dist:
             _add_row_norms(tile, d, best_d)
@@ -339,37 +345,18 @@ def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
 # same order). Other rows (near-ties, values beyond float32's comfortable range, NaN) are
 # gathered into a tile of their own and go through the float64 kernel itself. Either way a row
 # gets the bits the float64 kernel gives it: the screen changes the time, never the result.
+#
+# A kernel of its own, which the Python caller chooses (``segmint.cluster._passes.assign_rows``):
+# chosen inside :func:`assign_rows` (through an overload on the data's type), it made the float64
+# build of that kernel hold the screen, re-optimised in its module, plus a wrapper: ~0.7 s more
+# of a cold warm-up.
 
-SCREEN_FLOAT64 = True  # False: float64 never screened, and the screen is not even compiled
+SCREEN_FLOAT64 = True  # False: callers never screen float64 (and the screen is not compiled)
 SCREEN_CENTERS = 128  # padded centers from which float64 data are screened (measured, one thread,
 # d=16: 1.7x faster at k=256, 2.2x at k=1024, even at k=64, slower at k=32: the conversions and
 # the second-best tracking cost about what the float64 arithmetic saves)
 _U32 = 2.0 ** -24  # float32's unit roundoff
 _SAFE = 2.0 ** 100  # bound on the row's sum |x| and on the error bound's scale: far from float32's overflow
-
-
-def _screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
-    """:func:`_assign_rows_screened` for C-ordered float64 data; -1 (not screened) otherwise.
-
-    Compiled code chooses by the data's type when it is typed (see the overload below), so
-    only the build of :func:`assign_rows` for C-ordered float64 arrays compiles the screen
-    (~2 s cold): float32 needs none, and column-major blocks (streamed from columnar sources)
-    get the same bits from the float64 kernel alone, only slower.
-    """
-    if not SCREEN_FLOAT64 or X.dtype != np.float64 or not X.flags.c_contiguous:
-        return -1
-    return _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
-
-
-@overload(_screened, jit_options=dict(nogil=True, fastmath=set(FASTMATH), error_model="numpy"))
-def _screened_typed(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
-    if SCREEN_FLOAT64 and X.dtype == types.float64 and X.layout == "C":
-        def impl(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
-            return _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
-    else:
-        def impl(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
-            return -1
-    return impl
 
 
 @kernel
@@ -475,9 +462,10 @@ def _fold4_second(best, second, lab, t0, t1, t2, t3, c):
 
 
 @kernel
-def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """:func:`assign_rows` for float64 data, screened in float32 (see above); -1 when the centers
-    are too large for float32 (nothing done: :func:`assign_rows` runs the float64 kernel).
+    are too large for float32 (nothing done: the caller runs :func:`assign_rows`). Same
+    arguments as :func:`assign_rows`, X float64 and C-ordered (either ``fm``).
 
     The bound: with inputs rounded to float32 (relative error ``u = 2^-24`` each) and a chain
     of ``dp`` float32 multiply-adds, a center's float32 value differs from the exact
@@ -491,7 +479,7 @@ def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, w
     |x_j|`` reach ``2^100`` (or are NaN) are not screened: float32 could overflow.
     """
     kp, dp = C2.shape
-    d = X.shape[1]
+    d = X.shape[0] if fm else X.shape[1]
     C2f = np.empty((kp, dp), np.float32)
     cnf = np.empty(kp, np.float32)
     M = np.empty(dp, np.float64)
@@ -505,7 +493,13 @@ def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, w
     for j in range(dp):
         tiny += M[j]
     tiny *= 2.0 ** -140
-    tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
+    # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
+    # and NaN check, views of it) and the labels: two allocations, no helper to compile
+    scratch = np.zeros((dp + 6, TILE), C2.dtype)
+    tile = scratch[:dp]
+    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
+    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_l = np.empty(TILE, np.int32)
     tile32 = np.zeros((dp, TILE), np.float32)
     b32 = np.empty(TILE, np.float32)
     u32 = np.empty(TILE, np.float32)
@@ -519,7 +513,14 @@ def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, w
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
-        _fill_tile(X, start, m, tile)
+        if fm:  # a contiguous copy per feature
+            for j in range(d):
+                src = X[j]
+                t = tile[j]
+                for i in range(m):
+                    t[i] = src[start + i]
+        else:
+            _fill_tile(X, start, m, tile)
         for j in range(dp):
             t = tile[j]
             t32 = tile32[j]
@@ -554,7 +555,7 @@ def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, w
                 pend_row[n_pend] = start + i
                 n_pend += 1
                 if n_pend == TILE:
-                    bad += _flush_pending(pend, n_pend, pend_row, d, C2, cn, a0, a1, a2, labels, labels_lo,
+                    bad += _flush_pending(pend, pend_row[:n_pend], d, C2, cn, a0, a1, a2, labels, labels_lo,
                                           dist, dist_lo, with_dist)
                     n_pend = 0
         if with_dist:
@@ -569,20 +570,21 @@ def _assign_rows_screened(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, w
             if with_dist:
                 dist[start + i - dist_lo] = v if v >= 0 else 0.0
     if n_pend > 0:
-        bad += _flush_pending(pend, n_pend, pend_row, d, C2, cn, a0, a1, a2, labels, labels_lo, dist, dist_lo,
+        bad += _flush_pending(pend, pend_row[:n_pend], d, C2, cn, a0, a1, a2, labels, labels_lo, dist, dist_lo,
                               with_dist)
     return bad
 
 
 @kernel
-def _flush_pending(pend, n_pend, pend_row, d, C2, cn, best_d, chk, spare, labels, labels_lo, dist, dist_lo,
+def _flush_pending(pend, pend_row, d, C2, cn, best_d, chk, spare, labels, labels_lo, dist, dist_lo,
                    with_dist):
-    """Assign the ``n_pend`` rows waiting in ``pend`` (feature-major, their rows of X in
-    ``pend_row``) with the float64 kernel, as :func:`_assign_rows_direct` would, writing their
-    labels and distances; return how many failed (NaN, infinities, overflow).
+    """Assign the rows waiting in ``pend`` (feature-major, their rows of X in ``pend_row``, one
+    per waiting row: its length is their count) with the float64 kernel, as :func:`assign_rows`
+    would, writing their labels and distances; return how many failed (NaN, infinities, overflow).
 
     ``best_d``, ``chk``, ``spare`` are (TILE,) float64 scratch.
     """
+    n_pend = pend_row.shape[0]
     best_l = np.empty(TILE, np.int32)
     _tile_argmin(pend, C2, cn, spare, spare, spare, spare, best_d, best_l, chk)
     if with_dist:
@@ -602,12 +604,13 @@ def _flush_pending(pend, n_pend, pend_row, d, C2, cn, best_d, chk, spare, labels
 
 
 @kernel
-def assign_rows_sums(X, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
+def assign_rows_sums(X, fm, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     """Assign rows ``lo..hi`` and add them to per-center weighted sums (one Lloyd pass, one chunk).
 
     Parameters
     ----------
-    X : (n, d) float32/float64, any layout, IN
+    X : (n, d) float32/float64, or (d, n) when ``fm`` (see the module), IN
+    fm : bool, X feature-major
     lo, hi : int
     weights : (n,) same dtype as X, or empty for unit weights, IN
     C2, cn : prepared centers, IN
@@ -616,13 +619,26 @@ def assign_rows_sums(X, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     sums : (k, d) float64, INOUT: weighted sums of the rows of each center are added, in row order
     wsums : (k,) float64, INOUT: total weight of each center is added, in row order
     """
-    d = X.shape[1]
+    d = X.shape[0] if fm else X.shape[1]
     dp = C2.shape[1]
     unit = weights.shape[0] == 0
-    tile, a0, a1, a2, a3, best_d, best_l, chk = _tile_buffers(dp, X[lo:lo + 1, :1])
+    # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
+    # and NaN check, views of it) and the labels: two allocations, no helper to compile
+    scratch = np.zeros((dp + 6, TILE), C2.dtype)
+    tile = scratch[:dp]
+    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
+    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_l = np.empty(TILE, np.int32)
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
-        _fill_tile(X, start, m, tile)
+        if fm:  # a contiguous copy per feature
+            for j in range(d):
+                src = X[j]
+                t = tile[j]
+                for i in range(m):
+                    t[i] = src[start + i]
+        else:
+            _fill_tile(X, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
         _add_row_norms(tile, d, best_d)
         for i in range(m):

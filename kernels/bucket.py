@@ -27,7 +27,7 @@ def int_buckets(keys, n_buckets, out):
     """
     nb = np.uint64(n_buckets)
     for i in range(keys.shape[0]):
-        out[i] = np.int32(_mix(keys[i]) % nb)
+        out[i] = np.int32(_mix(np.uint64(keys[i])) % nb)
 
 
 @kernel

@@ -11,7 +11,7 @@ from .settings import kernel
 
 
 @kernel
-def center_distances(X, lo, hi, centers, out, limit, counts):
+def center_distances(X, fm, lo, hi, centers, out, limit, counts):
     """Distances of rows ``lo..hi`` of X to every center, and a count of unusable values.
 
     Assumes ``0 <= lo <= hi <= n``, ``out`` of n rows and X, centers of the same width (no
@@ -19,7 +19,9 @@ def center_distances(X, lo, hi, centers, out, limit, counts):
 
     Parameters
     ----------
-    X : (n, d) float32/float64, any layout, IN
+    X : (n, d) float32/float64, or (d, n) when ``fm``: feature-major, ``X[j, i]`` is row i's
+        feature j (the one layout :mod:`.assign` takes too), IN
+    fm : bool, X feature-major
     lo, hi : int, the rows to compute
     centers : (k, d) same dtype, IN
     out : (n, k) float32/float64, OUT: ``out[i, c]`` = distance of row i to center c, rows lo..hi
@@ -30,7 +32,7 @@ def center_distances(X, lo, hi, centers, out, limit, counts):
     diff = np.empty(d, np.float64)
     for i in range(lo, hi):
         for j in range(d):
-            v = X[i, j]
+            v = X[j, i] if fm else X[i, j]
             counts[j] += not (abs(v) <= limit)
             diff[j] = np.float64(v)
         for c in range(k):

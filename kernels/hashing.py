@@ -10,7 +10,8 @@ def mix64(x):
 
     Parameters
     ----------
-    x : int64 or uint64 scalar, IN
+    x : uint64 scalar, IN (callers cast int64 ids with ``np.uint64``, which keeps the bits:
+        one compiled signature serves every caller)
 
     Returns
     -------
@@ -49,8 +50,12 @@ def labels_digest(labels, out):
     labels : (n,) int32, IN
     out : (2,) uint64, OUT
     """
-    a = np.full(4, _FNV_OFFSET, dtype=np.uint64)
-    b = np.zeros(4, dtype=np.uint64)
+    # np.empty and a loop, not np.full/np.zeros: each numpy constructor is a compile of its own
+    a = np.empty(4, dtype=np.uint64)
+    b = np.empty(4, dtype=np.uint64)
+    for j in range(4):
+        a[j] = _FNV_OFFSET
+        b[j] = 0
     n = labels.shape[0]
     one = np.uint64(1)
     i = 0

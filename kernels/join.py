@@ -85,7 +85,7 @@ def partition_count(ids, p_shift, counts):
     """
     shift = np.uint64(p_shift)
     for i in range(ids.shape[0]):
-        counts[np.int64(_mix(ids[i]) >> shift)] += 1
+        counts[np.int64(_mix(np.uint64(ids[i])) >> shift)] += 1
 
 
 @kernel
@@ -103,7 +103,7 @@ def partition_scatter(ids, p_shift, cursor, part_ids, part_rows):
     """
     shift = np.uint64(p_shift)
     for i in range(ids.shape[0]):
-        p = np.int64(_mix(ids[i]) >> shift)
+        p = np.int64(_mix(np.uint64(ids[i])) >> shift)
         j = cursor[p]
         part_ids[j] = ids[i]
         part_rows[j] = i
@@ -150,7 +150,7 @@ def number_partitions(part_ids, part_rows, starts, p_lo, p_hi, max_probe, table_
         count = 0
         for j in range(lo, hi):
             key = part_ids[j]
-            h = np.int64(_mix(key) & np.uint64(mask))
+            h = np.int64(_mix(np.uint64(key)) & np.uint64(mask))
             probes = 0
             while True:
                 number = table_numbers[h]

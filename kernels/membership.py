@@ -44,7 +44,7 @@ def to_bitmask(bits, n, out):
     k, nw = bits.shape
     for w in range(nw):
         base = w * 64
-        count = min(64, n - base)
+        count = 64 if n - base > 64 else n - base  # (min() is one more function to compile)
         for b in range(count):
             out[base + b] = 0
         for s in range(k):  # 64 rows of one segment at a time: shifts by lane, vectorised

@@ -20,13 +20,8 @@ totals do not depend on the order of additions, so callers may keep them per thr
 import numpy as np
 
 from .settings import kernel
+from .structure import is_valid as _is_valid  # shared: one compile
 from .sketch import bucket_of_bits
-
-
-@kernel
-def _is_valid(bits, bit_offset, i):
-    k = bit_offset + i
-    return ((bits[k >> 3] >> (k & 7)) & 1) == 1
 
 
 @kernel

@@ -21,17 +21,12 @@ Conventions shared by the kernels:
 import numpy as np
 
 from .settings import EXACT, kernel
+from .structure import is_valid as _is_valid  # shared: one compile
 from .sketch import N_BUCKETS, bucket_of_bits
 
 # Up to this many edges a branch-free count of the edges at or below a value beats a binary
 # search (whose branches the CPU cannot predict on shuffled data); decile bins have 9 edges.
 _LINEAR_EDGES = 32
-
-
-@kernel
-def _is_valid(bits, bit_offset, i):
-    k = bit_offset + i
-    return ((bits[k >> 3] >> (k & 7)) & 1) == 1
 
 
 @kernel

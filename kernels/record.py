@@ -28,7 +28,7 @@ Compiled with exact IEEE arithmetic (``EXACT``), like the transform kernels and 
 """
 import numpy as np
 
-from .assign import TILE, _add_row_norms, _fill_tile, _tile_argmin
+from .assign import TILE, _add_row_norms, _tile_argmin
 from .rules import run_record
 from .settings import EXACT, kernel
 from .transform import apply_numeric
@@ -187,7 +187,8 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     tile = scratch[:dp]
     a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
     best_d, chk = scratch[dp + 4], scratch[dp + 5]
-    _fill_tile(X, 0, 1, tile)
+    for j in range(d):  # the one row into the tile's column 0 (a copy: the bits of _fill_tile's)
+        tile[j, 0] = X[0, j]
     _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
     _add_row_norms(tile, X.shape[1], best_d)
     v = best_d[0]  # NaN, an infinity or an overflow leaves the best value non-finite

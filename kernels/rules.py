@@ -34,6 +34,12 @@ Operands: a value ``>= 0`` is a temporary register, ``-(j + 1)`` is input column
 
 The one-record interpreter keeps the byte encoding ``0 = false, 1 = null, 2 = true`` (``and``
 is ``min``, ``or`` is ``max``, ``not`` is ``2 - x``).
+
+Compile time (a cold warm-up compiles all of this): each kernel has one signature whatever the
+column types (numeric columns come as bytes with a type code, ``KINDS``, and are viewed as their
+type inside by an intrinsic), helpers that only kernels call are subroutines compiled into their
+caller (:func:`.settings.subroutine`), and no helper is called with a constant argument (numba would
+compile it again for the value).
 """
 import operator
 
@@ -43,7 +49,7 @@ from numba import types
 from numba.core import config
 from numba.extending import intrinsic
 
-from .settings import EXACT, kernel
+from .settings import EXACT, kernel, subroutine
 from .simd import popcount
 
 SUB = 4096
@@ -69,6 +75,10 @@ EQ, NE, LT, LE, GT, GE = 0, 1, 2, 3, 4, 5
 ALL, NONE = 6, 7  # integer planes only: comparisons true / false for every valid row
 
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+# helpers only kernels call (see settings.subroutine), with the VM's exact arithmetic
+_subroutine = subroutine(fastmath=set(EXACT))
 
 
 # -- 64 rows to one word, in vector registers ----------------------------------------------------
@@ -212,6 +222,77 @@ _or_bit_plane64 = _make_bit_plane64(True)
 _or_bit_plane64.__doc__ = """``out[pos + j] |= ((word >> j) & 1) << shift`` for j < 64 (see ``_set_bit_plane64``)."""
 
 
+@intrinsic
+def _as_type(typingctx, raw, dtype):
+    """A 1-D C array's memory as another type (``raw.view(dtype)`` for a 1-D contiguous array):
+    ``len(raw) * raw.itemsize // dtype.itemsize`` elements, no copy, no checks.
+
+    ``array.view`` does the same, but numba compiles it as a function per (array type, dtype):
+    ~0.12 s of warm-up each, and the column loaders view bytes as ten types. An intrinsic is
+    lowered where it is called, with no compile of its own."""
+    if not (isinstance(raw, types.Array) and raw.ndim == 1 and raw.layout == "C"
+            and isinstance(dtype, types.DTypeSpec) and isinstance(dtype.dtype, types.Number)):
+        return None
+    result = types.Array(dtype.dtype, 1, "C", readonly=not raw.mutable)
+    sig = result(raw, dtype)
+
+    def codegen(context, builder, signature, args):
+        from numba.core.imputils import impl_ret_borrowed
+        from numba.np.arrayobj import populate_array
+
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        out = context.make_array(signature.return_type)(context, builder)
+        intp = context.get_value_type(types.intp)
+        size = ir.Constant(intp, context.get_abi_sizeof(context.get_data_type(signature.return_type.dtype)))
+        src_size = ir.Constant(intp, context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype)))
+        count = builder.udiv(builder.mul(src.nitems, src_size), size)
+        populate_array(out, data=builder.bitcast(src.data, out.data.type), shape=[count], strides=[size],
+                       itemsize=size, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
+
+    return sig, codegen
+
+
+@intrinsic
+def _pick(typingctx, regs, cols, i, lo, count):
+    """An operand's rows as a 1-D array: ``regs[i, :count]`` (a temporary) when ``i >= 0``, else
+    ``cols[-i - 1, lo:lo + count]`` (an input column), no copy, no checks.
+
+    The same as ``regs[i] if i >= 0 else cols[-i - 1, lo:lo + count]``, which numba lowers to
+    two array views and a slice with its bounds arithmetic: the instruction helpers read ~25
+    operands that way, and their IR was a good part of the VM's compile (LLVM's time above
+    all). Here a row is picked by a pointer ``select``. (``run_program``'s own loop keeps the
+    plain form: there it measured 3-5 % faster on the VM's time.)"""
+    if not (isinstance(regs, types.Array) and isinstance(cols, types.Array) and regs.ndim == 2 and cols.ndim == 2
+            and regs.layout == "C" and cols.layout == "C" and regs.dtype == cols.dtype):
+        return None
+    result = types.Array(regs.dtype, 1, "C", readonly=not (regs.mutable and cols.mutable))
+    sig = result(regs, cols, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+        from numba.core.imputils import impl_ret_borrowed
+        from numba.np.arrayobj import populate_array
+
+        r = context.make_array(signature.args[0])(context, builder, args[0])
+        c = context.make_array(signature.args[1])(context, builder, args[1])
+        i, lo, count = args[2], args[3], args[4]
+        is_reg = builder.icmp_signed(">=", i, ir.Constant(i.type, 0))
+        r_width = cgutils.unpack_tuple(builder, r.shape, 2)[1]
+        c_width = cgutils.unpack_tuple(builder, c.shape, 2)[1]
+        c_row = builder.sub(builder.neg(i), ir.Constant(i.type, 1))
+        r_data = builder.gep(r.data, [builder.mul(i, r_width)])
+        c_data = builder.gep(c.data, [builder.add(builder.mul(c_row, c_width), lo)])
+        out = context.make_array(signature.return_type)(context, builder)
+        size = ir.Constant(i.type, context.get_abi_sizeof(context.get_data_type(signature.return_type.dtype)))
+        populate_array(out, data=builder.select(is_reg, r_data, c_data), shape=[count], strides=[size],
+                       itemsize=size, meminfo=builder.select(is_reg, r.meminfo, c.meminfo),
+                       parent=builder.select(is_reg, r.parent, c.parent))
+        return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
+
+    return sig, codegen
+
+
 # -- with NUMBA_DISABLE_JIT=1 kernels run as Python: the same operations on numpy values -----------
 if config.DISABLE_JIT:
     _PYTHON_OPS = {EQ: operator.eq, NE: operator.ne, LT: operator.lt, LE: operator.le, GT: operator.gt,
@@ -235,6 +316,12 @@ if config.DISABLE_JIT:
     _icompare64_eq, _icompare64_ne, _icompare64_le, _icompare64_ge = (
         _python_icompare64(c) for c in (EQ, NE, LE, GE))
 
+    def _pick(regs, cols, i, lo, count):  # noqa: F811
+        return regs[i, :count] if i >= 0 else cols[-i - 1, lo:lo + count]
+
+    def _as_type(raw, dtype):  # noqa: F811
+        return raw.view(dtype)
+
     def _table_bits64(codes, base, table):  # noqa: F811
         shifts = codes[base:base + 64].astype(np.uint64)
         return _word_of((np.uint64(table) >> shifts) & np.uint64(1))
@@ -250,53 +337,69 @@ if config.DISABLE_JIT:
         out[pos:pos + 64] |= _plane_bytes(word, shift)
 
 
+# Numeric column types, by code: the kernels read a column as its bytes (uint8) and view them as
+# its type inside, so that one compiled variant serves every type. A kernel per type would cost
+# a compile each (~0.3 s of warm-up per type and kernel, and a type the warm-up did not meet
+# compiles on a request); the widening loops of all the types in one kernel cost less than two.
+I8, I16, I32, I64, U8, U16, U32, U64, F32, F64 = range(10)
+KINDS = {np.dtype(t): code for code, t in enumerate(
+    (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.float32, np.float64))}
+
+
 @kernel(fastmath=set(EXACT))
-def load_numeric(values, bits, bit_offset, scale, out_v, out_m, need_mask):
-    """Numbers of any dtype to float64 (times ``scale``) and validity bytes.
+def load_numeric(raw, kind, start, stop, scale, out):
+    """Rows ``start .. stop`` of a numeric column, of any type, as float64 (times ``scale``).
 
     Parameters
     ----------
-    values : (n,) any numeric dtype, IN
-    bits : Arrow validity bitmap (uint8), IN; empty when every row is valid
-    bit_offset : int, bit of row 0 in ``bits``
+    raw : (n * itemsize,) uint8, IN: the column's bytes (``values.view(np.uint8)``)
+    kind : int, the column's type (``KINDS[values.dtype]``: ``I8`` ... ``F64``)
+    start, stop : int, rows
     scale : float, multiplier (time units to microseconds; 1 for plain numbers)
-    out_v : (n,) float64, OUT
-    out_m : (n,) uint8, OUT: 1 valid, 0 null (left untouched when ``need_mask`` is False
-        and every row is valid)
-    need_mask : bool
+    out : (>= stop - start,) float64, OUT: ``float64(values[start + i]) * scale`` at i
     """
-    n = values.shape[0]
-    if scale == 1.0:
-        for i in range(n):
-            out_v[i] = values[i]
-    else:
-        for i in range(n):
-            out_v[i] = values[i] * scale
-    if need_mask or bits.shape[0] != 0:
-        _unpack_validity(bits, bit_offset, n, out_m)
-
-
-@kernel(fastmath=set(EXACT))
-def _unpack_validity(bits, bit_offset, n, out_m):
-    """Validity bitmap to bytes (1 valid, 0 null); all 1 when ``bits`` is empty."""
-    if bits.shape[0] == 0:
-        for i in range(n):
-            out_m[i] = 1
-        return
-    if bit_offset & 7 == 0:  # aligned: a byte at a time
-        first = bit_offset >> 3
-        full = n >> 3
-        for j in range(full):
-            byte = bits[first + j]
-            for b in range(8):
-                out_m[8 * j + b] = (byte >> b) & 1
-        for i in range(full * 8, n):
-            k = bit_offset + i
-            out_m[i] = (bits[k >> 3] >> (k & 7)) & 1
-        return
-    for i in range(n):
-        k = bit_offset + i
-        out_m[i] = (bits[k >> 3] >> (k & 7)) & 1
+    # one loop per type, each with its own names (one variable of several types would not type);
+    # x * 1.0 is x bit for bit, but for a signalling NaN's payload, which no comparison tells
+    if kind == F64:
+        xf64 = _as_type(raw, np.float64)[start:stop]
+        for i in range(xf64.shape[0]):
+            out[i] = np.float64(xf64[i]) * scale
+    elif kind == F32:
+        xf32 = _as_type(raw, np.float32)[start:stop]
+        for i in range(xf32.shape[0]):
+            out[i] = np.float64(xf32[i]) * scale
+    elif kind == I8:
+        xi8 = _as_type(raw, np.int8)[start:stop]
+        for i in range(xi8.shape[0]):
+            out[i] = np.float64(xi8[i]) * scale
+    elif kind == I16:
+        xi16 = _as_type(raw, np.int16)[start:stop]
+        for i in range(xi16.shape[0]):
+            out[i] = np.float64(xi16[i]) * scale
+    elif kind == I32:
+        xi32 = _as_type(raw, np.int32)[start:stop]
+        for i in range(xi32.shape[0]):
+            out[i] = np.float64(xi32[i]) * scale
+    elif kind == I64:
+        xi64 = _as_type(raw, np.int64)[start:stop]
+        for i in range(xi64.shape[0]):
+            out[i] = np.float64(xi64[i]) * scale
+    elif kind == U8:
+        xu8 = raw[start:stop]
+        for i in range(xu8.shape[0]):
+            out[i] = np.float64(xu8[i]) * scale
+    elif kind == U16:
+        xu16 = _as_type(raw, np.uint16)[start:stop]
+        for i in range(xu16.shape[0]):
+            out[i] = np.float64(xu16[i]) * scale
+    elif kind == U32:
+        xu32 = _as_type(raw, np.uint32)[start:stop]
+        for i in range(xu32.shape[0]):
+            out[i] = np.float64(xu32[i]) * scale
+    else:  # U64
+        xu64 = _as_type(raw, np.uint64)[start:stop]
+        for i in range(xu64.shape[0]):
+            out[i] = np.float64(xu64[i]) * scale
 
 
 @kernel(fastmath=set(EXACT))
@@ -379,49 +482,21 @@ def load_codes(codes, vbits, vbit_offset, null_index, out):
 
 
 @kernel(fastmath=set(EXACT))
-def _compare_word(x, base, count, k, c):
-    """Bit b set where ``x[base + b]  c  k`` (float64 ``x``), for b < count (count <= 64).
-
-    One loop per comparison code, over a slice: a loop of 64 shifts and ors compiles to vector
-    compares into mask registers, while ``x[base + b]`` (a signed index Numba may wrap) becomes
-    gathers."""
-    chunk = x[base:base + count]
-    word = np.uint64(0)
-    if c == EQ:
-        for b in range(count):
-            word |= np.uint64(chunk[b] == k) << np.uint64(b)
-    elif c == NE:
-        for b in range(count):
-            word |= np.uint64(chunk[b] != k) << np.uint64(b)
-    elif c == LT:
-        for b in range(count):
-            word |= np.uint64(chunk[b] < k) << np.uint64(b)
-    elif c == LE:
-        for b in range(count):
-            word |= np.uint64(chunk[b] <= k) << np.uint64(b)
-    elif c == GT:
-        for b in range(count):
-            word |= np.uint64(chunk[b] > k) << np.uint64(b)
-    else:
-        for b in range(count):
-            word |= np.uint64(chunk[b] >= k) << np.uint64(b)
-    return word
-
-
-@kernel(fastmath=set(EXACT))
-def column_planes(values, tail, valid, scale, ks, codes, out, n):
+def column_planes(raw, kind, tail, valid, scale, ks, codes, out, n):
     """Every comparison of one column with a constant, in one pass over the column, in float64.
 
-    The column is widened ``SUB`` rows at a time into a float64 block that stays in cache, and
-    the comparisons run on the block: the comparison code (``_plane_words``) compiles once,
-    for float64, and each column dtype adds only its widening loop to the compile time.
+    The column is widened ``SUB`` rows at a time (:func:`load_numeric`) into a float64 block
+    that stays in cache, and the comparisons run on the block, a word per intrinsic call (see
+    ``_compare64_*``): the comparison code compiles once, for float64, and so does this kernel,
+    for every column type (the column comes as its bytes).
 
     Parameters
     ----------
-    values : (n,) any numeric dtype, IN: the column as stored (compared as float64 times
-        ``scale``, as :func:`load_numeric` would load it)
-    tail : (64,) values' dtype, IN: the last ``n % 64`` rows, then anything (a whole word's
-        worth of rows, so that the last word is computed as the others)
+    raw : (n * itemsize,) uint8, IN: the column as stored, as bytes (compared as float64 times
+        ``scale``, as :func:`load_numeric` loads it)
+    kind : int, the column's type (``KINDS``)
+    tail : (64 * itemsize,) uint8, IN: the last ``n % 64`` rows, then anything (a whole word's
+        worth of rows, so that the last word is computed as the others), as bytes
     valid : (ceil(n / 64),) uint64, IN: validity words (:func:`bitmap_words`)
     scale : float, multiplier (time units to microseconds; 1 for plain numbers)
     ks : (q,) float64, IN: the constants
@@ -432,137 +507,145 @@ def column_planes(values, tail, valid, scale, ks, codes, out, n):
     """
     q = ks.shape[0]
     full = n >> 6
+    blocks = (full + WORDS - 1) // WORDS
     block = np.empty(SUB, np.float64)
-    for w0 in range(0, full, WORDS):  # SUB rows at a time, all comparisons: the column is read once
-        w1 = min(w0 + WORDS, full)
-        x = values[w0 * 64:w1 * 64]
-        for i in range(x.shape[0]):
-            block[i] = np.float64(x[i]) * scale
+    # SUB rows at a time, all comparisons: the column is read once; then the last rows, from the
+    # caller's padded copy (bits past n are masked off). One loop over both (the comparison
+    # loops written once: each helper kernel or copy of them costs its own compile).
+    for blk in range(blocks + (1 if n > full * 64 else 0)):
+        if blk < blocks:
+            src = raw
+            w0 = blk * WORDS
+            nw = WORDS if full - w0 > WORDS else full - w0  # (min() is a function to compile)
+            lo = w0 * 64
+        else:
+            src = tail
+            w0 = full
+            nw = 1
+            lo = 0
+        load_numeric(src, kind, lo, lo + 64 * nw, scale, block)
+        v = valid[w0:w0 + nw]
         for p in range(q):
-            _plane_words(block, w1 - w0, ks[p], codes[p], valid[w0:w1], out[p, w0:w1])
-    if n - full * 64:  # the last rows, from the caller's padded copy (bits past n are masked off)
-        for i in range(64):
-            block[i] = np.float64(tail[i]) * scale
-        for p in range(q):
-            _plane_words(block, 1, ks[p], codes[p], valid[full:], out[p, full:])
+            k = ks[p]
+            c = codes[p]
+            o = out[p, w0:w0 + nw]
+            if c == EQ:  # one loop per comparison code, so the code is not tested per word
+                for w in range(nw):
+                    o[w] = _compare64_eq(block, w * 64, k) & v[w]
+            elif c == NE:
+                for w in range(nw):
+                    o[w] = _compare64_ne(block, w * 64, k) & v[w]
+            elif c == LT:
+                for w in range(nw):
+                    o[w] = _compare64_lt(block, w * 64, k) & v[w]
+            elif c == LE:
+                for w in range(nw):
+                    o[w] = _compare64_le(block, w * 64, k) & v[w]
+            elif c == GT:
+                for w in range(nw):
+                    o[w] = _compare64_gt(block, w * 64, k) & v[w]
+            else:
+                for w in range(nw):
+                    o[w] = _compare64_ge(block, w * 64, k) & v[w]
 
 
 @kernel(fastmath=set(EXACT))
-def integer_planes(values, tail, valid, ks, codes, out, n):
+def integer_planes(raw, kind, tail, valid, ks, codes, out, n):
     """:func:`column_planes` for an int32 or int64 column, compared in its own type.
 
     Eight int32 lanes to a vector instead of four float64, and no widening: measured 0.03 ms
     per million rows and comparison against 0.08 (other integer types go through
-    :func:`column_planes`: one compiled variant each costs ~1 s of warm-up). The caller turns
-    each ``float64(x) c k`` into an equivalent comparison with an integer of the column's type
-    (``x >= 2.5`` is ``x >= 3``; one beyond the type's range, true or false for every row), so
-    the answers are the float64 ones.
+    :func:`column_planes`). The caller turns each ``float64(x) c k`` into an equivalent
+    comparison with an integer of the column's type (``x >= 2.5`` is ``x >= 3``; one beyond
+    the type's range, true or false for every row), so the answers are the float64 ones.
 
     Parameters
     ----------
-    values : (n,) int32 or int64, IN
-    tail : (64,) values' dtype, IN: as in :func:`column_planes`
+    raw : (n * itemsize,) uint8, IN: the int32 or int64 column, as bytes
+    kind : int, ``I32`` or ``I64``
+    tail : (64 * itemsize,) uint8, IN: as in :func:`column_planes`
     valid : (ceil(n / 64),) uint64, IN: validity words
-    ks : (q,) values' dtype, IN: the integer thresholds
+    ks : (q,) int64, IN: the integer thresholds (within the column type's range)
     codes : (q,) int64, IN: ``EQ``, ``NE``, ``LE``, ``GE``, ``ALL`` or ``NONE``
     out : (q, ceil(n / 64)) uint64, OUT: rows where comparison p is true; zero past row ``n``
     n : int, rows
     """
     q = ks.shape[0]
     full = n >> 6
-    for w0 in range(0, full, WORDS):
-        w1 = min(w0 + WORDS, full)
-        for p in range(q):
-            _integer_plane_words(values, w0, w1, ks[p], codes[p], valid, out[p])
-    rest = n - full * 64
-    if rest:  # the last rows, from the caller's padded copy (the bits past n are masked off)
-        for p in range(q):
-            _integer_plane_words(tail, 0, 1, ks[p], codes[p], valid[full:], out[p, full:])
-
-
-@kernel(fastmath=set(EXACT))
-def _integer_plane_words(values, w0, w1, k, c, valid, out):
-    """Words ``w0 .. w1`` (all full) of one integer comparison plane (see ``_icompare64_*``)."""
-    if c == EQ:
-        for w in range(w0, w1):
-            out[w] = _icompare64_eq(values, w * 64, k) & valid[w]
-    elif c == NE:
-        for w in range(w0, w1):
-            out[w] = _icompare64_ne(values, w * 64, k) & valid[w]
-    elif c == LE:
-        for w in range(w0, w1):
-            out[w] = _icompare64_le(values, w * 64, k) & valid[w]
-    elif c == GE:
-        for w in range(w0, w1):
-            out[w] = _icompare64_ge(values, w * 64, k) & valid[w]
-    else:
-        every = _ONES if c == ALL else np.uint64(0)
-        for w in range(w0, w1):
-            out[w] = every & valid[w]
-
-
-@kernel(fastmath=set(EXACT))
-def _plane_words(block, nw, k, c, valid, out):
-    """The first ``nw`` words of one comparison plane over a float64 block, a word per
-    intrinsic call (see ``_compare64_*``); one loop per comparison code, so the code is not
-    tested per word."""
-    if c == EQ:
-        for w in range(nw):
-            out[w] = _compare64_eq(block, w * 64, k) & valid[w]
-    elif c == NE:
-        for w in range(nw):
-            out[w] = _compare64_ne(block, w * 64, k) & valid[w]
-    elif c == LT:
-        for w in range(nw):
-            out[w] = _compare64_lt(block, w * 64, k) & valid[w]
-    elif c == LE:
-        for w in range(nw):
-            out[w] = _compare64_le(block, w * 64, k) & valid[w]
-    elif c == GT:
-        for w in range(nw):
-            out[w] = _compare64_gt(block, w * 64, k) & valid[w]
-    else:
-        for w in range(nw):
-            out[w] = _compare64_ge(block, w * 64, k) & valid[w]
-
-
-@kernel(fastmath=set(EXACT))
-def _compare_words(xv, yv, k, c, out, m):
-    """Comparison words of ``m`` float64 rows, with the constant ``k`` (``yv`` empty) or
-    row by row with ``yv``; bits past ``m`` are zero."""
-    nw = (m + 63) >> 6
-    for w in range(nw):
-        base = w * 64
-        count = min(64, m - base)
-        if yv.shape[0] == 0:
-            out[w] = _compare_word(xv, base, count, k, c)
-            continue
-        word = np.uint64(0)
-        xs = xv[base:base + count]
-        ys = yv[base:base + count]
-        for b in range(count):
-            x = xs[b]
-            y = ys[b]
-            if c == EQ:
-                r = x == y
-            elif c == NE:
-                r = x != y
-            elif c == LT:
-                r = x < y
-            elif c == LE:
-                r = x <= y
-            elif c == GT:
-                r = x > y
+    blocks = (full + WORDS - 1) // WORDS
+    # SUB rows at a time, then the last rows from the caller's padded copy (the bits past n are
+    # masked off), in one loop per type (each helper kernel costs its own compile)
+    extra = 1 if n > full * 64 else 0
+    if kind == I32:
+        x32 = _as_type(raw, np.int32)
+        t32 = _as_type(tail, np.int32)
+        for blk in range(blocks + extra):
+            if blk < blocks:
+                src32 = x32
+                w0 = blk * WORDS
+                nw = WORDS if full - w0 > WORDS else full - w0
+                sw = w0  # the source's first word
             else:
-                r = x >= y
-            word |= np.uint64(r) << np.uint64(b)
-        out[w] = word
-
-
-@kernel(fastmath=set(EXACT))
-def _zero_words(xv, out, m):
-    """Bit set where ``xv`` is 0.0 (a divisor that makes the quotient null), ``m`` rows."""
-    _compare_words(xv, xv[:0], 0.0, EQ, out, m)
+                src32 = t32
+                w0 = full
+                nw = 1
+                sw = 0
+            v = valid[w0:w0 + nw]
+            for p in range(q):
+                k32 = np.int32(ks[p])
+                c = codes[p]
+                o = out[p, w0:w0 + nw]
+                if c == EQ:
+                    for w in range(nw):
+                        o[w] = _icompare64_eq(src32, (sw + w) * 64, k32) & v[w]
+                elif c == NE:
+                    for w in range(nw):
+                        o[w] = _icompare64_ne(src32, (sw + w) * 64, k32) & v[w]
+                elif c == LE:
+                    for w in range(nw):
+                        o[w] = _icompare64_le(src32, (sw + w) * 64, k32) & v[w]
+                elif c == GE:
+                    for w in range(nw):
+                        o[w] = _icompare64_ge(src32, (sw + w) * 64, k32) & v[w]
+                else:
+                    every = _ONES if c == ALL else np.uint64(0)
+                    for w in range(nw):
+                        o[w] = every & v[w]
+    else:
+        x64 = _as_type(raw, np.int64)
+        t64 = _as_type(tail, np.int64)
+        for blk in range(blocks + extra):
+            if blk < blocks:
+                src64 = x64
+                w0 = blk * WORDS
+                nw = WORDS if full - w0 > WORDS else full - w0
+                sw = w0  # the source's first word
+            else:
+                src64 = t64
+                w0 = full
+                nw = 1
+                sw = 0
+            v = valid[w0:w0 + nw]
+            for p in range(q):
+                k64 = ks[p]
+                c = codes[p]
+                o = out[p, w0:w0 + nw]
+                if c == EQ:
+                    for w in range(nw):
+                        o[w] = _icompare64_eq(src64, (sw + w) * 64, k64) & v[w]
+                elif c == NE:
+                    for w in range(nw):
+                        o[w] = _icompare64_ne(src64, (sw + w) * 64, k64) & v[w]
+                elif c == LE:
+                    for w in range(nw):
+                        o[w] = _icompare64_le(src64, (sw + w) * 64, k64) & v[w]
+                elif c == GE:
+                    for w in range(nw):
+                        o[w] = _icompare64_ge(src64, (sw + w) * 64, k64) & v[w]
+                else:
+                    every = _ONES if c == ALL else np.uint64(0)
+                    for w in range(nw):
+                        o[w] = every & v[w]
 
 
 @kernel(fastmath=set(EXACT))
@@ -596,12 +679,16 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
     matched, unknown : (s,) int64, INOUT: per segment, rows counted true / null (waterfall:
         of the rows no earlier segment took)
     """
-    nv = np.empty((max(n_num, 1), SUB), np.float64)
-    nvalid = np.empty((max(n_num, 1), WORDS), np.uint64)
-    bt = np.empty((max(n_bool, 1), WORDS), np.uint64)
-    bf = np.empty((max(n_bool, 1), WORDS), np.uint64)
-    cmp = np.empty(WORDS, np.uint64)
-    free = np.empty(WORDS, np.uint64)
+    # (not max(): a function to compile; these are at least 1 row)
+    num_rows = n_num if n_num > 1 else 1
+    bool_rows = n_bool if n_bool > 1 else 1
+    nv = np.empty((num_rows, SUB), np.float64)
+    nvalid = np.empty((num_rows, WORDS), np.uint64)
+    bt = np.empty((bool_rows, WORDS), np.uint64)
+    bf = np.empty((bool_rows, WORDS), np.uint64)
+    scratch = np.empty((2, WORDS), np.uint64)  # (one allocation type fewer to compile than two 1-D ones)
+    cmp = scratch[0]
+    free = scratch[1]
     # waterfall labels: bit i of each row's label as a bit plane, expanded to integers per sub-block
     label_bits = 1
     while (default >> label_bits) != 0:
@@ -610,7 +697,7 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
     has_member = member.shape[0] > 0
     has_labels = labels.shape[0] > 0
     for s in range(0, n, SUB):
-        m = min(SUB, n - s)
+        m = SUB if n - s > SUB else n - s
         ws = s >> 6
         mw = (m + 63) >> 6
         last = _ONES if m & 63 == 0 else (np.uint64(1) << np.uint64(m & 63)) - np.uint64(1)
@@ -690,7 +777,7 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
             _store_labels(lab_bits, label_bits, labels, label_size, s, m)
 
 
-@kernel(fastmath=set(EXACT))
+@_subroutine
 def _store_labels(lab_bits, label_bits, labels, label_size, s, m):
     """Rows ``s .. s + m`` of the labels from their bit planes (``lab_bits[i]``: bit i).
 
@@ -705,38 +792,42 @@ def _store_labels(lab_bits, label_bits, labels, label_size, s, m):
             for i in range(1, label_bits):
                 _or_bit_plane64(labels, s + 64 * w, lab_bits[i, w], i)
         done = full * 64
-        out8 = labels.view(np.int8)
+        out8 = _as_type(labels, np.int8)
         for r in range(done, m):
-            out8[s + r] = _label_of(lab_bits, label_bits, r)
+            w = r >> 6  # row r's label from the bit planes
+            sh = np.uint64(r & 63)
+            v = np.uint64(0)
+            for i in range(label_bits):
+                v |= ((lab_bits[i, w] >> sh) & np.uint64(1)) << np.uint64(i)
+            out8[s + r] = v
     elif label_size == 2:
-        out16 = labels.view(np.int16)
+        out16 = _as_type(labels, np.int16)
         for r in range(m):
-            out16[s + r] = _label_of(lab_bits, label_bits, r)
+            w = r >> 6  # row r's label from the bit planes
+            sh = np.uint64(r & 63)
+            v = np.uint64(0)
+            for i in range(label_bits):
+                v |= ((lab_bits[i, w] >> sh) & np.uint64(1)) << np.uint64(i)
+            out16[s + r] = v
     else:
-        out32 = labels.view(np.int32)
+        out32 = _as_type(labels, np.int32)
         for r in range(m):
-            out32[s + r] = _label_of(lab_bits, label_bits, r)
+            w = r >> 6  # row r's label from the bit planes
+            sh = np.uint64(r & 63)
+            v = np.uint64(0)
+            for i in range(label_bits):
+                v |= ((lab_bits[i, w] >> sh) & np.uint64(1)) << np.uint64(i)
+            out32[s + r] = v
 
 
-@kernel(fastmath=set(EXACT))
-def _label_of(lab_bits, label_bits, r):
-    """Row r's label from the bit planes."""
-    w = r >> 6
-    sh = np.uint64(r & 63)
-    v = np.uint64(0)
-    for i in range(label_bits):
-        v |= ((lab_bits[i, w] >> sh) & np.uint64(1)) << np.uint64(i)
-    return v
-
-
-@kernel(fastmath=set(EXACT))
+@_subroutine
 def _numeric_op(op, dst, a, b, consts, col_v, col_valid, nv, nvalid, cmp, s, m):
     """One numeric instruction over rows ``s .. s + m``: values, then validity words (an
     instruction may write the register it reads: every loop reads a row before writing it)."""
     ws = s >> 6
     mw = (m + 63) >> 6
-    ov = nv[dst]
-    ow = nvalid[dst]
+    ov = _pick(nv, nv, dst, 0, m)
+    ow = _pick(nvalid, nvalid, dst, 0, mw)
     if op == N_CONST:
         k = consts[a]
         for i in range(m):
@@ -750,8 +841,8 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_valid, nv, nvalid, cmp, s, m):
         for w in range(mw):
             ow[w] = 0
         return
-    xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
-    xw = nvalid[a] if a >= 0 else col_valid[-a - 1, ws:ws + mw]
+    xv = _pick(nv, col_v, a, s, m)
+    xw = _pick(nvalid, col_valid, a, ws, mw)
     if op == N_NEG:
         for i in range(m):
             ov[i] = -xv[i]
@@ -785,15 +876,21 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_valid, nv, nvalid, cmp, s, m):
             for i in range(m):
                 ov[i] = xv[i] / k
         else:  # N_KDIV: null where x is 0
-            _zero_words(xv, cmp, m)
+            for w in range(mw):  # rows where xv is 0
+                base = w * 64
+                zs = xv[base:base + (64 if m - base > 64 else m - base)]
+                word = np.uint64(0)
+                for j in range(zs.shape[0]):
+                    word |= np.uint64(zs[j] == 0.0) << np.uint64(j)
+                cmp[w] = word
             for i in range(m):
                 ov[i] = 0.0 if xv[i] == 0.0 else k / xv[i]
             for w in range(mw):
                 ow[w] = xw[w] & ~cmp[w]
             return
     else:
-        yv = nv[b] if b >= 0 else col_v[-b - 1, s:s + m]
-        yw = nvalid[b] if b >= 0 else col_valid[-b - 1, ws:ws + mw]
+        yv = _pick(nv, col_v, b, s, m)
+        yw = _pick(nvalid, col_valid, b, ws, mw)
         if op == N_ADD:
             for i in range(m):
                 ov[i] = xv[i] + yv[i]
@@ -804,7 +901,13 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_valid, nv, nvalid, cmp, s, m):
             for i in range(m):
                 ov[i] = xv[i] * yv[i]
         elif op == N_DIV:  # null where y is 0
-            _zero_words(yv, cmp, m)
+            for w in range(mw):  # rows where yv is 0
+                base = w * 64
+                zs = yv[base:base + (64 if m - base > 64 else m - base)]
+                word = np.uint64(0)
+                for j in range(zs.shape[0]):
+                    word |= np.uint64(zs[j] == 0.0) << np.uint64(j)
+                cmp[w] = word
             for i in range(m):
                 ov[i] = 0.0 if yv[i] == 0.0 else xv[i] / yv[i]
             for w in range(mw):
@@ -824,44 +927,93 @@ def _numeric_op(op, dst, a, b, consts, col_v, col_valid, nv, nvalid, cmp, s, m):
         ow[w] = xw[w]
 
 
-@kernel(fastmath=set(EXACT))
+@_subroutine
 def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_valid, col_t, col_f, col_i, nv, nvalid,
              bt, bf, cmp, s, m):
     """One boolean instruction over rows ``s .. s + m`` (words; bits past ``m`` are left as
     they come: the sinks mask them)."""
     ws = s >> 6
     mw = (m + 63) >> 6
-    ot = bt[dst]
-    of = bf[dst]
+    ot = _pick(bt, bt, dst, 0, mw)
+    of = _pick(bf, bf, dst, 0, mw)
     if op == CMPK or op == CMPK_AND or op == CMP:
-        # a comparison of a computed number (a register, or a column arithmetic also reads)
-        xv = nv[a] if a >= 0 else col_v[-a - 1, s:s + m]
-        xw = nvalid[a] if a >= 0 else col_valid[-a - 1, ws:ws + mw]
+        # a comparison of a computed number (a register, or a column arithmetic also reads),
+        # with a constant or row by row with another number: one copy of the comparison loops
+        # (a helper kernel for them cost a compile of its own, and LLVM's work again in each caller)
+        xv = _pick(nv, col_v, a, s, m)
+        xw = _pick(nvalid, col_valid, a, ws, mw)
+        yv = xv
+        yw = xw
+        k = 0.0
+        code = c
         if op == CMP:
-            yv = nv[b] if b >= 0 else col_v[-b - 1, s:s + m]
-            yw = nvalid[b] if b >= 0 else col_valid[-b - 1, ws:ws + mw]
-            _compare_words(xv, yv, 0.0, c, cmp, m)
-            for w in range(mw):
-                v = xw[w] & yw[w]
-                ot[w] = cmp[w] & v
-                of[w] = ~cmp[w] & v
-            return
-        if op == CMPK:
-            _compare_words(xv, xv[:0], consts[b], c, cmp, m)
+            yv = _pick(nv, col_v, b, s, m)
+            yw = _pick(nvalid, col_valid, b, ws, mw)
+        elif op == CMPK:
+            k = consts[b]
+        else:
+            k = consts[b >> 3]
+            code = b & 7
+        for w in range(mw):
+            base = w * 64
+            count = 64 if m - base > 64 else m - base
+            xs = xv[base:base + count]
+            word = np.uint64(0)
+            if op != CMP:
+                # one loop per comparison code, over a slice: a loop of 64 shifts and ors
+                # compiles to vector compares into mask registers, while ``x[base + b]`` (a
+                # signed index Numba may wrap) becomes gathers
+                if code == EQ:
+                    for j in range(count):
+                        word |= np.uint64(xs[j] == k) << np.uint64(j)
+                elif code == NE:
+                    for j in range(count):
+                        word |= np.uint64(xs[j] != k) << np.uint64(j)
+                elif code == LT:
+                    for j in range(count):
+                        word |= np.uint64(xs[j] < k) << np.uint64(j)
+                elif code == LE:
+                    for j in range(count):
+                        word |= np.uint64(xs[j] <= k) << np.uint64(j)
+                elif code == GT:
+                    for j in range(count):
+                        word |= np.uint64(xs[j] > k) << np.uint64(j)
+                else:
+                    for j in range(count):
+                        word |= np.uint64(xs[j] >= k) << np.uint64(j)
+            else:
+                ys = yv[base:base + count]
+                for j in range(count):
+                    x = xs[j]
+                    y = ys[j]
+                    if code == EQ:
+                        r = x == y
+                    elif code == NE:
+                        r = x != y
+                    elif code == LT:
+                        r = x < y
+                    elif code == LE:
+                        r = x <= y
+                    elif code == GT:
+                        r = x > y
+                    else:
+                        r = x >= y
+                    word |= np.uint64(r) << np.uint64(j)
+            cmp[w] = word
+        if op == CMPK_AND:
+            yt = _pick(bt, col_t, c, ws, mw)
+            yf = _pick(bf, col_f, c, ws, mw)
             for w in range(mw):
                 v = xw[w]
+                t = cmp[w] & v & yt[w]
+                f = (~cmp[w] & v) | yf[w]
+                ot[w] = t
+                of[w] = f
+        else:
+            for w in range(mw):
+                v = xw[w] & yw[w]  # (yw is xw for a constant)
                 ot[w] = cmp[w] & v
                 of[w] = ~cmp[w] & v
-            return
-        yt = bt[c] if c >= 0 else col_t[-c - 1, ws:ws + mw]
-        yf = bf[c] if c >= 0 else col_f[-c - 1, ws:ws + mw]
-        _compare_words(xv, xv[:0], consts[b >> 3], b & 7, cmp, m)
-        for w in range(mw):
-            v = xw[w]
-            t = cmp[w] & v & yt[w]
-            f = (~cmp[w] & v) | yf[w]
-            ot[w] = t
-            of[w] = f
         return
     if op == B_CONST:  # a: 0 false, 1 null, 2 true
         t = _ONES if a == 2 else np.uint64(0)
@@ -871,14 +1023,14 @@ def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_valid, col_t,
             of[w] = f
         return
     if op == N_ISNULL:
-        xw = nvalid[a] if a >= 0 else col_valid[-a - 1, ws:ws + mw]
+        xw = _pick(nvalid, col_valid, a, ws, mw)
         for w in range(mw):
             v = xw[w]
             ot[w] = ~v
             of[w] = v
         return
     if op == LUT:
-        idx = col_i[a, s:s + m]
+        idx = _pick(col_i, col_i, -a - 1, s, m)  # (as an input column: rows s .. s + m of column a)
         for w in range(mw):
             base = w * 64
             t = np.uint64(0)
@@ -892,7 +1044,7 @@ def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_valid, col_t,
             of[w] = f
         return
     if op == LUT64:  # a shift per row vectorises; a table gather does not
-        idx = col_i[a]
+        idx = _pick(col_i, col_i, a, 0, col_i.shape[1])
         true_bits = lut_masks[2 * b]
         null_bits = lut_masks[2 * b + 1]  # 0 when no row of the batch can be null (then no second pass)
         for w in range(mw):
@@ -911,8 +1063,8 @@ def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_valid, col_t,
             ot[w] = t
             of[w] = ~(t | u)
         return
-    xt = bt[a] if a >= 0 else col_t[-a - 1, ws:ws + mw]
-    xf = bf[a] if a >= 0 else col_f[-a - 1, ws:ws + mw]
+    xt = _pick(bt, col_t, a, ws, mw)
+    xf = _pick(bf, col_f, a, ws, mw)
     if op == B_NOT:
         for w in range(mw):
             t = xf[w]
@@ -926,8 +1078,8 @@ def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_valid, col_t,
             ot[w] = ~known
             of[w] = known
         return
-    yt = bt[b] if b >= 0 else col_t[-b - 1, ws:ws + mw]
-    yf = bf[b] if b >= 0 else col_f[-b - 1, ws:ws + mw]
+    yt = _pick(bt, col_t, b, ws, mw)
+    yf = _pick(bf, col_f, b, ws, mw)
     if op == B_AND:
         for w in range(mw):
             t = xt[w] & yt[w]
@@ -963,7 +1115,7 @@ def _bool_op(op, dst, a, b, c, consts, luts, lut_masks, col_v, col_valid, col_t,
 # (87 instructions), a 2-D program with the batch VM's order of tests took 2.6 us a call, this
 # 0.9 us. Registers are written before they are read (the code generator's allocation).
 
-@kernel(fastmath=set(EXACT))
+@_subroutine
 def _compare_scalar(x, y, c):
     """``x c y`` for one pair of float64 (c a comparison code): 2 when true, else 0."""
     if c == EQ:
@@ -981,7 +1133,7 @@ def _compare_scalar(x, y, c):
     return np.uint8(2) if r else np.uint8(0)
 
 
-@kernel(fastmath=set(EXACT))
+@_subroutine
 def _constant(consts, i, as_of_us, as_of_day_us):
     """Constant ``i`` of a program, slots 0 and 1 being the evaluation instant (the code
     generator reads them only through N_CONST and the as_of subtractions; comparisons never)."""
@@ -1024,9 +1176,13 @@ def run_record(prog, consts, as_of_us, as_of_day_us, num_v, states, member):
     lut_base = prog[1]
     n_num = prog[2]
     n_bool = prog[3]
-    nv = np.empty(max(n_num, 1), np.float64)
-    nm = np.empty(max(n_num, 1), np.uint8)
-    bv = np.empty(max(n_bool, 1), np.uint8)
+    # (no min()/max() in this kernel: each is a function numba compiles; the three-valued
+    # 'and' is the smaller byte, 'or' the larger)
+    num_rows = n_num if n_num > 1 else 1
+    bool_rows = n_bool if n_bool > 1 else 1
+    nv = np.empty(num_rows, np.float64)
+    nm = np.empty(num_rows, np.uint8)
+    bv = np.empty(bool_rows, np.uint8)
     n = prog.shape[0]
     for q in range(5, n, 5):
         op = prog[q]
@@ -1039,10 +1195,11 @@ def run_record(prog, consts, as_of_us, as_of_day_us, num_v, states, member):
             if op == CMPK_AND:
                 y = bv[c] if c >= 0 else states[n_values - c - 1]
                 if xm == 0:
-                    bv[dst] = min(np.uint8(1), y)
+                    bv[dst] = y if y < 1 else np.uint8(1)
                 else:
                     x = nv[a] if a >= 0 else num_v[-a - 1]
-                    bv[dst] = min(_compare_scalar(x, consts[b >> 3], b & 7), y)
+                    r3 = _compare_scalar(x, consts[b >> 3], b & 7)
+                    bv[dst] = r3 if r3 < y else y
             else:
                 if xm == 0:
                     bv[dst] = 1
@@ -1138,9 +1295,9 @@ def run_record(prog, consts, as_of_us, as_of_day_us, num_v, states, member):
             else:
                 y3 = bv[b] if b >= 0 else states[n_values - b - 1]
                 if op == B_AND:
-                    bv[dst] = min(x3, y3)
+                    bv[dst] = x3 if x3 < y3 else y3
                 elif op == B_OR:
-                    bv[dst] = max(x3, y3)
+                    bv[dst] = x3 if x3 > y3 else y3
                 elif op == B_COALESCE:
                     bv[dst] = y3 if x3 == 1 else x3
                 elif x3 == 1 or y3 == 1:

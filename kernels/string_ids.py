@@ -33,6 +33,7 @@ collide make probing long (quadratic in the colliding strings), never wrong.
 import numpy as np
 
 from .settings import kernel
+from .structure import is_valid as _valid  # shared: one compile
 from .hashing import mix64 as _mix
 from .aggregate import N_PART, P_BITS
 
@@ -41,12 +42,6 @@ GROW_TABLE = 1  # :func:`number_strings` needs a larger table (and room for more
 GROW_BYTES = 2  # ... or more room for the partition's string bytes
 _SEED = np.uint64(0x6A09E667F3BCC908)
 _LEN_MUL = np.uint64(0x9E3779B97F4A7C15)  # odd
-
-
-@kernel
-def _valid(bits, offset, i):
-    k = offset + i
-    return ((bits[k >> 3] >> (k & 7)) & 1) == 1
 
 
 @kernel
@@ -121,7 +116,9 @@ def hash_strings(offsets, data, bits, bit_offset, lo, hi, hmask, hashes, part, c
             codes[i] = -1
             nulls += 1
             continue
-        h = hash_bytes(data, offsets[i], offsets[i + 1]) & hmask
+        # int64 positions whatever the offsets' width: one compile of the hash (and of
+        # _word) serves string and large_string columns
+        h = hash_bytes(data, np.int64(offsets[i]), np.int64(offsets[i + 1])) & hmask
         hashes[i] = h
         p = np.int64(h >> shift)
         part[i] = p
@@ -168,8 +165,8 @@ def scatter_rows(part, hashes, offsets, data, lo, hi, pos, ent):
             continue
         j = pos[p]
         pos[p] = j + 1
-        a = offsets[i]
-        n = offsets[i + 1] - a
+        a = np.int64(offsets[i])  # int64 whatever the offsets' width: one compile of _head
+        n = np.int64(offsets[i + 1]) - a
         w0, w1 = _head(data, a, n)
         ent[j, 0] = np.int64(hashes[i])
         ent[j, 1] = np.int64(w0)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmint
-from segmint.cluster._matrix import FeatureError, value_limit
+from segmint.cluster._matrix import FeatureError, kernel_layout, value_limit
 from segmint.cluster._passes import prepare
 from segmint.errors import DataError, ParameterError, SegmintError
 from segmint._time import MAX_US, MIN_US
@@ -372,7 +372,7 @@ def test_count_beyond_and_assign_rows_flag_exactly_the_values_the_twin_flags(dty
         X.flat[hits] = specials[rng.integers(0, len(specials), hits.size)]
     beyond = ~(np.abs(X.astype(np.float64)) <= limit)  # the twin: NaN, infinities, beyond the limit
     counts = np.zeros(d, np.int64)
-    count_beyond(X, 0, n, limit, counts)
+    count_beyond(*kernel_layout(X), 0, n, limit, counts)
     assert counts.tolist() == beyond.sum(axis=0).tolist()
     centers = rng.normal(size=(3, d)).astype(dtype)
     C2, cn = prepare(centers)
@@ -381,7 +381,7 @@ def test_count_beyond_and_assign_rows_flag_exactly_the_values_the_twin_flags(dty
     ok = ~nonfinite
     exact = exact_squared_distances(X[ok], centers)
     for with_dist in (True, False):
-        bad = assign_rows(X, 0, n, C2, cn, labels, 0, dist, 0, with_dist)
+        bad = assign_rows(*kernel_layout(X), 0, n, C2, cn, labels, 0, dist, 0, with_dist)
         # NaN and infinities always count; a finite row counts only when its arithmetic
         # overflowed, and every row not counted gets its exact nearest center
         assert bad >= int(nonfinite.sum())

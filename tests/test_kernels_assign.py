@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import naive_kmeans as naive
 import segmint
 from segmint.cluster import _passes
-from segmint.cluster._matrix import Features
+from segmint.cluster._matrix import Features, kernel_layout
 from segmint.cluster._passes import assign_pass, prepare
 from segmint.kernels.assign import TILE, assign_rows, assign_rows_sums
 from segmint.kernels.simd import NATIVE_VECTOR_BYTES
@@ -32,8 +32,9 @@ def _assign(X, C, with_dist=True):
     C2, cn = prepare(C)
     labels = np.full(len(X), -1, np.int32)
     dist = np.full(len(X), -1, X.dtype)
-    bad = assign_rows(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0, X.dtype), 0,
-                      with_dist)
+    # the callers' entry: any layout, float64 at large k screened
+    bad = _passes.assign_rows(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0, X.dtype), 0,
+                              with_dist)
     return labels, dist, bad
 
 
@@ -106,7 +107,7 @@ def test_one_row_alone_gets_the_bits_of_the_batch(dtype, k):
     for i in range(len(X)):
         one_l = np.empty(1, np.int32)
         one_d = np.empty(1, dtype)
-        assign_rows(X, i, i + 1, C2, cn, one_l, i, one_d, i, True)
+        assign_rows(*kernel_layout(X), i, i + 1, C2, cn, one_l, i, one_d, i, True)
         assert one_l[0] == labels[i]
         assert one_d.view(np.uint8).tobytes() == dist[i:i + 1].view(np.uint8).tobytes()
 
@@ -135,7 +136,7 @@ def test_lloyd_labels_equal_predict_labels(dtype):
     C2, cn = prepare(C)
     l2 = np.empty(len(X), np.int32)
     d2 = np.empty(len(X), dtype)
-    assign_rows_sums(X, 0, len(X), np.empty(0, dtype), C2, cn, l2, d2, np.zeros((37, 7)), np.zeros(37))
+    assign_rows_sums(*kernel_layout(X), 0, len(X), np.empty(0, dtype), C2, cn, l2, d2, np.zeros((37, 7)), np.zeros(37))
     np.testing.assert_array_equal(l2, labels)
     np.testing.assert_array_equal(d2, dist)
 
@@ -208,27 +209,30 @@ def test_lanes_follow_the_native_register():
 
 # -- float64 screened in float32: a row gets the float64 kernel's bits either way -----------------
 def _direct(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
-    """The float64 kernel alone: column-major data are never screened (and a copy between
-    layouts moves values exactly)."""
-    return assign_rows(np.asfortranarray(X), lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+    """The float64 kernel alone: a strided view (neither C- nor Fortran-ordered) is never
+    screened (and a copy between layouts moves values exactly)."""
+    wide = np.zeros((X.shape[0], 2 * X.shape[1]), X.dtype)
+    wide[:, ::2] = X
+    return assign_rows(wide[:, ::2], False, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
 
 
 def _screened_and_direct(X, C, with_dist=True):
     """Results of the screened path and of the float64 kernel alone; the screened path declines
     (-1, nothing written) only when a center is beyond float32's comfortable range."""
-    from segmint.kernels.assign import _assign_rows_screened
+    from segmint.kernels.assign import assign_rows_screened
     X = np.ascontiguousarray(X)
     C2, cn = prepare(C)
     out = []
-    for f in (_assign_rows_screened, _direct):
+    for f in (assign_rows_screened, _direct):
         labels = np.full(len(X), -9, np.int32)
         dist = np.full(len(X), -9.0)
-        bad = f(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
+        args = (X, False) if f is assign_rows_screened else (X,)
+        bad = f(*args, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
         if bad == -1:
             real = np.isfinite(cn)
             assert max(np.abs(C2).max(), np.abs(cn[real]).max()) >= 2.0 ** 100 or C2.shape[1] >= 1024
             assert (labels == -9).all()
-            bad = assign_rows(X, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
+            bad = assign_rows(*kernel_layout(X), 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
         out.append((labels, dist, bad))
     return out
 
@@ -287,7 +291,8 @@ def test_screened_float64_on_structured_inputs(data):
 
 
 def test_float64_assign_rows_screens_from_the_threshold_on():
-    """The public kernel around the threshold (and every layout) gives the float64 kernel's bits."""
+    """The callers' entry (``_passes.assign_rows``) around the threshold, in every layout, gives
+    the float64 kernel's bits (Fortran-ordered data screened too, as their feature-major transpose)."""
     from segmint.kernels import assign as ka
     rng = np.random.default_rng(8)
     X = rng.normal(size=(TILE * 2 + 3, 6))
@@ -295,6 +300,7 @@ def test_float64_assign_rows_screens_from_the_threshold_on():
         C = rng.normal(size=(k, 6))
         screened, direct = _screened_and_direct(X, C)
         _assert_same(_assign(X, C), direct)
+        _assert_same(_assign(np.asfortranarray(X), C), direct)
         _assert_same(screened, direct)
         big = np.zeros((len(X), 9))
         big[:, 2:8] = X  # strided rows: not screened either

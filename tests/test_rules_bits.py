@@ -14,7 +14,7 @@ import segmint
 from segmint.kernels import rules as vm
 from segmint.rules import RuleSet
 from segmint.rules.peephole import hoist_comparisons
-from segmint.rules.ruleset import _integer_thresholds, _tail
+from segmint.rules.ruleset import _bytes, _integer_thresholds, _tail
 from test_rules import random_table, rows_of
 
 SIZES = [0, 1, 7, 63, 64, 65, 130, 4097]
@@ -74,7 +74,7 @@ def test_booleans_load_as_true_and_false_words(n, offset):
 
 CONSTANTS = [0.0, -0.0, 3.0, 2.5, -7.5, 1e300, -1e300, -math.inf, math.inf, math.nan, 2.0 ** 31, -(2.0 ** 15),
              127.0, 127.5, -128.5, 255.0, 256.0, 2.0 ** 63]
-DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32, np.uint64, np.float32, np.float64]
+DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.float32, np.float64]
 
 
 def _column(dtype, n, seed):
@@ -116,7 +116,8 @@ def test_column_planes_match_the_slow_twin(dtype, n):
     codes = np.array([c for _, c in pairs], np.int64)
     for scale in (1.0, 86_400e6):
         out = np.full((len(pairs), valid.shape[0]), 99, np.uint64)
-        vm.column_planes(values, _tail(values), valid, scale, ks, codes, out, n)
+        vm.column_planes(_bytes(values), vm.KINDS[values.dtype], _bytes(_tail(values)), valid, scale, ks, codes,
+                         out, n)
         _check_planes(out, values, valid_rows, pairs, scale, n)
 
 
@@ -128,7 +129,8 @@ def test_integer_planes_give_the_float64_answers(dtype, n):
     ks, codes = _integer_thresholds(np.array([k for k, _ in pairs], np.float64),
                                     np.array([c for _, c in pairs], np.int64), np.dtype(dtype))
     out = np.full((len(pairs), valid.shape[0]), 99, np.uint64)
-    vm.integer_planes(values, _tail(values), valid, ks, codes, out, n)
+    vm.integer_planes(_bytes(values), vm.KINDS[values.dtype], _bytes(_tail(values)), valid, ks.astype(np.int64), codes,
+                      out, n)
     _check_planes(out, values, valid_rows, pairs, 1.0, n)
 
 
@@ -254,3 +256,40 @@ def test_integer_thresholds_give_the_float64_answers_at_the_ends_of_each_type(dt
         for k, t, code in zip(ks.tolist(), thresholds.tolist(), codes.tolist()):
             for x in xs:
                 assert op(float(x), k) == as_int[code](x, t), (x, c, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_load_numeric_widens_every_column_type_as_float64_does(dtype):
+    # one compiled variant reads every type from the column's bytes (vm.KINDS)
+    values, _, _ = _column(dtype, 300, 7 + np.dtype(dtype).itemsize)
+    for start, stop in ((0, 300), (5, 133), (64, 64), (299, 300)):
+        for scale in (1.0, 86_400e6, 1e-3):
+            out = np.full(300, 99.0)
+            vm.load_numeric(_bytes(values), vm.KINDS[values.dtype], start, stop, scale, out)
+            expected = [float(v) * scale for v in values[start:stop].tolist()]  # the slow twin
+            got = out[:stop - start]
+            assert np.array_equal(got, np.array(expected), equal_nan=True), (start, stop, scale)
+            assert np.array_equal(np.signbit(got), np.signbit(np.array(expected)))
+            assert (out[stop - start:] == 99.0).all()
+
+
+def test_string_lookup_tables_larger_than_a_word_read_each_sub_block_s_own_rows():
+    # a dictionary of more than 64 strings goes through the byte table (LUT), not LUT64: its
+    # rows must be each sub-block's (several sub-blocks of vm.SUB rows, a partial last one)
+    n = 3 * vm.SUB + 100
+    rng = np.random.default_rng(5)
+    values = [f"v{i}" for i in rng.integers(0, 150, n)]
+    mask = rng.random(n) < 0.1
+    table = pa.table({"s": pa.array(values, mask=mask).dictionary_encode(),
+                      "x": pa.array(rng.integers(0, 10, n))})
+    picked = {"v1", "v50", "v99", "v149"}
+    rs = RuleSet({"in": "s in ('v1', 'v50', 'v99', 'v149')", "out": "not (s in ('v1', 'v50', 'v99', 'v149'))",
+                  "and": "x > 3 and s in ('v1', 'v50', 'v99', 'v149')"}, mode="multi")
+    for batch_size in (None, 5000):
+        result = rs.evaluate(table, batch_size=batch_size).table
+        known = ~mask
+        hit = np.array([v in picked for v in values])
+        assert result.column("in").to_pylist() == (known & hit).tolist()
+        assert result.column("out").to_pylist() == (known & ~hit).tolist()
+        x = table.column("x").to_numpy()
+        assert result.column("and").to_pylist() == (known & hit & (x > 3)).tolist()

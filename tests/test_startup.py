@@ -373,7 +373,7 @@ def sums():
 
 def gather():
     from segmint.kernels.gather import gather_rows
-    gather_rows(np.ones((4, 2)), np.arange(2), 0, 2, np.empty((2, 2)))
+    gather_rows(np.ones((4, 2)), False, np.arange(2), 0, 2, np.empty((2, 2)))
 
 
 def fails():
@@ -393,7 +393,7 @@ IN_TWO = """
     from segmint.kernels.gather import gather_rows
     ok = _warmup._compile_in_processes(%s)
     sums = tuple(numba.typeof(a) for a in (np.ones(3), np.ones(0), 0, 3, np.zeros(1)))
-    gather = tuple(numba.typeof(a) for a in (np.ones((4, 2)), np.arange(2), 0, 2, np.empty((2, 2))))
+    gather = tuple(numba.typeof(a) for a in (np.ones((4, 2)), False, np.arange(2), 0, 2, np.empty((2, 2))))
     # nothing compiled here: what is cached came from the children
     print(ok, len(weighted_sum.overloads), len(gather_rows.overloads),
           _warmup.is_cached(weighted_sum, sums), _warmup.is_cached(gather_rows, gather))
@@ -428,20 +428,42 @@ def test_warmup_runs_its_parts_in_this_process_and_spawns_only_on_a_cold_cache(m
     ran, spawned = [], []
     monkeypatch.setattr(_warmup, "PARTS", ("json:dumps",))  # any callable: the order is what counts
     monkeypatch.setattr(_warmup, "_run_parts", lambda parts: ran.append(tuple(parts)))
-    monkeypatch.setattr(_warmup, "_compile_in_processes", lambda shares: spawned.append(shares))
+    monkeypatch.setattr(_warmup, "_start_children", lambda shares: spawned.append(tuple(shares)) or [])
     monkeypatch.setattr(_warmup, "_write_manifest", lambda: None)
+    monkeypatch.setattr(_warmup, "SHARES", (("json:dumps",), ("json:loads",)))
     cold = segmint.cache_status()._replace(warm=False)
     monkeypatch.setattr(_warmup, "cache_status", lambda: cold)
     segmint.warmup(n_jobs=1)
     assert spawned == [] and ran == [("json:dumps",)]
+    ran.clear()
     segmint.warmup(n_jobs=2)
-    assert spawned == [_warmup.SHARES] and ran[-1] == ("json:dumps",)
+    # this process compiles the first share while a child compiles the second, then runs the
+    # parts it has not run yet
+    assert spawned == [(("json:loads",),)] and ran == [("json:dumps",), ()]
     monkeypatch.setattr(_warmup, "cache_status", lambda: cold._replace(warm=True))
     segmint.warmup(n_jobs=2)
-    assert len(spawned) == 1  # warm: loading is quicker than starting processes
+    assert len(spawned) == 1 and ran[-1] == ("json:dumps",)  # warm: loading is quicker than processes
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(segmint.errors.ParameterError, match="n_jobs"):
             segmint.warmup(n_jobs=bad)
+
+
+def test_a_failing_share_in_this_process_stops_the_children_and_raises(monkeypatch):
+    children = []
+
+    def start(shares):
+        children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+        return children
+
+    def run(parts):
+        raise RuntimeError("a part that fails here")
+
+    monkeypatch.setattr(_warmup, "_start_children", start)
+    monkeypatch.setattr(_warmup, "_run_parts", run)
+    monkeypatch.setattr(_warmup, "cache_status", lambda: segmint.cache_status()._replace(warm=False))
+    with pytest.raises(RuntimeError, match="fails here"):
+        segmint.warmup(n_jobs=2)
+    assert children and children[0].poll() is not None  # not left compiling on its own
 
 
 def test_the_two_shares_hold_every_part_once():

@@ -50,8 +50,8 @@ def _warm_rules():
              ("b", "(f32 + f64) / 2 > 10 or coalesce(i32, 0) = 0 or abs(-f64) between 1 and 2"),
              ("c", "flag and days_since(day) > 30 and within_last(ts, 90d) and i32 is not null"),
              ("d", "small in ('a', 'b') or starts_with(large, 'v1') or not segment('a')"),
-             # comparisons with a constant run in one pass per column type (the bit-plane
-             # kernels): float32, float64, dates and timestamps each have their own
+             # comparisons with a constant run in one pass per column (the bit-plane kernels:
+             # column_planes for every type, read as bytes; integer_planes for int32/int64)
              ("e", "f32 < 5 and f64 >= 1 and day > date '2024-01-01' and ts <= timestamp '2026-01-01 00:00:00'"),
              ("f", "i8 + i16 + u8 > 3")]
     for mode in ("waterfall", "multi"):
@@ -76,13 +76,10 @@ def _warm_layout_checks():
 
 
 def _warm_pipeline():
-    """Feature transforms, a Segmenter fit and score (float32 and float64), event aggregation."""
-    import datetime as dt
-
+    """Feature transforms, a Segmenter fit and score (float32 and float64), the Scorer."""
     import pyarrow as pa
 
     from .cluster import MiniBatchKMeans
-    from .events import aggregate, btyd_summary
     from .pipeline import Segmenter
 
     n = 300
@@ -94,13 +91,26 @@ def _warm_pipeline():
         "flag": pa.array(idx % 2 == 0), "region": pa.array(["a", "b", None, "c"] * (n // 4)).dictionary_encode(),
     })
     spec = [{"column": "i64", "impute": "median", "indicator": True, "log1p": True, "clip": [0.01, 0.99]},
-            {"column": "i32", "scale": "robust"}, "f32", {"column": "f64", "impute": 0.0},
+            {"column": "i32", "scale": "robust"}, {"column": "f32", "impute": "median"},  # float32 samples
+            {"column": "f64", "impute": 0.0},
             {"column": "region", "one_hot": True}]
     for dtype in (np.float32, np.float64):
         model = Segmenter(spec, clusterer=MiniBatchKMeans(n_clusters=3, random_state=0, max_iter=2),
                           rules={"odd": "not flag"}, id_column="id", dtype=dtype).fit(table)
         model.score(table)
         _warm_scorer(model, table)
+
+
+def _warm_events():
+    """Event aggregation and the BTYD summary over int64, string and dictionary customer ids."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from .events import aggregate, btyd_summary
+
+    n = 300
+    idx = np.arange(n)
     as_of = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     events = pa.table({"customer_id": pa.array(idx % 17), "ts": pa.array(
         (1_760_000_000 + idx * 3600) * 10**6).cast(pa.timestamp("us", tz="UTC")),
@@ -119,6 +129,12 @@ def _warm_pipeline():
     from .kernels import string_ids
     # a table's growth: compiled here as every string-id table may need it once it fills
     string_ids.grow_cells(np.zeros((256, 8, 4), np.int64), np.zeros(256, np.int64), np.full((256, 32), -1, np.int64))
+    # the same for the event hash tables (customers and window pairs): the few customers above
+    # never fill them, thousands do
+    from .kernels import aggregate as _agg
+    _agg.grow_tables(np.full((_agg.N_PART, 2, 2), -1, np.int64), np.zeros(_agg.N_PART, np.int64),
+                     np.full((_agg.N_PART, 4, 2), -1, np.int64))
+    _agg.grow_pairs(np.full((_agg.N_PART, 2), -1, np.int64), np.full((_agg.N_PART, 4), -1, np.int64))
 
 
 def _warm_scorer(model, table):
@@ -156,6 +172,9 @@ def _warm_explain():
     profile(table, segments=RuleSet({"x": "i32 > 10", "y": "f32 < 20"}, mode="multi"), id_column="id")
     validate(table, segments="seg", id_column="id", reachable="flag")
     sweep_k(table, features=["i32", "f32"], ks=[2, 3], n_seeds=2, sample_size=60, n_bootstrap=10)
+    # silhouettes row by row: what sweep_k runs when many clusters meet a large sample
+    from .kernels.metrics import silhouette_rows
+    silhouette_rows(np.zeros((2, 4)), np.array([0, 2, 4], np.int64), 0, 4, np.empty(4))
 
 
 def _warm_distributed():
@@ -232,26 +251,31 @@ def _warm_clustering():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning: fewer distinct rows than clusters
             KMeans(n_clusters=3, random_state=0, max_iter=3).fit(np.repeat(X[:2], 50, axis=0))
-        # a Fortran-ordered array (a column-major frame's values): its own row gather
+        # a Fortran-ordered array (a column-major frame's values): the kernels take its
+        # C-ordered transpose (segmint.cluster._matrix.kernel_layout), so no kernel of its own
         MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64, max_iter=2).fit(np.asfortranarray(X))
+    # float64 at 128 centers or more: screened in float32 (segmint.kernels.assign.assign_rows_screened)
+    X = rng.normal(size=(300, 5))
+    KMeans(n_clusters=128, init=X[:128], n_init=1, max_iter=1).fit(X).predict(X)
 
 
 # Every part of the warm-up, in the order one process runs them.
 PARTS = ("segmint._warmup:_warm_clustering", "segmint._warmup:_warm_rules",
          "segmint._warmup:_warm_layout_checks", "segmint._warmup:_warm_pipeline",
-         "segmint._warmup:_warm_explain", "segmint._warmup:_warm_monitor",
+         "segmint._warmup:_warm_events", "segmint._warmup:_warm_explain", "segmint._warmup:_warm_monitor",
          "segmint._warmup:_warm_distributed")
 # How a cold warm-up splits over two processes (Numba compiles one function at a time per
-# process, under a global lock: threads cannot share the work, processes can). Measured shares
-# of a cold warm-up (compile seconds, 2026-11-30): clustering's assignment kernels ~30 %, the
-# rule VM ~20 %, the real-time scorer ~10 %, profiles and metrics ~15 %. The parts that fit
-# models (pipeline, explain, monitor) reuse the assignment kernels: they go with clustering, so
-# that no two processes compile the same kernel at once (a wasted compile, and a race on its
-# cache index that the final pass would have to repair).
-SHARES = (("segmint._warmup:_warm_clustering", "segmint._warmup:_warm_explain",
+# process, under a global lock: threads cannot share the work, processes can): this process
+# compiles the first share while a child compiles the second. A kernel both need is compiled
+# by whichever gets there first; the other then loads it from the cache if it was written in
+# the meantime (Numba looks there before compiling). So each share starts with what only it
+# needs and ends with what it shares: the second share's profiles, validation and k sweeps come
+# last, when the first share has cached the assignment kernels they fit models with.
+SHARES = (("segmint._warmup:_warm_clustering", "segmint._warmup:_warm_pipeline",
            "segmint._warmup:_warm_monitor"),
           ("segmint._warmup:_warm_rules", "segmint._warmup:_warm_layout_checks",
-           "segmint._warmup:_warm_distributed", "segmint._warmup:_warm_pipeline"))
+           "segmint._warmup:_warm_events", "segmint._warmup:_warm_distributed",
+           "segmint._warmup:_warm_explain"))
 
 
 def _run_parts(parts):
@@ -263,14 +287,8 @@ def _run_parts(parts):
         getattr(importlib.import_module(module), name)()
 
 
-def _compile_in_processes(shares, timeout=900.0):
-    """Run each share of warm-up parts in a child process at once, filling the Numba cache.
-
-    Only a head start: the caller then runs every part itself (loading what the children
-    cached, compiling whatever they did not: a child that failed, was killed, or lost a cache
-    index entry to a race), so the result never depends on the children. Returns the number of
-    children that ended well.
-    """
+def _start_children(shares):
+    """Start one child process per non-empty share of warm-up parts; return their handles."""
     import subprocess
     import sys
 
@@ -280,9 +298,16 @@ def _compile_in_processes(shares, timeout=900.0):
               "if segmint.__file__ != sys.argv[1]: sys.exit(3)  # another segmint: leave it to the parent\n"
               "from segmint._warmup import _run_parts\n"
               "_run_parts(sys.argv[2:])\n")
-    children = [subprocess.Popen([sys.executable, "-c", script, segmint.__file__, *share],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL) for share in shares if share]
+    return [subprocess.Popen([sys.executable, "-c", script, segmint.__file__, *share],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for share in shares if share]
+
+
+def _wait_children(children, timeout=900.0):
+    """Wait for the children (killing one that outlives ``timeout`` seconds); return how many
+    ended well."""
+    import subprocess
+
     ok = 0
     for child in children:
         try:
@@ -291,6 +316,33 @@ def _compile_in_processes(shares, timeout=900.0):
             child.kill()
             child.wait()
     return ok
+
+
+def _compile_in_processes(shares, timeout=900.0):
+    """Run each share of warm-up parts in a child process at once, filling the Numba cache.
+
+    Only a head start: the caller then runs every part itself (loading what the children
+    cached, compiling whatever they did not: a child that failed, was killed, or lost a cache
+    index entry to a race), so the result never depends on the children. Returns the number of
+    children that ended well.
+    """
+    return _wait_children(_start_children(shares), timeout)
+
+
+def _compile_shares(shares):
+    """Compile the first share here while children compile the others (a process fewer to
+    start, and this process need not load back what it compiled itself); return the parts
+    this process has run."""
+    children = _start_children(shares[1:])
+    try:
+        _run_parts(shares[0])
+    except BaseException:
+        for child in children:  # this process's error is the one to report: stop the head start
+            child.kill()
+        _wait_children(children)
+        raise
+    _wait_children(children)
+    return tuple(shares[0])
 
 
 def warmup(verbose=False, n_jobs=None):
@@ -325,9 +377,12 @@ def warmup(verbose=False, n_jobs=None):
     if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs < 1:
         from .errors import ParameterError
         raise ParameterError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+    done = ()
     if CACHE and n_jobs > 1 and not cache_status().warm:
-        _compile_in_processes(SHARES[:n_jobs] if n_jobs < len(SHARES) else SHARES)
-    _run_parts(PARTS)
+        done = _compile_shares(SHARES[:n_jobs])
+    # every part here, whatever the children did: what they cached loads, anything they did not
+    # compile (a child that failed or lost a cache index entry to a race) compiles now
+    _run_parts([part for part in PARTS if part not in done])
     _write_manifest()
     elapsed = time.perf_counter() - t0
     if verbose:

@@ -14,7 +14,7 @@ from .._estimator import ConvergenceWarning, NotFittedError, ParamsMixin, SetOut
 from .._lazy import lazy_import
 from .._parallel import chunk_bounds, run_chunks
 from ..errors import ParameterError
-from ._matrix import MAX_TOTAL_WEIGHT, FeatureError, Features, check_centers
+from ._matrix import MAX_TOTAL_WEIGHT, FeatureError, Features, check_centers, kernel_layout
 from ._passes import assign_pass
 
 kd = lazy_import("segmint.kernels.distance")  # on first use: see segmint._lazy
@@ -216,7 +216,7 @@ class KMeansBase(SetOutputMixin, ParamsMixin):
 
 def _distances_chunk(block, bounds, centers, out, limit):
     counts = np.zeros(block.shape[1], dtype=np.int64)
-    kd.center_distances(block, bounds[0], bounds[1], centers, out, limit, counts)
+    kd.center_distances(*kernel_layout(block), bounds[0], bounds[1], centers, out, limit, counts)
     return counts
 
 

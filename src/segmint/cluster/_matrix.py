@@ -63,6 +63,19 @@ def value_limit(dtype, n_features):
     return float(limit32)
 
 
+def kernel_layout(X):
+    """``(array, fm)`` as the kernels take a 2-D array X: X itself and False when its rows are
+    C-ordered; its C-ordered transpose ``X.T`` (shape (d, n), feature-major) and True when X is
+    Fortran-ordered (a column-major frame's values, a block streamed from columnar sources).
+
+    The kernels then compile once per dtype for one layout (``C``) instead of once per layout;
+    other strided views are passed as they are (a kernel of their own, compiled when first met).
+    """
+    if not X.flags.c_contiguous and X.flags.f_contiguous:
+        return X.T, True
+    return X, False
+
+
 def check_centers(centers, what="cluster_centers_", error=None):
     """Raise ``error`` (default :class:`FeatureError`) when centers hold NaN, infinities or values
     beyond :func:`value_limit` (centers given by ``init=``, set by hand or loaded from a file)."""
@@ -180,11 +193,15 @@ class Features:
                 yield lo, self.array[lo:lo + step]
             return
         buf = None
+        d = self.n_features
         for batch in self.source.batches(batch_size=batch_size or self.batch_size):
             m = batch.num_rows
-            if buf is None or buf.shape[1] < m:
-                buf = np.empty((self.n_features, m), dtype=self.dtype)
-            block = buf[:, :m]
+            if buf is None or buf.size < d * m:
+                buf = np.empty(d * m, dtype=self.dtype)
+            # feature-major and contiguous even when shorter than the buffer: its transpose is
+            # Fortran-ordered, so kernels take it as C-ordered (d, m) (see kernel_layout), the
+            # one layout they are compiled for
+            block = buf[:d * m].reshape(d, m)
             for j, name in enumerate(self.names):
                 view = batch[name]
                 if view.null_count:
@@ -277,7 +294,8 @@ class Features:
             from .._parallel import chunk_bounds, run_chunks
             if out is None:
                 out = np.empty((indices.size, self.n_features), dtype=self.dtype)
-            run_chunks(lambda b: kg.gather_rows(self.array, indices, b[0], b[1], out),
+            X, fm = kernel_layout(self.array)
+            run_chunks(lambda b: kg.gather_rows(X, fm, indices, b[0], b[1], out),
                        chunk_bounds(indices.size, 1 << 16))
             return out
         if out is None:
@@ -342,7 +360,7 @@ def nonfinite_error(names, n_features, dtype, nonfinite, first_big):
 
 def _count(X, lo, hi, limit):
     counts = np.zeros(X.shape[1], dtype=np.int64)
-    ka.count_beyond(X, lo, hi, limit, counts)
+    ka.count_beyond(*kernel_layout(X), lo, hi, limit, counts)
     return counts
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from .._lazy import lazy_import
 from .._memory import pool_array
 from .._parallel import run_chunks
+from ._matrix import kernel_layout
 
 ka = lazy_import("segmint.kernels.assign")  # on first use: see segmint._lazy
 kr = lazy_import("segmint.kernels.reduce")
@@ -27,6 +28,34 @@ def prepare(centers):
     cn = np.empty(kp, dtype=centers.dtype)
     ka.prepare_centers(centers, C2, cn)
     return C2, cn
+
+
+def assigner(X, C2):
+    """The assignment kernel for rows of X (any layout, see :func:`kernel_layout`) and prepared
+    centers ``C2``, chosen once (callers running many tasks over one block pay the choice once):
+    ``f(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)`` runs
+    :func:`segmint.kernels.assign.assign_rows` on rows ``lo..hi`` and returns its result; float64
+    data at large k are screened in float32 first (the same bits in about half the time:
+    :func:`segmint.kernels.assign.assign_rows_screened`).
+    """
+    X, fm = kernel_layout(X)
+    direct = ka.assign_rows
+    if not (ka.SCREEN_FLOAT64 and C2.shape[0] >= ka.SCREEN_CENTERS and X.dtype == np.float64
+            and X.flags.c_contiguous):
+        return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest)
+    screened = ka.assign_rows_screened
+
+    def assign(lo, hi, *rest):
+        bad = screened(X, fm, lo, hi, *rest)
+        return bad if bad >= 0 else direct(X, fm, lo, hi, *rest)  # -1: centers beyond float32
+
+    return assign
+
+
+def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+    """:func:`segmint.kernels.assign.assign_rows`'s arguments and result, for X of any layout,
+    float64 at large k screened (see :func:`assigner`)."""
+    return assigner(X, C2)(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
 
 
 def _pieces(start, m):
@@ -97,7 +126,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
         m = X.shape[0]
         w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
 
-        def piece(p, X=X, start=start, w=w):
+        def piece(p, assign=assigner(X, C2), start=start, w=w):
             lo, hi, chunk = p
             # distances go to a per-piece scratch unless kept; labels straight to the output
             dis = np.empty(hi - lo if need_dist else 0, dtype=dtype)
@@ -105,7 +134,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
                 lab, lab_lo = labels[start:start + m], 0
             else:
                 lab, lab_lo = np.empty(hi - lo, dtype=np.int32), lo
-            bad[chunk] = ka.assign_rows(X, lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
+            bad[chunk] = assign(lo, hi, C2, cn, lab, lab_lo, dis, lo, need_dist) > 0
             if dist is not None:
                 dist[start + lo:start + hi] = dis
             if want_inertia:
@@ -132,12 +161,12 @@ def _split_pieces(X, start, C2, cn, task_rows, labels, dist, need_dist, want_ine
               for lo, hi, _ in pieces]
     tasks = [(i, a, min(a + task_rows, hi)) for i, (lo, hi, _) in enumerate(pieces)
              for a in range(lo, hi, task_rows)]
+    assign = assigner(X, C2)
 
     def task(t):
         i, a, b = t
         lo = pieces[i][0]
-        return ka.assign_rows(X, a, b, C2, cn, lab_of[i], 0 if labels is not None else lo, dis_of[i], lo,
-                              need_dist) > 0
+        return assign(a, b, C2, cn, lab_of[i], 0 if labels is not None else lo, dis_of[i], lo, need_dist) > 0
 
     for (i, _, _), failed in zip(tasks, run_chunks(task, tasks)):
         bad[pieces[i][2]] |= failed
@@ -203,7 +232,7 @@ def lloyd_piece(X, lo, hi, w, C2, cn, labels, dist, sums, wsums, partial):
     labels : (n,) int32, dist : (n,) X's dtype, OUT at ``lo..hi``
     sums : (k, d) float64, wsums : (k,) float64, partial : (1,) float64, INOUT
     """
-    ka.assign_rows_sums(X, lo, hi, w, C2, cn, labels, dist, sums, wsums)
+    ka.assign_rows_sums(*kernel_layout(X), lo, hi, w, C2, cn, labels, dist, sums, wsums)
     kr.weighted_sum(dist, w, lo, hi, partial)
 
 

@@ -9,10 +9,9 @@ from .._parallel import run_chunks
 from ..errors import ParameterError
 from ._base import KMeansBase, check_sample_weight, warn_caller
 from ._matrix import Features, check_centers
-from ._passes import prepare
+from ._passes import assign_rows, prepare
 from .kmeans import _check_n_init, _check_size, _check_tol, _init_sample, _lloyd, initial_centers
 
-ka = lazy_import("segmint.kernels.assign")  # on first use: see segmint._lazy
 kmb = lazy_import("segmint.kernels.minibatch")
 
 # Rows of mini-batches drawn at once. A source without random access (Parquet, compressed
@@ -388,7 +387,9 @@ class MiniBatchKMeans(KMeansBase):
             self._counts = np.zeros(self.cluster_centers_.shape[0], dtype=np.float64)
             self._n_since_last_reassign = 0
             self.n_steps_ = 0
-        Xb = data.array if data.array is not None else data.take(np.arange(n))
+        # C-ordered rows (a copy of a Fortran-ordered array): the mini-batch update is compiled
+        # for that one layout
+        Xb = np.ascontiguousarray(data.array) if data.array is not None else data.take(np.arange(n))
         self._batch = Xb.shape[0]
         self._step(Xb, w, self.cluster_centers_, self._rng)
         self.n_steps_ += 1
@@ -424,6 +425,6 @@ def _batch_assign(Xb, wb, centers):
     labels = np.empty(b, dtype=np.int32)
     dist = np.empty(b, dtype=Xb.dtype)
     # rows were checked when the data came in; the largest finite value keeps one compiled kernel
-    ka.assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
+    assign_rows(Xb, 0, b, C2, cn, labels, 0, dist, 0, True)
     inertia = float(np.dot(dist.astype(np.float64), wb)) if wb is not None else float(dist.sum(dtype=np.float64))
     return labels, dist, inertia

@@ -25,12 +25,11 @@ import numpy as np
 from .._estimator import NotFittedError
 from .._lazy import lazy_import
 from ..cluster._matrix import FeatureError, check_centers, nonfinite_error, value_limit
-from ..cluster._passes import CHUNK, _EMPTY, combine_lloyd, lloyd_piece, ordered_total, prepare
+from ..cluster._passes import CHUNK, _EMPTY, assign_rows, combine_lloyd, lloyd_piece, ordered_total, prepare
 from ..errors import UnsupportedTypeError
 from .data import _check_block, digest, feature_blocks, get_client, kernel_weights
 from .chunks import CHUNK_ROWS
 
-ka = lazy_import("segmint.kernels.assign")
 kr = lazy_import("segmint.kernels.reduce")
 kre = lazy_import("segmint.kernels.reassign")
 da = lazy_import("dask.array")
@@ -271,7 +270,7 @@ def _assign_block(X, prepared, k, w=None):
     w = kernel_weights(w, X.dtype)
     for c, (lo, hi) in enumerate(bounds):
         dis = np.empty(hi - lo, dtype=X.dtype)  # the calls of local assign_pass, piece by piece
-        ka.assign_rows(X, lo, hi, C2, cn, labels, 0, dis, lo, True)
+        assign_rows(X, lo, hi, C2, cn, labels, 0, dis, lo, True)
         kr.weighted_sum(dis, w[lo:hi] if w.size else w, 0, hi - lo, partial[c])
     return partial[:, 0], np.bincount(labels, minlength=k)
 
@@ -285,7 +284,7 @@ def _predict_block(X, prepared, start, names):
     nodist = np.empty(0, dtype=X.dtype)
     bad = False
     for lo, hi in _chunk_bounds(n):
-        bad |= ka.assign_rows(X, lo, hi, C2, cn, labels, 0, nodist, lo, False) > 0
+        bad |= assign_rows(X, lo, hi, C2, cn, labels, 0, nodist, lo, False) > 0
     if bad:
         d = X.shape[1]
         counts, nonfinite, first_big = _check_block(X, value_limit(X.dtype, d))

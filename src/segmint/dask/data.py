@@ -29,7 +29,7 @@ import numpy as np
 
 from .._lazy import lazy_import
 from ..cluster._base import check_sample_weight, check_weight_values, weight_shape_error, weights_float64
-from ..cluster._matrix import Features, FeatureError, nonfinite_error, value_limit, _is_array_like
+from ..cluster._matrix import Features, FeatureError, kernel_layout, nonfinite_error, value_limit, _is_array_like
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import open as open_source
 from ..io.columns import BOOLEAN, NUMERIC, column_kind
@@ -320,7 +320,7 @@ def _check_block(X, limit):
     """(counts beyond the limit or not finite, NaN/inf counts, {feature: (row, text)} of the
     first finite value beyond the limit) of one block, per feature."""
     counts = np.zeros(X.shape[1], dtype=np.int64)
-    ka.count_beyond(X, 0, X.shape[0], limit, counts)
+    ka.count_beyond(*kernel_layout(X), 0, X.shape[0], limit, counts)
     nonfinite = np.zeros(X.shape[1], dtype=np.int64)
     first_big = {}
     for j in np.flatnonzero(counts).tolist():

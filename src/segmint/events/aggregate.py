@@ -297,6 +297,7 @@ class _Scan:
         self.win_lo = np.asarray([w.start for w in spec], dtype=np.int64)
         self.win_hi = np.asarray([w.end for w in spec], dtype=np.int64)
         self.win_sum = np.asarray([w.agg == "sum" for w in spec], dtype=np.uint8)
+        self.win_col, self.sum_cols = agg.sum_columns(self.win_sum)
         if period is not None:
             self.n_pairs = np.zeros(agg.N_PART, dtype=np.int64)
             self.pairs = np.full((agg.N_PART, 64), -1, dtype=np.int64)
@@ -522,12 +523,12 @@ class _Scan:
                 self._grow(int(self.n_slots.max()))
                 agg.init_slots(before, self.n_slots, self.istate, self.fstate)
             run_chunks(lambda r: agg.sum_events(r[0], r[1], seg_lo, g0, buf, buf_f, b_slot, self.istate,
-                                                self.fstate, self.win_sum), parts)
+                                                self.fstate, self.win_sum, self.win_col, self.sum_cols), parts)
             if self.period is not None:
                 self._periods(parts, starts, seg_lo, g0, buf, buf_f, b_slot)
         # the last segment partials of every customer (at most one pending each)
         agg.fold_pending(self.istate.reshape(-1, agg.N_ISTATE), self.fstate.reshape(-1, self.fstate.shape[2]),
-                         self.win_sum)
+                         self.sum_cols)
         if self.period is not None:
             agg.fold_periods(self.first_period, self.first_amount, self.pseg, self.seg_period, self.seg_amount)
 

@@ -175,12 +175,23 @@ def _on_union(matrix, from_names, to_names, names):
     return square
 
 
+def _read_only(array):
+    """A read-only view of ``array`` (no copy): one kernel signature for Arrow views and
+    arrays computed here alike."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column):
     """The (n_from + 1, n_to + 1) pair counts: both snapshots scattered into slots side by
     side, then the slots counted in fixed chunks whose matrices are added in chunk order."""
     slots = [np.zeros(span, dtype=np.int32), np.zeros(span, dtype=np.int32)]
     jobs = [(prev, prev_keys, slots[0]), (cur, cur_keys, slots[1])]
-    rows = run_chunks(lambda job: _join.scatter_codes(job[1], base, job[0].codes, job[2]), jobs)
+    # keys and codes are zero-copy Arrow views (read-only) or computed (writable) depending on
+    # the ids: read-only views of both always, so scatter_codes compiles once, not per mix
+    rows = run_chunks(lambda job: _join.scatter_codes(_read_only(job[1]), base, _read_only(job[0].codes),
+                                                      job[2]), jobs)
     for (snap, _, _), row in zip(jobs, rows):
         if row >= 0:
             raise snap.duplicate(row, id_column)

@@ -510,8 +510,12 @@ def _column(src, name, what):
 
 def numeric_arrays(view):
     """``(values, validity bits, bit offset)`` of a numeric or boolean view for the kernels
-    (:func:`segmint.io.columns.kernel_numbers`)."""
-    return (kernel_numbers(view),) + validity_bits(view)
+    (:func:`segmint.io.columns.kernel_numbers`, float32 widened to float64: the kernels widen
+    each value anyway, and one value dtype halves their compiles in a cold warm-up)."""
+    values = kernel_numbers(view)
+    if values.dtype == np.float32:
+        values = values.astype(np.float64)
+    return (values,) + validity_bits(view)
 
 
 _bits = validity_bits

@@ -746,17 +746,21 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
                                 "as float64 and could get wrong; compare such ids as strings")
         bits = _ro(view.validity) if view.validity is not None else _NO_BITS
         vm.bitmap_words(bits, view.validity_offset, n, col_valid[j])
+        # the kernels read a column as its bytes and its type code: one compiled variant each
+        # for every column type
+        kind = vm.KINDS[values.dtype]
+        raw = _bytes(values)
         lo, hi = planes.ranges[j]
         if hi > lo:
-            tail = _tail(values)
+            tail = _bytes(_tail(values))
             if values.dtype in _NATIVE_INTEGERS and scale == 1.0:
                 ks, codes = planes.integer(j, values.dtype)
-                vm.integer_planes(_ro(values), tail, col_valid[j], ks, codes, plane_bits[lo:hi], n)
+                vm.integer_planes(raw, kind, tail, col_valid[j], ks, codes, plane_bits[lo:hi], n)
             else:
-                vm.column_planes(_ro(values), tail, col_valid[j], scale, planes.ks[lo:hi], planes.codes[lo:hi],
+                vm.column_planes(raw, kind, tail, col_valid[j], scale, planes.ks[lo:hi], planes.codes[lo:hi],
                                  plane_bits[lo:hi], n)
         if j in program.value_columns:
-            vm.load_numeric(_ro(values), _NO_BITS, 0, scale, col_v[j], _NO_MASK, False)
+            vm.load_numeric(raw, kind, 0, n, scale, col_v[j])
     cb = len(program.bool_columns)
     col_t = _buffer("col_t", (cb, words), np.uint64)
     col_f = _buffer("col_f", (cb, words), np.uint64)
@@ -840,7 +844,9 @@ class _Planes:
         found = self._integer.get(key)
         if found is None:  # (two threads may both work it out: the same answer)
             lo, hi = self.ranges[j]
-            found = self._integer[key] = _integer_thresholds(self.ks[lo:hi], self.codes[lo:hi], dtype)
+            ks, codes = _integer_thresholds(self.ks[lo:hi], self.codes[lo:hi], dtype)
+            # as int64 for every column type (the kernel narrows them back: one compiled variant)
+            found = self._integer[key] = (ks.astype(np.int64), codes)
         return found
 
 
@@ -896,8 +902,13 @@ _NO_BITS = np.zeros(0, dtype=np.uint8)
 _NO_BITS.flags.writeable = False
 # integer columns compared in their own type (integer_planes); others are widened to float64
 _NATIVE_INTEGERS = (np.dtype(np.int32), np.dtype(np.int64))
-_NO_MASK = np.zeros(0, dtype=np.uint8)  # load_numeric's validity bytes, never written (no bits, not asked)
 _NO_LABELS = np.zeros(0, dtype=np.uint8)
+
+
+def _bytes(values):
+    """A numeric column's values as read-only bytes (uint8), no copy: the kernels view them as
+    the column's type (``segmint.kernels.rules.KINDS``)."""
+    return _ro(np.ascontiguousarray(values).view(np.uint8))
 
 
 def _ro(array):
