@@ -49,8 +49,8 @@ from .._lazy import lazy_import
 from .._parallel import _get_pool, get_num_threads, ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
-from ..io.columns import (BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, kernel_numbers, validity_bits,
-                          view_of)
+from ..io.columns import (BOOLEAN, DICTIONARY, NUMERIC, TEMPORAL, column_kind, kernel_numbers, read_only,
+                          validity_bits, view_of)
 from ..kernels import profile as kp
 from ..kernels import sketch as ks
 from . import describe as words
@@ -82,8 +82,8 @@ MAX_SKETCH_BYTES = 2 << 30
 # segmint's accumulation chunk (segmint.cluster._passes.CHUNK; a test checks).
 BLOCK_ROWS = 65_536
 
-_EMPTY_CODES = np.zeros(0, dtype=np.int32)
-_EMPTY_MEMBERS = np.zeros((0, 0), dtype=np.uint64)
+_EMPTY_CODES = read_only(np.zeros(0, dtype=np.int32))
+_EMPTY_MEMBERS = read_only(np.zeros((0, 0), dtype=np.uint64))
 _NO_SKETCH = np.zeros((0, ks.N_BUCKETS), dtype=np.int64)
 
 
@@ -308,7 +308,7 @@ def _widened(parts):
             wide = buf[at:at + values.shape[0]]
             np.copyto(wide, values)
             at += values.shape[0]
-            values = wide
+            values = read_only(wide)  # as the float64 columns' own values (one kernel signature)
         out.append(((values, bits, offset), codes, members))
     return out
 
@@ -499,8 +499,9 @@ class _Accumulator:
         pieces of those it cuts, and its integer counts (added to this thread's state)."""
         sb, views, counted = item
         n, start = sb.batch.num_rows, sb.batch.start
-        codes = sb.codes if sb.codes is not None else _EMPTY_CODES
-        members = sb.members if sb.members is not None else _EMPTY_MEMBERS
+        # read-only whatever made them (a column's codes, labels computed here): one signature
+        codes = read_only(sb.codes) if sb.codes is not None else _EMPTY_CODES
+        members = read_only(sb.members) if sb.members is not None else _EMPTY_MEMBERS
         state = self._acquire()
         try:
             kp.count_rows(codes, members, n, state.rows)
@@ -531,7 +532,7 @@ class _Accumulator:
                     profile_codes = np.take(mapping, view.values, mode="clip")
                 else:  # no value met yet: all rows null
                     profile_codes = np.zeros(len(view), dtype=np.int32)
-                kp.profile_category(profile_codes, bits, offset, codes, members, state.categories[j])
+                kp.profile_category(read_only(profile_codes), bits, offset, codes, members, state.categories[j])
         finally:
             self._release(state)
         return _BatchResult(n, blocks)

@@ -99,7 +99,22 @@ class ColumnView:
         return [x if v else None for x, v in zip(self.to_numpy().tolist(), valid)]
 
 
-_NO_BITS = np.zeros(0, dtype=np.uint8)
+def read_only(a):
+    """``a``, or a view of it, that cannot be written.
+
+    Every array a column view hands to the kernels is read-only, whatever its source: Numba
+    compiles a kernel once per combination of read-only and writable arguments, and an
+    Arrow buffer is read-only when memory-mapped from a file and often writable in memory, so
+    without this one rule a kernel warmed up on one kind of source would compile again, on a
+    request, for the other.
+    """
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+_NO_BITS = read_only(np.zeros(0, dtype=np.uint8))
 
 
 def validity_bits(view):
@@ -115,10 +130,10 @@ def kernel_numbers(view):
     are, other numbers widened to float64, booleans unpacked to 0/1 (so a kernel compiles two
     specialisations, not one per integer type)."""
     if view.kind == BOOLEAN:
-        return unpack_bits(view.values, view.values_offset, view.length).astype(np.float64)
+        return read_only(unpack_bits(view.values, view.values_offset, view.length).astype(np.float64))
     if view.values.dtype in (np.float32, np.float64):
         return view.values
-    return view.values.astype(np.float64)
+    return read_only(view.values.astype(np.float64))
 
 
 def unpack_bits(bitmap, offset, length):
@@ -133,14 +148,14 @@ def _bitmap_view(buf, offset, length):
     """The bytes of ``buf`` covering bits ``offset .. offset+length``, and the bit offset in them."""
     first = offset // 8
     last = (offset + length + 7) // 8
-    data = np.frombuffer(buf, dtype=np.uint8, count=last)
+    data = read_only(np.frombuffer(buf, dtype=np.uint8, count=last))
     return data[first:last], offset % 8
 
 
 def _values_view(buf, dtype, offset, length):
     if length == 0 or buf is None:
-        return np.zeros(0, dtype=dtype)
-    return np.frombuffer(buf, dtype=dtype, count=offset + length)[offset:]
+        return read_only(np.zeros(0, dtype=dtype))
+    return read_only(np.frombuffer(buf, dtype=dtype, count=offset + length)[offset:])
 
 
 def check_supported(name, arrow_type):
@@ -201,7 +216,7 @@ def view_of(name, array, unifier=None):
     if kind == BOOLEAN:
         validity, voff = _validity(array)
         bits, boff = _bitmap_view(array.buffers()[1], array.offset, len(array)) if len(array) else (
-            np.zeros(0, np.uint8), 0)
+            _NO_BITS, 0)
         return ColumnView(name, BOOLEAN, t, bits, len(array), validity, voff, array.null_count, boff)
     if kind == TEMPORAL:
         unit = "D" if pa.types.is_date32(t) else ("ms" if pa.types.is_date64(t) else t.unit)
@@ -210,7 +225,7 @@ def view_of(name, array, unifier=None):
             # int32 days widened to int64 (one small copy) so kernels see one time dtype
             raw = _values_view(array.buffers()[1], np.int32, array.offset, len(array))
             validity, voff = _validity(array)
-            return ColumnView(name, TEMPORAL, t, raw.astype(np.int64), len(array), validity, voff,
+            return ColumnView(name, TEMPORAL, t, read_only(raw.astype(np.int64)), len(array), validity, voff,
                               array.null_count, unit=unit, tz=tz)
         return _make_view(name, TEMPORAL, t, array, np.int64, unit=unit, tz=tz)
     return _make_view(name, NUMERIC, t, array, np.dtype(t.to_pandas_dtype()))
@@ -390,7 +405,7 @@ def _check_offsets(array, what):
     if len(array) == 0:
         return
     buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=dtype, count=array.offset + len(array) + 1)[array.offset:]
+    offsets = read_only(np.frombuffer(buffers[1], dtype=dtype, count=array.offset + len(array) + 1)[array.offset:])
     data_size = buffers[2].size if buffers[2] is not None else 0
     bad = ks.first_bad_offset(offsets, data_size)
     if bad >= 0:

@@ -3,21 +3,22 @@ import numpy as np
 
 from ...cluster import FeatureError
 from ...errors import ParameterError
-from ...io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind
+from ...io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, read_only
 
-_NO_BITS = np.zeros(0, dtype=np.uint8)
+_NO_BITS = read_only(np.zeros(0, dtype=np.uint8))
 
 
 def _numeric_input(view):
     """(values as float32/float64, validity bitmap or empty, bit offset) of a numeric view."""
     bits = view.validity if view.validity is not None else _NO_BITS
     if view.kind == BOOLEAN:
-        return view.to_numpy().astype(np.float64), bits, view.validity_offset
+        return read_only(view.to_numpy().astype(np.float64)), bits, view.validity_offset
     values = view.values
     if values.dtype != np.float64 and values.dtype != np.float32:
         # two value dtypes for the kernels, not ten; integers beyond 2**53 round
         values = values.astype(np.float64)
-    return values, bits, view.validity_offset
+    # read-only, as every column array the kernels get (see segmint.io.columns.read_only)
+    return read_only(values), read_only(bits), view.validity_offset
 
 
 def _type_problem(feature, kind, arrow_type):
