@@ -34,7 +34,7 @@ EVENT_BATCH_SIZE = 1 << 22
 # its bucket tasks fold them in segment order. Counts, firsts and lasts are exact in any order.
 
 from ..io import open as open_source
-from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind
+from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind, read_only
 from .._memory import pool_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
@@ -415,7 +415,8 @@ class _Scan:
         ids = keys + (self.base or 0)
         # customers per hash partition, by the kernel that partitions events (time 0, kept)
         counts = np.zeros(agg.N_PART, dtype=np.int64)
-        _partition_count(_KernelColumn(ids), _KernelColumn(np.zeros(ids.size, np.int64)), _ALL_TIMES_AT_0,
+        _partition_count(_KernelColumn(read_only(ids)), _KernelColumn(read_only(np.zeros(ids.size, np.int64))),
+                         _ALL_TIMES_AT_0,
                          as_of_us=0, rows=(0, ids.size), dense=False, base=0,
                          part=np.empty(ids.size, np.int16), counts=counts,
                          report=np.zeros(3, np.int64), bad_row=np.full(1, -1, np.int64))
@@ -465,7 +466,7 @@ class _Scan:
             ts_col = _KernelColumn(ts_view.values.view(np.int64), _bits(ts_view), ts_view.validity_offset)
             if inp.amount is not None:
                 a_view = batch[inp.amount]
-                amount_col = _KernelColumn(a_view.values.astype(np.float64, copy=False), _bits(a_view),
+                amount_col = _KernelColumn(read_only(a_view.values.astype(np.float64, copy=False)), _bits(a_view),
                                            a_view.validity_offset)
             else:
                 amount_col = _KernelColumn(_NO_FLOATS)
@@ -700,8 +701,8 @@ class _StringIds:
                 nulls += self._number(_string_buffers(piece), out)
             row += m
         if nulls:
-            return _KernelColumn(codes, np.packbits(codes >= 0, bitorder="little"), 0)
-        return _KernelColumn(codes)
+            return _KernelColumn(read_only(codes), read_only(np.packbits(codes >= 0, bitorder="little")), 0)
+        return _KernelColumn(read_only(codes))
 
     def _dictionary_codes(self, piece, out):
         dictionary = piece.dictionary
@@ -855,9 +856,10 @@ def _part_ranges(starts, n_threads):
 
 def _id_values(view, inp):
     """A batch's ids as int64 for the kernels (uint64 ids with their top bit flipped)."""
+    # read-only whatever the source: one kernel signature (see segmint.io.columns.read_only)
     if inp.flip_ids:
-        return view.values.view(np.int64) ^ _SIGN
-    return view.values.astype(np.int64, copy=False)
+        return read_only(view.values.view(np.int64) ^ _SIGN)
+    return read_only(view.values.astype(np.int64, copy=False))
 
 
 # -- the partition kernels, called by name ------------------------------------------------------
@@ -1044,7 +1046,7 @@ def _bits(view):
     return view.validity if view.validity is not None else _NO_BITS
 
 
-_NO_BITS = np.zeros(0, dtype=np.uint8)
-_NO_CODES = np.zeros(0, dtype=np.int32)
-_NO_FLOATS = np.zeros(0, dtype=np.float64)
+_NO_BITS = read_only(np.zeros(0, dtype=np.uint8))
+_NO_CODES = read_only(np.zeros(0, dtype=np.int32))
+_NO_FLOATS = read_only(np.zeros(0, dtype=np.float64))
 _NO_BYTES = np.zeros(1, dtype=np.uint8)  # one byte: Numba gets a non-empty buffer

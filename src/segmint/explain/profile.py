@@ -343,9 +343,9 @@ def _member_slice(members, lo, hi):
     """Membership words of rows ``lo .. hi - 1`` (a copy: the kernels want C-contiguous words)."""
     if members.shape[0] == 0:
         return members
-    if lo % 64 == 0:
-        return np.ascontiguousarray(members[:, lo // 64:(hi + 63) // 64])
-    return _member_words(_member_bools(members, lo, hi))
+    if lo % 64 == 0:  # read-only, as every other argument of the kernels: one signature
+        return read_only(np.ascontiguousarray(members[:, lo // 64:(hi + 63) // 64]))
+    return read_only(_member_words(_member_bools(members, lo, hi)))
 
 
 class _FirstSeen:
@@ -600,7 +600,8 @@ class _Accumulator:
         """Moments of the block made of ``pieces`` (in row order), by the kernels' passes over
         the pieces one after the other: the bits of one call over the whole block."""
         parts = [(p.columns, p.codes if p.codes is not None else _EMPTY_CODES,
-                  _member_words(p.members) if p.members is not None else _EMPTY_MEMBERS) for p in pieces]
+                  read_only(_member_words(p.members)) if p.members is not None else _EMPTY_MEMBERS)
+                 for p in pieces]
         state = self._acquire()
         try:
             return self._moments(parts, state)
@@ -708,7 +709,7 @@ def _numbers(view, reach=False):
     (:func:`segmint.io.columns.kernel_numbers`)."""
     values = kernel_numbers(view)
     if reach:  # reachable: a finite non-zero value counts as one customer; NaN/inf do not
-        values = (np.isfinite(values) & (values != 0)).astype(np.float64)
+        values = read_only((np.isfinite(values) & (values != 0)).astype(np.float64))
     return values
 
 

@@ -66,7 +66,7 @@ from .._parallel import ordered_map
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
 from ..io import DEFAULT_BATCH_SIZE
 from ..io import open as open_source
-from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, kernel_numbers, validity_bits
+from ..io.columns import BOOLEAN, DICTIONARY, NUMERIC, column_kind, kernel_numbers, read_only, validity_bits
 
 kpsi = lazy_import("segmint.kernels.psi")  # on first use: see segmint._lazy (a model's load reads this module)
 ks = lazy_import("segmint.kernels.sketch")
@@ -514,7 +514,7 @@ def numeric_arrays(view):
     each value anyway, and one value dtype halves their compiles in a cold warm-up)."""
     values = kernel_numbers(view)
     if values.dtype == np.float32:
-        values = values.astype(np.float64)
+        values = read_only(values.astype(np.float64))  # read-only as the views' own: one signature
     return (values,) + validity_bits(view)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from ...cluster import FeatureError
 from ...kernels import transform as kt
+from ...io.columns import read_only
 from .checks import _NO_BITS, _numeric_input
 
 BLOCK_ROWS = 4096
@@ -72,7 +73,7 @@ class _NumericStats:
 
     def _chain(self, raw):
         """Impute-free chain without clip or scaling: ``log1p(x)`` or ``x``, as the kernel computes it."""
-        raw = np.ascontiguousarray(raw, dtype=np.float64)
+        raw = read_only(np.ascontiguousarray(raw, dtype=np.float64))  # as column values: one signature
         out = np.empty((raw.size, 1), dtype=np.float64)
         kt.apply_numeric(raw, _NO_BITS, 0, 0, raw.size, 0.0, False, self.feature.log1p, 0.0, 0.0, False,
                          0.0, 1.0, 0, -1, out, np.zeros(3, dtype=np.int64))
