@@ -25,7 +25,7 @@ so padding never wins.
 """
 import numpy as np
 
-from .settings import kernel
+from .settings import kernel, subroutine
 from .simd import (NATIVE_VECTOR_BYTES, fmadd, lanes_of, transpose_16B, transpose_32B, transpose_64B, vadd,
                    vfill, vfill_labels, vfma, vless, vload, vmax, vmin, vselect, vstore)
 
@@ -97,6 +97,21 @@ def _fill_tile(X, lo, m, tile):
         for i in range(m):
             for j in range(d):
                 tile[j, i] = X[lo + i, j]
+
+
+@subroutine
+def _load_tile(X, fm, d, start, m, tile):
+    """Rows ``start..start+m`` into ``tile[:d, :m]``, feature-major: from X (n, d), or, when ``fm``,
+    from the C-ordered transpose (d, n) of a Fortran-ordered block, a contiguous copy per feature.
+    A subroutine: compiled into each assignment kernel, no signature of its own."""
+    if fm:
+        for j in range(d):
+            src = X[j]
+            t = tile[j]
+            for i in range(m):
+                t[i] = src[start + i]
+    else:
+        _fill_tile(X, start, m, tile)
 
 
 @kernel
@@ -309,14 +324,7 @@ def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_di
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
-        if fm:  # a contiguous copy per feature
-            for j in range(d):
-                src = X[j]
-                t = tile[j]
-                for i in range(m):
-                    t[i] = src[start + i]
-        else:
-            _fill_tile(X, start, m, tile)
+        _load_tile(X, fm, d, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
         if with_dist:
             _add_row_norms(tile, d, best_d)
@@ -513,14 +521,7 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
-        if fm:  # a contiguous copy per feature
-            for j in range(d):
-                src = X[j]
-                t = tile[j]
-                for i in range(m):
-                    t[i] = src[start + i]
-        else:
-            _fill_tile(X, start, m, tile)
+        _load_tile(X, fm, d, start, m, tile)
         for j in range(dp):
             t = tile[j]
             t32 = tile32[j]
@@ -631,14 +632,7 @@ def assign_rows_sums(X, fm, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     best_l = np.empty(TILE, np.int32)
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
-        if fm:  # a contiguous copy per feature
-            for j in range(d):
-                src = X[j]
-                t = tile[j]
-                for i in range(m):
-                    t[i] = src[start + i]
-        else:
-            _fill_tile(X, start, m, tile)
+        _load_tile(X, fm, d, start, m, tile)
         _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
         _add_row_norms(tile, d, best_d)
         for i in range(m):
