@@ -391,7 +391,7 @@ IN_TWO = """
     from segmint import _warmup
     from segmint.kernels.reduce import weighted_sum
     from segmint.kernels.gather import gather_rows
-    ok = _warmup._compile_in_processes(%s)
+    ok = _warmup._wait_children(_warmup._start_children(%s))
     sums = tuple(numba.typeof(a) for a in (np.ones(3), np.ones(0), 0, 3, np.zeros(1)))
     gather = tuple(numba.typeof(a) for a in (np.ones((4, 2)), False, np.arange(2), 0, 2, np.empty((2, 2))))
     # nothing compiled here: what is cached came from the children

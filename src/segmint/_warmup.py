@@ -289,7 +289,13 @@ def _run_parts(parts):
 
 
 def _start_children(shares):
-    """Start one child process per non-empty share of warm-up parts; return their handles."""
+    """Start one child process per non-empty share of warm-up parts, filling the Numba cache;
+    return their handles.
+
+    Only a head start: :func:`warmup` then runs every part itself (loading what the children
+    cached, compiling whatever they did not: a child that failed, was killed, or lost a cache
+    index entry to a race), so the result never depends on them.
+    """
     import subprocess
     import sys
 
@@ -317,17 +323,6 @@ def _wait_children(children, timeout=900.0):
             child.kill()
             child.wait()
     return ok
-
-
-def _compile_in_processes(shares, timeout=900.0):
-    """Run each share of warm-up parts in a child process at once, filling the Numba cache.
-
-    Only a head start: the caller then runs every part itself (loading what the children
-    cached, compiling whatever they did not: a child that failed, was killed, or lost a cache
-    index entry to a race), so the result never depends on the children. Returns the number of
-    children that ended well.
-    """
-    return _wait_children(_start_children(shares), timeout)
 
 
 def _compile_shares(shares):

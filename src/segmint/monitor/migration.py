@@ -37,6 +37,7 @@ from .._lazy import lazy_import
 from .._parallel import chunk_bounds, run_chunks
 from ..explain.segments import MAX_SEGMENTS
 from ..errors import DataError, ParameterError, UnsupportedTypeError, unknown_column
+from ..io.columns import read_only
 from ..io.source import open as open_source
 from ..io.writers import write_text
 from ..kernels import join as _join
@@ -175,14 +176,6 @@ def _on_union(matrix, from_names, to_names, names):
     return square
 
 
-def _read_only(array):
-    """A read-only view of ``array`` (no copy): one kernel signature for Arrow views and
-    arrays computed here alike."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column):
     """The (n_from + 1, n_to + 1) pair counts: both snapshots scattered into slots side by
     side, then the slots counted in fixed chunks whose matrices are added in chunk order."""
@@ -190,7 +183,7 @@ def _crosstab(prev, prev_keys, cur, cur_keys, base, span, id_column):
     jobs = [(prev, prev_keys, slots[0]), (cur, cur_keys, slots[1])]
     # keys and codes are zero-copy Arrow views (read-only) or computed (writable) depending on
     # the ids: read-only views of both always, so scatter_codes compiles once, not per mix
-    rows = run_chunks(lambda job: _join.scatter_codes(_read_only(job[1]), base, _read_only(job[0].codes),
+    rows = run_chunks(lambda job: _join.scatter_codes(read_only(job[1]), base, read_only(job[0].codes),
                                                       job[2]), jobs)
     for (snap, _, _), row in zip(jobs, rows):
         if row >= 0:

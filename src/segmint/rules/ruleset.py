@@ -24,6 +24,7 @@ from .._time import time_scale
 from ..errors import DataError, ParameterError
 from ..io import DEFAULT_BATCH_SIZE, ResultWriter
 from ..io import open as open_source
+from ..io.columns import read_only
 from ..io.source import _decode
 from ..kernels import rules as vm
 from ..kernels.membership import pair_counts, to_bitmask
@@ -744,7 +745,7 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
             if big.any():
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
-        bits = _ro(view.validity) if view.validity is not None else _NO_BITS
+        bits = read_only(view.validity) if view.validity is not None else _NO_BITS
         vm.bitmap_words(bits, view.validity_offset, n, col_valid[j])
         # the kernels read a column as its bytes and its type code: one compiled variant each
         # for every column type
@@ -766,8 +767,8 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
     col_f = _buffer("col_f", (cb, words), np.uint64)
     for j, name in enumerate(program.bool_columns):
         view = batch[name]
-        vbits = _ro(view.validity) if view.validity is not None else _NO_BITS
-        vm.load_bool(_ro(view.values), view.values_offset, vbits, view.validity_offset, n, col_t[j], col_f[j])
+        vbits = read_only(view.validity) if view.validity is not None else _NO_BITS
+        vm.load_bool(read_only(view.values), view.values_offset, vbits, view.validity_offset, n, col_t[j], col_f[j])
     col_i = _string_codes(program, batch, n)
     # results that leave this function are fresh arrays; counting alone writes none
     if waterfall and keep:
@@ -784,7 +785,7 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
     bits = pool_array((k, words), np.uint64) if kept else np.empty((0, 0), dtype=np.uint64)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
-    vm.run_program(code, consts, lut_array, lut_masks, plane_bits, col_v, col_valid, col_t, col_f, _ro(col_i),
+    vm.run_program(code, consts, lut_array, lut_masks, plane_bits, col_v, col_valid, col_t, col_f, read_only(col_i),
                    n, program.n_num, program.n_bool, labels, assign.dtype.itemsize, k, bits, matched, unknown)
     return assign, bits, matched, unknown
 
@@ -801,8 +802,8 @@ def _string_codes(program, batch, n):
     col_i = _buffer("col_i", (len(names), n), np.int32)
     for j, name in enumerate(names):
         view = batch[name]
-        vbits = _ro(view.validity) if view.validity is not None else _NO_BITS
-        vm.load_codes(_ro(view.values), vbits, view.validity_offset, len(view.dictionary), col_i[j])
+        vbits = read_only(view.validity) if view.validity is not None else _NO_BITS
+        vm.load_codes(read_only(view.values), vbits, view.validity_offset, len(view.dictionary), col_i[j])
     return col_i
 
 
@@ -813,7 +814,7 @@ def _tail(values):
     if not rest:  # not read: any array of the type
         tail = _ZERO_TAILS.get(values.dtype)
         if tail is None:
-            tail = _ZERO_TAILS[values.dtype] = _ro(np.zeros(64, dtype=values.dtype))
+            tail = _ZERO_TAILS[values.dtype] = read_only(np.zeros(64, dtype=values.dtype))
         return tail
     tail = np.zeros(64, dtype=values.dtype)
     tail[:rest] = values[len(values) - rest:]
@@ -908,16 +909,7 @@ _NO_LABELS = np.zeros(0, dtype=np.uint8)
 def _bytes(values):
     """A numeric column's values as read-only bytes (uint8), no copy: the kernels view them as
     the column's type (``segmint.kernels.rules.KINDS``)."""
-    return _ro(np.ascontiguousarray(values).view(np.uint8))
-
-
-def _ro(array):
-    """A read-only view: memory-mapped and in-memory columns then share one compiled variant."""
-    if not array.flags.writeable:
-        return array
-    view = array.view()
-    view.flags.writeable = False
-    return view
+    return read_only(np.ascontiguousarray(values).view(np.uint8))
 
 
 def _segments(spec):
