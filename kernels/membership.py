@@ -6,7 +6,7 @@ per 64 rows.
 """
 import numpy as np
 
-from .settings import kernel
+from .settings import kernel, subroutine
 from .simd import popcount
 
 
@@ -20,12 +20,23 @@ def pair_counts(bits, out):
         in segment s; bits past the last row are zero
     out : (k, k) int64, INOUT: symmetric; the diagonal gets each segment's size
     """
-    k, nw = bits.shape
+    _pair_counts(bits, 0, bits.shape[1], out)
+
+
+@subroutine
+def _pair_counts(bits, w0, w1, out):
+    """:func:`pair_counts` over words ``w0 .. w1`` only (the rule engine counts a sub-block's
+    overlaps while its membership words are in cache)."""
+    k = bits.shape[0]
     for i in range(k):
+        # rows as 1-D slices, counted from 0: this loop vectorises fully; over bits[i, w] or
+        # range(w0, w1) it measured 2.7x slower (10 x 4,096 words: 104 against 39 us)
+        row_i = bits[i, w0:w1]
         for j in range(i, k):
+            row_j = bits[j, w0:w1]
             total = 0
-            for w in range(nw):
-                total += popcount(bits[i, w] & bits[j, w])
+            for w in range(row_i.shape[0]):
+                total += popcount(row_i[w] & row_j[w])
             out[i, j] += total
             if j != i:
                 out[j, i] += total

@@ -41,6 +41,7 @@ type inside by an intrinsic), helpers that only kernels call are subroutines com
 caller (:func:`.settings.subroutine`), and no helper is called with a constant argument (numba would
 compile it again for the value).
 """
+import ctypes
 import operator
 
 import numpy as np
@@ -50,6 +51,7 @@ from numba.core import config
 from numba.extending import intrinsic
 
 from .settings import EXACT, kernel, subroutine
+from .membership import _pair_counts
 from .simd import popcount
 
 SUB = 4096
@@ -254,6 +256,31 @@ def _as_type(typingctx, raw, dtype):
 
 
 @intrinsic
+def _bytes_at(typingctx, address, nbytes):
+    """``nbytes`` bytes of memory at ``address`` as a read-only uint8 array, no copy, no checks.
+
+    Lets :func:`load_batch` take all of a batch's columns in one call, however many there are (a
+    tuple or list of arrays would compile a variant per column count, or cost more to build
+    than the call): the caller passes each column's address and size in a table of integers,
+    and keeps the arrays alive for the call."""
+    if not (isinstance(address, types.Integer) and isinstance(nbytes, types.Integer)):
+        return None
+    result = types.Array(types.uint8, 1, "C", readonly=True)
+    sig = result(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        from numba.np.arrayobj import populate_array
+
+        out = context.make_array(result)(context, builder)
+        one = ir.Constant(context.get_value_type(types.intp), 1)
+        populate_array(out, data=builder.inttoptr(args[0], out.data.type), shape=[args[1]], strides=[one],
+                       itemsize=one, meminfo=None)
+        return out._getvalue()
+
+    return sig, codegen
+
+
+@intrinsic
 def _pick(typingctx, regs, cols, i, lo, count):
     """An operand's rows as a 1-D array: ``regs[i, :count]`` (a temporary) when ``i >= 0``, else
     ``cols[-i - 1, lo:lo + count]`` (an input column), no copy, no checks.
@@ -321,6 +348,14 @@ if config.DISABLE_JIT:
 
     def _as_type(raw, dtype):  # noqa: F811
         return raw.view(dtype)
+
+    def _bytes_at(address, nbytes):  # noqa: F811
+        if nbytes == 0:
+            out = np.zeros(0, np.uint8)
+        else:
+            out = np.ctypeslib.as_array((ctypes.c_uint8 * int(nbytes)).from_address(int(address)))
+        out.flags.writeable = False
+        return out
 
     def _table_bits64(codes, base, table):  # noqa: F811
         shifts = codes[base:base + 64].astype(np.uint64)
@@ -449,6 +484,12 @@ def load_bool(bits, bit_offset, vbits, vbit_offset, n, out_t, out_f):
     out_t, out_f : (>= ceil(n / 64),) uint64, OUT: rows true / rows false (null: neither);
         zero past row ``n``
     """
+    _load_bool(bits, bit_offset, vbits, vbit_offset, n, out_t, out_f)
+
+
+@_subroutine
+def _load_bool(bits, bit_offset, vbits, vbit_offset, n, out_t, out_f):
+    """:func:`load_bool`'s body, compiled into the kernels that call it (see :func:`load_batch`)."""
     nw = (n + 63) >> 6
     bitmap_words(bits, bit_offset, n, out_t)
     bitmap_words(vbits, vbit_offset, n, out_f)  # validity (all set when vbits is empty)
@@ -505,6 +546,12 @@ def column_planes(raw, kind, tail, valid, scale, ks, codes, out, n):
         rows where it is false are ``~out & valid``); zero past row ``n``
     n : int, rows
     """
+    _column_planes(raw, kind, tail, valid, scale, ks, codes, out, n)
+
+
+@_subroutine
+def _column_planes(raw, kind, tail, valid, scale, ks, codes, out, n):
+    """:func:`column_planes`'s body, compiled into the kernels that call it (see :func:`load_batch`)."""
     q = ks.shape[0]
     full = n >> 6
     blocks = (full + WORDS - 1) // WORDS
@@ -570,6 +617,12 @@ def integer_planes(raw, kind, tail, valid, ks, codes, out, n):
     out : (q, ceil(n / 64)) uint64, OUT: rows where comparison p is true; zero past row ``n``
     n : int, rows
     """
+    _integer_planes(raw, kind, tail, valid, ks, codes, out, n)
+
+
+@_subroutine
+def _integer_planes(raw, kind, tail, valid, ks, codes, out, n):
+    """:func:`integer_planes`'s body, compiled into the kernels that call it (see :func:`load_batch`)."""
     q = ks.shape[0]
     full = n >> 6
     blocks = (full + WORDS - 1) // WORDS
@@ -650,7 +703,7 @@ def integer_planes(raw, kind, tail, valid, ks, codes, out, n):
 
 @kernel(fastmath=set(EXACT))
 def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, col_f, col_i,
-                n, n_num, n_bool, labels, label_size, default, member, matched, unknown):
+                n, n_num, n_bool, labels, label_size, default, member, matched, unknown, overlaps):
     """Run a compiled rule program over ``n`` rows, bit-sliced (see the module's docstring).
 
     Parameters
@@ -678,6 +731,9 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
         (true rows), Arrow's boolean layout, zero past row ``n``
     matched, unknown : (s,) int64, INOUT: per segment, rows counted true / null (waterfall:
         of the rows no earlier segment took)
+    overlaps : (s, s) int64, INOUT: when not empty (multi mode with ``member``), the rows in both
+        segments i and j are added to ``overlaps[i, j]`` (``membership.pair_counts``: here, on a
+        worker thread, rather than one more call per batch)
     """
     # (not max(): a function to compile; these are at least 1 row)
     num_rows = n_num if n_num > 1 else 1
@@ -695,6 +751,7 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
         label_bits += 1
     lab_bits = np.empty((label_bits, WORDS), np.uint64)
     has_member = member.shape[0] > 0
+    has_overlaps = overlaps.shape[0] > 0
     has_labels = labels.shape[0] > 0
     for s in range(0, n, SUB):
         m = SUB if n - s > SUB else n - s
@@ -775,6 +832,77 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
                     for w in range(mw):
                         lab_bits[i, w] |= free[w]
             _store_labels(lab_bits, label_bits, labels, label_size, s, m)
+    if has_overlaps:
+        _pair_counts(member, 0, member.shape[1], overlaps)
+
+
+# Columns of load_batch's tables: a numeric column's row of ``num`` ...
+N_ADDR, N_NBYTES, N_KIND, N_VADDR, N_VNBYTES, N_VOFFSET, N_LO, N_HI, N_INTEGER, N_VALUES = range(10)
+# ... and a boolean column's row of ``bools``
+B_ADDR, B_NBYTES, B_OFFSET, B_VADDR, B_VNBYTES, B_VOFFSET = range(6)
+TAIL_BYTES = 64 * 8  # a word's worth of rows of the widest type
+
+
+@kernel(fastmath=set(EXACT))
+def load_batch(num, scales, tails, ks, codes, iks, icodes, bools, planes, col_v, col_valid, col_t, col_f, n):
+    """A batch's columns, loaded for :func:`run_program`, in one call.
+
+    The same work as calling :func:`bitmap_words`, then :func:`integer_planes` or
+    :func:`column_planes`, then :func:`load_numeric` for each numeric column, and
+    :func:`load_bool` for each boolean column, but one call from Python instead of one or more
+    per column: with several Python threads evaluating batches, every return from a kernel
+    waits for the interpreter lock, and on 262,144-row batches those waits cost more than a
+    fifth of the evaluation.
+
+    Parameters
+    ----------
+    num : (cn, 10) int64, IN: per numeric column (fields ``N_ADDR`` ...): address and size in
+        bytes of its values; its type (``KINDS``); address, size in bytes and bit offset of its
+        validity bitmap (size 0: every row valid); its planes ``lo .. hi`` (rows of ``planes``);
+        1 to compare it in its own type (:func:`integer_planes`, int32/int64 only); 1 to load
+        its values into ``col_v`` (arithmetic reads them). The caller keeps the memory alive.
+    scales : (cn,) float64, IN: per numeric column, the multiplier to microseconds (1: numbers)
+    tails : (cn, TAIL_BYTES) uint8, scratch: each column's last ``n % 64`` rows, padded
+    ks, codes : (P,) float64 and int64, IN: per plane, the constant and comparison code
+        (:func:`column_planes`)
+    iks, icodes : (P,) int64, IN: per plane of an integer-compared column, the integer threshold
+        and code (:func:`integer_planes`); unread for other planes
+    bools : (cb, 6) int64, IN: per boolean column (fields ``B_ADDR`` ...): address and size in
+        bytes of its value bitmap, its bit offset; the same for its validity bitmap (size 0: all
+        valid)
+    planes : (P, ceil(n / 64)) uint64, OUT: rows where each plane's comparison is true
+    col_v : (cn, n) float64, OUT: the values of the columns loaded (others untouched; may be
+        ``(cn, 0)`` when none is)
+    col_valid : (cn, ceil(n / 64)) uint64, OUT: validity words of the numeric columns
+    col_t, col_f : (cb, ceil(n / 64)) uint64, OUT: boolean columns as true / false words
+    n : int, rows
+    """
+    rest = n & 63
+    for j in range(num.shape[0]):
+        kind = num[j, N_KIND]
+        raw = _bytes_at(num[j, N_ADDR], num[j, N_NBYTES])
+        bitmap_words(_bytes_at(num[j, N_VADDR], num[j, N_VNBYTES]), num[j, N_VOFFSET], n, col_valid[j])
+        lo = num[j, N_LO]
+        hi = num[j, N_HI]
+        if hi > lo:
+            if rest != 0:  # the last rows, padded to a word (the planes' tail argument)
+                size = num[j, N_NBYTES] // n
+                first = (n - rest) * size
+                for b in range(rest * size):
+                    tails[j, b] = raw[first + b]
+                for b in range(rest * size, TAIL_BYTES):
+                    tails[j, b] = 0
+            if num[j, N_INTEGER] != 0:
+                _integer_planes(raw, kind, tails[j], col_valid[j], iks[lo:hi], icodes[lo:hi], planes[lo:hi], n)
+            else:
+                _column_planes(raw, kind, tails[j], col_valid[j], scales[j], ks[lo:hi], codes[lo:hi], planes[lo:hi],
+                               n)
+        if num[j, N_VALUES] != 0:
+            # (np.int64(0), not 0: numba compiles a kernel called with a constant once per value)
+            load_numeric(raw, kind, np.int64(0), n, scales[j], col_v[j])
+    for j in range(bools.shape[0]):
+        _load_bool(_bytes_at(bools[j, B_ADDR], bools[j, B_NBYTES]), bools[j, B_OFFSET],
+                   _bytes_at(bools[j, B_VADDR], bools[j, B_VNBYTES]), bools[j, B_VOFFSET], n, col_t[j], col_f[j])
 
 
 @_subroutine

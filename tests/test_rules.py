@@ -220,8 +220,7 @@ def test_rule_set_forms_and_files(tmp_path):
 def test_a_new_rule_set_compiles_nothing():
     table = segmint.make_customers(500, random_state=3)
     RuleSet({"warm": "frequency > 1 and region = 'NY' and email_opt_in"}).evaluate(table)
-    kernels = [vm.run_program, vm.load_numeric, vm.load_bool, vm.load_codes, vm.bitmap_words, vm.column_planes,
-               vm.integer_planes]
+    kernels = [vm.run_program, vm.load_batch, vm.load_codes]
     before = [len(k.signatures) for k in kernels]
     rules = {f"s{i}": f"frequency >= {i % 7} and (monetary > {i * 13} or region in ('NY', 'CA')) "
                       f"and days_since(last_order_date) <= {30 + i}" for i in range(100)}

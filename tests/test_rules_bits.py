@@ -14,7 +14,7 @@ import segmint
 from segmint.kernels import rules as vm
 from segmint.rules import RuleSet
 from segmint.rules.peephole import hoist_comparisons
-from segmint.rules.ruleset import _bytes, _integer_thresholds, _tail
+from segmint.rules.ruleset import _address, _bytes, _integer_thresholds
 from test_rules import random_table, rows_of
 
 SIZES = [0, 1, 7, 63, 64, 65, 130, 4097]
@@ -132,6 +132,99 @@ def test_integer_planes_give_the_float64_answers(dtype, n):
     vm.integer_planes(_bytes(values), vm.KINDS[values.dtype], _bytes(_tail(values)), valid, ks.astype(np.int64), codes,
                       out, n)
     _check_planes(out, values, valid_rows, pairs, 1.0, n)
+
+
+def _tail(values):
+    """The last ``len(values) % 64`` values padded to 64 with zeros (the planes' tail argument)."""
+    rest = len(values) % 64
+    tail = np.zeros(64, dtype=values.dtype)
+    tail[:rest] = values[len(values) - rest:]
+    tail.flags.writeable = False
+    return tail
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_load_batch_is_its_kernels_called_one_by_one(n):
+    """load_batch against the kernels it stands for, called from Python one by one: every column
+    type, sliced columns (offsets), nulls, integer and float64 planes, loaded values and
+    boolean columns."""
+    rng = np.random.default_rng(n + 11)
+    columns, keep = [], []
+    for j, dtype in enumerate(DTYPES):
+        offset = j % 3
+        values, valid_rows, _ = _column(dtype, n + offset, 7 * n + j)
+        array = pa.array(values, mask=~valid_rows).slice(offset, n)
+        view = segmint.io.columns.view_of(f"c{j}", array)
+        columns.append((view, dtype in (np.int32, np.int64)))
+    pairs = [(k, c) for k in CONSTANTS[:6] for c in OPS]
+    cn, words, q = len(columns), (n + 63) // 64, len(pairs)
+    ks = np.array([k for k, _ in pairs] * cn, np.float64)
+    codes = np.array([c for _, c in pairs] * cn, np.int64)
+    iks, icodes = np.zeros(q * cn, np.int64), np.zeros(q * cn, np.int64)
+    num = np.zeros((cn, 10), np.int64)
+    scales = np.array([1e6 if j % 4 == 0 else 1.0 for j in range(cn)])  # (integer columns: 1)
+    expected_planes = np.zeros((q * cn, words), np.uint64)
+    expected_valid = np.zeros((cn, words), np.uint64)
+    expected_v = np.zeros((cn, n), np.float64)
+    for j, (view, integer) in enumerate(columns):
+        values = view.values
+        lo, hi = j * q, (j + 1) * q
+        validity = view.validity if view.validity is not None else np.zeros(0, np.uint8)
+        keep.append(validity)
+        vm.bitmap_words(validity, view.validity_offset, n, expected_valid[j])
+        if integer:
+            iks[lo:hi], icodes[lo:hi] = _integer_thresholds(ks[lo:hi], codes[lo:hi], values.dtype)
+            vm.integer_planes(_bytes(values), vm.KINDS[values.dtype], _bytes(_tail(values)), expected_valid[j],
+                              iks[lo:hi], icodes[lo:hi], expected_planes[lo:hi], n)
+        else:
+            vm.column_planes(_bytes(values), vm.KINDS[values.dtype], _bytes(_tail(values)), expected_valid[j],
+                             scales[j], ks[lo:hi], codes[lo:hi], expected_planes[lo:hi], n)
+        if j % 3 == 0:
+            vm.load_numeric(_bytes(values), vm.KINDS[values.dtype], 0, n, scales[j], expected_v[j])
+        num[j] = (_address(values), values.nbytes, vm.KINDS[values.dtype], _address(validity), validity.nbytes,
+                  view.validity_offset, lo, hi, integer, j % 3 == 0)
+    booleans = [pa.array(rng.random(n + 5) < 0.5, mask=rng.random(n + 5) < 0.3).slice(5, n),
+                pa.array(rng.random(n + 2) < 0.5).slice(2, n)]
+    bools = np.zeros((2, 6), np.int64)
+    expected_t, expected_f = np.zeros((2, words), np.uint64), np.zeros((2, words), np.uint64)
+    for j, array in enumerate(booleans):
+        view = segmint.io.columns.view_of(f"b{j}", array)
+        validity = view.validity if view.validity is not None else np.zeros(0, np.uint8)
+        keep.append((view.values, validity))
+        vm.load_bool(view.values, view.values_offset, validity, view.validity_offset, n, expected_t[j],
+                     expected_f[j])
+        bools[j] = (_address(view.values), view.values.nbytes, view.values_offset, _address(validity),
+                    validity.nbytes, view.validity_offset)
+    planes = np.full((q * cn, words), 99, np.uint64)
+    col_valid, col_v = np.full((cn, words), 99, np.uint64), np.full((cn, n), -1.0)
+    col_t, col_f = np.full((2, words), 99, np.uint64), np.full((2, words), 99, np.uint64)
+    vm.load_batch(num, scales, np.full((cn, vm.TAIL_BYTES), 77, np.uint8), ks, codes, iks, icodes, bools, planes,
+                  col_v, col_valid, col_t, col_f, n)
+    assert planes.tolist() == expected_planes.tolist()
+    assert col_valid.tolist() == expected_valid.tolist()
+    loaded = [j for j in range(cn) if j % 3 == 0]
+    np.testing.assert_array_equal(col_v[loaded], expected_v[loaded])  # (NaN where NaN)
+    assert col_t.tolist() == expected_t.tolist() and col_f.tolist() == expected_f.tolist()
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_run_program_counts_overlaps_as_pair_by_pair(n):
+    rng = np.random.default_rng(n + 5)
+    words, k = (n + 63) // 64, 5
+    member = rng.integers(0, 2 ** 63, (k, words), dtype=np.uint64)
+    if n % 64:
+        member[:, -1] &= np.uint64((1 << (n % 64)) - 1)
+    overlaps = np.zeros((k, k), np.int64)
+    matched, unknown = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    empty = np.zeros((1, 5), np.int64)[:0]  # a program of no instructions: memberships as given
+    vm.run_program(empty, np.zeros(1), np.zeros(1, np.uint8), np.zeros(2, np.uint64), np.zeros((0, words), np.uint64),
+                   np.zeros((0, 0)), np.zeros((0, words), np.uint64), np.zeros((0, words), np.uint64),
+                   np.zeros((0, words), np.uint64), np.zeros((0, n), np.int32), n, 0, 0, np.zeros(0, np.uint8), 1, k,
+                   member, matched, unknown, overlaps)
+    rows = [[bool((int(member[s, r // 64]) >> (r % 64)) & 1) for r in range(n)] for s in range(k)]
+    assert overlaps.tolist() == [[sum(a and b for a, b in zip(rows[i], rows[j])) for j in range(k)]
+                                 for i in range(k)]
+    assert matched.tolist() == unknown.tolist() == [0] * k
 
 
 def test_comparisons_of_columns_with_constants_become_planes_one_per_distinct_comparison():

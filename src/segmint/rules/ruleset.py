@@ -27,7 +27,7 @@ from ..io import open as open_source
 from ..io.columns import read_only
 from ..io.source import _decode
 from ..kernels import rules as vm
-from ..kernels.membership import pair_counts, to_bitmask
+from ..kernels.membership import to_bitmask
 from .codegen import K_AS_OF_DAY_US, K_AS_OF_US, CodeGenerator
 from .errors import RuleError, RuleSetError
 from .parse import parse
@@ -423,13 +423,12 @@ class RuleSet:
         batch_size = auto_batch_size(src, batch_size)
         writer = None
         pieces = []
-        overlaps = np.zeros((len(self.segments),) * 2, dtype=np.int64) if self.mode == "multi" else None
+        acc = self._counts_acc()
+        if self.mode == "multi":  # the kernel adds each batch's overlaps (see _run_batch)
+            acc["overlaps"] = np.zeros((len(self.segments),) * 2, dtype=np.int64)
         try:
-            acc = self._counts_acc()
             for batch, assign, bits in self._stream(src, as_of, True, batch_size, id_column, acc):
                 result = self._result_batch(batch, assign, bits, id_column, memberships, src.schema)
-                if overlaps is not None:
-                    pair_counts(bits, overlaps)
                 if out is not None:
                     if writer is None:
                         writer = ResultWriter(out, result.schema, inputs=src.paths)
@@ -451,6 +450,7 @@ class RuleSet:
             schema = pieces[0].schema if pieces else self._empty_result_schema(src, id_column, memberships)
             table = pa.Table.from_batches(pieces, schema=schema)
         overlap_table = None
+        overlaps = acc.get("overlaps")
         if overlaps is not None:
             overlap_table = pa.table({"segment": self.names,
                                       **{n: overlaps[:, i] for i, n in enumerate(self.names)}})
@@ -533,21 +533,37 @@ class RuleSet:
         k = len(self.segments)
         waterfall = self.mode == "waterfall"
 
-        def work(item):
-            batch, tables, masks, code = item
-            return batch, _run_batch(program, code, consts, tables, masks, planes, batch, k, waterfall, keep)
+        pairs = "overlaps" in acc
 
-        def prepared():  # lookup tables grow with the dictionaries: built here, in order
+        def work(group):
+            return [(batch, _run_batch(program, code, consts, tables, masks, planes, batch, k, waterfall, keep,
+                                       pairs)) for batch, tables, masks, code in group]
+
+        def prepared():
+            # Lookup tables grow with the dictionaries: built here, in order. A task for the
+            # pool is a group of consecutive batches of about batch_size rows: a table's own
+            # chunks (zero-copy, often smaller) would otherwise each be a hand-over to a thread
+            # and back, which on 262,144-row chunks cost more than a fifth of the evaluation.
+            group, rows = [], 0
             for batch in src.batches(columns=read, batch_size=batch_size):
-                yield (batch, *luts.for_batch(batch))
+                group.append((batch, *luts.for_batch(batch)))
+                rows += batch.num_rows
+                if rows >= batch_size:
+                    yield group
+                    group, rows = [], 0
+            if group:
+                yield group
 
-        for batch, (assign, bits, matched, unknown) in ordered_map(work, prepared()):
-            acc["matched"] += matched
-            acc["unknown"] += unknown
-            if waterfall:
-                acc["default"] += batch.num_rows - int(matched.sum())
-            acc["rows"] += batch.num_rows
-            yield batch, assign, bits
+        for results in ordered_map(work, prepared()):
+            for batch, (assign, bits, matched, unknown, overlaps) in results:
+                acc["matched"] += matched
+                acc["unknown"] += unknown
+                if overlaps is not None:
+                    acc["overlaps"] += overlaps
+                if waterfall:
+                    acc["default"] += batch.num_rows - int(matched.sum())
+                acc["rows"] += batch.num_rows
+                yield batch, assign, bits
 
     def _counts_table(self, acc):
         rows = max(acc["rows"], 1)
@@ -645,17 +661,27 @@ class _LutCache:
         self.program = program
         self.values = [[] for _ in program.luts]     # results for dictionary entries seen so far
         self.null_value = [None] * len(program.luts)
+        self._last = (None, None)
 
     def for_batch(self, batch):
         """``(tables, masks, code)`` for this batch: tables of up to 64 entries become bit masks."""
         program = self.program
         if not program.luts:
             return _NO_TABLES, _NO_MASKS, program.batch_code
+        # the same as the last batch's while no dictionary grew (they are append-only within a
+        # pass) and no column's nulls came or went: the usual case, worked out once
+        views = [batch[name] for name in program.str_columns]
+        key = tuple((len(v.dictionary), v.null_count == 0) for v in views)
+        if key == self._last[0]:
+            return self._last[1]
         parts, masks, total = [], [], 0
         code = program.batch_code.copy()
+        strings_of = {}
         for lut_id, (node, col, text, segments, _stack) in enumerate(program.luts):
-            view = batch[program.str_columns[col]]
-            strings = view.dictionary.to_pylist()
+            view = views[col]
+            strings = strings_of.get(col)
+            if strings is None:
+                strings = strings_of[col] = view.dictionary.to_pylist()
             name = program.str_columns[col]
             known = self.values[lut_id]
             for s in strings[len(known):]:
@@ -677,7 +703,9 @@ class _LutCache:
                 parts.append(np.asarray(table, dtype=np.uint8))
                 total += len(table)
         tables = np.concatenate(parts) if parts else _NO_TABLES
-        return tables, (np.asarray(masks, dtype=np.uint64) if masks else _NO_MASKS), code
+        result = tables, (np.asarray(masks, dtype=np.uint64) if masks else _NO_MASKS), code
+        self._last = (key, result)
+        return result
 
 
 _NO_TABLES = np.zeros(1, dtype=np.uint8)
@@ -709,16 +737,19 @@ def _buffer(name, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, waterfall, keep):
+def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, waterfall, keep, pairs=False):
     """Load one batch's columns and run the program over it (runs on a worker thread).
 
     Comparisons of columns with constants are computed first, a pass per column over all of
     its comparisons (``planes``, a :class:`_Planes`), in the column's own type when it is an
     int32 or int64 (:func:`_integer_thresholds`), else in float64; the program reads them.
+    Loading is one kernel call (:func:`segmint.kernels.rules.load_batch`), handed the columns'
+    memory as addresses (the arrays stay referenced here until it returns), the program another.
 
-    Returns ``(assign, bits, matched, unknown)``: ``assign`` the waterfall labels (kept only),
-    ``bits`` the multi-mode memberships as ``(k, ceil(n / 64))`` uint64 words, Arrow's boolean
-    layout (kept only), and per-segment counts of matched and unknown rows.
+    Returns ``(assign, bits, matched, unknown, overlaps)``: ``assign`` the waterfall labels
+    (kept only), ``bits`` the multi-mode memberships as ``(k, ceil(n / 64))`` uint64 words,
+    Arrow's boolean layout (kept only), per-segment counts of matched and unknown rows, and
+    with ``pairs`` (multi mode, kept) the rows in both segments i and j as ``(k, k)`` int64.
     """
     n = batch.num_rows
     words = (n + 63) // 64
@@ -727,7 +758,10 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
     # float64 copies only of the columns arithmetic reads; comparisons read columns as stored
     col_v = _buffer("col_v", (cn, n if program.value_columns else 0), np.float64)
     plane_bits = _buffer("planes", (planes.count, words), np.uint64)
+    num = _buffer("num", (cn, 10), np.int64)
+    alive = []  # every array whose address the kernel gets
     ns_columns = program.ns_columns
+    dtypes = []
     for j, (name, scale) in enumerate(program.num_columns):
         view = batch[name]
         values = view.values
@@ -735,7 +769,7 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
             # timestamp[ns] / duration[ns]: the microsecond each value falls in (floored, exact,
             # in int64), then read as a [us] column is. (Under a null lies anything: pandas'
             # NaT, int64's minimum, floors without overflow.)
-            values = np.floor_divide(values, 1000, out=_buffer("ns_us", (n,), np.int64))
+            values = np.floor_divide(values, 1000, out=np.empty(n, np.int64))
         if values.dtype.kind in "iu" and values.dtype.itemsize == 8 and n:
             # not np.abs: it leaves int64's minimum negative
             big = ((values > _EXACT_INT) | (values < -_EXACT_INT)) if values.dtype.kind == "i" else values > _EXACT_INT
@@ -745,30 +779,27 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
             if big.any():
                 raise DataError(f"column {name!r} holds integers beyond 2**53, which rules compare "
                                 "as float64 and could get wrong; compare such ids as strings")
-        bits = read_only(view.validity) if view.validity is not None else _NO_BITS
-        vm.bitmap_words(bits, view.validity_offset, n, col_valid[j])
         # the kernels read a column as its bytes and its type code: one compiled variant each
         # for every column type
-        kind = vm.KINDS[values.dtype]
-        raw = _bytes(values)
+        values = np.ascontiguousarray(values)
+        validity = view.validity if view.validity is not None else _NO_BITS
+        alive.append((values, validity))
         lo, hi = planes.ranges[j]
-        if hi > lo:
-            tail = _bytes(_tail(values))
-            if values.dtype in _NATIVE_INTEGERS and scale == 1.0:
-                ks, codes = planes.integer(j, values.dtype)
-                vm.integer_planes(raw, kind, tail, col_valid[j], ks, codes, plane_bits[lo:hi], n)
-            else:
-                vm.column_planes(raw, kind, tail, col_valid[j], scale, planes.ks[lo:hi], planes.codes[lo:hi],
-                                 plane_bits[lo:hi], n)
-        if j in program.value_columns:
-            vm.load_numeric(raw, kind, 0, n, scale, col_v[j])
+        dtypes.append(values.dtype)
+        num[j] = (_address(values), values.nbytes, vm.KINDS[values.dtype], _address(validity), validity.nbytes,
+                  view.validity_offset, lo, hi, values.dtype in _NATIVE_INTEGERS and scale == 1.0,
+                  j in program.value_columns)
+    iks, icodes = planes.integers(tuple(dtypes))
     cb = len(program.bool_columns)
     col_t = _buffer("col_t", (cb, words), np.uint64)
     col_f = _buffer("col_f", (cb, words), np.uint64)
+    bools = _buffer("bools", (cb, 6), np.int64)
     for j, name in enumerate(program.bool_columns):
         view = batch[name]
-        vbits = read_only(view.validity) if view.validity is not None else _NO_BITS
-        vm.load_bool(read_only(view.values), view.values_offset, vbits, view.validity_offset, n, col_t[j], col_f[j])
+        validity = view.validity if view.validity is not None else _NO_BITS
+        alive.append((view.values, validity))
+        bools[j] = (_address(view.values), view.values.nbytes, view.values_offset, _address(validity), validity.nbytes,
+                    view.validity_offset)
     col_i = _string_codes(program, batch, n)
     # results that leave this function are fresh arrays; counting alone writes none
     if waterfall and keep:
@@ -785,9 +816,19 @@ def _run_batch(program, code, consts, lut_array, lut_masks, planes, batch, k, wa
     bits = pool_array((k, words), np.uint64) if kept else np.empty((0, 0), dtype=np.uint64)
     matched = np.zeros(k, dtype=np.int64)
     unknown = np.zeros(k, dtype=np.int64)
+    overlaps = np.zeros((k, k) if kept and pairs else (0, 0), dtype=np.int64)
+    vm.load_batch(num, planes.scales, _buffer("tails", (cn, vm.TAIL_BYTES), np.uint8), planes.ks, planes.codes,
+                  iks, icodes, bools, plane_bits, col_v, col_valid, col_t, col_f, n)
+    del alive  # (the column memory load_batch read by address)
     vm.run_program(code, consts, lut_array, lut_masks, plane_bits, col_v, col_valid, col_t, col_f, read_only(col_i),
-                   n, program.n_num, program.n_bool, labels, assign.dtype.itemsize, k, bits, matched, unknown)
-    return assign, bits, matched, unknown
+                   n, program.n_num, program.n_bool, labels, assign.dtype.itemsize, k, bits, matched, unknown,
+                   overlaps)
+    return assign, bits, matched, unknown, (overlaps if kept and pairs else None)
+
+
+def _address(a):
+    """Where an array's first element is (load_batch gets columns by address)."""
+    return a.__array_interface__["data"][0]
 
 
 def _string_codes(program, batch, n):
@@ -807,24 +848,6 @@ def _string_codes(program, batch, n):
     return col_i
 
 
-def _tail(values):
-    """The last ``len(values) % 64`` values padded to 64 with zeros, read-only (see
-    :func:`segmint.kernels.rules.column_planes`)."""
-    rest = len(values) % 64
-    if not rest:  # not read: any array of the type
-        tail = _ZERO_TAILS.get(values.dtype)
-        if tail is None:
-            tail = _ZERO_TAILS[values.dtype] = read_only(np.zeros(64, dtype=values.dtype))
-        return tail
-    tail = np.zeros(64, dtype=values.dtype)
-    tail[:rest] = values[len(values) - rest:]
-    tail.flags.writeable = False
-    return tail
-
-
-_ZERO_TAILS = {}
-
-
 class _Planes:
     """One evaluation's comparisons of columns with constants (``program.planes``, grouped by
     column): the constants (``as_of`` fixed), each column's rows, and the integer thresholds
@@ -837,7 +860,23 @@ class _Planes:
         self.codes = np.ascontiguousarray(planes[:, 2])
         bounds = np.searchsorted(planes[:, 0], np.arange(len(program.num_columns) + 1)).tolist()
         self.ranges = list(zip(bounds[:-1], bounds[1:]))
+        self.scales = np.array([scale for _, scale in program.num_columns], dtype=np.float64)
         self._integer = {}
+        self._integers = {}
+
+    def integers(self, dtypes):
+        """``(iks, icodes)``: every plane's integer threshold and code, for batches whose numeric
+        columns have these dtypes (zeros for planes of columns compared in float64)."""
+        found = self._integers.get(dtypes)
+        if found is None:
+            iks = np.zeros(self.count, np.int64)
+            icodes = np.zeros(self.count, np.int64)
+            for j, dtype in enumerate(dtypes):
+                lo, hi = self.ranges[j]
+                if hi > lo and dtype in _NATIVE_INTEGERS and self.scales[j] == 1.0:
+                    iks[lo:hi], icodes[lo:hi] = self.integer(j, dtype)
+            found = self._integers[dtypes] = (iks, icodes)
+        return found
 
     def integer(self, j, dtype):
         """Column j's comparisons for :func:`segmint.kernels.rules.integer_planes`."""
