@@ -386,3 +386,24 @@ def test_string_lookup_tables_larger_than_a_word_read_each_sub_block_s_own_rows(
         assert result.column("out").to_pylist() == (known & ~hit).tolist()
         x = table.column("x").to_numpy()
         assert result.column("and").to_pylist() == (known & hit & (x > 3)).tolist()
+
+
+@pytest.mark.parametrize("batch_size", [50, 130, 1000])
+def test_small_chunks_grouped_per_thread_give_the_one_chunk_results(batch_size):
+    """Consecutive chunks smaller than the batch go to a thread together (see RuleSet._stream):
+    results, counts and overlaps equal those of the same rows in one chunk, at any thread count."""
+    table = random_table(1500, seed=4)
+    cuts = [0, 1, 64, 65, 200, 203, 700, 701, 1499, 1500]
+    chunked = pa.concat_tables([table.slice(a, b - a) for a, b in zip(cuts[:-1], cuts[1:])])
+    rules = [("pos", "i > 0 and b"), ("ny", "s = 'NY' or f < -3"), ("old", "days_since(d) > 100")]
+    for threads in (1, 2):
+        with segmint.threads(threads):
+            for mode in ("waterfall", "multi"):
+                rs = RuleSet(rules, mode=mode)
+                one = rs.evaluate(table.combine_chunks(), as_of=naive.AS_OF)
+                many = rs.evaluate(chunked, as_of=naive.AS_OF, batch_size=batch_size)
+                assert many.table.combine_chunks().equals(one.table.combine_chunks())
+                assert many.counts.equals(one.counts)
+                assert (many.overlaps is None) == (mode == "waterfall")
+                if many.overlaps is not None:
+                    assert many.overlaps.equals(one.overlaps)

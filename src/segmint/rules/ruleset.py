@@ -634,6 +634,8 @@ def auto_batch_size(src, batch_size=None):
     131,072 to 2^20 rows a batch, nothing more at 2^22. Why not one batch per thread: the
     threads would wait on the last, longest batch; four a thread keep them busy. Memory holds a
     few batches of the columns the rules read. Results never depend on the batch size (tested).
+    An in-memory table is read as its own chunks (zero-copy), which may be smaller: consecutive
+    chunks then go to a thread together, about this many rows at a time.
     """
     if batch_size is not None:
         return batch_size
