@@ -25,6 +25,7 @@ so padding never wins.
 """
 import numpy as np
 
+from .scratch import empty, zeros
 from .settings import kernel, subroutine
 from .simd import (NATIVE_VECTOR_BYTES, fmadd, lanes_of, transpose_16B, transpose_32B, transpose_64B, vadd,
                    vfill, vfill_labels, vfma, vless, vload, vmax, vmin, vselect, vstore)
@@ -316,11 +317,11 @@ def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_di
     dp = C2.shape[1]
     # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
     # and NaN check, views of it) and the labels: two allocations, no helper to compile
-    scratch = np.zeros((dp + 6, TILE), C2.dtype)
+    scratch = zeros((dp + 6, TILE), C2.dtype)
     tile = scratch[:dp]
     a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
     best_d, chk = scratch[dp + 4], scratch[dp + 5]
-    best_l = np.empty(TILE, np.int32)
+    best_l = empty(TILE, np.int32)
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
@@ -488,9 +489,9 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo
     """
     kp, dp = C2.shape
     d = X.shape[0] if fm else X.shape[1]
-    C2f = np.empty((kp, dp), np.float32)
-    cnf = np.empty(kp, np.float32)
-    M = np.empty(dp, np.float64)
+    C2f = empty((kp, dp), np.float32)
+    cnf = empty(kp, np.float32)
+    M = empty(dp, np.float64)
     cmax = _prepare_screen(C2, cn, C2f, cnf, M)
     if not cmax >= 0:
         return -1
@@ -503,20 +504,20 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo
     tiny *= 2.0 ** -140
     # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
     # and NaN check, views of it) and the labels: two allocations, no helper to compile
-    scratch = np.zeros((dp + 6, TILE), C2.dtype)
+    scratch = zeros((dp + 6, TILE), C2.dtype)
     tile = scratch[:dp]
     a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
     best_d, chk = scratch[dp + 4], scratch[dp + 5]
-    best_l = np.empty(TILE, np.int32)
-    tile32 = np.zeros((dp, TILE), np.float32)
-    b32 = np.empty(TILE, np.float32)
-    u32 = np.empty(TILE, np.float32)
-    l32 = np.empty(TILE, np.int32)
-    scale = np.empty(TILE, np.float64)
-    size = np.empty(TILE, np.float64)
+    best_l = empty(TILE, np.int32)
+    tile32 = zeros((dp, TILE), np.float32)
+    b32 = empty(TILE, np.float32)
+    u32 = empty(TILE, np.float32)
+    l32 = empty(TILE, np.int32)
+    scale = empty(TILE, np.float64)
+    size = empty(TILE, np.float64)
     # rows the screen cannot settle wait in a float64 tile of their own
-    pend = np.zeros((dp, TILE), np.float64)
-    pend_row = np.empty(TILE, np.int64)
+    pend = zeros((dp, TILE), np.float64)
+    pend_row = empty(TILE, np.int64)
     n_pend = 0
     bad = 0
     for start in range(lo, hi, TILE):
@@ -586,7 +587,7 @@ def _flush_pending(pend, pend_row, d, C2, cn, best_d, chk, spare, labels, labels
     ``best_d``, ``chk``, ``spare`` are (TILE,) float64 scratch.
     """
     n_pend = pend_row.shape[0]
-    best_l = np.empty(TILE, np.int32)
+    best_l = empty(TILE, np.int32)
     _tile_argmin(pend, C2, cn, spare, spare, spare, spare, best_d, best_l, chk)
     if with_dist:
         _add_row_norms(pend, d, best_d)
@@ -625,11 +626,11 @@ def assign_rows_sums(X, fm, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     unit = weights.shape[0] == 0
     # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
     # and NaN check, views of it) and the labels: two allocations, no helper to compile
-    scratch = np.zeros((dp + 6, TILE), C2.dtype)
+    scratch = zeros((dp + 6, TILE), C2.dtype)
     tile = scratch[:dp]
     a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
     best_d, chk = scratch[dp + 4], scratch[dp + 5]
-    best_l = np.empty(TILE, np.int32)
+    best_l = empty(TILE, np.int32)
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _load_tile(X, fm, d, start, m, tile)

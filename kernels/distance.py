@@ -7,6 +7,7 @@ sums in float64.
 """
 import numpy as np
 
+from .scratch import empty
 from .settings import kernel
 
 
@@ -29,7 +30,7 @@ def center_distances(X, fm, lo, hi, centers, out, limit, counts):
     counts : (d,) int64, INOUT: per feature, values that are NaN or beyond ``limit`` are added
     """
     k, d = centers.shape
-    diff = np.empty(d, np.float64)
+    diff = empty(d, np.float64)
     for i in range(lo, hi):
         for j in range(d):
             v = X[j, i] if fm else X[i, j]

@@ -10,6 +10,7 @@ same bits for any thread count. Data are assumed finite and within the clusterin
 import numpy as np
 
 from .assign import TILE, _fill_tile
+from .scratch import empty, zeros
 from .settings import kernel
 
 
@@ -36,12 +37,12 @@ def assign_scores(X, lo, hi, centers, labels, sums, counts, inertia, simplified)
     """
     d = X.shape[1]
     k = centers.shape[0]
-    tile = np.zeros((d, TILE), X.dtype)
-    acc = np.empty(TILE, X.dtype)
-    best = np.empty(TILE, X.dtype)
-    second = np.empty(TILE, X.dtype)
-    lab = np.empty(TILE, np.int32)
-    score = np.empty(TILE)
+    tile = zeros((d, TILE), X.dtype)
+    acc = empty(TILE, X.dtype)
+    best = empty(TILE, X.dtype)
+    second = empty(TILE, X.dtype)
+    lab = empty(TILE, np.int32)
+    score = empty(TILE, np.float64)
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _fill_tile(X, start, m, tile)
@@ -137,7 +138,7 @@ def take_ranks(labels, ranks, starts, out):
     out : (s,) int64, OUT: ``out[starts[c] + t]`` is the row of rank ``ranks[starts[c] + t]``
     """
     k = starts.shape[0] - 1
-    seen = np.zeros(k, np.int64)
+    seen = zeros(k, np.int64)
     nxt = starts[:-1].copy()
     for i in range(labels.shape[0]):
         c = labels[i]
@@ -174,11 +175,11 @@ def silhouette_rows(XT, bounds, lo, hi, out):
     """
     d, m = XT.shape
     k = bounds.shape[0] - 1
-    b0 = np.empty(SILHOUETTE_TILE)
-    b1 = np.empty(SILHOUETTE_TILE)
-    b2 = np.empty(SILHOUETTE_TILE)
-    b3 = np.empty(SILHOUETTE_TILE)
-    sums = np.empty((4, k))
+    b0 = empty(SILHOUETTE_TILE, np.float64)
+    b1 = empty(SILHOUETTE_TILE, np.float64)
+    b2 = empty(SILHOUETTE_TILE, np.float64)
+    b3 = empty(SILHOUETTE_TILE, np.float64)
+    sums = empty((4, k), np.float64)
     for i0 in range(lo, hi, 4):
         # rows past hi repeat the last row: computed, never written
         i1 = min(i0 + 1, hi - 1)
@@ -360,10 +361,10 @@ def silhouette_block(XT, bounds, clusters, block, I, rows_out, cols_out):
     lo = I * block
     hi = min(m, lo + block)
     n_blocks = (m + block - 1) // block
-    b0 = np.empty(block)
-    b1 = np.empty(block)
-    b2 = np.empty(block)
-    b3 = np.empty(block)
+    b0 = empty(block, np.float64)
+    b1 = empty(block, np.float64)
+    b2 = empty(block, np.float64)
+    b3 = empty(block, np.float64)
     for i0 in range(lo, hi, 4):
         nv = min(4, hi - i0)  # rows past hi repeat the last row: computed, never added
         i1 = min(i0 + 1, hi - 1)

@@ -6,6 +6,7 @@ per-sample rate 1/count applied to a whole batch at once (as scikit-learn does).
 """
 import numpy as np
 
+from .scratch import zeros
 from .settings import kernel
 
 
@@ -29,8 +30,8 @@ def minibatch_update(Xb, weights, labels, centers, weight_sums):
     b, d = Xb.shape
     k = centers.shape[0]
     unit = weights.shape[0] == 0
-    sums = np.zeros((k, d), np.float64)
-    batch_w = np.zeros(k, np.float64)
+    sums = zeros((k, d), np.float64)
+    batch_w = zeros(k, np.float64)
     for i in range(b):
         lab = labels[i]
         w = 1.0 if unit else weights[i]

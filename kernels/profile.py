@@ -19,6 +19,7 @@ totals do not depend on the order of additions, so callers may keep them per thr
 """
 import numpy as np
 
+from .scratch import as_type, empty, zeros
 from .settings import kernel
 from .structure import is_valid as _is_valid  # shared: one compile
 from .sketch import bucket_of_bits
@@ -82,14 +83,14 @@ def profile_numeric(values, bits, bit_offset, codes, members, moments, sketches)
     sketches : (n_seg + 1, N_BUCKETS) int64, INOUT; or 0 rows to skip the sketch
     """
     n_slots = moments.shape[0]
-    sums = np.zeros(n_slots)
-    counts = np.zeros(n_slots)
+    sums = zeros(n_slots, np.float64)
+    counts = zeros(n_slots, np.float64)
     numeric_sums(values, bits, bit_offset, codes, members, sums, counts, sketches)
-    means = np.zeros(n_slots)
+    means = zeros(n_slots, np.float64)
     if numeric_means(sums, counts, means):
         means_by_parts(values, bits, bit_offset, codes, members, counts, sums, means)
-    dev = np.zeros(n_slots)
-    m2 = np.zeros(n_slots)
+    dev = zeros(n_slots, np.float64)
+    m2 = zeros(n_slots, np.float64)
     numeric_deviations(values, bits, bit_offset, codes, members, means, dev, m2)
     numeric_moments(counts, means, dev, m2, moments)
 
@@ -105,8 +106,8 @@ def numeric_sums(values, bits, bit_offset, codes, members, sums, counts, sketche
     has_bits = bits.shape[0] > 0
     multi = members.shape[0] > 0
     do_sketch = sketches.shape[0] > 0
-    scratch = np.empty(1)
-    scratch_bits = scratch.view(np.int64)
+    scratch = empty(1, np.float64)
+    scratch_bits = as_type(scratch, np.int64)
     for i in range(n):
         if has_bits and not _is_valid(bits, bit_offset, i):
             continue

@@ -20,6 +20,7 @@ Conventions shared by the kernels:
 """
 import numpy as np
 
+from .scratch import as_type, empty
 from .settings import EXACT, kernel
 from .structure import is_valid as _is_valid  # shared: one compile
 from .sketch import N_BUCKETS, bucket_of_bits
@@ -85,8 +86,8 @@ def scaled_sketch(values, bits, bit_offset, low_half, scale, counts):
     has_bits = bits.shape[0] > 0
     missing = counts.shape[0] - 1
     top = N_BUCKETS - 1
-    scratch = np.empty(1)
-    scratch_bits = scratch.view(np.int64)
+    scratch = empty(1, np.float64)
+    scratch_bits = as_type(scratch, np.int64)
     for i in range(values.shape[0]):
         if has_bits and not _is_valid(bits, bit_offset, i):
             counts[missing] += 1

@@ -30,6 +30,7 @@ import numpy as np
 
 from .assign import TILE, _add_row_norms, _tile_argmin
 from .rules import run_record
+from .scratch import as_type
 from .settings import EXACT, kernel
 from .transform import apply_numeric
 
@@ -122,7 +123,7 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
         assigned
     """
     n_values = ints[H_N_VALUES]
-    values = raw[:8 * n_values].view(np.float64)
+    values = as_type(raw[:8 * n_values], np.float64)
     states = raw[8 * n_values:]
     f32 = ints[H_FLOAT32]
     for q in range(f32, f32 + ints[H_N_FLOAT32]):
@@ -148,7 +149,7 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     row = (dp + 6) * TILE
     X = work[row:row + d].reshape((1, d))
     p_at = ints[H_RAW_PROBLEMS]
-    problems = raw[p_at:p_at + 24 * n_num].view(np.int64).reshape((n_num, 3))
+    problems = as_type(raw[p_at:p_at + 24 * n_num], np.int64).reshape((n_num, 3))
     for j in range((n_num + 7) // 8):
         bits[j] = 0
     fi = ints[H_FEATURES]
@@ -183,7 +184,7 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     cn = centers[kp * dp:kp * dp + kp]
     scratch = work[:row].reshape((dp + 6, TILE))
     l_at = ints[H_RAW_LABELS]
-    best_l = raw[l_at:l_at + 4 * TILE].view(np.int32)
+    best_l = as_type(raw[l_at:l_at + 4 * TILE], np.int32)
     tile = scratch[:dp]
     a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
     best_d, chk = scratch[dp + 4], scratch[dp + 5]

@@ -50,8 +50,10 @@ from numba import types
 from numba.core import config
 from numba.extending import intrinsic
 
-from .settings import EXACT, kernel, subroutine
 from .membership import _pair_counts
+from .scratch import as_type as _as_type
+from .scratch import empty
+from .settings import EXACT, kernel, subroutine
 from .simd import popcount
 
 SUB = 4096
@@ -225,37 +227,6 @@ _or_bit_plane64.__doc__ = """``out[pos + j] |= ((word >> j) & 1) << shift`` for 
 
 
 @intrinsic
-def _as_type(typingctx, raw, dtype):
-    """A 1-D C array's memory as another type (``raw.view(dtype)`` for a 1-D contiguous array):
-    ``len(raw) * raw.itemsize // dtype.itemsize`` elements, no copy, no checks.
-
-    ``array.view`` does the same, but numba compiles it as a function per (array type, dtype):
-    ~0.12 s of warm-up each, and the column loaders view bytes as ten types. An intrinsic is
-    lowered where it is called, with no compile of its own."""
-    if not (isinstance(raw, types.Array) and raw.ndim == 1 and raw.layout == "C"
-            and isinstance(dtype, types.DTypeSpec) and isinstance(dtype.dtype, types.Number)):
-        return None
-    result = types.Array(dtype.dtype, 1, "C", readonly=not raw.mutable)
-    sig = result(raw, dtype)
-
-    def codegen(context, builder, signature, args):
-        from numba.core.imputils import impl_ret_borrowed
-        from numba.np.arrayobj import populate_array
-
-        src = context.make_array(signature.args[0])(context, builder, args[0])
-        out = context.make_array(signature.return_type)(context, builder)
-        intp = context.get_value_type(types.intp)
-        size = ir.Constant(intp, context.get_abi_sizeof(context.get_data_type(signature.return_type.dtype)))
-        src_size = ir.Constant(intp, context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype)))
-        count = builder.udiv(builder.mul(src.nitems, src_size), size)
-        populate_array(out, data=builder.bitcast(src.data, out.data.type), shape=[count], strides=[size],
-                       itemsize=size, meminfo=src.meminfo, parent=src.parent)
-        return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
-
-    return sig, codegen
-
-
-@intrinsic
 def _bytes_at(typingctx, address, nbytes):
     """``nbytes`` bytes of memory at ``address`` as a read-only uint8 array, no copy, no checks.
 
@@ -345,9 +316,6 @@ if config.DISABLE_JIT:
 
     def _pick(regs, cols, i, lo, count):  # noqa: F811
         return regs[i, :count] if i >= 0 else cols[-i - 1, lo:lo + count]
-
-    def _as_type(raw, dtype):  # noqa: F811
-        return raw.view(dtype)
 
     def _bytes_at(address, nbytes):  # noqa: F811
         if nbytes == 0:
@@ -555,7 +523,7 @@ def _column_planes(raw, kind, tail, valid, scale, ks, codes, out, n):
     q = ks.shape[0]
     full = n >> 6
     blocks = (full + WORDS - 1) // WORDS
-    block = np.empty(SUB, np.float64)
+    block = empty(SUB, np.float64)
     # SUB rows at a time, all comparisons: the column is read once; then the last rows, from the
     # caller's padded copy (bits past n are masked off). One loop over both (the comparison
     # loops written once: each helper kernel or copy of them costs its own compile).
@@ -738,18 +706,18 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
     # (not max(): a function to compile; these are at least 1 row)
     num_rows = n_num if n_num > 1 else 1
     bool_rows = n_bool if n_bool > 1 else 1
-    nv = np.empty((num_rows, SUB), np.float64)
-    nvalid = np.empty((num_rows, WORDS), np.uint64)
-    bt = np.empty((bool_rows, WORDS), np.uint64)
-    bf = np.empty((bool_rows, WORDS), np.uint64)
-    scratch = np.empty((2, WORDS), np.uint64)  # (one allocation type fewer to compile than two 1-D ones)
+    nv = empty((num_rows, SUB), np.float64)
+    nvalid = empty((num_rows, WORDS), np.uint64)
+    bt = empty((bool_rows, WORDS), np.uint64)
+    bf = empty((bool_rows, WORDS), np.uint64)
+    scratch = empty((2, WORDS), np.uint64)
     cmp = scratch[0]
     free = scratch[1]
     # waterfall labels: bit i of each row's label as a bit plane, expanded to integers per sub-block
     label_bits = 1
     while (default >> label_bits) != 0:
         label_bits += 1
-    lab_bits = np.empty((label_bits, WORDS), np.uint64)
+    lab_bits = empty((label_bits, WORDS), np.uint64)
     has_member = member.shape[0] > 0
     has_overlaps = overlaps.shape[0] > 0
     has_labels = labels.shape[0] > 0
@@ -1308,9 +1276,9 @@ def run_record(prog, consts, as_of_us, as_of_day_us, num_v, states, member):
     # 'and' is the smaller byte, 'or' the larger)
     num_rows = n_num if n_num > 1 else 1
     bool_rows = n_bool if n_bool > 1 else 1
-    nv = np.empty(num_rows, np.float64)
-    nm = np.empty(num_rows, np.uint8)
-    bv = np.empty(bool_rows, np.uint8)
+    nv = empty(num_rows, np.float64)
+    nm = empty(num_rows, np.uint8)
+    bv = empty(bool_rows, np.uint8)
     n = prog.shape[0]
     for q in range(5, n, 5):
         op = prog[q]
