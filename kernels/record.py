@@ -30,7 +30,7 @@ import numpy as np
 
 from .assign import TILE, _add_row_norms, _tile_argmin
 from .rules import run_record
-from .scratch import as_type
+from .scratch import as_type, frozen
 from .settings import EXACT, kernel
 from .transform import apply_numeric
 
@@ -162,8 +162,10 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
         p = fi + j * N_INT_PARAMS
         f = ff + j * N_FLOAT_PARAMS
         s = ints[p + I_SLOT]
-        apply_numeric(values[s:s + 1], bits, j, 0, 1, floats[f + F_IMPUTE], ints[p + I_HAS_IMPUTE] != 0,
-                      ints[p + I_LOG1P] != 0, floats[f + F_CLIP_LO], floats[f + F_CLIP_HI],
+        # read-only views and int64 rows: the variant the batch path compiled (a literal 0 or 1, or
+        # writable arrays, would compile apply_numeric once more per model dtype)
+        apply_numeric(frozen(values[s:s + 1]), frozen(bits), j, np.int64(0), np.int64(1), floats[f + F_IMPUTE],
+                      ints[p + I_HAS_IMPUTE] != 0, ints[p + I_LOG1P] != 0, floats[f + F_CLIP_LO], floats[f + F_CLIP_HI],
                       ints[p + I_USE_CLIP] != 0, floats[f + F_CENTER], floats[f + F_SCALE],
                       ints[p + I_COL], ints[p + I_INDICATOR], X, problems[j])
     base = ints[H_N_SLOTS]

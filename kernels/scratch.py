@@ -1,5 +1,5 @@
-"""Scratch arrays inside kernels: ``np.empty``, ``np.zeros`` and a 1-D array's memory as
-another type, as intrinsics.
+"""Scratch arrays inside kernels: ``np.empty``, ``np.zeros``, a 1-D array's memory as another
+type and as read-only, as intrinsics.
 
 Numba compiles ``np.empty(shape, dtype)``, ``np.zeros`` and ``ndarray.view(dtype)`` as
 functions of their own, once per argument types *in every kernel that calls them* (a cached
@@ -102,6 +102,23 @@ def as_type(typingctx, raw, dtype):
     return sig, codegen
 
 
+@intrinsic
+def frozen(typingctx, a):
+    """A 1-D C array as a read-only one (the same memory, no copy): so that a kernel handing
+    its own scratch to another kernel calls the variant Python callers use (they pass read-only
+    column views) instead of compiling one more."""
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
+        return None
+    result = types.Array(a.dtype, 1, "C", readonly=True)
+    sig = result(a)
+
+    def codegen(context, builder, signature, args):
+        from numba.core.imputils import impl_ret_borrowed
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return sig, codegen
+
+
 # -- with NUMBA_DISABLE_JIT=1 kernels run as Python: numpy's own ------------------------------------
 if config.DISABLE_JIT:
     def empty(shape, dtype):  # noqa: F811
@@ -112,3 +129,8 @@ if config.DISABLE_JIT:
 
     def as_type(raw, dtype):  # noqa: F811
         return raw.view(dtype)
+
+    def frozen(a):  # noqa: F811
+        out = a.view()
+        out.flags.writeable = False
+        return out
