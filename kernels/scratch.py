@@ -55,23 +55,17 @@ def _allocator(zero, name):
     return typer
 
 
+_ALLOCATOR_DOC = """``np.{0}(shape, dtype)`` inside a kernel (C order), with no compile of its own.
+
+Parameters
+----------
+shape : int or tuple of int
+dtype : a numpy scalar type (``np.float64``) or an array's ``.dtype``; required
+"""
 empty = intrinsic(_allocator(False, "empty"))
-empty.__doc__ = """``np.empty(shape, dtype)`` inside a kernel (C order), with no compile of its own.
-
-Parameters
-----------
-shape : int or tuple of int
-dtype : a numpy scalar type (``np.float64``) or an array's ``.dtype``; required
-"""
-
+empty.__doc__ = _ALLOCATOR_DOC.format("empty")
 zeros = intrinsic(_allocator(True, "zeros"))
-zeros.__doc__ = """``np.zeros(shape, dtype)`` inside a kernel (C order), with no compile of its own.
-
-Parameters
-----------
-shape : int or tuple of int
-dtype : a numpy scalar type (``np.float64``) or an array's ``.dtype``; required
-"""
+zeros.__doc__ = _ALLOCATOR_DOC.format("zeros")
 
 
 @intrinsic
