@@ -1,6 +1,7 @@
 """Hashing of 64-bit ids: one finaliser shared by the kernels that partition or look up ids."""
 import numpy as np
 
+from .scratch import empty
 from .settings import kernel
 
 
@@ -51,8 +52,8 @@ def labels_digest(labels, out):
     out : (2,) uint64, OUT
     """
     # np.empty and a loop, not np.full/np.zeros: each numpy constructor is a compile of its own
-    a = np.empty(4, dtype=np.uint64)
-    b = np.empty(4, dtype=np.uint64)
+    a = empty(4, np.uint64)
+    b = empty(4, np.uint64)
     for j in range(4):
         a[j] = _FNV_OFFSET
         b[j] = 0

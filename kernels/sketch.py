@@ -16,6 +16,7 @@ walk along the cumulative counts.
 """
 import numpy as np
 
+from .scratch import as_type, empty
 from .settings import kernel
 
 MANTISSA_BITS = 6
@@ -66,8 +67,8 @@ def bucket_of_bits(x, scratch, scratch_bits):
 @kernel
 def bucket_of(x):
     """:func:`bucket_of_bits` of one value (allocates its scratch: for tests and one-offs)."""
-    scratch = np.empty(1)
-    return bucket_of_bits(x, scratch, scratch.view(np.int64))
+    scratch = empty(1, np.float64)
+    return bucket_of_bits(x, scratch, as_type(scratch, np.int64))
 
 
 @kernel
@@ -128,8 +129,8 @@ def sketch_values(values, counts):
     values : (n,) float32/float64, IN
     counts : (N_BUCKETS,) int64, INOUT
     """
-    scratch = np.empty(1)
-    scratch_bits = scratch.view(np.int64)
+    scratch = empty(1, np.float64)
+    scratch_bits = as_type(scratch, np.int64)
     for i in range(values.shape[0]):
         x = np.float64(values[i])
         if np.isfinite(x):

@@ -180,7 +180,12 @@ def _same(data, a, n, sdata, p, b):
     """``data[a:a + n]`` equals ``sdata[p, b:b + n]``."""
     k = 0
     while k + 8 <= n:
-        if _word(data, a + k) != _word(sdata[p], b + k):
+        # the store's word assembled here (``_word`` of the writable store would compile a
+        # second signature of it: the column's bytes are read-only); one load once compiled
+        w = np.uint64(0)
+        for t in range(8):
+            w |= np.uint64(sdata[p, b + k + t]) << np.uint64(8 * t)
+        if _word(data, a + k) != w:
             return False
         k += 8
     while k < n:

@@ -334,3 +334,28 @@ def test_segment_folds_keep_inf_nan_and_signed_zeros():
         assert np.array_equal(np.signbit(g), np.signbit(want))
     assert got[0][0] == 0.0 and not np.signbit(got[0][0])
     assert got[0][1] == np.inf and np.isnan(got[0][2]) and np.isnan(got[0][3])
+
+
+@pytest.mark.parametrize("min_slots,block_slots", [(8, 4), (0, 1)])
+def test_dense_ids_summed_in_blocks_give_the_same_bits(monkeypatch, min_slots, block_slots):
+    # dense ids with many customers per partition are summed in blocks of slots (_Scan._blocks;
+    # 4,096+ customers per partition in real use): made small here, the same table, any threads
+    import sys
+    module = sys.modules["segmint.events.aggregate"]
+    log = random_log(60_000, 13)
+    rng = np.random.default_rng(13)
+    log = log.set_column(0, "customer_id", pa.array(rng.integers(0, 20_000, log.num_rows),
+                                                    mask=rng.random(log.num_rows) < 0.03))
+    kw = dict(amount="amount", event_type="event_type", qualifying="purchase", as_of=AS_OF,
+              windows=WINDOWS, batch_size=20_011)
+    whole = segmint.aggregate(log, **kw).table
+    monkeypatch.setattr(module, "_BLOCK_MIN_SLOTS", min_slots)
+    monkeypatch.setattr(module, "_BLOCK_SLOTS", block_slots)
+    blocks = []
+    real = module._Scan._blocks
+    monkeypatch.setattr(module._Scan, "_blocks", lambda self: blocks.append(real(self)) or blocks[-1])
+    for threads in (1, 2):
+        with segmint.threads(threads):
+            assert segmint.aggregate(log, **kw).table.equals(whole)
+    n_parts = {parts for _, parts in blocks}
+    assert max(n_parts) > 256 and max(n_parts) <= 64 * 256  # blocks were used, at most 64

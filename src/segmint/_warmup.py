@@ -119,8 +119,10 @@ def _warm_events():
     # string ids are numbered by kernels (segmint.kernels.string_ids): plain, large and dictionary
     # strings, dictionaries with int8 and int32 indices, each its own specialisation
     many = pa.array([f"c{i}" for i in idx])
+    # the last: sparse ids (hash mode)
     id_columns = (events.column(0), many, many.cast(pa.large_string()), many.dictionary_encode(),
-                  pa.DictionaryArray.from_arrays(pa.array(idx % 100, pa.int8()), many[:100]))
+                  pa.DictionaryArray.from_arrays(pa.array(idx % 100, pa.int8()), many[:100]),
+                  pa.array(idx * 10**12))
     for column in id_columns:
         ids = events.set_column(0, "customer_id", column)
         aggregate(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of,
@@ -135,6 +137,8 @@ def _warm_events():
     _agg.grow_tables(np.full((_agg.N_PART, 2, 2), -1, np.int64), np.zeros(_agg.N_PART, np.int64),
                      np.full((_agg.N_PART, 4, 2), -1, np.int64))
     _agg.grow_pairs(np.full((_agg.N_PART, 2), -1, np.int64), np.full((_agg.N_PART, 4), -1, np.int64))
+    # the two-thread sort of 65,536+ customer ids merges its halves
+    _agg.merge_order(np.arange(4), np.arange(2), np.arange(2, 4), np.empty(4, np.int64))
 
 
 def _warm_scorer(model, table):
