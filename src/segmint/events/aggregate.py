@@ -844,7 +844,11 @@ class _StringIds:
         offsets = np.empty(n + 1, dtype=np.int64)
         sk.string_lengths(ordered, self.soff, offsets)
         data = np.empty(max(1, int(offsets[-1])), dtype=np.uint8)
-        sk.gather_strings(ordered, self.soff, self.sdata, offsets, data)
+        # the bytes of consecutive runs of strings on each thread (offsets are absolute: each
+        # writes its own part of data): 195 -> ~100 ms for 2M customer ids
+        runs = _runs(n, self.n_threads if n >= 65_536 else 1)
+        run_chunks(lambda r: sk.gather_strings(ordered[r[0]:r[1]], self.soff, self.sdata, offsets[r[0]:r[1] + 1],
+                                               data), runs)
         if offsets[-1] < 1 << 31:
             ids = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
                                                         pa.py_buffer(data)])
