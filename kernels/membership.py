@@ -20,20 +20,19 @@ def pair_counts(bits, out):
         in segment s; bits past the last row are zero
     out : (k, k) int64, INOUT: symmetric; the diagonal gets each segment's size
     """
-    _pair_counts(bits, 0, bits.shape[1], out)
+    _pair_counts(bits, out)
 
 
 @subroutine
-def _pair_counts(bits, w0, w1, out):
-    """:func:`pair_counts` over words ``w0 .. w1`` only (the rule engine counts a sub-block's
-    overlaps while its membership words are in cache)."""
+def _pair_counts(bits, out):
+    """:func:`pair_counts`' body, compiled into the rule engine's ``run_program`` too."""
     k = bits.shape[0]
     for i in range(k):
-        # rows as 1-D slices, counted from 0: this loop vectorises fully; over bits[i, w] or
-        # range(w0, w1) it measured 2.7x slower (10 x 4,096 words: 104 against 39 us)
-        row_i = bits[i, w0:w1]
+        # rows as 1-D views: this loop vectorises fully; over bits[i, w] it measured 2.7x
+        # slower (10 x 4,096 words: 104 against 39 us)
+        row_i = bits[i]
         for j in range(i, k):
-            row_j = bits[j, w0:w1]
+            row_j = bits[j]
             total = 0
             for w in range(row_i.shape[0]):
                 total += popcount(row_i[w] & row_j[w])

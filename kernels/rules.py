@@ -801,7 +801,7 @@ def run_program(prog, consts, luts, lut_masks, planes, col_v, col_valid, col_t, 
                         lab_bits[i, w] |= free[w]
             _store_labels(lab_bits, label_bits, labels, label_size, s, m)
     if has_overlaps:
-        _pair_counts(member, 0, member.shape[1], overlaps)
+        _pair_counts(member, overlaps)
 
 
 # Columns of load_batch's tables: a numeric column's row of ``num`` ...

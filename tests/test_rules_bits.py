@@ -14,7 +14,8 @@ import segmint
 from segmint.kernels import rules as vm
 from segmint.rules import RuleSet
 from segmint.rules.peephole import hoist_comparisons
-from segmint.rules.ruleset import _address, _bytes, _integer_thresholds
+from segmint.io.columns import read_only
+from segmint.rules.ruleset import _address, _integer_thresholds
 from test_rules import random_table, rows_of
 
 SIZES = [0, 1, 7, 63, 64, 65, 130, 4097]
@@ -132,6 +133,11 @@ def test_integer_planes_give_the_float64_answers(dtype, n):
     vm.integer_planes(_bytes(values), vm.KINDS[values.dtype], _bytes(_tail(values)), valid, ks.astype(np.int64), codes,
                       out, n)
     _check_planes(out, values, valid_rows, pairs, 1.0, n)
+
+
+def _bytes(values):
+    """A numeric column's values as read-only bytes, as the kernels take them."""
+    return read_only(np.ascontiguousarray(values).view(np.uint8))
 
 
 def _tail(values):

@@ -863,32 +863,21 @@ class _Planes:
         bounds = np.searchsorted(planes[:, 0], np.arange(len(program.num_columns) + 1)).tolist()
         self.ranges = list(zip(bounds[:-1], bounds[1:]))
         self.scales = np.array([scale for _, scale in program.num_columns], dtype=np.float64)
-        self._integer = {}
         self._integers = {}
 
     def integers(self, dtypes):
-        """``(iks, icodes)``: every plane's integer threshold and code, for batches whose numeric
-        columns have these dtypes (zeros for planes of columns compared in float64)."""
+        """``(iks, icodes)``: every plane's integer threshold and code for
+        :func:`segmint.kernels.rules.integer_planes`, for batches whose numeric columns have these
+        dtypes (zeros for planes of columns compared in float64), worked out once per dtypes."""
         found = self._integers.get(dtypes)
-        if found is None:
-            iks = np.zeros(self.count, np.int64)
+        if found is None:  # (two threads may both work it out: the same answer)
+            iks = np.zeros(self.count, np.int64)  # int64 for every column type: the kernel narrows
             icodes = np.zeros(self.count, np.int64)
             for j, dtype in enumerate(dtypes):
                 lo, hi = self.ranges[j]
                 if hi > lo and dtype in _NATIVE_INTEGERS and self.scales[j] == 1.0:
-                    iks[lo:hi], icodes[lo:hi] = self.integer(j, dtype)
+                    iks[lo:hi], icodes[lo:hi] = _integer_thresholds(self.ks[lo:hi], self.codes[lo:hi], dtype)
             found = self._integers[dtypes] = (iks, icodes)
-        return found
-
-    def integer(self, j, dtype):
-        """Column j's comparisons for :func:`segmint.kernels.rules.integer_planes`."""
-        key = (j, dtype)
-        found = self._integer.get(key)
-        if found is None:  # (two threads may both work it out: the same answer)
-            lo, hi = self.ranges[j]
-            ks, codes = _integer_thresholds(self.ks[lo:hi], self.codes[lo:hi], dtype)
-            # as int64 for every column type (the kernel narrows them back: one compiled variant)
-            found = self._integer[key] = (ks.astype(np.int64), codes)
         return found
 
 
@@ -945,12 +934,6 @@ _NO_BITS.flags.writeable = False
 # integer columns compared in their own type (integer_planes); others are widened to float64
 _NATIVE_INTEGERS = (np.dtype(np.int32), np.dtype(np.int64))
 _NO_LABELS = np.zeros(0, dtype=np.uint8)
-
-
-def _bytes(values):
-    """A numeric column's values as read-only bytes (uint8), no copy: the kernels view them as
-    the column's type (``segmint.kernels.rules.KINDS``)."""
-    return read_only(np.ascontiguousarray(values).view(np.uint8))
 
 
 def _segments(spec):
