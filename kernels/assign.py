@@ -369,7 +369,7 @@ _SAFE = 2.0 ** 100  # bound on the row's sum |x| and on the error bound's scale:
 
 
 @kernel
-def _prepare_screen(C2, cn, C2f, cnf, M):
+def prepare_screen(C2, cn, C2f, cnf, M):
     """float32 copies of float64 prepared centers, and what the screen's error bound needs.
 
     Parameters
@@ -382,8 +382,12 @@ def _prepare_screen(C2, cn, C2f, cnf, M):
     Returns
     -------
     float
-        The largest ``|cn[c]|`` of real centers, or -1 when nothing can be screened: a center
-        value at or beyond ``_SAFE``, or 1024 features or more.
+        ``cmax`` for :func:`assign_rows_screened`: the largest ``|cn[c]|`` of real centers, or
+        -1 when nothing can be screened (a center value at or beyond ``_SAFE``, or 1024 features
+        or more: the caller runs :func:`assign_rows` instead).
+
+    Called once per set of centers, not per task: at k=4096 a task is 512 rows, and preparing
+    the 4096 x 16 copies in every task cost about a quarter of the assignment's time.
     """
     kp, dp = C2.shape
     M[:] = 0
@@ -412,7 +416,7 @@ def _tile_screen(tile, C2, cn, best_d, second_d, best_l):
     Parameters
     ----------
     tile : (dp, TILE) float32, IN: rows feature-major (the float64 tile rounded)
-    C2, cn : float32 copies of the prepared centers (:func:`_prepare_screen`), IN
+    C2, cn : float32 copies of the prepared centers (:func:`prepare_screen`), IN
     best_d, second_d : (TILE,) float32, OUT: smallest and second smallest ``|c|^2 - 2 x.c``
         (equal when two centers tie)
     best_l : (TILE,) int32, OUT: the center of the smallest (lowest index on ties)
@@ -471,10 +475,12 @@ def _fold4_second(best, second, lab, t0, t1, t2, t3, c):
 
 
 @kernel
-def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, labels_lo, dist, dist_lo,
+                         with_dist):
     """:func:`assign_rows` for float64 data, screened in float32 (see above); -1 when the centers
-    are too large for float32 (nothing done: the caller runs :func:`assign_rows`). Same
-    arguments as :func:`assign_rows`, X float64 and C-ordered (either ``fm``).
+    are too large for float32 (``cmax < 0``; nothing done: the caller runs :func:`assign_rows`).
+    The arguments of :func:`assign_rows`, X float64 and C-ordered (either ``fm``), plus the
+    screen's ``C2f, cnf, M`` and ``cmax`` from :func:`prepare_screen` (IN).
 
     The bound: with inputs rounded to float32 (relative error ``u = 2^-24`` each) and a chain
     of ``dp`` float32 multiply-adds, a center's float32 value differs from the exact
@@ -487,12 +493,8 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo
     best strictly smallest, so the float64 kernel picks it too. Rows whose ``A_row`` or ``sum
     |x_j|`` reach ``2^100`` (or are NaN) are not screened: float32 could overflow.
     """
-    kp, dp = C2.shape
+    dp = C2.shape[1]
     d = X.shape[0] if fm else X.shape[1]
-    C2f = empty((kp, dp), np.float32)
-    cnf = empty(kp, np.float32)
-    M = empty(dp, np.float64)
-    cmax = _prepare_screen(C2, cn, C2f, cnf, M)
     if not cmax >= 0:
         return -1
     slack = (dp + 5) * _U32
@@ -515,6 +517,7 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo
     l32 = empty(TILE, np.int32)
     scale = empty(TILE, np.float64)
     size = empty(TILE, np.float64)
+    exact = a3  # (not used by _flush_pending)
     # rows the screen cannot settle wait in a float64 tile of their own
     pend = zeros((dp, TILE), np.float64)
     pend_row = empty(TILE, np.int64)
@@ -539,17 +542,21 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo
                 a = abs(t[i])
                 scale[i] += a * mj
                 size[i] += a
+        # every row's float64 value of its screened best: _block_values' multiply-adds for that
+        # center in its order, rows side by side (a dependent chain per row took ~8% of the time)
+        for i in range(TILE):
+            exact[i] = cn[l32[i]]  # l32 is always a center (0 when every value was NaN)
+        for j in range(dp):
+            t = tile[j]
+            for i in range(TILE):
+                exact[i] = fmadd(t[i], C2[l32[i], j], exact[i])
         for i in range(m):
             delta = slack * scale[i] + tiny + 2.0 ** -140 * size[i]
             gap = np.float64(u32[i]) - np.float64(b32[i])  # exact: two float32 values
             settled = scale[i] < _SAFE and size[i] < _SAFE and gap > 2 * delta
             if settled:
-                c = l32[i]
-                v = cn[c]
-                for j in range(dp):  # _block_values' multiply-adds for this center, in its order
-                    v = fmadd(tile[j, i], C2[c, j], v)
-                best_l[i] = c
-                best_d[i] = v
+                best_l[i] = l32[i]
+                best_d[i] = exact[i]
             else:
                 best_l[i] = -1
                 for j in range(dp):

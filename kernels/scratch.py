@@ -7,7 +7,8 @@ kernel carries its own copy): 41 such compiles in a cold warm-up, ~30 ms each, ~
 An intrinsic has no compile of its own: it is lowered where it is called. :func:`empty` and
 :func:`zeros` emit what numba's own implementations emit (the same NRT allocation, alignment,
 negative-dimension and overflow checks, then a ``memset`` for zeros), so a kernel allocates
-exactly as it did with ``np.empty`` / ``np.zeros``.
+as it did with ``np.empty`` / ``np.zeros``, but aligned to a cache line (64 bytes, numba's
+32): an AVX-512 load from a misaligned tile straddles two lines.
 
 Numba's on-disk cache keys a kernel on its own source file: after editing this module, clear
 ``__pycache__`` (or ``NUMBA_CACHE_DIR``) so the kernels that use it are compiled again (an
@@ -32,6 +33,10 @@ def _array_type(shape, dtype):
     return types.Array(nb_dtype, ndim, "C")
 
 
+def _cache_line(ty):
+    return 64
+
+
 def _allocator(zero, name):
     def typer(typingctx, shape, dtype):
         result = _array_type(shape, dtype)
@@ -44,7 +49,15 @@ def _allocator(zero, name):
             from numba.np.arrayobj import _empty_nd_impl, _parse_shape
 
             shapes = _parse_shape(context, builder, signature.args[0], args[0])  # (raises on < 0)
-            ary = _empty_nd_impl(context, builder, signature.return_type, shapes)
+            # 64-byte alignment where numba gives 32: a 64-byte vector load from a tile that
+            # straddles cache lines made the assignment micro-kernel 16% slower, by chance of
+            # where the allocation landed (numba reads the alignment from the context; lowering
+            # runs under numba's compiler lock, so shadowing it for this one call is safe)
+            context.get_preferred_array_alignment = _cache_line
+            try:
+                ary = _empty_nd_impl(context, builder, signature.return_type, shapes)
+            finally:
+                del context.get_preferred_array_alignment
             if zero:
                 cgutils.memset(builder, ary.data, builder.mul(ary.itemsize, ary.nitems), 0)
             return impl_ret_new_ref(context, builder, signature.return_type, ary._getvalue())

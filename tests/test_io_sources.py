@@ -88,6 +88,49 @@ def test_batch_sizes_on_mapped_file(tmp_path, batch_size):
     _check_source(src, table, batch_size)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 400, 667, 1000, 1500, 4000])
+def test_balanced_batches_cut_chunks_evenly(tmp_path, batch_size):
+    # chunks of 1000, 1000, 501 rows: each cut into round(rows / batch_size) pieces (at least
+    # one), sizes within one row of each other, none beyond 1.5 x batch_size, rows in order
+    table = random_table(2501, seed=4)
+    src = segmint.open(_write_ipc(table, tmp_path / "x.arrow", chunk=1000))
+    sizes, start = [], 0
+    seen = {name: [] for name in table.column_names}
+    for batch in src.batches(batch_size=batch_size, balanced=True):
+        assert batch.start == start
+        for name in table.column_names:
+            seen[name].extend(batch[name].to_pylist())
+        sizes.append(batch.num_rows)
+        start += batch.num_rows
+    assert start == 2501
+    for name in table.column_names:
+        assert same(seen[name], reference_values(table.column(name).combine_chunks())), name
+    expected = []
+    for rows in (1000, 1000, 501):
+        count = max(1, int(np.floor(rows / batch_size + 0.5)))
+        expected += sorted([rows // count + 1] * (rows % count) + [rows // count] * (count - rows % count))
+    assert sorted(sizes) == sorted(expected)
+    assert max(sizes) <= max(1.5 * batch_size, 1)
+    plain = [b.num_rows for b in src.batches(batch_size=batch_size)]
+    assert max(plain) <= batch_size and sum(plain) == 2501
+
+
+@pytest.mark.parametrize("kind", ["table", "parquet"])
+def test_balanced_batches_keep_a_short_remainder_with_its_chunk(tmp_path, kind):
+    # a chunk of 1.35 batches is one batch, not a batch and a 0.35 remainder; 2.6 make three
+    table = pa.concat_tables([random_table(1350, seed=5), random_table(2600, seed=6)])
+    if kind == "parquet":
+        pq.write_table(table, tmp_path / "x.parquet", row_group_size=1350)
+        data = tmp_path / "x.parquet"
+    else:
+        data = table
+    src = segmint.open(data)
+    sizes = [b.num_rows for b in src.batches(batch_size=1000, balanced=True)]
+    assert sum(sizes) == 3950 and max(sizes) <= 1500
+    assert sizes[0] == 1350
+    assert [b.num_rows for b in src.batches(batch_size=1000)][:2] == [1000, 350]
+
+
 def test_pandas_and_polars(tmp_path):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"a": [1.5, None, 3.0], "s": pd.Categorical(["x", None, "y"]), "b": [True, False, True]})

@@ -219,15 +219,21 @@ def _direct(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
 def _screened_and_direct(X, C, with_dist=True):
     """Results of the screened path and of the float64 kernel alone; the screened path declines
     (-1, nothing written) only when a center is beyond float32's comfortable range."""
-    from segmint.kernels.assign import assign_rows_screened
+    from segmint.kernels.assign import assign_rows_screened, prepare_screen
     X = np.ascontiguousarray(X)
     C2, cn = prepare(C)
+    kp, dp = C2.shape
+    screen = (np.empty((kp, dp), np.float32), np.empty(kp, np.float32), np.empty(dp))
+    cmax = prepare_screen(C2, cn, *screen)
     out = []
     for f in (assign_rows_screened, _direct):
         labels = np.full(len(X), -9, np.int32)
         dist = np.full(len(X), -9.0)
-        args = (X, False) if f is assign_rows_screened else (X,)
-        bad = f(*args, 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
+        if f is assign_rows_screened:
+            args = (X, False, 0, len(X), C2, cn, *screen, cmax)
+        else:
+            args = (X, 0, len(X), C2, cn)
+        bad = f(*args, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
         if bad == -1:
             real = np.isfinite(cn)
             assert max(np.abs(C2).max(), np.abs(cn[real]).max()) >= 2.0 ** 100 or C2.shape[1] >= 1024

@@ -30,7 +30,7 @@ def prepare(centers):
     return C2, cn
 
 
-def assigner(X, C2):
+def assigner(X, C2, cn):
     """The assignment kernel for rows of X (any layout, see :func:`kernel_layout`) and prepared
     centers ``C2``, chosen once (callers running many tasks over one block pay the choice once):
     ``f(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)`` runs
@@ -43,19 +43,31 @@ def assigner(X, C2):
     if not (ka.SCREEN_FLOAT64 and C2.shape[0] >= ka.SCREEN_CENTERS and X.dtype == np.float64
             and X.flags.c_contiguous):
         return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest)
+    screen = prepare_screen(C2, cn)
+    if screen is None:  # centers beyond float32's comfortable range
+        return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest)
     screened = ka.assign_rows_screened
 
-    def assign(lo, hi, *rest):
-        bad = screened(X, fm, lo, hi, *rest)
-        return bad if bad >= 0 else direct(X, fm, lo, hi, *rest)  # -1: centers beyond float32
+    def assign(lo, hi, C2, cn, *rest):
+        return screened(X, fm, lo, hi, C2, cn, *screen, *rest)
 
     return assign
+
+
+def prepare_screen(C2, cn):
+    """The float32 screen of prepared float64 centers (once per pass, shared by its tasks):
+    ``(C2f, cnf, M, cmax)`` for :func:`segmint.kernels.assign.assign_rows_screened`, or None
+    when the centers cannot be screened."""
+    kp, dp = C2.shape
+    C2f, cnf, M = np.empty((kp, dp), np.float32), np.empty(kp, np.float32), np.empty(dp, np.float64)
+    cmax = ka.prepare_screen(C2, cn, C2f, cnf, M)
+    return (C2f, cnf, M, cmax) if cmax >= 0 else None
 
 
 def assign_rows(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     """:func:`segmint.kernels.assign.assign_rows`'s arguments and result, for X of any layout,
     float64 at large k screened (see :func:`assigner`)."""
-    return assigner(X, C2)(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+    return assigner(X, C2, cn)(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
 
 
 def _pieces(start, m):
@@ -126,7 +138,7 @@ def assign_pass(features, centers, sample_weight=None, want_labels=True, want_di
         m = X.shape[0]
         w = w_all[start:start + m] if w_all is not None else _EMPTY[dtype]
 
-        def piece(p, assign=assigner(X, C2), start=start, w=w):
+        def piece(p, assign=assigner(X, C2, cn), start=start, w=w):
             lo, hi, chunk = p
             # distances go to a per-piece scratch unless kept; labels straight to the output
             dis = np.empty(hi - lo if need_dist else 0, dtype=dtype)
@@ -161,7 +173,7 @@ def _split_pieces(X, start, C2, cn, task_rows, labels, dist, need_dist, want_ine
               for lo, hi, _ in pieces]
     tasks = [(i, a, min(a + task_rows, hi)) for i, (lo, hi, _) in enumerate(pieces)
              for a in range(lo, hi, task_rows)]
-    assign = assigner(X, C2)
+    assign = assigner(X, C2, cn)
 
     def task(t):
         i, a, b = t

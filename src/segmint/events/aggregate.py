@@ -132,6 +132,9 @@ def aggregate(events, *, id_column="customer_id", timestamp="ts", amount=None, e
     batch_size : int, default :data:`EVENT_BATCH_SIZE` (4,194,304 events)
         Events per batch; memory holds one batch (about 36 bytes per event; string ids
         about 60 more) plus the per-customer state (string ids: plus each distinct string).
+        A source chunk is cut into nearly equal batches, so a batch may hold up to 1.5 x
+        ``batch_size`` events (a chunk of 1.4 x ``batch_size`` is one batch, not two): each
+        batch sweeps the per-customer state once.
 
     Returns
     -------
@@ -365,7 +368,7 @@ class _Scan:
             return
         lo, hi, n = agg.INT64_MAX, agg.INT64_MIN, 0
         n_threads = self.report.shape[0]
-        for batch in src.batches(columns=[inp.id_column], batch_size=batch_size):
+        for batch in src.batches(columns=[inp.id_column], batch_size=batch_size, balanced=True):
             ids = batch[inp.id_column]
             values, bits, offset = _id_values(ids, inp), _bits(ids), ids.validity_offset
             runs = _runs(values.size, n_threads if values.size >= 65_536 else 1)
@@ -453,7 +456,7 @@ class _Scan:
         self._plan_dense(batch_size)
         buffers = None
         unit = _TimeUnit.of(inp.scale)
-        for batch in inp.src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size):
+        for batch in inp.src.batches(columns=list(dict.fromkeys(read)), batch_size=batch_size, balanced=True):
             n = batch.num_rows
             self.n_events += n
             if n == 0:

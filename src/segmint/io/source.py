@@ -255,12 +255,18 @@ class Source:
         return columns
 
     # -- reading -------------------------------------------------------------------------
-    def batches(self, columns=None, batch_size=DEFAULT_BATCH_SIZE):
+    def batches(self, columns=None, batch_size=DEFAULT_BATCH_SIZE, *, balanced=False):
         """Stream the rows as :class:`Batch` objects of at most ``batch_size`` rows.
 
         Batches never straddle the source's own chunks (record batches, row groups), so some
         may be shorter than ``batch_size``. String codes are consistent across the batches of
         one call.
+
+        With ``balanced=True`` each chunk (read in pieces of up to ``2 * batch_size`` rows) is
+        cut into ``round(rows / batch_size)`` pieces (at least one) of nearly equal size
+        instead: no short remainder batch, at the price of batches of up to 1.5 x
+        ``batch_size`` rows. For passes whose cost per batch is large (the event scan sweeps
+        its per-customer state once per batch).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -270,9 +276,12 @@ class Source:
         unifiers = {c: DictionaryUnifier() for c in names
                     if _is_string_like(self._schema.field(c).type)}
         start = 0
-        for record_batch in self._record_batches(names, int(batch_size)):
-            for offset in range(0, record_batch.num_rows, int(batch_size)):
-                piece = record_batch.slice(offset, batch_size)
+        batch_size = int(batch_size)
+        # balanced: the readers hand chunks of up to 2 x batch_size (two equal pieces when
+        # full; a remainder under 1.5 x batch_size stays whole)
+        for record_batch in self._record_batches(names, 2 * batch_size if balanced else batch_size):
+            for offset, size in _pieces(record_batch.num_rows, batch_size, balanced):
+                piece = record_batch.slice(offset, size)
                 yield Batch(piece, start, unifiers, self.label)
                 start += piece.num_rows
 
@@ -311,6 +320,16 @@ class Source:
         rows = self.num_rows if not self.one_shot else "?"
         return (f"<segmint Source {self.kind} {self.label}: {rows} rows x "
                 f"{len(self.column_names)} columns>")
+
+
+def _pieces(rows, batch_size, balanced):
+    """(offset, size) of the batches one chunk of ``rows`` rows is cut into (see ``batches``)."""
+    if not balanced:
+        return [(o, min(batch_size, rows - o)) for o in range(0, rows, batch_size)]
+    # round half up in integers: 1.5 batches make two pieces, 1.49 one
+    count = max(1, (2 * rows + batch_size) // (2 * batch_size))
+    bounds = [rows * i // count for i in range(count + 1)]
+    return [(lo, hi - lo) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
 
 def _as_schema(table, schema):
