@@ -116,16 +116,20 @@ def _load_tile(X, fm, d, start, m, tile):
 
 
 @kernel
-def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk):
-    """For the TILE rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c of it),
-    chk (the sum of every center's value: NaN when one of them is NaN, see :func:`assign_rows`).
+def _tile_argmin(tile, C2, cn, rows, best_d, best_l, chk):
+    """For the first ``rows`` rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c
+    of it), chk (the sum of every center's value: NaN when one of them is NaN, see
+    :func:`assign_rows`).
 
     Parameters
     ----------
     tile : (dp, TILE) float32/float64, IN: rows feature-major, features beyond d zero
     C2, cn : prepared centers (:func:`prepare_centers`), IN
-    a0, a1, a2, a3 : (TILE,) scratch of the tile's dtype (unused: kept so that callers, the
-        real-time scorer among them, need not change)
+    rows : int, 1 to TILE: the rows wanted. Rows go by blocks of four registers (32 float64 or
+        64 float32 rows with AVX-512), so the outputs are written up to the end of the last
+        block (the columns of ``tile`` there are read, whatever they hold). A row's bits do not
+        depend on ``rows``: a real-time row or a few rows the float32 screen left undecided
+        cost one block, not a tile.
     best_d : (TILE,) tile's dtype, OUT
     best_l : (TILE,) int32, OUT
     chk : (TILE,) tile's dtype, OUT
@@ -140,7 +144,7 @@ def _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk):
     """
     kp, dp = C2.shape
     w = lanes_of(tile)
-    for r in range(0, TILE, 4 * w):
+    for r in range(0, min(rows, TILE), 4 * w):
         inf = vfill(np.inf, tile)
         zero = vfill(0.0, tile)
         b0, b1, b2, b3 = inf, inf, inf, inf
@@ -315,18 +319,17 @@ def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_di
     """
     d = X.shape[0] if fm else X.shape[1]
     dp = C2.shape[1]
-    # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
-    # and NaN check, views of it) and the labels: two allocations, no helper to compile
-    scratch = zeros((dp + 6, TILE), C2.dtype)
+    # one scratch block (the tile, then rows of best values and NaN checks, views of it) and the
+    # labels: two allocations, no helper to compile
+    scratch = zeros((dp + 2, TILE), C2.dtype)
     tile = scratch[:dp]
-    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
-    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_d, chk = scratch[dp], scratch[dp + 1]
     best_l = empty(TILE, np.int32)
     bad = 0
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _load_tile(X, fm, d, start, m, tile)
-        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
+        _tile_argmin(tile, C2, cn, m, best_d, best_l, chk)
         if with_dist:
             _add_row_norms(tile, d, best_d)
         ol = start - labels_lo
@@ -504,12 +507,11 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
     for j in range(dp):
         tiny += M[j]
     tiny *= 2.0 ** -140
-    # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
-    # and NaN check, views of it) and the labels: two allocations, no helper to compile
-    scratch = zeros((dp + 6, TILE), C2.dtype)
+    # one scratch block (the tile, then rows of best values, the float64 kernel's outputs for
+    # the waiting rows and the screened best's exact values, views of it)
+    scratch = zeros((dp + 4, TILE), C2.dtype)
     tile = scratch[:dp]
-    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
-    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_d, flush_d, flush_chk, exact = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
     best_l = empty(TILE, np.int32)
     tile32 = zeros((dp, TILE), np.float32)
     b32 = empty(TILE, np.float32)
@@ -517,7 +519,6 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
     l32 = empty(TILE, np.int32)
     scale = empty(TILE, np.float64)
     size = empty(TILE, np.float64)
-    exact = a3  # (not used by _flush_pending)
     # rows the screen cannot settle wait in a float64 tile of their own
     pend = zeros((dp, TILE), np.float64)
     pend_row = empty(TILE, np.int64)
@@ -564,7 +565,7 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
                 pend_row[n_pend] = start + i
                 n_pend += 1
                 if n_pend == TILE:
-                    bad += _flush_pending(pend, pend_row[:n_pend], d, C2, cn, a0, a1, a2, labels, labels_lo,
+                    bad += _flush_pending(pend, pend_row[:n_pend], d, C2, cn, flush_d, flush_chk, labels, labels_lo,
                                           dist, dist_lo, with_dist)
                     n_pend = 0
         if with_dist:
@@ -579,23 +580,56 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
             if with_dist:
                 dist[start + i - dist_lo] = v if v >= 0 else 0.0
     if n_pend > 0:
-        bad += _flush_pending(pend, pend_row[:n_pend], d, C2, cn, a0, a1, a2, labels, labels_lo, dist, dist_lo,
+        bad += _flush_pending(pend, pend_row[:n_pend], d, C2, cn, flush_d, flush_chk, labels, labels_lo, dist, dist_lo,
                               with_dist)
     return bad
 
 
+_ROWS_ALONE = 6  # waiting rows assigned one by one (about 1/5 of a 32-row float64 block each, measured)
+
+
+@subroutine
+def _row_argmin(tile, i, C2, cn):
+    """:func:`_tile_argmin` for column ``i`` of ``tile`` alone: ``(best value, label, check)``.
+
+    The same value for every center (``cn[c]`` plus the multiply-adds in feature order), the
+    same label (the first smallest value in center order; NaN never wins). The check is a sum
+    of all values in another order: NaN exactly when the tile's is, except when some value is
+    ``-inf``, and then the best value is ``-inf`` and the row fails either way.
+    """
+    kp, dp = C2.shape
+    best = np.inf
+    lab = 0
+    h = 0.0
+    for c in range(kp):
+        v = cn[c]
+        for j in range(dp):
+            v = fmadd(tile[j, i], C2[c, j], v)
+        h += v
+        if v < best:
+            best = v
+            lab = c
+    return best, lab, h
+
+
 @kernel
-def _flush_pending(pend, pend_row, d, C2, cn, best_d, chk, spare, labels, labels_lo, dist, dist_lo,
-                   with_dist):
+def _flush_pending(pend, pend_row, d, C2, cn, best_d, chk, labels, labels_lo, dist, dist_lo, with_dist):
     """Assign the rows waiting in ``pend`` (feature-major, their rows of X in ``pend_row``, one
     per waiting row: its length is their count) with the float64 kernel, as :func:`assign_rows`
     would, writing their labels and distances; return how many failed (NaN, infinities, overflow).
 
-    ``best_d``, ``chk``, ``spare`` are (TILE,) float64 scratch.
+    ``best_d``, ``chk`` are (TILE,) float64 scratch. A few waiting rows (the usual case: 0.05% of
+    rows at k=4096, most tasks holding none or one) go one by one through :func:`_row_argmin`;
+    more through :func:`_tile_argmin`'s blocks of rows. A whole float64 tile for one undecided
+    row had cost about 10% of the screened assignment's time.
     """
     n_pend = pend_row.shape[0]
     best_l = empty(TILE, np.int32)
-    _tile_argmin(pend, C2, cn, spare, spare, spare, spare, best_d, best_l, chk)
+    if n_pend <= _ROWS_ALONE:
+        for p in range(n_pend):
+            best_d[p], best_l[p], chk[p] = _row_argmin(pend, p, C2, cn)
+    else:
+        _tile_argmin(pend, C2, cn, n_pend, best_d, best_l, chk)
     if with_dist:
         _add_row_norms(pend, d, best_d)
     bad = 0
@@ -631,17 +665,16 @@ def assign_rows_sums(X, fm, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
     d = X.shape[0] if fm else X.shape[1]
     dp = C2.shape[1]
     unit = weights.shape[0] == 0
-    # one scratch block (the tile, then the rows of _tile_argmin's accumulators, best values
-    # and NaN check, views of it) and the labels: two allocations, no helper to compile
-    scratch = zeros((dp + 6, TILE), C2.dtype)
+    # one scratch block (the tile, then rows of best values and NaN checks, views of it) and the
+    # labels: two allocations, no helper to compile
+    scratch = zeros((dp + 2, TILE), C2.dtype)
     tile = scratch[:dp]
-    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
-    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_d, chk = scratch[dp], scratch[dp + 1]
     best_l = empty(TILE, np.int32)
     for start in range(lo, hi, TILE):
         m = min(TILE, hi - start)
         _load_tile(X, fm, d, start, m, tile)
-        _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
+        _tile_argmin(tile, C2, cn, m, best_d, best_l, chk)
         _add_row_norms(tile, d, best_d)
         for i in range(m):
             lab = best_l[i]

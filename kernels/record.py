@@ -74,9 +74,9 @@ def raw_layout(n_values, n_states, n_num):
 
 
 def work_layout(d, dp):
-    """Sizes in a work array (X's dtype): the assignment's scratch ``(dp + 6, TILE)`` first,
+    """Sizes in a work array (X's dtype): the assignment's scratch ``(dp + 2, TILE)`` first,
     then the feature row ``(1, d)``: ``(row offset, size)``."""
-    return (dp + 6) * TILE, (dp + 6) * TILE + max(d, 1)
+    return (dp + 2) * TILE, (dp + 2) * TILE + max(d, 1)
 
 
 @kernel(fastmath=set(EXACT))
@@ -102,7 +102,7 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
         center, scale``
     centers : float32/float64, IN: the prepared centers (:func:`.assign.prepare_centers`),
         ``C2`` (kp, dp) row-major then ``cn`` (kp,)
-    work : centers' dtype, INOUT (:func:`work_layout`): the assignment's tile ``(dp + 6, TILE)``
+    work : centers' dtype, INOUT (:func:`work_layout`): the assignment's tile ``(dp + 2, TILE)``
         (first ``dp`` rows: zero when made, and only column 0 of the first ``d`` rows is ever
         written, so the padding stays zero) and its five accumulators and NaN check; then the
         feature row ``X`` (1, d), OUT
@@ -146,7 +146,7 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     d = ints[H_D]
     kp = ints[H_KP]
     dp = ints[H_DP]
-    row = (dp + 6) * TILE
+    row = (dp + 2) * TILE
     X = work[row:row + d].reshape((1, d))
     p_at = ints[H_RAW_PROBLEMS]
     problems = as_type(raw[p_at:p_at + 24 * n_num], np.int64).reshape((n_num, 3))
@@ -184,15 +184,14 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     # allocates eight arrays per call): the same kernels, so the same bits
     C2 = centers[:kp * dp].reshape((kp, dp))
     cn = centers[kp * dp:kp * dp + kp]
-    scratch = work[:row].reshape((dp + 6, TILE))
+    scratch = work[:row].reshape((dp + 2, TILE))
     l_at = ints[H_RAW_LABELS]
     best_l = as_type(raw[l_at:l_at + 4 * TILE], np.int32)
     tile = scratch[:dp]
-    a0, a1, a2, a3 = scratch[dp], scratch[dp + 1], scratch[dp + 2], scratch[dp + 3]
-    best_d, chk = scratch[dp + 4], scratch[dp + 5]
+    best_d, chk = scratch[dp], scratch[dp + 1]
     for j in range(d):  # the one row into the tile's column 0 (a copy: the bits of _fill_tile's)
         tile[j, 0] = X[0, j]
-    _tile_argmin(tile, C2, cn, a0, a1, a2, a3, best_d, best_l, chk)
+    _tile_argmin(tile, C2, cn, 1, best_d, best_l, chk)  # one row: one block of rows, not a tile
     _add_row_norms(tile, X.shape[1], best_d)
     v = best_d[0]  # NaN, an infinity or an overflow leaves the best value non-finite
     bad = 1 if (not (v > -np.inf and v < np.inf) or chk[0] != chk[0]) else 0

@@ -280,6 +280,25 @@ def test_screened_float64_hands_near_ties_and_extremes_to_float64():
     _assert_same(*_screened_and_direct(rng.normal(size=(400, d)), C * 1e40))  # centers beyond float32: declined
 
 
+@pytest.mark.parametrize("spread", [1, 3, 7, 40])
+def test_screened_float64_few_or_many_undecided_rows(spread):
+    """Undecided rows one at a time (each alone through the float64 arithmetic) and in numbers
+    (through the float64 blocks): ties, NaN, infinities and overflow among them, every row the
+    float64 kernel's bits."""
+    rng = np.random.default_rng(spread)
+    d, k = 5, 131
+    C = rng.normal(size=(k, d))
+    C[9] = C[70]  # an exact tie: always undecided
+    X = rng.normal(size=(3 * TILE + 17, d)) * 0.1 + 3
+    hard = rng.choice(len(X), size=spread, replace=False)
+    specials = [C[9], np.full(d, np.nan), np.full(d, np.inf), np.full(d, -np.inf), np.full(d, 1e200),
+                C[9] * (1 + 1e-13)]
+    for n, i in enumerate(hard):
+        X[i] = specials[n % len(specials)]
+    for with_dist in (True, False):
+        _assert_same(*_screened_and_direct(X, C, with_dist))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_screened_float64_on_structured_inputs(data):
@@ -311,3 +330,27 @@ def test_float64_assign_rows_screens_from_the_threshold_on():
         big = np.zeros((len(X), 9))
         big[:, 2:8] = X  # strided rows: not screened either
         _assert_same(_assign(big[:, 2:8], C), direct)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 5, 31, 32, 33, 64, 65, 127, TILE])
+def test_tile_argmin_on_the_first_rows_gives_the_whole_tiles_bits(dtype, rows):
+    from segmint.kernels.assign import _tile_argmin
+    rng = np.random.default_rng(rows)
+    d, k = 7, 23
+    C2, cn = prepare(rng.normal(size=(k, d)).astype(dtype))
+    tile = np.zeros((C2.shape[1], TILE), dtype)
+    tile[:d] = rng.normal(size=(d, TILE))
+    whole = (np.zeros(TILE, dtype), np.zeros(TILE, np.int32), np.zeros(TILE, dtype))
+    _tile_argmin(tile, C2, cn, TILE, *whole)
+    part = (np.full(TILE, -1, dtype), np.full(TILE, -1, np.int32), np.full(TILE, -1, dtype))
+    _tile_argmin(tile, C2, cn, rows, *part)
+    for a, b in zip(whole, part):
+        assert a[:rows].tobytes() == b[:rows].tobytes()
+    # only the blocks holding the wanted rows are written
+    assert (part[1] >= 0).sum() < TILE or rows > TILE // 2
+    # against the slow twin: the nearest center of each wanted row
+    X = tile[:d, :rows].T.astype(np.float64)
+    C = -C2[:k, :d].astype(np.float64) / 2
+    expected = ((X[:, None, :] - C[None]) ** 2).sum(-1).argmin(1)
+    assert (part[1][:rows] == expected).mean() > 0.99
