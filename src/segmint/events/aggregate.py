@@ -35,7 +35,7 @@ EVENT_BATCH_SIZE = 1 << 22
 
 from ..io import open as open_source
 from ..io.columns import DICTIONARY, NUMERIC, TEMPORAL, column_kind, read_only
-from .._memory import pool_array
+from .._memory import pool_array, result_array
 from .._parallel import chunk_bounds, get_num_threads, run_chunks
 from ..kernels import aggregate as agg
 from ..kernels import string_ids as sk
@@ -645,9 +645,9 @@ def _state_columns(scan, rows):
     trend_valid = np.full(len(spec), -1, dtype=np.int64)
     trend_dst[trends] = n_f + np.arange(len(trends))
     trend_valid[trends] = agg.V_GAP + 1 + np.arange(len(trends))
-    out_i = pool_array((n_i, n), np.int64)
-    out_f = pool_array((n_f + len(trends), n), np.float64)
-    valid = pool_array((agg.V_GAP + 1 + len(trends), (n + 7) // 8), np.uint8)
+    out_i = result_array((n_i, n), np.int64)
+    out_f = result_array((n_f + len(trends), n), np.float64)
+    valid = result_array((agg.V_GAP + 1 + len(trends), (n + 7) // 8), np.uint8)
     if isinstance(scan, _Scan):
         ist = scan.istate.reshape(-1, scan.istate.shape[2])
         fst = scan.fstate.reshape(-1, scan.fstate.shape[2])
