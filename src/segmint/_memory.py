@@ -1,9 +1,10 @@
-"""Large scratch and result arrays from Arrow's memory pool.
+"""Large scratch and result arrays from Arrow's memory pool, or in mappings of their own.
 
 The pool recycles freed memory, so repeated calls (predict in a loop, a service scoring batches,
 a nightly aggregation) do not fault fresh pages in from the OS each time, which on virtual
 machines can cost more than the work itself. The arrays are ordinary writable numpy arrays that
-keep their buffer alive.
+keep their buffer alive. :func:`result_array` is for large results the caller keeps (see there
+why they stay out of the pool).
 """
 import mmap
 
