@@ -585,7 +585,8 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
     return bad
 
 
-_ROWS_ALONE = 6  # waiting rows assigned one by one (about 1/5 of a 32-row float64 block each, measured)
+_ROWS_ALONE = 6  # waiting rows assigned one by one: a row alone is about a fifth of a 32-row float64
+# block by operation count (scalar multiply-adds against 8-lane ones), so six are about one block
 
 
 @subroutine
