@@ -132,9 +132,9 @@ def aggregate(events, *, id_column="customer_id", timestamp="ts", amount=None, e
     batch_size : int, default :data:`EVENT_BATCH_SIZE` (4,194,304 events)
         Events per batch; memory holds one batch (about 36 bytes per event; string ids
         about 60 more) plus the per-customer state (string ids: plus each distinct string).
-        A source chunk is cut into nearly equal batches, so a batch may hold up to 1.5 x
-        ``batch_size`` events (a chunk of 1.4 x ``batch_size`` is one batch, not two): each
-        batch sweeps the per-customer state once.
+        A chunk of an in-memory table or memory-mapped Arrow file is cut into nearly equal
+        batches, so a batch may hold up to 1.5 x ``batch_size`` events (a chunk of 1.4 x
+        ``batch_size`` is one batch, not two): each batch sweeps the per-customer state once.
 
     Returns
     -------

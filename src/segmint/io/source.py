@@ -262,11 +262,13 @@ class Source:
         may be shorter than ``batch_size``. String codes are consistent across the batches of
         one call.
 
-        With ``balanced=True`` each chunk (read in pieces of up to ``2 * batch_size`` rows) is
-        cut into ``round(rows / batch_size)`` pieces (at least one) of nearly equal size
-        instead: no short remainder batch, at the price of batches of up to 1.5 x
-        ``batch_size`` rows. For passes whose cost per batch is large (the event scan sweeps
-        its per-customer state once per batch).
+        With ``balanced=True`` each chunk of a zero-copy source (an in-memory table, an
+        uncompressed memory-mapped Arrow file) is cut into ``round(rows / batch_size)`` pieces
+        (at least one; chunks longer than ``2 * batch_size`` first cut at that) of nearly equal
+        size instead: no short remainder batch, at the price of batches of up to 1.5 x
+        ``batch_size`` rows. Sources that read or decode (Parquet, streams) are read as without
+        it. For passes whose cost per batch is large (the event scan sweeps its per-customer
+        state once per batch).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -277,9 +279,12 @@ class Source:
                     if _is_string_like(self._schema.field(c).type)}
         start = 0
         batch_size = int(batch_size)
-        # balanced: the readers hand chunks of up to 2 x batch_size (two equal pieces when
-        # full; a remainder under 1.5 x batch_size stays whole)
-        for record_batch in self._record_batches(names, 2 * batch_size if balanced else batch_size):
+        # balanced: a zero-copy source hands chunks of up to 2 x batch_size (two equal pieces
+        # when full; a remainder under 1.5 x batch_size stays whole); a source that reads or
+        # decodes (Parquet, a stream) reads batch_size rows at a time as always, so its memory
+        # stays one batch
+        cap = 2 * batch_size if balanced and self.zero_copy else batch_size
+        for record_batch in self._record_batches(names, cap):
             for offset, size in _pieces(record_batch.num_rows, batch_size, balanced):
                 piece = record_batch.slice(offset, size)
                 yield Batch(piece, start, unifiers, self.label)
