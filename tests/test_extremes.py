@@ -164,6 +164,21 @@ def test_as_of_and_time_arguments_of_the_wrong_kind_are_parameter_errors():
         segmint.aggregate(log, as_of="yesterday")
     with pytest.raises(ParameterError, match="as_of must be a datetime"):
         segmint.aggregate(log, as_of=12)
+    with pytest.raises(ParameterError, match="as_of is NaT"):
+        segmint.aggregate(log, as_of=np.datetime64("NaT"))
+    with pytest.raises(ParameterError, match="outside the years 1 to 9999"):
+        segmint.aggregate(log, as_of=np.datetime64("10000-01-01"))
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-01-01", "2026-01-01T00:00:00"),
+    ("2026-01-01T05:06:07.123456789", "2026-01-01T05:06:07.123456"),  # nanoseconds: truncated
+    ("1969-12-31T23:59:59.9999999", "1969-12-31T23:59:59.999999"),    # toward the past
+    ("2026-03", "2026-03-01T00:00:00"),
+])
+def test_as_of_takes_numpy_datetime64_as_a_naive_utc_time(value, expected):
+    from segmint._time import as_of_microseconds
+    assert as_of_microseconds(np.datetime64(value)) == as_of_microseconds(expected)
 
 
 # -- item 9/11: window specs and other arguments ------------------------------------------------

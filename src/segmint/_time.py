@@ -55,6 +55,8 @@ def as_of_microseconds(as_of):
         moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=_dt.timezone.utc)
     elif isinstance(as_of, _dt.date):
         moment = _dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=_dt.timezone.utc)
+    elif type(as_of).__name__ == "datetime64" and type(as_of).__module__ == "numpy":
+        moment = _numpy_moment(as_of)
     elif isinstance(as_of, str):
         if len(as_of) > 64:  # an ISO datetime with offset and nanoseconds fits in 40
             raise ParameterError(f"as_of {as_of[:40]!r}... is not an ISO date or datetime")
@@ -68,13 +70,30 @@ def as_of_microseconds(as_of):
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=_dt.timezone.utc)
     else:
-        raise ParameterError(f"as_of must be a datetime, a date or an ISO string, got {type(as_of).__name__}")
+        raise ParameterError(f"as_of must be a datetime, a date, a numpy datetime64 or an ISO string, "
+                             f"got {type(as_of).__name__}")
     try:
         moment = moment.astimezone(_dt.timezone.utc)
     except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative one
         raise ParameterError(f"as_of {as_of!r} is outside the years 1 to 9999 in UTC") from None
     us = epoch_microseconds(moment)
     return float(us), float(us // US_PER_DAY * US_PER_DAY)
+
+
+def _numpy_moment(value):
+    """A numpy ``datetime64`` (timezone-naive: read as UTC, like a naive datetime) as an aware
+    datetime, to the microsecond below (finer units are truncated toward the past)."""
+    if value != value:  # NaT
+        raise ParameterError("as_of is NaT (not a time)")
+    try:
+        moment = value.astype("datetime64[us]").item()  # floor to microseconds; an int out of range
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(f"as_of {value!r} is not a time numpy can convert to microseconds") from None
+    if not isinstance(moment, _dt.datetime):
+        if isinstance(moment, _dt.date):
+            return _dt.datetime(moment.year, moment.month, moment.day, tzinfo=_dt.timezone.utc)
+        raise ParameterError(f"as_of {value!r} is outside the years 1 to 9999")
+    return moment.replace(tzinfo=_dt.timezone.utc)
 
 
 def epoch_microseconds(moment):
