@@ -117,8 +117,8 @@ def test_balanced_batches_cut_chunks_evenly(tmp_path, batch_size):
 
 @pytest.mark.parametrize("kind", ["table", "parquet"])
 def test_balanced_batches_keep_a_short_remainder_with_its_chunk(tmp_path, kind):
-    # in memory, a chunk of 1.35 batches is one batch, not a batch and a 0.35 remainder
-    # (Parquet is read as without balanced=)
+    # in memory, a chunk of 1.35 batches is one batch, not a batch and a 0.35 remainder, and
+    # one of 2.6 three equal ones (Parquet is read as without balanced=)
     table = pa.concat_tables([random_table(1350, seed=5), random_table(2600, seed=6)])
     if kind == "parquet":
         pq.write_table(table, tmp_path / "x.parquet", row_group_size=1350)
@@ -131,8 +131,9 @@ def test_balanced_batches_keep_a_short_remainder_with_its_chunk(tmp_path, kind):
     assert sum(sizes) == sum(plain) == 3950 and max(plain) <= 1000
     assert plain[:2] == [1000, 350]
     if kind == "table":
-        # 2600 rows are read as 2000 (two batches of 1000) and 600
-        assert sizes == [1350, 1000, 1000, 600] and max(sizes) <= 1500
+        assert sizes == [1350, 866, 867, 867]
+        with pytest.raises(segmint.errors.ParameterError, match="balanced must be True or False"):
+            next(src.batches(batch_size=1000, balanced="yes"))
     else:  # a decoding source reads batch_size rows at a time: its memory stays one batch
         assert sizes == plain
 

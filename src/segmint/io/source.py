@@ -264,9 +264,8 @@ class Source:
 
         With ``balanced=True`` each chunk of a zero-copy source (an in-memory table, an
         uncompressed memory-mapped Arrow file) is cut into ``round(rows / batch_size)`` pieces
-        (at least one; chunks longer than ``2 * batch_size`` first cut at that) of nearly equal
-        size instead: no short remainder batch, at the price of batches of up to 1.5 x
-        ``batch_size`` rows. Sources that read or decode (Parquet, streams) are read as without
+        (at least one) of nearly equal size instead: no short remainder batch, at the price of
+        batches of up to 1.5 x ``batch_size`` rows. Sources that read or decode (Parquet, streams) are read as without
         it. For passes whose cost per batch is large (the event scan sweeps its per-customer
         state once per batch).
         """
@@ -279,11 +278,12 @@ class Source:
                     if _is_string_like(self._schema.field(c).type)}
         start = 0
         batch_size = int(batch_size)
-        # balanced: a zero-copy source hands chunks of up to 2 x batch_size (two equal pieces
-        # when full; a remainder under 1.5 x batch_size stays whole); a source that reads or
-        # decodes (Parquet, a stream) reads batch_size rows at a time as always, so its memory
-        # stays one batch
-        cap = 2 * batch_size if balanced and self.zero_copy else batch_size
+        if not isinstance(balanced, (bool, np.bool_)):
+            raise ParameterError(f"balanced must be True or False, got {balanced!r}")
+        # balanced: a zero-copy source hands its chunks whole (slicing them costs nothing); a
+        # source that reads or decodes (Parquet, a stream) reads batch_size rows at a time as
+        # always, so its memory stays one batch
+        cap = _WHOLE_CHUNKS if balanced and self.zero_copy else batch_size
         for record_batch in self._record_batches(names, cap):
             for offset, size in _pieces(record_batch.num_rows, batch_size, balanced):
                 piece = record_batch.slice(offset, size)
@@ -325,6 +325,9 @@ class Source:
         rows = self.num_rows if not self.one_shot else "?"
         return (f"<segmint Source {self.kind} {self.label}: {rows} rows x "
                 f"{len(self.column_names)} columns>")
+
+
+_WHOLE_CHUNKS = 1 << 62  # a batch size no chunk reaches: sources hand their chunks whole
 
 
 def _pieces(rows, batch_size, balanced):
