@@ -265,9 +265,9 @@ class Source:
         With ``balanced=True`` each chunk of a zero-copy source (an in-memory table, an
         uncompressed memory-mapped Arrow file) is cut into ``round(rows / batch_size)`` pieces
         (at least one) of nearly equal size instead: no short remainder batch, at the price of
-        batches of up to 1.5 x ``batch_size`` rows. Sources that read or decode (Parquet, streams) are read as without
-        it. For passes whose cost per batch is large (the event scan sweeps its per-customer
-        state once per batch).
+        batches of up to 1.5 x ``batch_size`` rows. Sources that read or decode (Parquet,
+        streams) are read as without it. For passes whose cost per batch is large (the event
+        scan sweeps its per-customer state once per batch).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
