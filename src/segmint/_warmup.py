@@ -128,6 +128,11 @@ def _warm_events():
         aggregate(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of,
                   windows={"n": {"last": "30d", "type": "purchase"}, "s": {"agg": "sum", "last": "9d"}})
         btyd_summary(ids, amount="amount", event_type="event_type", qualifying="purchase", as_of=as_of)
+    # a stream whose ids start dense and turn sparse moves its state into hash mode (a table or a
+    # mapped file is scanned for its id range first and never does)
+    sparse_later = events.set_column(0, "customer_id", pa.array(np.where(idx < n // 2, idx % 17, idx * 10**12)))
+    aggregate(pa.RecordBatchReader.from_batches(sparse_later.schema, sparse_later.to_batches(max_chunksize=n // 2)),
+              amount="amount", as_of=as_of, batch_size=n // 2)
     from .kernels import string_ids
     # a table's growth: compiled here as every string-id table may need it once it fills
     string_ids.grow_cells(np.zeros((256, 8, 4), np.int64), np.zeros(256, np.int64), np.full((256, 32), -1, np.int64))
