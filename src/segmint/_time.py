@@ -89,9 +89,7 @@ def _numpy_moment(value):
         moment = value.astype("datetime64[us]").item()  # floor to microseconds; an int out of range
     except (TypeError, ValueError, OverflowError):
         raise ParameterError(f"as_of {value!r} is not a time numpy can convert to microseconds") from None
-    if not isinstance(moment, _dt.datetime):
-        if isinstance(moment, _dt.date):
-            return _dt.datetime(moment.year, moment.month, moment.day, tzinfo=_dt.timezone.utc)
+    if not isinstance(moment, _dt.datetime):  # microseconds give a datetime, or an int beyond 9999
         raise ParameterError(f"as_of {value!r} is outside the years 1 to 9999")
     return moment.replace(tzinfo=_dt.timezone.utc)
 
