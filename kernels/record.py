@@ -191,7 +191,9 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     best_d, chk = scratch[dp], scratch[dp + 1]
     for j in range(d):  # the one row into the tile's column 0 (a copy: the bits of _fill_tile's)
         tile[j, 0] = X[0, j]
-    _tile_argmin(tile, C2, cn, 1, best_d, best_l, chk)  # one row: one block of rows, not a tile
+    # one row: one block of rows, not a tile (an int64, not a literal 1: a literal compiles the
+    # kernel once more per dtype)
+    _tile_argmin(tile, C2, cn, np.int64(1), best_d, best_l, chk)
     _add_row_norms(tile, X.shape[1], best_d)
     v = best_d[0]  # NaN, an infinity or an overflow leaves the best value non-finite
     bad = 1 if (not (v > -np.inf and v < np.inf) or chk[0] != chk[0]) else 0

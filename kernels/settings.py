@@ -68,7 +68,7 @@ def subroutine(*args, **overrides):
     """
     from numba.extending import register_jitable
 
-    options = dict(fastmath=set(FASTMATH), error_model="numpy")
+    options = dict(fastmath=set(FASTMATH), error_model="numpy", no_cfunc_wrapper=True)
     options.update(overrides)
     if len(args) == 1 and callable(args[0]) and not overrides:
         return register_jitable(**options)(args[0])

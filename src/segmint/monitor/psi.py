@@ -191,11 +191,17 @@ def _check_epsilon_alpha(epsilon, alpha, bins, where=None):
 
 
 def chi2_threshold(bins, alpha=ALPHA):
-    """``scipy.stats.chi2.ppf(1 - alpha, bins - 1)``, None for a single bin (nothing can move)."""
+    """``scipy.stats.chi2.ppf(1 - alpha, bins - 1)``, None for a single bin (nothing can move).
+
+    Computed as ``scipy.special.chdtri(bins - 1, alpha)``, the inverse of the chi-squared
+    survival function: the same quantile (within 3e-12 relative over 1 to 2,000 degrees of
+    freedom, and no rounding of ``1 - alpha`` for a small alpha), without importing
+    ``scipy.stats`` (0.67 s on a first drift check, 0.17 s for ``scipy.special``).
+    """
     if bins < 2:
         return None
-    from scipy.stats import chi2  # scipy.stats takes a while to import: only when needed
-    return float(chi2.ppf(1.0 - alpha, bins - 1))
+    from scipy.special import chdtri  # only when needed: scipy is not imported with segmint
+    return float(chdtri(bins - 1, alpha))
 
 
 def _shares(values, what):
