@@ -59,10 +59,11 @@ def subroutine(*args, **overrides):
 
     Numba compiles a kernel that another kernel calls through the callee's dispatcher: typed,
     lowered, optimised by LLVM and turned into machine code with a CPython wrapper of its own,
-    then optimised again inside the caller. A function given to ``register_jitable`` is compiled
-    the way numba's own library functions are: for the caller only (no wrapper, no machine code
-    of its own, no specialisation per literal argument). Measured on the rule VM's helpers:
-    -0.35 s of a cold warm-up. Called from Python it runs as plain Python, so its slow twin is
+    then optimised again inside the caller. A function given to ``register_jitable`` still goes
+    through a dispatcher of its own (machine code included), but without a CPython wrapper, a
+    cache entry or a specialisation per literal argument; ``no_cfunc_wrapper`` drops the
+    C-callable wrapper too, as in :func:`kernel`. Measured on the rule VM's helpers: -0.35 s of
+    a cold warm-up. Called from Python it runs as plain Python, so its slow twin is
     itself. Options as :func:`kernel`'s (``nogil`` and ``cache`` belong to the calling kernel);
     use bare (``@subroutine``) or with overrides (``@subroutine(fastmath=set(EXACT))``).
     """
