@@ -30,7 +30,7 @@ import numpy as np
 
 from .assign import TILE, _add_row_norms, _tile_argmin
 from .rules import run_record
-from .scratch import as_type, frozen
+from .scratch import as_bytes, as_pyarray, as_type, frozen
 from .settings import EXACT, kernel
 from .transform import apply_numeric
 
@@ -134,8 +134,10 @@ def score_customer(raw, ints, floats, centers, work, as_of_us, as_of_day_us):
     seg = np.int64(-1)
     p0 = ints[H_PROG]
     if p0 >= 0:
-        code = np.int64(run_record(ints[p0:ints[H_PROG_END]], floats, as_of_us, as_of_day_us, values,
-                                   states, bits[:0]))
+        # the record as the types RecordEvaluator passes (array.array, bytes): one compiled
+        # run_record for both callers (a second variant cost as much to compile as this kernel)
+        code = np.int64(run_record(ints[p0:ints[H_PROG_END]], floats, as_of_us, as_of_day_us,
+                                   as_pyarray(values), as_bytes(states), bits[:0]))
         if code < 0:
             code = ints[H_DEFAULT]
         seg = ints[ints[H_TO_SEGMENT] + code]

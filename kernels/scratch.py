@@ -126,6 +126,38 @@ def frozen(typingctx, a):
     return sig, codegen
 
 
+def _as_buffer(name, make, doc):
+    def typer(typingctx, a):
+        if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
+            return None
+        result = make(a)
+        if result is None:
+            return None
+
+        def codegen(context, builder, signature, args):
+            # the buffer types share the array's data model: the same structure, only typed apart
+            from numba.core.imputils import impl_ret_borrowed
+            return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+        return result(a), codegen
+
+    typer.__name__ = name
+    typer.__doc__ = doc
+    return intrinsic(typer)
+
+
+as_pyarray = _as_buffer(
+    "as_pyarray", lambda a: types.PyArray(a.dtype, 1, "C") if a.dtype == types.float64 else None,
+    """A 1-D C float64 array typed as Numba types a Python ``array.array("d")`` (the same memory,
+    no copy): so that a kernel passing its own scratch to a kernel Python callers give an
+    ``array.array`` calls the variant they compiled (or the cache holds) instead of one more.""")
+
+as_bytes = _as_buffer(
+    "as_bytes", lambda a: types.Bytes(types.uint8, 1, "C", readonly=True) if a.dtype == types.uint8 else None,
+    """A 1-D C uint8 array typed as Numba types Python ``bytes`` (read-only; the same memory, no
+    copy), for the reason :func:`as_pyarray` gives.""")
+
+
 # -- with NUMBA_DISABLE_JIT=1 kernels run as Python: numpy's own ------------------------------------
 if config.DISABLE_JIT:
     def empty(shape, dtype):  # noqa: F811
@@ -141,3 +173,9 @@ if config.DISABLE_JIT:
         out = a.view()
         out.flags.writeable = False
         return out
+
+    def as_pyarray(a):  # noqa: F811
+        return a
+
+    def as_bytes(a):  # noqa: F811
+        return frozen(a)

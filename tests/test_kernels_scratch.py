@@ -1,9 +1,11 @@
 """segmint.kernels.scratch: the allocation and view intrinsics against numpy's own functions."""
+from array import array
+
 import numba
 import numpy as np
 import pytest
 
-from segmint.kernels.scratch import as_type, empty, frozen, zeros
+from segmint.kernels.scratch import as_bytes, as_pyarray, as_type, empty, frozen, zeros
 
 
 @numba.njit
@@ -68,3 +70,40 @@ def test_as_type_and_frozen_are_numpy_views(dtype, n):
     assert result[0].mutable and not result[1].mutable
     if n:  # the same memory: no copy
         assert ints.ctypes.data == raw.ctypes.data == octets.ctypes.data
+
+
+@numba.njit
+def _read_buffers(values, states):
+    total = 0.0
+    for i in range(len(values)):
+        total += values[i] * (i + 1)
+    weighted = 0
+    for i in range(len(states)):
+        weighted += states[i] * (i + 1)
+    return total, weighted, len(values), len(states)
+
+
+@numba.njit
+def _through_buffers(values, states):
+    return _read_buffers(as_pyarray(values), as_bytes(states))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 64])
+def test_as_pyarray_and_as_bytes_call_the_python_callers_variant(n):
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=n)
+    states = rng.integers(0, 3, size=n + 2, dtype=np.uint8)
+    expected = _read_buffers(array("d", values.tolist()), bytes(states.tolist()))
+    assert _through_buffers(values, states) == expected
+    # the callee compiled once: the types Python gives array.array("d") and bytes
+    assert _read_buffers.signatures == [(numba.typeof(array("d")), numba.typeof(b""))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_as_pyarray_takes_float64_only(dtype):
+    @numba.njit
+    def view(a):
+        return len(as_pyarray(a))
+
+    with pytest.raises(numba.core.errors.TypingError):
+        view(np.zeros(3, dtype))
