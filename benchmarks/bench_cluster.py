@@ -34,7 +34,7 @@ import pytest
 import segmint
 from segmint._parallel import chunk_bounds, run_chunks
 from segmint.cluster._matrix import kernel_layout
-from segmint.cluster._passes import prepare
+from segmint.cluster._passes import no_sums, prepare
 from segmint.cluster.init import kmeans_plusplus
 from segmint.datasets import customer_features
 from segmint.kernels.assign import assign_rows
@@ -239,7 +239,7 @@ def test_minibatch_step(benchmark, minibatch_data, warm):
 
     def step(centers, counts):
         C2, cn = prepare(centers)
-        assign_rows(*kernel_layout(Xb), 0, len(Xb), C2, cn, labels, 0, dist, 0, True)
+        assign_rows(*kernel_layout(Xb), 0, len(Xb), C2, cn, labels, 0, dist, 0, True, *no_sums(Xb))
         minibatch_update(Xb, np.empty(0, np.float32), labels, centers, counts)
         return centers
 

@@ -278,7 +278,7 @@ def count_beyond(X, fm, lo, hi, limit, counts):
 
 
 @kernel
-def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist, weights, sums, wsums):
     """Nearest center of rows ``lo..hi`` of X.
 
     Parameters
@@ -294,6 +294,11 @@ def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_di
     dist_lo : int, as ``labels_lo`` for ``dist``
     with_dist : bool, False to skip distances (``dist`` is then not touched; labels need no
         row norms, since ``|x|^2`` is the same for every center)
+    weights : (n,) X's dtype, or empty for unit weights, IN (read only with sums)
+    sums : (k, d) float64, INOUT: the (weighted) rows of each center are added, in row order (one
+        Lloyd pass, one chunk); a (0, 0) array for none (``predict``)
+    wsums : (k,) float64, INOUT: the total weight of each center is added, in row order (empty
+        with no sums)
 
     Returns
     -------
@@ -319,6 +324,8 @@ def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_di
     """
     d = X.shape[0] if fm else X.shape[1]
     dp = C2.shape[1]
+    with_sums = sums.shape[0] > 0
+    unit = weights.shape[0] == 0
     # one scratch block (the tile, then rows of best values and NaN checks, views of it) and the
     # labels: two allocations, no helper to compile
     scratch = zeros((dp + 2, TILE), C2.dtype)
@@ -344,6 +351,13 @@ def assign_rows(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_di
                 if v < 0:  # rounding of the expanded form; NaN stays NaN so bad input is seen
                     v = 0
                 dist[od + i] = v
+        if with_sums:  # Lloyd's partials (one kernel for both: a second cost as much to compile)
+            for i in range(m):
+                lab = best_l[i]
+                w = 1.0 if unit else weights[start + i]
+                wsums[lab] += w
+                for j in range(d):
+                    sums[lab, j] += w * tile[j, i]
     return bad
 
 
@@ -644,47 +658,3 @@ def _flush_pending(pend, pend_row, d, C2, cn, best_d, chk, labels, labels_lo, di
                 v = 0
             dist[row - dist_lo] = v
     return bad
-
-
-
-@kernel
-def assign_rows_sums(X, fm, lo, hi, weights, C2, cn, labels, dist, sums, wsums):
-    """Assign rows ``lo..hi`` and add them to per-center weighted sums (one Lloyd pass, one chunk).
-
-    Parameters
-    ----------
-    X : (n, d) float32/float64, or (d, n) when ``fm`` (see the module), IN
-    fm : bool, X feature-major
-    lo, hi : int
-    weights : (n,) same dtype as X, or empty for unit weights, IN
-    C2, cn : prepared centers, IN
-    labels : (n,) int32, OUT at ``lo..hi``
-    dist : (n,) X's dtype, OUT at ``lo..hi``
-    sums : (k, d) float64, INOUT: weighted sums of the rows of each center are added, in row order
-    wsums : (k,) float64, INOUT: total weight of each center is added, in row order
-    """
-    d = X.shape[0] if fm else X.shape[1]
-    dp = C2.shape[1]
-    unit = weights.shape[0] == 0
-    # one scratch block (the tile, then rows of best values and NaN checks, views of it) and the
-    # labels: two allocations, no helper to compile
-    scratch = zeros((dp + 2, TILE), C2.dtype)
-    tile = scratch[:dp]
-    best_d, chk = scratch[dp], scratch[dp + 1]
-    best_l = empty(TILE, np.int32)
-    for start in range(lo, hi, TILE):
-        m = min(TILE, hi - start)
-        _load_tile(X, fm, d, start, m, tile)
-        _tile_argmin(tile, C2, cn, m, best_d, best_l, chk)
-        _add_row_norms(tile, d, best_d)
-        for i in range(m):
-            lab = best_l[i]
-            v = best_d[i]
-            if v < 0:
-                v = 0
-            labels[start + i] = lab
-            dist[start + i] = v
-            w = 1.0 if unit else weights[start + i]
-            wsums[lab] += w
-            for j in range(d):
-                sums[lab, j] += w * tile[j, i]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import segmint
 from segmint.cluster._matrix import FeatureError, kernel_layout, value_limit
-from segmint.cluster._passes import prepare
+from segmint.cluster._passes import no_sums, prepare
 from segmint.errors import DataError, ParameterError, SegmintError
 from segmint._time import MAX_US, MIN_US
 from segmint.events.aggregate import _inputs, _Scan
@@ -396,7 +396,7 @@ def test_count_beyond_and_assign_rows_flag_exactly_the_values_the_twin_flags(dty
     ok = ~nonfinite
     exact = exact_squared_distances(X[ok], centers)
     for with_dist in (True, False):
-        bad = assign_rows(*kernel_layout(X), 0, n, C2, cn, labels, 0, dist, 0, with_dist)
+        bad = assign_rows(*kernel_layout(X), 0, n, C2, cn, labels, 0, dist, 0, with_dist, *no_sums(X))
         # NaN and infinities always count; a finite row counts only when its arithmetic
         # overflowed, and every row not counted gets its exact nearest center
         assert bad >= int(nonfinite.sum())

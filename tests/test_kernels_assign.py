@@ -14,8 +14,8 @@ import naive_kmeans as naive
 import segmint
 from segmint.cluster import _passes
 from segmint.cluster._matrix import Features, kernel_layout
-from segmint.cluster._passes import assign_pass, prepare
-from segmint.kernels.assign import TILE, assign_rows, assign_rows_sums
+from segmint.cluster._passes import assign_pass, no_sums, prepare
+from segmint.kernels.assign import TILE, assign_rows
 from segmint.kernels.simd import NATIVE_VECTOR_BYTES
 
 DTYPES = [np.float32, np.float64]
@@ -107,7 +107,7 @@ def test_one_row_alone_gets_the_bits_of_the_batch(dtype, k):
     for i in range(len(X)):
         one_l = np.empty(1, np.int32)
         one_d = np.empty(1, dtype)
-        assign_rows(*kernel_layout(X), i, i + 1, C2, cn, one_l, i, one_d, i, True)
+        assign_rows(*kernel_layout(X), i, i + 1, C2, cn, one_l, i, one_d, i, True, *no_sums(X))
         assert one_l[0] == labels[i]
         assert one_d.view(np.uint8).tobytes() == dist[i:i + 1].view(np.uint8).tobytes()
 
@@ -128,7 +128,7 @@ def test_random_data_is_assigned_to_the_nearest_center_up_to_rounding(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lloyd_labels_equal_predict_labels(dtype):
-    """assign_rows_sums runs the same tile kernel: the labels Lloyd uses are predict's."""
+    """Keeping Lloyd's sums changes nothing else: the labels Lloyd uses are predict's."""
     rng = np.random.default_rng(2)
     X = rng.normal(size=(3 * TILE + 17, 7)).astype(dtype)
     C = rng.normal(size=(37, 7)).astype(dtype)
@@ -136,7 +136,8 @@ def test_lloyd_labels_equal_predict_labels(dtype):
     C2, cn = prepare(C)
     l2 = np.empty(len(X), np.int32)
     d2 = np.empty(len(X), dtype)
-    assign_rows_sums(*kernel_layout(X), 0, len(X), np.empty(0, dtype), C2, cn, l2, d2, np.zeros((37, 7)), np.zeros(37))
+    bad = assign_rows(*kernel_layout(X), 0, len(X), C2, cn, l2, 0, d2, 0, True, np.empty(0, dtype), np.zeros((37, 7)), np.zeros(37))
+    assert bad == 0
     np.testing.assert_array_equal(l2, labels)
     np.testing.assert_array_equal(d2, dist)
 
@@ -213,7 +214,7 @@ def _direct(X, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
     screened (and a copy between layouts moves values exactly)."""
     wide = np.zeros((X.shape[0], 2 * X.shape[1]), X.dtype)
     wide[:, ::2] = X
-    return assign_rows(wide[:, ::2], False, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)
+    return assign_rows(wide[:, ::2], False, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist, *no_sums(X))
 
 
 def _screened_and_direct(X, C, with_dist=True):
@@ -238,7 +239,7 @@ def _screened_and_direct(X, C, with_dist=True):
             real = np.isfinite(cn)
             assert max(np.abs(C2).max(), np.abs(cn[real]).max()) >= 2.0 ** 100 or C2.shape[1] >= 1024
             assert (labels == -9).all()
-            bad = assign_rows(*kernel_layout(X), 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist)
+            bad = assign_rows(*kernel_layout(X), 0, len(X), C2, cn, labels, 0, dist if with_dist else np.empty(0), 0, with_dist, *no_sums(X))
         out.append((labels, dist, bad))
     return out
 

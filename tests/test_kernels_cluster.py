@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive_kmeans as naive
-from segmint.kernels.assign import TILE, _fill_tile, assign_rows, assign_rows_sums
+from segmint.kernels.assign import TILE, _fill_tile, assign_rows
 from segmint.kernels.distance import center_distances
 from segmint.kernels.kmeanspp import sq_dist_to_point, trial_potentials
 from segmint.kernels.minibatch import minibatch_update
@@ -20,7 +20,7 @@ from segmint.kernels.reduce import weighted_sum
 from segmint.kernels.simd import transpose_16B, transpose_32B, transpose_64B
 from segmint.kernels.validate import count_nonfinite
 from segmint.cluster._matrix import kernel_layout
-from segmint.cluster._passes import prepare
+from segmint.cluster._passes import no_sums, prepare
 
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 2e-4, np.float64: 1e-10}
@@ -57,11 +57,11 @@ def test_assign_rows_matches_naive(dtype, n, d, k):
     for _, Xl in _layouts(X):
         labels = np.full(n, -1, dtype=np.int32)
         dist = np.full(n, -1, dtype=dtype)
-        assert assign_rows(*kernel_layout(Xl), 0, n, C2, cn, labels, 0, dist, 0, True) == 0
+        assert assign_rows(*kernel_layout(Xl), 0, n, C2, cn, labels, 0, dist, 0, True, *no_sums(Xl)) == 0
         _check_assignment(X, C, labels, dist, dtype)
         assert np.all((labels >= 0) & (labels < k))
         only = np.full(n, -1, dtype=np.int32)
-        assign_rows(*kernel_layout(Xl), 0, n, C2, cn, only, 0, np.empty(0, dtype), 0, False)
+        assign_rows(*kernel_layout(Xl), 0, n, C2, cn, only, 0, np.empty(0, dtype), 0, False, *no_sums(Xl))
         assert np.array_equal(only, labels)  # labels without distances are the same labels
 
 
@@ -72,14 +72,14 @@ def test_assign_partial_range_and_ties(dtype):
     C2, cn = prepare(C)
     labels = np.full(4, -7, dtype=np.int32)
     dist = np.full(4, -7, dtype=dtype)
-    assign_rows(*kernel_layout(X), 1, 3, C2, cn, labels, 0, dist, 0, True)
+    assign_rows(*kernel_layout(X), 1, 3, C2, cn, labels, 0, dist, 0, True, *no_sums(X))
     assert labels.tolist() == [-7, 0, 0, -7]  # exact ties go to the lowest index; rows outside untouched
     assert dist.tolist() == [-7, 0, 2, -7]
     scratch_l = np.full(2, -7, dtype=np.int32)
     scratch_d = np.full(2, -7, dtype=dtype)
-    assign_rows(*kernel_layout(X), 1, 3, C2, cn, scratch_l, 1, scratch_d, 1, True)  # outputs offset to scratches of 2 rows
+    assign_rows(*kernel_layout(X), 1, 3, C2, cn, scratch_l, 1, scratch_d, 1, True, *no_sums(X))  # outputs offset to scratches of 2 rows
     mixed = np.full(4, -7, dtype=np.int32)
-    assign_rows(*kernel_layout(X), 1, 3, C2, cn, mixed, 0, scratch_d, 1, True)  # labels whole-data, distances scratch
+    assign_rows(*kernel_layout(X), 1, 3, C2, cn, mixed, 0, scratch_d, 1, True, *no_sums(X))  # labels whole-data, distances scratch
     assert mixed.tolist() == [-7, 0, 0, -7]
     assert scratch_l.tolist() == [0, 0] and scratch_d.tolist() == [0, 2]
 
@@ -89,9 +89,9 @@ def test_nan_rows_give_nan_distances():
     C2, cn = prepare(np.array([[0.0, 0.0], [1.0, 1.0]]))
     labels = np.empty(3, np.int32)
     dist = np.empty(3)
-    assert assign_rows(*kernel_layout(X), 0, 3, C2, cn, labels, 0, dist, 0, True) == 2
+    assert assign_rows(*kernel_layout(X), 0, 3, C2, cn, labels, 0, dist, 0, True, *no_sums(X)) == 2
     assert np.isnan(dist[0]) and dist[1] == 0 and not np.isfinite(dist[2])
-    assert assign_rows(*kernel_layout(X), 0, 3, C2, cn, labels, 0, np.empty(0), 0, False) == 2
+    assert assign_rows(*kernel_layout(X), 0, 3, C2, cn, labels, 0, np.empty(0), 0, False, *no_sums(X)) == 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -106,8 +106,8 @@ def test_nonfinite_rows_are_counted_in_full_tiles(dtype, d):
     for _, Xl in _layouts(X):
         labels = np.empty(len(X), np.int32)
         dist = np.empty(len(X), dtype)
-        assert assign_rows(*kernel_layout(Xl), 0, len(X), C2, cn, labels, 0, dist, 0, True) == len(bad_rows)
-        assert assign_rows(*kernel_layout(Xl), 0, len(X), C2, cn, labels, 0, np.empty(0, dtype), 0, False) == len(bad_rows)
+        assert assign_rows(*kernel_layout(Xl), 0, len(X), C2, cn, labels, 0, dist, 0, True, *no_sums(Xl)) == len(bad_rows)
+        assert assign_rows(*kernel_layout(Xl), 0, len(X), C2, cn, labels, 0, np.empty(0, dtype), 0, False, *no_sums(Xl)) == len(bad_rows)
         assert not np.isfinite(dist[bad_rows]).any()
         assert np.isfinite(np.delete(dist, bad_rows)).all()
 
@@ -158,7 +158,7 @@ def test_fill_tile_is_a_transposed_copy(dtype, d):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_assign_rows_sums_matches_naive(dtype, weighted):
+def test_assign_rows_sums_match_naive(dtype, weighted):
     rng = np.random.default_rng(3)
     n, d, k = 777, 6, 9
     X = rng.normal(size=(n, d)).astype(dtype)
@@ -169,8 +169,8 @@ def test_assign_rows_sums_matches_naive(dtype, weighted):
     dist = np.empty(n, dtype)
     sums = np.zeros((k, d))
     wsums = np.zeros(k)
-    assign_rows_sums(*kernel_layout(X), 0, 400, w, C2, cn, labels, dist, sums, wsums)
-    assign_rows_sums(*kernel_layout(X), 400, n, w, C2, cn, labels, dist, sums, wsums)  # continues the sums
+    assert assign_rows(*kernel_layout(X), 0, 400, C2, cn, labels, 0, dist, 0, True, w, sums, wsums) == 0
+    assert assign_rows(*kernel_layout(X), 400, n, C2, cn, labels, 0, dist, 0, True, w, sums, wsums) == 0  # continues the sums
     _check_assignment(X, C, labels, dist, dtype)
     ref_s, ref_w = naive.lloyd_sums(X, w if weighted else np.ones(n), labels, k)
     np.testing.assert_allclose(sums, ref_s, rtol=1e-9, atol=1e-9)
@@ -299,7 +299,7 @@ _OTHER_TARGET_SCRIPT = """
 import numpy as np
 from segmint.kernels import simd
 from segmint.kernels.assign import assign_rows
-from segmint.cluster._passes import prepare
+from segmint.cluster._passes import no_sums, prepare
 print(simd.NATIVE_VECTOR_BYTES)
 rng = np.random.default_rng(0)
 for dtype in (np.float32, np.float64):
@@ -309,7 +309,7 @@ for dtype in (np.float32, np.float64):
         C2, cn = prepare(C)
         labels = np.empty(len(X), np.int32)
         dist = np.empty(len(X), dtype)
-        assert assign_rows(X, False, 0, len(X), C2, cn, labels, 0, dist, 0, True) == 0
+        assert assign_rows(X, False, 0, len(X), C2, cn, labels, 0, dist, 0, True, *no_sums(X)) == 0
         D = ((X[:, None, :].astype(np.float64) - C[None].astype(np.float64)) ** 2).sum(-1)
         chosen = D[np.arange(len(X)), labels]
         assert np.all(chosen <= D.min(axis=1) * (1 + 1e-4) + 1e-4), (dtype, d, k)

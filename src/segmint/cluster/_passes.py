@@ -18,6 +18,13 @@ kr = lazy_import("segmint.kernels.reduce")
 
 CHUNK = 65_536
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+_NO_SUMS = (np.empty((0, 0), np.float64), np.empty(0, np.float64))
+
+
+def no_sums(X):
+    """:func:`segmint.kernels.assign.assign_rows`' last arguments (weights, sums, wsums) for a
+    pass keeping no Lloyd partials: ``predict``."""
+    return (np.empty(0, X.dtype), *_NO_SUMS)
 
 
 def prepare(centers):
@@ -40,12 +47,13 @@ def assigner(X, C2, cn):
     """
     X, fm = kernel_layout(X)
     direct = ka.assign_rows
+    rest_none = no_sums(X)
     if not (ka.SCREEN_FLOAT64 and C2.shape[0] >= ka.SCREEN_CENTERS and X.dtype == np.float64
             and X.flags.c_contiguous):
-        return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest)
+        return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest, *rest_none)
     screen = prepare_screen(C2, cn)
     if screen is None:  # centers beyond float32's comfortable range
-        return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest)
+        return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest, *rest_none)
     screened = ka.assign_rows_screened
 
     def assign(lo, hi, C2, cn, *rest):
@@ -244,7 +252,7 @@ def lloyd_piece(X, lo, hi, w, C2, cn, labels, dist, sums, wsums, partial):
     labels : (n,) int32, dist : (n,) X's dtype, OUT at ``lo..hi``
     sums : (k, d) float64, wsums : (k,) float64, partial : (1,) float64, INOUT
     """
-    ka.assign_rows_sums(*kernel_layout(X), lo, hi, w, C2, cn, labels, dist, sums, wsums)
+    ka.assign_rows(*kernel_layout(X), lo, hi, C2, cn, labels, 0, dist, 0, True, w, sums, wsums)
     kr.weighted_sum(dist, w, lo, hi, partial)
 
 
