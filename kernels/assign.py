@@ -11,7 +11,7 @@ see ``segmint.cluster._matrix.kernel_layout``). One layout, so each kernel compi
 dtype (a Fortran-ordered signature of every kernel and helper cost ~6 s of a cold warm-up).
 
 :func:`_tile_argmin` is a GEMM-shaped micro-kernel fused with the argmin: a
-block of four registers of rows by four centers stays in registers while the loop runs over
+block of ``ROW_REGISTERS`` registers of rows by four centers stays in registers while the loop runs over
 features (written with the explicit vector values of :mod:`.simd`: LLVM's own vectoriser
 targets 256-bit vectors on AVX-512 CPUs and keeps accumulators in memory; measured ~2-4x
 the GFLOP/s of the previous loop kernel at k >= 64, ~160 GFLOP/s a core for float32).
@@ -31,6 +31,15 @@ from .simd import (NATIVE_VECTOR_BYTES, fmadd, lanes_of, transpose_16B, transpos
                    vfill, vfill_labels, vfma, vless, vload, vmax, vmin, vselect, vstore)
 
 TILE = 128
+
+# Registers of rows in a block of the micro-kernels (:func:`_tile_argmin`, :func:`_tile_screen`).
+# A block of R registers of rows by four centers keeps 4R accumulators, R rows and a broadcast
+# center value live in the loop over features: 21 registers with R = 4, which AVX-512's 32 hold
+# but AVX2's (and SSE's) 16 do not. Spilled to the stack there, the 4 x 4 block ran at half the
+# speed of a 2 x 4 block giving the same bits (measured on Zen 3, one core, d=16: float32 25.5
+# against 46.7 GFLOP/s at k=1024, float64 13.8 against 26.6). Both kernels exist (so each is
+# tested on any CPU); the callers use the one for this CPU. TILE is a multiple of either block.
+ROW_REGISTERS = 4 if NATIVE_VECTOR_BYTES >= 64 else 2
 
 
 @kernel
@@ -116,10 +125,11 @@ def _load_tile(X, fm, d, start, m, tile):
 
 
 @kernel
-def _tile_argmin(tile, C2, cn, rows, best_d, best_l, chk):
+def _tile_argmin4(tile, C2, cn, rows, best_d, best_l, chk):
     """For the first ``rows`` rows in ``tile``: OUT best_l (nearest center), best_d (|c|^2 - 2 x.c
     of it), chk (the sum of every center's value: NaN when one of them is NaN, see
-    :func:`assign_rows`).
+    :func:`assign_rows`). Blocks of four registers of rows: the kernel for AVX-512 CPUs
+    (``_tile_argmin`` is this one or :func:`_tile_argmin2`, see ``ROW_REGISTERS``).
 
     Parameters
     ----------
@@ -153,7 +163,7 @@ def _tile_argmin(tile, C2, cn, rows, best_d, best_l, chk):
         h0, h1, h2, h3 = zero, zero, zero, zero
         for c in range(0, kp, 4):
             (s00, s01, s02, s03, s10, s11, s12, s13,
-             s20, s21, s22, s23, s30, s31, s32, s33) = _block_values(tile, C2, cn, r, c, w)
+             s20, s21, s22, s23, s30, s31, s32, s33) = _block_values4(tile, C2, cn, r, c, w)
             # the comparisons skip a NaN: the sum of all values keeps it (see assign_rows)
             h0 = vadd(h0, vadd(vadd(s00, s01), vadd(s02, s03)))
             h1 = vadd(h1, vadd(vadd(s10, s11), vadd(s12, s13)))
@@ -178,8 +188,41 @@ def _tile_argmin(tile, C2, cn, rows, best_d, best_l, chk):
         vstore(chk, r + 3 * w, h3)
 
 
+@kernel
+def _tile_argmin2(tile, C2, cn, rows, best_d, best_l, chk):
+    """:func:`_tile_argmin4` with blocks of two registers of rows (16 float32 or 8 float64 rows
+    with AVX2): the same arguments, outputs and bits (every row's values are the same
+    multiply-adds in the same order, folded in the same center order); the kernel for CPUs with
+    16 vector registers, where the four-register block's accumulators do not fit.
+    """
+    kp, dp = C2.shape
+    w = lanes_of(tile)
+    for r in range(0, min(rows, TILE), 2 * w):
+        inf = vfill(np.inf, tile)
+        zero = vfill(0.0, tile)
+        b0, b1 = inf, inf
+        lab0 = vfill_labels(0, tile)
+        l0, l1 = lab0, lab0
+        h0, h1 = zero, zero
+        for c in range(0, kp, 4):
+            s00, s01, s02, s03, s10, s11, s12, s13 = _block_values2(tile, C2, cn, r, c, w)
+            h0 = vadd(h0, vadd(vadd(s00, s01), vadd(s02, s03)))
+            h1 = vadd(h1, vadd(vadd(s10, s11), vadd(s12, s13)))
+            b0, l0 = _fold4(b0, l0, s00, s01, s02, s03, c)
+            b1, l1 = _fold4(b1, l1, s10, s11, s12, s13, c)
+        vstore(best_d, r, b0)
+        vstore(best_d, r + w, b1)
+        vstore(best_l, r, l0)
+        vstore(best_l, r + w, l1)
+        vstore(chk, r, h0)
+        vstore(chk, r + w, h1)
+
+
+_tile_argmin = _tile_argmin4 if ROW_REGISTERS == 4 else _tile_argmin2
+
+
 @kernel(inline="always")
-def _block_values(tile, C2, cn, r, c, w):
+def _block_values4(tile, C2, cn, r, c, w):
     """The values ``|c|^2 - 2 x.c`` of four registers of rows (``r``, ``r + w``, ...) for
     centers ``c..c+3``, as sixteen registers (rows-major): ``cn[c]`` plus ``C2[c, j] * x[j]``
     added one feature at a time in feature order, each a multiply-add of :func:`.simd.vfma`.
@@ -223,6 +266,37 @@ def _block_values(tile, C2, cn, r, c, w):
         s32 = vfma(x3, p2, s32)
         s33 = vfma(x3, p3, s33)
     return (s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
+
+
+@kernel(inline="always")
+def _block_values2(tile, C2, cn, r, c, w):
+    """:func:`_block_values4` for two registers of rows (``r``, ``r + w``): eight registers, the
+    same arithmetic per row. Each broadcast center value is used at once, so a block needs
+    eleven vector registers at most."""
+    dp = C2.shape[1]
+    e0 = vfill(cn[c], tile)
+    e1 = vfill(cn[c + 1], tile)
+    e2 = vfill(cn[c + 2], tile)
+    e3 = vfill(cn[c + 3], tile)
+    s00, s01, s02, s03 = e0, e1, e2, e3
+    s10, s11, s12, s13 = e0, e1, e2, e3
+    for j in range(dp):
+        row = tile[j]
+        x0 = vload(row, r)
+        x1 = vload(row, r + w)
+        p = vfill(C2[c, j], tile)
+        s00 = vfma(x0, p, s00)
+        s10 = vfma(x1, p, s10)
+        p = vfill(C2[c + 1, j], tile)
+        s01 = vfma(x0, p, s01)
+        s11 = vfma(x1, p, s11)
+        p = vfill(C2[c + 2, j], tile)
+        s02 = vfma(x0, p, s02)
+        s12 = vfma(x1, p, s12)
+        p = vfill(C2[c + 3, j], tile)
+        s03 = vfma(x0, p, s03)
+        s13 = vfma(x1, p, s13)
+    return (s00, s01, s02, s03, s10, s11, s12, s13)
 
 
 @kernel(inline="always")
@@ -427,8 +501,10 @@ def prepare_screen(C2, cn, C2f, cnf, M):
 
 
 @kernel
-def _tile_screen(tile, C2, cn, best_d, second_d, best_l):
+def _tile_screen4(tile, C2, cn, best_d, second_d, best_l):
     """float32 screen of a tile: per row the best value, the second best and the best's label.
+    Blocks of four registers of rows (``_tile_screen`` is this one or :func:`_tile_screen2`, as
+    for :func:`_tile_argmin4`).
 
     Parameters
     ----------
@@ -438,7 +514,7 @@ def _tile_screen(tile, C2, cn, best_d, second_d, best_l):
         (equal when two centers tie)
     best_l : (TILE,) int32, OUT: the center of the smallest (lowest index on ties)
 
-    The values are those of :func:`_block_values` (the float64 kernel's loop, in float32).
+    The values are those of :func:`_block_values4` (the float64 kernel's loop, in float32).
     """
     kp = C2.shape[0]
     w = lanes_of(tile)
@@ -450,7 +526,7 @@ def _tile_screen(tile, C2, cn, best_d, second_d, best_l):
         l0, l1, l2, l3 = lab0, lab0, lab0, lab0
         for c in range(0, kp, 4):
             (s00, s01, s02, s03, s10, s11, s12, s13,
-             s20, s21, s22, s23, s30, s31, s32, s33) = _block_values(tile, C2, cn, r, c, w)
+             s20, s21, s22, s23, s30, s31, s32, s33) = _block_values4(tile, C2, cn, r, c, w)
             b0, u0, l0 = _fold4_second(b0, u0, l0, s00, s01, s02, s03, c)
             b1, u1, l1 = _fold4_second(b1, u1, l1, s10, s11, s12, s13, c)
             b2, u2, l2 = _fold4_second(b2, u2, l2, s20, s21, s22, s23, c)
@@ -467,6 +543,33 @@ def _tile_screen(tile, C2, cn, best_d, second_d, best_l):
         vstore(best_l, r + w, l1)
         vstore(best_l, r + 2 * w, l2)
         vstore(best_l, r + 3 * w, l3)
+
+
+@kernel
+def _tile_screen2(tile, C2, cn, best_d, second_d, best_l):
+    """:func:`_tile_screen4` with blocks of two registers of rows: the same outputs (see
+    :func:`_tile_argmin2`)."""
+    kp = C2.shape[0]
+    w = lanes_of(tile)
+    for r in range(0, TILE, 2 * w):
+        inf = vfill(np.inf, tile)
+        b0, b1 = inf, inf
+        u0, u1 = inf, inf
+        lab0 = vfill_labels(0, tile)
+        l0, l1 = lab0, lab0
+        for c in range(0, kp, 4):
+            s00, s01, s02, s03, s10, s11, s12, s13 = _block_values2(tile, C2, cn, r, c, w)
+            b0, u0, l0 = _fold4_second(b0, u0, l0, s00, s01, s02, s03, c)
+            b1, u1, l1 = _fold4_second(b1, u1, l1, s10, s11, s12, s13, c)
+        vstore(best_d, r, b0)
+        vstore(best_d, r + w, b1)
+        vstore(second_d, r, u0)
+        vstore(second_d, r + w, u1)
+        vstore(best_l, r, l0)
+        vstore(best_l, r + w, l1)
+
+
+_tile_screen = _tile_screen4 if ROW_REGISTERS == 4 else _tile_screen2
 
 
 @kernel(inline="always")
@@ -557,7 +660,7 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
                 a = abs(t[i])
                 scale[i] += a * mj
                 size[i] += a
-        # every row's float64 value of its screened best: _block_values' multiply-adds for that
+        # every row's float64 value of its screened best: _block_values4's multiply-adds for that
         # center in its order, rows side by side (a dependent chain per row took ~8% of the time)
         for i in range(TILE):
             exact[i] = cn[l32[i]]  # l32 is always a center (0 when every value was NaN)
@@ -599,8 +702,10 @@ def assign_rows_screened(X, fm, lo, hi, C2, cn, C2f, cnf, M, cmax, labels, label
     return bad
 
 
-_ROWS_ALONE = 6  # waiting rows assigned one by one: a row alone is about a fifth of a 32-row float64
-# block by operation count (scalar multiply-adds against 8-lane ones), so six are about one block
+# waiting rows assigned one by one: a row alone is about a fifth of a 32-row float64 block of
+# AVX-512 by operation count (scalar multiply-adds against 8-lane ones), so six are about one
+# block; half of an 8-row AVX2 block (two registers of 4 lanes)
+_ROWS_ALONE = 6 if ROW_REGISTERS == 4 else 2
 
 
 @subroutine

@@ -333,10 +333,14 @@ def test_float64_assign_rows_screens_from_the_threshold_on():
         _assert_same(_assign(big[:, 2:8], C), direct)
 
 
+@pytest.mark.parametrize("kernel", ["_tile_argmin4", "_tile_argmin2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [1, 5, 31, 32, 33, 64, 65, 127, TILE])
-def test_tile_argmin_on_the_first_rows_gives_the_whole_tiles_bits(dtype, rows):
-    from segmint.kernels.assign import _tile_argmin
+def test_tile_argmin_on_the_first_rows_gives_the_whole_tiles_bits(kernel, dtype, rows):
+    """Both blocks of rows (four registers for AVX-512, two for 16-register CPUs) run here,
+    whichever this CPU's callers use."""
+    from segmint.kernels import assign as ka
+    _tile_argmin = getattr(ka, kernel)
     rng = np.random.default_rng(rows)
     d, k = 7, 23
     C2, cn = prepare(rng.normal(size=(k, d)).astype(dtype))
@@ -355,3 +359,46 @@ def test_tile_argmin_on_the_first_rows_gives_the_whole_tiles_bits(dtype, rows):
     C = -C2[:k, :d].astype(np.float64) / 2
     expected = ((X[:, None, :] - C[None]) ** 2).sum(-1).argmin(1)
     assert (part[1][:rows] == expected).mean() > 0.99
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d,k", [(1, 1), (3, 5), (16, 8), (17, 64), (5, 130), (33, 257)])
+def test_both_row_blocks_give_the_same_bits(dtype, d, k):
+    """The two-register kernels (AVX2's) and the four-register ones (AVX-512's) are the same
+    arithmetic per row: equal bits on real-valued data, NaN rows and ties included, for the
+    argmin and for the float32 screen; and this CPU's choice is one of them."""
+    from segmint.kernels import assign as ka
+    rng = np.random.default_rng(d * 1000 + k)
+    C = rng.normal(size=(k, d)).astype(dtype)
+    C[k // 2] = C[0]  # a tie between two centers
+    C2, cn = prepare(C)
+    tile = np.zeros((C2.shape[1], TILE), dtype)
+    tile[:d] = rng.normal(size=(d, TILE)) * 3
+    tile[:d, 7] = C[0]  # on the tied centers
+    tile[0, 11] = np.nan
+    outs = []
+    for kern in (ka._tile_argmin4, ka._tile_argmin2):
+        out = (np.full(TILE, -1, dtype), np.full(TILE, -1, np.int32), np.full(TILE, -1, dtype))
+        kern(tile, C2, cn, TILE, *out)
+        outs.append([a.tobytes() for a in out])
+    assert outs[0] == outs[1]
+    labels = np.frombuffer(outs[0][1], np.int32)
+    assert labels[7] == 0
+    X = tile[:d].T.astype(np.float64)
+    ok = np.isfinite(X).all(1)
+    expected = ((X[:, None, :] - C[None].astype(np.float64)) ** 2).sum(-1).argmin(1)
+    assert (labels[ok] == expected[ok]).mean() > 0.98
+    assert np.isnan(np.frombuffer(outs[0][2], dtype)[11])  # the check sum keeps the NaN
+    if dtype == np.float32:  # the screen's kernels work on float32 tiles
+        screens = []
+        for kern in (ka._tile_screen4, ka._tile_screen2):
+            out = (np.full(TILE, -1, dtype), np.full(TILE, -1, dtype), np.full(TILE, -1, np.int32))
+            kern(tile, C2, cn, *out)
+            screens.append([a.tobytes() for a in out])
+        assert screens[0] == screens[1]
+        best, second, lab = (np.frombuffer(b, t) for b, t in zip(screens[0], (dtype, dtype, np.int32)))
+        assert np.array_equal(lab, labels) and np.all(second[ok] >= best[ok])
+        if k > 1:
+            assert best[7] == second[7]  # the tie: equal best and second best
+    assert ka._tile_argmin in (ka._tile_argmin4, ka._tile_argmin2)
+    assert (ka._tile_argmin is ka._tile_argmin4) == (ka.ROW_REGISTERS == 4) == (ka._tile_screen is ka._tile_screen4)
