@@ -410,7 +410,9 @@ def benchmark_command(args, json_path):
 def run_tree(label, tree, stage, args, json_path, numba_cache):
     """Benchmark one tree with its own code; returns pytest's exit status."""
     path, packages = stage_packages(tree, stage)
-    env = dict(os.environ)
+    # not a pytest-xdist worker's identity: pytest-benchmark, seeing PYTEST_XDIST_WORKER, turns
+    # timing off (the gate run from a test of a suite run with -n wrote no results)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = os.pathsep.join(path + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["NUMBA_CACHE_DIR"] = numba_cache  # fresh: never mixes with, or litters, the user's cache
     check_imports(args.python, tree, env, packages, stage)
