@@ -10,8 +10,8 @@ array or a block streamed from columnar sources, passed as its C-ordered transpo
 see ``segmint.cluster._matrix.kernel_layout``). One layout, so each kernel compiles once per
 dtype (a Fortran-ordered signature of every kernel and helper cost ~6 s of a cold warm-up).
 
-:func:`_tile_argmin` is a GEMM-shaped micro-kernel fused with the argmin: a
-block of ``ROW_REGISTERS`` registers of rows by four centers stays in registers while the loop runs over
+:func:`_tile_argmin` is a GEMM-shaped micro-kernel fused with the argmin: a block of
+``ROW_REGISTERS`` registers of rows by four centers stays in registers while the loop runs over
 features (written with the explicit vector values of :mod:`.simd`: LLVM's own vectoriser
 targets 256-bit vectors on AVX-512 CPUs and keeps accumulators in memory; measured ~2-4x
 the GFLOP/s of the previous loop kernel at k >= 64, ~160 GFLOP/s a core for float32).

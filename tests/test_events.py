@@ -3,6 +3,7 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import segmint
@@ -150,7 +151,6 @@ def test_many_customers_grow_the_state_and_threads_do_not_change_results():
     with segmint.threads(2):
         two = segmint.aggregate(log, **kw)
     assert one.table.equals(two.table)
-    pc = pytest.importorskip("pyarrow.compute")
     got = one.table.to_pylist()
     # every customer with an event kept (id and timestamp known, not after as_of), in id order
     kept = log.filter(pc.and_(pc.is_valid(log["customer_id"]), pc.less_equal(log["ts"], pa.scalar(AS_OF))))
