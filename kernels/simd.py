@@ -395,6 +395,58 @@ def vless(typingctx, a, b):
 
 
 @intrinsic
+def vunordered(typingctx, a, b):
+    """``isnan(a) | isnan(b)`` lane by lane."""
+    if not _float_lanes(a, b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fcmp_unordered("uno", args[0], args[1])
+
+    return LaneMask(a.lanes)(a, b), codegen
+
+
+@intrinsic
+def vany(typingctx, m, n):
+    """``m | n`` lane by lane, for two comparison results."""
+    if not (isinstance(m, LaneMask) and m == n):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.or_(args[0], args[1])
+
+    return m(m, n), codegen
+
+
+@intrinsic
+def vfold_first(typingctx, best, lab, nan, a, c0):
+    """Fold the lanes of ``a`` (the values of centers ``c0, c0 + 1, ...``) into a running scalar
+    ``(best, lab, nan)``, lane by lane in order: a lane strictly below ``best`` becomes ``best``
+    and its index ``lab`` (so ties keep the lower index and NaN never wins); ``nan`` is set when
+    a lane is NaN. Lanes taken straight from the register: a store and reloads of the lanes
+    made a one-row-at-a-time kernel run at a pace that depended on the buffers' addresses."""
+    if not (isinstance(a, Lanes) and a.dtype in (types.float32, types.float64) and best == a.dtype
+            and isinstance(lab, types.Integer) and isinstance(c0, types.Integer) and nan == types.boolean):
+        return None
+    rty = types.Tuple((a.dtype, types.int64, types.boolean))
+
+    def codegen(context, builder, signature, args):
+        best, lab, nan, vec, c0 = args
+        i64 = ir.IntType(64)
+        lab = context.cast(builder, lab, signature.args[1], types.int64)
+        c0 = context.cast(builder, c0, signature.args[4], types.int64)
+        for lane in range(signature.args[3].lanes):
+            v = builder.extract_element(vec, ir.Constant(ir.IntType(32), lane))
+            better = builder.fcmp_ordered("<", v, best)
+            best = builder.select(better, v, best)
+            lab = builder.select(better, builder.add(c0, ir.Constant(i64, lane)), lab)
+            nan = builder.or_(nan, builder.fcmp_unordered("uno", v, v))
+        return context.make_tuple(builder, rty, [best, lab, nan])
+
+    return rty(best, lab, nan, a, c0), codegen
+
+
+@intrinsic
 def vselect(typingctx, mask, a, b):
     """``a`` where ``mask`` is set, else ``b``, lane by lane."""
     if not (isinstance(mask, LaneMask) and isinstance(a, Lanes) and a == b and a.lanes == mask.lanes):
@@ -459,6 +511,19 @@ if config.DISABLE_JIT:
 
     def vless(a, b):  # noqa: F811
         return a < b
+
+    def vfold_first(best, lab, nan, a, c0):  # noqa: F811
+        for lane, v in enumerate(a):
+            if v < best:
+                best, lab = v, c0 + lane
+            nan = nan or bool(np.isnan(v))
+        return best, lab, nan
+
+    def vunordered(a, b):  # noqa: F811
+        return np.isnan(a) | np.isnan(b)
+
+    def vany(m, n):  # noqa: F811
+        return m | n
 
     def vselect(mask, a, b):  # noqa: F811
         return np.where(mask, a, b)

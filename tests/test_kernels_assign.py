@@ -388,7 +388,7 @@ def test_both_row_blocks_give_the_same_bits(dtype, d, k):
     ok = np.isfinite(X).all(1)
     expected = ((X[:, None, :] - C[None].astype(np.float64)) ** 2).sum(-1).argmin(1)
     assert (labels[ok] == expected[ok]).mean() > 0.98
-    assert np.isnan(np.frombuffer(outs[0][2], dtype)[11])  # the check sum keeps the NaN
+    assert np.isnan(np.frombuffer(outs[0][2], dtype)[11])  # the check marks the NaN row
     if dtype == np.float32:  # the screen's kernels work on float32 tiles
         screens = []
         for kern in (ka._tile_screen4, ka._tile_screen2):
@@ -402,3 +402,148 @@ def test_both_row_blocks_give_the_same_bits(dtype, d, k):
             assert best[7] == second[7]  # the tie: equal best and second best
     assert ka._tile_argmin in (ka._tile_argmin4, ka._tile_argmin2)
     assert (ka._tile_argmin is ka._tile_argmin4) == (ka.ROW_REGISTERS == 4) == (ka._tile_screen is ka._tile_screen4)
+
+
+# -- few centers, row-major rows: assign_labels_narrow ---------------------------------------------
+
+def _labels_both_ways(X, C, lo, hi, scratch=False):
+    """The tile kernel's and the row-major kernel's labels and failure counts for rows lo..hi of
+    X, into full-size labels or (``scratch``) a scratch of hi - lo rows."""
+    from segmint.kernels import assign as ka
+    C2, cn = prepare(C)
+    size, labels_lo = (hi - lo, lo) if scratch else (len(X), 0)
+    tile, narrow = np.full(size, -1, np.int32), np.full(size, -1, np.int32)
+    bad_tile = assign_rows(X, False, lo, hi, C2, cn, tile, labels_lo, np.empty(0, X.dtype), 0, False, *no_sums(X))
+    bad_narrow = ka.assign_labels_narrow(X, lo, hi, C2, cn, narrow, labels_lo)
+    return (bad_tile, tile), (bad_narrow, narrow)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_row_major_kernel_gives_the_tile_kernels_labels_and_failures(data):
+    """Up to two registers of centers (its whole domain), odd sizes, one and zero rows, row
+    ranges, ties, rows on centers, zero centers (values of -0), NaN, infinities and values whose
+    arithmetic overflows: the same labels and the same count of failed rows as the tile kernel,
+    and for small integers the exact argmin (the slow twin)."""
+    dtype = data.draw(st.sampled_from(DTYPES))
+    lanes = NATIVE_VECTOR_BYTES // np.dtype(dtype).itemsize
+    d = data.draw(st.integers(1, 19))
+    k = data.draw(st.integers(1, 2 * lanes))
+    n = data.draw(st.integers(0, 2 * TILE + 3))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    integer = data.draw(st.booleans())
+    if integer:
+        C = rng.integers(-3, 4, size=(k, d)).astype(dtype)
+        X = rng.integers(-3, 4, size=(n, d)).astype(dtype)
+    else:
+        C = rng.normal(size=(k, d)).astype(dtype)
+        X = (rng.normal(size=(n, d)) * 3).astype(dtype)
+    if data.draw(st.booleans()):
+        C[rng.integers(0, k)] = 0
+    if n and k > 1:
+        C[rng.integers(0, k)] = C[0]
+        on = rng.random(n) < 0.2
+        X[on] = C[rng.integers(0, k, on.sum())]
+    specials = data.draw(st.lists(st.sampled_from([np.nan, np.inf, -np.inf, -0.0, "huge"]), max_size=4))
+    if n and not integer:
+        huge = np.finfo(dtype).max / 4
+        for s in specials:
+            X[rng.integers(0, n), rng.integers(0, d)] = huge if s == "huge" else s
+    lo = data.draw(st.integers(0, n))
+    hi = data.draw(st.integers(lo, n))
+    for scratch in (False, True):
+        (bad_tile, tile), (bad_narrow, narrow) = _labels_both_ways(X, C, lo, hi, scratch)
+        assert bad_narrow == bad_tile
+        np.testing.assert_array_equal(narrow, tile)
+    if integer:
+        ref, _ = _exact_reference(X[lo:hi], C)
+        assert bad_narrow == 0
+        np.testing.assert_array_equal(narrow, ref)
+
+
+def test_a_row_whose_values_are_finite_but_sum_beyond_the_range_does_not_fail():
+    """Four centers at x-distance values of +8e307 and four at -8e307: all finite, the nearest
+    is clear; their sum overflows to both infinities (the old check, a sum of the values, made
+    it NaN and failed the row in one order of the sum and not in another). Every kernel labels
+    it and counts no failure without distances; with them |x|^2 overflows and it fails."""
+    from segmint.kernels import assign as ka
+    X = np.array([[4e307]])
+    C = np.array([[-1.0]] * 4 + [[1.0]] * 4)
+    for scratch in (False, True):
+        for bad, labels in _labels_both_ways(X, C, 0, 1, scratch):
+            assert (bad, labels.tolist()) == (0, [4])
+    labels, dist, bad = _assign(X, C, with_dist=True)
+    assert bad == 1
+    # 128 centers: the float64 screen leaves the row to the float64 kernel for one row alone
+    C = np.array([[-1.0]] * 64 + [[1.0]] * 64)
+    assert C.shape[0] >= ka.SCREEN_CENTERS
+    labels, _, bad = _assign(X, C, with_dist=False)
+    assert (bad, labels.tolist()) == (0, [64])
+
+
+def test_float64_labels_at_small_k_come_from_the_row_major_kernel(monkeypatch):
+    """``assigner`` takes the row-major kernel for C-ordered float64 labels with few centers, the
+    tile kernel otherwise (distances, Fortran order, float32, more centers), whatever this CPU's
+    choice of ``NARROW_CENTERS``; predictions are the same either way."""
+    from segmint.kernels import assign as ka
+    calls = []
+    real = ka.assign_labels_narrow
+    monkeypatch.setattr(ka, "assign_labels_narrow", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(ka, "NARROW_CENTERS", 8)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(TILE * 3 + 5, 16))
+    for k, data, with_dist, narrow in [(8, X, False, True), (5, X, False, True), (8, X, True, False),
+                                       (8, np.asfortranarray(X), False, False),
+                                       (8, X.astype(np.float32), False, False), (9, X, False, False)]:
+        calls.clear()
+        C = rng.normal(size=(k, 16)).astype(data.dtype)
+        labels, _, bad = _assign(data, C, with_dist)
+        assert bool(calls) == narrow, (k, data.dtype, with_dist)
+        tile = np.full(len(X), -1, np.int32)
+        C2, cn = prepare(C)
+        assign_rows(*kernel_layout(data), 0, len(X), C2, cn, tile, 0, np.empty(len(X), data.dtype), 0, True,
+                    *no_sums(data))
+        np.testing.assert_array_equal(labels, tile)
+    model = segmint.KMeans(n_clusters=8, random_state=0, n_init=1, max_iter=5).fit(X)
+    calls.clear()
+    model.predict(X)
+    assert calls
+
+
+def _fold_twin(values, best, lab, nan, c0):
+    """The sequential fold: a value strictly below the best takes its place and index."""
+    for lane, v in enumerate(values):
+        if v < best:
+            best, lab = v, c0 + lane
+        nan = nan or bool(np.isnan(v))
+    return best, lab, nan
+
+
+@pytest.fixture(scope="module")
+def fold_kernel():
+    import numba
+
+    from segmint.kernels.simd import vfold_first, vload
+
+    @numba.njit(cache=False)
+    def fold(a, best, lab, nan, c0):
+        return vfold_first(best, lab, nan, vload(a, 0), c0)
+
+    return fold
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(DTYPES), st.data())
+def test_vfold_first_folds_the_lanes_in_order(fold_kernel, dtype, data):
+    """The register fold of the row-major kernel against its twin: NaN, infinities, -0 and +0,
+    ties, any running best (NaN and +inf included) and any first index."""
+    lanes = NATIVE_VECTOR_BYTES // np.dtype(dtype).itemsize
+    pool = st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf, np.nan])
+    a = np.array(data.draw(st.lists(pool, min_size=lanes, max_size=lanes)), dtype)
+    best = dtype(data.draw(pool))
+    lab, c0 = data.draw(st.integers(0, 50)), data.draw(st.integers(0, 50))
+    nan = data.draw(st.booleans())
+    got = fold_kernel(a, best, lab, nan, c0)
+    want = _fold_twin(a, best, lab, nan, c0)
+    assert got[1:] == want[1:]
+    assert np.asarray(got[0], dtype).tobytes() == np.asarray(want[0], dtype).tobytes()

@@ -43,11 +43,22 @@ def assigner(X, C2, cn):
     ``f(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist)`` runs
     :func:`segmint.kernels.assign.assign_rows` on rows ``lo..hi`` and returns its result; float64
     data at large k are screened in float32 first (the same bits in about half the time:
-    :func:`segmint.kernels.assign.assign_rows_screened`).
+    :func:`segmint.kernels.assign.assign_rows_screened`); row-major float64 labels at small k
+    come from :func:`segmint.kernels.assign.assign_labels_narrow` (the same bits, without the
+    tile: ~1.2x faster at k=8 on AVX2).
     """
     X, fm = kernel_layout(X)
     direct = ka.assign_rows
     rest_none = no_sums(X)
+    if not fm and X.dtype == np.float64 and X.flags.c_contiguous and C2.shape[0] <= ka.NARROW_CENTERS:
+        narrow = ka.assign_labels_narrow
+
+        def assign(lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, with_dist):
+            if with_dist:
+                return direct(X, fm, lo, hi, C2, cn, labels, labels_lo, dist, dist_lo, True, *rest_none)
+            return narrow(X, lo, hi, C2, cn, labels, labels_lo)
+
+        return assign
     if not (ka.SCREEN_FLOAT64 and C2.shape[0] >= ka.SCREEN_CENTERS and X.dtype == np.float64
             and X.flags.c_contiguous):
         return lambda lo, hi, *rest: direct(X, fm, lo, hi, *rest, *rest_none)
