@@ -782,6 +782,17 @@ def test_the_wait_reading_counts_the_current_pass_only_and_a_reload_suspends_she
         loop.call_soon(busy, 0.03)
         loop.call_soon(lambda: seen.setdefault("reload", lag.overloaded()))
         await asyncio.sleep(0.02)
+        # the reload ends within a late pass: its requests are still not shed on, until a tick
+        # has run (the loop has caught up); then the usual budget again
+        loop.call_soon(lambda: lag.waited())
+        loop.call_soon(busy, 0.03)
+        loop.call_soon(setattr, lag, "reloading", False)
+        loop.call_soon(lambda: seen.setdefault("ended", lag.overloaded()))
+        await asyncio.sleep(0.02)
+        loop.call_soon(lambda: lag.waited())
+        loop.call_soon(busy, 0.03)
+        loop.call_soon(lambda: seen.setdefault("after", lag.overloaded()))
+        await asyncio.sleep(0.02)
         lag.stop()
         return seen
 
@@ -794,3 +805,4 @@ def test_the_wait_reading_counts_the_current_pass_only_and_a_reload_suspends_she
     assert seen["late"][0] >= 0.03 and seen["late"][1] is True
     assert seen["next"][0] < 0.005 and seen["next"][1] is False
     assert seen["reload"] is False
+    assert seen["ended"] is False and seen["after"] is True
