@@ -194,7 +194,7 @@ class LoopLag:
     def reloading(self, value):
         # the raised budget lasts until the first tick after the reload: the requests of the pass
         # in which the reload ends were delayed by its thread, and the pending tick is still as
-        # overdue as that thread made it (seen in CI: two 503s at a 5 ms budget just after swaps)
+        # overdue as that thread made it
         self._settling = self._settling or (self._reloading and not value)
         self._reloading = bool(value)
 
